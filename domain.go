@@ -1,0 +1,259 @@
+package kinehook
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"strings"
+	"time"
+)
+
+// NumPartitions is the number of delivery partitions. A delivery's partition is
+// a hash of (endpoint, resource key), so every delivery that must stay ordered
+// lands in the same partition; instances sharing one database split the work
+// by partition.
+const NumPartitions = 256
+
+// PartitionOf returns the partition of the ordering key (endpointID, resourceKey).
+func PartitionOf(endpointID, resourceKey string) int {
+	h := fnv.New32a()
+	h.Write([]byte(endpointID))
+	h.Write([]byte{0})
+	h.Write([]byte(resourceKey))
+	return int(h.Sum32() % NumPartitions)
+}
+
+// Project is a tenant: it owns endpoints and events and has its own API key.
+type Project struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	// RetentionDays overrides the server's retention for this project (0 = server default).
+	RetentionDays int `json:"retention_days,omitempty"`
+	// OperationsURL, when set, receives operational events (endpoint.disabled, ...).
+	OperationsURL string `json:"operations_url,omitempty"`
+}
+
+// Signature schemes an endpoint can be signed with.
+const (
+	SchemeV1  = "v1"  // HMAC-SHA256, symmetric (whsec_)
+	SchemeV1a = "v1a" // ed25519, asymmetric (whsk_/whpk_)
+)
+
+// EndpointSecret is one signing secret of an endpoint. During rotation an
+// endpoint has the new secret (ExpiresAt zero) and the previous one, which
+// keeps signing until ExpiresAt.
+type EndpointSecret struct {
+	Value     string    `json:"value"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Endpoint is a URL that receives a project's events.
+type Endpoint struct {
+	ID          string `json:"id"`
+	ProjectID   string `json:"project_id"`
+	URL         string `json:"url"`
+	Description string `json:"description"`
+	// EventTypes filters what the endpoint receives: exact types or
+	// prefixes ending in ".*"; empty means every type.
+	EventTypes []string          `json:"event_types"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Disabled   bool              `json:"disabled"`
+	// DisabledReason says why the endpoint was disabled (by a user, a 410, ...).
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// Secrets: the current secret first, then older ones still valid.
+	Secrets []EndpointSecret `json:"-"`
+	// Scheme is SchemeV1 (default) or SchemeV1a.
+	Scheme string `json:"signature_scheme,omitempty"`
+	// Name, Login and Password come from Kinescope's webhook API shape;
+	// Login/Password are sent as HTTP Basic Auth.
+	Name     string `json:"name,omitempty"`
+	Login    string `json:"login,omitempty"`
+	Password string `json:"-"`
+	// RateLimit is the maximum deliveries per second (0 = unlimited).
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	// MaxInFlight bounds concurrent requests to the endpoint (0 = server default).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// FailingSince is when the endpoint's current run of failures began (zero when healthy).
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Matches reports whether the endpoint's filter selects events of type t.
+func (e *Endpoint) Matches(t EventType) bool {
+	if len(e.EventTypes) == 0 {
+		return true
+	}
+	for _, f := range e.EventTypes {
+		if f == "*" || f == string(t) {
+			return true
+		}
+		if p, ok := strings.CutSuffix(f, "*"); ok && strings.HasPrefix(string(t), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ActiveSecrets returns the secrets that sign at time now: the current one and
+// any previous one whose grace period has not ended.
+func (e *Endpoint) ActiveSecrets(now time.Time) []string {
+	out := make([]string, 0, len(e.Secrets))
+	for _, s := range e.Secrets {
+		if s.ExpiresAt.IsZero() || now.Before(s.ExpiresAt) {
+			out = append(out, s.Value)
+		}
+	}
+	return out
+}
+
+// Event is one accepted webhook event. Payload holds the body exactly as
+// posted, {"event": TYPE, "data": {...}}; it is what endpoints receive.
+type Event struct {
+	ID             string          `json:"id"`
+	ProjectID      string          `json:"project_id"`
+	Type           EventType       `json:"event"`
+	Payload        json.RawMessage `json:"-"`
+	ResourceKey    string          `json:"resource_key"`
+	IdempotencyKey string          `json:"-"`
+	CreatedAt      time.Time       `json:"created_at"`
+	// Seq orders events by acceptance; set by the store.
+	Seq int64 `json:"-"`
+}
+
+// DeliveryStatus is the state of one event's delivery to one endpoint.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliveryRetrying  DeliveryStatus = "retrying"
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	DeliveryFailed    DeliveryStatus = "failed"
+)
+
+// Final reports whether no further attempt will be made.
+func (s DeliveryStatus) Final() bool { return s == DeliverySucceeded || s == DeliveryFailed }
+
+// Delivery is one event on its way to one endpoint.
+type Delivery struct {
+	ID          string    `json:"id"`
+	ProjectID   string    `json:"project_id"`
+	EventID     string    `json:"event_id"`
+	EndpointID  string    `json:"endpoint_id"`
+	EventType   EventType `json:"event_type"`
+	ResourceKey string    `json:"resource_key"`
+	// Seq is the event's acceptance order; deliveries with the same
+	// (EndpointID, ResourceKey) are sent in Seq order.
+	Seq            int64          `json:"-"`
+	Partition      int            `json:"-"`
+	Status         DeliveryStatus `json:"status"`
+	Attempts       int            `json:"attempts"`
+	NextAttemptAt  time.Time      `json:"next_attempt_at,omitzero"`
+	LastStatusCode int            `json:"last_status_code"`
+	LastError      string         `json:"last_error,omitempty"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+}
+
+// Attempt is one HTTP request made for a delivery.
+type Attempt struct {
+	DeliveryID  string    `json:"delivery_id"`
+	AttemptedAt time.Time `json:"attempted_at"`
+	StatusCode  int       `json:"status_code"`
+	Error       string    `json:"error"`
+	DurationMS  float64   `json:"duration_ms"`
+	// ResponseBody is the first 4 KiB of the response body.
+	ResponseBody   string            `json:"response_body"`
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
+}
+
+// AttemptResult is an attempt with the delivery state it leads to. The engine
+// hands these to the store in batches.
+type AttemptResult struct {
+	Attempt       Attempt
+	Status        DeliveryStatus
+	Attempts      int
+	NextAttemptAt time.Time
+}
+
+// IngestResult is what the store made of one event: the event as stored (the
+// first one when the idempotency key was seen before) and its deliveries.
+type IngestResult struct {
+	Event      *Event
+	Deliveries []*Delivery
+	// Duplicate is true when the idempotency key matched an earlier event;
+	// nothing was created.
+	Duplicate bool
+}
+
+// EventFilter selects events in ListEvents. Zero values select everything.
+type EventFilter struct {
+	Type        EventType
+	ResourceKey string
+	// DeliveryStatus keeps events with at least one delivery in that status.
+	DeliveryStatus DeliveryStatus
+	Since, Until   time.Time
+	// Cursor is the opaque next_cursor of a previous page.
+	Cursor string
+	Limit  int
+}
+
+// Store is the durable log: everything accepted lives here. Scheduling lives in
+// memory (the delivery engine); the store never drives it by polling.
+//
+// Implementations: sqlite (embedded, default) and postgres. Both pass the
+// shared suite in storetest.
+type Store interface {
+	// Ping reports whether the store answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+
+	// AdminKeyHash returns the stored admin key hash, or ErrNotFound.
+	AdminKeyHash(ctx context.Context) ([]byte, error)
+	SetAdminKeyHash(ctx context.Context, hash []byte) error
+
+	CreateProject(ctx context.Context, p *Project, apiKeyHash []byte) error
+	GetProject(ctx context.Context, id string) (*Project, error)
+	ListProjects(ctx context.Context) ([]*Project, error)
+	UpdateProject(ctx context.Context, p *Project) error
+	// ProjectByKeyHash finds the project whose API key hashes to hash, or ErrNotFound.
+	ProjectByKeyHash(ctx context.Context, hash []byte) (*Project, error)
+
+	CreateEndpoint(ctx context.Context, e *Endpoint) error
+	GetEndpoint(ctx context.Context, projectID, id string) (*Endpoint, error)
+	ListEndpoints(ctx context.Context, projectID string) ([]*Endpoint, error)
+	// AllEndpoints lists every endpoint of every project (for the engine's cache).
+	AllEndpoints(ctx context.Context) ([]*Endpoint, error)
+	UpdateEndpoint(ctx context.Context, e *Endpoint) error
+	// DeleteEndpoint removes the endpoint; its pending deliveries become failed.
+	DeleteEndpoint(ctx context.Context, projectID, id string) error
+
+	// IngestEvents stores events and, in the same transaction, one pending
+	// delivery per enabled endpoint of the event's project whose filter
+	// matches. Events whose (project, idempotency key) was stored within the
+	// last 24 h come back as the earlier event with Duplicate set. One call is
+	// one commit (group commit batches many events into one call).
+	IngestEvents(ctx context.Context, events []*Event) ([]IngestResult, error)
+	GetEvent(ctx context.Context, projectID, id string) (*Event, error)
+	// ListEvents pages newest first; it returns the next cursor ("" at the end).
+	ListEvents(ctx context.Context, projectID string, f EventFilter) ([]*Event, string, error)
+
+	GetDelivery(ctx context.Context, projectID, id string) (*Delivery, error)
+	ListDeliveries(ctx context.Context, projectID, eventID string) ([]*Delivery, error)
+	// OpenDeliveries calls fn for every pending or retrying delivery in the
+	// given partitions (all when partitions is nil), in Seq order, so the
+	// engine can rebuild its queues at start without holding payloads.
+	OpenDeliveries(ctx context.Context, partitions []int, fn func(*Delivery) error) error
+	// EventPayloads returns the payloads of the given events, keyed by id.
+	EventPayloads(ctx context.Context, eventIDs []string) (map[string][]byte, error)
+	// RecordAttempts stores attempts and the delivery states they lead to, in one commit.
+	RecordAttempts(ctx context.Context, results []AttemptResult) error
+	ListAttempts(ctx context.Context, projectID, deliveryID string) ([]*Attempt, error)
+	// ReopenDeliveries sets the given final deliveries back to pending (a
+	// manual retry) and returns them as they now are.
+	ReopenDeliveries(ctx context.Context, projectID string, ids []string) ([]*Delivery, error)
+	// FailedDeliveries lists an endpoint's failed deliveries created at or after since.
+	FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*Delivery, error)
+}
