@@ -246,6 +246,9 @@ type Store interface {
 	// given partitions (all when partitions is nil), in Seq order, so the
 	// engine can rebuild its queues at start without holding payloads.
 	OpenDeliveries(ctx context.Context, partitions []int, fn func(*Delivery) error) error
+	// DeliveriesByID returns the deliveries with the given ids (any project);
+	// unknown ids are skipped.
+	DeliveriesByID(ctx context.Context, ids []string) ([]*Delivery, error)
 	// EventPayloads returns the payloads of the given events, keyed by id.
 	EventPayloads(ctx context.Context, eventIDs []string) (map[string][]byte, error)
 	// RecordAttempts stores attempts and the delivery states they lead to, in one commit.

@@ -35,3 +35,32 @@ type Dispatcher interface {
 	// created, updated or deleted it.
 	EndpointChanged(ctx context.Context, projectID, endpointID string)
 }
+
+// PartitionOwner is the side of the delivery engine that a Coordinator drives.
+type PartitionOwner interface {
+	// Assign hands partitions to this instance: the engine loads their open
+	// deliveries from the store and delivers them.
+	Assign(ctx context.Context, partitions []int) error
+	// Revoke takes partitions away: the engine starts no new attempt in them,
+	// waits until its in-flight attempts there are recorded, then returns.
+	Revoke(ctx context.Context, partitions []int) error
+	// Wake tells the engine that these deliveries were created or reopened by
+	// another instance; it loads those in partitions it owns.
+	Wake(ctx context.Context, deliveryIDs []string) error
+	// RefreshEndpoint reloads an endpoint changed by another instance.
+	RefreshEndpoint(ctx context.Context, projectID, endpointID string)
+}
+
+// Coordinator divides the delivery partitions among live instances and
+// carries news between them. A single instance owns every partition (the
+// delivery package's local coordinator); on PostgreSQL, instances lease
+// partitions with heartbeats and talk through LISTEN/NOTIFY.
+type Coordinator interface {
+	// Run assigns and revokes partitions on owner until ctx ends.
+	Run(ctx context.Context, owner PartitionOwner) error
+	// AnnounceDeliveries tells the other instances that deliveries were
+	// created or reopened (they Wake the owner of each one's partition).
+	AnnounceDeliveries(ctx context.Context, ids []string) error
+	// AnnounceEndpoint tells the other instances that an endpoint changed.
+	AnnounceEndpoint(ctx context.Context, projectID, endpointID string) error
+}
