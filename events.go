@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // EventType is the "event" field of a webhook body.
@@ -132,105 +133,242 @@ func resourceKeyOf(raw json.RawMessage) string {
 type ValidationError struct {
 	Field    string // JSON path, e.g. "data.status"
 	Expected string
+	// Got describes what was found, when that helps ("missing", `"failed"`).
+	Got string
 	// Malformed is true when the input is not a JSON object at all.
 	Malformed bool
 }
 
 func (e *ValidationError) Error() string {
+	if e.Got != "" {
+		return fmt.Sprintf("%s: expected %s, got %s", e.Field, e.Expected, e.Got)
+	}
 	return fmt.Sprintf("%s: expected %s", e.Field, e.Expected)
 }
 
 // ParseStrict parses a body for producers: the type must be in the catalog,
 // required fields present and non-empty, the status known, and no unknown
-// fields anywhere.
+// fields anywhere. A body ParseStrict accepts is valid against the type's
+// JSON Schema in Catalog, and the other way round.
 func ParseStrict(body []byte) (*ParsedEvent, error) { return parse(body, true) }
 
 // ParseLenient parses a body for receivers: unknown event types and status
 // values are passed on and flagged, not rejected; unknown fields are ignored.
-// Malformed JSON and missing required fields of known types are still errors.
+// Malformed JSON, a missing or mistyped required field of a known type are
+// still errors.
 func ParseLenient(body []byte) (*ParsedEvent, error) { return parse(body, false) }
+
+// describe names the JSON kind of a raw value, for error messages.
+func describe(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		if len(raw) > 40 {
+			return "a string " + string(raw[:37]) + `..."`
+		}
+		if string(raw) == `""` {
+			return "an empty string"
+		}
+		return "the string " + string(raw)
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// stringField decodes the string at key of obj. present reports whether the
+// key exists; a present non-string is an error naming path.
+func stringField(obj map[string]json.RawMessage, key, path string) (s string, present bool, err error) {
+	raw, ok := obj[key]
+	if !ok {
+		return "", false, nil
+	}
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", true, &ValidationError{Field: path, Expected: "a string", Got: describe(raw)}
+	}
+	return s, true, nil
+}
+
+// requiredString decodes a required, non-empty string field.
+func requiredString(obj map[string]json.RawMessage, key, path, what string) (string, error) {
+	s, present, err := stringField(obj, key, path)
+	switch {
+	case err != nil:
+		err.(*ValidationError).Expected = "a non-empty string (" + what + ")"
+		return "", err
+	case !present:
+		return "", &ValidationError{Field: path, Expected: "a non-empty string (" + what + ")", Got: "missing"}
+	case s == "":
+		return "", &ValidationError{Field: path, Expected: "a non-empty string (" + what + ")", Got: "an empty string"}
+	}
+	return s, nil
+}
+
+// rejectUnknown fails on the first key of obj (in sorted order) not in allowed.
+func rejectUnknown(obj map[string]json.RawMessage, prefix string, allowed ...string) error {
+	var unknown []string
+	for k := range obj {
+		if !slices.Contains(allowed, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = strconv.Quote(a)
+	}
+	return &ValidationError{Field: prefix + unknown[0], Expected: "no field other than " + strings.Join(quoted, ", "), Got: "an unknown field"}
+}
+
+func statusList() string {
+	s := make([]string, len(MediaStatuses))
+	for i, m := range MediaStatuses {
+		s[i] = string(m)
+	}
+	return "one of " + strings.Join(s, ", ")
+}
+
+func typeList() string {
+	s := make([]string, len(EventTypes))
+	for i, t := range EventTypes {
+		s[i] = string(t)
+	}
+	return "one of " + strings.Join(s, ", ")
+}
 
 func parse(body []byte, strict bool) (*ParsedEvent, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		return nil, &ValidationError{Field: "body", Expected: "a JSON object {\"event\": TYPE, \"data\": {...}}", Malformed: true}
+		return nil, &ValidationError{Field: "body", Expected: `a JSON object {"event": TYPE, "data": {...}}`, Got: malformedWhat(body, err), Malformed: true}
 	}
 	if strict {
-		for k := range top {
-			if k != "event" && k != "data" {
-				return nil, &ValidationError{Field: k, Expected: "no field other than \"event\" and \"data\""}
-			}
+		if err := rejectUnknown(top, "", "event", "data"); err != nil {
+			return nil, err
 		}
 	}
-	rawType, ok := top["event"]
-	var typ string
-	if !ok || json.Unmarshal(rawType, &typ) != nil || typ == "" {
-		return nil, &ValidationError{Field: "event", Expected: "a non-empty string naming the event type"}
+	typ, err := requiredString(top, "event", "event", "the event type")
+	if err != nil {
+		return nil, err
 	}
 	ev := &ParsedEvent{Type: EventType(typ)}
 	rawData, ok := top["data"]
 	if !ok || len(rawData) == 0 || rawData[0] != '{' {
-		return nil, &ValidationError{Field: "data", Expected: "a JSON object"}
+		got := "missing"
+		if ok {
+			got = describe(rawData)
+		}
+		return nil, &ValidationError{Field: "data", Expected: "a JSON object", Got: got}
 	}
 	ev.Raw = rawData
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(rawData, &data); err != nil {
+		return nil, &ValidationError{Field: "data", Expected: "a JSON object", Got: malformedWhat(rawData, err), Malformed: true}
+	}
 	if !ev.Type.Known() {
 		if strict {
-			return nil, &ValidationError{Field: "event", Expected: fmt.Sprintf("one of %v, got %q", EventTypes, typ)}
+			return nil, &ValidationError{Field: "event", Expected: typeList(), Got: strconv.Quote(typ)}
 		}
 		ev.UnknownType = true
 		return ev, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(rawData))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
 	if ev.Type == EventMediaUpdateStatus {
-		var m MediaData
-		if err := decodeData(dec, &m); err != nil {
+		m, unknownStatus, err := parseMedia(data, strict)
+		if err != nil {
 			return nil, err
 		}
-		switch {
-		case m.ID == "":
-			return nil, &ValidationError{Field: "data.id", Expected: "a non-empty string (the video id)"}
-		case m.Status == "":
-			return nil, &ValidationError{Field: "data.status", Expected: fmt.Sprintf("one of %v", MediaStatuses)}
-		case !m.Status.Known():
-			if strict {
-				return nil, &ValidationError{Field: "data.status", Expected: fmt.Sprintf("one of %v, got %q", MediaStatuses, m.Status)}
-			}
-			ev.UnknownStatus = true
-		}
-		ev.Media = &m
+		ev.Media, ev.UnknownStatus = m, unknownStatus
 		return ev, nil
 	}
-	var l LiveData
-	if err := decodeData(dec, &l); err != nil {
+	l, err := parseLive(ev.Type, data, strict)
+	if err != nil {
 		return nil, err
 	}
-	if l.EventID == "" {
-		return nil, &ValidationError{Field: "data.event_id", Expected: "a non-empty string (the live event id)"}
-	}
-	if strict && l.VideoID != "" && ev.Type != EventLiveFinished {
-		return nil, &ValidationError{Field: "data.video_id", Expected: "no video_id except on live.finished"}
-	}
-	ev.Live = &l
+	ev.Live = l
 	return ev, nil
 }
 
-func decodeData(dec *json.Decoder, v any) error {
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
-			return &ValidationError{Field: "data", Expected: "a single JSON object"}
+func parseMedia(data map[string]json.RawMessage, strict bool) (*MediaData, bool, error) {
+	if strict {
+		if err := rejectUnknown(data, "data.", "id", "status", "message"); err != nil {
+			return nil, false, err
 		}
-		return nil
+	}
+	id, err := requiredString(data, "id", "data.id", "the video id")
+	if err != nil {
+		return nil, false, err
+	}
+	status, err := requiredString(data, "status", "data.status", statusList())
+	if err != nil {
+		return nil, false, err
+	}
+	msg, _, err := stringField(data, "message", "data.message")
+	if err != nil {
+		return nil, false, err
+	}
+	m := &MediaData{ID: id, Status: MediaStatus(status), Message: msg}
+	if !m.Status.Known() {
+		if strict {
+			return nil, false, &ValidationError{Field: "data.status", Expected: statusList(), Got: strconv.Quote(status)}
+		}
+		return m, true, nil
+	}
+	return m, false, nil
+}
+
+func parseLive(t EventType, data map[string]json.RawMessage, strict bool) (*LiveData, error) {
+	if strict {
+		allowed := []string{"event_id"}
+		if t == EventLiveFinished {
+			allowed = append(allowed, "video_id")
+		}
+		if err := rejectUnknown(data, "data.", allowed...); err != nil {
+			if err.(*ValidationError).Field == "data.video_id" {
+				err.(*ValidationError).Expected = "no video_id except on live.finished"
+			}
+			return nil, err
+		}
+	}
+	id, err := requiredString(data, "event_id", "data.event_id", "the live event id")
+	if err != nil {
+		return nil, err
+	}
+	l := &LiveData{EventID: id}
+	if t == EventLiveFinished {
+		// An empty video_id means "no recording", as does its absence.
+		if l.VideoID, _, err = stringField(data, "video_id", "data.video_id"); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// malformedWhat explains why body is not a JSON object.
+func malformedWhat(body []byte, err error) string {
+	trimmed := bytes.TrimSpace(body)
+	switch {
+	case len(trimmed) == 0:
+		return "an empty body"
+	case err == nil:
+		return describe(trimmed)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d (%v)", se.Offset, se)
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return &ValidationError{Field: "data." + te.Field, Expected: "a " + te.Type.String()}
+		return describe(trimmed)
 	}
-	if msg := err.Error(); len(msg) > 0 && bytes.Contains([]byte(msg), []byte("unknown field")) {
-		return &ValidationError{Field: "data", Expected: "no unknown fields (" + msg + ")"}
-	}
-	return &ValidationError{Field: "data", Expected: "a JSON object", Malformed: true}
+	return "invalid JSON (" + err.Error() + ")"
 }
