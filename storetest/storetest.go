@@ -1,0 +1,336 @@
+// Package storetest is the test suite every kinehook.Store implementation
+// must pass (SQLite and PostgreSQL alike). It uses only the kinehook.Store
+// interface, so the contract it checks is the contract of the interface.
+//
+// Conventions the suite relies on (implementations must follow them):
+//   - open(t) returns a new, empty store and registers its Close with t.Cleanup.
+//   - Times round-trip at microsecond precision at least, compared with Equal.
+//   - Create* fill CreatedAt (and UpdatedAt) with the current time when zero;
+//     IngestEvents fills an empty Event.ID with kinehook.NewID(PrefixEvent)
+//     and a zero CreatedAt with the current time.
+//   - A delivery's CreatedAt is its event's CreatedAt; its Seq is the event's
+//     Seq; NextAttemptAt of a new or reopened delivery is the current time.
+//   - The idempotency window is measured on event times: an event is a
+//     duplicate when an earlier event of the same project with the same key
+//     has CreatedAt within 24 h before the new event's CreatedAt.
+//   - Not-found: kinehook.ErrorCode(err) == ENOTFOUND and
+//     errors.Is(err, kinehook.ErrNotFound). Records of another project are
+//     not found. ListDeliveries of an unknown event and ListAttempts of an
+//     unknown delivery are not found too.
+//   - A malformed ListEvents cursor is an EINVALID error.
+//   - EventFilter.Since is inclusive, Until exclusive (the suite avoids
+//     testing exact boundaries).
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Opener returns a fresh, empty store whose Close is registered with t.Cleanup.
+type Opener func(t *testing.T) kinehook.Store
+
+// Run runs the whole suite; each subtest opens its own store.
+func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s kinehook.Store)
+	}{
+		{"Ping", testPing},
+		{"AdminKey", testAdminKey},
+		{"Projects", testProjects},
+		{"Endpoints", testEndpoints},
+		{"EndpointNotFound", testEndpointNotFound},
+		{"IngestFanOut", testIngestFanOut},
+		{"IngestPayloadAndSeq", testIngestPayloadAndSeq},
+		{"IngestIdempotency", testIngestIdempotency},
+		{"IngestIdempotencyExpiry", testIngestIdempotencyExpiry},
+		{"IngestEmptyAndNoEndpoints", testIngestEmptyAndNoEndpoints},
+		{"ListEventsPaging", testListEventsPaging},
+		{"ListEventsFilters", testListEventsFilters},
+		{"Deliveries", testDeliveries},
+		{"OpenDeliveries", testOpenDeliveries},
+		{"RecordAttempts", testRecordAttempts},
+		{"RecordAttemptsLargeBatch", testRecordAttemptsLargeBatch},
+		{"ReopenDeliveries", testReopenDeliveries},
+		{"FailedDeliveries", testFailedDeliveries},
+		{"DeleteEndpoint", testDeleteEndpoint},
+		{"ConcurrentIngest", testConcurrentIngest},
+		{"Consistency", testConsistency},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			if s == nil {
+				t.Fatal("open returned a nil store")
+			}
+			tc.fn(t, s)
+		})
+	}
+}
+
+func testPing(t *testing.T, s kinehook.Store) {
+	requireNoErr(t, s.Ping(t.Context()), "Ping")
+}
+
+func testAdminKey(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	_, err := s.AdminKeyHash(ctx)
+	assertNotFound(t, err, "AdminKeyHash on an empty store")
+
+	for i, key := range []string{"admin-one", "admin-two"} {
+		want := kinehook.HashKey(key)
+		requireNoErr(t, s.SetAdminKeyHash(ctx, want), "SetAdminKeyHash")
+		got, err := s.AdminKeyHash(ctx)
+		requireNoErr(t, err, "AdminKeyHash")
+		if string(got) != string(want) {
+			t.Errorf("round %d: AdminKeyHash = %x, want %x", i, got, want)
+		}
+	}
+}
+
+func testProjects(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p1, key1 := newProject(t, s, "Alpha")
+	p2, key2 := newProject(t, s, "Бета") // non-ASCII names round-trip
+
+	// A zero CreatedAt is filled by the store.
+	p3 := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "Gamma"}
+	before := now()
+	requireNoErr(t, s.CreateProject(ctx, p3, kinehook.HashKey("gamma-key")), "CreateProject p3")
+	got3, err := s.GetProject(ctx, p3.ID)
+	requireNoErr(t, err, "GetProject p3")
+	assertTimeNear(t, "p3.CreatedAt", got3.CreatedAt, before, 5e9)
+
+	for _, want := range []*kinehook.Project{p1, p2} {
+		got, err := s.GetProject(ctx, want.ID)
+		requireNoErr(t, err, "GetProject")
+		if got.ID != want.ID || got.Name != want.Name || got.RetentionDays != 0 || got.OperationsURL != "" {
+			t.Errorf("GetProject = %+v, want %+v", got, want)
+		}
+		assertTimeEq(t, "project CreatedAt", got.CreatedAt, want.CreatedAt)
+	}
+	_, err = s.GetProject(ctx, kinehook.NewID(kinehook.PrefixProject))
+	assertNotFound(t, err, "GetProject(unknown)")
+
+	list, err := s.ListProjects(ctx)
+	requireNoErr(t, err, "ListProjects")
+	seen := map[string]string{}
+	for _, p := range list {
+		seen[p.ID] = p.Name
+	}
+	for _, p := range []*kinehook.Project{p1, p2, p3} {
+		if seen[p.ID] != p.Name {
+			t.Errorf("ListProjects lacks %s (%q); got %v", p.ID, p.Name, seen)
+		}
+	}
+
+	// Key lookup.
+	for _, tc := range []struct {
+		key  string
+		want string
+	}{{key1, p1.ID}, {key2, p2.ID}, {"gamma-key", p3.ID}} {
+		got, err := s.ProjectByKeyHash(ctx, kinehook.HashKey(tc.key))
+		requireNoErr(t, err, "ProjectByKeyHash")
+		if got.ID != tc.want {
+			t.Errorf("ProjectByKeyHash(%s) = %s, want %s", tc.key, got.ID, tc.want)
+		}
+	}
+	_, err = s.ProjectByKeyHash(ctx, kinehook.HashKey("nobody's key"))
+	assertNotFound(t, err, "ProjectByKeyHash(unknown)")
+
+	// Update.
+	p1.Name = "Alpha renamed"
+	p1.RetentionDays = 7
+	p1.OperationsURL = "https://ops.example.com/hook"
+	requireNoErr(t, s.UpdateProject(ctx, p1), "UpdateProject")
+	got, err := s.GetProject(ctx, p1.ID)
+	requireNoErr(t, err, "GetProject after update")
+	if got.Name != p1.Name || got.RetentionDays != 7 || got.OperationsURL != p1.OperationsURL {
+		t.Errorf("after UpdateProject: %+v, want %+v", got, p1)
+	}
+	assertTimeEq(t, "CreatedAt after update", got.CreatedAt, p1.CreatedAt)
+	// The key still maps to the project after an update.
+	got, err = s.ProjectByKeyHash(ctx, kinehook.HashKey(key1))
+	requireNoErr(t, err, "ProjectByKeyHash after update")
+	if got.Name != p1.Name {
+		t.Errorf("ProjectByKeyHash after update: name %q, want %q", got.Name, p1.Name)
+	}
+	// Other projects are untouched.
+	got, err = s.GetProject(ctx, p2.ID)
+	requireNoErr(t, err, "GetProject p2")
+	if got.Name != p2.Name || got.RetentionDays != 0 {
+		t.Errorf("p2 changed by an update of p1: %+v", got)
+	}
+
+	err = s.UpdateProject(ctx, &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "ghost"})
+	assertNotFound(t, err, "UpdateProject(unknown)")
+}
+
+func testEndpoints(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p1, _ := newProject(t, s, "p1")
+	p2, _ := newProject(t, s, "p2")
+	ts := now()
+
+	full := newEndpoint(t, s, p1.ID, func(e *kinehook.Endpoint) {
+		e.Description = "orders service — prod"
+		e.EventTypes = []string{"media.update.status", "live.*"}
+		e.Headers = map[string]string{"X-Team": "video", "X-Env": "prod"}
+		e.Secrets = []kinehook.EndpointSecret{
+			{Value: "whsec_" + randHex(24)},
+			{Value: "whsec_" + randHex(24), ExpiresAt: ts.Add(24 * time.Hour)},
+		}
+		e.Scheme = kinehook.SchemeV1a
+		e.Name = "kinescope hook"
+		e.Login = "user"
+		e.Password = "p@ss:word"
+		e.RateLimit = 12.5
+		e.MaxInFlight = 3
+		e.FailingSince = ts.Add(-time.Hour)
+	})
+	disabled := newEndpoint(t, s, p1.ID, func(e *kinehook.Endpoint) {
+		e.Disabled = true
+		e.DisabledReason = "endpoint answered 410 Gone"
+	})
+	other := newEndpoint(t, s, p2.ID, nil)
+
+	for _, want := range []*kinehook.Endpoint{full, disabled, other} {
+		got, err := s.GetEndpoint(ctx, want.ProjectID, want.ID)
+		requireNoErr(t, err, "GetEndpoint")
+		compareEndpoint(t, "GetEndpoint "+want.ID, got, want)
+	}
+
+	// A zero CreatedAt/UpdatedAt is filled by the store.
+	bare := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p2.ID, URL: "http://example.org/x",
+		Secrets: []kinehook.EndpointSecret{{Value: "whsec_" + randHex(24)}}}
+	requireNoErr(t, s.CreateEndpoint(ctx, bare), "CreateEndpoint bare")
+	gotBare, err := s.GetEndpoint(ctx, p2.ID, bare.ID)
+	requireNoErr(t, err, "GetEndpoint bare")
+	assertTimeNear(t, "bare.CreatedAt", gotBare.CreatedAt, ts, 5*time.Second)
+	assertTimeNear(t, "bare.UpdatedAt", gotBare.UpdatedAt, ts, 5*time.Second)
+	if len(gotBare.EventTypes) != 0 || len(gotBare.Headers) != 0 || gotBare.Disabled {
+		t.Errorf("bare endpoint came back with %+v", gotBare)
+	}
+
+	list, err := s.ListEndpoints(ctx, p1.ID)
+	requireNoErr(t, err, "ListEndpoints p1")
+	if got, want := sortedIDs(endpointIDs(list)), sortedIDs([]string{full.ID, disabled.ID}); !equalStrings(got, want) {
+		t.Errorf("ListEndpoints(p1) = %v, want %v", got, want)
+	}
+	for _, e := range list {
+		if e.ID == full.ID {
+			compareEndpoint(t, "ListEndpoints entry", e, full)
+		}
+	}
+	all, err := s.AllEndpoints(ctx)
+	requireNoErr(t, err, "AllEndpoints")
+	have := map[string]*kinehook.Endpoint{}
+	for _, e := range all {
+		have[e.ID] = e
+	}
+	for _, want := range []*kinehook.Endpoint{full, disabled, other} {
+		if have[want.ID] == nil {
+			t.Errorf("AllEndpoints lacks %s", want.ID)
+			continue
+		}
+		compareEndpoint(t, "AllEndpoints entry", have[want.ID], want)
+	}
+
+	// Update every field, including rotation and clearing.
+	upd := *full
+	upd.URL = "https://example.com/v2"
+	upd.Description = ""
+	upd.EventTypes = []string{"live.finished"}
+	upd.Headers = map[string]string{"X-Only": "1"}
+	upd.Secrets = []kinehook.EndpointSecret{{Value: "whsec_" + randHex(24)}, {Value: full.Secrets[0].Value, ExpiresAt: ts.Add(24 * time.Hour)}}
+	upd.Disabled = true
+	upd.DisabledReason = "failing for 5 days"
+	upd.Scheme = kinehook.SchemeV1
+	upd.Login = ""
+	upd.Password = ""
+	upd.RateLimit = 0
+	upd.MaxInFlight = 10
+	upd.FailingSince = time.Time{}
+	upd.UpdatedAt = ts.Add(time.Minute)
+	requireNoErr(t, s.UpdateEndpoint(ctx, &upd), "UpdateEndpoint")
+	got, err := s.GetEndpoint(ctx, p1.ID, full.ID)
+	requireNoErr(t, err, "GetEndpoint after update")
+	compareEndpoint(t, "after UpdateEndpoint", got, &upd)
+
+	// Re-enable clears the reason.
+	upd.Disabled, upd.DisabledReason = false, ""
+	requireNoErr(t, s.UpdateEndpoint(ctx, &upd), "UpdateEndpoint re-enable")
+	got, err = s.GetEndpoint(ctx, p1.ID, full.ID)
+	requireNoErr(t, err, "GetEndpoint after re-enable")
+	compareEndpoint(t, "after re-enable", got, &upd)
+
+	// The other endpoints are untouched.
+	got, err = s.GetEndpoint(ctx, p1.ID, disabled.ID)
+	requireNoErr(t, err, "GetEndpoint disabled")
+	compareEndpoint(t, "untouched endpoint", got, disabled)
+
+	// Delete.
+	requireNoErr(t, s.DeleteEndpoint(ctx, p1.ID, disabled.ID), "DeleteEndpoint")
+	_, err = s.GetEndpoint(ctx, p1.ID, disabled.ID)
+	assertNotFound(t, err, "GetEndpoint after delete")
+	list, err = s.ListEndpoints(ctx, p1.ID)
+	requireNoErr(t, err, "ListEndpoints after delete")
+	if ids := endpointIDs(list); !equalStrings(ids, []string{full.ID}) {
+		t.Errorf("ListEndpoints after delete = %v, want [%s]", ids, full.ID)
+	}
+	assertNotFound(t, s.DeleteEndpoint(ctx, p1.ID, disabled.ID), "DeleteEndpoint twice")
+}
+
+func testEndpointNotFound(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p1, _ := newProject(t, s, "p1")
+	p2, _ := newProject(t, s, "p2")
+	e := newEndpoint(t, s, p1.ID, nil)
+
+	_, err := s.GetEndpoint(ctx, p2.ID, e.ID)
+	assertNotFound(t, err, "GetEndpoint(other project)")
+	_, err = s.GetEndpoint(ctx, p1.ID, kinehook.NewID(kinehook.PrefixEndpoint))
+	assertNotFound(t, err, "GetEndpoint(unknown)")
+
+	moved := *e
+	moved.ProjectID = p2.ID
+	moved.URL = "https://evil.example.com/"
+	assertNotFound(t, s.UpdateEndpoint(ctx, &moved), "UpdateEndpoint(other project)")
+	ghost := *e
+	ghost.ID = kinehook.NewID(kinehook.PrefixEndpoint)
+	assertNotFound(t, s.UpdateEndpoint(ctx, &ghost), "UpdateEndpoint(unknown)")
+	assertNotFound(t, s.DeleteEndpoint(ctx, p2.ID, e.ID), "DeleteEndpoint(other project)")
+
+	got, err := s.GetEndpoint(ctx, p1.ID, e.ID)
+	requireNoErr(t, err, "GetEndpoint after foreign update/delete")
+	compareEndpoint(t, "endpoint after foreign update/delete", got, e)
+
+	list, err := s.ListEndpoints(ctx, p2.ID)
+	requireNoErr(t, err, "ListEndpoints p2")
+	if len(list) != 0 {
+		t.Errorf("ListEndpoints(p2) = %v, want none", endpointIDs(list))
+	}
+}
+
+func endpointIDs(es []*kinehook.Endpoint) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
