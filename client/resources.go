@@ -1,0 +1,419 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// ProjectWithKey is a newly created project with its API key, which the API
+// shows only once, at creation.
+type ProjectWithKey struct {
+	kinehook.Project
+	APIKey string `json:"api_key"`
+}
+
+// CreateProject creates a project (admin key only).
+func (c *Client) CreateProject(ctx context.Context, name string) (*ProjectWithKey, error) {
+	var out ProjectWithKey
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/projects", body: map[string]string{"name": name}, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListProjects lists every project (admin key only).
+func (c *Client) ListProjects(ctx context.Context) ([]*kinehook.Project, error) {
+	var out listBody[*kinehook.Project]
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/projects", out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// GetProject returns one project (the admin key, or that project's key).
+func (c *Client) GetProject(ctx context.Context, projectID string) (*kinehook.Project, error) {
+	var out kinehook.Project
+	if err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s", projectID), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Endpoint is an endpoint as the API shows it. Secret is set only in the
+// answer to CreateEndpoint.
+type Endpoint struct {
+	kinehook.Endpoint
+	Secret string `json:"secret,omitempty"`
+}
+
+// EndpointCreate is the body of POST /v1/projects/{pid}/endpoints. Only URL
+// is required; empty EventTypes means every type.
+type EndpointCreate struct {
+	URL         string            `json:"url"`
+	EventTypes  []string          `json:"event_types,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Secret      string            `json:"secret,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Disabled    bool              `json:"disabled,omitempty"`
+	RateLimit   float64           `json:"rate_limit,omitempty"`
+	MaxInFlight int               `json:"max_in_flight,omitempty"`
+}
+
+// EndpointUpdate is the body of PATCH .../endpoints/{eid}: only non-nil fields
+// are sent, so only they change.
+type EndpointUpdate struct {
+	URL         *string            `json:"url,omitempty"`
+	EventTypes  *[]string          `json:"event_types,omitempty"`
+	Description *string            `json:"description,omitempty"`
+	Headers     *map[string]string `json:"headers,omitempty"`
+	Disabled    *bool              `json:"disabled,omitempty"`
+	RateLimit   *float64           `json:"rate_limit,omitempty"`
+	MaxInFlight *int               `json:"max_in_flight,omitempty"`
+}
+
+// Ptr returns a pointer to v, for EndpointUpdate's fields.
+func Ptr[T any](v T) *T { return &v }
+
+// CreateEndpoint registers an endpoint; the answer carries its signing secret.
+func (c *Client) CreateEndpoint(ctx context.Context, projectID string, in EndpointCreate) (*Endpoint, error) {
+	var out Endpoint
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/endpoints", projectID), body: in, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListEndpoints lists a project's endpoints.
+func (c *Client) ListEndpoints(ctx context.Context, projectID string) ([]*Endpoint, error) {
+	var out listBody[*Endpoint]
+	if err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints", projectID), out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// GetEndpoint returns one endpoint.
+func (c *Client) GetEndpoint(ctx context.Context, projectID, endpointID string) (*Endpoint, error) {
+	var out Endpoint
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints/%s", projectID, endpointID), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateEndpoint changes the set fields of u and returns the endpoint as it now is.
+func (c *Client) UpdateEndpoint(ctx context.Context, projectID, endpointID string, u EndpointUpdate) (*Endpoint, error) {
+	var out Endpoint
+	err := c.do(ctx, request{method: http.MethodPatch, path: pathf("/v1/projects/%s/endpoints/%s", projectID, endpointID), body: u, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteEndpoint removes an endpoint; its open deliveries become failed.
+func (c *Client) DeleteEndpoint(ctx context.Context, projectID, endpointID string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: pathf("/v1/projects/%s/endpoints/%s", projectID, endpointID)})
+}
+
+// EndpointSecret returns the endpoint's current signing secret (whsec_...).
+func (c *Client) EndpointSecret(ctx context.Context, projectID, endpointID string) (string, error) {
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints/%s/secret", projectID, endpointID), out: &out})
+	return out.Secret, err
+}
+
+// RotateEndpointSecret makes a new signing secret and returns it; the old
+// one keeps signing beside it for 24 hours.
+func (c *Client) RotateEndpointSecret(ctx context.Context, projectID, endpointID string) (string, error) {
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/endpoints/%s/secret/rotate", projectID, endpointID), out: &out})
+	return out.Secret, err
+}
+
+// RecoverResult is the answer to RecoverEndpoint.
+type RecoverResult struct {
+	// Recovered is how many failed deliveries were sent again.
+	Recovered int `json:"recovered"`
+}
+
+// RecoverEndpoint re-sends the endpoint's failed deliveries created since then.
+func (c *Client) RecoverEndpoint(ctx context.Context, projectID, endpointID string, since time.Time) (*RecoverResult, error) {
+	var out RecoverResult
+	body := map[string]string{"since": since.UTC().Format(time.RFC3339Nano)}
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/endpoints/%s/recover", projectID, endpointID), body: body, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Event is an accepted event as the API shows it: Event and Data are exactly
+// what endpoints receive.
+type Event struct {
+	ID          string             `json:"id"`
+	Event       kinehook.EventType `json:"event"`
+	Data        json.RawMessage    `json:"data"`
+	ResourceKey string             `json:"resource_key,omitempty"`
+	CreatedAt   time.Time          `json:"created_at"`
+}
+
+// Body returns the webhook body {"event","data"} of the event.
+func (e *Event) Body() ([]byte, error) {
+	b, err := json.Marshal(kinehook.Envelope{Event: e.Event, Data: e.Data})
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	return b, nil
+}
+
+// SendEvent posts an event of type t with data (any JSON-encodable value; a
+// json.RawMessage is sent as is). A non-empty idempotencyKey makes repeats
+// within 24 h return the first event instead of creating another.
+func (c *Client) SendEvent(ctx context.Context, projectID string, t kinehook.EventType, data any, idempotencyKey string) (*Event, error) {
+	raw, ok := data.(json.RawMessage)
+	if !ok {
+		var err error
+		if raw, err = json.Marshal(data); err != nil {
+			return nil, fmt.Errorf("encode event data: %w", err)
+		}
+	}
+	body, err := json.Marshal(kinehook.Envelope{Event: t, Data: raw})
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	return c.SendEventBody(ctx, projectID, body, idempotencyKey)
+}
+
+// SendEventBody posts a complete webhook body {"event": TYPE, "data": {...}}
+// byte for byte.
+func (c *Client) SendEventBody(ctx context.Context, projectID string, body []byte, idempotencyKey string) (*Event, error) {
+	var h http.Header
+	if idempotencyKey != "" {
+		h = http.Header{"Idempotency-Key": {idempotencyKey}}
+	}
+	var out Event
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/events", projectID), body: body, header: h, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// EventListOptions filters and pages ListEvents. Zero values select everything.
+type EventListOptions struct {
+	// Event keeps one event type.
+	Event kinehook.EventType
+	// ResourceKey keeps events about one video or live event.
+	ResourceKey string
+	// Status keeps events with at least one delivery in that status.
+	Status kinehook.DeliveryStatus
+	// Since and Until bound created_at.
+	Since, Until time.Time
+	Limit        int
+	Cursor       string
+}
+
+func (o EventListOptions) query() url.Values {
+	q := url.Values{}
+	if o.Event != "" {
+		q.Set("event", string(o.Event))
+	}
+	if o.ResourceKey != "" {
+		q.Set("resource_key", o.ResourceKey)
+	}
+	if o.Status != "" {
+		q.Set("status", string(o.Status))
+	}
+	if !o.Since.IsZero() {
+		q.Set("since", o.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !o.Until.IsZero() {
+		q.Set("until", o.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	return q
+}
+
+// EventPage is one page of ListEvents, newest first. NextCursor is "" on the
+// last page.
+type EventPage struct {
+	Data       []*Event `json:"data"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// ListEvents returns one page of a project's events, newest first.
+func (c *Client) ListEvents(ctx context.Context, projectID string, o EventListOptions) (*EventPage, error) {
+	var out EventPage
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/events", projectID), query: o.query(), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AllEvents iterates over every event matching o, newest first, fetching
+// pages as it goes (o.Limit is the page size). It stops at the first error,
+// which it yields.
+func (c *Client) AllEvents(ctx context.Context, projectID string, o EventListOptions) iter.Seq2[*Event, error] {
+	return func(yield func(*Event, error) bool) {
+		for {
+			page, err := c.ListEvents(ctx, projectID, o)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, e := range page.Data {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if page.NextCursor == "" || page.NextCursor == o.Cursor || len(page.Data) == 0 {
+				return
+			}
+			o.Cursor = page.NextCursor
+		}
+	}
+}
+
+// GetEvent returns one event.
+func (c *Client) GetEvent(ctx context.Context, projectID, eventID string) (*Event, error) {
+	var out Event
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/events/%s", projectID, eventID), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListDeliveries returns an event's deliveries, one per endpoint it fanned out to.
+func (c *Client) ListDeliveries(ctx context.Context, projectID, eventID string) ([]*kinehook.Delivery, error) {
+	var out listBody[*kinehook.Delivery]
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/events/%s/deliveries", projectID, eventID), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// GetDelivery returns one delivery.
+func (c *Client) GetDelivery(ctx context.Context, projectID, deliveryID string) (*kinehook.Delivery, error) {
+	var out kinehook.Delivery
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/deliveries/%s", projectID, deliveryID), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListAttempts returns every HTTP attempt made for a delivery, oldest first.
+func (c *Client) ListAttempts(ctx context.Context, projectID, deliveryID string) ([]*kinehook.Attempt, error) {
+	var out listBody[*kinehook.Attempt]
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/deliveries/%s/attempts", projectID, deliveryID), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// RetryDelivery sends a delivery again now, whatever its state, and returns
+// it as it now is.
+func (c *Client) RetryDelivery(ctx context.Context, projectID, deliveryID string) (*kinehook.Delivery, error) {
+	var raw json.RawMessage
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/deliveries/%s/retry", projectID, deliveryID), out: &raw})
+	if err != nil {
+		return nil, err
+	}
+	var out kinehook.Delivery
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, fmt.Errorf("retry delivery %s: decode answer: %w", deliveryID, err)
+		}
+	}
+	if out.ID == "" {
+		// The answer did not describe the delivery: read it.
+		return c.GetDelivery(ctx, projectID, deliveryID)
+	}
+	return &out, nil
+}
+
+// Webhook is a webhook in Kinescope's API shape (/v1/webhooks), mapped to an
+// endpoint of the key's project.
+type Webhook struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Endpoint string   `json:"endpoint"`
+	Login    string   `json:"login,omitempty"`
+	Password string   `json:"password,omitempty"`
+	Events   []string `json:"events"`
+}
+
+// WebhookInput is the body of POST and PUT /v1/webhooks.
+type WebhookInput struct {
+	Name     string   `json:"name"`
+	Endpoint string   `json:"endpoint"`
+	Login    string   `json:"login,omitempty"`
+	Password string   `json:"password,omitempty"`
+	Events   []string `json:"events"`
+}
+
+// ListWebhooks lists the key's project's webhooks (project key only).
+func (c *Client) ListWebhooks(ctx context.Context) ([]*Webhook, error) {
+	var out dataBody[[]*Webhook]
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/webhooks", out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// CreateWebhook creates a webhook (project key only).
+func (c *Client) CreateWebhook(ctx context.Context, in WebhookInput) (*Webhook, error) {
+	var out dataBody[*Webhook]
+	if err := c.do(ctx, request{method: http.MethodPost, path: "/v1/webhooks", body: in, out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// GetWebhook returns one webhook (project key only).
+func (c *Client) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
+	var out dataBody[*Webhook]
+	if err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/webhooks/%s", id), out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// UpdateWebhook replaces a webhook (project key only).
+func (c *Client) UpdateWebhook(ctx context.Context, id string, in WebhookInput) (*Webhook, error) {
+	var out dataBody[*Webhook]
+	if err := c.do(ctx, request{method: http.MethodPut, path: pathf("/v1/webhooks/%s", id), body: in, out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// DeleteWebhook removes a webhook (project key only).
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: pathf("/v1/webhooks/%s", id)})
+}

@@ -1,0 +1,269 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sender posts one webhook body to the server. It returns a *RetryableError
+// when the same body should be posted again later (the server throttled or was
+// briefly unavailable); any other error counts the event as failed.
+type Sender func(ctx context.Context, body []byte, idempotencyKey string) error
+
+// RetryableError asks Run to post the same event again after Wait.
+type RetryableError struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *RetryableError) Error() string { return fmt.Sprintf("retryable: %v", e.Err) }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// RunConfig paces a run.
+type RunConfig struct {
+	// Rate is the events per second posted in total (0 = as fast as the
+	// server answers).
+	Rate float64
+	// Concurrency is how many posts may be in flight (default 4).
+	Concurrency int
+	// Active is how many resources are interleaved at once (default
+	// 4 x Concurrency, at least Concurrency).
+	Active int
+	// MaxRetries bounds the retries of one event after RetryableErrors
+	// (default 8).
+	MaxRetries int
+	// RunID prefixes the Idempotency-Key of every event, so that a post
+	// repeated after a lost answer creates nothing new.
+	RunID string
+	// OnError, when set, is called with each event that finally failed;
+	// calls are serialized.
+	OnError func(body []byte, err error)
+}
+
+// Stats are a run's counters, safe to read while it runs.
+type Stats struct {
+	Sent      atomic.Int64 // events the server accepted
+	Errors    atomic.Int64 // events that finally failed
+	Throttled atomic.Int64 // retries after a RetryableError
+	Started   atomic.Int64 // lifecycles begun
+	Completed atomic.Int64 // lifecycles whose every event was posted
+
+	mu       sync.Mutex
+	outcomes map[string]int
+	lastErr  error
+}
+
+// Outcomes returns how many completed lifecycles ended each way ("done",
+// "error", "aborted", "finished", "cancelled"; "suspended" counts media that
+// passed through suspended).
+func (s *Stats) Outcomes() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.outcomes))
+	for k, v := range s.outcomes {
+		out[k] = v
+	}
+	return out
+}
+
+// LastError returns the most recent final failure, or nil.
+func (s *Stats) LastError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+func (s *Stats) complete(st *Stream) {
+	s.Completed.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outcomes == nil {
+		s.outcomes = map[string]int{}
+	}
+	s.outcomes[st.Outcome]++
+	if st.Suspended {
+		s.outcomes["suspended"]++
+	}
+}
+
+// pacer spaces events evenly at a rate.
+type pacer struct {
+	mu       sync.Mutex
+	interval time.Duration
+	next     time.Time
+}
+
+// wait blocks until the caller's slot; false when ctx ended first.
+func (p *pacer) wait(ctx context.Context) bool {
+	if p.interval <= 0 {
+		return ctx.Err() == nil
+	}
+	p.mu.Lock()
+	now := time.Now()
+	slot := p.next
+	if slot.Before(now) {
+		// Do not bank more than a moment of unused slots.
+		slot = now
+	}
+	p.next = slot.Add(p.interval)
+	p.mu.Unlock()
+	d := time.Until(slot)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// active is a stream being posted: at most one of its events is in flight.
+type active struct {
+	s    *Stream
+	next int
+}
+
+// Run posts the generator's streams through send until the generator is
+// done or ctx ends (a duration is a context deadline). The events of one
+// resource go strictly in lifecycle order, each after the previous one was
+// accepted; up to rc.Active resources are interleaved. It returns nil when
+// every stream was posted or ctx ended; failed events are counted in stats,
+// not returned.
+func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *Stats) error {
+	if gen == nil || send == nil || stats == nil {
+		return errors.New("simulator: Run needs a generator, a sender and stats")
+	}
+	if rc.Concurrency <= 0 {
+		rc.Concurrency = 4
+	}
+	if rc.Active <= 0 {
+		rc.Active = 4 * rc.Concurrency
+	}
+	rc.Active = max(rc.Active, rc.Concurrency)
+	if rc.MaxRetries <= 0 {
+		rc.MaxRetries = 8
+	}
+	p := &pacer{}
+	if rc.Rate > 0 {
+		p.interval = time.Duration(float64(time.Second) / rc.Rate)
+	}
+
+	var (
+		genMu   sync.Mutex
+		onErrMu sync.Mutex
+		seq     int64
+		inPlay  atomic.Int64
+		allDone = make(chan struct{})
+		ready   = make(chan *active, rc.Active)
+	)
+	nextStream := func() *active {
+		genMu.Lock()
+		defer genMu.Unlock()
+		s, ok := gen.Next()
+		if !ok {
+			return nil
+		}
+		stats.Started.Add(1)
+		return &active{s: s}
+	}
+	for range rc.Active {
+		a := nextStream()
+		if a == nil {
+			break
+		}
+		inPlay.Add(1)
+		ready <- a
+	}
+	if inPlay.Load() == 0 {
+		return nil
+	}
+
+	post := func(a *active) {
+		body := a.s.Bodies[a.next]
+		key := fmt.Sprintf("%s-%d", rc.RunID, atomic.AddInt64(&seq, 1))
+		if rc.RunID == "" {
+			key = ""
+		}
+		for try := 0; ; try++ {
+			err := send(ctx, body, key)
+			if err == nil {
+				stats.Sent.Add(1)
+				return
+			}
+			var re *RetryableError
+			if ctx.Err() == nil && errors.As(err, &re) && try < rc.MaxRetries {
+				stats.Throttled.Add(1)
+				wait := re.Wait
+				if wait <= 0 {
+					wait = time.Duration(50<<min(try, 6)) * time.Millisecond
+				}
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+					continue
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			stats.Errors.Add(1)
+			stats.mu.Lock()
+			stats.lastErr = err
+			stats.mu.Unlock()
+			if rc.OnError != nil {
+				onErrMu.Lock()
+				rc.OnError(body, err)
+				onErrMu.Unlock()
+			}
+			return
+		}
+	}
+
+	var wg sync.WaitGroup
+	for range rc.Concurrency {
+		wg.Go(func() {
+			for {
+				var a *active
+				select {
+				case <-ctx.Done():
+					return
+				case <-allDone:
+					return
+				case a = <-ready:
+				}
+				if !p.wait(ctx) {
+					return
+				}
+				post(a)
+				if ctx.Err() != nil {
+					return
+				}
+				a.next++
+				if a.next < len(a.s.Bodies) {
+					ready <- a
+					continue
+				}
+				stats.complete(a.s)
+				if n := nextStream(); n != nil {
+					ready <- n
+					continue
+				}
+				if inPlay.Add(-1) == 0 {
+					close(allDone)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
