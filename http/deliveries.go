@@ -1,0 +1,118 @@
+package http
+
+import (
+	nethttp "net/http"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// deliveryView is a delivery in answers. next_attempt_at is null when no
+// attempt is scheduled.
+type deliveryView struct {
+	ID             string                  `json:"id"`
+	EventID        string                  `json:"event_id"`
+	EndpointID     string                  `json:"endpoint_id"`
+	Status         kinehook.DeliveryStatus `json:"status"`
+	Attempts       int                     `json:"attempts"`
+	NextAttemptAt  *time.Time              `json:"next_attempt_at"`
+	LastStatusCode int                     `json:"last_status_code"`
+	LastError      string                  `json:"last_error,omitempty"`
+	EventType      kinehook.EventType      `json:"event_type,omitempty"`
+	ResourceKey    string                  `json:"resource_key,omitempty"`
+	CreatedAt      time.Time               `json:"created_at"`
+	UpdatedAt      time.Time               `json:"updated_at"`
+}
+
+func viewDelivery(d *kinehook.Delivery) deliveryView {
+	v := deliveryView{
+		ID: d.ID, EventID: d.EventID, EndpointID: d.EndpointID, Status: d.Status, Attempts: d.Attempts,
+		LastStatusCode: d.LastStatusCode, LastError: d.LastError, EventType: d.EventType, ResourceKey: d.ResourceKey,
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+	if !d.NextAttemptAt.IsZero() && !d.Status.Final() {
+		t := d.NextAttemptAt.UTC()
+		v.NextAttemptAt = &t
+	}
+	return v
+}
+
+// attemptView is one attempt in answers.
+type attemptView struct {
+	AttemptedAt  time.Time `json:"attempted_at"`
+	StatusCode   int       `json:"status_code"`
+	Error        string    `json:"error"`
+	DurationMS   float64   `json:"duration_ms"`
+	ResponseBody string    `json:"response_body"`
+}
+
+// maxResponseBody is how much of a response body an attempt keeps.
+const maxResponseBody = 4096
+
+func viewAttempt(a *kinehook.Attempt) attemptView {
+	body := a.ResponseBody
+	if len(body) > maxResponseBody {
+		body = body[:maxResponseBody]
+	}
+	return attemptView{AttemptedAt: a.AttemptedAt.UTC(), StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.DurationMS, ResponseBody: body}
+}
+
+func (s *Server) listDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid, id := projectID(r, p), r.PathValue("id")
+	if _, err := s.store.GetEvent(r.Context(), pid, id); err != nil {
+		s.internal(w, "get event", err)
+		return
+	}
+	ds, err := s.store.ListDeliveries(r.Context(), pid, id)
+	if err != nil {
+		s.internal(w, "list deliveries", err)
+		return
+	}
+	out := make([]deliveryView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, viewDelivery(d))
+	}
+	writeJSON(w, nethttp.StatusOK, listBody[deliveryView]{Data: out})
+}
+
+func (s *Server) getDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	d, err := s.store.GetDelivery(r.Context(), projectID(r, p), r.PathValue("did"))
+	if err != nil {
+		s.internal(w, "get delivery", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, viewDelivery(d))
+}
+
+func (s *Server) listAttempts(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid, did := projectID(r, p), r.PathValue("did")
+	if _, err := s.store.GetDelivery(r.Context(), pid, did); err != nil {
+		s.internal(w, "get delivery", err)
+		return
+	}
+	as, err := s.store.ListAttempts(r.Context(), pid, did)
+	if err != nil {
+		s.internal(w, "list attempts", err)
+		return
+	}
+	out := make([]attemptView, 0, len(as))
+	for _, a := range as {
+		out = append(out, viewAttempt(a))
+	}
+	writeJSON(w, nethttp.StatusOK, listBody[attemptView]{Data: out})
+}
+
+// retryDelivery sends a delivery again now, whatever its state.
+func (s *Server) retryDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid, did := projectID(r, p), r.PathValue("did")
+	if _, err := s.store.GetDelivery(r.Context(), pid, did); err != nil {
+		s.internal(w, "get delivery", err)
+		return
+	}
+	d, err := s.disp.Retry(r.Context(), pid, did)
+	if err != nil {
+		s.internal(w, "retry delivery", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusAccepted, viewDelivery(d))
+}

@@ -1,0 +1,238 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	nethttp "net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Event list paging.
+const (
+	defaultPageLimit  = 50
+	maxPageLimit      = 1000
+	maxIdempotencyKey = 255
+)
+
+// eventView is an event in answers: the contract's {"id","event","data",
+// "created_at"} and the resource key it is ordered by.
+type eventView struct {
+	ID          string             `json:"id"`
+	Event       kinehook.EventType `json:"event"`
+	Data        json.RawMessage    `json:"data"`
+	CreatedAt   time.Time          `json:"created_at"`
+	ResourceKey string             `json:"resource_key,omitempty"`
+}
+
+// dataOf returns the "data" member of a stored payload.
+func dataOf(payload []byte) json.RawMessage {
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(payload, &env) != nil || len(env.Data) == 0 {
+		return json.RawMessage("{}")
+	}
+	return env.Data
+}
+
+func viewEvent(ev *kinehook.Event, data json.RawMessage) eventView {
+	if data == nil {
+		data = dataOf(ev.Payload)
+	}
+	return eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey}
+}
+
+// createEvent accepts one event: strict validation, then a durable publish
+// (the answer comes after the commit).
+func (s *Server) createEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid := projectID(r, p)
+	idemKey := r.Header.Get("Idempotency-Key")
+	if len(idemKey) > maxIdempotencyKey || !utf8.ValidString(idemKey) {
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "Idempotency-Key", Message: fmt.Sprintf("Idempotency-Key must be valid UTF-8 of at most %d bytes", maxIdempotencyKey)})
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := checkDepth(body, s.cfg.MaxJSONDepth); err != nil {
+		writeError(w, err)
+		return
+	}
+	parsed, err := kinehook.ParseStrict(body)
+	if err != nil {
+		writeError(w, validationError(err))
+		return
+	}
+	if p != nil && p.admin {
+		// The admin key reaches every project; make sure this one exists.
+		if _, err := s.store.GetProject(r.Context(), pid); err != nil {
+			s.internal(w, "get project", err)
+			return
+		}
+	}
+	ev := &kinehook.Event{
+		ID:             kinehook.NewID(kinehook.PrefixEvent),
+		ProjectID:      pid,
+		Type:           parsed.Type,
+		Payload:        body,
+		ResourceKey:    parsed.ResourceKey(),
+		IdempotencyKey: idemKey,
+		CreatedAt:      s.now().UTC(),
+	}
+	res, err := s.disp.Publish(r.Context(), ev)
+	if err != nil {
+		s.internal(w, "publish event", err)
+		return
+	}
+	stored := res.Event
+	if stored == nil {
+		stored = ev
+	}
+	var data json.RawMessage
+	if !res.Duplicate {
+		data = parsed.Raw
+	}
+	if res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, nethttp.StatusAccepted, viewEvent(stored, data))
+}
+
+// validationError turns a parse error into a 400 (not JSON) or a 422 naming
+// the field.
+func validationError(err error) error {
+	var ve *kinehook.ValidationError
+	if errors.As(err, &ve) {
+		if ve.Malformed {
+			return &kinehook.Error{Code: kinehook.EMALFORMED, Field: ve.Field, Message: err.Error()}
+		}
+		return &kinehook.Error{Code: kinehook.EINVALID, Field: ve.Field, Message: err.Error()}
+	}
+	var ke *kinehook.Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: err.Error()}
+}
+
+func (s *Server) listEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid := projectID(r, p)
+	f, err := eventFilter(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if p != nil && p.admin {
+		if _, err := s.store.GetProject(r.Context(), pid); err != nil {
+			s.internal(w, "get project", err)
+			return
+		}
+	}
+	evs, next, err := s.store.ListEvents(r.Context(), pid, f)
+	if err != nil {
+		if kinehook.ErrorCode(err) == kinehook.EINTERNAL {
+			s.internal(w, "list events", err)
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	if err := s.fillPayloads(r, evs); err != nil {
+		s.internal(w, "read event payloads", err)
+		return
+	}
+	out := make([]eventView, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, viewEvent(ev, nil))
+	}
+	writeJSON(w, nethttp.StatusOK, pageBody[eventView]{Data: out, NextCursor: next})
+}
+
+// fillPayloads loads payloads a store left out of a listing.
+func (s *Server) fillPayloads(r *nethttp.Request, evs []*kinehook.Event) error {
+	var missing []string
+	for _, ev := range evs {
+		if len(ev.Payload) == 0 {
+			missing = append(missing, ev.ID)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	m, err := s.store.EventPayloads(r.Context(), missing)
+	if err != nil {
+		return fmt.Errorf("event payloads: %w", err)
+	}
+	for _, ev := range evs {
+		if len(ev.Payload) == 0 {
+			ev.Payload = m[ev.ID]
+		}
+	}
+	return nil
+}
+
+// eventFilter reads the query of the event list: limit, cursor, event,
+// resource_id, status, since, until.
+func eventFilter(r *nethttp.Request) (kinehook.EventFilter, error) {
+	q := r.URL.Query()
+	f := kinehook.EventFilter{Limit: defaultPageLimit, Cursor: q.Get("cursor")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageLimit {
+			return f, &kinehook.Error{Code: kinehook.EINVALID, Field: "limit", Message: fmt.Sprintf("limit must be an integer from 1 to %d", maxPageLimit)}
+		}
+		f.Limit = n
+	}
+	if v := q.Get("event"); v != "" {
+		if !kinehook.EventType(v).Known() {
+			return f, &kinehook.Error{Code: kinehook.EINVALID, Field: "event", Message: fmt.Sprintf("unknown event type %q; expected one of %v", v, kinehook.EventTypes)}
+		}
+		f.Type = kinehook.EventType(v)
+	}
+	f.ResourceKey = q.Get("resource_id")
+	if v := q.Get("status"); v != "" {
+		st := kinehook.DeliveryStatus(v)
+		switch st {
+		case kinehook.DeliveryPending, kinehook.DeliveryRetrying, kinehook.DeliverySucceeded, kinehook.DeliveryFailed:
+			f.DeliveryStatus = st
+		default:
+			return f, &kinehook.Error{Code: kinehook.EINVALID, Field: "status", Message: "status must be pending, retrying, succeeded or failed"}
+		}
+	}
+	for _, tf := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		v := q.Get(tf.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, strings.Replace(v, " ", "+", 1))
+		if err != nil {
+			return f, &kinehook.Error{Code: kinehook.EINVALID, Field: tf.name, Message: tf.name + " must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"}
+		}
+		*tf.dst = t
+	}
+	return f, nil
+}
+
+func (s *Server) getEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	ev, err := s.store.GetEvent(r.Context(), projectID(r, p), r.PathValue("id"))
+	if err != nil {
+		s.internal(w, "get event", err)
+		return
+	}
+	if err := s.fillPayloads(r, []*kinehook.Event{ev}); err != nil {
+		s.internal(w, "read event payload", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, viewEvent(ev, nil))
+}

@@ -1,0 +1,311 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+func TestRequestLimits(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxHeaderBytes = 2048 })
+	pid, key := e.project("p")
+	path := "/v1/projects/" + pid + "/events"
+
+	r := e.do("GET", path+"?cursor="+strings.Repeat("a", DefaultMaxURLLength), key, nil)
+	if r.status != 414 || r.errCode() != kinehook.ETOOLARGE {
+		t.Errorf("long URL: %d %s", r.status, r.body)
+	}
+	r = e.do("GET", path, key, nil, "X-Big", strings.Repeat("b", 4096))
+	if r.status != 431 || r.errCode() != kinehook.ETOOLARGE {
+		t.Errorf("big headers: %d %s", r.status, r.body)
+	}
+	r = e.do("POST", "/v1/projects/"+pid+"/endpoints", key, `{"url":"http://x/","description":"`+strings.Repeat("d", 1<<20)+`"}`)
+	if r.status != 413 || r.errCode() != kinehook.ETOOLARGE {
+		t.Errorf("big endpoint body: %d %.200s", r.status, r.body)
+	}
+	deep := `{"url":"http://x/","headers":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`
+	r = e.do("POST", "/v1/projects/"+pid+"/endpoints", key, deep)
+	if r.status != 400 || r.errCode() != kinehook.EMALFORMED {
+		t.Errorf("deep JSON: %d %s", r.status, r.body)
+	}
+	// Exactly 1 MiB is accepted by the reader, one byte more is not.
+	if _, err := e.srv.decodeBytesLimit(strings.Repeat(" ", DefaultMaxBodyBytes)); err != nil && kinehook.ErrorCode(err) == kinehook.ETOOLARGE {
+		t.Errorf("1 MiB refused as too large: %v", err)
+	}
+}
+
+// decodeBytesLimit runs readBody on a synthetic request (limit boundary check).
+func (s *Server) decodeBytesLimit(body string) ([]byte, error) {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+	return s.readBody(w, r)
+}
+
+func TestAPIRateLimit(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	e := newEnv(t, func(c *Config) {
+		c.RateLimit = 2
+		c.RateBurst = 3
+		c.Now = func() time.Time { return now }
+	})
+	// Creating the project takes one of the admin key's tokens.
+	pid, key := e.project("p")
+	path := "/v1/projects/" + pid + "/endpoints"
+	for i := range 3 {
+		e.must(e.do("GET", path, key, nil), 200)
+		_ = i
+	}
+	r := e.do("GET", path, key, nil)
+	if r.status != 429 || r.errCode() != kinehook.ERATELIMITED {
+		t.Fatalf("4th request in a burst of 3: %d %s", r.status, r.body)
+	}
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// Buckets are per key: the admin key still has tokens.
+	e.must(e.do("GET", path, testAdminKey, nil), 200)
+	// Half a second later one token has come back.
+	now = now.Add(500 * time.Millisecond)
+	e.must(e.do("GET", path, key, nil), 200)
+	if r := e.do("GET", path, key, nil); r.status != 429 {
+		t.Errorf("after one refill: %d", r.status)
+	}
+	// Public routes are not limited.
+	for range 5 {
+		e.must(e.do("GET", "/healthz", "", nil), 200)
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := newLimiter(10, 2)
+	t0 := time.Unix(0, 0)
+	tests := []struct {
+		key  string
+		at   time.Duration
+		want bool
+	}{
+		{"a", 0, true}, {"a", 0, true}, {"a", 0, false},
+		{"b", 0, true},
+		{"a", 50 * time.Millisecond, false}, {"a", 100 * time.Millisecond, true}, {"a", 100 * time.Millisecond, false},
+		{"a", 10 * time.Second, true}, {"a", 10 * time.Second, true}, {"a", 10 * time.Second, false},
+	}
+	for i, tc := range tests {
+		ok, wait := l.allow(tc.key, t0.Add(tc.at))
+		if ok != tc.want {
+			t.Fatalf("step %d (%s at %v): allow %v, want %v", i, tc.key, tc.at, ok, tc.want)
+		}
+		if !ok && (wait <= 0 || wait > 100*time.Millisecond) {
+			t.Errorf("step %d: wait %v", i, wait)
+		}
+	}
+	l.allow("c", t0.Add(5*time.Minute))
+	if _, ok := l.buckets["b"]; ok {
+		t.Error("an idle full bucket was not swept")
+	}
+}
+
+func TestCheckDepth(t *testing.T) {
+	tests := []struct {
+		in   string
+		ok   bool
+		name string
+	}{
+		{`{}`, true, "flat"},
+		{strings.Repeat("[", 32) + strings.Repeat("]", 32), true, "at the limit"},
+		{strings.Repeat("[", 33) + strings.Repeat("]", 33), false, "over the limit"},
+		{`{"a":"` + strings.Repeat("[", 100) + `"}`, true, "brackets in a string"},
+		{`{"a":"\"` + strings.Repeat("{", 100) + `"}`, true, "escaped quote then brackets in a string"},
+		{strings.Repeat(`[[]`, 40), true, "wide, not deep"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkDepth([]byte(tc.in), 32); (err == nil) != tc.ok {
+				t.Fatalf("checkDepth ok=%v, want %v", err == nil, tc.ok)
+			}
+		})
+	}
+}
+
+func TestParseHostAddr(t *testing.T) {
+	tests := []struct {
+		host    string
+		addr    string
+		blocked bool
+	}{
+		{"127.0.0.1", "127.0.0.1", true},
+		{"127.1", "127.0.0.1", true},
+		{"2130706433", "127.0.0.1", true},
+		{"0x7f000001", "127.0.0.1", true},
+		{"0177.0.0.1", "127.0.0.1", true},
+		{"0x7f.1", "127.0.0.1", true},
+		{"10.0.258", "10.0.1.2", true},
+		{"[::1]", "::1", true},
+		{"::ffff:127.0.0.1", "::ffff:127.0.0.1", true},
+		{"[fe80::1%25eth0]", "", false},
+		{"0.0.0.0", "0.0.0.0", true},
+		{"93.184.216.34", "93.184.216.34", false},
+		{"2002:7f00:1::", "2002:7f00:1::", true},
+		{"2606:4700::1111", "2606:4700::1111", false},
+		{"example.com", "", false},
+		{"1.2.3.example", "", false},
+		{"256.1.1.1", "", false},
+		{"1.2.3.4.5", "", false},
+		{"4294967296", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			a, ok := parseHostAddr(tc.host)
+			if tc.addr == "" {
+				if ok && tc.host != "[fe80::1%25eth0]" {
+					t.Fatalf("parsed %q as %v", tc.host, a)
+				}
+				return
+			}
+			if !ok || a != netip.MustParseAddr(tc.addr) {
+				t.Fatalf("parseHostAddr(%q) = %v %v, want %s", tc.host, a, ok, tc.addr)
+			}
+			if blockedAddr(a) != tc.blocked {
+				t.Errorf("blocked(%v) = %v", a, !tc.blocked)
+			}
+		})
+	}
+}
+
+// TestOpenAPIMatchesRoutes fails when the router and openapi.json disagree
+// on any path or method.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi %q, want 3.1.0", doc.OpenAPI)
+	}
+	fromDoc := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			if method == "parameters" || method == "summary" || method == "description" {
+				continue
+			}
+			fromDoc[strings.ToUpper(method)+" "+path] = true
+			var o struct {
+				Responses map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(op, &o); err != nil || len(o.Responses) == 0 {
+				t.Errorf("%s %s: no responses", method, path)
+			}
+		}
+	}
+	fromRouter := map[string]bool{}
+	for _, r := range Routes() {
+		k := r.Method + " " + r.Pattern
+		if fromRouter[k] {
+			t.Errorf("route %s is declared twice", k)
+		}
+		fromRouter[k] = true
+	}
+	var missing, extra []string
+	for k := range fromRouter {
+		if !fromDoc[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range fromDoc {
+		if !fromRouter[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	if len(missing) > 0 {
+		t.Errorf("routes missing from openapi.json: %v", missing)
+	}
+	if len(extra) > 0 {
+		t.Errorf("openapi.json paths the router does not serve: %v", extra)
+	}
+	// Every $ref points at something.
+	var all map[string]any
+	_ = json.Unmarshal(OpenAPI(), &all)
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				parts := strings.Split(strings.TrimPrefix(ref, "#/"), "/")
+				var cur any = all
+				for _, p := range parts {
+					m, _ := cur.(map[string]any)
+					cur = m[p]
+				}
+				if cur == nil {
+					t.Errorf("dangling $ref %s", ref)
+				}
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(all)
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{`{"name":"x"}`, `{"url":"http://a/","event_types":["live.*"],"headers":{"a":"b"}}`, `[`, `{"a":` + strings.Repeat("[", 50), `"\"{"`} {
+		f.Add([]byte(s))
+	}
+	// The decoder and validators need no store: a bare server with the default limits.
+	s := &Server{cfg: Config{MaxJSONDepth: DefaultMaxJSONDepth, MaxBodyBytes: DefaultMaxBodyBytes}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var in endpointInput
+		err := s.decodeBytes(b, &in)
+		if err != nil {
+			code := kinehook.ErrorCode(err)
+			if code != kinehook.EMALFORMED && code != kinehook.EINVALID {
+				t.Fatalf("decode error with code %q: %v", code, err)
+			}
+			return
+		}
+		if checkDepth(b, DefaultMaxJSONDepth) != nil {
+			t.Fatal("decoded a body deeper than the limit")
+		}
+		if in.URL != nil {
+			_ = s.checkURL(*in.URL, "url")
+		}
+		if in.Headers != nil {
+			_ = validateHeaders(*in.Headers)
+		}
+	})
+}
+
+func FuzzParseHostAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "127.1", "0x7f000001", "[::1]", "2130706433", "0177.1", "example.com", "1.2.3.4.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		a, ok := parseHostAddr(host)
+		if ok && !a.IsValid() {
+			t.Fatalf("parseHostAddr(%q) returned an invalid address", host)
+		}
+		if ok && a.Is4() {
+			// Every IPv4 spelling we accept must mean the same as its canonical form.
+			b, ok2 := parseHostAddr(a.String())
+			if !ok2 || b != a {
+				t.Fatalf("%q -> %v does not round-trip", host, a)
+			}
+		}
+	})
+}

@@ -1,0 +1,62 @@
+package http
+
+import (
+	"context"
+	_ "embed"
+	nethttp "net/http"
+	"strconv"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// openAPIDoc is the OpenAPI 3.1 description of every route in routeTable.
+//
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// OpenAPI returns the embedded OpenAPI 3.1 document.
+func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
+
+func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness check failed", "err", err)
+		writeError(w, &kinehook.Error{Code: kinehook.EUNAVAILABLE, Message: "the store does not answer"})
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) openapi(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
+	w.WriteHeader(nethttp.StatusOK)
+	_, _ = w.Write(openAPIDoc)
+}
+
+func (s *Server) eventTypes(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	writeJSON(w, nethttp.StatusOK, listBody[kinehook.EventTypeInfo]{Data: kinehook.Catalog()})
+}
+
+// listBody is the envelope of list answers.
+type listBody[T any] struct {
+	Data []T `json:"data"`
+}
+
+// pageBody is the envelope of paged list answers.
+type pageBody[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// dataBody is the envelope of Kinescope-shaped single answers.
+type dataBody[T any] struct {
+	Data T `json:"data"`
+}

@@ -1,0 +1,116 @@
+package http
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	nethttp "net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kinehook/kinehook"
+)
+
+// projectView is a project in answers; APIKey only once, at creation.
+type projectView struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	APIKey        string    `json:"api_key,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	RetentionDays int       `json:"retention_days,omitempty"`
+	OperationsURL string    `json:"operations_url,omitempty"`
+}
+
+func viewProject(p *kinehook.Project) projectView {
+	return projectView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), RetentionDays: p.RetentionDays, OperationsURL: p.OperationsURL}
+}
+
+// NewProjectKey returns a new project API key: "kh_" and 32 random bytes in base64url.
+func NewProjectKey() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate API key: %w", err)
+	}
+	return "kh_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	var in struct {
+		Name          string `json:"name"`
+		RetentionDays int    `json:"retention_days"`
+		OperationsURL string `json:"operations_url"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	switch {
+	case in.Name == "":
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is required"})
+		return
+	case utf8.RuneCountInString(in.Name) > 200:
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is longer than 200 characters"})
+		return
+	case in.RetentionDays < 0:
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: "retention_days must not be negative"})
+		return
+	}
+	if in.OperationsURL != "" {
+		if err := s.checkURL(in.OperationsURL, "operations_url"); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	key, err := NewProjectKey()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	p := &kinehook.Project{
+		ID:            kinehook.NewID(kinehook.PrefixProject),
+		Name:          in.Name,
+		CreatedAt:     s.now().UTC().Truncate(time.Millisecond),
+		RetentionDays: in.RetentionDays,
+		OperationsURL: in.OperationsURL,
+	}
+	if err := s.store.CreateProject(r.Context(), p, kinehook.HashKey(key)); err != nil {
+		s.internal(w, "create project", err)
+		return
+	}
+	v := viewProject(p)
+	v.APIKey = key
+	writeJSON(w, nethttp.StatusCreated, v)
+}
+
+func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	ps, err := s.store.ListProjects(r.Context())
+	if err != nil {
+		s.internal(w, "list projects", err)
+		return
+	}
+	out := make([]projectView, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, viewProject(p))
+	}
+	writeJSON(w, nethttp.StatusOK, listBody[projectView]{Data: out})
+}
+
+func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	p, err := s.store.GetProject(r.Context(), r.PathValue("pid"))
+	if err != nil {
+		s.internal(w, "get project", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, viewProject(p))
+}
+
+// internal answers err: domain errors as themselves, anything else as a 500
+// whose details go to the log only.
+func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
+	if kinehook.ErrorCode(err) == kinehook.EINTERNAL {
+		s.log.Error("api: "+what, "err", err)
+	}
+	writeError(w, err)
+}

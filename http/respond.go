@@ -1,0 +1,281 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	nethttp "net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Error codes the API adds to kinehook's for transport-level answers.
+const (
+	codeForbidden        = "forbidden"
+	codeMethodNotAllowed = "method_not_allowed"
+)
+
+// errorBody is the envelope of every error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// statusOf maps an error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case kinehook.EINVALID:
+		return nethttp.StatusUnprocessableEntity
+	case kinehook.EMALFORMED:
+		return nethttp.StatusBadRequest
+	case kinehook.ENOTFOUND:
+		return nethttp.StatusNotFound
+	case kinehook.EUNAUTHORIZED:
+		return nethttp.StatusUnauthorized
+	case kinehook.ETOOLARGE:
+		return nethttp.StatusRequestEntityTooLarge
+	case kinehook.ERATELIMITED:
+		return nethttp.StatusTooManyRequests
+	case kinehook.EUNAVAILABLE:
+		return nethttp.StatusServiceUnavailable
+	case kinehook.ECONFLICT:
+		return nethttp.StatusConflict
+	case codeForbidden:
+		return nethttp.StatusForbidden
+	case codeMethodNotAllowed:
+		return nethttp.StatusMethodNotAllowed
+	default:
+		return nethttp.StatusInternalServerError
+	}
+}
+
+// writeError answers err as {"error": {"code","message","field"}} with the
+// status of its code. Internal errors never show their details.
+func writeError(w nethttp.ResponseWriter, err error) {
+	var ke *kinehook.Error
+	d := errorDetail{Code: kinehook.EINTERNAL, Message: "internal error"}
+	if errors.As(err, &ke) {
+		d = errorDetail{Code: ke.Code, Message: ke.Message, Field: ke.Field}
+	}
+	if d.Code == kinehook.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kinehook"`)
+	}
+	writeJSON(w, statusOf(d.Code), errorBody{Error: d})
+}
+
+// writeStatusError answers an error with an explicit status.
+func writeStatusError(w nethttp.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// writeRateLimited answers 429 with Retry-After in whole seconds (at least 1).
+func writeRateLimited(w nethttp.ResponseWriter, wait time.Duration) {
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeStatusError(w, nethttp.StatusTooManyRequests, kinehook.ERATELIMITED, fmt.Sprintf("API rate limit exceeded for this key; retry in %d s", secs))
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w nethttp.ResponseWriter, status int, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
+		status = nethttp.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// readBody reads the request body up to the configured limit; a larger body
+// is a 413.
+func (s *Server) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, error) {
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+	}
+	body, err := io.ReadAll(nethttp.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *nethttp.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+		}
+		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Message: fmt.Sprintf("reading request body: %v", err)}
+	}
+	return body, nil
+}
+
+// checkDepth refuses JSON nested deeper than max arrays/objects.
+func checkDepth(b []byte, limit int) error {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > limit {
+				return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("JSON is nested deeper than %d levels", limit)}
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// decodeJSON reads a JSON object body into v strictly: limits, depth, no
+// unknown fields (named in the error), no trailing data.
+func (s *Server) decodeJSON(w nethttp.ResponseWriter, r *nethttp.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return s.decodeBytes(body, v)
+}
+
+// decodeBytes is decodeJSON on a body already read.
+func (s *Server) decodeBytes(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "request body is empty; expected a JSON object"}
+	}
+	if err := checkDepth(body, s.cfg.MaxJSONDepth); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a 400 (syntax) or 422 (wrong field).
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "expected a JSON object"}
+		}
+		return &kinehook.Error{Code: kinehook.EINVALID, Field: te.Field, Message: fmt.Sprintf("%s must be a %s, not a JSON %s", te.Field, jsonKind(te.Type.String()), te.Value)}
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("malformed JSON: %v", err)}
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		f = strings.Trim(f, `"`)
+		return &kinehook.Error{Code: kinehook.EINVALID, Field: f, Message: fmt.Sprintf("unknown field %q", f)}
+	}
+	var ke *kinehook.Error
+	if errors.As(err, &ke) {
+		return ke
+	}
+	return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("malformed JSON: %v", err)}
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "array"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"):
+		return "object"
+	case goType == "string", goType == "*string":
+		return "string"
+	case goType == "bool", goType == "*bool":
+		return "boolean"
+	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+		return "number"
+	}
+	return goType
+}
+
+// limiter is a token bucket per key.
+type limiter struct {
+	mu        sync.Mutex
+	rate      float64
+	burst     float64
+	buckets   map[string]*bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, burst int) *limiter {
+	return &limiter{rate: rate, burst: float64(burst), buckets: make(map[string]*bucket)}
+}
+
+// allow takes a token from key's bucket; when empty it says how long until
+// the next token.
+func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) > time.Minute {
+		l.sweep(now)
+	}
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// sweep drops buckets that have refilled completely: they hold no state.
+func (l *limiter) sweep(now time.Time) {
+	l.lastSweep = now
+	full := time.Duration(l.burst / l.rate * float64(time.Second))
+	for k, b := range l.buckets {
+		if now.Sub(b.last) > full {
+			delete(l.buckets, k)
+		}
+	}
+}

@@ -1,0 +1,374 @@
+// Package http is kinehook's HTTP API: projects, endpoints, events,
+// deliveries, the event catalog and the Kinescope-shaped /v1/webhooks routes,
+// with Bearer-key authentication, request limits and a per-key rate limit.
+//
+// Every route lives in one table (routeTable) so that the embedded OpenAPI
+// document (GET /openapi.json) can be checked against the router.
+package http
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	nethttp "net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Defaults for Config's limits.
+const (
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxJSONDepth   = 32
+	DefaultMaxURLLength   = 8192
+	DefaultMaxHeaderBytes = 64 << 10
+	DefaultRateLimit      = 100.0
+	DefaultRateBurst      = 200
+	// SecretGracePeriod is how long a rotated-out secret keeps signing.
+	SecretGracePeriod = 24 * time.Hour
+)
+
+// Config configures a Server. Store and Dispatcher are required.
+type Config struct {
+	Store      kinehook.Store
+	Dispatcher kinehook.Dispatcher
+	Logger     *slog.Logger
+
+	// AdminKeyHash is kinehook.HashKey of the admin key. When nil the server
+	// reads it from the store (Store.AdminKeyHash) and caches it.
+	AdminKeyHash []byte
+
+	// AllowPrivateNetworks lets endpoints be registered with literal
+	// loopback/private addresses (and localhost); AllowCIDRs opens single ranges.
+	AllowPrivateNetworks bool
+	AllowCIDRs           []netip.Prefix
+
+	// RateLimit is the sustained API requests per second allowed per key
+	// (0 = DefaultRateLimit, negative = no limit); RateBurst the bucket size
+	// (0 = DefaultRateBurst).
+	RateLimit float64
+	RateBurst int
+
+	// Request limits (0 = the defaults above).
+	MaxBodyBytes   int64
+	MaxJSONDepth   int
+	MaxURLLength   int
+	MaxHeaderBytes int
+
+	// Dashboard, when set, serves every path outside the API (mounted at /).
+	Dashboard nethttp.Handler
+
+	// Now is the clock (tests); time.Now when nil.
+	Now func() time.Time
+}
+
+// Server is the API as an http.Handler.
+type Server struct {
+	cfg     Config
+	store   kinehook.Store
+	disp    kinehook.Dispatcher
+	log     *slog.Logger
+	now     func() time.Time
+	routes  []*route
+	limiter *limiter
+
+	adminMu   sync.Mutex
+	adminHash []byte
+
+	keyCache sync.Map // string(key hash) -> *kinehook.Project
+	keyCount int64
+	keyMu    sync.Mutex
+}
+
+// NewServer checks cfg and returns the API server.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("http: Config.Store is required")
+	}
+	if cfg.Dispatcher == nil {
+		return nil, errors.New("http: Config.Dispatcher is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxJSONDepth <= 0 {
+		cfg.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if cfg.MaxURLLength <= 0 {
+		cfg.MaxURLLength = DefaultMaxURLLength
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = DefaultRateBurst
+	}
+	s := &Server{
+		cfg:       cfg,
+		store:     cfg.Store,
+		disp:      cfg.Dispatcher,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		adminHash: cfg.AdminKeyHash,
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	for _, r := range routeTable() {
+		r.segs = strings.Split(strings.TrimPrefix(r.Pattern, "/"), "/")
+		s.routes = append(s.routes, r)
+	}
+	return s, nil
+}
+
+// Handler returns the server as an http.Handler.
+func (s *Server) Handler() nethttp.Handler { return s }
+
+// ServeHTTP routes one request: limits, routing, authentication, rate limit,
+// then the route's handler.
+func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == nethttp.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("api handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			writeError(w, &kinehook.Error{Code: kinehook.EINTERNAL, Message: "internal error"})
+		}
+	}()
+	if len(r.RequestURI) > s.cfg.MaxURLLength || len(r.URL.String()) > s.cfg.MaxURLLength {
+		writeStatusError(w, nethttp.StatusRequestURITooLong, kinehook.ETOOLARGE, fmt.Sprintf("URL longer than %d bytes", s.cfg.MaxURLLength))
+		return
+	}
+	if headerBytes(r) > s.cfg.MaxHeaderBytes {
+		writeStatusError(w, nethttp.StatusRequestHeaderFieldsTooLarge, kinehook.ETOOLARGE, fmt.Sprintf("request headers larger than %d bytes", s.cfg.MaxHeaderBytes))
+		return
+	}
+	rt, params, allowed := s.match(r.Method, r.URL.Path)
+	if rt == nil {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeStatusError(w, nethttp.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+			return
+		}
+		if s.cfg.Dashboard != nil && !isAPIPath(r.URL.Path) {
+			s.cfg.Dashboard.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+		return
+	}
+	for k, v := range params {
+		r.SetPathValue(k, v)
+	}
+	var p *principal
+	if rt.Auth != authNone {
+		var err error
+		p, err = s.authenticate(r)
+		if err != nil {
+			if s.limiter != nil {
+				if ok, wait := s.limiter.allow("ip:"+remoteHost(r), s.now()); !ok {
+					writeRateLimited(w, wait)
+					return
+				}
+			}
+			writeError(w, err)
+			return
+		}
+		if s.limiter != nil {
+			if ok, wait := s.limiter.allow(p.limitKey, s.now()); !ok {
+				writeRateLimited(w, wait)
+				return
+			}
+		}
+		if err := s.authorize(rt, r, p); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	rt.handle(s, w, r, p)
+}
+
+// isAPIPath reports whether path belongs to the API (and so never to the dashboard).
+func isAPIPath(path string) bool {
+	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/healthz" || path == "/readyz" || path == "/openapi.json"
+}
+
+// match finds the route for method and path. When the path matches routes
+// but not the method, it returns the allowed methods.
+func (s *Server) match(method, path string) (*route, map[string]string, []string) {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	var allowed []string
+	for _, rt := range s.routes {
+		params, ok := matchSegs(rt.segs, segs)
+		if !ok {
+			continue
+		}
+		if rt.Method == method || (method == nethttp.MethodHead && rt.Method == nethttp.MethodGet) {
+			return rt, params, nil
+		}
+		allowed = append(allowed, rt.Method)
+	}
+	return nil, nil, allowed
+}
+
+func matchSegs(pattern, segs []string) (map[string]string, bool) {
+	if len(pattern) != len(segs) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, p := range pattern {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if segs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = make(map[string]string, 2)
+			}
+			params[p[1:len(p)-1]] = segs[i]
+			continue
+		}
+		if p != segs[i] {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+// principal is who made a request: the admin, or one project.
+type principal struct {
+	admin    bool
+	project  *kinehook.Project
+	limitKey string
+}
+
+// authenticate resolves the Bearer key of r.
+func (s *Server) authenticate(r *nethttp.Request) (*principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, key, ok := strings.Cut(h, " ")
+	key = strings.TrimSpace(key)
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return nil, &kinehook.Error{Code: kinehook.EUNAUTHORIZED, Message: "missing API key: send Authorization: Bearer <key>"}
+	}
+	hash := kinehook.HashKey(key)
+	limitKey := "key:" + string(hash[:16])
+	admin, err := s.adminKeyHash(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if admin != nil && subtle.ConstantTimeCompare(admin, hash) == 1 {
+		return &principal{admin: true, limitKey: limitKey}, nil
+	}
+	if v, ok := s.keyCache.Load(string(hash)); ok {
+		return &principal{project: v.(*kinehook.Project), limitKey: limitKey}, nil
+	}
+	p, err := s.store.ProjectByKeyHash(r.Context(), hash)
+	if err != nil {
+		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+			return nil, &kinehook.Error{Code: kinehook.EUNAUTHORIZED, Message: "unknown API key"}
+		}
+		return nil, fmt.Errorf("look up API key: %w", err)
+	}
+	s.cacheKey(hash, p)
+	return &principal{project: p, limitKey: limitKey}, nil
+}
+
+// cacheKey remembers a project key's project; keys never change, so only the
+// cache's size is bounded.
+func (s *Server) cacheKey(hash []byte, p *kinehook.Project) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.keyCount >= 10000 {
+		s.keyCache.Clear()
+		s.keyCount = 0
+	}
+	if _, loaded := s.keyCache.LoadOrStore(string(hash), p); !loaded {
+		s.keyCount++
+	}
+}
+
+// adminKeyHash returns the admin key hash, reading it from the store until found.
+func (s *Server) adminKeyHash(ctx context.Context) ([]byte, error) {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if s.adminHash != nil {
+		return s.adminHash, nil
+	}
+	h, err := s.store.AdminKeyHash(ctx)
+	if err != nil {
+		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read admin key hash: %w", err)
+	}
+	s.adminHash = h
+	return h, nil
+}
+
+// authorize checks that p may use route rt: admin routes need the admin key,
+// project routes the admin key or that project's key (others get 404),
+// Kinescope routes a project key.
+func (s *Server) authorize(rt *route, r *nethttp.Request, p *principal) error {
+	switch rt.Auth {
+	case authAdmin:
+		if !p.admin {
+			return &kinehook.Error{Code: codeForbidden, Message: "this route needs the admin key"}
+		}
+	case authProject:
+		pid := r.PathValue("pid")
+		if p.admin {
+			return nil
+		}
+		if p.project == nil || subtle.ConstantTimeCompare([]byte(p.project.ID), []byte(pid)) != 1 {
+			return &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("project %q not found", pid)}
+		}
+	case authWebhooks:
+		if p.admin {
+			return &kinehook.Error{Code: kinehook.EMALFORMED, Message: "the /v1/webhooks routes act on one project: use that project's API key, not the admin key"}
+		}
+	}
+	return nil
+}
+
+// projectID returns the project a request acts on.
+func projectID(r *nethttp.Request, p *principal) string {
+	if pid := r.PathValue("pid"); pid != "" {
+		return pid
+	}
+	if p != nil && p.project != nil {
+		return p.project.ID
+	}
+	return ""
+}
+
+// headerBytes estimates the size of r's header block.
+func headerBytes(r *nethttp.Request) int {
+	n := 0
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+func remoteHost(r *nethttp.Request) string {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().String()
+	}
+	return r.RemoteAddr
+}

@@ -1,0 +1,141 @@
+package http
+
+import (
+	nethttp "net/http"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// webhookInput is Kinescope's webhook body: name, endpoint (the URL),
+// login/password (HTTP Basic Auth for the receiver) and events (the filter).
+type webhookInput struct {
+	Name     *string   `json:"name"`
+	Endpoint *string   `json:"endpoint"`
+	Login    *string   `json:"login"`
+	Password *string   `json:"password"`
+	Events   *[]string `json:"events"`
+
+	ID        any `json:"id"`
+	CreatedAt any `json:"created_at"`
+	UpdatedAt any `json:"updated_at"`
+}
+
+// webhookView is an endpoint in Kinescope's shape; the password is never shown.
+type webhookView struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Endpoint  string    `json:"endpoint"`
+	Login     string    `json:"login"`
+	Events    []string  `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func viewWebhook(e *kinehook.Endpoint) webhookView {
+	v := webhookView{ID: e.ID, Name: e.Name, Endpoint: e.URL, Login: e.Login, Events: e.EventTypes, CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC()}
+	if v.Events == nil {
+		v.Events = []string{}
+	}
+	return v
+}
+
+// endpointInput maps a webhook body onto an endpoint change.
+func (in *webhookInput) endpointInput() *endpointInput {
+	return &endpointInput{Name: in.Name, URL: in.Endpoint, Login: in.Login, Password: in.Password, EventTypes: in.Events}
+}
+
+// webhookFieldError renames endpoint field names in errors to Kinescope's.
+func webhookFieldError(err error) error {
+	ke, ok := err.(*kinehook.Error)
+	if !ok {
+		return err
+	}
+	out := *ke
+	switch out.Field {
+	case "url":
+		out.Field = "endpoint"
+	case "event_types":
+		out.Field = "events"
+	}
+	return &out
+}
+
+func (s *Server) listWebhooks(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	es, err := s.store.ListEndpoints(r.Context(), p.project.ID)
+	if err != nil {
+		s.internal(w, "list endpoints", err)
+		return
+	}
+	out := make([]webhookView, 0, len(es))
+	for _, e := range es {
+		out = append(out, viewWebhook(e))
+	}
+	writeJSON(w, nethttp.StatusOK, dataBody[[]webhookView]{Data: out})
+}
+
+func (s *Server) createWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	var in webhookInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		writeError(w, webhookFieldError(err))
+		return
+	}
+	switch {
+	case in.Name == nil || *in.Name == "":
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is required"})
+		return
+	case in.Endpoint == nil || *in.Endpoint == "":
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "endpoint", Message: "endpoint is required"})
+		return
+	case in.Events == nil || len(*in.Events) == 0:
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "events", Message: "events is required: a list of event types such as [\"media.update.status\"]"})
+		return
+	}
+	e, err := s.newEndpoint(r, p.project.ID, in.endpointInput())
+	if err != nil {
+		s.internal(w, "create webhook", webhookFieldError(err))
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, dataBody[webhookView]{Data: viewWebhook(e)})
+}
+
+func (s *Server) getWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	e, err := s.store.GetEndpoint(r.Context(), p.project.ID, r.PathValue("id"))
+	if err != nil {
+		s.internal(w, "get webhook", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, dataBody[webhookView]{Data: viewWebhook(e)})
+}
+
+// putWebhook updates the fields given (Kinescope's PUT is used for partial
+// changes by its clients).
+func (s *Server) putWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	var in webhookInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		writeError(w, webhookFieldError(err))
+		return
+	}
+	if in.Events != nil && len(*in.Events) == 0 {
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "events", Message: "events must list at least one event type"})
+		return
+	}
+	e, err := s.updateEndpoint(r, p.project.ID, r.PathValue("id"), func(e *kinehook.Endpoint) error {
+		return s.applyEndpoint(e, in.endpointInput(), false)
+	})
+	if err != nil {
+		s.internal(w, "update webhook", webhookFieldError(err))
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, dataBody[webhookView]{Data: viewWebhook(e)})
+}
+
+func (s *Server) deleteWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid, id := p.project.ID, r.PathValue("id")
+	if err := s.store.DeleteEndpoint(r.Context(), pid, id); err != nil {
+		s.internal(w, "delete webhook", err)
+		return
+	}
+	s.disp.EndpointChanged(r.Context(), pid, id)
+	writeJSON(w, nethttp.StatusOK, dataBody[any]{Data: nil})
+}
