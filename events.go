@@ -228,7 +228,11 @@ func rejectUnknown(obj map[string]json.RawMessage, prefix string, allowed ...str
 	for i, a := range allowed {
 		quoted[i] = strconv.Quote(a)
 	}
-	return &ValidationError{Field: prefix + unknown[0], Expected: "no field other than " + strings.Join(quoted, ", "), Got: "an unknown field"}
+	name := unknown[0]
+	if name == "" || strings.ContainsAny(name, ". \"") {
+		name = strconv.Quote(name)
+	}
+	return &ValidationError{Field: prefix + name, Expected: "no field other than " + strings.Join(quoted, ", "), Got: "an unknown field"}
 }
 
 func statusList() string {
