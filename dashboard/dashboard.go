@@ -1,0 +1,224 @@
+// Package dashboard is kinehook's web interface: a server-rendered dashboard
+// (html/template, embedded assets, a little vanilla JavaScript, no external
+// fonts or CDNs) where a project's owner manages endpoints, inspects events and
+// deliveries attempt by attempt, retries and recovers failures, and watches new
+// events arrive live over server-sent events.
+//
+// # Mount contract
+//
+// New returns an http.Handler meant to be mounted at "/" of `kinehook serve`,
+// beside the JSON API. The dashboard answers every path except the API's own:
+// it never serves /v1/..., /healthz, /readyz or /openapi.json, so a ServeMux
+// that registers those patterns and then "/" for the dashboard routes each
+// request to exactly one of them. The dashboard's paths are:
+//
+//	GET  /                      redirect to the sign-in page or the project
+//	GET  /login, POST /login    sign in with a project key or the admin key
+//	POST /logout                sign out
+//	GET  /static/...            embedded CSS, JavaScript and icon
+//	GET  /projects              the admin's project picker
+//	     /projects/{pid}/...    endpoints, events, deliveries, live updates
+//
+// Sessions live in the handler's memory (a random id in an HttpOnly,
+// SameSite=Strict cookie, Secure when Config.SecureCookies is set), so a
+// restart signs everybody out. Every POST carries a per-session CSRF token,
+// compared in constant time, and cross-origin unsafe requests are refused
+// (net/http's CrossOriginProtection). A project key sees only its project;
+// other projects' pages answer 404.
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Config is what the dashboard needs from the server it is mounted in.
+type Config struct {
+	// Store is the durable store; the dashboard reads and edits projects,
+	// endpoints, events, deliveries and attempts through it.
+	Store kinehook.Store
+	// Dispatcher publishes test events, retries deliveries, recovers
+	// failures and hears about endpoint changes.
+	Dispatcher kinehook.Dispatcher
+	// AdminKeyHash returns kinehook.HashKey of the admin key. Nil means
+	// Store.AdminKeyHash.
+	AdminKeyHash func(ctx context.Context) ([]byte, error)
+	// CheckURL, when set, is an extra policy for endpoint URLs beyond
+	// kinehook.ValidateEndpointURL (the server passes the JSON API's
+	// private-network rule so both interfaces refuse the same URLs). Its
+	// error's kinehook.ErrorMessage is shown under the URL field.
+	CheckURL func(rawURL string) error
+	// Logger receives errors the user only sees as "internal error"
+	// (nil: slog.Default()).
+	Logger *slog.Logger
+	// SecureCookies marks the session cookie Secure (serve over HTTPS or
+	// behind a TLS-terminating proxy).
+	SecureCookies bool
+	// SessionTTL is how long a sign-in lasts (0: 12 hours).
+	SessionTTL time.Duration
+	// HealthWindow is how many of a project's latest events the endpoint
+	// health figures are computed over (0: 200).
+	HealthWindow int
+	// LiveInterval is how often a live-update stream checks the store for
+	// changes (0: one second).
+	LiveInterval time.Duration
+	// Now is the clock (nil: time.Now); tests replace it.
+	Now func() time.Time
+}
+
+// Handler serves the dashboard. It is safe for concurrent use.
+type Handler struct {
+	cfg      Config
+	store    kinehook.Store
+	disp     kinehook.Dispatcher
+	log      *slog.Logger
+	now      func() time.Time
+	sessions *sessionStore
+	pages    *pages
+	mux      *http.ServeMux
+	root     http.Handler
+	live     chan struct{} // semaphore bounding concurrent live streams
+}
+
+// maxLiveStreams bounds concurrent server-sent-event streams, each of which
+// polls the store once per LiveInterval.
+const maxLiveStreams = 64
+
+// New builds the dashboard handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("dashboard: Config.Store is required")
+	}
+	if cfg.Dispatcher == nil {
+		return nil, errors.New("dashboard: Config.Dispatcher is required")
+	}
+	if cfg.AdminKeyHash == nil {
+		cfg.AdminKeyHash = cfg.Store.AdminKeyHash
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.HealthWindow <= 0 {
+		cfg.HealthWindow = 200
+	}
+	if cfg.LiveInterval <= 0 {
+		cfg.LiveInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p, err := loadPages()
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	h := &Handler{
+		cfg:      cfg,
+		store:    cfg.Store,
+		disp:     cfg.Dispatcher,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		sessions: newSessionStore(cfg.SessionTTL, cfg.Now),
+		pages:    p,
+		mux:      http.NewServeMux(),
+		live:     make(chan struct{}, maxLiveStreams),
+	}
+	h.routes()
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.renderError(w, r, http.StatusForbidden, "This request came from another site and was refused.")
+	}))
+	h.root = securityHeaders(cop.Handler(h.mux))
+	return h, nil
+}
+
+// ServeHTTP serves the dashboard.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
+
+func (h *Handler) routes() {
+	m := h.mux
+	m.Handle("GET /static/", staticHandler())
+	m.HandleFunc("GET /{$}", h.home)
+	m.HandleFunc("GET /login", h.loginPage)
+	m.HandleFunc("POST /login", h.login)
+	m.HandleFunc("POST /logout", h.withSession(h.logout))
+	m.HandleFunc("GET /projects", h.withSession(h.projects))
+	m.HandleFunc("GET /projects/{pid}", h.withProject(h.projectHome))
+	m.HandleFunc("GET /projects/{pid}/endpoints", h.withProject(h.endpointList))
+	m.HandleFunc("GET /projects/{pid}/endpoints/new", h.withProject(h.endpointNew))
+	m.HandleFunc("POST /projects/{pid}/endpoints", h.withProject(h.endpointCreate))
+	m.HandleFunc("GET /projects/{pid}/endpoints/{eid}", h.withProject(h.endpointShow))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}", h.withProject(h.endpointUpdate))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/disable", h.withProject(h.endpointSetDisabled(true)))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/enable", h.withProject(h.endpointSetDisabled(false)))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/secret/rotate", h.withProject(h.endpointRotate))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/test", h.withProject(h.endpointTest))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/recover", h.withProject(h.endpointRecover))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/delete", h.withProject(h.endpointDelete))
+	m.HandleFunc("GET /projects/{pid}/events", h.withProject(h.eventList))
+	m.HandleFunc("GET /projects/{pid}/events/{id}", h.withProject(h.eventShow))
+	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
+	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.renderError(w, r, http.StatusNotFound, "There is no page here.")
+	})
+}
+
+// securityHeaders sets headers every dashboard answer carries: a strict
+// content security policy (only our own scripts and styles), no framing, no
+// sniffing, no caching of pages that may show secrets.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// home sends the visitor where they belong: the sign-in page, the admin's
+// project picker, or the project key's endpoints.
+func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
+	s := h.sessions.get(r)
+	if s == nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, homeOf(s), http.StatusSeeOther)
+}
+
+// homeOf is a session's start page.
+func homeOf(s *session) string {
+	if s.admin {
+		return "/projects"
+	}
+	return "/projects/" + s.projectID + "/endpoints"
+}
+
+func (h *Handler) projectHome(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	http.Redirect(w, r, rc.base+"/endpoints", http.StatusSeeOther)
+}
+
+// projects is the admin's project picker; a project key goes straight to its project.
+func (h *Handler) projects(w http.ResponseWriter, r *http.Request, s *session) {
+	if !s.admin {
+		http.Redirect(w, r, "/projects/"+s.projectID+"/endpoints", http.StatusSeeOther)
+		return
+	}
+	ps, err := h.store.ListProjects(r.Context())
+	if err != nil {
+		h.internalError(w, r, fmt.Errorf("list projects: %w", err))
+		return
+	}
+	h.render(w, r, http.StatusOK, "projects", &pageData{Session: s, Title: "Projects", Projects: ps})
+}

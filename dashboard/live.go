@@ -1,0 +1,111 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// liveEvents is how many of the newest events a live stream watches.
+const liveEvents = 20
+
+// liveStream is the server-sent-events endpoint of a project's pages. Each
+// LiveInterval it fingerprints what the page shows (the newest events and
+// their deliveries, or one event's deliveries with ?event=ID) and sends
+// "event: change" when the fingerprint moves; the page's script then reloads
+// the affected list. It reads the store only: it is not on the delivery path.
+func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	select {
+	case h.live <- struct{}{}:
+		defer func() { <-h.live }()
+	default:
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many live streams", http.StatusServiceUnavailable)
+		return
+	}
+	ctl := http.NewResponseController(w)
+	_ = ctl.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	ctx := r.Context()
+	eventID := r.URL.Query().Get("event")
+	last, err := h.fingerprint(ctx, rc.project.ID, eventID)
+	if err != nil {
+		h.log.Warn("dashboard: live fingerprint", "err", err)
+	}
+	if _, err := io.WriteString(w, "retry: 3000\nevent: ready\ndata: {}\n\n"); err != nil || ctl.Flush() != nil {
+		return
+	}
+	tick := time.NewTicker(h.cfg.LiveInterval)
+	defer tick.Stop()
+	lastWrite := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if h.sessions.get(r) == nil {
+			_, _ = io.WriteString(w, "event: signedout\ndata: {}\n\n")
+			_ = ctl.Flush()
+			return
+		}
+		fp, err := h.fingerprint(ctx, rc.project.ID, eventID)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("dashboard: live fingerprint", "err", err)
+			}
+			continue
+		}
+		var msg string
+		switch {
+		case fp != last:
+			last = fp
+			msg = "event: change\ndata: {}\n\n"
+		case time.Since(lastWrite) > 15*time.Second:
+			msg = ": keepalive\n\n"
+		default:
+			continue
+		}
+		if _, err := io.WriteString(w, msg); err != nil || ctl.Flush() != nil {
+			return
+		}
+		lastWrite = time.Now()
+	}
+}
+
+// fingerprint hashes the state a live page shows.
+func (h *Handler) fingerprint(ctx context.Context, projectID, eventID string) (uint64, error) {
+	f := fnv.New64a()
+	var ids []string
+	if eventID != "" {
+		ids = []string{eventID}
+	} else {
+		evs, _, err := h.store.ListEvents(ctx, projectID, kinehook.EventFilter{Limit: liveEvents})
+		if err != nil {
+			return 0, fmt.Errorf("list events: %w", err)
+		}
+		for _, ev := range evs {
+			ids = append(ids, ev.ID)
+		}
+	}
+	for _, id := range ids {
+		fmt.Fprintf(f, "e%s;", id)
+		ds, err := h.store.ListDeliveries(ctx, projectID, id)
+		if err != nil {
+			return 0, fmt.Errorf("list deliveries: %w", err)
+		}
+		for _, d := range ds {
+			fmt.Fprintf(f, "d%s,%s,%d,%d;", d.ID, d.Status, d.Attempts, d.UpdatedAt.UnixNano())
+		}
+	}
+	return f.Sum64(), nil
+}

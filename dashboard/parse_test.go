@@ -1,0 +1,144 @@
+package dashboard
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+func TestParseHeaders(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    map[string]string
+		wantErr string
+	}{
+		{"", nil, ""},
+		{"  \n\n", nil, ""},
+		{"X-Team: video", map[string]string{"X-Team": "video"}, ""},
+		{"X-A: 1\r\nX-B:  two words \n", map[string]string{"X-A": "1", "X-B": "two words"}, ""},
+		{"Authorization: Bearer a:b", map[string]string{"Authorization": "Bearer a:b"}, ""},
+		{"X-Empty:", map[string]string{"X-Empty": ""}, ""},
+		{"no colon", nil, "line 1"},
+		{"X-A: 1\nBad Name: x", nil, "line 2"},
+		{"Host: evil", nil, "cannot be customised"},
+		{"content-type: text/plain", nil, "cannot be customised"},
+		{"Webhook-Signature: v1,x", nil, "reserved"},
+		{"X-Nul: a\x00b", nil, "control character"},
+		{"X-Long: " + strings.Repeat("a", 4097), nil, "longer than 4096"},
+	}
+	for _, tc := range tests {
+		got, err := parseHeaders(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseHeaders(%q) error %v, want one containing %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseHeaders(%q): %v", tc.in, err)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("parseHeaders(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("parseHeaders(%q)[%s] = %q, want %q", tc.in, k, got[k], v)
+			}
+		}
+	}
+	many := strings.Repeat("X-H: v\n", 1)
+	for i := 0; i < 51; i++ {
+		many += "X-H" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ": v\n"
+	}
+	if _, err := parseHeaders(many); err == nil {
+		t.Error("52 headers accepted")
+	}
+}
+
+func FuzzParseHeaders(f *testing.F) {
+	for _, s := range []string{"X-A: 1", "a:b\nc:d", "Host: x", ":", "\r\n:\x00", "webhook-id: 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parseHeaders(s)
+		if err != nil {
+			return
+		}
+		for k, v := range h {
+			if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") || strings.HasPrefix(strings.ToLower(k), "webhook-") {
+				t.Fatalf("accepted header %q: %q", k, v)
+			}
+		}
+	})
+}
+
+func TestParseSince(t *testing.T) {
+	want := time.Date(2026, 1, 31, 14, 5, 0, 0, time.UTC)
+	for _, in := range []string{"2026-01-31T14:05", "2026-01-31T14:05:00", " 2026-01-31 14:05 ", "2026-01-31T15:05:00+01:00", "2026-01-31T14:05:00Z"} {
+		got, err := parseSince(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "yesterday", "31/01/2026", "2026-13-01T00:00"} {
+		if _, err := parseSince(in); err == nil {
+			t.Errorf("parseSince(%q) succeeded", in)
+		}
+	}
+}
+
+func TestSampleEvents(t *testing.T) {
+	for _, typ := range kinehook.EventTypes {
+		ev, err := sampleEvent("prj_x", typ, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		p, err := kinehook.ParseStrict(ev.Payload)
+		if err != nil {
+			t.Fatalf("%s: sample does not pass strict validation: %v (%s)", typ, err, ev.Payload)
+		}
+		if p.Type != typ || ev.Type != typ || ev.ResourceKey == "" || ev.ResourceKey != p.ResourceKey() {
+			t.Fatalf("%s: %+v", typ, ev)
+		}
+		ev2, _ := sampleEvent("prj_x", typ, time.Now())
+		if ev2.ResourceKey == ev.ResourceKey || ev2.ID == ev.ID {
+			t.Fatalf("%s: two samples share resource %q or id", typ, ev.ResourceKey)
+		}
+		if typ == kinehook.EventLiveFinished && (p.Live == nil || p.Live.VideoID == "") {
+			t.Fatalf("live.finished sample lacks video_id: %s", ev.Payload)
+		}
+	}
+	if _, err := sampleEvent("prj_x", "video.done", time.Now()); err == nil {
+		t.Fatal("a sample of an unknown type was made")
+	}
+}
+
+func TestHealthGrades(t *testing.T) {
+	tests := []struct {
+		h     health
+		level string
+		rate  float64
+	}{
+		{health{}, "info", 0},
+		{health{Attempts: 10, Successes: 10}, "ok", 1},
+		{health{Attempts: 10, Successes: 8}, "warn", 0.8},
+		{health{Attempts: 10, Successes: 1}, "bad", 0.1},
+	}
+	for _, tc := range tests {
+		if got := tc.h.Level(); got != tc.level {
+			t.Errorf("%+v: level %s, want %s", tc.h, got, tc.level)
+		}
+		if got := tc.h.Rate(); got != tc.rate {
+			t.Errorf("%+v: rate %v, want %v", tc.h, got, tc.rate)
+		}
+	}
+	if got := failureText(500, ""); got != "HTTP 500" {
+		t.Errorf("failureText: %q", got)
+	}
+	if got := failureText(0, "connection refused"); got != "connection refused" {
+		t.Errorf("failureText: %q", got)
+	}
+}
