@@ -1,0 +1,261 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+type ingestReq struct {
+	ev   *kinehook.Event
+	res  kinehook.IngestResult
+	err  error
+	done chan struct{}
+}
+
+var ingestReqPool = sync.Pool{New: func() any { return &ingestReq{done: make(chan struct{}, 1)} }}
+
+// committer is the single goroutine that turns concurrent Publish calls into
+// group commits and schedules the deliveries they create.
+func (e *Engine) committer() {
+	defer e.bg.Done()
+	defer close(e.ingestEnd)
+	batch := make([]*ingestReq, 0, e.cfg.IngestBatch)
+	events := make([]*kinehook.Event, 0, e.cfg.IngestBatch)
+	for {
+		r, ok := <-e.ingestCh
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], r)
+		batch = e.fill(batch)
+		events = events[:0]
+		for _, r := range batch {
+			events = append(events, r.ev)
+		}
+		e.commit(batch, events)
+		clear(events)
+	}
+}
+
+// fill adds the requests already waiting, or those arriving within the
+// window, up to the batch size.
+func (e *Engine) fill(batch []*ingestReq) []*ingestReq {
+	var deadline <-chan time.Time
+	if e.cfg.IngestWindow > 0 {
+		t := time.NewTimer(e.cfg.IngestWindow)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(batch) < e.cfg.IngestBatch {
+		if deadline == nil {
+			select {
+			case r, ok := <-e.ingestCh:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, r)
+			default:
+				return batch
+			}
+			continue
+		}
+		select {
+		case r, ok := <-e.ingestCh:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-deadline:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	results, err := e.store.IngestEvents(ctx, events)
+	if err == nil && len(results) != len(events) {
+		err = errors.New("store returned a wrong number of ingest results")
+	}
+	if err != nil && len(batch) > 1 {
+		// One bad event must not fail its neighbours: commit one by one.
+		for i := range batch {
+			e.commit(batch[i:i+1], events[i:i+1])
+		}
+		return
+	}
+	e.obs.IngestCommitted(len(events), time.Since(start))
+	if err != nil {
+		batch[0].err = err
+		batch[0].done <- struct{}{}
+		return
+	}
+	e.schedule(results)
+	for i, r := range batch {
+		r.res = results[i]
+		e.obs.EventAccepted(events[i].ProjectID, events[i].Type, results[i].Duplicate)
+		r.done <- struct{}{}
+	}
+}
+
+// schedule queues freshly created deliveries, each at once, and announces
+// those whose partition another instance owns.
+func (e *Engine) schedule(results []kinehook.IngestResult) {
+	type group struct {
+		ds  []*kinehook.Delivery
+		pls []*payload
+	}
+	groups := map[*epState]*group{}
+	var order []*epState
+	var foreign []string
+	for _, res := range results {
+		if res.Duplicate || len(res.Deliveries) == 0 {
+			continue
+		}
+		var pl *payload
+		if body := res.Event.Payload; len(body) > 0 &&
+			e.payloadBytes.Load()+int64(len(body)) <= e.cfg.PayloadBudget {
+			pl = &payload{b: body}
+		}
+		for _, d := range res.Deliveries {
+			if d.Seq == 0 {
+				d.Seq = res.Event.Seq
+			}
+			if d.CreatedAt.IsZero() {
+				d.CreatedAt = res.Event.CreatedAt
+			}
+			if !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() {
+				foreign = append(foreign, d.ID)
+				continue
+			}
+			es := e.endpointState(d.ProjectID, d.EndpointID)
+			g := groups[es]
+			if g == nil {
+				g = &group{}
+				groups[es] = g
+				order = append(order, es)
+			}
+			g.ds = append(g.ds, d)
+			g.pls = append(g.pls, pl)
+			if pl != nil {
+				if pl.refs.Add(1) == 1 {
+					e.payloadBytes.Add(int64(len(pl.b)))
+				}
+			}
+		}
+	}
+	for _, es := range order {
+		g := groups[es]
+		e.enqueueAll(es, g.ds, true, g.pls)
+	}
+	if len(foreign) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
+			e.log.Warn("delivery: announce deliveries", "n", len(foreign), "err", err)
+		}
+	}
+}
+
+// pendingResult is an attempt result waiting to be written; done runs after
+// the commit (it advances the resource queue).
+type pendingResult struct {
+	res  kinehook.AttemptResult
+	done func()
+}
+
+// writer batches attempt results into RecordAttempts commits.
+func (e *Engine) writer() {
+	defer e.bg.Done()
+	defer close(e.writerEnd)
+	batch := make([]pendingResult, 0, e.cfg.ResultBatch)
+	results := make([]kinehook.AttemptResult, 0, e.cfg.ResultBatch)
+	for {
+		r, ok := <-e.resultCh
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], r)
+		var deadline <-chan time.Time
+		var t *time.Timer
+		if e.cfg.ResultWindow > 0 {
+			t = time.NewTimer(e.cfg.ResultWindow)
+			deadline = t.C
+		}
+	fill:
+		for len(batch) < e.cfg.ResultBatch {
+			if deadline == nil {
+				select {
+				case r, ok := <-e.resultCh:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, r)
+				default:
+					break fill
+				}
+				continue
+			}
+			select {
+			case r, ok := <-e.resultCh:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			case <-deadline:
+				break fill
+			}
+		}
+		if t != nil {
+			t.Stop()
+		}
+		results = results[:0]
+		for _, p := range batch {
+			results = append(results, p.res)
+		}
+		e.record(results)
+		for _, p := range batch {
+			p.done()
+		}
+		clear(batch)
+	}
+}
+
+// record writes results, retrying on store errors. A batch that keeps
+// failing is split so that one bad row (say, a delivery deleted meanwhile)
+// cannot hold back the others.
+func (e *Engine) record(results []kinehook.AttemptResult) {
+	delay := 50 * time.Millisecond
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := e.store.RecordAttempts(ctx, results)
+		cancel()
+		if err == nil {
+			return
+		}
+		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND && len(results) == 1 {
+			e.log.Warn("delivery: attempt of a vanished delivery not recorded", "delivery", results[0].Attempt.DeliveryID)
+			return
+		}
+		if len(results) > 1 && try >= 1 {
+			for i := range results {
+				e.record(results[i : i+1])
+			}
+			return
+		}
+		e.log.Error("delivery: record attempts", "n", len(results), "err", err, "retry_in", delay)
+		if e.stopping.Load() && try >= 3 {
+			e.log.Error("delivery: giving up recording attempts at shutdown; the deliveries stay open", "n", len(results))
+			return
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Second)
+	}
+}

@@ -1,0 +1,302 @@
+// Package delivery is kinehook's delivery engine: it accepts events through
+// group commit, keeps the schedule of every open delivery in memory, and sends
+// signed webhooks with retries, per-(endpoint, resource) ordering, per-endpoint
+// isolation and endpoint health (410, Retry-After, circuit breaker,
+// auto-disable, rate limits). The store is the durable log; nothing on the hot
+// path polls it.
+package delivery
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Version is sent in the User-Agent header ("kinehook/<Version>"). The build
+// may override it with -ldflags "-X github.com/kinehook/kinehook/delivery.Version=...".
+var Version = "dev"
+
+// Defaults, chosen for a 2-core machine and Standard Webhooks' guidance.
+var (
+	// DefaultRetrySchedule is Svix's schedule: about 27 h 35 m over 8 attempts.
+	DefaultRetrySchedule = []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+	}
+)
+
+const (
+	// DefaultRequestTimeout bounds one attempt, response body included.
+	DefaultRequestTimeout = 15 * time.Second
+	// DefaultMaxInFlightPerEndpoint bounds concurrent requests to one
+	// endpoint. 64 is enough for a healthy endpoint with 1-3 ms round trips
+	// to take 20-60k deliveries/s (the machine's ceiling), while an endpoint
+	// that hangs to the timeout ties up at most 64 connections.
+	DefaultMaxInFlightPerEndpoint = 64
+	// DefaultMaxInFlight bounds concurrent requests across all endpoints.
+	DefaultMaxInFlight = 2048
+	// DefaultIngestBatch is the largest group commit.
+	DefaultIngestBatch = 500
+	// DefaultResultBatch is the largest batch of attempt results per commit.
+	DefaultResultBatch = 500
+	// DefaultPayloadBudget bounds the payload bytes held in memory for
+	// queued deliveries; beyond it payloads are loaded from the store
+	// when they are about to be sent.
+	DefaultPayloadBudget = 16 << 20
+	// DefaultPrefetch is how many payloads one store read loads ahead.
+	DefaultPrefetch = 256
+	// DefaultBreakerThreshold is the number of consecutive failures that
+	// opens an endpoint's circuit breaker.
+	DefaultBreakerThreshold = 10
+	// DefaultBreakerBackoff is the delay before the first probe; it doubles
+	// after each failed probe up to DefaultBreakerMaxBackoff.
+	DefaultBreakerBackoff    = 10 * time.Second
+	DefaultBreakerMaxBackoff = 10 * time.Minute
+	// DefaultDisableAfter disables an endpoint that has failed continuously this long.
+	DefaultDisableAfter = 5 * 24 * time.Hour
+	// MaxRetryAfter caps an endpoint's Retry-After.
+	MaxRetryAfter = time.Hour
+	// ResponseBodyLimit is how much of a response body an attempt records.
+	ResponseBodyLimit = 4 << 10
+)
+
+// Config configures an Engine. Only Store is required.
+type Config struct {
+	Store kinehook.Store
+	// Coordinator shares partitions among instances; nil means
+	// LocalCoordinator (this instance owns every partition).
+	Coordinator kinehook.Coordinator
+	// Client sends the webhooks. Its transport is where the caller puts the
+	// SSRF guard. The engine never follows redirects, whatever the client's
+	// CheckRedirect says. Nil: a plain client whose transport keeps
+	// MaxInFlightPerEndpoint idle connections per host.
+	Client *http.Client
+	// RetrySchedule: the first attempt goes at once, then one retry after
+	// each delay (len+1 attempts), each delay with up to +/-10% jitter.
+	// Nil: DefaultRetrySchedule.
+	RetrySchedule []time.Duration
+	// RequestTimeout bounds one attempt (0: DefaultRequestTimeout).
+	RequestTimeout time.Duration
+	// Clock is the time source for schedules; tests pass a fake. Nil: real time.
+	Clock Clock
+	// Rand is the jitter source; nil uses math/rand/v2's global source.
+	Rand rand.Source
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// Observer receives metrics; nil is a no-op.
+	Observer Observer
+
+	// MaxInFlightPerEndpoint applies to endpoints whose MaxInFlight is 0.
+	MaxInFlightPerEndpoint int
+	// MaxInFlight caps concurrent requests over all endpoints. When it is
+	// reached, endpoints wait for a slot in turn (round robin), never
+	// behind one global FIFO of deliveries.
+	MaxInFlight int
+
+	// IngestBatch and IngestWindow shape group commit: one store call
+	// takes up to IngestBatch events. With IngestWindow 0 a commit starts as
+	// soon as the writer is free and the events arriving meanwhile form the
+	// next batch (lowest latency; batches grow with load). With a window,
+	// the committer waits up to that long for a batch to fill.
+	IngestBatch  int
+	IngestWindow time.Duration
+	// ResultBatch and ResultWindow shape the batched writes of attempt results.
+	ResultBatch  int
+	ResultWindow time.Duration
+
+	// PayloadBudget bounds payload bytes held for queued deliveries.
+	PayloadBudget int64
+	// Prefetch is how many payloads are loaded ahead in one store read.
+	Prefetch int
+
+	// BreakerThreshold consecutive failures open an endpoint's breaker
+	// (0: DefaultBreakerThreshold; negative: never).
+	BreakerThreshold int
+	// BreakerBackoff is the first probe delay; it doubles up to BreakerMaxBackoff.
+	BreakerBackoff    time.Duration
+	BreakerMaxBackoff time.Duration
+	// DisableAfter disables an endpoint failing continuously that long
+	// (0: DefaultDisableAfter; negative: never).
+	DisableAfter time.Duration
+
+	// UserAgent overrides "kinehook/<Version>".
+	UserAgent string
+	// OperationsSecrets returns the secrets that sign operational events
+	// posted to a project's OperationsURL. Nil: the affected endpoint's
+	// active secrets (which the project's owner can read through the API).
+	OperationsSecrets func(p *kinehook.Project, ep *kinehook.Endpoint) []string
+	// OperationsRetries are the delays between attempts to post an
+	// operational event (nil: 1s, 10s, 1m).
+	OperationsRetries []time.Duration
+}
+
+func (c *Config) withDefaults() Config {
+	o := *c
+	if o.Coordinator == nil {
+		o.Coordinator = LocalCoordinator{}
+	}
+	if o.RetrySchedule == nil {
+		o.RetrySchedule = DefaultRetrySchedule
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.MaxInFlightPerEndpoint <= 0 {
+		o.MaxInFlightPerEndpoint = DefaultMaxInFlightPerEndpoint
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.IngestBatch <= 0 {
+		o.IngestBatch = DefaultIngestBatch
+	}
+	if o.ResultBatch <= 0 {
+		o.ResultBatch = DefaultResultBatch
+	}
+	if o.PayloadBudget == 0 {
+		o.PayloadBudget = DefaultPayloadBudget
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = DefaultPrefetch
+	}
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if o.BreakerBackoff <= 0 {
+		o.BreakerBackoff = DefaultBreakerBackoff
+	}
+	if o.BreakerMaxBackoff <= 0 {
+		o.BreakerMaxBackoff = DefaultBreakerMaxBackoff
+	}
+	if o.BreakerMaxBackoff < o.BreakerBackoff {
+		o.BreakerMaxBackoff = o.BreakerBackoff
+	}
+	if o.DisableAfter == 0 {
+		o.DisableAfter = DefaultDisableAfter
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "kinehook/" + Version
+	}
+	if o.OperationsRetries == nil {
+		o.OperationsRetries = []time.Duration{time.Second, 10 * time.Second, time.Minute}
+	}
+	if o.Client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = o.MaxInFlight
+		t.MaxIdleConnsPerHost = o.MaxInFlightPerEndpoint
+		o.Client = &http.Client{Transport: t}
+	}
+	// Never follow redirects, whatever the caller's client would do.
+	cl := *o.Client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cl.Timeout = 0 // the engine bounds each attempt with RequestTimeout
+	o.Client = &cl
+	return o
+}
+
+// Clock is the engine's time source. Schedules, backoffs and timestamps use
+// it; tests substitute a fake to run days of retries in microseconds.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has elapsed.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc call.
+type Timer interface {
+	// Stop prevents the call if it has not run; it reports whether it did.
+	Stop() bool
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
+// AfterFunc wraps time.AfterFunc.
+func (RealClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Outcome classifies an attempt for metrics.
+type Outcome string
+
+// Attempt outcomes.
+const (
+	OutcomeSuccess = Outcome("success")
+	// OutcomeHTTPError: the endpoint answered a non-2xx status.
+	OutcomeHTTPError = Outcome("http_error")
+	// OutcomeTimeout: no complete answer within RequestTimeout.
+	OutcomeTimeout = Outcome("timeout")
+	// OutcomeNetworkError: connection refused, reset, DNS, refused by the transport's guard...
+	OutcomeNetworkError = Outcome("network_error")
+	// OutcomeBackoff: 429 or 503 with Retry-After; does not use up an attempt.
+	OutcomeBackoff = Outcome("backoff")
+	// OutcomeGone: 410, the endpoint is disabled.
+	OutcomeGone = Outcome("gone")
+)
+
+// BreakerState is the state of an endpoint's circuit breaker.
+type BreakerState string
+
+// Breaker states.
+const (
+	BreakerClosed = BreakerState("closed")
+	BreakerOpen   = BreakerState("open")
+)
+
+// Observer receives the engine's metrics. Implementations must be fast and
+// safe for concurrent use: they are called on the hot path. Embed
+// NopObserver to stay compatible when methods are added.
+type Observer interface {
+	// EventAccepted: an event was committed (duplicate: idempotency hit).
+	EventAccepted(projectID string, eventType kinehook.EventType, duplicate bool)
+	// IngestCommitted: one group commit of n events took d.
+	IngestCommitted(n int, d time.Duration)
+	// AttemptFinished: one HTTP attempt ended.
+	AttemptFinished(endpointID string, outcome Outcome, d time.Duration)
+	// DeliveryFinished: a delivery reached a final status; latency runs
+	// from the event's acceptance.
+	DeliveryFinished(endpointID string, status kinehook.DeliveryStatus, latency time.Duration)
+	// QueueDepth: the number of open deliveries queued for an endpoint.
+	QueueDepth(endpointID string, depth int)
+	// BreakerChanged: an endpoint's circuit breaker opened or closed.
+	BreakerChanged(endpointID string, state BreakerState)
+	// OperationalEvent: endpoint.disabled or endpoint.recovered happened.
+	OperationalEvent(ev OperationalEvent)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+// EventAccepted implements Observer.
+func (NopObserver) EventAccepted(string, kinehook.EventType, bool) {}
+
+// IngestCommitted implements Observer.
+func (NopObserver) IngestCommitted(int, time.Duration) {}
+
+// AttemptFinished implements Observer.
+func (NopObserver) AttemptFinished(string, Outcome, time.Duration) {}
+
+// DeliveryFinished implements Observer.
+func (NopObserver) DeliveryFinished(string, kinehook.DeliveryStatus, time.Duration) {}
+
+// QueueDepth implements Observer.
+func (NopObserver) QueueDepth(string, int) {}
+
+// BreakerChanged implements Observer.
+func (NopObserver) BreakerChanged(string, BreakerState) {}
+
+// OperationalEvent implements Observer.
+func (NopObserver) OperationalEvent(OperationalEvent) {}

@@ -1,0 +1,626 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Engine delivers webhooks. It implements kinehook.Dispatcher for the API and
+// kinehook.PartitionOwner for the Coordinator.
+type Engine struct {
+	cfg   Config
+	store kinehook.Store
+	clock Clock
+	obs   Observer
+	log   interface {
+		Info(string, ...any)
+		Warn(string, ...any)
+		Error(string, ...any)
+	}
+	maxAttempts int32
+
+	randMu sync.Mutex
+	rnd    *rand.Rand
+
+	epMu sync.RWMutex
+	eps  map[string]*epState
+
+	owned    [kinehook.NumPartitions]atomic.Bool
+	partBusy [kinehook.NumPartitions]atomic.Int32
+
+	// Global in-flight cap; endpoints waiting for a slot, in turn.
+	gMu       sync.Mutex
+	gInFlight int
+	gWaiters  []*epState
+
+	payloadBytes atomic.Int64
+
+	// Publish / group commit.
+	pubMu     sync.RWMutex
+	pubClosed bool
+	ingestCh  chan *ingestReq
+	ingestEnd chan struct{}
+
+	// Attempt results.
+	resultCh  chan pendingResult
+	writerEnd chan struct{}
+
+	// Endpoint updates (health) and operational events, in order.
+	hMu       sync.Mutex
+	hQueue    []func(context.Context)
+	hClosed   bool
+	hSignal   chan struct{}
+	hStop     chan struct{}
+	healthEnd chan struct{}
+	ops       sync.WaitGroup
+
+	stopping  atomic.Bool
+	started   atomic.Bool
+	sendCtx   context.Context
+	sendStop  context.CancelFunc
+	sends     sync.WaitGroup
+	bg        sync.WaitGroup
+	runCancel context.CancelFunc
+	runEnd    chan struct{}
+	recovered chan struct{}
+	recOnce   sync.Once
+}
+
+var (
+	_ kinehook.Dispatcher     = (*Engine)(nil)
+	_ kinehook.PartitionOwner = (*Engine)(nil)
+)
+
+// ErrStopped is returned by Publish after Shutdown has begun.
+var ErrStopped = kinehook.Errorf(kinehook.EUNAVAILABLE, "the delivery engine is shutting down")
+
+// New returns an engine; Start must be called before Publish.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("delivery: Config.Store is required")
+	}
+	for _, d := range cfg.RetrySchedule {
+		if d < 0 {
+			return nil, fmt.Errorf("delivery: negative retry delay %s", d)
+		}
+	}
+	c := cfg.withDefaults()
+	e := &Engine{
+		cfg:         c,
+		store:       c.Store,
+		clock:       c.Clock,
+		obs:         c.Observer,
+		log:         c.Logger,
+		maxAttempts: int32(len(c.RetrySchedule) + 1),
+		eps:         map[string]*epState{},
+		ingestCh:    make(chan *ingestReq, 4*c.IngestBatch),
+		ingestEnd:   make(chan struct{}),
+		resultCh:    make(chan pendingResult, 4*c.ResultBatch),
+		writerEnd:   make(chan struct{}),
+		hSignal:     make(chan struct{}, 1),
+		hStop:       make(chan struct{}),
+		healthEnd:   make(chan struct{}),
+		runEnd:      make(chan struct{}),
+		recovered:   make(chan struct{}),
+	}
+	if c.Rand != nil {
+		e.rnd = rand.New(c.Rand)
+	}
+	e.sendCtx, e.sendStop = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// Start loads the endpoints, starts the committer, the result writer and the
+// coordinator, which assigns partitions: their open deliveries are recovered
+// from the store. Start returns once the endpoints are loaded; Recovered
+// tells when the first assignment has been loaded.
+func (e *Engine) Start(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return errors.New("delivery: engine already started")
+	}
+	eps, err := e.store.AllEndpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("delivery: load endpoints: %w", err)
+	}
+	e.epMu.Lock()
+	for _, ep := range eps {
+		es := newEPState(ep.ProjectID, ep.ID)
+		e.setEndpointLocked(es, ep)
+		e.eps[ep.ID] = es
+	}
+	e.epMu.Unlock()
+
+	e.bg.Add(3)
+	go e.committer()
+	go e.writer()
+	go e.healthLoop()
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.runCancel = cancel
+	go e.runCoordinator(runCtx)
+	return nil
+}
+
+// Recovered is closed when the first partition assignment has been loaded
+// from the store (for the local coordinator: every open delivery).
+func (e *Engine) Recovered() <-chan struct{} { return e.recovered }
+
+func (e *Engine) runCoordinator(ctx context.Context) {
+	defer close(e.runEnd)
+	delay := 100 * time.Millisecond
+	for {
+		err := e.cfg.Coordinator.Run(ctx, e)
+		if ctx.Err() != nil {
+			return
+		}
+		e.log.Error("delivery: coordinator stopped; restarting", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// Shutdown stops starting attempts, waits for those in flight (until ctx
+// ends, then cancels them without recording them), and flushes the result
+// batches. Everything unfinished stays pending in the store for the next
+// start (or another instance) to pick up.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if !e.started.Load() {
+		return nil
+	}
+	// 1. No new events; let the committer finish what it has.
+	e.pubMu.Lock()
+	already := e.pubClosed
+	e.pubClosed = true
+	e.pubMu.Unlock()
+	if already {
+		return errors.New("delivery: engine already shut down")
+	}
+	close(e.ingestCh)
+	<-e.ingestEnd
+
+	// 2. No new attempts; stop the coordinator.
+	e.stopping.Store(true)
+	e.runCancel()
+	<-e.runEnd
+
+	// 3. Wait for in-flight attempts, cancelling them if ctx ends first.
+	done := make(chan struct{})
+	go func() { e.sends.Wait(); close(done) }()
+	var abandoned error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		abandoned = fmt.Errorf("delivery: shutdown: in-flight attempts cancelled and handed back: %w", ctx.Err())
+		e.sendStop()
+		<-done
+	}
+	e.sendStop()
+
+	// 4. Flush attempt results, then endpoint updates.
+	close(e.resultCh)
+	<-e.writerEnd
+	e.hMu.Lock()
+	e.hClosed = true
+	e.hMu.Unlock()
+	close(e.hStop)
+	<-e.healthEnd
+	e.ops.Wait()
+
+	e.epMu.Lock()
+	for _, es := range e.eps {
+		es.mu.Lock()
+		if es.timer != nil {
+			es.timer.Stop()
+			es.timer = nil
+		}
+		es.mu.Unlock()
+	}
+	e.epMu.Unlock()
+	return abandoned
+}
+
+// endpointState returns the state of an endpoint, creating it (and loading
+// the endpoint in the background) when unknown.
+func (e *Engine) endpointState(projectID, id string) *epState {
+	e.epMu.RLock()
+	es := e.eps[id]
+	e.epMu.RUnlock()
+	if es != nil {
+		return es
+	}
+	e.epMu.Lock()
+	es = e.eps[id]
+	if es == nil {
+		es = newEPState(projectID, id)
+		e.eps[id] = es
+		go e.loadEndpoint(projectID, id)
+	}
+	e.epMu.Unlock()
+	return es
+}
+
+func (e *Engine) loadEndpoint(projectID, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.refresh(ctx, projectID, id)
+}
+
+// setEndpointLocked installs a new version of the endpoint; es.mu must be held.
+func (e *Engine) setEndpointLocked(es *epState, ep *kinehook.Endpoint) {
+	old := es.ep
+	es.ep = ep
+	es.projectID = ep.ProjectID
+	if old == nil {
+		if !ep.FailingSince.IsZero() {
+			es.failingSince = ep.FailingSince.UnixNano()
+		}
+		return
+	}
+	if old.Disabled && !ep.Disabled {
+		// Re-enabled: start healthy, with a clean failure history.
+		es.consecFail = 0
+		es.breakerOpen = false
+		es.probeInFlight = false
+		es.backoff = 0
+		es.failingSince = 0
+		es.pausedUntil = 0
+		es.disabling = false
+		if !ep.FailingSince.IsZero() {
+			e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
+				if fresh.FailingSince.IsZero() {
+					return false
+				}
+				fresh.FailingSince = time.Time{}
+				return true
+			})
+		}
+	}
+	if ep.RateLimit != old.RateLimit {
+		es.tokens, es.lastRefill = 0, 0
+	}
+}
+
+// EndpointChanged reloads an endpoint after the API changed it and tells the
+// other instances.
+func (e *Engine) EndpointChanged(ctx context.Context, projectID, endpointID string) {
+	e.refresh(ctx, projectID, endpointID)
+	if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, endpointID); err != nil {
+		e.log.Warn("delivery: announce endpoint", "endpoint", endpointID, "err", err)
+	}
+}
+
+// RefreshEndpoint reloads an endpoint changed by another instance.
+func (e *Engine) RefreshEndpoint(ctx context.Context, projectID, endpointID string) {
+	e.refresh(ctx, projectID, endpointID)
+}
+
+func (e *Engine) refresh(ctx context.Context, projectID, id string) {
+	ep, err := e.store.GetEndpoint(ctx, projectID, id)
+	if errors.Is(err, kinehook.ErrNotFound) || (err != nil && kinehook.ErrorCode(err) == kinehook.ENOTFOUND) {
+		e.epMu.Lock()
+		es := e.eps[id]
+		delete(e.eps, id)
+		e.epMu.Unlock()
+		if es != nil {
+			e.forget(es)
+		}
+		return
+	}
+	if err != nil {
+		e.log.Error("delivery: reload endpoint", "endpoint", id, "err", err)
+		return
+	}
+	es := e.endpointStateNoLoad(ep)
+	es.mu.Lock()
+	e.setEndpointLocked(es, ep)
+	send := e.pumpLocked(es)
+	es.mu.Unlock()
+	e.dispatch(es, send)
+}
+
+func (e *Engine) endpointStateNoLoad(ep *kinehook.Endpoint) *epState {
+	e.epMu.Lock()
+	defer e.epMu.Unlock()
+	es := e.eps[ep.ID]
+	if es == nil {
+		es = newEPState(ep.ProjectID, ep.ID)
+		e.eps[ep.ID] = es
+	}
+	return es
+}
+
+// forget drops a deleted endpoint's queues (the store has failed its
+// deliveries); attempts in flight still get recorded.
+func (e *Engine) forget(es *epState) {
+	es.mu.Lock()
+	es.deleted = true
+	var pls []*payload
+	for _, q := range es.queues {
+		pls = append(pls, es.dropQueue(q, true)...)
+	}
+	if es.timer != nil {
+		es.timer.Stop()
+		es.timer = nil
+	}
+	es.mu.Unlock()
+	e.obs.QueueDepth(es.id, 0)
+	e.releasePayloads(pls)
+}
+
+// Publish stores the event and its deliveries through group commit and
+// schedules them at once. It returns after the commit.
+func (e *Engine) Publish(ctx context.Context, ev *kinehook.Event) (kinehook.IngestResult, error) {
+	e.pubMu.RLock()
+	if e.pubClosed || !e.started.Load() {
+		e.pubMu.RUnlock()
+		return kinehook.IngestResult{}, ErrStopped
+	}
+	r := ingestReqPool.Get().(*ingestReq)
+	r.ev = ev
+	select {
+	case e.ingestCh <- r:
+	case <-ctx.Done():
+		e.pubMu.RUnlock()
+		ingestReqPool.Put(r)
+		return kinehook.IngestResult{}, fmt.Errorf("publish: %w", ctx.Err())
+	}
+	e.pubMu.RUnlock()
+	<-r.done
+	res, err := r.res, r.err
+	r.ev, r.res, r.err = nil, kinehook.IngestResult{}, nil
+	ingestReqPool.Put(r)
+	return res, err
+}
+
+// Retry sends a delivery again now, whatever its state (ordering still
+// applies: it goes after an earlier delivery of its resource in flight).
+func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kinehook.Delivery, error) {
+	ds, err := e.store.ReopenDeliveries(ctx, projectID, []string{deliveryID})
+	if err != nil {
+		return nil, fmt.Errorf("retry delivery: %w", err)
+	}
+	if len(ds) == 0 {
+		d, err := e.store.GetDelivery(ctx, projectID, deliveryID)
+		if err != nil {
+			return nil, fmt.Errorf("retry delivery: %w", err)
+		}
+		if d.Status.Final() {
+			return nil, fmt.Errorf("retry delivery %s: the store did not reopen it", deliveryID)
+		}
+		ds = []*kinehook.Delivery{d}
+	}
+	e.scheduleNow(ctx, ds)
+	return ds[0], nil
+}
+
+// Recover re-sends an endpoint's failed deliveries created since t.
+func (e *Engine) Recover(ctx context.Context, projectID, endpointID string, since time.Time) (int, error) {
+	failed, err := e.store.FailedDeliveries(ctx, projectID, endpointID, since)
+	if err != nil {
+		return 0, fmt.Errorf("recover endpoint %s: %w", endpointID, err)
+	}
+	if len(failed) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for chunk := range chunks(failed, 500) {
+		ids := make([]string, len(chunk))
+		for i, d := range chunk {
+			ids[i] = d.ID
+		}
+		ds, err := e.store.ReopenDeliveries(ctx, projectID, ids)
+		if err != nil {
+			return n, fmt.Errorf("recover endpoint %s: %w", endpointID, err)
+		}
+		e.scheduleNow(ctx, ds)
+		n += len(ds)
+	}
+	return n, nil
+}
+
+func chunks[T any](s []T, n int) func(func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			k := min(n, len(s))
+			if !yield(s[:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}
+
+// scheduleNow queues reopened deliveries due now, or announces those in
+// partitions owned elsewhere.
+func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery) {
+	var foreign []string
+	byEP := map[*epState][]*kinehook.Delivery{}
+	for _, d := range ds {
+		if d.Status.Final() {
+			continue
+		}
+		if !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() {
+			foreign = append(foreign, d.ID)
+			continue
+		}
+		es := e.endpointState(d.ProjectID, d.EndpointID)
+		byEP[es] = append(byEP[es], d)
+	}
+	for es, list := range byEP {
+		e.enqueueAll(es, list, true, nil)
+	}
+	if len(foreign) > 0 {
+		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
+			e.log.Warn("delivery: announce deliveries", "n", len(foreign), "err", err)
+		}
+	}
+}
+
+// enqueueAll queues deliveries of one endpoint and starts what can start.
+func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls []*payload) {
+	t := e.clock.Now().UnixNano()
+	var drop []*payload
+	es.mu.Lock()
+	if es.deleted {
+		es.mu.Unlock()
+		e.releasePayloads(pls)
+		return
+	}
+	for i, d := range ds {
+		var pl *payload
+		if pls != nil {
+			pl = pls[i]
+		}
+		next := int64(0) // new and pending deliveries are due at once
+		if !now && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
+			next = d.NextAttemptAt.UnixNano()
+		}
+		if !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() || !es.enqueue(d, next, pl, t) {
+			if pl != nil {
+				drop = append(drop, pl)
+			}
+		}
+	}
+	send := e.pumpLocked(es)
+	es.mu.Unlock()
+	e.releasePayloads(drop)
+	e.dispatch(es, send)
+}
+
+// Assign loads the open deliveries of the given partitions and delivers them.
+func (e *Engine) Assign(ctx context.Context, partitions []int) error {
+	for _, p := range partitions {
+		if p >= 0 && p < kinehook.NumPartitions {
+			e.owned[p].Store(true)
+		}
+	}
+	batch := map[*epState][]*kinehook.Delivery{}
+	n := 0
+	flush := func() {
+		for es, ds := range batch {
+			e.enqueueAll(es, ds, false, nil)
+		}
+		clear(batch)
+		n = 0
+	}
+	err := e.store.OpenDeliveries(ctx, partitions, func(d *kinehook.Delivery) error {
+		es := e.endpointState(d.ProjectID, d.EndpointID)
+		batch[es] = append(batch[es], d)
+		if n++; n >= 1000 {
+			flush()
+		}
+		return nil
+	})
+	flush()
+	e.recOnce.Do(func() { close(e.recovered) })
+	if err != nil {
+		return fmt.Errorf("assign partitions: load open deliveries: %w", err)
+	}
+	return nil
+}
+
+// Revoke stops work in the given partitions: their queued deliveries are
+// forgotten (they stay open in the store) and Revoke waits until the
+// attempts in flight there are recorded.
+func (e *Engine) Revoke(ctx context.Context, partitions []int) error {
+	var set [kinehook.NumPartitions]bool
+	for _, p := range partitions {
+		if p >= 0 && p < kinehook.NumPartitions {
+			set[p] = true
+			e.owned[p].Store(false)
+		}
+	}
+	e.epMu.RLock()
+	all := make([]*epState, 0, len(e.eps))
+	for _, es := range e.eps {
+		all = append(all, es)
+	}
+	e.epMu.RUnlock()
+	for _, es := range all {
+		var pls []*payload
+		es.mu.Lock()
+		for _, q := range es.queues {
+			if set[q.partition] {
+				pls = append(pls, es.dropQueue(q, true)...)
+			}
+		}
+		depth := es.queued
+		es.mu.Unlock()
+		e.obs.QueueDepth(es.id, depth)
+		e.releasePayloads(pls)
+	}
+	for {
+		busy := false
+		for p := range set {
+			if set[p] && e.partBusy[p].Load() > 0 {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("revoke partitions: %w", ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// Wake loads deliveries created or reopened by another instance that fall in
+// partitions this instance owns.
+func (e *Engine) Wake(ctx context.Context, ids []string) error {
+	ds, err := e.store.DeliveriesByID(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("wake: load deliveries: %w", err)
+	}
+	byEP := map[*epState][]*kinehook.Delivery{}
+	for _, d := range ds {
+		if d.Status.Final() || !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() {
+			continue
+		}
+		es := e.endpointState(d.ProjectID, d.EndpointID)
+		byEP[es] = append(byEP[es], d)
+	}
+	for es, list := range byEP {
+		e.enqueueAll(es, list, false, nil)
+	}
+	return nil
+}
+
+func (e *Engine) releasePayloads(pls []*payload) {
+	for _, p := range pls {
+		e.releasePayload(p)
+	}
+}
+
+func (e *Engine) releasePayload(p *payload) {
+	if p != nil && p.refs.Add(-1) == 0 {
+		e.payloadBytes.Add(-int64(len(p.b)))
+	}
+}
+
+// jitter returns d changed by a random factor in [-10%, +10%].
+func (e *Engine) jitter(d time.Duration) time.Duration {
+	var f float64
+	if e.rnd != nil {
+		e.randMu.Lock()
+		f = e.rnd.Float64()
+		e.randMu.Unlock()
+	} else {
+		f = rand.Float64()
+	}
+	return d + time.Duration(float64(d)*(f*0.2-0.1))
+}

@@ -1,0 +1,420 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Operational event names, posted to a project's OperationsURL.
+const (
+	OpEndpointDisabled  = "endpoint.disabled"
+	OpEndpointRecovered = "endpoint.recovered"
+)
+
+// OperationalEvent tells a project's operators about an endpoint's health.
+// Its JSON form is the body posted to the project's OperationsURL:
+//
+//	{"event":"endpoint.disabled","data":{"project_id":"prj_..","endpoint_id":"ep_..",
+//	 "url":"https://..","reason":"endpoint answered 410 Gone",
+//	 "failing_since":"2026-11-27T03:00:00Z","at":"2026-11-27T03:10:00Z"}}
+type OperationalEvent struct {
+	Event string          `json:"event"`
+	Data  OperationalData `json:"data"`
+}
+
+// OperationalData is the data of an OperationalEvent.
+type OperationalData struct {
+	ProjectID    string    `json:"project_id"`
+	EndpointID   string    `json:"endpoint_id"`
+	URL          string    `json:"url"`
+	Reason       string    `json:"reason"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	At           time.Time `json:"at"`
+}
+
+// finish applies an attempt's outcome to the delivery and the endpoint's
+// health, frees the in-flight slot and hands the result to the writer; the
+// resource queue advances once the result is committed.
+func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
+	defer e.sends.Done()
+	e.releasePayload(j.pl)
+	it := j.it
+	now := e.clock.Now()
+	nowNs := now.UnixNano()
+	var ops []OperationalEvent
+	var breaker BreakerState
+
+	es.mu.Lock()
+	es.inFlight--
+	if j.probe {
+		es.probeInFlight = false
+	}
+	ep := es.ep
+	if ep == nil {
+		ep = j.ep
+	}
+	attempts := it.attempts
+	status := kinehook.DeliveryRetrying
+	var next int64
+	switch out.outcome {
+	case OutcomeSuccess:
+		attempts++
+		status = kinehook.DeliverySucceeded
+		es.consecFail = 0
+		if es.breakerOpen {
+			es.breakerOpen, es.backoff = false, 0
+			breaker = BreakerClosed
+			ops = append(ops, e.opEvent(OpEndpointRecovered, ep, "a delivery succeeded after the circuit breaker opened", es.failingSince, now))
+		}
+		if es.failingSince != 0 {
+			es.failingSince = 0
+			e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
+				if fresh.FailingSince.IsZero() {
+					return false
+				}
+				fresh.FailingSince = time.Time{}
+				return true
+			})
+		}
+	case OutcomeBackoff:
+		// The endpoint asked us to slow down: not a failure, no attempt used.
+		next = nowNs + int64(out.retryAfter)
+		es.pausedUntil = max(es.pausedUntil, next)
+	default:
+		attempts++
+		if out.final || attempts >= e.maxAttempts {
+			status = kinehook.DeliveryFailed
+		} else {
+			next = nowNs + int64(e.jitter(e.cfg.RetrySchedule[attempts-1]))
+		}
+		es.consecFail++
+		if es.failingSince == 0 {
+			es.failingSince = nowNs
+			since := now
+			e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
+				if !fresh.FailingSince.IsZero() {
+					return false
+				}
+				fresh.FailingSince = since
+				return true
+			})
+		}
+		reason := ""
+		switch {
+		case out.outcome == OutcomeGone:
+			reason = "endpoint answered 410 Gone"
+		case e.cfg.DisableAfter > 0 && nowNs-es.failingSince >= int64(e.cfg.DisableAfter):
+			reason = fmt.Sprintf("endpoint failing continuously since %s", time.Unix(0, es.failingSince).UTC().Format(time.RFC3339))
+		}
+		if reason != "" && !ep.Disabled {
+			ops = append(ops, e.disableLocked(es, reason, now))
+		}
+		switch {
+		case e.cfg.BreakerThreshold > 0 && !es.breakerOpen && es.consecFail >= e.cfg.BreakerThreshold:
+			es.breakerOpen = true
+			es.backoff = int64(e.cfg.BreakerBackoff)
+			es.probeAt = nowNs + es.backoff
+			breaker = BreakerOpen
+			e.log.Warn("delivery: circuit breaker open", "endpoint", es.id, "consecutive_failures", es.consecFail)
+		case es.breakerOpen && j.probe:
+			es.backoff = min(2*es.backoff, int64(e.cfg.BreakerMaxBackoff))
+			es.probeAt = nowNs + es.backoff
+		}
+	}
+	// Keep the in-memory time equal to what any store keeps (milliseconds).
+	next -= next % int64(time.Millisecond)
+	it.attempts = attempts
+	if status == kinehook.DeliveryRetrying {
+		it.nextAt = next
+	}
+	jobs := e.pumpLocked(es)
+	epNow := es.ep
+	es.mu.Unlock()
+
+	e.releaseGlobal()
+	e.dispatch(es, jobs)
+	if breaker != "" {
+		e.obs.BreakerChanged(es.id, breaker)
+	}
+	for _, op := range ops {
+		e.emit(epNow, op)
+	}
+
+	res := kinehook.AttemptResult{
+		Attempt: kinehook.Attempt{
+			DeliveryID:     it.id,
+			AttemptedAt:    at,
+			StatusCode:     out.status,
+			Error:          out.err,
+			DurationMS:     float64(out.duration.Microseconds()) / 1000,
+			ResponseBody:   out.body,
+			RequestHeaders: out.headers,
+		},
+		Status:   status,
+		Attempts: int(attempts),
+	}
+	if next != 0 {
+		res.NextAttemptAt = time.Unix(0, next).UTC()
+	}
+	if status.Final() {
+		var lat time.Duration
+		if it.createdAt != 0 {
+			lat = time.Duration(nowNs - it.createdAt)
+		}
+		e.obs.DeliveryFinished(es.id, status, lat)
+	}
+	e.resultCh <- pendingResult{res: res, done: func() { e.afterRecord(es, it, status.Final()) }}
+}
+
+// afterRecord advances a resource queue once its head's result is durable.
+func (e *Engine) afterRecord(es *epState, it *item, final bool) {
+	q := it.q
+	e.partBusy[q.partition].Add(-1)
+	es.mu.Lock()
+	q.busy = false
+	if es.deleted {
+		es.mu.Unlock()
+		return
+	}
+	now := e.clock.Now().UnixNano()
+	if final && len(q.items) > 0 && q.items[0] == it {
+		q.items[0] = nil
+		q.items = q.items[1:]
+		delete(es.byID, it.id)
+		es.queued--
+		if len(q.items) == 0 {
+			q.items = nil
+			es.place(q, now)
+			if es.queues[q.key] == q {
+				delete(es.queues, q.key)
+			}
+		}
+	}
+	var pls []*payload
+	if len(q.items) > 0 {
+		if e.owned[q.partition].Load() {
+			es.place(q, now)
+		} else {
+			pls = es.dropQueue(q, false)
+		}
+	}
+	jobs := e.pumpLocked(es)
+	es.mu.Unlock()
+	e.releasePayloads(pls)
+	e.dispatch(es, jobs)
+}
+
+// requeue puts back a job that was not attempted (payload unreadable,
+// shutdown), due after delay; nothing is recorded.
+func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
+	defer e.sends.Done()
+	e.releasePayload(j.pl)
+	it, q := j.it, j.it.q
+	es.mu.Lock()
+	es.inFlight--
+	if j.probe {
+		es.probeInFlight = false
+	}
+	q.busy = false
+	e.partBusy[q.partition].Add(-1)
+	now := e.clock.Now().UnixNano()
+	if delay > 0 {
+		it.nextAt = now + int64(delay)
+	}
+	if !es.deleted {
+		es.place(q, now)
+	}
+	jobs := e.pumpLocked(es)
+	es.mu.Unlock()
+	e.releaseGlobal()
+	e.dispatch(es, jobs)
+}
+
+func (e *Engine) abandon(es *epState, j job) { e.requeue(es, j, 0) }
+
+// disableLocked disables the endpoint in memory at once (its queue stops)
+// and in the store in the background. es.mu must be held.
+func (e *Engine) disableLocked(es *epState, reason string, now time.Time) OperationalEvent {
+	cp := *es.ep
+	cp.Disabled = true
+	cp.DisabledReason = reason
+	es.ep = &cp
+	es.disabling = true
+	e.log.Warn("delivery: endpoint disabled", "endpoint", es.id, "reason", reason)
+	e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
+		if fresh.Disabled {
+			return false
+		}
+		fresh.Disabled = true
+		fresh.DisabledReason = reason
+		return true
+	})
+	return e.opEvent(OpEndpointDisabled, &cp, reason, es.failingSince, now)
+}
+
+func (e *Engine) opEvent(name string, ep *kinehook.Endpoint, reason string, failingSince int64, now time.Time) OperationalEvent {
+	op := OperationalEvent{Event: name, Data: OperationalData{
+		ProjectID: ep.ProjectID, EndpointID: ep.ID, URL: ep.URL, Reason: reason, At: now.UTC(),
+	}}
+	if failingSince != 0 {
+		op.Data.FailingSince = time.Unix(0, failingSince).UTC()
+	}
+	return op
+}
+
+// persistHealth queues a change to the stored endpoint; the health loop
+// applies changes in order to a fresh copy (so an API edit made meanwhile
+// is kept) and tells the other instances.
+func (e *Engine) persistHealth(es *epState, mutate func(*kinehook.Endpoint) bool) {
+	projectID, id := es.projectID, es.id
+	e.enqueueHealth(func(ctx context.Context) {
+		fresh, err := e.store.GetEndpoint(ctx, projectID, id)
+		if err != nil {
+			if kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+				e.log.Error("delivery: load endpoint for a health update", "endpoint", id, "err", err)
+			}
+			return
+		}
+		if !mutate(fresh) {
+			return
+		}
+		fresh.UpdatedAt = e.clock.Now().UTC()
+		if err := e.store.UpdateEndpoint(ctx, fresh); err != nil {
+			e.log.Error("delivery: store endpoint health", "endpoint", id, "err", err)
+			return
+		}
+		if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, id); err != nil {
+			e.log.Warn("delivery: announce endpoint", "endpoint", id, "err", err)
+		}
+	})
+}
+
+func (e *Engine) enqueueHealth(f func(context.Context)) {
+	e.hMu.Lock()
+	if e.hClosed {
+		e.hMu.Unlock()
+		return
+	}
+	e.hQueue = append(e.hQueue, f)
+	e.hMu.Unlock()
+	select {
+	case e.hSignal <- struct{}{}:
+	default:
+	}
+}
+
+// healthLoop applies endpoint updates in order until Shutdown.
+func (e *Engine) healthLoop() {
+	defer e.bg.Done()
+	defer close(e.healthEnd)
+	for {
+		select {
+		case <-e.hSignal:
+		case <-e.hStop:
+		}
+		e.hMu.Lock()
+		q := e.hQueue
+		e.hQueue = nil
+		closed := e.hClosed
+		e.hMu.Unlock()
+		for _, f := range q {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			f(ctx)
+			cancel()
+		}
+		if closed && len(q) == 0 {
+			return
+		}
+	}
+}
+
+// emit logs an operational event, tells the observer and posts it to the
+// project's OperationsURL when there is one.
+func (e *Engine) emit(ep *kinehook.Endpoint, op OperationalEvent) {
+	e.log.Info("delivery: operational event", "event", op.Event, "endpoint", op.Data.EndpointID, "reason", op.Data.Reason)
+	e.obs.OperationalEvent(op)
+	e.enqueueHealth(func(ctx context.Context) {
+		p, err := e.store.GetProject(ctx, op.Data.ProjectID)
+		if err != nil {
+			e.log.Error("delivery: load project for an operational event", "project", op.Data.ProjectID, "err", err)
+			return
+		}
+		if p.OperationsURL == "" {
+			return
+		}
+		var secrets []string
+		if e.cfg.OperationsSecrets != nil {
+			secrets = e.cfg.OperationsSecrets(p, ep)
+		} else if ep != nil {
+			secrets = ep.ActiveSecrets(e.clock.Now())
+		}
+		e.ops.Add(1)
+		go e.postOperational(p.OperationsURL, secrets, op)
+	})
+}
+
+// postOperational posts an operational event, signed like a webhook, with a
+// few retries. It is best effort: it is not stored, and Shutdown cancels it.
+func (e *Engine) postOperational(url string, secrets []string, op OperationalEvent) {
+	defer e.ops.Done()
+	body, err := json.Marshal(op)
+	if err != nil {
+		e.log.Error("delivery: encode operational event", "err", err)
+		return
+	}
+	id := kinehook.NewID(kinehook.PrefixEvent)
+	for try := 0; ; try++ {
+		err := e.postOnce(url, secrets, id, body)
+		if err == nil {
+			return
+		}
+		if try >= len(e.cfg.OperationsRetries) {
+			e.log.Warn("delivery: operational event not delivered", "event", op.Event, "url", url, "err", err)
+			return
+		}
+		select {
+		case <-e.sendCtx.Done():
+			return
+		case <-time.After(e.cfg.OperationsRetries[try]):
+		}
+	}
+}
+
+func (e *Engine) postOnce(url string, secrets []string, id string, body []byte) error {
+	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("operational event request: %w", err)
+	}
+	now := e.clock.Now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", e.cfg.UserAgent)
+	req.Header.Set(kinehook.HeaderID, id)
+	req.Header.Set(kinehook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	if len(secrets) > 0 {
+		sig, err := kinehook.Sign(secrets, id, now, body)
+		if err != nil {
+			return fmt.Errorf("sign operational event: %w", err)
+		}
+		req.Header.Set(kinehook.HeaderSignature, sig)
+	}
+	resp, err := e.cfg.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post operational event: %w", err)
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("post operational event: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,452 @@
+package delivery
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// job is one attempt about to be made.
+type job struct {
+	it    *item
+	ep    *kinehook.Endpoint
+	probe bool
+	body  []byte
+	pl    *payload
+}
+
+// pumpLocked takes what can be sent now from the endpoint's ready queues,
+// within its in-flight bound, rate limit, breaker and the global cap, and
+// arms the endpoint's timer for the next moment something may become
+// sendable. es.mu must be held; the caller dispatches the jobs unlocked.
+func (e *Engine) pumpLocked(es *epState) []job {
+	if es.deleted {
+		return nil
+	}
+	now := e.clock.Now().UnixNano()
+	for len(es.waiting) > 0 && es.waiting[0].head().nextAt <= now {
+		q := heap.Pop(&es.waiting).(*resQueue)
+		if !q.inReady {
+			q.inReady = true
+			es.ready.push(q)
+		}
+	}
+	defer func() { e.obs.QueueDepth(es.id, es.queued) }()
+	ep := es.ep
+	if ep == nil || ep.Disabled || es.disabling || e.stopping.Load() {
+		return nil
+	}
+	wake := int64(0)
+	if len(es.waiting) > 0 {
+		wake = es.waiting[0].head().nextAt
+	}
+	if es.pausedUntil > now {
+		e.armLocked(es, es.pausedUntil)
+		return nil
+	}
+	limit := ep.MaxInFlight
+	if limit <= 0 {
+		limit = e.cfg.MaxInFlightPerEndpoint
+	}
+	probe := false
+	if es.breakerOpen {
+		if es.probeInFlight {
+			return nil
+		}
+		if now < es.probeAt {
+			e.armLocked(es, es.probeAt)
+			return nil
+		}
+		probe = true
+		limit = es.inFlight + 1
+	}
+	var jobs []job
+	for es.ready.size > 0 && es.inFlight < limit {
+		q := es.ready.peek(0)
+		if !q.inReady || q.busy || len(q.items) == 0 || q.head().nextAt > now {
+			es.ready.pop()
+			if q.inReady {
+				q.inReady = false
+				es.place(q, now)
+			}
+			continue
+		}
+		if ep.RateLimit > 0 {
+			burst := max(1, ep.RateLimit)
+			if es.lastRefill == 0 {
+				es.tokens, es.lastRefill = burst, now
+			}
+			es.tokens = min(burst, es.tokens+float64(now-es.lastRefill)/1e9*ep.RateLimit)
+			es.lastRefill = now
+			if es.tokens < 1 {
+				at := now + int64((1-es.tokens)/ep.RateLimit*1e9) + 1
+				if wake == 0 || at < wake {
+					wake = at
+				}
+				break
+			}
+		}
+		if !e.acquireGlobal(es) {
+			break
+		}
+		if ep.RateLimit > 0 {
+			es.tokens--
+		}
+		es.ready.pop()
+		q.inReady = false
+		q.busy = true
+		e.partBusy[q.partition].Add(1)
+		es.inFlight++
+		it := q.head()
+		j := job{it: it, ep: ep, probe: probe}
+		if it.payload != nil {
+			j.pl, j.body = it.payload, it.payload.b
+			it.payload = nil
+		}
+		jobs = append(jobs, j)
+		if probe {
+			es.probeInFlight = true
+			break
+		}
+	}
+	if wake > 0 {
+		e.armLocked(es, wake)
+	}
+	return jobs
+}
+
+// armLocked makes sure the endpoint's timer fires no later than at.
+func (e *Engine) armLocked(es *epState, at int64) {
+	if es.timer != nil && es.timerAt <= at {
+		return
+	}
+	if es.timer != nil {
+		es.timer.Stop()
+	}
+	es.timerAt = at
+	d := time.Duration(at - e.clock.Now().UnixNano())
+	es.timer = e.clock.AfterFunc(max(d, 0), func() {
+		es.mu.Lock()
+		if es.timerAt == at {
+			es.timer, es.timerAt = nil, 0
+		}
+		jobs := e.pumpLocked(es)
+		es.mu.Unlock()
+		e.dispatch(es, jobs)
+	})
+}
+
+// acquireGlobal takes a global in-flight slot, or queues the endpoint for
+// the next free one.
+func (e *Engine) acquireGlobal(es *epState) bool {
+	e.gMu.Lock()
+	defer e.gMu.Unlock()
+	if e.gInFlight < e.cfg.MaxInFlight && len(e.gWaiters) == 0 {
+		e.gInFlight++
+		return true
+	}
+	if e.gInFlight < e.cfg.MaxInFlight && e.gWaiters[0] == es {
+		e.gWaiters = e.gWaiters[1:]
+		es.gWaiting = false
+		e.gInFlight++
+		return true
+	}
+	if !es.gWaiting {
+		es.gWaiting = true
+		e.gWaiters = append(e.gWaiters, es)
+	}
+	return false
+}
+
+// releaseGlobal frees a slot and wakes the endpoint next in turn.
+func (e *Engine) releaseGlobal() {
+	e.gMu.Lock()
+	e.gInFlight--
+	var next *epState
+	if len(e.gWaiters) > 0 {
+		next = e.gWaiters[0]
+	}
+	e.gMu.Unlock()
+	if next != nil {
+		next.mu.Lock()
+		jobs := e.pumpLocked(next)
+		next.mu.Unlock()
+		e.dispatch(next, jobs)
+	}
+}
+
+// dispatch starts the jobs: those without a payload in memory get it from
+// the store first, in one read together with payloads prefetched for the
+// deliveries next in line.
+func (e *Engine) dispatch(es *epState, jobs []job) {
+	if len(jobs) == 0 {
+		return
+	}
+	e.sends.Add(len(jobs))
+	var missing []int
+	for i := range jobs {
+		if jobs[i].body == nil {
+			missing = append(missing, i)
+			continue
+		}
+		go e.attempt(es, jobs[i])
+	}
+	if len(missing) == 0 {
+		return
+	}
+	go func() {
+		ids := make([]string, 0, len(missing))
+		for _, i := range missing {
+			ids = append(ids, jobs[i].it.eventID)
+		}
+		prefetch := e.prefetchList(es, len(missing))
+		for _, it := range prefetch {
+			ids = append(ids, it.eventID)
+		}
+		ctx, cancel := context.WithTimeout(e.sendCtx, 30*time.Second)
+		bodies, err := e.store.EventPayloads(ctx, ids)
+		cancel()
+		if err != nil {
+			e.log.Error("delivery: load payloads", "n", len(ids), "err", err)
+			for _, i := range missing {
+				e.requeue(es, jobs[i], 5*time.Second)
+			}
+			return
+		}
+		e.attachPrefetched(es, prefetch, bodies)
+		for _, i := range missing {
+			j := jobs[i]
+			b, ok := bodies[j.it.eventID]
+			if !ok {
+				// The event is gone (retention): nothing can be sent.
+				e.finish(es, j, attemptOutcome{outcome: OutcomeNetworkError, err: "event payload no longer stored", final: true}, e.clock.Now())
+				continue
+			}
+			j.body = b
+			go e.attempt(es, j)
+		}
+	}()
+}
+
+// prefetchList picks up to Prefetch queued, due deliveries without a payload
+// (within the budget) to load along with a dispatch.
+func (e *Engine) prefetchList(es *epState, already int) []*item {
+	want := e.cfg.Prefetch - already
+	if want <= 0 || e.payloadBytes.Load() >= e.cfg.PayloadBudget {
+		return nil
+	}
+	var out []*item
+	es.mu.Lock()
+	for i := 0; i < es.ready.size && len(out) < want; i++ {
+		q := es.ready.peek(i)
+		if q.inReady && !q.busy && len(q.items) > 0 && q.head().payload == nil {
+			out = append(out, q.head())
+		}
+	}
+	es.mu.Unlock()
+	return out
+}
+
+func (e *Engine) attachPrefetched(es *epState, items []*item, bodies map[string][]byte) {
+	if len(items) == 0 {
+		return
+	}
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	for _, it := range items {
+		b, ok := bodies[it.eventID]
+		if !ok || it.payload != nil || es.byID[it.id] != it || (it.q.busy && it.q.head() == it) {
+			continue
+		}
+		if e.payloadBytes.Load()+int64(len(b)) > e.cfg.PayloadBudget {
+			return
+		}
+		pl := &payload{b: b}
+		pl.refs.Store(1)
+		e.payloadBytes.Add(int64(len(b)))
+		it.payload = pl
+	}
+}
+
+// attemptOutcome is what one attempt led to.
+type attemptOutcome struct {
+	outcome    Outcome
+	status     int
+	err        string
+	body       string
+	duration   time.Duration
+	retryAfter time.Duration
+	headers    map[string]string
+	final      bool // fail the delivery whatever its attempts
+}
+
+// attempt makes one HTTP request and hands its outcome to finish.
+func (e *Engine) attempt(es *epState, j job) {
+	now := e.clock.Now()
+	out := e.post(j, now)
+	if out.outcome == "" { // cancelled by Shutdown: hand back, record nothing
+		e.abandon(es, j)
+		return
+	}
+	e.obs.AttemptFinished(es.id, out.outcome, out.duration)
+	e.finish(es, j, out, now)
+}
+
+func (e *Engine) post(j job, now time.Time) attemptOutcome {
+	ep := j.ep
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h := make(http.Header, 8+len(ep.Headers))
+	for k, v := range ep.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", e.cfg.UserAgent)
+	h.Set(kinehook.HeaderID, j.it.eventID)
+	h.Set(kinehook.HeaderTimestamp, ts)
+	if ep.Login != "" || ep.Password != "" {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
+	}
+	out := attemptOutcome{}
+	sig, err := signFor(ep, j.it.eventID, now, j.body)
+	if err == nil {
+		h.Set(kinehook.HeaderSignature, sig)
+	}
+	out.headers = recordedHeaders(h)
+	if err != nil {
+		out.outcome, out.err = OutcomeNetworkError, "cannot sign: "+err.Error()
+		return out
+	}
+	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(j.body))
+	if err != nil {
+		out.outcome, out.err = OutcomeNetworkError, "bad request: "+err.Error()
+		return out
+	}
+	req.Header = h
+	start := time.Now()
+	resp, err := e.cfg.Client.Do(req)
+	if err == nil {
+		// The status decides; a body cut short is only noted.
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, ResponseBodyLimit))
+		out.body = cleanText(b)
+		if rerr == nil {
+			// Drain a little more so the connection can be reused.
+			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		} else {
+			out.body += "\n[response body cut short: " + cleanText([]byte(rerr.Error())) + "]"
+		}
+		resp.Body.Close()
+		out.status = resp.StatusCode
+	}
+	out.duration = time.Since(start)
+	switch {
+	case e.sendCtx.Err() != nil:
+		return attemptOutcome{} // shutdown
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		out.outcome, out.err = OutcomeTimeout, fmt.Sprintf("timeout: no complete response within %s", e.cfg.RequestTimeout)
+	case err != nil:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			out.outcome = OutcomeTimeout
+		} else {
+			out.outcome = OutcomeNetworkError
+		}
+		out.err = cleanText([]byte(unwrapURLError(err).Error()))
+	case out.status >= 200 && out.status < 300:
+		out.outcome = OutcomeSuccess
+	case out.status == http.StatusGone:
+		out.outcome, out.err = OutcomeGone, "HTTP 410 Gone: endpoint disabled"
+	case out.status == http.StatusTooManyRequests || out.status == http.StatusServiceUnavailable:
+		out.outcome, out.err = OutcomeHTTPError, "HTTP "+strconv.Itoa(out.status)
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			out.outcome = OutcomeBackoff
+			out.retryAfter = min(max(d, time.Second), MaxRetryAfter)
+			out.err += fmt.Sprintf(" with Retry-After: backing off %s", out.retryAfter)
+		}
+	case out.status >= 300 && out.status < 400:
+		out.outcome, out.err = OutcomeHTTPError, fmt.Sprintf("HTTP %d: redirects are not followed", out.status)
+	default:
+		out.outcome, out.err = OutcomeHTTPError, "HTTP "+strconv.Itoa(out.status)
+	}
+	return out
+}
+
+func unwrapURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// signFor signs with the endpoint's scheme and active secrets.
+func signFor(ep *kinehook.Endpoint, id string, now time.Time, body []byte) (string, error) {
+	secrets := ep.ActiveSecrets(now)
+	if len(secrets) == 0 {
+		return "", errors.New("the endpoint has no active signing secret")
+	}
+	return kinehook.Sign(secrets, id, now, body)
+}
+
+// recordedHeaders is what an attempt stores of its request: everything but
+// credentials.
+func recordedHeaders(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		val := strings.Join(v, ", ")
+		switch strings.ToLower(k) {
+		case "authorization", "proxy-authorization":
+			if i := strings.IndexByte(val, ' '); i > 0 {
+				val = val[:i] + " [redacted]"
+			} else {
+				val = "[redacted]"
+			}
+		}
+		m[k] = val
+	}
+	return m
+}
+
+// cleanText makes response text safe for any store (valid UTF-8, no NUL).
+func cleanText(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	return s
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
