@@ -1,0 +1,239 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kinehook/kinehook"
+)
+
+const deliveryCols = `id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition, status, attempts,
+	next_attempt_at, last_status_code, last_error, created_at, updated_at`
+
+func scanDelivery(row pgx.Row) (*kinehook.Delivery, error) {
+	var (
+		d         kinehook.Delivery
+		typ, st   string
+		res       []byte
+		part      int16
+		nextAtPtr *time.Time
+	)
+	if err := row.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &typ, &res, &d.Seq, &part, &st, &d.Attempts,
+		&nextAtPtr, &d.LastStatusCode, &d.LastError, &d.CreatedAt, &d.UpdatedAt); err != nil {
+		return nil, err
+	}
+	d.EventType, d.ResourceKey, d.Partition, d.Status = kinehook.EventType(typ), string(res), int(part), kinehook.DeliveryStatus(st)
+	d.NextAttemptAt = fromNull(nextAtPtr)
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return &d, nil
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, q pgx.Tx, what, sql string, args ...any) ([]*kinehook.Delivery, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if q != nil {
+		rows, err = q.Query(ctx, sql, args...)
+	} else {
+		rows, err = s.pool.Query(ctx, sql, args...)
+	}
+	if err != nil {
+		return nil, wrap(what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Delivery, error) { return scanDelivery(r) })
+	return out, wrap(what, err)
+}
+
+// GetDelivery returns a delivery of the project, or ErrNotFound.
+func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*kinehook.Delivery, error) {
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1 AND project_id = $2`, id, projectID))
+	return d, wrap("get delivery", err)
+}
+
+// ListDeliveries returns an event's deliveries; ErrNotFound when the project
+// has no such event.
+func (s *Store) ListDeliveries(ctx context.Context, projectID, eventID string) ([]*kinehook.Delivery, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND project_id = $2)`, eventID, projectID).Scan(&exists); err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+	if !exists {
+		return nil, wrap("list deliveries", pgx.ErrNoRows)
+	}
+	return s.queryDeliveries(ctx, nil, "list deliveries",
+		`SELECT `+deliveryCols+` FROM deliveries WHERE event_id = $1 AND project_id = $2 ORDER BY created_at, id`, eventID, projectID)
+}
+
+// OpenDeliveries streams the pending and retrying deliveries of the given
+// partitions (all when nil) in Seq order. Rows are streamed, not collected,
+// so a large backlog costs no memory here.
+func (s *Store) OpenDeliveries(ctx context.Context, partitions []int, fn func(*kinehook.Delivery) error) error {
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE status IN ('pending', 'retrying')`
+	var args []any
+	if partitions != nil {
+		ps := make([]int16, len(partitions))
+		for i, p := range partitions {
+			ps[i] = int16(p)
+		}
+		q += ` AND partition = ANY($1)`
+		args = append(args, ps)
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY seq, endpoint_id`, args...)
+	if err != nil {
+		return wrap("open deliveries", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return wrap("open deliveries", err)
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return wrap("open deliveries", rows.Err())
+}
+
+// DeliveriesByID returns the deliveries with the given ids, of any project.
+func (s *Store) DeliveriesByID(ctx context.Context, ids []string) ([]*kinehook.Delivery, error) {
+	if len(ids) == 0 {
+		return []*kinehook.Delivery{}, nil
+	}
+	return s.queryDeliveries(ctx, nil, "deliveries by id",
+		`SELECT `+deliveryCols+` FROM deliveries WHERE id = ANY($1) ORDER BY seq, endpoint_id`, ids)
+}
+
+// RecordAttempts stores a batch of attempts and the delivery states they lead
+// to in one transaction and one round trip. A delivery already final is not
+// changed by a late result (an instance that lost its partition while an
+// attempt was in flight), though the attempt itself is kept.
+func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	n := len(results)
+	var (
+		aIDs             = make([]string, n)
+		aAts             = make([]time.Time, n)
+		aCodes           = make([]int32, n)
+		aErrs            = make([]string, n)
+		aDur             = make([]float64, n)
+		aBodies          = make([][]byte, n)
+		aHeaders         = make([][]byte, n)
+		last             = map[string]int{}
+		order            []string
+		uIDs, uSt, uErrs []string
+		uAtt, uCodes     []int32
+		uNext            []*time.Time
+	)
+	for i, r := range results {
+		a := r.Attempt
+		aIDs[i], aAts[i], aCodes[i], aErrs[i], aDur[i] = a.DeliveryID, a.AttemptedAt.UTC(), int32(a.StatusCode), cleanText(a.Error), a.DurationMS
+		aBodies[i] = []byte(a.ResponseBody)
+		if len(a.RequestHeaders) > 0 {
+			h, err := json.Marshal(a.RequestHeaders)
+			if err != nil {
+				return fmt.Errorf("postgres: record attempts: encode headers: %w", err)
+			}
+			aHeaders[i] = h
+		}
+		if _, seen := last[a.DeliveryID]; !seen {
+			order = append(order, a.DeliveryID)
+		}
+		last[a.DeliveryID] = i
+	}
+	for _, id := range order {
+		r := results[last[id]]
+		uIDs, uSt, uErrs = append(uIDs, id), append(uSt, string(r.Status)), append(uErrs, cleanText(r.Attempt.Error))
+		uAtt, uCodes = append(uAtt, int32(r.Attempts)), append(uCodes, int32(r.Attempt.StatusCode))
+		next := nullTime(r.NextAttemptAt)
+		if r.Status.Final() {
+			next = nil
+		}
+		uNext = append(uNext, next)
+	}
+	var b pgx.Batch
+	b.Queue(`INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[])`,
+		aIDs, aAts, aCodes, aErrs, aDur, aBodies, aHeaders)
+	b.Queue(`UPDATE deliveries d SET status = u.st, attempts = u.att, next_attempt_at = u.next,
+			last_status_code = u.code, last_error = u.err, updated_at = $7
+		FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[]) AS u(id, st, att, next, code, err)
+		WHERE d.id = u.id AND d.status IN ('pending', 'retrying')`,
+		uIDs, uSt, uAtt, uNext, uCodes, uErrs, now())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	return wrap("record attempts", err)
+}
+
+// ListAttempts returns a delivery's attempts in time order; ErrNotFound when
+// the project has no such delivery.
+func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) ([]*kinehook.Attempt, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1 AND project_id = $2)`, deliveryID, projectID).Scan(&exists); err != nil {
+		return nil, wrap("list attempts", err)
+	}
+	if !exists {
+		return nil, wrap("list attempts", pgx.ErrNoRows)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers
+		FROM attempts WHERE delivery_id = $1 ORDER BY attempted_at, id`, deliveryID)
+	if err != nil {
+		return nil, wrap("list attempts", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Attempt, error) {
+		var (
+			a       kinehook.Attempt
+			body    []byte
+			headers []byte
+		)
+		if err := r.Scan(&a.DeliveryID, &a.AttemptedAt, &a.StatusCode, &a.Error, &a.DurationMS, &body, &headers); err != nil {
+			return nil, err
+		}
+		a.AttemptedAt = a.AttemptedAt.UTC()
+		a.ResponseBody = string(body)
+		if headers != nil {
+			if err := json.Unmarshal(headers, &a.RequestHeaders); err != nil {
+				return nil, fmt.Errorf("attempt headers: %w", err)
+			}
+		}
+		return &a, nil
+	})
+	return out, wrap("list attempts", err)
+}
+
+// ReopenDeliveries sets the project's final deliveries among ids back to
+// pending, due now, and returns every one of ids the project has, as stored.
+func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []string) ([]*kinehook.Delivery, error) {
+	if len(ids) == 0 {
+		return []*kinehook.Delivery{}, nil
+	}
+	var out []*kinehook.Delivery
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		t := now()
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3
+			WHERE id = ANY($1) AND project_id = $2 AND status IN ('succeeded', 'failed')`, ids, projectID, t); err != nil {
+			return wrap("reopen deliveries", err)
+		}
+		var err error
+		out, err = s.queryDeliveries(ctx, tx, "reopen deliveries",
+			`SELECT `+deliveryCols+` FROM deliveries WHERE id = ANY($1) AND project_id = $2 ORDER BY seq, endpoint_id`, ids, projectID)
+		return err
+	})
+	return out, err
+}
+
+// FailedDeliveries lists an endpoint's failed deliveries created at or after
+// since, in Seq order.
+func (s *Store) FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*kinehook.Delivery, error) {
+	return s.queryDeliveries(ctx, nil, "failed deliveries",
+		`SELECT `+deliveryCols+` FROM deliveries WHERE endpoint_id = $1 AND project_id = $2 AND status = 'failed'
+		AND created_at >= $3 ORDER BY seq, id`, endpointID, projectID, since.UTC())
+}

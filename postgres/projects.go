@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kinehook/kinehook"
+)
+
+// CreateProject stores a project with the hash of its API key.
+func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHash []byte) error {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = now()
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO projects (id, name, api_key_hash, retention_days, operations_url, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, p.ID, p.Name, apiKeyHash, p.RetentionDays, p.OperationsURL, p.CreatedAt.UTC())
+	if isUniqueViolation(err) {
+		return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "a project with this id or key exists"}
+	}
+	return wrap("create project", err)
+}
+
+const projectCols = `id, name, retention_days, operations_url, created_at`
+
+func scanProject(row pgx.Row) (*kinehook.Project, error) {
+	var p kinehook.Project
+	if err := row.Scan(&p.ID, &p.Name, &p.RetentionDays, &p.OperationsURL, &p.CreatedAt); err != nil {
+		return nil, err
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	return &p, nil
+}
+
+// GetProject returns the project with id, or ErrNotFound.
+func (s *Store) GetProject(ctx context.Context, id string) (*kinehook.Project, error) {
+	p, err := scanProject(s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects WHERE id = $1`, id))
+	return p, wrap("get project", err)
+}
+
+// ListProjects returns every project, oldest first.
+func (s *Store) ListProjects(ctx context.Context) ([]*kinehook.Project, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+projectCols+` FROM projects ORDER BY created_at, id`)
+	if err != nil {
+		return nil, wrap("list projects", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Project, error) { return scanProject(r) })
+	return out, wrap("list projects", err)
+}
+
+// UpdateProject saves a project's name and settings (not its key or id).
+func (s *Store) UpdateProject(ctx context.Context, p *kinehook.Project) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE projects SET name = $2, retention_days = $3, operations_url = $4 WHERE id = $1`,
+		p.ID, p.Name, p.RetentionDays, p.OperationsURL)
+	if err != nil {
+		return wrap("update project", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return wrap("update project", pgx.ErrNoRows)
+	}
+	return nil
+}
+
+// ProjectByKeyHash finds the project whose API key hashes to hash.
+func (s *Store) ProjectByKeyHash(ctx context.Context, hash []byte) (*kinehook.Project, error) {
+	p, err := scanProject(s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects WHERE api_key_hash = $1`, hash))
+	return p, wrap("project by key", err)
+}
+
+// endpointRow is an endpoint in its stored form.
+type endpointRow struct {
+	eventTypes []string
+	headers    []byte
+	secrets    []byte
+	password   []byte
+}
+
+func (s *Store) encodeEndpoint(e *kinehook.Endpoint) (*endpointRow, error) {
+	r := &endpointRow{eventTypes: e.EventTypes}
+	if r.eventTypes == nil {
+		r.eventTypes = []string{}
+	}
+	headers := e.Headers
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	var err error
+	if r.headers, err = jsonOrNil(headers); err != nil {
+		return nil, err
+	}
+	secrets := e.Secrets
+	if secrets == nil {
+		secrets = []kinehook.EndpointSecret{}
+	}
+	plain, err := jsonOrNil(secrets)
+	if err != nil {
+		return nil, err
+	}
+	if r.secrets, err = s.seal(plain); err != nil {
+		return nil, err
+	}
+	if e.Password != "" {
+		if r.password, err = s.seal([]byte(e.Password)); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// CreateEndpoint stores an endpoint; its secrets and password are sealed.
+func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
+	t := now()
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = t
+	}
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = e.CreatedAt
+	}
+	r, err := s.encodeEndpoint(e)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO endpoints (id, project_id, url, description, event_types, headers, disabled,
+		disabled_reason, secrets, scheme, name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
+		e.Scheme, e.Name, e.Login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince),
+		e.CreatedAt.UTC(), e.UpdatedAt.UTC())
+	if isUniqueViolation(err) {
+		return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "an endpoint with this id exists"}
+	}
+	if err != nil && isForeignKeyViolation(err) {
+		return fmt.Errorf("postgres: create endpoint: project %s: %w", e.ProjectID, kinehook.ErrNotFound)
+	}
+	return wrap("create endpoint", err)
+}
+
+const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
+	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at`
+
+func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
+	var (
+		e            kinehook.Endpoint
+		r            endpointRow
+		failingSince *time.Time
+	)
+	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled,
+		&e.DisabledReason, &r.secrets, &e.Scheme, &e.Name, &e.Login, &r.password, &e.RateLimit, &e.MaxInFlight,
+		&failingSince, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		return nil, err
+	}
+	e.EventTypes = r.eventTypes
+	if len(e.EventTypes) == 0 {
+		e.EventTypes = nil
+	}
+	if err := json.Unmarshal(r.headers, &e.Headers); err != nil {
+		return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+	}
+	if len(e.Headers) == 0 {
+		e.Headers = nil
+	}
+	plain, err := s.open(r.secrets)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	}
+	if err := json.Unmarshal(plain, &e.Secrets); err != nil {
+		return nil, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	}
+	for i := range e.Secrets {
+		if !e.Secrets[i].ExpiresAt.IsZero() {
+			e.Secrets[i].ExpiresAt = e.Secrets[i].ExpiresAt.UTC()
+		}
+	}
+	if r.password != nil {
+		pw, err := s.open(r.password)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s password: %w", e.ID, err)
+		}
+		e.Password = string(pw)
+	}
+	e.FailingSince = fromNull(failingSince)
+	e.CreatedAt, e.UpdatedAt = e.CreatedAt.UTC(), e.UpdatedAt.UTC()
+	return &e, nil
+}
+
+func (s *Store) queryEndpoints(ctx context.Context, what, sql string, args ...any) ([]*kinehook.Endpoint, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, wrap(what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Endpoint, error) { return s.scanEndpoint(r) })
+	return out, wrap(what, err)
+}
+
+// GetEndpoint returns an endpoint of the project, or ErrNotFound.
+func (s *Store) GetEndpoint(ctx context.Context, projectID, id string) (*kinehook.Endpoint, error) {
+	e, err := s.scanEndpoint(s.pool.QueryRow(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = $1 AND project_id = $2`, id, projectID))
+	return e, wrap("get endpoint", err)
+}
+
+// ListEndpoints returns the project's endpoints, oldest first.
+func (s *Store) ListEndpoints(ctx context.Context, projectID string) ([]*kinehook.Endpoint, error) {
+	return s.queryEndpoints(ctx, "list endpoints",
+		`SELECT `+endpointCols+` FROM endpoints WHERE project_id = $1 ORDER BY created_at, id`, projectID)
+}
+
+// AllEndpoints returns every endpoint of every project.
+func (s *Store) AllEndpoints(ctx context.Context) ([]*kinehook.Endpoint, error) {
+	return s.queryEndpoints(ctx, "all endpoints", `SELECT `+endpointCols+` FROM endpoints ORDER BY created_at, id`)
+}
+
+// UpdateEndpoint saves every field of an endpoint but its id, project and
+// creation time.
+func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = now()
+	}
+	r, err := s.encodeEndpoint(e)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE endpoints SET url = $3, description = $4, event_types = $5, headers = $6,
+		disabled = $7, disabled_reason = $8, secrets = $9, scheme = $10, name = $11, login = $12, password = $13,
+		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17
+		WHERE id = $1 AND project_id = $2`,
+		e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
+		e.Scheme, e.Name, e.Login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC())
+	if err != nil {
+		return wrap("update endpoint", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return wrap("update endpoint", pgx.ErrNoRows)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes the endpoint; its open deliveries become failed in
+// the same transaction (their history stays).
+func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1 AND project_id = $2`, id, projectID)
+		if err != nil {
+			return wrap("delete endpoint", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return wrap("delete endpoint", pgx.ErrNoRows)
+		}
+		_, err = tx.Exec(ctx, `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
+			last_error = 'endpoint deleted', updated_at = $2
+			WHERE endpoint_id = $1 AND status IN ('pending', 'retrying')`, id, now())
+		return wrap("delete endpoint: fail its open deliveries", err)
+	})
+}
