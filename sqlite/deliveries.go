@@ -1,0 +1,260 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// Deliveries are read joined with their event (id, type, resource key).
+const deliverySelect = `SELECT d.id, d.project_id, e.id, d.endpoint_id, e.type, e.resource_key, d.event_seq, d.partition,
+	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at
+	FROM deliveries d JOIN events e ON e.seq = d.event_seq `
+
+func scanDelivery(row interface{ Scan(...any) error }) (*kinehook.Delivery, error) {
+	var d kinehook.Delivery
+	var typ, status string
+	var next, created, updated int64
+	if err := row.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &typ, &d.ResourceKey, &d.Seq, &d.Partition,
+		&status, &d.Attempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated); err != nil {
+		return nil, err
+	}
+	d.EventType, d.Status = kinehook.EventType(typ), kinehook.DeliveryStatus(status)
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
+	return &d, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryDeliveries(ctx context.Context, q querier, where string, args ...any) ([]*kinehook.Delivery, error) {
+	rows, err := q.QueryContext(ctx, deliverySelect+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*kinehook.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// GetDelivery returns a delivery of the project or kinehook.ErrNotFound.
+func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*kinehook.Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, deliverySelect+`WHERE d.id = ? AND d.project_id = ?`, id, projectID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("delivery", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get delivery %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// ListDeliveries returns an event's deliveries, or kinehook.ErrNotFound when
+// the project has no such event.
+func (s *Store) ListDeliveries(ctx context.Context, projectID, eventID string) ([]*kinehook.Delivery, error) {
+	var seq int64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM events WHERE id = ? AND project_id = ?`, eventID, projectID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("event", eventID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list deliveries of %s: %w", eventID, err)
+	}
+	ds, err := queryDeliveries(ctx, s.r, `WHERE d.event_seq = ? ORDER BY d.created_at, d.id`, seq)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list deliveries of %s: %w", eventID, err)
+	}
+	return ds, nil
+}
+
+// OpenDeliveries calls fn for each pending or retrying delivery in the given
+// partitions (all when nil), in Seq order, from one consistent snapshot.
+func (s *Store) OpenDeliveries(ctx context.Context, partitions []int, fn func(*kinehook.Delivery) error) error {
+	where := `WHERE d.status IN ('pending', 'retrying')`
+	var args []any
+	if partitions != nil {
+		if len(partitions) == 0 {
+			return nil
+		}
+		where += ` AND d.partition IN (` + placeholders(len(partitions)) + `)`
+		for _, p := range partitions {
+			args = append(args, p)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, deliverySelect+where+` ORDER BY d.event_seq`, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: open deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return fmt.Errorf("sqlite: open deliveries: %w", err)
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: open deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeliveriesByID returns the deliveries with the given ids in any project;
+// unknown ids are skipped.
+func (s *Store) DeliveriesByID(ctx context.Context, ids []string) ([]*kinehook.Delivery, error) {
+	var out []*kinehook.Delivery
+	for start := 0; start < len(ids); start += chunkSize {
+		chunk := ids[start:min(start+chunkSize, len(ids))]
+		ds, err := queryDeliveries(ctx, s.r, `WHERE d.id IN (`+placeholders(len(chunk))+`) ORDER BY d.event_seq`, anySlice(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: deliveries by id: %w", err)
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// RecordAttempts stores a batch of attempts and the delivery states they lead
+// to in one commit. A result for a delivery that no longer exists is skipped
+// (and logged) rather than failing the batch.
+func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	now := time.Now().UnixMicro()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: record attempts: begin: %w", err)
+	}
+	defer rollback(tx)
+	upd := tx.StmtContext(ctx, s.updDelivery)
+	ins := tx.StmtContext(ctx, s.insAttempt)
+	for i := range results {
+		r := &results[i]
+		a := &r.Attempt
+		res, err := upd.ExecContext(ctx, string(r.Status), r.Attempts, micros(r.NextAttemptAt), a.StatusCode, a.Error, now, a.DeliveryID)
+		if err != nil {
+			return fmt.Errorf("sqlite: record attempts: update delivery %s: %w", a.DeliveryID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			s.log.Warn("sqlite: attempt for a delivery that no longer exists", "delivery_id", a.DeliveryID)
+			continue
+		}
+		headers := "{}"
+		if len(a.RequestHeaders) > 0 {
+			b, err := json.Marshal(a.RequestHeaders)
+			if err != nil {
+				return fmt.Errorf("sqlite: record attempts: encode headers: %w", err)
+			}
+			headers = string(b)
+		}
+		if _, err := ins.ExecContext(ctx, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS,
+			[]byte(a.ResponseBody), headers); err != nil {
+			return fmt.Errorf("sqlite: record attempts: insert attempt of %s: %w", a.DeliveryID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: record attempts: commit: %w", err)
+	}
+	return nil
+}
+
+// ListAttempts returns a delivery's attempts oldest first, or
+// kinehook.ErrNotFound when the project has no such delivery.
+func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) ([]*kinehook.Attempt, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM deliveries WHERE id = ? AND project_id = ?`, deliveryID, projectID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("delivery", deliveryID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers
+		FROM attempts WHERE delivery_id = ? ORDER BY attempted_at, id`, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
+	}
+	defer rows.Close()
+	out := []*kinehook.Attempt{}
+	for rows.Next() {
+		var a kinehook.Attempt
+		var at int64
+		var body []byte
+		var headers string
+		if err := rows.Scan(&a.DeliveryID, &at, &a.StatusCode, &a.Error, &a.DurationMS, &body, &headers); err != nil {
+			return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
+		}
+		a.AttemptedAt, a.ResponseBody = fromMicros(at), string(body)
+		if headers != "" && headers != "{}" {
+			if err := json.Unmarshal([]byte(headers), &a.RequestHeaders); err != nil {
+				return nil, fmt.Errorf("sqlite: attempt headers of %s: %w", deliveryID, err)
+			}
+		}
+		out = append(out, &a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
+	}
+	return out, nil
+}
+
+// ReopenDeliveries sets the project's given final deliveries back to pending,
+// due now, and returns the given deliveries as they now are (ids of other
+// projects or unknown ids are skipped; open ones are returned unchanged).
+func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []string) ([]*kinehook.Delivery, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UnixMicro()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reopen deliveries: begin: %w", err)
+	}
+	defer rollback(tx)
+	var out []*kinehook.Delivery
+	for start := 0; start < len(ids); start += chunkSize {
+		chunk := anySlice(ids[start:min(start+chunkSize, len(ids))])
+		args := append([]any{now, now, projectID}, chunk...)
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+			WHERE project_id = ? AND status IN ('succeeded', 'failed') AND id IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+			return nil, fmt.Errorf("sqlite: reopen deliveries: %w", err)
+		}
+		ds, err := queryDeliveries(ctx, tx, `WHERE d.project_id = ? AND d.id IN (`+placeholders(len(chunk))+`) ORDER BY d.event_seq`,
+			append([]any{projectID}, chunk...)...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: reopen deliveries: %w", err)
+		}
+		out = append(out, ds...)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: reopen deliveries: commit: %w", err)
+	}
+	return out, nil
+}
+
+// FailedDeliveries lists an endpoint's failed deliveries created at or after
+// since, in Seq order.
+func (s *Store) FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*kinehook.Delivery, error) {
+	ds, err := queryDeliveries(ctx, s.r, `WHERE d.endpoint_id = ? AND d.status = 'failed' AND d.created_at >= ? AND d.project_id = ?
+		ORDER BY d.event_seq`, endpointID, micros(since), projectID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: failed deliveries of %s: %w", endpointID, err)
+	}
+	return ds, nil
+}

@@ -1,0 +1,325 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// IdempotencyWindow is how long an idempotency key maps to its first event.
+const IdempotencyWindow = 24 * time.Hour
+
+// Paging limits of ListEvents.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+type endpointFilter struct {
+	id string
+	ep kinehook.Endpoint // only EventTypes is set; used for Matches
+}
+
+type idemKey struct{ project, key string }
+
+// IngestEvents stores events and their deliveries in one transaction (one
+// commit for the whole batch). Each project's enabled endpoints are read
+// once per call.
+func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	nowUS := now.UnixMicro()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: begin: %w", err)
+	}
+	defer rollback(tx)
+	insEvent := tx.StmtContext(ctx, s.insEvent)
+	insDelivery := tx.StmtContext(ctx, s.insDelivery)
+
+	endpoints := map[string][]endpointFilter{}
+	seen := map[idemKey]int{} // key -> index of the result that holds its event
+	results := make([]kinehook.IngestResult, len(events))
+	for i, in := range events {
+		ev := *in
+		if ev.ID == "" {
+			ev.ID = kinehook.NewID(kinehook.PrefixEvent)
+		}
+		if ev.CreatedAt.IsZero() {
+			ev.CreatedAt = now
+		} else {
+			ev.CreatedAt = ev.CreatedAt.UTC().Truncate(time.Microsecond)
+		}
+		if ev.IdempotencyKey != "" {
+			k := idemKey{ev.ProjectID, ev.IdempotencyKey}
+			if j, ok := seen[k]; ok {
+				results[i] = kinehook.IngestResult{Event: results[j].Event, Duplicate: true}
+				continue
+			}
+			first, err := s.idempotentHit(ctx, tx, &ev)
+			if err != nil {
+				return nil, err
+			}
+			if first != nil {
+				results[i] = kinehook.IngestResult{Event: first, Duplicate: true}
+				seen[k] = i
+				continue
+			}
+			seen[k] = i
+		}
+		res, err := insEvent.ExecContext(ctx, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: ingest: insert event %s: %w", ev.ID, err)
+		}
+		if ev.Seq, err = res.LastInsertId(); err != nil {
+			return nil, fmt.Errorf("sqlite: ingest: event seq: %w", err)
+		}
+		if ev.IdempotencyKey != "" {
+			if _, err := tx.StmtContext(ctx, s.insIdem).ExecContext(ctx, ev.ProjectID, ev.IdempotencyKey, ev.Seq, micros(ev.CreatedAt)); err != nil {
+				return nil, fmt.Errorf("sqlite: ingest: idempotency key: %w", err)
+			}
+		}
+		eps, ok := endpoints[ev.ProjectID]
+		if !ok {
+			if eps, err = s.enabledEndpoints(ctx, tx, ev.ProjectID); err != nil {
+				return nil, err
+			}
+			endpoints[ev.ProjectID] = eps
+		}
+		stored := ev
+		r := kinehook.IngestResult{Event: &stored}
+		for k := range eps {
+			if !eps[k].ep.Matches(ev.Type) {
+				continue
+			}
+			d := &kinehook.Delivery{
+				ID:            kinehook.NewID(kinehook.PrefixDelivery),
+				ProjectID:     ev.ProjectID,
+				EventID:       ev.ID,
+				EndpointID:    eps[k].id,
+				EventType:     ev.Type,
+				ResourceKey:   ev.ResourceKey,
+				Seq:           ev.Seq,
+				Partition:     kinehook.PartitionOf(eps[k].id, ev.ResourceKey),
+				Status:        kinehook.DeliveryPending,
+				NextAttemptAt: now,
+				CreatedAt:     ev.CreatedAt,
+				UpdatedAt:     now,
+			}
+			if _, err := insDelivery.ExecContext(ctx, d.ID, d.ProjectID, d.Seq, d.EndpointID, d.Partition, nowUS, micros(d.CreatedAt), nowUS); err != nil {
+				return nil, fmt.Errorf("sqlite: ingest: insert delivery: %w", err)
+			}
+			r.Deliveries = append(r.Deliveries, d)
+		}
+		results[i] = r
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: commit: %w", err)
+	}
+	return results, nil
+}
+
+// idempotentHit returns the stored event that ev's idempotency key still maps
+// to, or nil when the key is new or older than the window.
+func (s *Store) idempotentHit(ctx context.Context, tx *sql.Tx, ev *kinehook.Event) (*kinehook.Event, error) {
+	var seq, created int64
+	err := tx.StmtContext(ctx, s.selIdem).QueryRowContext(ctx, ev.ProjectID, ev.IdempotencyKey).Scan(&seq, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: idempotency lookup: %w", err)
+	}
+	if created <= micros(ev.CreatedAt.Add(-IdempotencyWindow)) {
+		return nil, nil // expired: the key may be reused
+	}
+	first, err := scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE seq = ?`, seq))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: load event of idempotency key: %w", err)
+	}
+	return first, nil
+}
+
+func (s *Store) enabledEndpoints(ctx context.Context, tx *sql.Tx, projectID string) ([]endpointFilter, error) {
+	rows, err := tx.StmtContext(ctx, s.selEndpointsLite).QueryContext(ctx, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: endpoints of %s: %w", projectID, err)
+	}
+	defer rows.Close()
+	var out []endpointFilter
+	for rows.Next() {
+		var f endpointFilter
+		var types string
+		if err := rows.Scan(&f.id, &types); err != nil {
+			return nil, fmt.Errorf("sqlite: ingest: endpoints of %s: %w", projectID, err)
+		}
+		if err := json.Unmarshal([]byte(types), &f.ep.EventTypes); err != nil {
+			return nil, fmt.Errorf("sqlite: ingest: endpoint %s event_types: %w", f.id, err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: endpoints of %s: %w", projectID, err)
+	}
+	return out, nil
+}
+
+const eventCols = `seq, id, project_id, type, resource_key, payload, idempotency_key, created_at`
+
+func scanEvent(row interface{ Scan(...any) error }) (*kinehook.Event, error) {
+	var e kinehook.Event
+	var typ string
+	var payload []byte
+	var created int64
+	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created); err != nil {
+		return nil, err
+	}
+	e.Type = kinehook.EventType(typ)
+	e.Payload = payload
+	e.CreatedAt = fromMicros(created)
+	return &e, nil
+}
+
+// GetEvent returns an event of the project or kinehook.ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, projectID, id string) (*kinehook.Event, error) {
+	e, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = ? AND project_id = ?`, id, projectID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("event", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get event %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// Cursors are the Seq of the last event of a page, base64url-encoded.
+const cursorPrefix = "s1:"
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if v, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
+			if seq, err := strconv.ParseInt(v, 10, 64); err == nil && seq > 0 {
+				return seq, nil
+			}
+		}
+	}
+	return 0, &kinehook.Error{Code: kinehook.EINVALID, Field: "cursor", Message: "cursor is not one this server returned"}
+}
+
+// ListEvents pages a project's events newest first. The cursor is the last
+// Seq returned, so events accepted meanwhile never shift a page.
+func (s *Store) ListEvents(ctx context.Context, projectID string, f kinehook.EventFilter) ([]*kinehook.Event, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	var where strings.Builder
+	where.WriteString(`project_id = ?`)
+	args := []any{projectID}
+	if f.Cursor != "" {
+		seq, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where.WriteString(` AND seq < ?`)
+		args = append(args, seq)
+	}
+	if f.Type != "" {
+		where.WriteString(` AND type = ?`)
+		args = append(args, string(f.Type))
+	}
+	if f.ResourceKey != "" {
+		where.WriteString(` AND resource_key = ?`)
+		args = append(args, f.ResourceKey)
+	}
+	if !f.Since.IsZero() {
+		where.WriteString(` AND created_at >= ?`)
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where.WriteString(` AND created_at < ?`)
+		args = append(args, micros(f.Until))
+	}
+	if f.DeliveryStatus != "" {
+		where.WriteString(` AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq AND d.status = ?)`)
+		args = append(args, string(f.DeliveryStatus))
+	}
+	args = append(args, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE `+where.String()+` ORDER BY seq DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list events: %w", err)
+	}
+	defer rows.Close()
+	out := make([]*kinehook.Event, 0, min(limit, 64))
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list events: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = encodeCursor(out[limit-1].Seq)
+	}
+	return out, next, nil
+}
+
+// EventPayloads returns the payloads of the given events keyed by id;
+// unknown ids are skipped.
+func (s *Store) EventPayloads(ctx context.Context, eventIDs []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(eventIDs))
+	for start := 0; start < len(eventIDs); start += chunkSize {
+		chunk := eventIDs[start:min(start+chunkSize, len(eventIDs))]
+		rows, err := s.r.QueryContext(ctx, `SELECT id, payload FROM events WHERE id IN (`+placeholders(len(chunk))+`)`, anySlice(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: event payloads: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var p []byte
+			if err := rows.Scan(&id, &p); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: event payloads: %w", err)
+			}
+			out[id] = p
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: event payloads: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// chunkSize bounds the ids bound in one IN (...) list.
+const chunkSize = 500
+
+func anySlice(ids []string) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Backup writes a consistent copy of the database to destPath while the
+// store keeps serving: VACUUM INTO reads one snapshot through a reader
+// connection, so writers are not blocked. The copy is written beside destPath,
+// synced, then renamed over it, so destPath is either the old file or a
+// complete new one. The copy is compact and opens with Open.
+func (s *Store) Backup(ctx context.Context, destPath string) error {
+	dest, err := filepath.Abs(destPath)
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if dest == s.path {
+		return fmt.Errorf("sqlite: backup: destination %s is the live database", dest)
+	}
+	tmp := dest + ".tmp-" + time.Now().Format("20060102T150405.000000000")
+	defer os.Remove(tmp)
+	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
+		return fmt.Errorf("sqlite: backup to %s: %w", dest, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: sync %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(dest)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// DeleteBefore is the retention step: it removes up to batch events created
+// before before (of one project, or of every project when projectID is
+// empty), with their deliveries, attempts and idempotency keys, in one short
+// transaction. An event with a delivery still pending or retrying is kept
+// whole. It returns how many events it removed; call it until that is less
+// than batch, then IncrementalVacuum.
+func (s *Store) DeleteBefore(ctx context.Context, projectID string, before time.Time, batch int) (int, error) {
+	if batch <= 0 {
+		batch = 1000
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: retention: begin: %w", err)
+	}
+	defer rollback(tx)
+	scope, args := ``, []any{micros(before)}
+	if projectID != "" {
+		scope, args = `project_id = ? AND `, []any{projectID, micros(before)}
+	}
+	args = append(args, batch)
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS retention_batch (seq INTEGER PRIMARY KEY)`); err != nil {
+		return 0, fmt.Errorf("sqlite: retention: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.retention_batch`); err != nil {
+		return 0, fmt.Errorf("sqlite: retention: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO temp.retention_batch (seq)
+		SELECT seq FROM events e WHERE `+scope+`created_at < ?
+		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status IN ('pending', 'retrying'))
+		ORDER BY seq LIMIT ?`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: retention: select batch: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n == 0 {
+		return 0, nil
+	}
+	for _, q := range []string{
+		`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq IN (SELECT seq FROM temp.retention_batch))`,
+		`DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM temp.retention_batch)`,
+		`DELETE FROM idempotency_keys WHERE event_seq IN (SELECT seq FROM temp.retention_batch)`,
+		`DELETE FROM events WHERE seq IN (SELECT seq FROM temp.retention_batch)`,
+		`DELETE FROM temp.retention_batch`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return 0, fmt.Errorf("sqlite: retention: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: retention: commit: %w", err)
+	}
+	return int(n), nil
+}
+
+// IncrementalVacuum returns the free pages left by deletions to the file
+// system (the file was created with auto_vacuum=INCREMENTAL), then
+// checkpoints the WAL so the shrink reaches the main file. It returns the
+// number of pages freed.
+func (s *Store) IncrementalVacuum(ctx context.Context) (int64, error) {
+	var free int64
+	if err := s.w.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
+		return 0, fmt.Errorf("sqlite: incremental vacuum: %w", err)
+	}
+	if free == 0 {
+		return 0, nil
+	}
+	if _, err := s.w.ExecContext(ctx, `PRAGMA incremental_vacuum`); err != nil {
+		return 0, fmt.Errorf("sqlite: incremental vacuum: %w", err)
+	}
+	var left int64
+	if err := s.w.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&left); err != nil {
+		return 0, fmt.Errorf("sqlite: incremental vacuum: %w", err)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		return free - left, err
+	}
+	return free - left, nil
+}
+
+// Checkpoint copies the WAL into the main file and truncates the WAL (as far
+// as open readers allow).
+func (s *Store) Checkpoint(ctx context.Context) error {
+	var busy, logFrames, done int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
+		return fmt.Errorf("sqlite: checkpoint: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,361 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+const adminKeySetting = "admin_key_hash"
+
+// AdminKeyHash returns the stored admin key hash or kinehook.ErrNotFound.
+func (s *Store) AdminKeyHash(ctx context.Context) ([]byte, error) {
+	var h []byte
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, adminKeySetting).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("setting", adminKeySetting)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read admin key hash: %w", err)
+	}
+	return h, nil
+}
+
+// SetAdminKeyHash stores (or replaces) the admin key hash.
+func (s *Store) SetAdminKeyHash(ctx context.Context, hash []byte) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, adminKeySetting, hash)
+	if err != nil {
+		return fmt.Errorf("sqlite: store admin key hash: %w", err)
+	}
+	return nil
+}
+
+const projectCols = `id, name, retention_days, operations_url, created_at`
+
+func scanProject(row interface{ Scan(...any) error }) (*kinehook.Project, error) {
+	var p kinehook.Project
+	var created int64
+	if err := row.Scan(&p.ID, &p.Name, &p.RetentionDays, &p.OperationsURL, &created); err != nil {
+		return nil, err
+	}
+	p.CreatedAt = fromMicros(created)
+	return &p, nil
+}
+
+// CreateProject stores a project with the hash of its API key.
+func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHash []byte) error {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`, api_key_hash) VALUES (?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Name, p.RetentionDays, p.OperationsURL, micros(p.CreatedAt), apiKeyHash)
+	if err != nil {
+		return fmt.Errorf("sqlite: create project %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// GetProject returns a project or kinehook.ErrNotFound.
+func (s *Store) GetProject(ctx context.Context, id string) (*kinehook.Project, error) {
+	p, err := scanProject(s.r.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("project", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get project %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListProjects returns every project, oldest first.
+func (s *Store) ListProjects(ctx context.Context) ([]*kinehook.Project, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+projectCols+` FROM projects ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list projects: %w", err)
+	}
+	defer rows.Close()
+	var out []*kinehook.Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list projects: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list projects: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateProject stores a project's name, retention and operations URL.
+func (s *Store) UpdateProject(ctx context.Context, p *kinehook.Project) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE projects SET name = ?, retention_days = ?, operations_url = ? WHERE id = ?`,
+		p.Name, p.RetentionDays, p.OperationsURL, p.ID)
+	if err != nil {
+		return fmt.Errorf("sqlite: update project %s: %w", p.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("project", p.ID)
+	}
+	return nil
+}
+
+// ProjectByKeyHash finds the project of an API key hash.
+func (s *Store) ProjectByKeyHash(ctx context.Context, hash []byte) (*kinehook.Project, error) {
+	p, err := scanProject(s.r.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE api_key_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("project with key", "hash")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: project by key: %w", err)
+	}
+	return p, nil
+}
+
+// Sealed blobs: a tag byte then the bytes.
+const (
+	tagPlain  = 0
+	tagSealed = 1
+)
+
+func (s *Store) seal(plain []byte) ([]byte, error) {
+	if len(plain) == 0 {
+		return []byte{}, nil
+	}
+	if s.box == nil {
+		return append([]byte{tagPlain}, plain...), nil
+	}
+	c, err := s.box.Seal(plain)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: seal secret: %w", err)
+	}
+	return append([]byte{tagSealed}, c...), nil
+}
+
+func (s *Store) unseal(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	switch b[0] {
+	case tagPlain:
+		return b[1:], nil
+	case tagSealed:
+		if s.box == nil {
+			return nil, errors.New("sqlite: the store holds encrypted secrets but no encryption key was given")
+		}
+		p, err := s.box.Open(b[1:])
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open sealed secret (wrong encryption key?): %w", err)
+		}
+		return p, nil
+	default:
+		return nil, fmt.Errorf("sqlite: sealed secret has unknown tag %d", b[0])
+	}
+}
+
+const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
+	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at`
+
+type endpointRow struct {
+	e                              kinehook.Endpoint
+	eventTypes, headers            string
+	secrets, login, password       []byte
+	failingSince, created, updated int64
+}
+
+func (s *Store) scanEndpoint(row interface{ Scan(...any) error }) (*kinehook.Endpoint, error) {
+	var r endpointRow
+	e := &r.e
+	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled, &e.DisabledReason,
+		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &e.RateLimit, &e.MaxInFlight, &r.failingSince, &r.created, &r.updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(r.eventTypes), &e.EventTypes); err != nil {
+		return nil, fmt.Errorf("endpoint %s event_types: %w", e.ID, err)
+	}
+	if err := json.Unmarshal([]byte(r.headers), &e.Headers); err != nil {
+		return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+	}
+	secrets, err := s.unseal(r.secrets)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+	}
+	if len(secrets) > 0 {
+		if err := json.Unmarshal(secrets, &e.Secrets); err != nil {
+			return nil, fmt.Errorf("endpoint %s secrets: %w", e.ID, err)
+		}
+	}
+	login, err := s.unseal(r.login)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s login: %w", e.ID, err)
+	}
+	password, err := s.unseal(r.password)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s password: %w", e.ID, err)
+	}
+	e.Login, e.Password = string(login), string(password)
+	e.FailingSince, e.CreatedAt, e.UpdatedAt = fromMicros(r.failingSince), fromMicros(r.created), fromMicros(r.updated)
+	return e, nil
+}
+
+// endpointArgs encodes the stored columns of e after id and project_id.
+func (s *Store) endpointArgs(e *kinehook.Endpoint) ([]any, error) {
+	types := e.EventTypes
+	if types == nil {
+		types = []string{}
+	}
+	et, err := json.Marshal(types)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: encode event_types: %w", err)
+	}
+	headers := e.Headers
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	hd, err := json.Marshal(headers)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: encode headers: %w", err)
+	}
+	sj, err := json.Marshal(e.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: encode secrets: %w", err)
+	}
+	secrets, err := s.seal(sj)
+	if err != nil {
+		return nil, err
+	}
+	login, err := s.seal([]byte(e.Login))
+	if err != nil {
+		return nil, err
+	}
+	password, err := s.seal([]byte(e.Password))
+	if err != nil {
+		return nil, err
+	}
+	scheme := e.Scheme
+	if scheme == "" {
+		scheme = kinehook.SchemeV1
+	}
+	return []any{e.URL, e.Description, string(et), string(hd), e.Disabled, e.DisabledReason, secrets, scheme,
+		e.Name, login, password, e.RateLimit, e.MaxInFlight, micros(e.FailingSince)}, nil
+}
+
+// CreateEndpoint stores a new endpoint, sealing its secrets.
+func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
+	ts := time.Now().UTC().Truncate(time.Microsecond)
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = ts
+	}
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = e.CreatedAt
+	}
+	args, err := s.endpointArgs(e)
+	if err != nil {
+		return err
+	}
+	args = append([]any{e.ID, e.ProjectID}, args...)
+	args = append(args, micros(e.CreatedAt), micros(e.UpdatedAt))
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO endpoints (`+endpointCols+`) VALUES (`+placeholders(len(args))+`)`, args...); err != nil {
+		return fmt.Errorf("sqlite: create endpoint %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// GetEndpoint returns an endpoint of the project or kinehook.ErrNotFound.
+func (s *Store) GetEndpoint(ctx context.Context, projectID, id string) (*kinehook.Endpoint, error) {
+	e, err := s.scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = ? AND project_id = ?`, id, projectID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("endpoint", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get endpoint %s: %w", id, err)
+	}
+	return e, nil
+}
+
+func (s *Store) queryEndpoints(ctx context.Context, where string, args ...any) ([]*kinehook.Endpoint, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints `+where+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []*kinehook.Endpoint
+	for rows.Next() {
+		e, err := s.scanEndpoint(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list endpoints: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// ListEndpoints returns a project's endpoints, oldest first.
+func (s *Store) ListEndpoints(ctx context.Context, projectID string) ([]*kinehook.Endpoint, error) {
+	return s.queryEndpoints(ctx, `WHERE project_id = ?`, projectID)
+}
+
+// AllEndpoints returns every endpoint (the engine's cache).
+func (s *Store) AllEndpoints(ctx context.Context) ([]*kinehook.Endpoint, error) {
+	return s.queryEndpoints(ctx, ``)
+}
+
+// UpdateEndpoint stores every field of an existing endpoint of its project.
+func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
+	if e.UpdatedAt.IsZero() {
+		e.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	}
+	args, err := s.endpointArgs(e)
+	if err != nil {
+		return err
+	}
+	args = append(args, micros(e.UpdatedAt), e.ID, e.ProjectID)
+	res, err := s.w.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, headers = ?, disabled = ?,
+		disabled_reason = ?, secrets = ?, scheme = ?, name = ?, login = ?, password = ?, rate_limit = ?, max_in_flight = ?,
+		failing_since = ?, updated_at = ? WHERE id = ? AND project_id = ?`, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: update endpoint %s: %w", e.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("endpoint", e.ID)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes an endpoint and, in the same commit, fails its open
+// deliveries (the history of the others stays).
+func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete endpoint %s: %w", id, err)
+	}
+	defer rollback(tx)
+	res, err := tx.ExecContext(ctx, `DELETE FROM endpoints WHERE id = ? AND project_id = ?`, id, projectID)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete endpoint %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("endpoint", id)
+	}
+	now := time.Now().UnixMicro()
+	for _, st := range []kinehook.DeliveryStatus{kinehook.DeliveryPending, kinehook.DeliveryRetrying} {
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', last_error = 'endpoint deleted', updated_at = ?
+			WHERE endpoint_id = ? AND status = ?`, now, id, string(st)); err != nil {
+			return fmt.Errorf("sqlite: delete endpoint %s: fail its deliveries: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: delete endpoint %s: commit: %w", id, err)
+	}
+	return nil
+}
