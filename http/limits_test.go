@@ -122,7 +122,7 @@ func TestCheckDepth(t *testing.T) {
 		{strings.Repeat("[", 33) + strings.Repeat("]", 33), false, "over the limit"},
 		{`{"a":"` + strings.Repeat("[", 100) + `"}`, true, "brackets in a string"},
 		{`{"a":"\"` + strings.Repeat("{", 100) + `"}`, true, "escaped quote then brackets in a string"},
-		{strings.Repeat(`[[]`, 40), true, "wide, not deep"},
+		{"[" + strings.Repeat(`[[]],`, 40) + "[]]", true, "wide, not deep"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

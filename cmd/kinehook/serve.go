@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/delivery"
+	khttp "github.com/kinehook/kinehook/http"
+	"github.com/kinehook/kinehook/internal/netguard"
+	"github.com/kinehook/kinehook/sqlite"
+)
+
+// serveOptions are the flags of `kinehook serve`; each is also read from
+// the environment as KINEHOOK_<FLAG_IN_UPPER_SNAKE>.
+type serveOptions struct {
+	addr            string
+	data            string
+	database        string
+	allowPrivate    bool
+	allowCIDR       []string
+	retrySchedule   string
+	requestTimeout  time.Duration
+	logFormat       string
+	logLevel        string
+	apiRateLimit    float64
+	apiRateBurst    int
+	shutdownTimeout time.Duration
+}
+
+// serveAdminKeyEnv holds the admin key; it has no flag so the key never
+// shows in a process list.
+const serveAdminKeyEnv = "KINEHOOK_ADMIN_KEY"
+
+func init() { rootCmd.AddCommand(newServeCmd()) }
+
+func newServeCmd() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the webhook sender: the HTTP API and the delivery engine",
+		Long: `Run the webhook sender: the HTTP API and the durable, ordered, signed delivery engine.
+
+Every flag can also be set in the environment as KINEHOOK_<FLAG_IN_UPPER_SNAKE>
+(for example KINEHOOK_ADDR, KINEHOOK_ALLOW_PRIVATE_NETWORKS); a flag beats the
+environment. The admin key comes from KINEHOOK_ADMIN_KEY; when it is unset on
+the first start, a key is generated, stored hashed and printed once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := serveApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runServe(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&o.data, "data", "./kinehook-data", "data directory of the embedded store")
+	f.StringVar(&o.database, "database", "", "database URL; postgres://... selects PostgreSQL instead of the embedded store")
+	f.BoolVar(&o.allowPrivate, "allow-private-networks", false, "allow endpoints on loopback and private addresses (off: refused at registration and at dial time)")
+	f.StringArrayVar(&o.allowCIDR, "allow-cidr", nil, "allow one private range, e.g. 10.1.2.0/24 (repeatable; comma-separated in the environment)")
+	f.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "delays between attempts (Go durations, comma-separated); one retry after each, +/-10% jitter")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 15*time.Second, "timeout of one delivery attempt")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.Float64Var(&o.apiRateLimit, "api-rate-limit", khttp.DefaultRateLimit, "API requests per second allowed per key (0: no limit)")
+	f.IntVar(&o.apiRateBurst, "api-rate-burst", khttp.DefaultRateBurst, "API request burst allowed per key")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
+	return cmd
+}
+
+// serveEnvName is the environment variable of a flag: KINEHOOK_ + upper snake case.
+func serveEnvName(flag string) string {
+	return "KINEHOOK_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// serveApplyEnv sets every flag not given on the command line from its
+// environment variable, if set.
+func serveApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" {
+			return
+		}
+		v, ok := lookup(serveEnvName(f.Name))
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", serveEnvName(f.Name), v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// parseRetrySchedule reads --retry-schedule: comma-separated positive Go durations.
+func parseRetrySchedule(s string) ([]time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return []time.Duration{}, nil
+	}
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, fmt.Errorf("--retry-schedule: %q is not a Go duration such as 5s or 2h: %w", part, err)
+		}
+		if d <= 0 {
+			return nil, fmt.Errorf("--retry-schedule: %q must be positive", part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// newServeLogger builds the logger of --log-format and --log-level.
+func newServeLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// openServeStore opens PostgreSQL for a postgres:// --database, else the
+// embedded SQLite store in --data.
+// The coordinator is nil when this instance owns every partition.
+func openServeStore(ctx context.Context, o *serveOptions, log *slog.Logger) (kinehook.Store, kinehook.Coordinator, error) {
+	switch {
+	case strings.HasPrefix(o.database, "postgres://"), strings.HasPrefix(o.database, "postgresql://"):
+		return openServePostgres(ctx, o, log)
+	case o.database != "":
+		return nil, nil, fmt.Errorf("--database: %q is not a postgres:// URL; leave it empty for the embedded store in --data", redactURL(o.database))
+	}
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(o.data, "kinehook.db"), sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the embedded store in %s: %w", o.data, err)
+	}
+	return st, nil, nil
+}
+
+// redactURL hides a password in a database URL.
+func redactURL(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***" + s[i:]
+		}
+	}
+	return s
+}
+
+// ensureAdminKey makes the store's admin key hash match KINEHOOK_ADMIN_KEY,
+// or, when that is unset and no key is stored, generates a key, stores its
+// hash and prints it once on out.
+func ensureAdminKey(ctx context.Context, st kinehook.Store, envKey string, out io.Writer, log *slog.Logger) error {
+	if envKey != "" {
+		if err := st.SetAdminKeyHash(ctx, kinehook.HashKey(envKey)); err != nil {
+			return fmt.Errorf("store admin key hash: %w", err)
+		}
+		return nil
+	}
+	_, err := st.AdminKeyHash(ctx)
+	if err == nil {
+		log.Info("using the stored admin key (set " + serveAdminKeyEnv + " to replace it)")
+		return nil
+	}
+	if kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+		return fmt.Errorf("read admin key hash: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("generate admin key: %w", err)
+	}
+	key := "kh_admin_" + base64.RawURLEncoding.EncodeToString(b[:])
+	if err := st.SetAdminKeyHash(ctx, kinehook.HashKey(key)); err != nil {
+		return fmt.Errorf("store admin key hash: %w", err)
+	}
+	fmt.Fprintf(out, "kinehook: generated admin key (shown only this once, keep it): %s\n", key)
+	return nil
+}
+
+// runServe runs the server until ctx ends, then shuts down in order: stop
+// taking requests, let the engine finish or hand back in-flight deliveries,
+// close the store.
+func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (err error) {
+	log, err := newServeLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
+	}
+	schedule, err := parseRetrySchedule(o.retrySchedule)
+	if err != nil {
+		return err
+	}
+	if o.requestTimeout <= 0 {
+		return errors.New("--request-timeout must be positive")
+	}
+	cidrs, err := netguard.ParseCIDRs(o.allowCIDR)
+	if err != nil {
+		return fmt.Errorf("--allow-cidr: %w", err)
+	}
+	st, coord, err := openServeStore(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+	}()
+	if err := ensureAdminKey(ctx, st, os.Getenv(serveAdminKeyEnv), stdout, log); err != nil {
+		return err
+	}
+
+	client := netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs, Timeout: o.requestTimeout + 5*time.Second})
+	engine, err := delivery.New(delivery.Config{
+		Store:          st,
+		Coordinator:    coord,
+		Client:         client,
+		RetrySchedule:  schedule,
+		RequestTimeout: o.requestTimeout,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery engine: %w", err)
+	}
+	// The engine runs on its own context: SIGTERM stops it through Shutdown.
+	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start delivery engine: %w", err)
+	}
+	engineDown := false
+	defer func() {
+		if !engineDown {
+			sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+			defer cancel()
+			_ = engine.Shutdown(sctx)
+		}
+	}()
+
+	rate := o.apiRateLimit
+	if rate <= 0 {
+		rate = -1
+	}
+	api, err := khttp.NewServer(khttp.Config{
+		Store: st, Dispatcher: engine, Logger: log,
+		AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs,
+		RateLimit: rate, RateBurst: o.apiRateBurst,
+	})
+	if err != nil {
+		return fmt.Errorf("API server: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	srv := &nethttp.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    khttp.DefaultMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	store := "sqlite:" + filepath.Join(o.data, "kinehook.db")
+	if o.database != "" {
+		store = redactURL(o.database)
+	}
+	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
+		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down: no new requests; finishing in-flight deliveries")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("HTTP shutdown", "err", err)
+		_ = srv.Close()
+	}
+	engineDown = true
+	if err := engine.Shutdown(sctx); err != nil {
+		log.Warn("delivery engine shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
