@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook"
+)
+
+func init() { rootCmd.AddCommand(newTriggerCmd()) }
+
+// triggerOptions are the flags of `kinehook trigger`.
+type triggerOptions struct {
+	url       string
+	secrets   []string
+	data      string
+	count     int
+	basicAuth string
+	headers   []string
+	id        string
+	json      bool
+	timeout   time.Duration
+}
+
+func newTriggerCmd() *cobra.Command {
+	o := &triggerOptions{}
+	types := make([]string, len(kinehook.EventTypes))
+	for i, t := range kinehook.EventTypes {
+		types[i] = string(t)
+	}
+	cmd := &cobra.Command{
+		Use:   "trigger TYPE --url URL",
+		Short: "Send a correctly signed sample event to a URL and print the answer",
+		Long: `trigger POSTs a sample of the event type TYPE to --url, as kinehook's sender
+would: with webhook-id, webhook-timestamp and, for each --secret, a
+webhook-signature entry (v1 for whsec_ secrets, v1a for whsk_ private keys).
+The body is the Kinescope documentation's example for TYPE unless --data
+gives another. It prints one line per request with the answer's status and
+body, and fails when an answer is not 2xx.
+
+Event types: ` + strings.Join(types, ", "),
+		Example: `  kinehook trigger media.update.status --url http://127.0.0.1:8787/ --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+  kinehook trigger media.update.status --url http://127.0.0.1:8787/ --data '{"id":"v1","status":"error","message":"codec"}'
+  kinehook trigger live.finished --url http://127.0.0.1:8787/ --basic-auth kinescope:s3cret --count 3`,
+		Args:          cobra.ExactArgs(1),
+		ValidArgs:     types,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTrigger(cmd, o, kinehook.EventType(args[0]))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.url, "url", "", "where to POST (required)")
+	f.StringArrayVar(&o.secrets, "secret", nil, "whsec_ secret or whsk_ private key to sign with (repeatable; none sends unsigned)")
+	f.StringVar(&o.data, "data", "", `body to send instead of the sample: a whole {"event","data"} body or just the data object; @FILE reads a file`)
+	f.IntVar(&o.count, "count", 1, "how many events to send")
+	f.StringVar(&o.basicAuth, "basic-auth", "", "LOGIN:PASSWORD to send as HTTP Basic Auth (as Kinescope does)")
+	f.StringArrayVar(&o.headers, "header", nil, `extra request header "Name: value" (repeatable)`)
+	f.StringVar(&o.id, "id", "", "webhook-id to use for every request (default: a new msg_ id each); repeating one tests de-duplication")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per request")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of each request")
+	_ = cmd.MarkFlagRequired("url")
+	return cmd
+}
+
+// triggerBody returns the body to send for t.
+func triggerBody(t kinehook.EventType, data string) ([]byte, error) {
+	if data == "" {
+		body := kinehook.SampleEvent(t)
+		if body == nil {
+			return nil, fmt.Errorf("%q is not a catalog event type (want one of %v); give a body with --data to send it anyway", t, kinehook.EventTypes)
+		}
+		return body, nil
+	}
+	raw := []byte(data)
+	if name, ok := strings.CutPrefix(data, "@"); ok {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+		raw = b
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("--data is not a JSON object: %w", err)
+	}
+	if ev, ok := obj["event"]; ok {
+		if _, ok := obj["data"]; ok {
+			var name string
+			if json.Unmarshal(ev, &name) != nil || kinehook.EventType(name) != t {
+				return nil, fmt.Errorf("--data has event %s but TYPE is %s", ev, t)
+			}
+			return bytes.TrimSpace(raw), nil
+		}
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	return json.Marshal(kinehook.Envelope{Event: t, Data: b.Bytes()})
+}
+
+// triggerHeaders parses --header values.
+func triggerHeaders(kvs []string) (http.Header, error) {
+	h := http.Header{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--header %q: want \"Name: value\"", kv)
+		}
+		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	return h, nil
+}
+
+// triggerResult is the --json form of one request's outcome.
+type triggerResult struct {
+	Event     string          `json:"event"`
+	WebhookID string          `json:"webhook_id"`
+	Status    int             `json:"status"`
+	Body      json.RawMessage `json:"body,omitempty"`
+	BodyText  string          `json:"body_text,omitempty"`
+	Error     string          `json:"error,omitempty"`
+}
+
+func runTrigger(cmd *cobra.Command, o *triggerOptions, t kinehook.EventType) error {
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if !strings.HasPrefix(o.url, "http://") && !strings.HasPrefix(o.url, "https://") {
+		return fmt.Errorf("--url %q: want an http:// or https:// URL", o.url)
+	}
+	if o.count < 1 {
+		return errors.New("--count must be at least 1")
+	}
+	body, err := triggerBody(t, o.data)
+	if err != nil {
+		return err
+	}
+	if _, err := kinehook.ParseStrict(body); err != nil {
+		fmt.Fprintf(errOut, "warning: sending a body Kinescope would not send: %v\n", err)
+	}
+	basic, err := parseBasicAuth(o.basicAuth)
+	if err != nil {
+		return err
+	}
+	extra, err := triggerHeaders(o.headers)
+	if err != nil {
+		return err
+	}
+	for _, s := range o.secrets {
+		if _, err := kinehook.Sign([]string{s}, "msg_check", time.Now(), nil); err != nil {
+			return fmt.Errorf("--secret: %w", err)
+		}
+	}
+	client := &http.Client{
+		Timeout:       o.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	failed := 0
+	for range o.count {
+		id := o.id
+		if id == "" {
+			id = kinehook.NewID(kinehook.PrefixEvent)
+		}
+		res := triggerResult{Event: string(t), WebhookID: id}
+		status, answer, err := triggerSend(cmd, client, o, body, id, basic, extra)
+		res.Status = status
+		switch {
+		case err != nil:
+			res.Error = err.Error()
+		case json.Valid(answer):
+			res.Body = json.RawMessage(bytes.TrimSpace(answer))
+		default:
+			res.BodyText = string(answer)
+		}
+		if err != nil || status < 200 || status > 299 {
+			failed++
+		}
+		if o.json {
+			b, _ := json.Marshal(res)
+			fmt.Fprintf(out, "%s\n", b)
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(out, "%s webhook-id=%s -> error: %v\n", t, id, err)
+			continue
+		}
+		fmt.Fprintf(out, "%s webhook-id=%s -> %d %s %s\n", t, id, status, http.StatusText(status), strings.TrimSpace(string(answer)))
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d requests were not answered 2xx", failed, o.count)
+	}
+	return nil
+}
+
+// triggerSend makes one request and returns the answer's status and body.
+func triggerSend(cmd *cobra.Command, client *http.Client, o *triggerOptions, body []byte, id string, basic *kinehook.BasicAuth, extra http.Header) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, o.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "kinehook-trigger")
+	now := time.Now()
+	if len(o.secrets) > 0 {
+		if err := kinehook.SignRequest(req.Header, o.secrets, id, now, body); err != nil {
+			return 0, nil, err
+		}
+	} else {
+		req.Header.Set(kinehook.HeaderID, id)
+		req.Header.Set(kinehook.HeaderTimestamp, fmt.Sprint(now.Unix()))
+	}
+	if basic != nil {
+		req.SetBasicAuth(basic.Login, basic.Password)
+	}
+	for k, vs := range extra {
+		req.Header[k] = vs
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("POST %s: %w", o.url, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read answer: %w", err)
+	}
+	return resp.StatusCode, answer, nil
+}
