@@ -53,6 +53,8 @@ func (c *Client) GetProject(ctx context.Context, projectID string) (*kinehook.Pr
 type Endpoint struct {
 	kinehook.Endpoint
 	Secret string `json:"secret,omitempty"`
+	// PublicKey is the whpk_ key receivers verify v1a signatures with.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // EndpointCreate is the body of POST /v1/projects/{pid}/endpoints. Only URL
@@ -66,6 +68,13 @@ type EndpointCreate struct {
 	Disabled    bool              `json:"disabled,omitempty"`
 	RateLimit   float64           `json:"rate_limit,omitempty"`
 	MaxInFlight int               `json:"max_in_flight,omitempty"`
+	// SignatureScheme is kinehook.SchemeV1 (default) or kinehook.SchemeV1a.
+	SignatureScheme string `json:"signature_scheme,omitempty"`
+	// Name, Login and Password follow Kinescope's webhook shape; Login and
+	// Password are sent to the endpoint as HTTP Basic Auth.
+	Name     string `json:"name,omitempty"`
+	Login    string `json:"login,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // EndpointUpdate is the body of PATCH .../endpoints/{eid}: only non-nil fields
@@ -78,6 +87,12 @@ type EndpointUpdate struct {
 	Disabled    *bool              `json:"disabled,omitempty"`
 	RateLimit   *float64           `json:"rate_limit,omitempty"`
 	MaxInFlight *int               `json:"max_in_flight,omitempty"`
+	// Secret replaces the signing secret outright (no grace period).
+	Secret          *string `json:"secret,omitempty"`
+	SignatureScheme *string `json:"signature_scheme,omitempty"`
+	Name            *string `json:"name,omitempty"`
+	Login           *string `json:"login,omitempty"`
+	Password        *string `json:"password,omitempty"`
 }
 
 // Ptr returns a pointer to v, for EndpointUpdate's fields.
@@ -149,7 +164,8 @@ func (c *Client) RotateEndpointSecret(ctx context.Context, projectID, endpointID
 // RecoverResult is the answer to RecoverEndpoint.
 type RecoverResult struct {
 	// Recovered is how many failed deliveries were sent again.
-	Recovered int `json:"recovered"`
+	Recovered int       `json:"recovered"`
+	Since     time.Time `json:"since"`
 }
 
 // RecoverEndpoint re-sends the endpoint's failed deliveries created since then.
@@ -235,7 +251,7 @@ func (o EventListOptions) query() url.Values {
 		q.Set("event", string(o.Event))
 	}
 	if o.ResourceKey != "" {
-		q.Set("resource_key", o.ResourceKey)
+		q.Set("resource_id", o.ResourceKey)
 	}
 	if o.Status != "" {
 		q.Set("status", string(o.Status))
@@ -360,12 +376,14 @@ func (c *Client) RetryDelivery(ctx context.Context, projectID, deliveryID string
 // Webhook is a webhook in Kinescope's API shape (/v1/webhooks), mapped to an
 // endpoint of the key's project.
 type Webhook struct {
-	ID       string   `json:"id"`
-	Name     string   `json:"name"`
-	Endpoint string   `json:"endpoint"`
-	Login    string   `json:"login,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Events   []string `json:"events"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Endpoint  string    `json:"endpoint"`
+	Login     string    `json:"login,omitempty"`
+	Password  string    `json:"password,omitempty"`
+	Events    []string  `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // WebhookInput is the body of POST and PUT /v1/webhooks.

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook/client"
+)
+
+func init() { rootCmd.AddCommand(newEndpointsCmd()) }
+
+// endpointFlags are the settable fields of an endpoint, shared by create and update.
+type endpointFlags struct {
+	url         string
+	endpointURL string
+	eventTypes  []string
+	allEvents   bool
+	description string
+	headers     []string
+	noHeaders   bool
+	disabled    bool
+	rateLimit   float64
+	maxInFlight int
+	secret      string
+}
+
+func (f *endpointFlags) register(cmd *cobra.Command, update bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "url", "", "the endpoint's absolute http(s) URL (here --url names the endpoint; give the server with --server or KINEHOOK_URL)")
+	fl.StringVar(&f.endpointURL, "endpoint-url", "", "the endpoint's URL; with it, --url names the server again")
+	fl.StringArrayVar(&f.eventTypes, "event-type", nil, "deliver only this event type or prefix (live.*); repeat for several (default: every type)")
+	fl.StringVar(&f.description, "description", "", "a note for humans")
+	fl.StringArrayVar(&f.headers, "header", nil, "custom request header NAME=VALUE; repeat for several")
+	fl.BoolVar(&f.disabled, "disabled", false, "create disabled / disable (--disabled=false enables)")
+	fl.Float64Var(&f.rateLimit, "rate-limit", 0, "maximum deliveries per second (0 = unlimited)")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "maximum concurrent requests (0 = server default)")
+	fl.StringVar(&f.secret, "secret", "", "signing secret whsec_... (default: generated)")
+	if update {
+		fl.BoolVar(&f.allEvents, "all-events", false, "remove the event type filter: deliver every type")
+		fl.BoolVar(&f.noHeaders, "clear-headers", false, "remove every custom header")
+	}
+}
+
+// resolveURL sorts out what --url means: the endpoint's URL, unless the
+// endpoint's URL came from arg or --endpoint-url, in which case --url is the
+// server's (as in every other command). Afterwards f.url is the endpoint's URL.
+func (f *endpointFlags) resolveURL(o *apiOptions, arg string) error {
+	if arg != "" && f.endpointURL != "" {
+		return fmt.Errorf("give the endpoint's URL once: as the argument or with --endpoint-url")
+	}
+	ep := arg
+	if ep == "" {
+		ep = f.endpointURL
+	}
+	if ep != "" {
+		if f.url != "" {
+			if o.server != "" {
+				return fmt.Errorf("--url and --server both name the server: give one")
+			}
+			o.url = f.url
+		}
+		f.url = ep
+	}
+	return nil
+}
+
+// endpointPairs prints an endpoint as label/value lines.
+func endpointPairs(e *client.Endpoint) [][2]string {
+	types := "all"
+	if len(e.EventTypes) > 0 {
+		types = strings.Join(e.EventTypes, ", ")
+	}
+	state := "enabled"
+	if e.Disabled {
+		state = "disabled"
+		if e.DisabledReason != "" {
+			state += " (" + e.DisabledReason + ")"
+		}
+	}
+	pairs := [][2]string{
+		{"id", e.ID}, {"url", e.URL}, {"event_types", types}, {"description", apiOr(e.Description)}, {"state", state},
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Headers)) {
+		pairs = append(pairs, [2]string{"header", k + ": " + e.Headers[k]})
+	}
+	if e.RateLimit > 0 {
+		pairs = append(pairs, [2]string{"rate_limit", strconv.FormatFloat(e.RateLimit, 'f', -1, 64) + "/s"})
+	}
+	if e.MaxInFlight > 0 {
+		pairs = append(pairs, [2]string{"max_in_flight", strconv.Itoa(e.MaxInFlight)})
+	}
+	if !e.FailingSince.IsZero() {
+		pairs = append(pairs, [2]string{"failing_since", apiTime(e.FailingSince)})
+	}
+	if e.Secret != "" {
+		pairs = append(pairs, [2]string{"secret", e.Secret})
+	}
+	pairs = append(pairs, [2]string{"created_at", apiTime(e.CreatedAt)}, [2]string{"updated_at", apiTime(e.UpdatedAt)})
+	return pairs
+}
+
+// newEndpointsCmd builds `kinehook endpoints ...`.
+func newEndpointsCmd() *cobra.Command {
+	o := &apiOptions{withProject: true}
+	cmd := &cobra.Command{
+		Use:     "endpoints",
+		Aliases: []string{"endpoint"},
+		Short:   "Manage a project's endpoints (the URLs that receive events)",
+	}
+	o.register(cmd)
+
+	show := func(cmd *cobra.Command, e *client.Endpoint) error {
+		if o.json {
+			return apiPrintJSON(cmd.OutOrStdout(), e)
+		}
+		return apiFields(cmd.OutOrStdout(), endpointPairs(e))
+	}
+
+	cf := &endpointFlags{}
+	create := &cobra.Command{
+		Use:   "create --url ENDPOINT_URL | create ENDPOINT_URL",
+		Short: "Register an endpoint and print its signing secret",
+		Long: "Register an endpoint and print its signing secret.\n\n" +
+			"The endpoint's URL is the argument, --endpoint-url, or else --url; when it comes\n" +
+			"from the argument or --endpoint-url, --url names the server as elsewhere.\n" +
+			"The server can always be given with --server or KINEHOOK_URL.",
+		Example: `  KINEHOOK_URL=http://127.0.0.1:8080 kinehook endpoints create --project prj_... --url https://example.com/webhooks --event-type media.update.status
+  kinehook endpoints create https://example.com/webhooks --url http://127.0.0.1:8080 --key kh_... --project prj_...`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var arg string
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			if err := cf.resolveURL(o, arg); err != nil {
+				return err
+			}
+			if cf.url == "" {
+				return fmt.Errorf("the endpoint's URL is required: --url URL (or an argument)")
+			}
+			h, err := parseHeaders(cf.headers)
+			if err != nil {
+				return err
+			}
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := c.CreateEndpoint(cmd.Context(), pid, client.EndpointCreate{
+				URL: cf.url, EventTypes: cf.eventTypes, Description: cf.description, Headers: h,
+				Disabled: cf.disabled, RateLimit: cf.rateLimit, MaxInFlight: cf.maxInFlight, Secret: cf.secret,
+			})
+			if err != nil {
+				return fmt.Errorf("create endpoint: %w", err)
+			}
+			return show(cmd, e)
+		},
+	}
+	cf.register(create, false)
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the project's endpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			es, err := c.ListEndpoints(cmd.Context(), pid)
+			if err != nil {
+				return fmt.Errorf("list endpoints: %w", err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": es})
+			}
+			rows := make([][]string, 0, len(es))
+			for _, e := range es {
+				types := "all"
+				if len(e.EventTypes) > 0 {
+					types = strings.Join(e.EventTypes, ",")
+				}
+				state := "enabled"
+				if e.Disabled {
+					state = "disabled"
+				} else if !e.FailingSince.IsZero() {
+					state = "failing since " + apiTime(e.FailingSince)
+				}
+				rows = append(rows, []string{e.ID, e.URL, types, state, apiTime(e.CreatedAt)})
+			}
+			return apiTable(cmd.OutOrStdout(), []string{"ID", "URL", "EVENT_TYPES", "STATE", "CREATED"}, rows)
+		},
+	}
+
+	get := &cobra.Command{
+		Use:   "get ENDPOINT_ID",
+		Short: "Show one endpoint",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := c.GetEndpoint(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("get endpoint %s: %w", args[0], err)
+			}
+			return show(cmd, e)
+		},
+	}
+
+	uf := &endpointFlags{}
+	update := &cobra.Command{
+		Use:   "update ENDPOINT_ID [flags]",
+		Short: "Change an endpoint: only the flags given change",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u client.EndpointUpdate
+			fl := cmd.Flags()
+			changed := false
+			if err := uf.resolveURL(o, ""); err != nil {
+				return err
+			}
+			if uf.url != "" {
+				u.URL, changed = &uf.url, true
+			}
+			if fl.Changed("event-type") && uf.allEvents {
+				return fmt.Errorf("--event-type and --all-events exclude each other")
+			}
+			if fl.Changed("event-type") {
+				u.EventTypes, changed = &uf.eventTypes, true
+			}
+			if uf.allEvents {
+				u.EventTypes, changed = client.Ptr([]string{}), true
+			}
+			if fl.Changed("description") {
+				u.Description, changed = &uf.description, true
+			}
+			if fl.Changed("header") && uf.noHeaders {
+				return fmt.Errorf("--header and --clear-headers exclude each other")
+			}
+			if fl.Changed("header") {
+				h, err := parseHeaders(uf.headers)
+				if err != nil {
+					return err
+				}
+				u.Headers, changed = &h, true
+			}
+			if uf.noHeaders {
+				u.Headers, changed = client.Ptr(map[string]string{}), true
+			}
+			if fl.Changed("disabled") {
+				u.Disabled, changed = &uf.disabled, true
+			}
+			if fl.Changed("rate-limit") {
+				u.RateLimit, changed = &uf.rateLimit, true
+			}
+			if fl.Changed("max-in-flight") {
+				u.MaxInFlight, changed = &uf.maxInFlight, true
+			}
+			if fl.Changed("secret") {
+				u.Secret, changed = &uf.secret, true
+			}
+			if !changed {
+				return fmt.Errorf("nothing to change: give at least one of --url, --event-type, --all-events, --description, --header, --clear-headers, --disabled, --rate-limit, --max-in-flight, --secret")
+			}
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := c.UpdateEndpoint(cmd.Context(), pid, args[0], u)
+			if err != nil {
+				return fmt.Errorf("update endpoint %s: %w", args[0], err)
+			}
+			return show(cmd, e)
+		},
+	}
+	uf.register(update, true)
+
+	del := &cobra.Command{
+		Use:   "delete ENDPOINT_ID",
+		Short: "Delete an endpoint (its open deliveries become failed)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteEndpoint(cmd.Context(), pid, args[0]); err != nil {
+				return fmt.Errorf("delete endpoint %s: %w", args[0], err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"id": args[0], "deleted": true})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted endpoint %s\n", args[0])
+			return nil
+		},
+	}
+
+	secretOut := func(cmd *cobra.Command, secret string) error {
+		if o.json {
+			return apiPrintJSON(cmd.OutOrStdout(), map[string]string{"secret": secret})
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), secret)
+		return nil
+	}
+	secret := &cobra.Command{
+		Use:   "secret ENDPOINT_ID",
+		Short: "Print the endpoint's signing secret",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			s, err := c.EndpointSecret(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("get secret of endpoint %s: %w", args[0], err)
+			}
+			return secretOut(cmd, s)
+		},
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate ENDPOINT_ID",
+		Short: "Make a new signing secret (the old one keeps signing beside it for 24 h)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			s, err := c.RotateEndpointSecret(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("rotate secret of endpoint %s: %w", args[0], err)
+			}
+			return secretOut(cmd, s)
+		},
+	}
+
+	var since string
+	recoverCmd := &cobra.Command{
+		Use:   "recover ENDPOINT_ID --since TIME",
+		Short: "Send again the endpoint's deliveries that failed since TIME",
+		Long: "Send again the endpoint's failed deliveries created since TIME: RFC 3339\n" +
+			"(2026-01-02T15:04:05Z), a date (2026-01-02) or a duration back from now (2h).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if since == "" {
+				return fmt.Errorf("--since is required")
+			}
+			t, err := parseSince(since, time.Now())
+			if err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			r, err := c.RecoverEndpoint(cmd.Context(), pid, args[0], t)
+			if err != nil {
+				return fmt.Errorf("recover endpoint %s: %w", args[0], err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), r)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "re-sending %d failed deliveries of %s since %s\n", r.Recovered, args[0], apiTime(t))
+			return nil
+		},
+	}
+	recoverCmd.Flags().StringVar(&since, "since", "", "re-send failures since this time (RFC 3339, a date, or a duration like 2h)")
+
+	cmd.AddCommand(create, list, get, update, del, secret, rotate, recoverCmd)
+	return cmd
+}

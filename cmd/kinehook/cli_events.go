@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/client"
+)
+
+func init() {
+	rootCmd.AddCommand(newEventsCmd())
+	rootCmd.AddCommand(newDeliveriesCmd())
+}
+
+// newEventsCmd builds `kinehook events send|list|get`.
+func newEventsCmd() *cobra.Command {
+	o := &apiOptions{withProject: true}
+	cmd := &cobra.Command{
+		Use:     "events",
+		Aliases: []string{"event"},
+		Short:   "Send and inspect a project's events",
+	}
+	o.register(cmd)
+
+	var data, idemKey string
+	send := &cobra.Command{
+		Use:   "send TYPE [--data JSON]",
+		Short: "Send an event to every matching endpoint of the project",
+		Long: "Send an event {\"event\": TYPE, \"data\": DATA}. Without --data the seed document's\n" +
+			"example data of TYPE is sent. The server validates strictly (unknown types,\n" +
+			"unknown statuses or fields are refused with invalid).",
+		Example: `  kinehook events send media.update.status --data '{"id":"7127f2d7-0e96-40d0-9a03-2e987c096466","status":"done"}'
+  kinehook events send live.finished`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := kinehook.EventType(args[0])
+			var raw json.RawMessage
+			if data != "" {
+				if !json.Valid([]byte(data)) {
+					return fmt.Errorf("--data is not valid JSON")
+				}
+				raw = json.RawMessage(data)
+			} else {
+				sample := kinehook.SampleEvent(t)
+				if sample == nil {
+					return fmt.Errorf("%q is not in the catalog, so there is no sample data: pass --data", t)
+				}
+				var env kinehook.Envelope
+				if err := json.Unmarshal(sample, &env); err != nil {
+					return fmt.Errorf("read sample of %s: %w", t, err)
+				}
+				raw = env.Data
+			}
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			ev, err := c.SendEvent(cmd.Context(), pid, t, raw, idemKey)
+			if err != nil {
+				return fmt.Errorf("send event: %w", err)
+			}
+			return showEvent(cmd, o, ev)
+		},
+	}
+	send.Flags().StringVar(&data, "data", "", "the event's data object as JSON (default: the seed's example)")
+	send.Flags().StringVar(&idemKey, "idempotency-key", "", "the same key within 24 h returns the first event and creates nothing")
+
+	var lo struct {
+		event, cursor, resource, status, since, until string
+		limit                                         int
+		all                                           bool
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the project's events, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := client.EventListOptions{
+				Event: kinehook.EventType(lo.event), Cursor: lo.cursor, Limit: lo.limit,
+				ResourceKey: lo.resource, Status: kinehook.DeliveryStatus(lo.status),
+			}
+			now := time.Now()
+			for _, tf := range []struct {
+				flag, v string
+				dst     *time.Time
+			}{{"since", lo.since, &opts.Since}, {"until", lo.until, &opts.Until}} {
+				if tf.v == "" {
+					continue
+				}
+				t, err := parseSince(tf.v, now)
+				if err != nil {
+					return fmt.Errorf("--%s: %w", tf.flag, err)
+				}
+				*tf.dst = t
+			}
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			var page client.EventPage
+			if lo.all {
+				for ev, err := range c.AllEvents(cmd.Context(), pid, opts) {
+					if err != nil {
+						return fmt.Errorf("list events: %w", err)
+					}
+					page.Data = append(page.Data, ev)
+				}
+			} else {
+				p, err := c.ListEvents(cmd.Context(), pid, opts)
+				if err != nil {
+					return fmt.Errorf("list events: %w", err)
+				}
+				page = *p
+			}
+			if page.Data == nil {
+				page.Data = []*client.Event{}
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), page)
+			}
+			rows := make([][]string, 0, len(page.Data))
+			for _, ev := range page.Data {
+				rows = append(rows, []string{ev.ID, string(ev.Event), apiOr(eventResource(ev)), eventDetail(ev), apiTime(ev.CreatedAt)})
+			}
+			if err := apiTable(cmd.OutOrStdout(), []string{"ID", "EVENT", "RESOURCE", "DETAIL", "CREATED"}, rows); err != nil {
+				return err
+			}
+			if page.NextCursor != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s\n", page.NextCursor)
+			}
+			return nil
+		},
+	}
+	lf := list.Flags()
+	lf.StringVar(&lo.event, "event", "", "only this event type")
+	lf.IntVar(&lo.limit, "limit", 0, "page size (server default when 0)")
+	lf.StringVar(&lo.cursor, "cursor", "", "the next page's cursor, from a previous list")
+	lf.StringVar(&lo.resource, "resource-id", "", "only events about this video id or live event id")
+	lf.StringVar(&lo.status, "status", "", "only events with a delivery in this status (pending, retrying, succeeded, failed)")
+	lf.StringVar(&lo.since, "since", "", "only events created since (RFC 3339, a date, or a duration like 2h)")
+	lf.StringVar(&lo.until, "until", "", "only events created before (RFC 3339, a date, or a duration like 2h)")
+	lf.BoolVar(&lo.all, "all", false, "follow the cursor through every page")
+
+	get := &cobra.Command{
+		Use:   "get EVENT_ID",
+		Short: "Show one event with its payload",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			ev, err := c.GetEvent(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("get event %s: %w", args[0], err)
+			}
+			return showEvent(cmd, o, ev)
+		},
+	}
+	cmd.AddCommand(send, list, get)
+	return cmd
+}
+
+// eventResource returns what an event is about, from its data.
+func eventResource(ev *client.Event) string {
+	if ev.ResourceKey != "" {
+		return ev.ResourceKey
+	}
+	body, err := ev.Body()
+	if err != nil {
+		return ""
+	}
+	p, err := kinehook.ParseLenient(body)
+	if err != nil {
+		return ""
+	}
+	return p.ResourceKey()
+}
+
+// eventDetail returns the status of a media event or the recording of a live one.
+func eventDetail(ev *client.Event) string {
+	var d struct {
+		Status  string `json:"status"`
+		VideoID string `json:"video_id"`
+	}
+	_ = json.Unmarshal(ev.Data, &d)
+	switch {
+	case d.Status != "":
+		return d.Status
+	case d.VideoID != "":
+		return "video " + d.VideoID
+	}
+	return "-"
+}
+
+func showEvent(cmd *cobra.Command, o *apiOptions, ev *client.Event) error {
+	if o.json {
+		return apiPrintJSON(cmd.OutOrStdout(), ev)
+	}
+	var data bytes.Buffer
+	if err := json.Indent(&data, ev.Data, "", "  "); err != nil {
+		data.Reset()
+		data.Write(ev.Data)
+	}
+	if err := apiFields(cmd.OutOrStdout(), [][2]string{
+		{"id", ev.ID}, {"event", string(ev.Event)}, {"resource", apiOr(eventResource(ev))}, {"created_at", apiTime(ev.CreatedAt)},
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "data:\n%s\n", data.String())
+	return nil
+}
+
+// newDeliveriesCmd builds `kinehook deliveries list|attempts|retry`.
+func newDeliveriesCmd() *cobra.Command {
+	o := &apiOptions{withProject: true}
+	cmd := &cobra.Command{
+		Use:     "deliveries",
+		Aliases: []string{"delivery"},
+		Short:   "Inspect and retry deliveries (one event on its way to one endpoint)",
+	}
+	o.register(cmd)
+
+	list := &cobra.Command{
+		Use:   "list EVENT_ID",
+		Short: "List an event's deliveries",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			ds, err := c.ListDeliveries(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("list deliveries of event %s: %w", args[0], err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": ds})
+			}
+			rows := make([][]string, 0, len(ds))
+			for _, d := range ds {
+				code := "-"
+				if d.LastStatusCode != 0 {
+					code = strconv.Itoa(d.LastStatusCode)
+				}
+				rows = append(rows, []string{d.ID, d.EndpointID, string(d.Status), strconv.Itoa(d.Attempts), code, apiTime(d.NextAttemptAt)})
+			}
+			return apiTable(cmd.OutOrStdout(), []string{"ID", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST_CODE", "NEXT_ATTEMPT"}, rows)
+		},
+	}
+
+	attempts := &cobra.Command{
+		Use:   "attempts DELIVERY_ID",
+		Short: "List every HTTP attempt of a delivery",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			as, err := c.ListAttempts(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("list attempts of delivery %s: %w", args[0], err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": as})
+			}
+			rows := make([][]string, 0, len(as))
+			for _, a := range as {
+				code := "-"
+				if a.StatusCode != 0 {
+					code = strconv.Itoa(a.StatusCode)
+				}
+				rows = append(rows, []string{apiTime(a.AttemptedAt), code, strconv.FormatFloat(a.DurationMS, 'f', 1, 64), apiOr(a.Error), apiOr(oneLine(a.ResponseBody, 60))})
+			}
+			return apiTable(cmd.OutOrStdout(), []string{"ATTEMPTED_AT", "STATUS", "DURATION_MS", "ERROR", "RESPONSE"}, rows)
+		},
+	}
+
+	retry := &cobra.Command{
+		Use:   "retry DELIVERY_ID",
+		Short: "Send a delivery again now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			d, err := c.RetryDelivery(cmd.Context(), pid, args[0])
+			if err != nil {
+				return fmt.Errorf("retry delivery %s: %w", args[0], err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), d)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "retrying delivery %s (status %s, %d attempts so far)\n", d.ID, d.Status, d.Attempts)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, attempts, retry)
+	return cmd
+}
+
+// oneLine squeezes s onto one line of at most n runes.
+func oneLine(s string, n int) string {
+	r := []rune(string(bytes.Join(bytes.Fields([]byte(s)), []byte(" "))))
+	if len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return string(r)
+}
