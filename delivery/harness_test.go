@@ -153,12 +153,12 @@ func newSink(t testing.TB) *sink {
 		s.reqs = append(s.reqs, req)
 		h := s.handle
 		s.mu.Unlock()
-		if h != nil {
-			h(w, req)
-		}
 		select {
 		case s.ch <- req:
 		default:
+		}
+		if h != nil {
+			h(w, req)
 		}
 	}))
 	t.Cleanup(s.srv.Close)

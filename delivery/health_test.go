@@ -1,0 +1,320 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// 429/503 with Retry-After: honoured (capped at 1 h), no attempt used up, the
+// whole endpoint backs off.
+func TestRetryAfter(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		header string
+		wait   time.Duration
+	}{
+		{"429 seconds", 429, "120", 120 * time.Second},
+		{"503 capped at 1h", 503, "86400", time.Hour},
+		{"429 http date", 429, "", 90 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			s := newSink(t)
+			first := true
+			s.setHandler(func(w http.ResponseWriter, r sinkReq) {
+				if first {
+					first = false
+					v := tc.header
+					if v == "" {
+						v = h.clock.Now().Add(tc.wait).UTC().Format(http.TimeFormat)
+					}
+					w.Header().Set("Retry-After", v)
+					w.WriteHeader(tc.status)
+					return
+				}
+				w.WriteHeader(200)
+			})
+			h.endpoint(s.srv.URL, nil)
+			res := h.publish("A")
+			start := h.clock.Now()
+			s.next(t)
+			d := h.waitFor(res.Deliveries[0].ID, "retrying after Retry-After", func(d *kinehook.Delivery) bool {
+				return d.Status == kinehook.DeliveryRetrying && d.LastStatusCode == tc.status
+			})
+			if d.Attempts != 0 {
+				t.Errorf("Attempts = %d after a Retry-After answer, want 0 (backoff is not failure)", d.Attempts)
+			}
+			if got := d.NextAttemptAt.Sub(start); got < tc.wait-time.Second || got > tc.wait+time.Second {
+				t.Errorf("NextAttemptAt in %v, want %v", got, tc.wait)
+			}
+			h.idle()
+			other := h.publish("B") // another resource waits too: the endpoint asked to slow down
+			s.none(t, 20*time.Millisecond)
+			h.clock.Advance(tc.wait + time.Second)
+			s.take(t, 2)
+			h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+			h.waitStatus(other.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+			if a := h.attempts(res.Deliveries[0].ID); len(a) != 2 {
+				t.Errorf("recorded attempts = %d, want 2 (the backoff is recorded)", len(a))
+			}
+		})
+	}
+}
+
+// 410 disables the endpoint at once with the reason; its queue waits and
+// resumes when re-enabled; endpoint.disabled is posted, signed, to the
+// project's operations URL.
+func TestGoneDisablesEndpoint(t *testing.T) {
+	h := newHarness(t, nil)
+	ops := newSink(t)
+	h.proj.OperationsURL = ops.srv.URL + "/ops"
+	if err := h.store.UpdateProject(t.Context(), h.proj); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t)
+	s.status(http.StatusGone)
+	ep := h.endpoint(s.srv.URL, nil)
+	first := h.publish("A")
+	s.next(t)
+	op := ops.next(t)
+	var body OperationalEvent
+	if err := json.Unmarshal(op.body, &body); err != nil {
+		t.Fatalf("operational event body %s: %v", op.body, err)
+	}
+	if body.Event != OpEndpointDisabled || body.Data.EndpointID != ep.ID || !strings.Contains(body.Data.Reason, "410") {
+		t.Errorf("operational event = %+v", body)
+	}
+	if err := kinehook.Verify([]string{testSecret}, op.header, op.body, h.clock.Now()); err != nil {
+		t.Errorf("operational event signature: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := h.store.GetEndpoint(t.Context(), h.proj.ID, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Disabled {
+			if !strings.Contains(got.DisabledReason, "410") {
+				t.Errorf("DisabledReason = %q", got.DisabledReason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("endpoint not disabled in the store after a 410")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	h.waitStatus(first.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	// Deliveries created before the store saw the disable wait in memory.
+	h.idle()
+	h.clock.Advance(time.Hour)
+	s.none(t, 30*time.Millisecond)
+
+	s.status(200)
+	h.updateEndpoint(ep.ID, func(e *kinehook.Endpoint) { e.Disabled, e.DisabledReason = false, "" })
+	s.next(t)
+	h.waitStatus(first.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+	_, evs := h.obs.snapshot()
+	if len(evs) != 1 || evs[0].Event != OpEndpointDisabled {
+		t.Errorf("observer saw %+v", evs)
+	}
+}
+
+// A disabled endpoint's queued deliveries wait and resume on enable; a
+// deleted endpoint's are not sent.
+func TestDisabledAndDeletedEndpoints(t *testing.T) {
+	h := newHarness(t, nil)
+	s := newSink(t)
+	s.status(500)
+	h.endpoint(s.srv.URL, nil)
+	res := h.publish("A")
+	pending := h.publish("B")
+	s.take(t, 2)
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	h.waitStatus(pending.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	h.restart()
+	s.status(200)
+	h.clock.Advance(2 * time.Minute)
+	got := map[string]bool{}
+	for _, r := range s.take(t, 2) {
+		got[r.id] = true
+	}
+	if !got[res.Event.ID] || !got[pending.Event.ID] {
+		t.Errorf("after restart delivered %v", got)
+	}
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+}
+
+// Shutdown hands back what is in flight: nothing is recorded for it and the
+// next start sends it.
+func TestShutdownHandsBack(t *testing.T) {
+	h := newHarness(t, nil)
+	s := newSink(t)
+	hang := make(chan struct{})
+	s.setHandler(func(w http.ResponseWriter, r sinkReq) {
+		select {
+		case <-hang:
+		case <-time.After(3 * time.Second):
+		}
+	})
+	h.endpoint(s.srv.URL, nil)
+	res := h.publish("A")
+	s.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err := h.eng.Shutdown(ctx)
+	cancel()
+	if err == nil {
+		t.Error("Shutdown with an attempt still in flight returned nil, want a hand-back error")
+	}
+	if _, err := h.eng.Publish(t.Context(), h.event("x")); err == nil {
+		t.Error("Publish after Shutdown succeeded")
+	}
+	h.eng = nil
+	close(hang)
+	if d := h.delivery(res.Deliveries[0].ID); d.Status != kinehook.DeliveryPending || d.Attempts != 0 {
+		t.Fatalf("handed-back delivery = %s/%d, want pending/0", d.Status, d.Attempts)
+	}
+	if a := h.attempts(res.Deliveries[0].ID); len(a) != 0 {
+		t.Errorf("cancelled attempt was recorded: %+v", a)
+	}
+	s.status(200)
+	h.restart()
+	if r := s.next(t); r.id != res.Event.ID {
+		t.Errorf("after restart got %s", r.id)
+	}
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+}
+
+// Retry and Recover reopen final deliveries and send them.
+func TestRetryAndRecover(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.RetrySchedule = []time.Duration{} })
+	s := newSink(t)
+	s.status(500)
+	ep := h.endpoint(s.srv.URL, nil)
+	a := h.publish("A")
+	b := h.publish("B")
+	s.take(t, 2)
+	h.waitStatus(a.Deliveries[0].ID, kinehook.DeliveryFailed, 1)
+	h.waitStatus(b.Deliveries[0].ID, kinehook.DeliveryFailed, 1)
+	h.idle()
+	s.status(200)
+	d, err := h.eng.Retry(t.Context(), h.proj.ID, a.Deliveries[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID != a.Deliveries[0].ID {
+		t.Errorf("Retry returned %s", d.ID)
+	}
+	if r := s.next(t); r.id != a.Event.ID {
+		t.Errorf("retry sent %s", r.id)
+	}
+	h.waitStatus(a.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+	n, err := h.eng.Recover(t.Context(), h.proj.ID, ep.ID, time.Now().Add(-time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1", n, err)
+	}
+	if r := s.next(t); r.id != b.Event.ID {
+		t.Errorf("recover sent %s", r.id)
+	}
+	h.waitStatus(b.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+	if _, err := h.eng.Retry(t.Context(), h.proj.ID, "dlv_unknown"); kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+		t.Errorf("Retry(unknown) = %v, want not found", err)
+	}
+}
+
+// With no payload budget, payloads come from the store in batches and are
+// still sent byte for byte.
+func TestPayloadsLoadedFromStore(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.PayloadBudget = -1 })
+	s := newSink(t)
+	h.endpoint(s.srv.URL, nil)
+	want := map[string]string{}
+	for i := range 20 {
+		ev := h.event(string(rune('a' + i)))
+		if _, err := h.eng.Publish(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		want[ev.ID] = string(ev.Payload)
+	}
+	for _, r := range s.take(t, 20) {
+		if want[r.id] != string(r.body) {
+			t.Errorf("%s: body %s, want %s", r.id, r.body, want[r.id])
+		}
+	}
+	if n := h.eng.payloadBytes.Load(); n != 0 {
+		t.Errorf("payload bytes held = %d, want 0", n)
+	}
+}
+
+// Revoke forgets a partition's queue (it stays open in the store); Assign
+// brings it back.
+func TestRevokeAndAssign(t *testing.T) {
+	h := newHarness(t, nil)
+	s := newSink(t)
+	s.status(500)
+	ep := h.endpoint(s.srv.URL, nil)
+	res := h.publish("A")
+	s.next(t)
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	h.idle()
+	p := kinehook.PartitionOf(ep.ID, "A")
+	if err := h.eng.Revoke(t.Context(), []int{p}); err != nil {
+		t.Fatal(err)
+	}
+	s.status(200)
+	h.clock.Advance(2 * time.Minute)
+	s.none(t, 30*time.Millisecond)
+	if err := h.eng.Assign(t.Context(), []int{p}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.next(t); r.id != res.Event.ID {
+		t.Errorf("after Assign got %s", r.id)
+	}
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 120 * time.Second, true},
+		{" 5 ", 5 * time.Second, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"", 0, false},
+		{"soon", 0, false},
+		{"99999999999999", MaxRetryAfter, true},
+		{now.Add(time.Minute).Format(http.TimeFormat), time.Minute, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+	}
+	for _, tc := range tests {
+		got, ok := parseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "Fri, 27 Nov 2026 03:00:00 GMT", "", "-5", "1e9"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseRetryAfter(s, now)
+		if d < 0 || (!ok && d != 0) {
+			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
+		}
+	})
+}
