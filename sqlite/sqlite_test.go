@@ -1,18 +1,27 @@
 package sqlite_test
 
 import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/storetest"
 )
 
+var quiet = slog.New(slog.DiscardHandler)
+
 func openAt(t *testing.T, path string, box kinehook.SecretBox) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), path, sqlite.Options{SecretBox: box})
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{SecretBox: box, Logger: quiet})
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
@@ -42,4 +51,312 @@ func TestSecretsAtRest(t *testing.T) {
 			return all
 		}
 	})
+}
+
+// fill makes a project with two endpoints and n events, settles some
+// deliveries, and returns the project.
+func fill(t *testing.T, s kinehook.Store, n int, createdAt time.Time) (*kinehook.Project, []kinehook.IngestResult) {
+	t.Helper()
+	ctx := t.Context()
+	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "p", CreatedAt: createdAt}
+	if err := s.CreateProject(ctx, p, kinehook.HashKey(p.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: "https://example.com/h",
+			Secrets: []kinehook.EndpointSecret{{Value: "whsec_c2VjcmV0"}}, Password: "pw"}
+		if err := s.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := make([]*kinehook.Event, n)
+	for i := range evs {
+		evs[i] = &kinehook.Event{ProjectID: p.ID, Type: kinehook.EventMediaUpdateStatus, ResourceKey: fmt.Sprintf("v%d", i%7),
+			Payload: fmt.Appendf(nil, `{"event":"media.update.status","data":{"id":"v%d","status":"done"}}`, i%7), CreatedAt: createdAt}
+	}
+	res, err := s.IngestEvents(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []kinehook.AttemptResult
+	for i, r := range res {
+		if i%2 == 0 { // even events: both deliveries succeed
+			for _, d := range r.Deliveries {
+				results = append(results, kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: createdAt,
+					StatusCode: 200, ResponseBody: "ok"}, Status: kinehook.DeliverySucceeded, Attempts: 1})
+			}
+		}
+	}
+	if err := s.RecordAttempts(ctx, results); err != nil {
+		t.Fatal(err)
+	}
+	return p, res
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kinehook.db")
+	box := storetest.NewTestSecretBox(t)
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{SecretBox: box, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, res := fill(t, s, 20, time.Now())
+	if err := s.SetAdminKeyHash(t.Context(), kinehook.HashKey("admin")); err != nil {
+		t.Fatal(err)
+	}
+	before := storetest.CheckConsistency(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openAt(t, path, box)
+	after := storetest.CheckConsistency(t, s2)
+	if before != after || after.Events != 20 || after.OpenDeliveries != 20 {
+		t.Errorf("after reopen: %+v, before: %+v", after, before)
+	}
+	h, err := s2.AdminKeyHash(t.Context())
+	if err != nil || string(h) != string(kinehook.HashKey("admin")) {
+		t.Errorf("admin key after reopen: %x, %v", h, err)
+	}
+	eps, err := s2.ListEndpoints(t.Context(), p.ID)
+	if err != nil || len(eps) != 2 || eps[0].Password != "pw" || eps[0].Secrets[0].Value != "whsec_c2VjcmV0" {
+		t.Errorf("endpoints after reopen: %+v, %v", eps, err)
+	}
+	// Seq keeps increasing across a restart.
+	r, err := s2.IngestEvents(t.Context(), []*kinehook.Event{{ProjectID: p.ID, Type: kinehook.EventLiveCreated,
+		Payload: []byte(`{"event":"live.created","data":{"event_id":"x"}}`), ResourceKey: "x"}})
+	if err != nil || r[0].Event.Seq <= res[len(res)-1].Event.Seq {
+		t.Errorf("seq after reopen %d, last before %d (%v)", r[0].Event.Seq, res[len(res)-1].Event.Seq, err)
+	}
+
+	// Sealed secrets need the key.
+	s2.Close()
+	s3 := openAt(t, path, nil)
+	if _, err := s3.ListEndpoints(t.Context(), p.ID); err == nil || !strings.Contains(err.Error(), "encryption key") {
+		t.Errorf("reading sealed secrets without a key: %v, want an error naming the key", err)
+	}
+}
+
+func TestPlainSecretsReadWithBox(t *testing.T) {
+	// A store written without a key stays readable once a key is configured;
+	// the next write seals.
+	path := filepath.Join(t.TempDir(), "kinehook.db")
+	s := openAt(t, path, nil)
+	p, _ := fill(t, s, 1, time.Now())
+	s.Close()
+	s2 := openAt(t, path, storetest.NewTestSecretBox(t))
+	eps, err := s2.ListEndpoints(t.Context(), p.ID)
+	if err != nil || len(eps) != 2 || eps[0].Password != "pw" {
+		t.Fatalf("plain endpoints read with a box: %+v, %v", eps, err)
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kinehook.db")
+	for i := range 3 {
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{Logger: quiet})
+		if err != nil {
+			t.Fatalf("open #%d: %v", i, err)
+		}
+		if i == 0 {
+			fill(t, s, 3, time.Now())
+		}
+		if c := storetest.CheckConsistency(t, s); c.Events != 3 {
+			t.Errorf("open #%d: %d events", i, c.Events)
+		}
+		s.Close()
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n, maxV int
+	if err := db.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("migrations/*.sql")
+	if n != len(files) || n == 0 {
+		t.Errorf("schema_migrations has %d rows, want one per file (%d)", n, len(files))
+	}
+	var mode int
+	if err := db.QueryRow(`PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
+		t.Errorf("auto_vacuum = %d (%v), want 2 (incremental)", mode, err)
+	}
+	var jm string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&jm); err != nil || jm != "wal" {
+		t.Errorf("journal_mode = %q (%v), want wal", jm, err)
+	}
+}
+
+func TestBackup(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, filepath.Join(dir, "live.db"), nil)
+	fill(t, s, 30, time.Now())
+
+	// Back up while another goroutine keeps ingesting.
+	p, _ := fill(t, s, 1, time.Now())
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			ev := &kinehook.Event{ProjectID: p.ID, Type: kinehook.EventLiveCreated, ResourceKey: "l",
+				Payload: []byte(`{"event":"live.created","data":{"event_id":"l"}}`)}
+			if _, err := s.IngestEvents(context.Background(), []*kinehook.Event{ev}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	dest := filepath.Join(dir, "backup.db")
+	err := s.Backup(t.Context(), dest)
+	close(stop)
+	if gerr := <-done; gerr != nil {
+		t.Fatalf("ingest during backup: %v", gerr)
+	}
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	b := openAt(t, dest, nil)
+	c := storetest.CheckConsistency(t, b)
+	if c.Projects != 2 || c.Events < 31 || c.Endpoints != 4 {
+		t.Errorf("backup holds %+v", c)
+	}
+	// The restored copy is a working store.
+	r, err := b.IngestEvents(t.Context(), []*kinehook.Event{{ProjectID: p.ID, Type: kinehook.EventLiveCreated, ResourceKey: "l",
+		Payload: []byte(`{"event":"live.created","data":{"event_id":"l"}}`)}})
+	if err != nil || len(r[0].Deliveries) != 2 {
+		t.Errorf("ingest into the restored copy: %v", err)
+	}
+	// A second backup replaces the first; the live file is refused.
+	if err := s.Backup(t.Context(), dest); err != nil {
+		t.Errorf("second backup: %v", err)
+	}
+	if err := s.Backup(t.Context(), s.Path()); err == nil {
+		t.Error("backup over the live database succeeded")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "kinehook.db")
+	s := openAt(t, path, nil)
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	pOld, oldRes := fill(t, s, 400, old) // even events settled, odd ones still pending
+	// Bulk up the old events so the vacuum has pages to free.
+	big := make([]*kinehook.Event, 200)
+	for i := range big {
+		big[i] = &kinehook.Event{ProjectID: pOld.ID, Type: kinehook.EventMediaUpdateStatus, ResourceKey: "big", CreatedAt: old,
+			Payload: []byte(`{"event":"media.update.status","data":{"id":"big","status":"error","message":"` + strings.Repeat("x", 4000) + `"}}`)}
+	}
+	bigRes, err := s.IngestEvents(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []kinehook.AttemptResult
+	for _, r := range bigRes {
+		for _, d := range r.Deliveries {
+			done = append(done, kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: old, StatusCode: 500},
+				Status: kinehook.DeliveryFailed, Attempts: 8})
+		}
+	}
+	if err := s.RecordAttempts(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	pNew, _ := fill(t, s, 10, time.Now())
+	// A retrying delivery is open too.
+	retrying := oldRes[1].Deliveries[0]
+	if err := s.RecordAttempts(ctx, []kinehook.AttemptResult{{Attempt: kinehook.Attempt{DeliveryID: retrying.ID, AttemptedAt: old, StatusCode: 503},
+		Status: kinehook.DeliveryRetrying, Attempts: 1, NextAttemptAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	before := storetest.CheckConsistency(t, s)
+	s.Checkpoint(ctx)
+	sizeBefore := fileSize(t, path)
+
+	cutoff := time.Now().Add(-30 * 24 * time.Hour)
+	// Another project's scope removes nothing of pOld.
+	if n, err := s.DeleteBefore(ctx, pNew.ID, cutoff, 50); err != nil || n != 0 {
+		t.Errorf("DeleteBefore(new project) = %d, %v; want 0", n, err)
+	}
+	total := 0
+	for {
+		n, err := s.DeleteBefore(ctx, pOld.ID, cutoff, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 50 {
+			t.Fatalf("batch of 50 removed %d", n)
+		}
+		total += n
+		if n < 50 {
+			break
+		}
+	}
+	// 200 settled small events + 200 big failed ones go; 200 with open deliveries stay.
+	if total != 400 {
+		t.Errorf("retention removed %d events, want 400", total)
+	}
+	after := storetest.CheckConsistency(t, s)
+	if after.Events != before.Events-400 || after.OpenDeliveries != before.OpenDeliveries {
+		t.Errorf("after retention %+v, before %+v", after, before)
+	}
+	if d, err := s.GetDelivery(ctx, pOld.ID, retrying.ID); err != nil || d.Status != kinehook.DeliveryRetrying {
+		t.Errorf("retrying delivery after retention: %+v, %v", d, err)
+	}
+	if _, err := s.GetEvent(ctx, pOld.ID, oldRes[0].Event.ID); !errors.Is(err, kinehook.ErrNotFound) {
+		t.Errorf("settled old event still there: %v", err)
+	}
+	freed, err := s.IncrementalVacuum(ctx)
+	if err != nil || freed == 0 {
+		t.Errorf("IncrementalVacuum freed %d pages (%v)", freed, err)
+	}
+	if sizeAfter := fileSize(t, path); sizeAfter >= sizeBefore {
+		t.Errorf("file did not shrink: %d -> %d bytes", sizeBefore, sizeAfter)
+	}
+	// An old idempotency key is gone with its event: the key is free again.
+	ev := &kinehook.Event{ProjectID: pNew.ID, Type: kinehook.EventLiveCreated, ResourceKey: "k", IdempotencyKey: "once",
+		CreatedAt: old, Payload: []byte(`{"event":"live.created","data":{"event_id":"k"}}`)}
+	once, err := s.IngestEvents(ctx, []*kinehook.Event{ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteBefore(ctx, "", cutoff, 1000); err != nil || n != 0 {
+		t.Errorf("DeleteBefore removed %d events with pending deliveries (%v)", n, err)
+	}
+	var settle []kinehook.AttemptResult
+	for _, d := range once[0].Deliveries {
+		settle = append(settle, kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: old, StatusCode: 200},
+			Status: kinehook.DeliverySucceeded, Attempts: 1})
+	}
+	if err := s.RecordAttempts(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteBefore(ctx, "", cutoff, 1000); err != nil || n != 1 {
+		t.Errorf("DeleteBefore(all projects) = %d, %v; want 1", n, err)
+	}
+	ev2 := *ev
+	ev2.ID, ev2.CreatedAt = "", time.Time{}
+	r, err := s.IngestEvents(ctx, []*kinehook.Event{&ev2})
+	if err != nil || r[0].Duplicate {
+		t.Errorf("key of a removed event: duplicate=%v, %v", r[0].Duplicate, err)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
