@@ -1,0 +1,639 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kinehook/kinehook"
+)
+
+// NOTIFY channels. Payloads start with the sending instance's id, so an
+// instance ignores its own news.
+const (
+	channelDeliveries = "kinehook_deliveries"
+	channelEndpoints  = "kinehook_endpoints"
+	// maxNotifyPayload keeps payloads under PostgreSQL's 8000-byte limit.
+	maxNotifyPayload = 7900
+)
+
+// Defaults of CoordinatorOptions.
+const (
+	DefaultHeartbeat   = time.Second
+	DefaultLeaseTTL    = 5 * time.Second
+	DefaultStopTimeout = 30 * time.Second
+)
+
+// CoordinatorOptions configure a Coordinator.
+type CoordinatorOptions struct {
+	// InstanceID names this instance in the instances and lease tables; it
+	// must be unique among live instances (default: host-pid-random).
+	InstanceID string
+	// Heartbeat is how often the instance renews its leases and rebalances
+	// (default 1 s).
+	Heartbeat time.Duration
+	// LeaseTTL is how long a lease lives without renewal: a dead instance's
+	// partitions move after about this long (default 5 s). An instance that
+	// cannot renew for LeaseTTL-Heartbeat stops delivering on its own.
+	LeaseTTL time.Duration
+	// StopTimeout bounds the hand-back at stop: Revoke waits for attempts in
+	// flight to be recorded before the leases are released (default 30 s).
+	StopTimeout time.Duration
+	// Logger receives the coordinator's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Coordinator is the kinehook.Coordinator of instances sharing one
+// PostgreSQL database. Each of the kinehook.NumPartitions delivery
+// partitions is leased (partition_leases) by one live instance, which alone
+// delivers it; live instances (instances table, heartbeats) each take a fair
+// share. News travels by LISTEN/NOTIFY on a dedicated connection.
+type Coordinator struct {
+	id        string
+	hb, ttl   time.Duration
+	stopTO    time.Duration
+	log       *slog.Logger
+	pool      *pgxpool.Pool
+	listenCfg *pgx.ConnConfig
+
+	running atomic.Bool
+	// crashOnStop makes Run return at ctx end without revoking or releasing
+	// anything, as if the process were killed (tests).
+	crashOnStop bool
+
+	// needReassign asks the next step to re-Assign every owned partition (a
+	// full reload) because notifications may have been lost.
+	needReassign atomic.Bool
+	listening    atomic.Bool
+
+	mu         sync.Mutex
+	held       [kinehook.NumPartitions]bool // our lease in the database
+	assigned   [kinehook.NumPartitions]bool // handed to the owner
+	releasing  [kinehook.NumPartitions]bool // revoke-then-release queued
+	lastRenew  time.Time                    // start of the last successful renewal
+	seeded     bool                         // lease rows ensured
+	ownerCalls atomic.Int64                 // Assign/Revoke calls made (tests)
+}
+
+var _ kinehook.Coordinator = (*Coordinator)(nil)
+
+// NewCoordinator returns a Coordinator on the store's database. It opens its
+// own small pool (heartbeats must not queue behind ingest traffic) and, in
+// Run, a dedicated LISTEN connection. Close it after Run has returned.
+func NewCoordinator(s *Store, opts CoordinatorOptions) (*Coordinator, error) {
+	c := &Coordinator{id: opts.InstanceID, hb: opts.Heartbeat, ttl: opts.LeaseTTL, stopTO: opts.StopTimeout, log: opts.Logger}
+	if c.id == "" {
+		host, _ := os.Hostname()
+		c.id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), kinehook.NewID("i")[len("i_")+8:])
+	}
+	if c.hb <= 0 {
+		c.hb = DefaultHeartbeat
+	}
+	if c.ttl <= 0 {
+		c.ttl = DefaultLeaseTTL
+	}
+	if c.ttl < 2*c.hb {
+		return nil, fmt.Errorf("postgres: coordinator: lease TTL %v must be at least twice the heartbeat %v", c.ttl, c.hb)
+	}
+	if c.stopTO <= 0 {
+		c.stopTO = DefaultStopTimeout
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("instance", c.id)
+	cfg := s.cfg.Copy()
+	cfg.MaxConns = 4
+	cfg.MinConns = 0
+	cfg.ConnConfig.RuntimeParams["application_name"] = "kinehook-coordinator"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: coordinator pool: %w", err)
+	}
+	c.pool = pool
+	c.listenCfg = s.cfg.ConnConfig.Copy()
+	c.listenCfg.RuntimeParams["application_name"] = "kinehook-listen"
+	return c, nil
+}
+
+// ID returns the instance id.
+func (c *Coordinator) ID() string { return c.id }
+
+// Close releases the coordinator's connections.
+func (c *Coordinator) Close() error {
+	c.pool.Close()
+	return nil
+}
+
+// Owned returns the partitions currently handed to the owner, ascending.
+func (c *Coordinator) Owned() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int
+	for p, a := range c.assigned {
+		if a {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Ready reports whether the coordinator is in touch with PostgreSQL: its
+// leases were renewed within the TTL and its LISTEN connection is up. It is
+// meant for readiness checks.
+func (c *Coordinator) Ready() error {
+	if !c.running.Load() {
+		return errors.New("coordinator not running")
+	}
+	c.mu.Lock()
+	last := c.lastRenew
+	c.mu.Unlock()
+	if last.IsZero() || time.Since(last) > c.ttl {
+		return errors.New("coordinator cannot renew its leases: PostgreSQL unreachable")
+	}
+	if !c.listening.Load() {
+		return errors.New("coordinator LISTEN connection down")
+	}
+	return nil
+}
+
+type opKind int
+
+const (
+	opAssign opKind = iota
+	opRevoke
+	opReassign
+)
+
+type op struct {
+	kind    opKind
+	parts   []int
+	release bool // after Revoke, release the leases
+}
+
+// Run takes part in the partition sharing until ctx ends, calling Assign and
+// Revoke on owner; it never gives up on database errors (it retries every
+// heartbeat). At ctx end it revokes its partitions, releases their leases so
+// others take them at once, and leaves the instances table.
+func (c *Coordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("postgres: coordinator already running")
+	}
+	defer c.running.Store(false)
+	c.mu.Lock()
+	c.held, c.assigned, c.releasing = [kinehook.NumPartitions]bool{}, [kinehook.NumPartitions]bool{}, [kinehook.NumPartitions]bool{}
+	c.lastRenew = time.Time{}
+	c.mu.Unlock()
+	c.needReassign.Store(false)
+
+	ops := make(chan op, 4*kinehook.NumPartitions)
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	var crashed atomic.Bool
+	workerDone := make(chan struct{})
+	go c.worker(wctx, owner, ops, &crashed, workerDone)
+
+	lctx, lcancel := context.WithCancel(ctx)
+	listenDone := make(chan struct{})
+	go c.listen(lctx, owner, listenDone)
+
+	tick := time.NewTicker(c.hb)
+	defer tick.Stop()
+	c.step(ctx, ops)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			c.step(ctx, ops)
+		}
+	}
+	lcancel()
+	<-listenDone
+
+	if c.crashOnStop {
+		crashed.Store(true)
+		wcancel()
+		close(ops)
+		<-workerDone
+		return nil
+	}
+	// Graceful stop: hand everything back.
+	c.mu.Lock()
+	var parts []int
+	for p := range c.held {
+		if c.held[p] && !c.releasing[p] {
+			parts = append(parts, p)
+			c.releasing[p] = true
+			c.assigned[p] = false
+		}
+	}
+	c.mu.Unlock()
+	if len(parts) > 0 {
+		ops <- op{kind: opRevoke, parts: parts, release: true}
+	}
+	close(ops)
+	stopTimer := time.AfterFunc(c.stopTO, wcancel)
+	<-workerDone
+	stopTimer.Stop()
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer dcancel()
+	if _, err := c.pool.Exec(dctx, `DELETE FROM instances WHERE id = $1`, c.id); err != nil {
+		c.log.Warn("postgres: coordinator: leave instances table", "err", err)
+	}
+	c.log.Info("postgres: coordinator stopped", "released", len(parts))
+	return nil
+}
+
+// step renews the heartbeat and leases, gives up lost partitions, and moves
+// toward this instance's fair share. It only talks to PostgreSQL; calls into
+// the owner (which may be slow) are queued for the worker.
+func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
+	c.mu.Lock()
+	var heldList []int32
+	for p, h := range c.held {
+		if h {
+			heldList = append(heldList, int32(p))
+		}
+	}
+	seeded := c.seeded
+	c.mu.Unlock()
+
+	sent := time.Now()
+	qctx, cancel := context.WithTimeout(ctx, max(c.ttl/3, c.hb))
+	defer cancel()
+	ttlMS := c.ttl.Milliseconds()
+	var b pgx.Batch
+	if !seeded {
+		b.Queue(`INSERT INTO partition_leases (partition) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING`, kinehook.NumPartitions)
+	}
+	b.Queue(`INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, now(), now())
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`, c.id)
+	b.Queue(`UPDATE partition_leases SET expires_at = now() + $2 * interval '1 millisecond'
+		WHERE owner = $1 AND partition = ANY($3) RETURNING partition`, c.id, ttlMS, heldList)
+	b.Queue(`SELECT id FROM instances WHERE heartbeat_at > now() - $1 * interval '1 millisecond' ORDER BY id`, ttlMS)
+	var (
+		renewed []int32
+		live    []string
+	)
+	err := func() error {
+		br := c.pool.SendBatch(qctx, &b)
+		defer br.Close()
+		if !seeded {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if renewed, err = pgx.CollectRows(rows, pgx.RowTo[int32]); err != nil {
+			return err
+		}
+		rows, err = br.Query()
+		if err != nil {
+			return err
+		}
+		live, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("postgres: coordinator: heartbeat failed", "err", err)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		// Fence: stop delivering before our leases can expire, so that no
+		// partition is ever delivered by two instances.
+		if !c.lastRenew.IsZero() && time.Since(c.lastRenew) > c.ttl-c.hb {
+			c.dropAllLocked(ops, "leases about to expire")
+		}
+		return
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seeded = true
+	c.lastRenew = sent
+	var keep [kinehook.NumPartitions]bool
+	for _, p := range renewed {
+		keep[p] = true
+	}
+	var lost []int
+	for p := range c.held {
+		if c.held[p] && !keep[p] {
+			c.held[p] = false
+			if c.assigned[p] {
+				c.assigned[p] = false
+				lost = append(lost, p)
+			}
+		}
+	}
+	if len(lost) > 0 {
+		c.log.Warn("postgres: coordinator: leases lost", "partitions", len(lost))
+		c.queue(ops, op{kind: opRevoke, parts: lost})
+	}
+
+	// Fair share: NumPartitions split over the live instances in id order.
+	idx := slices.Index(live, c.id)
+	if idx < 0 {
+		live = append(live, c.id)
+		slices.Sort(live)
+		idx = slices.Index(live, c.id)
+	}
+	target := kinehook.NumPartitions / len(live)
+	if idx < kinehook.NumPartitions%len(live) {
+		target++
+	}
+	mine, releasing := 0, 0
+	for p := range c.held {
+		if c.held[p] {
+			if c.releasing[p] {
+				releasing++
+			} else {
+				mine++
+			}
+		}
+	}
+	switch {
+	case mine > target && releasing == 0:
+		var give []int
+		for p := kinehook.NumPartitions - 1; p >= 0 && len(give) < mine-target; p-- {
+			if c.held[p] && !c.releasing[p] {
+				give = append(give, p)
+				c.releasing[p] = true
+				c.assigned[p] = false
+			}
+		}
+		c.log.Info("postgres: coordinator: handing partitions back", "n", len(give), "target", target, "instances", len(live))
+		c.queue(ops, op{kind: opRevoke, parts: give, release: true})
+	case mine < target && c.listening.Load():
+		// Claim only while listening: news about claimed partitions must
+		// reach us. Released and expired leases are free.
+		rows, err := c.pool.Query(qctx, `UPDATE partition_leases SET owner = $1, expires_at = now() + $2 * interval '1 millisecond'
+			WHERE partition IN (SELECT partition FROM partition_leases
+				WHERE (owner IS NULL OR expires_at < now()) AND partition < $4
+				ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED)
+			RETURNING partition`, c.id, ttlMS, target-mine, kinehook.NumPartitions)
+		var got []int32
+		if err == nil {
+			got, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+		}
+		if err != nil {
+			c.log.Warn("postgres: coordinator: claim partitions", "err", err)
+			break
+		}
+		if len(got) > 0 {
+			parts := make([]int, len(got))
+			for i, p := range got {
+				parts[i] = int(p)
+				c.held[p], c.assigned[p] = true, true
+			}
+			slices.Sort(parts)
+			c.log.Info("postgres: coordinator: claimed partitions", "n", len(parts), "target", target, "instances", len(live))
+			c.queue(ops, op{kind: opAssign, parts: parts})
+		}
+	}
+	if c.needReassign.Swap(false) {
+		c.queue(ops, op{kind: opReassign})
+	}
+}
+
+// dropAllLocked revokes every partition without releasing the leases (they
+// will expire): used when the database cannot be reached.
+func (c *Coordinator) dropAllLocked(ops chan<- op, why string) {
+	var parts []int
+	for p := range c.held {
+		if c.assigned[p] {
+			parts = append(parts, p)
+		}
+		c.held[p], c.assigned[p] = false, false
+	}
+	if len(parts) > 0 {
+		c.log.Warn("postgres: coordinator: stopping delivery", "why", why, "partitions", len(parts))
+		c.queue(ops, op{kind: opRevoke, parts: parts})
+	}
+}
+
+func (c *Coordinator) queue(ops chan<- op, o op) {
+	// The buffer holds far more than the ops a few steps can make; never
+	// block the heartbeat on the worker.
+	select {
+	case ops <- o:
+	default:
+		go func() {
+			defer func() { _ = recover() }() // ops closed at stop: the op is moot
+			ops <- o
+		}()
+	}
+}
+
+// worker makes the owner calls in order, so a partition's Revoke never
+// overtakes its Assign, while step keeps renewing leases meanwhile.
+func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner, ops <-chan op, crashed *atomic.Bool, done chan<- struct{}) {
+	defer close(done)
+	for o := range ops {
+		if crashed.Load() {
+			continue
+		}
+		switch o.kind {
+		case opAssign, opReassign:
+			parts := o.parts
+			c.mu.Lock()
+			if o.kind == opReassign {
+				parts = nil
+				for p, a := range c.assigned {
+					if a {
+						parts = append(parts, p)
+					}
+				}
+			} else {
+				parts = slices.DeleteFunc(slices.Clone(parts), func(p int) bool { return !c.assigned[p] })
+			}
+			c.mu.Unlock()
+			if len(parts) == 0 || ctx.Err() != nil {
+				continue
+			}
+			c.ownerCalls.Add(1)
+			if err := owner.Assign(ctx, parts); err != nil {
+				c.log.Warn("postgres: coordinator: assign failed; reloading at the next heartbeat", "err", err)
+				c.needReassign.Store(true)
+			}
+		case opRevoke:
+			c.ownerCalls.Add(1)
+			err := owner.Revoke(ctx, o.parts)
+			if err != nil {
+				c.log.Warn("postgres: coordinator: revoke did not finish; leases left to expire", "err", err)
+			} else if o.release {
+				c.release(o.parts)
+			}
+			c.mu.Lock()
+			for _, p := range o.parts {
+				if o.release {
+					c.held[p] = false
+				}
+				c.releasing[p] = false
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// release frees leases right away so other instances need not wait for
+// them to expire; on failure they simply expire.
+func (c *Coordinator) release(parts []int) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+	defer cancel()
+	ps := make([]int32, len(parts))
+	for i, p := range parts {
+		ps[i] = int32(p)
+	}
+	if _, err := c.pool.Exec(ctx, `UPDATE partition_leases SET owner = NULL, expires_at = NULL
+		WHERE owner = $1 AND partition = ANY($2)`, c.id, ps); err != nil {
+		c.log.Warn("postgres: coordinator: release leases; they will expire", "err", err)
+	}
+}
+
+// listen keeps a dedicated LISTEN connection and passes news to the owner.
+// After a reconnect it asks for a full reload of the owned partitions, since
+// notifications sent while it was away are lost.
+func (c *Coordinator) listen(ctx context.Context, owner kinehook.PartitionOwner, done chan<- struct{}) {
+	defer close(done)
+	defer c.listening.Store(false)
+	backoff := 100 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		conn, err := c.listenConn(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("postgres: coordinator: LISTEN connection", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		c.listening.Store(true)
+		if !first {
+			c.log.Info("postgres: coordinator: LISTEN connection back; reloading owned partitions")
+			c.needReassign.Store(true)
+		}
+		first = false
+		for {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("postgres: coordinator: LISTEN connection lost", "err", err)
+				}
+				break
+			}
+			c.handle(ctx, owner, n)
+		}
+		c.listening.Store(false)
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn.Close(cctx)
+		cancel()
+	}
+}
+
+func (c *Coordinator) listenConn(ctx context.Context) (*pgx.Conn, error) {
+	cctx, cancel := context.WithTimeout(ctx, max(c.ttl, 2*time.Second))
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, c.listenCfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(cctx, "LISTEN "+channelDeliveries+"; LISTEN "+channelEndpoints); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner, n *pgconn.Notification) {
+	from, rest, ok := strings.Cut(n.Payload, " ")
+	if !ok || from == c.id {
+		return
+	}
+	switch n.Channel {
+	case channelDeliveries:
+		ids := strings.Split(rest, ",")
+		if err := owner.Wake(ctx, ids); err != nil && ctx.Err() == nil {
+			c.log.Warn("postgres: coordinator: wake; reloading owned partitions", "err", err)
+			c.needReassign.Store(true)
+		}
+	case channelEndpoints:
+		pid, eid, ok := strings.Cut(rest, " ")
+		if ok {
+			owner.RefreshEndpoint(ctx, pid, eid)
+		}
+	}
+}
+
+// AnnounceDeliveries notifies the other instances of new or reopened
+// deliveries, in payloads under the NOTIFY size limit, in one statement.
+func (c *Coordinator) AnnounceDeliveries(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var payloads []string
+	var sb strings.Builder
+	for _, id := range ids {
+		if sb.Len() > 0 && sb.Len()+1+len(id) > maxNotifyPayload {
+			payloads = append(payloads, sb.String())
+			sb.Reset()
+		}
+		if sb.Len() == 0 {
+			sb.WriteString(c.id)
+			sb.WriteByte(' ')
+		} else {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(id)
+	}
+	payloads = append(payloads, sb.String())
+	return c.notify(ctx, channelDeliveries, payloads)
+}
+
+// AnnounceEndpoint notifies the other instances that an endpoint changed.
+func (c *Coordinator) AnnounceEndpoint(ctx context.Context, projectID, endpointID string) error {
+	return c.notify(ctx, channelEndpoints, []string{c.id + " " + projectID + " " + endpointID})
+}
+
+func (c *Coordinator) notify(ctx context.Context, channel string, payloads []string) error {
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("postgres: notify %s: %w", channel, err)
+			case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+			}
+		}
+		_, err = c.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, channel, payloads)
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("postgres: notify %s: %w", channel, err)
+}

@@ -1,0 +1,347 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// registry is the ground truth of who delivers what across fake owners: it
+// records any partition handed to two live owners at once.
+type registry struct {
+	mu        sync.Mutex
+	by        map[int]string
+	conflicts []string
+}
+
+// fakeOwner records what a Coordinator asks of it (it is the engine's side
+// of the contract, not a store).
+type fakeOwner struct {
+	name    string
+	reg     *registry
+	mu      sync.Mutex
+	owned   map[int]bool
+	assigns int
+	full    int // Assign calls covering every owned partition (reloads)
+	woken   map[string]int
+	refresh []string
+}
+
+func newFakeOwner(name string, reg *registry) *fakeOwner {
+	return &fakeOwner{name: name, reg: reg, owned: map[int]bool{}, woken: map[string]int{}}
+}
+
+func (f *fakeOwner) Assign(_ context.Context, parts []int) error {
+	f.reg.mu.Lock()
+	for _, p := range parts {
+		if o, ok := f.reg.by[p]; ok && o != f.name {
+			f.reg.conflicts = append(f.reg.conflicts, fmt.Sprintf("partition %d assigned to %s while %s owns it", p, f.name, o))
+		}
+		f.reg.by[p] = f.name
+	}
+	f.reg.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.assigns++
+	already := len(f.owned) > 0
+	for _, p := range parts {
+		already = already && f.owned[p]
+		f.owned[p] = true
+	}
+	if already && len(parts) == len(f.owned) {
+		f.full++
+	}
+	return nil
+}
+
+func (f *fakeOwner) Revoke(_ context.Context, parts []int) error {
+	f.mu.Lock()
+	for _, p := range parts {
+		delete(f.owned, p)
+	}
+	f.mu.Unlock()
+	f.reg.mu.Lock()
+	for _, p := range parts {
+		if f.reg.by[p] == f.name {
+			delete(f.reg.by, p)
+		}
+	}
+	f.reg.mu.Unlock()
+	return nil
+}
+
+func (f *fakeOwner) Wake(_ context.Context, ids []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		f.woken[id]++
+	}
+	return nil
+}
+
+func (f *fakeOwner) RefreshEndpoint(_ context.Context, projectID, endpointID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refresh = append(f.refresh, projectID+"/"+endpointID)
+}
+
+// crash forgets everything, as a killed process would.
+func (f *fakeOwner) crash() {
+	f.mu.Lock()
+	f.owned = map[int]bool{}
+	f.mu.Unlock()
+	f.reg.mu.Lock()
+	for p, o := range f.reg.by {
+		if o == f.name {
+			delete(f.reg.by, p)
+		}
+	}
+	f.reg.mu.Unlock()
+}
+
+func (f *fakeOwner) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.owned)
+}
+
+type runningCoord struct {
+	c      *Coordinator
+	owner  *fakeOwner
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startCoord(t *testing.T, s *Store, name string, reg *registry) *runningCoord {
+	t.Helper()
+	c, err := NewCoordinator(s, CoordinatorOptions{InstanceID: name, Heartbeat: 200 * time.Millisecond, LeaseTTL: time.Second, StopTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("NewCoordinator: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rc := &runningCoord{c: c, owner: newFakeOwner(name, reg), cancel: cancel, done: make(chan error, 1)}
+	go func() { rc.done <- c.Run(ctx, rc.owner) }()
+	t.Cleanup(func() {
+		rc.stop(t)
+		c.Close()
+	})
+	return rc
+}
+
+func (rc *runningCoord) stop(t *testing.T) {
+	t.Helper()
+	rc.cancel()
+	select {
+	case err := <-rc.done:
+		if err != nil {
+			t.Errorf("%s: Run returned %v", rc.c.ID(), err)
+		}
+		rc.done <- nil // later stops return at once
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: Run did not return after cancel", rc.c.ID())
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// settled reports whether the live owners together own every partition,
+// each exactly once, in shares differing by at most one.
+func settled(reg *registry, owners ...*fakeOwner) bool {
+	reg.mu.Lock()
+	n := len(reg.by)
+	reg.mu.Unlock()
+	if n != kinehook.NumPartitions {
+		return false
+	}
+	total, lo, hi := 0, kinehook.NumPartitions, 0
+	for _, o := range owners {
+		c := o.count()
+		total += c
+		lo, hi = min(lo, c), max(hi, c)
+	}
+	return total == kinehook.NumPartitions && hi-lo <= 1
+}
+
+func checkNoConflicts(t *testing.T, reg *registry) {
+	t.Helper()
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	for _, c := range reg.conflicts {
+		t.Error(c)
+	}
+}
+
+func TestCoordinatorSharesAndFailsOver(t *testing.T) {
+	s := openTestStore(t, Options{})
+	reg := &registry{by: map[int]string{}}
+	a := startCoord(t, s, "inst-a", reg)
+	waitFor(t, 5*time.Second, "one instance owns every partition", func() bool { return settled(reg, a.owner) })
+
+	b := startCoord(t, s, "inst-b", reg)
+	c := startCoord(t, s, "inst-c", reg)
+	d := waitFor(t, 10*time.Second, "three instances share the partitions", func() bool { return settled(reg, a.owner, b.owner, c.owner) })
+	t.Logf("rebalanced over 3 instances in %v", d)
+	for _, o := range []*fakeOwner{a.owner, b.owner, c.owner} {
+		if n := o.count(); n < kinehook.NumPartitions/3 || n > kinehook.NumPartitions/3+1 {
+			t.Errorf("%s owns %d partitions, want a fair share", o.name, n)
+		}
+	}
+
+	// Crash c: nothing is revoked or released; its leases must expire.
+	c.c.crashOnStop = true
+	c.stop(t)
+	c.owner.crash()
+	d = waitFor(t, 5*time.Second, "a crashed instance's partitions move", func() bool { return settled(reg, a.owner, b.owner) })
+	t.Logf("a crashed instance's partitions moved in %v (lease TTL 1s)", d)
+
+	// Graceful stop of b: it hands its partitions back at once.
+	b.stop(t)
+	if n := b.owner.count(); n != 0 {
+		t.Errorf("after a graceful stop %s still owns %d partitions", b.owner.name, n)
+	}
+	d = waitFor(t, 3*time.Second, "a stopped instance's partitions move", func() bool { return settled(reg, a.owner) })
+	t.Logf("a stopped instance's partitions moved in %v", d)
+	checkNoConflicts(t, reg)
+
+	var rows int
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM instances WHERE id = 'inst-b'`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("a stopped instance stays in the instances table (%d rows, %v)", rows, err)
+	}
+	if got := a.c.Owned(); len(got) != kinehook.NumPartitions {
+		t.Errorf("Owned() = %d partitions, want all", len(got))
+	}
+	if err := a.c.Ready(); err != nil {
+		t.Errorf("Ready() = %v", err)
+	}
+}
+
+func TestCoordinatorNotifications(t *testing.T) {
+	s := openTestStore(t, Options{})
+	reg := &registry{by: map[int]string{}}
+	a := startCoord(t, s, "inst-a", reg)
+	b := startCoord(t, s, "inst-b", reg)
+	waitFor(t, 10*time.Second, "two instances share the partitions", func() bool { return settled(reg, a.owner, b.owner) })
+
+	// Enough ids to need several NOTIFY payloads.
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = kinehook.NewID(kinehook.PrefixDelivery)
+	}
+	if err := a.c.AnnounceDeliveries(t.Context(), ids); err != nil {
+		t.Fatalf("AnnounceDeliveries: %v", err)
+	}
+	if err := b.c.AnnounceEndpoint(t.Context(), "prj_1", "ep_1"); err != nil {
+		t.Fatalf("AnnounceEndpoint: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the other instance is woken for every delivery", func() bool {
+		b.owner.mu.Lock()
+		defer b.owner.mu.Unlock()
+		return len(b.owner.woken) == len(ids)
+	})
+	waitFor(t, 5*time.Second, "the other instance refreshes the endpoint", func() bool {
+		a.owner.mu.Lock()
+		defer a.owner.mu.Unlock()
+		return slices.Equal(a.owner.refresh, []string{"prj_1/ep_1"})
+	})
+	b.owner.mu.Lock()
+	for _, id := range ids {
+		if b.owner.woken[id] != 1 {
+			t.Errorf("delivery %s woken %d times, want once", id, b.owner.woken[id])
+			break
+		}
+	}
+	b.owner.mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	a.owner.mu.Lock()
+	if len(a.owner.woken) != 0 {
+		t.Errorf("the announcing instance woke itself for %d deliveries", len(a.owner.woken))
+	}
+	a.owner.mu.Unlock()
+	b.owner.mu.Lock()
+	if len(b.owner.refresh) != 0 {
+		t.Errorf("the announcing instance refreshed its own endpoint change: %v", b.owner.refresh)
+	}
+	b.owner.mu.Unlock()
+}
+
+func TestCoordinatorListenReconnect(t *testing.T) {
+	s := openTestStore(t, Options{})
+	reg := &registry{by: map[int]string{}}
+	a := startCoord(t, s, "inst-a", reg)
+	b := startCoord(t, s, "inst-b", reg)
+	waitFor(t, 10*time.Second, "two instances share the partitions", func() bool { return settled(reg, a.owner, b.owner) })
+	b.owner.mu.Lock()
+	fullBefore := b.owner.full
+	b.owner.mu.Unlock()
+
+	var killed int
+	err := s.pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'kinehook-listen'`).Scan(&killed)
+	if err != nil || killed != 2 {
+		t.Fatalf("terminated %d LISTEN connections (%v), want 2", killed, err)
+	}
+	// Lost notifications are made up by a full reload of the owned partitions.
+	d := waitFor(t, 5*time.Second, "a full reload after the LISTEN connection comes back", func() bool {
+		b.owner.mu.Lock()
+		defer b.owner.mu.Unlock()
+		return b.owner.full > fullBefore
+	})
+	t.Logf("reloaded %v after the LISTEN connection was terminated", d)
+	waitFor(t, 5*time.Second, "LISTEN is back", func() bool { return b.c.listening.Load() })
+	id := kinehook.NewID(kinehook.PrefixDelivery)
+	if err := a.c.AnnounceDeliveries(t.Context(), []string{id}); err != nil {
+		t.Fatalf("AnnounceDeliveries: %v", err)
+	}
+	waitFor(t, 5*time.Second, "notifications flow again", func() bool {
+		b.owner.mu.Lock()
+		defer b.owner.mu.Unlock()
+		return b.owner.woken[id] == 1
+	})
+	if !settled(reg, a.owner, b.owner) {
+		t.Errorf("partitions unsettled after the reconnect")
+	}
+	checkNoConflicts(t, reg)
+}
+
+func TestCoordinatorOptions(t *testing.T) {
+	requirePG(t)
+	s := openTestStore(t, Options{})
+	if _, err := NewCoordinator(s, CoordinatorOptions{Heartbeat: time.Second, LeaseTTL: time.Second}); err == nil {
+		t.Error("a lease TTL shorter than two heartbeats was accepted")
+	}
+	c1, err := NewCoordinator(s, CoordinatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := NewCoordinator(s, CoordinatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c1.ID() == "" || c1.ID() == c2.ID() {
+		t.Errorf("instance ids %q and %q: want distinct, non-empty", c1.ID(), c2.ID())
+	}
+	if c1.hb != DefaultHeartbeat || c1.ttl != DefaultLeaseTTL {
+		t.Errorf("defaults: heartbeat %v, TTL %v", c1.hb, c1.ttl)
+	}
+	if err := c1.Ready(); err == nil {
+		t.Error("Ready() before Run = nil, want an error")
+	}
+}
