@@ -1,0 +1,526 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/internal/simulator"
+)
+
+func init() { rootCmd.AddCommand(newDemoCmd()) }
+
+// demoOptions are the flags of `kinehook demo`.
+type demoOptions struct {
+	addr     string
+	rate     string
+	duration time.Duration
+	keepData bool
+	flaky    float64
+	every    time.Duration
+	seed     uint64
+}
+
+func newDemoCmd() *cobra.Command {
+	o := &demoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "See the whole flow in a minute: server, receiver and simulated video platform, all local",
+		Long: `Start everything on this machine and watch webhooks flow:
+
+  1. a kinehook server (kinehook serve) on a temporary data folder and a free
+     loopback port, with a short retry schedule;
+  2. a receiver that keeps a status table of videos and live streams, checks
+     every signature, and fails a share of first attempts (--flaky) so that
+     retries show;
+  3. a project and an endpoint pointing at the receiver;
+  4. the simulator posting video and live-stream lifecycles.
+
+It prints the dashboard URL with a key to sign in with, and a summary of
+deliveries every couple of seconds. Ctrl-C stops everything and removes the
+data folder (unless --keep-data).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:0", "address of the demo server (port 0: a free port)")
+	f.StringVar(&o.rate, "rate", "20/s", "simulated events per second")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0 = until Ctrl-C)")
+	f.BoolVar(&o.keepData, "keep-data", false, "keep the temporary data folder (its path is printed)")
+	f.Float64Var(&o.flaky, "flaky", 0.05, "share of deliveries the receiver refuses at the first attempt (they succeed on retry)")
+	f.DurationVar(&o.every, "every", 2*time.Second, "how often to print the delivery summary")
+	f.Uint64Var(&o.seed, "seed", 0, "simulator seed (default: random)")
+	return cmd
+}
+
+// freeLoopbackAddr resolves port 0 of addr to a port free right now.
+func freeLoopbackAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("find a free port on %s: %w", host, err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// runDemo runs the demo until ctx ends or o.duration passes.
+func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err error) {
+	rate, err := parseRate(o.rate)
+	if err != nil {
+		return fmt.Errorf("--rate: %w", err)
+	}
+	if o.flaky < 0 || o.flaky > 1 {
+		return fmt.Errorf("--flaky must be between 0 and 1")
+	}
+	if o.every <= 0 {
+		o.every = 2 * time.Second
+	}
+	addr, err := freeLoopbackAddr(o.addr)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kinehook-demo-")
+	if err != nil {
+		return fmt.Errorf("create a data folder: %w", err)
+	}
+	defer func() {
+		if o.keepData {
+			fmt.Fprintf(stdout, "data kept in %s (run `kinehook serve --data %s --addr %s` to look again)\n", dir, dir, addr)
+			return
+		}
+		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+			err = fmt.Errorf("remove the data folder: %w", rerr)
+		}
+	}()
+
+	// The admin key: the user's, or a fresh one for this run.
+	adminKey := os.Getenv(serveAdminKeyEnv)
+	if adminKey == "" {
+		var b [24]byte
+		_, _ = rand.Read(b[:])
+		adminKey = "kh_admin_" + base64.RawURLEncoding.EncodeToString(b[:])
+		if err := os.Setenv(serveAdminKeyEnv, adminKey); err != nil {
+			return fmt.Errorf("set %s: %w", serveAdminKeyEnv, err)
+		}
+		defer os.Unsetenv(serveAdminKeyEnv)
+	}
+
+	// 1. The server: `kinehook serve` itself, with the demo's flags (every
+	// flag given, so no KINEHOOK_* variable of the user's leaks in).
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServe()
+	serve := newServeCmd()
+	serve.SetArgs([]string{
+		"--addr", addr, "--data", dir, "--database", "",
+		"--allow-private-networks", "--retry-schedule", "1s,2s,4s,8s", "--request-timeout", "5s",
+		"--log-level", "warn", "--api-rate-limit", "0",
+	})
+	serve.SetOut(io.Discard)
+	serve.SetErr(stderr)
+	serve.SilenceUsage, serve.SilenceErrors = true, true
+	served := make(chan error, 1)
+	go func() { served <- serve.ExecuteContext(serveCtx) }()
+	serverDown := false
+	defer func() {
+		if serverDown {
+			return
+		}
+		stopServe()
+		select {
+		case serr := <-served:
+			if serr != nil && err == nil {
+				err = fmt.Errorf("server: %w", serr)
+			}
+		case <-time.After(40 * time.Second):
+			if err == nil {
+				err = errors.New("the server did not stop within 40 s")
+			}
+		}
+	}()
+
+	base := "http://" + addr
+	admin := client.New(base, adminKey)
+	if err := demoWaitReady(ctx, admin, served, &serverDown); err != nil {
+		return err
+	}
+
+	// 2. The receiver, on its own free port.
+	secret, err := kinehook.GenerateSecret()
+	if err != nil {
+		return fmt.Errorf("generate a signing secret: %w", err)
+	}
+	recv, err := newDemoReceiver(secret, o.flaky)
+	if err != nil {
+		return err
+	}
+	rln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("receiver: listen: %w", err)
+	}
+	rsrv := &http.Server{Handler: recv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = rsrv.Serve(rln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = rsrv.Shutdown(sctx)
+	}()
+	receiverURL := "http://" + rln.Addr().String() + "/webhooks"
+
+	// 3. A project and an endpoint pointing at the receiver.
+	p, err := admin.CreateProject(ctx, "demo")
+	if err != nil {
+		return fmt.Errorf("create the demo project: %w", err)
+	}
+	ep, err := admin.CreateEndpoint(ctx, p.ID, client.EndpointCreate{
+		URL: receiverURL, Secret: secret, Description: "kinehook demo receiver (video status table)",
+	})
+	if err != nil {
+		return fmt.Errorf("create the demo endpoint: %w", err)
+	}
+
+	fmt.Fprintf(stdout, `kinehook demo is running.
+
+  Dashboard:    %s/
+  Sign in with: %s   (the demo project's key; admin key: %s)
+  API:          curl -H 'Authorization: Bearer %s' %s/v1/projects/%s/events
+  Receiver:     %s (endpoint %s)
+  Data folder:  %s
+
+Simulating a video platform at %s events/s. Press Ctrl-C to stop.
+
+`, base, p.APIKey, adminKey, p.APIKey, base, p.ID, receiverURL, ep.ID, dir, strconv.FormatFloat(rate, 'f', -1, 64))
+
+	// 4. The simulator, endless until Ctrl-C or --duration.
+	runCtx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	cfg := simulator.DefaultConfig()
+	cfg.Media, cfg.Live = 0, 0
+	cfg.Seed = o.seed
+	if o.seed == 0 {
+		cfg.Seed = randomSeed()
+	}
+	gen, err := simulator.NewGenerator(cfg)
+	if err != nil {
+		return err
+	}
+	projectClient := client.New(base, p.APIKey)
+	tracker := newDeliveryTracker(projectClient, p.ID)
+	send := func(ctx context.Context, body []byte, key string) error {
+		ev, err := projectClient.SendEventBody(ctx, p.ID, body, key)
+		if err != nil {
+			return simRetryable(err)
+		}
+		tracker.add(ev.ID)
+		return nil
+	}
+	stats := &simulator.Stats{}
+	simDone := make(chan struct{})
+	go func() {
+		defer close(simDone)
+		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: rate, Concurrency: 4, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
+	}()
+
+	start := time.Now()
+	tick := time.NewTicker(o.every)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case <-simDone:
+			break loop
+		case serr := <-served:
+			serverDown = true
+			return fmt.Errorf("the server stopped: %v", serr)
+		case <-tick.C:
+			tracker.poll(runCtx)
+			fmt.Fprintln(stdout, demoLine(time.Since(start), stats, tracker, recv))
+		}
+	}
+	<-simDone
+	if ctx.Err() == nil {
+		// --duration ended: give the last deliveries a moment, then count.
+		// (On Ctrl-C the server is already stopping: report what is known.)
+		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		for {
+			tracker.poll(fctx)
+			if c := tracker.counts(); c.open == 0 || fctx.Err() != nil {
+				break
+			}
+			select {
+			case <-fctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	label := "final: "
+	if ctx.Err() != nil {
+		label = "stopped (deliveries as last checked): "
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, label+demoLine(time.Since(start), stats, tracker, recv))
+	fmt.Fprintln(stdout, "receiver: "+recv.summary())
+	return nil
+}
+
+// simRetryable marks the API's throttling answers for the simulator to retry.
+func simRetryable(err error) error {
+	var ae *client.Error
+	if errors.As(err, &ae) && (ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusServiceUnavailable) {
+		return &simulator.RetryableError{Wait: ae.RetryAfter, Err: err}
+	}
+	return err
+}
+
+// demoWaitReady polls /readyz until the server answers or gives up.
+func demoWaitReady(ctx context.Context, c *client.Client, served <-chan error, down *bool) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.Ready(rctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case serr := <-served:
+			*down = true
+			return fmt.Errorf("the server did not start: %v", serr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server did not become ready: %w", err)
+		}
+	}
+}
+
+// demoLine is one running summary line.
+func demoLine(elapsed time.Duration, s *simulator.Stats, t *deliveryTracker, r *demoReceiver) string {
+	c := t.counts()
+	return fmt.Sprintf("%4.0fs  events sent %d (errors %d)  deliveries: succeeded %d  failed %d  pending %d (retrying %d)  receiver refused %d first attempts",
+		elapsed.Seconds(), s.Sent.Load(), s.Errors.Load(), c.succeeded, c.failed, c.open, c.retrying, r.refused.Load())
+}
+
+// deliveryTracker follows the deliveries of the events the demo sent, through
+// the API, until each is final.
+type deliveryTracker struct {
+	c   *client.Client
+	pid string
+
+	mu        sync.Mutex
+	open      []string // event ids whose deliveries are not all final
+	succeeded int
+	failed    int
+	retrying  int
+}
+
+type trackerCounts struct{ succeeded, failed, open, retrying int }
+
+func newDeliveryTracker(c *client.Client, pid string) *deliveryTracker {
+	return &deliveryTracker{c: c, pid: pid}
+}
+
+func (t *deliveryTracker) add(eventID string) {
+	t.mu.Lock()
+	t.open = append(t.open, eventID)
+	t.mu.Unlock()
+}
+
+func (t *deliveryTracker) counts() trackerCounts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return trackerCounts{t.succeeded, t.failed, len(t.open), t.retrying}
+}
+
+// poll asks the API about open events (up to 400 per call, 8 at a time) and
+// counts those whose deliveries are final.
+func (t *deliveryTracker) poll(ctx context.Context) {
+	t.mu.Lock()
+	ids := append([]string(nil), t.open[:min(len(t.open), 400)]...)
+	t.mu.Unlock()
+	type result struct {
+		final             bool
+		succeeded, failed int
+		retrying          bool
+	}
+	results := make([]result, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ds, err := t.c.ListDeliveries(ctx, t.pid, id)
+			if err != nil {
+				return
+			}
+			r := result{final: true}
+			for _, d := range ds {
+				switch d.Status {
+				case kinehook.DeliverySucceeded:
+					r.succeeded++
+				case kinehook.DeliveryFailed:
+					r.failed++
+				case kinehook.DeliveryRetrying:
+					r.retrying, r.final = true, false
+				default:
+					r.final = false
+				}
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	done := map[string]bool{}
+	retrying := 0
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, r := range results {
+		if r.final {
+			done[ids[i]] = true
+			t.succeeded += r.succeeded
+			t.failed += r.failed
+		} else if r.retrying {
+			retrying++
+		}
+	}
+	t.retrying = retrying
+	kept := t.open[:0]
+	for _, id := range t.open {
+		if !done[id] {
+			kept = append(kept, id)
+		}
+	}
+	t.open = kept
+}
+
+// demoReceiver is the demo's webhook receiver: the SDK's Handler verifying
+// signatures, in front of a small status table of videos and live streams
+// (what examples/statussync keeps in SQLite, here in memory). It refuses a
+// share of first attempts so that retries show in the dashboard.
+type demoReceiver struct {
+	h     http.Handler
+	flaky float64
+
+	refused atomic.Int64
+	mu      sync.Mutex
+	tried   map[string]bool
+	videos  map[string]kinehook.MediaStatus
+	lives   map[string]string
+	late    int // events for a resource already in a final state (ordering broken)
+	handled int
+}
+
+func newDemoReceiver(secret string, flaky float64) (*demoReceiver, error) {
+	r := &demoReceiver{flaky: flaky, tried: map[string]bool{}, videos: map[string]kinehook.MediaStatus{}, lives: map[string]string{}}
+	h, err := kinehook.NewHandler(kinehook.HandlerOptions{
+		Secrets: []string{secret},
+		Logger:  slog.New(slog.DiscardHandler),
+		OnMediaStatus: func(ctx context.Context, d *kinehook.Incoming, data kinehook.MediaData) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			switch r.videos[data.ID] {
+			case kinehook.StatusDone, kinehook.StatusError, kinehook.StatusAborted:
+				r.late++
+			}
+			r.videos[data.ID] = data.Status
+			r.handled++
+			return nil
+		},
+		OnEvent: func(ctx context.Context, d *kinehook.Incoming) error {
+			if d.Event == nil || d.Event.Live == nil {
+				return nil
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			id := d.Event.Live.EventID
+			if s := r.lives[id]; s == "finished" || s == "cancelled" {
+				r.late++
+			}
+			r.lives[id] = string(d.Event.Type)[len("live."):]
+			r.handled++
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receiver: %w", err)
+	}
+	r.h = h
+	return r, nil
+}
+
+// ServeHTTP refuses the first attempt of a --flaky share of deliveries
+// (chosen by webhook-id), and hands everything else to the SDK Handler.
+func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if id := req.Header.Get("webhook-id"); id != "" && r.flaky > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		if float64(h.Sum32()%10000) < r.flaky*10000 {
+			r.mu.Lock()
+			first := !r.tried[id]
+			r.tried[id] = true
+			r.mu.Unlock()
+			if first {
+				r.refused.Add(1)
+				http.Error(w, `{"error":"demo receiver: busy, try again"}`, http.StatusServiceUnavailable)
+				return
+			}
+		}
+	}
+	r.h.ServeHTTP(w, req)
+}
+
+// summary describes the receiver's status table.
+func (r *demoReceiver) summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	vs := map[kinehook.MediaStatus]int{}
+	for _, s := range r.videos {
+		vs[s]++
+	}
+	ls := map[string]int{}
+	for _, s := range r.lives {
+		ls[s]++
+	}
+	return fmt.Sprintf("handled %d events; videos %d (done %d, error %d, aborted %d, in progress %d); live streams %d (finished %d, cancelled %d, on air or starting %d); events after a final status: %d",
+		r.handled, len(r.videos), vs[kinehook.StatusDone], vs[kinehook.StatusError], vs[kinehook.StatusAborted],
+		len(r.videos)-vs[kinehook.StatusDone]-vs[kinehook.StatusError]-vs[kinehook.StatusAborted],
+		len(r.lives), ls["finished"], ls["cancelled"], len(r.lives)-ls["finished"]-ls["cancelled"], r.late)
+}

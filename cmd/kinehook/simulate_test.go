@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/internal/simulator"
+)
+
+func TestSimulateAgainstServer(t *testing.T) {
+	e := newCLIEnv(t)
+	ctx := context.Background()
+	p, err := e.admin.CreateProject(ctx, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CreateEndpoint(ctx, p.ID, client.EndpointCreate{URL: e.sink.URL}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := e.run(t, "simulate", "--url", e.url, "--key", p.APIKey, "--project", p.ID,
+		"--media", "8", "--live", "4", "--rate", "0", "--concurrency", "3", "--seed", "21",
+		"--error-share", "0.3", "--abort-share", "0.2", "--suspend-share", "0.3", "--cancel-share", "0.25", "--reconnects-max", "2")
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s\n%s", err, out, errOut)
+	}
+
+	// What the seed generates is what the server received.
+	cfg := simulator.Config{Media: 8, Live: 4, ErrorShare: 0.3, AbortShare: 0.2, SuspendShare: 0.3, CancelShare: 0.25, ReconnectsMax: 2, Seed: 21}
+	gen, _ := simulator.NewGenerator(cfg)
+	want := map[string][]string{}
+	total := 0
+	for s, ok := gen.Next(); ok; s, ok = gen.Next() {
+		for _, b := range s.Bodies {
+			want[s.Resource] = append(want[s.Resource], string(b))
+		}
+		total += len(s.Bodies)
+	}
+	if !strings.Contains(out, "sent "+itoa(total)+" events") || !strings.Contains(out, "0 errors") ||
+		!strings.Contains(out, "media: 8 complete") || !strings.Contains(out, "live:  4 complete") || !strings.Contains(out, "seed: 21") {
+		t.Fatalf("summary:\n%s", out)
+	}
+	var events []*client.Event
+	for ev, err := range e.admin.AllEvents(ctx, p.ID, client.EventListOptions{Limit: 50}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) != total {
+		t.Fatalf("server has %d events, simulator generated %d", len(events), total)
+	}
+	// Newest first: reversed, each resource's events are in lifecycle order.
+	slices.Reverse(events)
+	got := map[string][]string{}
+	for _, ev := range events {
+		b, err := ev.Body()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := eventResource(ev)
+		got[res] = append(got[res], string(b))
+	}
+	for res, bodies := range want {
+		if !slices.Equal(got[res], bodies) {
+			t.Errorf("resource %s stored as\n%v\nwant\n%v", res, got[res], bodies)
+		}
+		raw := make([][]byte, len(got[res]))
+		for i, b := range got[res] {
+			raw[i] = []byte(b)
+		}
+		if err := simulator.CheckLifecycle(raw); err != nil {
+			t.Errorf("resource %s: %v", res, err)
+		}
+	}
+	waitUntil(t, "every event to reach the sink", func() bool { return e.sink.count() >= total })
+
+	// Progress lines go to stderr when it is not a terminal.
+	if strings.Contains(errOut, "\r") {
+		t.Errorf("carriage returns in non-terminal progress: %q", errOut)
+	}
+}
+
+func TestSimulateErrors(t *testing.T) {
+	e := newCLIEnv(t)
+	p, err := e.admin.CreateProject(context.Background(), "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong project", []string{"--project", "prj_nope"}, "not_found"},
+		{"bad rate", []string{"--project", p.ID, "--rate", "fast"}, "rate"},
+		{"bad share", []string{"--project", p.ID, "--error-share", "1.5"}, "error-share"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"simulate", "--url", e.url, "--key", p.APIKey, "--media", "1", "--live", "0"}, tc.args...)
+			_, _, err := e.run(t, args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	var s simulator.Stats
+	s.Sent.Store(120)
+	s.Errors.Store(2)
+	s.Completed.Store(7)
+	line := progressLine(&s, 30, 41.5, 3e9)
+	for _, want := range []string{"sent 120", "rate 41.5/s", "errors 2", "lifecycles 7/30"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("progress line %q lacks %q", line, want)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
