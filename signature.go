@@ -275,7 +275,8 @@ func NewVerifier(keys []string) (*Verifier, error) {
 func (v *Verifier) Verify(headers http.Header, body []byte, now time.Time) error {
 	id := headers.Get(HeaderID)
 	tsHeader := headers.Get(HeaderTimestamp)
-	sigHeader := headers.Get(HeaderSignature)
+	// A proxy may split a long header into several lines; take them all.
+	sigHeader := strings.Join(headers.Values(HeaderSignature), " ")
 	var missing []string
 	for _, h := range [][2]string{{HeaderID, id}, {HeaderTimestamp, tsHeader}, {HeaderSignature, sigHeader}} {
 		if h[1] == "" {

@@ -155,6 +155,13 @@ func TestVerifyFailures(t *testing.T) {
 			h.Set(HeaderSignature, strings.Replace(h.Get(HeaderSignature), "v1,", "v2,", 1))
 			return h
 		}, body, now, ErrNoMatchingSignature},
+		{"signature split over two header lines", func() http.Header {
+			h := good()
+			sig := h.Get(HeaderSignature)
+			h.Set(HeaderSignature, "v1,AAAA")
+			h.Add(HeaderSignature, sig)
+			return h
+		}, body, now, nil},
 		{"valid among junk", func() http.Header {
 			h := good()
 			h.Set(HeaderSignature, "v2,abc v1,!!! "+h.Get(HeaderSignature)+" v1a,AAAA")
