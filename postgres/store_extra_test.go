@@ -1,0 +1,233 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+func testEvent(projectID, resource string, at time.Time) *kinehook.Event {
+	return &kinehook.Event{
+		ID:          kinehook.NewID(kinehook.PrefixEvent),
+		ProjectID:   projectID,
+		Type:        kinehook.EventMediaUpdateStatus,
+		Payload:     []byte(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, resource)),
+		ResourceKey: resource,
+		CreatedAt:   at,
+	}
+}
+
+func setupProject(t testing.TB, s *Store, endpoints int) (*kinehook.Project, []*kinehook.Endpoint) {
+	t.Helper()
+	ctx := context.Background()
+	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "p"}
+	if err := s.CreateProject(ctx, p, kinehook.HashKey(p.ID)); err != nil {
+		t.Fatal(err)
+	}
+	var eps []*kinehook.Endpoint
+	for range endpoints {
+		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: "https://example.com/h",
+			Secrets: []kinehook.EndpointSecret{{Value: "whsec_x"}}}
+		if err := s.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, e)
+	}
+	return p, eps
+}
+
+func TestDeleteBefore(t *testing.T) {
+	s := openTestStore(t, Options{})
+	ctx := t.Context()
+	p, _ := setupProject(t, s, 1)
+	other, _ := setupProject(t, s, 1)
+	old := time.Now().Add(-48 * time.Hour)
+
+	// 7 old events: 5 delivered, 1 still retrying, 1 pending; 2 recent ones.
+	var evs []*kinehook.Event
+	for i := range 7 {
+		e := testEvent(p.ID, fmt.Sprintf("v%d", i), old.Add(time.Duration(i)*time.Minute))
+		e.IdempotencyKey = fmt.Sprintf("key-%d", i)
+		evs = append(evs, e)
+	}
+	evs = append(evs, testEvent(p.ID, "new-1", time.Now()), testEvent(p.ID, "new-2", time.Now()))
+	res, err := s.IngestEvents(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherRes, err := s.IngestEvents(ctx, []*kinehook.Event{testEvent(other.ID, "x", old)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []kinehook.AttemptResult
+	for i := range 6 {
+		st := kinehook.DeliverySucceeded
+		if i == 5 {
+			st = kinehook.DeliveryRetrying
+		}
+		r := kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: res[i].Deliveries[0].ID, AttemptedAt: time.Now(), StatusCode: 200},
+			Status: st, Attempts: 1}
+		if st == kinehook.DeliveryRetrying {
+			r.Attempt.StatusCode, r.NextAttemptAt = 500, time.Now().Add(time.Minute)
+		}
+		results = append(results, r)
+	}
+	results = append(results, kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: otherRes[0].Deliveries[0].ID, AttemptedAt: time.Now(), StatusCode: 200},
+		Status: kinehook.DeliverySucceeded, Attempts: 1})
+	if err := s.RecordAttempts(ctx, results); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := s.DeleteBefore(ctx, p.ID, time.Now().Add(-24*time.Hour), 2)
+	if err != nil {
+		t.Fatalf("DeleteBefore: %v", err)
+	}
+	if n != 5 {
+		t.Errorf("DeleteBefore removed %d events, want the 5 old delivered ones", n)
+	}
+	for i, r := range res {
+		_, err := s.GetEvent(ctx, p.ID, r.Event.ID)
+		gone := kinehook.ErrorCode(err) == kinehook.ENOTFOUND
+		if wantGone := i < 5; gone != wantGone {
+			t.Errorf("event %d: gone = %v, want %v (err %v)", i, gone, wantGone, err)
+		}
+		if i < 5 {
+			if _, err := s.GetDelivery(ctx, p.ID, r.Deliveries[0].ID); kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+				t.Errorf("delivery of removed event %d still there (%v)", i, err)
+			}
+		}
+	}
+	var attempts, keys int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM attempts), (SELECT count(*) FROM idempotency_keys)`).Scan(&attempts, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 2 || keys != 2 {
+		t.Errorf("after retention: %d attempts, %d idempotency keys; want 2 (retrying + other project) and 2 (kept events)", attempts, keys)
+	}
+	// Another project's old event is untouched.
+	if _, err := s.GetEvent(ctx, other.ID, otherRes[0].Event.ID); err != nil {
+		t.Errorf("another project's event was removed: %v", err)
+	}
+	// A released key can be used again.
+	again := testEvent(p.ID, "v0", time.Now())
+	again.IdempotencyKey = "key-0"
+	r, err := s.IngestEvents(ctx, []*kinehook.Event{again})
+	if err != nil || r[0].Duplicate {
+		t.Errorf("reusing a removed event's key: duplicate=%v err=%v", r[0].Duplicate, err)
+	}
+}
+
+// TestIngestConcurrentSameKey races many batches carrying one idempotency
+// key: exactly one event is created and every caller gets it.
+func TestIngestConcurrentSameKey(t *testing.T) {
+	s := openTestStore(t, Options{})
+	p, _ := setupProject(t, s, 2)
+	const n = 8
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ids = map[string]int{}
+		dup int
+	)
+	for i := range n {
+		wg.Go(func() {
+			a := testEvent(p.ID, "v", time.Now())
+			a.IdempotencyKey = "same"
+			b := testEvent(p.ID, fmt.Sprintf("own-%d", i), time.Now())
+			b.IdempotencyKey = fmt.Sprintf("own-%d", i)
+			// Opposite key orders in the input must not deadlock.
+			batch := []*kinehook.Event{a, b}
+			if i%2 == 1 {
+				batch = []*kinehook.Event{b, a}
+			}
+			res, err := s.IngestEvents(context.Background(), batch)
+			if err != nil {
+				t.Errorf("IngestEvents: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range res {
+				if r.Event.IdempotencyKey == "same" || r.Event.ResourceKey == "v" {
+					ids[r.Event.ID]++
+					if r.Duplicate {
+						dup++
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(ids) != 1 || dup != n-1 {
+		t.Errorf("one key from %d batches: events %v, %d duplicates; want one event and %d duplicates", n, ids, dup, n-1)
+	}
+}
+
+// BenchmarkIngest measures IngestEvents with batches of 100 events fanned
+// out to one endpoint (one commit per batch), from 4 concurrent writers as
+// the group-commit writer and API produce them. Reports events/s.
+func BenchmarkIngest(b *testing.B) {
+	s := openTestStore(b, Options{})
+	p, _ := setupProject(b, s, 1)
+	const batch = 100
+	b.ResetTimer()
+	start := time.Now()
+	b.SetParallelism(2) // 2 x GOMAXPROCS writers
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			evs := make([]*kinehook.Event, batch)
+			for j := range evs {
+				evs[j] = testEvent(p.ID, fmt.Sprintf("video-%d", (i*batch+j)%1000), time.Time{})
+			}
+			i++
+			res, err := s.IngestEvents(context.Background(), evs)
+			if err != nil || len(res) != batch || len(res[0].Deliveries) != 1 {
+				b.Errorf("IngestEvents: %v", err)
+				return
+			}
+		}
+	})
+	el := time.Since(start)
+	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "events/s")
+	b.ReportMetric(float64(el.Microseconds())/float64(b.N), "us/batch")
+}
+
+// BenchmarkRecordAttempts measures writing results in batches of 100.
+func BenchmarkRecordAttempts(b *testing.B) {
+	s := openTestStore(b, Options{})
+	p, _ := setupProject(b, s, 1)
+	const batch = 100
+	var ds []*kinehook.Delivery
+	for len(ds) < b.N*batch {
+		evs := make([]*kinehook.Event, 500)
+		for j := range evs {
+			evs[j] = testEvent(p.ID, fmt.Sprintf("v%d", j), time.Time{})
+		}
+		res, err := s.IngestEvents(context.Background(), evs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			ds = append(ds, r.Deliveries...)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		rs := make([]kinehook.AttemptResult, batch)
+		for j := range rs {
+			d := ds[i*batch+j]
+			rs[j] = kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 200,
+				DurationMS: 1, ResponseBody: "ok"}, Status: kinehook.DeliverySucceeded, Attempts: 1}
+		}
+		if err := s.RecordAttempts(context.Background(), rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "results/s")
+}
