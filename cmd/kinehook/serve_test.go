@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/sqlite"
+)
+
+func TestServeEnvNames(t *testing.T) {
+	tests := map[string]string{
+		"addr":                   "KINEHOOK_ADDR",
+		"data":                   "KINEHOOK_DATA",
+		"database":               "KINEHOOK_DATABASE",
+		"allow-private-networks": "KINEHOOK_ALLOW_PRIVATE_NETWORKS",
+		"allow-cidr":             "KINEHOOK_ALLOW_CIDR",
+		"retry-schedule":         "KINEHOOK_RETRY_SCHEDULE",
+		"request-timeout":        "KINEHOOK_REQUEST_TIMEOUT",
+		"log-format":             "KINEHOOK_LOG_FORMAT",
+		"log-level":              "KINEHOOK_LOG_LEVEL",
+	}
+	cmd := newServeCmd()
+	for flag, env := range tests {
+		if cmd.Flags().Lookup(flag) == nil {
+			t.Errorf("serve has no --%s flag", flag)
+		}
+		if got := serveEnvName(flag); got != env {
+			t.Errorf("serveEnvName(%q) = %q, want %q", flag, got, env)
+		}
+	}
+}
+
+func TestServeApplyEnv(t *testing.T) {
+	env := map[string]string{
+		"KINEHOOK_ADDR":                   "127.0.0.1:9999",
+		"KINEHOOK_DATA":                   "/from/env",
+		"KINEHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+		"KINEHOOK_REQUEST_TIMEOUT":        "3s",
+		"KINEHOOK_ALLOW_CIDR":             "10.0.0.0/8,192.168.1.0/24",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cmd := newServeCmd()
+	if err := cmd.Flags().Parse([]string{"--data", "/from/flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := serveApplyEnv(cmd.Flags(), lookup); err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) string { return cmd.Flags().Lookup(name).Value.String() }
+	checks := []struct{ flag, want string }{
+		{"addr", "127.0.0.1:9999"},
+		{"data", "/from/flag"}, // the flag beats the environment
+		{"allow-private-networks", "true"},
+		{"request-timeout", "3s"},
+		{"allow-cidr", `["10.0.0.0/8,192.168.1.0/24"]`}, // split on commas by netguard.ParseCIDRs
+		{"log-format", "text"}, // unset in the environment: the default
+	}
+	for _, c := range checks {
+		if got := get(c.flag); got != c.want {
+			t.Errorf("--%s = %q, want %q", c.flag, got, c.want)
+		}
+	}
+	bad := newServeCmd()
+	err := serveApplyEnv(bad.Flags(), func(k string) (string, bool) {
+		if k == "KINEHOOK_REQUEST_TIMEOUT" {
+			return "soon", true
+		}
+		return "", false
+	})
+	if err == nil || !strings.Contains(err.Error(), "KINEHOOK_REQUEST_TIMEOUT") {
+		t.Errorf("a bad env value: %v", err)
+	}
+}
+
+func TestParseRetrySchedule(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []time.Duration
+		ok   bool
+	}{
+		{"5s,5m,30m,2h,5h,10h,10h", []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}, true},
+		{" 100ms , 1s ", []time.Duration{100 * time.Millisecond, time.Second}, true},
+		{"", []time.Duration{}, true},
+		{"5", nil, false},
+		{"1s,,2s", nil, false},
+		{"-1s", nil, false},
+		{"0s", nil, false},
+	}
+	for _, tc := range tests {
+		got, err := parseRetrySchedule(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v", tc.in, err)
+			continue
+		}
+		if tc.ok && (len(got) != len(tc.want) || (len(got) > 0 && got[len(got)-1] != tc.want[len(tc.want)-1])) {
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestServeRefusesBadSettings(t *testing.T) {
+	base := func() *serveOptions {
+		return &serveOptions{addr: "127.0.0.1:0", data: t.TempDir(), retrySchedule: "1s", requestTimeout: time.Second, logFormat: "text", logLevel: "info", shutdownTimeout: time.Second}
+	}
+	tests := []struct {
+		name string
+		mod  func(o *serveOptions)
+		want string
+	}{
+		{"database scheme", func(o *serveOptions) { o.database = "mysql://u:secret@h/db" }, "not a postgres:// URL"},
+		{"log format", func(o *serveOptions) { o.logFormat = "xml" }, "--log-format"},
+		{"log level", func(o *serveOptions) { o.logLevel = "loud" }, "--log-level"},
+		{"retry schedule", func(o *serveOptions) { o.retrySchedule = "soon" }, "--retry-schedule"},
+		{"request timeout", func(o *serveOptions) { o.requestTimeout = 0 }, "--request-timeout"},
+		{"cidr", func(o *serveOptions) { o.allowCIDR = []string{"not-a-cidr"} }, "--allow-cidr"},
+		{"addr", func(o *serveOptions) { o.addr = "127.0.0.1:99999" }, "listen"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base()
+			tc.mod(o)
+			var out, errb bytes.Buffer
+			err := runServe(context.Background(), o, &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error shows the database password: %v", err)
+			}
+		})
+	}
+}
+
+func TestEnsureAdminKey(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	var out bytes.Buffer
+	if err := ensureAdminKey(ctx, st, "", &out, log); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out.String()[strings.LastIndex(out.String(), " ")+1:])
+	if !strings.HasPrefix(key, "kh_admin_") || len(key) < 40 {
+		t.Fatalf("printed %q", out.String())
+	}
+	h, err := st.AdminKeyHash(ctx)
+	if err != nil || !bytes.Equal(h, kinehook.HashKey(key)) {
+		t.Fatalf("stored hash does not match the printed key: %v", err)
+	}
+	out.Reset()
+	if err := ensureAdminKey(ctx, st, "", &out, log); err != nil || out.Len() != 0 {
+		t.Fatalf("second start printed %q (err %v)", out.String(), err)
+	}
+	if err := ensureAdminKey(ctx, st, "kh_admin_from_env", &out, log); err != nil || out.Len() != 0 {
+		t.Fatalf("env key: %v, printed %q", err, out.String())
+	}
+	h, _ = st.AdminKeyHash(ctx)
+	if !bytes.Equal(h, kinehook.HashKey("kh_admin_from_env")) {
+		t.Error("KINEHOOK_ADMIN_KEY did not replace the stored key")
+	}
+}
