@@ -59,7 +59,7 @@ func TestServeApplyEnv(t *testing.T) {
 		{"allow-private-networks", "true"},
 		{"request-timeout", "3s"},
 		{"allow-cidr", `["10.0.0.0/8,192.168.1.0/24"]`}, // split on commas by netguard.ParseCIDRs
-		{"log-format", "text"}, // unset in the environment: the default
+		{"log-format", "text"},                          // unset in the environment: the default
 	}
 	for _, c := range checks {
 		if got := get(c.flag); got != c.want {
