@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/secretbox"
+	"github.com/kinehook/kinehook/postgres"
+	"github.com/kinehook/kinehook/sqlite"
+)
+
+func init() { rootCmd.AddCommand(newEncryptionKeyCmd()) }
+
+func newEncryptionKeyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "encryption-key",
+		Short: "Generate or rotate the key that encrypts secrets at rest",
+		Long: `Endpoint signing secrets and Basic Auth credentials are stored encrypted
+(AES-256-GCM). The key comes from ` + secretbox.EnvKey + ` (base64, 32 bytes;
+"NEW,OLD" during a rotation: seal with the first, open with any) or, for the
+embedded store only, from <data>/` + secretbox.KeyFileName + ` (generated with mode 0600
+on first start). PostgreSQL requires ` + secretbox.EnvKey + `.`,
+	}
+	cmd.AddCommand(newEncryptionKeyGenerateCmd(), newEncryptionKeyRotateCmd())
+	return cmd
+}
+
+func newEncryptionKeyGenerateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "generate",
+		Short: "Print a new random encryption key (base64, 32 bytes)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := secretbox.GenerateKey()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), k)
+			return err
+		},
+	}
+}
+
+func newEncryptionKeyRotateCmd() *cobra.Command {
+	var (
+		data, database string
+		timeout        time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Re-encrypt every stored secret with the newest key",
+		Long: `Re-encrypt every stored secret with the key that seals (the first one).
+
+With ` + secretbox.EnvKey + ` (always the case with PostgreSQL):
+  1. NEW=$(kinehook encryption-key generate)
+  2. restart every instance with ` + secretbox.EnvKey + `="$NEW,$OLD"
+     (new secrets are sealed with NEW, old ones still open with OLD)
+  3. ` + secretbox.EnvKey + `="$NEW,$OLD" kinehook encryption-key rotate --database URL
+  4. restart every instance with ` + secretbox.EnvKey + `="$NEW" and destroy OLD.
+
+With the generated key file of the embedded store: stop the server, run
+  kinehook encryption-key rotate --data DIR
+which puts a new key in front of the old one in the key file, re-encrypts
+every secret, then leaves only the new key in the file; start the server
+again. If it is interrupted, the key file still holds both keys and every
+secret stays readable: run it again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("data") {
+				if v, ok := os.LookupEnv("KINEHOOK_DATA"); ok {
+					data = v
+				}
+			}
+			if !cmd.Flags().Changed("database") {
+				if v, ok := os.LookupEnv("KINEHOOK_DATABASE"); ok {
+					database = v
+				}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return runEncryptionKeyRotate(ctx, data, database, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "./kinehook-data", "data directory of the embedded store (env KINEHOOK_DATA)")
+	f.StringVar(&database, "database", "", "PostgreSQL URL, postgres://... (env KINEHOOK_DATABASE); selects PostgreSQL instead of --data")
+	f.DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
+	return cmd
+}
+
+// resealStore is a store that can re-seal its secrets.
+type resealStore interface {
+	secretbox.Resealer
+	Close() error
+}
+
+// runEncryptionKeyRotate re-seals every secret of the store in data (or
+// database) with the primary key, rotating the key file first when the key
+// comes from it.
+func runEncryptionKeyRotate(ctx context.Context, data, database string, out io.Writer) error {
+	pg := database != ""
+	if pg && !strings.HasPrefix(database, "postgres://") && !strings.HasPrefix(database, "postgresql://") {
+		return fmt.Errorf("--database %q is not a postgres:// URL; leave it empty for the embedded store in --data", redactURL(database))
+	}
+	// Refuse before touching the key file if the store cannot re-seal.
+	var probe any = (*sqlite.Store)(nil)
+	if pg {
+		probe = (*postgres.Store)(nil)
+	}
+	if _, ok := probe.(secretbox.Resealer); !ok {
+		return fmt.Errorf("this build's %T cannot re-seal secrets (it lacks ResealSecrets); nothing was changed", probe)
+	}
+	dbPath := filepath.Join(data, "kinehook.db")
+	if !pg {
+		if _, err := os.Stat(dbPath); err != nil {
+			return fmt.Errorf("no embedded store at %s (wrong --data?): %w", dbPath, err)
+		}
+	}
+
+	var (
+		box    *secretbox.Box
+		finish func() error
+		err    error
+	)
+	switch _, envSet, envErr := secretbox.FromEnv(); {
+	case envErr != nil:
+		return envErr
+	case pg:
+		box, err = secretbox.LoadRequired()
+	case envSet:
+		box, _, err = secretbox.FromEnv()
+	default:
+		var rot *secretbox.FileRotation
+		rot, err = secretbox.BeginFileRotation(data)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("neither %s nor a key file in %s: there is no key to rotate (%w)", secretbox.EnvKey, data, err)
+		}
+		if rot != nil {
+			box, finish = rot.Box, rot.Finish
+			fmt.Fprintf(out, "key file %s: new key %s added in front of %s\n", filepath.Join(data, secretbox.KeyFileName), box.PrimaryKeyID(), strings.Join(box.KeyIDs()[1:], ", "))
+		}
+	}
+	if err != nil {
+		return err
+	}
+
+	st, err := openResealStore(ctx, pg, dbPath, database, box)
+	if err != nil {
+		return err
+	}
+	n, err := secretbox.Rotate(ctx, st, box)
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close store: %w", cerr)
+	}
+	if err != nil {
+		if finish != nil {
+			return fmt.Errorf("%w; the key file keeps both keys, so every secret is still readable: run rotate again", err)
+		}
+		return err
+	}
+	fmt.Fprintf(out, "re-sealed %d secrets with key %s\n", n, box.PrimaryKeyID())
+	if finish != nil {
+		if err := finish(); err != nil {
+			return fmt.Errorf("every secret is re-sealed, but dropping the old key from the key file failed (the file keeps both keys): %w", err)
+		}
+		fmt.Fprintf(out, "key file now holds only key %s\n", box.PrimaryKeyID())
+		return nil
+	}
+	if ids := box.KeyIDs(); len(ids) > 1 {
+		fmt.Fprintf(out, "every secret is sealed with the first key; restart the servers with only it in %s (drop %s)\n", secretbox.EnvKey, strings.Join(ids[1:], ", "))
+	} else {
+		fmt.Fprintf(out, "%s holds a single key: to rotate, put a new key in front of it (\"NEW,OLD\") and run rotate again\n", secretbox.EnvKey)
+	}
+	return nil
+}
+
+// openResealStore opens the store with box and checks it can re-seal.
+func openResealStore(ctx context.Context, pg bool, dbPath, database string, box kinehook.SecretBox) (resealStore, error) {
+	var (
+		st  kinehook.Store
+		err error
+	)
+	if pg {
+		st, err = postgres.Open(ctx, database, postgres.Options{SecretBox: box})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactURL(database), err)
+		}
+	} else {
+		st, err = sqlite.Open(ctx, dbPath, sqlite.Options{SecretBox: box})
+		if err != nil {
+			return nil, fmt.Errorf("open the embedded store %s: %w", dbPath, err)
+		}
+	}
+	rs, ok := st.(resealStore)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("store %T cannot re-seal secrets", st)
+	}
+	return rs, nil
+}
