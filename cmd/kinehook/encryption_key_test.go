@@ -71,8 +71,8 @@ func seedSecrets(t *testing.T, st kinehook.Store) *kinehook.Endpoint {
 	}
 	ep := &kinehook.Endpoint{
 		ID: kinehook.NewID("ep"), ProjectID: p.ID, URL: "https://hooks.example.com/kinescope",
-		Secrets:   []kinehook.EndpointSecret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
-		Login:     "kinescope", Password: "basic-auth-password",
+		Secrets: []kinehook.EndpointSecret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+		Login:   "kinescope", Password: "basic-auth-password",
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := st.CreateEndpoint(ctx, ep); err != nil {
