@@ -238,6 +238,7 @@ type endpointListPage struct {
 }
 
 func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	live := h.liveSrc(r.Context(), rc, "")
 	eps, err := h.store.ListEndpoints(r.Context(), rc.project.ID)
 	if err != nil {
 		h.internalError(w, r, fmt.Errorf("list endpoints: %w", err))
@@ -258,7 +259,7 @@ func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCt
 	}
 	h.render(w, r, http.StatusOK, "endpoints", &pageData{
 		Session: rc.s, Title: "Endpoints", Project: rc.project, Base: rc.base, Nav: "endpoints",
-		LiveSrc: rc.base + "/live", Page: &endpointListPage{Rows: rows, Window: h.cfg.HealthWindow},
+		LiveSrc: live, Page: &endpointListPage{Rows: rows, Window: h.cfg.HealthWindow},
 	})
 }
 
@@ -333,6 +334,7 @@ type endpointPage struct {
 }
 
 func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endpoint, f *endpointForm) (*pageData, error) {
+	live := h.liveSrc(r.Context(), rc, "")
 	hs, err := h.projectHealth(r.Context(), rc.project.ID)
 	if err != nil {
 		return nil, err
@@ -366,7 +368,7 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		}
 	}
 	return &pageData{Session: rc.s, Title: "Endpoint " + e.URL, Project: rc.project, Base: rc.base, Nav: "endpoints",
-		LiveSrc: rc.base + "/live", Page: p}, nil
+		LiveSrc: live, Page: p}, nil
 }
 
 func (h *Handler) endpointShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

@@ -110,7 +110,7 @@ func parseEventFilter(q url.Values) (*eventFilterForm, kinehook.EventFilter, str
 
 func (h *Handler) eventList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	f, ef, msg := parseEventFilter(r.URL.Query())
-	d := &pageData{Session: rc.s, Title: "Events", Project: rc.project, Base: rc.base, Nav: "events", LiveSrc: rc.base + "/live"}
+	d := &pageData{Session: rc.s, Title: "Events", Project: rc.project, Base: rc.base, Nav: "events", LiveSrc: h.liveSrc(r.Context(), rc, "")}
 	page := &eventListPage{Filter: f, Paged: ef.Cursor != "", FirstURL: rc.base + "/events" + f.query("")}
 	d.Page = page
 	if msg != "" {
@@ -183,6 +183,7 @@ type eventPage struct {
 
 func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx := r.Context()
+	live := h.liveSrc(ctx, rc, r.PathValue("id"))
 	ev, err := h.store.GetEvent(ctx, rc.project.ID, r.PathValue("id"))
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such event in this project.")
@@ -241,7 +242,7 @@ func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		page.Deliveries = append(page.Deliveries, dv)
 	}
 	h.render(w, r, http.StatusOK, "event", &pageData{Session: rc.s, Title: "Event " + ev.ID, Project: rc.project, Base: rc.base,
-		Nav: "events", LiveSrc: rc.base + "/live?event=" + url.QueryEscape(ev.ID), Page: page})
+		Nav: "events", LiveSrc: live, Page: page})
 }
 
 func (h *Handler) deliveryRetry(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -37,9 +39,13 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	w.WriteHeader(http.StatusOK)
 	ctx := r.Context()
 	eventID := r.URL.Query().Get("event")
-	last, err := h.fingerprint(ctx, rc.project.ID, eventID)
+	// The page passes the fingerprint of the state it was rendered from, so
+	// a change between rendering and connecting is not missed.
+	last, err := strconv.ParseUint(r.URL.Query().Get("fp"), 16, 64)
 	if err != nil {
-		h.log.Warn("dashboard: live fingerprint", "err", err)
+		if last, err = h.fingerprint(ctx, rc.project.ID, eventID); err != nil {
+			h.log.Warn("dashboard: live fingerprint", "err", err)
+		}
 	}
 	if _, err := io.WriteString(w, "retry: 3000\nevent: ready\ndata: {}\n\n"); err != nil || ctl.Flush() != nil {
 		return
@@ -80,6 +86,23 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		}
 		lastWrite = time.Now()
 	}
+}
+
+// liveSrc is the live-stream URL of a page about to be rendered. Call it
+// before reading what the page shows: then any later change moves the
+// fingerprint away from the one in the URL and the page refreshes.
+func (h *Handler) liveSrc(ctx context.Context, rc *reqCtx, eventID string) string {
+	v := url.Values{}
+	if eventID != "" {
+		v.Set("event", eventID)
+	}
+	if fp, err := h.fingerprint(ctx, rc.project.ID, eventID); err == nil {
+		v.Set("fp", strconv.FormatUint(fp, 16))
+	}
+	if len(v) == 0 {
+		return rc.base + "/live"
+	}
+	return rc.base + "/live?" + v.Encode()
 }
 
 // fingerprint hashes the state a live page shows.

@@ -74,6 +74,13 @@
   }
 
   var es = new EventSource(src);
+  var leaving = false;
+  // Leaving the page (a link, a form such as sign-out) ends the stream, so
+  // its last messages cannot act on a page that is going away.
+  window.addEventListener("beforeunload", function () {
+    leaving = true;
+    es.close();
+  });
   es.addEventListener("ready", function () {
     if (dot) {
       dot.hidden = false;
@@ -85,10 +92,12 @@
   es.addEventListener("change", refresh);
   es.addEventListener("signedout", function () {
     es.close();
-    window.location.reload();
+    if (!leaving) {
+      window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+    }
   });
   es.onerror = function () {
-    if (dot) {
+    if (dot && !leaving) {
       dot.textContent = "offline";
       dot.classList.add("off");
     }
