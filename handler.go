@@ -46,6 +46,10 @@ type HandlerOptions struct {
 	Deduper Deduper
 	// DedupTTL is the default deduper's TTL (default 24 h).
 	DedupTTL time.Duration
+	// DedupKey, when set, replaces the default key (see Incoming.DedupKey);
+	// returning "" handles the request without de-duplication. Use it, for
+	// example, to key Kinescope's id-less live events on something finer.
+	DedupKey func(in *Incoming) string
 	// Logger receives one record per request (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests set it.
@@ -252,10 +256,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 	}
 	d.Event = ev
 	d.DedupKey = dedupKey(d.ID, ev)
+	if h.opts.DedupKey != nil {
+		d.DedupKey = h.opts.DedupKey(d)
+	}
 	log = log.With("event", ev.Type, "resource", ev.ResourceKey())
 
 	ctx := context.WithValue(r.Context(), deliveryKey{}, d)
-	attempt, seen, err := h.dedup.Claim(ctx, d.DedupKey)
+	dedup := h.dedup
+	if d.DedupKey == "" {
+		dedup = noDedup{}
+	}
+	attempt, seen, err := dedup.Claim(ctx, d.DedupKey)
 	if err != nil {
 		log.Error("dedup claim failed", "err", err)
 		return h.fail(w, http.StatusServiceUnavailable, EUNAVAILABLE, fmt.Errorf("de-duplication: %w", err), d)
@@ -276,7 +287,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 	}
 
 	if err := h.dispatch(ctx, d); err != nil {
-		if rerr := h.dedup.Release(context.WithoutCancel(ctx), d.DedupKey); rerr != nil {
+		if rerr := dedup.Release(context.WithoutCancel(ctx), d.DedupKey); rerr != nil {
 			log.Error("dedup release failed", "err", rerr)
 		}
 		log.Error("webhook callback failed", "err", err, "attempt", d.Attempt)
@@ -286,13 +297,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 		return h.fail(w, http.StatusInternalServerError, codeCallbackFailed, fmt.Errorf("callback: %w", err), d)
 	}
 	if d.reply != nil && (d.reply.status < 200 || d.reply.status > 299) {
-		if rerr := h.dedup.Release(context.WithoutCancel(ctx), d.DedupKey); rerr != nil {
+		if rerr := dedup.Release(context.WithoutCancel(ctx), d.DedupKey); rerr != nil {
 			log.Error("dedup release failed", "err", rerr)
 		}
 		log.Warn("webhook answered with a failure status", "status", d.reply.status, "attempt", d.Attempt)
 		return h.writeReply(w, d, fmt.Errorf("answered %d", d.reply.status))
 	}
-	if err := h.dedup.Commit(context.WithoutCancel(ctx), d.DedupKey); err != nil {
+	if err := dedup.Commit(context.WithoutCancel(ctx), d.DedupKey); err != nil {
 		log.Error("dedup commit failed", "err", err)
 	}
 	log.Info("webhook handled", "attempt", d.Attempt)
@@ -403,3 +414,10 @@ func (h *Handler) dispatch(ctx context.Context, d *Incoming) (err error) {
 	}
 	return nil
 }
+
+// noDedup handles every request: for keys a DedupKey function left empty.
+type noDedup struct{}
+
+func (noDedup) Claim(context.Context, string) (int, bool, error) { return 1, false, nil }
+func (noDedup) Commit(context.Context, string) error             { return nil }
+func (noDedup) Release(context.Context, string) error            { return nil }

@@ -387,3 +387,29 @@ func TestHandlerReplyAndPanic(t *testing.T) {
 		t.Errorf("results = %+v", results)
 	}
 }
+
+func TestHandlerCustomDedupKey(t *testing.T) {
+	rc := &recorder{}
+	h := newTestHandler(t, rc, func(o *HandlerOptions) {
+		o.Secrets = nil
+		o.AllowUnauthenticated = true
+		// Live events without an id are never de-duplicated; media ones are.
+		o.DedupKey = func(in *Incoming) string {
+			if in.Event.Live != nil && in.ID == "" {
+				return ""
+			}
+			return in.DedupKey
+		}
+	})
+	for _, body := range []string{
+		string(SampleEvent(EventLiveConnected)), string(SampleEvent(EventLiveConnected)),
+		string(SampleEvent(EventMediaUpdateStatus)), string(SampleEvent(EventMediaUpdateStatus)),
+	} {
+		if status, _ := serve(h, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	if rc.count() != 3 || rc.inc[1].Attempt != 1 || rc.inc[1].DedupKey != "" {
+		t.Errorf("calls = %q, want both live.connected and one media event", rc.calls)
+	}
+}
