@@ -291,7 +291,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 			log.Error("dedup release failed", "err", rerr)
 		}
 		log.Error("webhook callback failed", "err", err, "attempt", d.Attempt)
-		if d.reply != nil {
+		if d.reply != nil && (d.reply.status < 200 || d.reply.status > 299) {
 			return h.writeReply(w, d, err)
 		}
 		return h.fail(w, http.StatusInternalServerError, codeCallbackFailed, fmt.Errorf("callback: %w", err), d)

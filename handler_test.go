@@ -379,6 +379,16 @@ func TestHandlerReplyAndPanic(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Errorf("duplicate after a 2xx reply = %d, want 200", w.Code)
 	}
+	// A 2xx reply with an error is a failure all the same.
+	h2 := newTestHandler(t, &recorder{}, func(o *HandlerOptions) {
+		o.OnEvent = func(_ context.Context, d *Incoming) error {
+			d.Reply(http.StatusOK, nil, []byte("fine"))
+			return errors.New("not fine")
+		}
+	})
+	if status, b := serve(h2, refRequest(t, refSecret, "m9", now, string(SampleEvent(EventLiveEnabled)))); status != 500 || errorCode(b) != codeCallbackFailed {
+		t.Errorf("2xx reply with an error answered %d %v, want 500", status, b)
+	}
 	status, b := serve(h, refRequest(t, refSecret, "m3", now, `{"event":"media.update.status","data":{"id":"v","status":"error"}}`))
 	if status != 500 || errorCode(b) != codeCallbackFailed {
 		t.Errorf("panicking callback answered %d %v", status, b)

@@ -168,6 +168,9 @@ func Sign(secrets []string, msgID string, ts time.Time, body []byte) (string, er
 		if i > 0 {
 			b.WriteByte(' ')
 		}
+		if strings.HasPrefix(s, PublicKeyPrefix) {
+			return "", fmt.Errorf("sign: secret %d is a whpk_ public key; sign with its whsk_ private key", i+1)
+		}
 		if strings.HasPrefix(s, PrivateKeyPrefix) {
 			priv, err := DecodePrivateKey(s)
 			if err != nil {

@@ -224,6 +224,9 @@ func TestAsymmetricSignatures(t *testing.T) {
 			t.Errorf("DecodePrivateKey(%q) accepted it", bad)
 		}
 	}
+	if _, err := Sign([]string{pub}, "m", now, body); err == nil || !strings.Contains(err.Error(), "public key") {
+		t.Errorf("Sign with a public key = %v", err)
+	}
 	for _, bad := range []string{"whpk_AAAA", "whpk_!!", "whsec_AAAA"} {
 		if _, err := DecodePublicKey(bad); err == nil {
 			t.Errorf("DecodePublicKey(%q) accepted it", bad)
