@@ -107,9 +107,9 @@ type reply struct {
 }
 
 // Reply makes the Handler answer with status, header and body instead of
-// 200 {"success":true}. A callback that returns nil with a non-2xx status
-// leaves the delivery unhandled (not marked as seen), like an error. The
-// listen command uses it to pass on the forwarded app's answer.
+// 200 {"success":true}. A non-2xx reply leaves the delivery unhandled (not
+// marked as seen), like an error; a callback error with a 2xx reply answers
+// 500. The listen command uses it to pass on the forwarded app's answer.
 func (d *Incoming) Reply(status int, header http.Header, body []byte) {
 	d.reply = &reply{status: status, header: header.Clone(), body: body}
 }
