@@ -24,6 +24,7 @@ import (
 const (
 	channelDeliveries = "kinehook_deliveries"
 	channelEndpoints  = "kinehook_endpoints"
+	channelSync       = "kinehook_sync"
 	// maxNotifyPayload keeps payloads under PostgreSQL's 8000-byte limit.
 	maxNotifyPayload = 7900
 )
@@ -67,7 +68,8 @@ type Coordinator struct {
 	pool      *pgxpool.Pool
 	listenCfg *pgx.ConnConfig
 
-	running atomic.Bool
+	running   atomic.Bool
+	closeOnce sync.Once
 	// crashOnStop makes Run return at ctx end without revoking or releasing
 	// anything, as if the process were killed (tests).
 	crashOnStop bool
@@ -76,6 +78,9 @@ type Coordinator struct {
 	// full reload) because notifications may have been lost.
 	needReassign atomic.Bool
 	listening    atomic.Bool
+
+	syncMu  sync.Mutex
+	waiters map[string]chan struct{} // Sync tokens awaiting their echo
 
 	mu         sync.Mutex
 	held       [kinehook.NumPartitions]bool // our lease in the database
@@ -90,7 +95,7 @@ var _ kinehook.Coordinator = (*Coordinator)(nil)
 
 // NewCoordinator returns a Coordinator on the store's database. It opens its
 // own small pool (heartbeats must not queue behind ingest traffic) and, in
-// Run, a dedicated LISTEN connection. Close it after Run has returned.
+// Run, a dedicated LISTEN connection. Closing the store closes it too.
 func NewCoordinator(s *Store, opts CoordinatorOptions) (*Coordinator, error) {
 	c := &Coordinator{id: opts.InstanceID, hb: opts.Heartbeat, ttl: opts.LeaseTTL, stopTO: opts.StopTimeout, log: opts.Logger}
 	if c.id == "" {
@@ -124,15 +129,19 @@ func NewCoordinator(s *Store, opts CoordinatorOptions) (*Coordinator, error) {
 	c.pool = pool
 	c.listenCfg = s.cfg.ConnConfig.Copy()
 	c.listenCfg.RuntimeParams["application_name"] = "kinehook-listen"
+	s.mu.Lock()
+	s.coords = append(s.coords, c)
+	s.mu.Unlock()
 	return c, nil
 }
 
 // ID returns the instance id.
 func (c *Coordinator) ID() string { return c.id }
 
-// Close releases the coordinator's connections.
+// Close releases the coordinator's connections (after Run has returned).
+// Closing twice is harmless.
 func (c *Coordinator) Close() error {
-	c.pool.Close()
+	c.closeOnce.Do(c.pool.Close)
 	return nil
 }
 
@@ -563,7 +572,7 @@ func (c *Coordinator) listenConn(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(cctx, "LISTEN "+channelDeliveries+"; LISTEN "+channelEndpoints); err != nil {
+	if _, err := conn.Exec(cctx, "LISTEN "+channelDeliveries+"; LISTEN "+channelEndpoints+"; LISTEN "+channelSync); err != nil {
 		conn.Close(context.Background())
 		return nil, err
 	}
@@ -572,7 +581,21 @@ func (c *Coordinator) listenConn(ctx context.Context) (*pgx.Conn, error) {
 
 func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner, n *pgconn.Notification) {
 	from, rest, ok := strings.Cut(n.Payload, " ")
-	if !ok || from == c.id {
+	if !ok {
+		return
+	}
+	if n.Channel == channelSync {
+		if from == c.id {
+			c.syncMu.Lock()
+			if ch := c.waiters[rest]; ch != nil {
+				close(ch)
+				delete(c.waiters, rest)
+			}
+			c.syncMu.Unlock()
+		}
+		return
+	}
+	if from == c.id {
 		return
 	}
 	switch n.Channel {
@@ -636,4 +659,42 @@ func (c *Coordinator) notify(ctx context.Context, channel string, payloads []str
 		}
 	}
 	return fmt.Errorf("postgres: notify %s: %w", channel, err)
+}
+
+// Sync returns once this instance's listener has handled every notification
+// committed before Sync was called. PostgreSQL delivers notifications in
+// commit order, so Sync sends one to itself and waits for its echo.
+//
+// It closes a race between instances: event A of a resource is accepted by
+// instance Z (which notifies the owner X), then event B of the same resource
+// by X itself. If X queued B before handling Z's notification, B could
+// overtake A. An engine that calls Sync after its ingest commit and before
+// queueing the deliveries it owns never lets that happen; one Sync serves a
+// whole group commit, and costs about one round trip.
+func (c *Coordinator) Sync(ctx context.Context) error {
+	if !c.listening.Load() {
+		return errors.New("postgres: sync: LISTEN connection down")
+	}
+	token := kinehook.NewID("s")
+	ch := make(chan struct{})
+	c.syncMu.Lock()
+	if c.waiters == nil {
+		c.waiters = map[string]chan struct{}{}
+	}
+	c.waiters[token] = ch
+	c.syncMu.Unlock()
+	defer func() {
+		c.syncMu.Lock()
+		delete(c.waiters, token)
+		c.syncMu.Unlock()
+	}()
+	if err := c.notify(ctx, channelSync, []string{c.id + " " + token}); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: sync: %w", ctx.Err())
+	}
 }

@@ -246,6 +246,18 @@ func TestCoordinatorNotifications(t *testing.T) {
 	if err := a.c.AnnounceDeliveries(t.Context(), ids); err != nil {
 		t.Fatalf("AnnounceDeliveries: %v", err)
 	}
+	// Sync on b returns only after b handled every notification committed
+	// before it: all of a's announcement, with no waiting.
+	sctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	if err := b.c.Sync(sctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	cancel()
+	b.owner.mu.Lock()
+	if got := len(b.owner.woken); got != len(ids) {
+		t.Errorf("after Sync, %d of %d announced deliveries were handled", got, len(ids))
+	}
+	b.owner.mu.Unlock()
 	if err := b.c.AnnounceEndpoint(t.Context(), "prj_1", "ep_1"); err != nil {
 		t.Fatalf("AnnounceEndpoint: %v", err)
 	}

@@ -162,10 +162,12 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	b.Queue(`INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[])`,
 		aIDs, aAts, aCodes, aErrs, aDur, aBodies, aHeaders)
+	// "d.id = ANY($1)" lets the planner find the rows by primary key; a
+	// join on unnest alone is estimated badly and scans the table.
 	b.Queue(`UPDATE deliveries d SET status = u.st, attempts = u.att, next_attempt_at = u.next,
 			last_status_code = u.code, last_error = u.err, updated_at = $7
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[]) AS u(id, st, att, next, code, err)
-		WHERE d.id = u.id AND d.status IN ('pending', 'retrying')`,
+		WHERE d.id = ANY($1) AND d.id = u.id AND d.status IN ('pending', 'retrying')`,
 		uIDs, uSt, uAtt, uNext, uCodes, uErrs, now())
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()

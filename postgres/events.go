@@ -276,7 +276,7 @@ func (s *Store) eventsByKey(ctx context.Context, tx pgx.Tx, evs []*kinehook.Even
 		pids[n], keys[n] = evs[i].ProjectID, evs[i].IdempotencyKey
 	}
 	rows, err := tx.Query(ctx, `SELECT k.key, `+eventColsE+` FROM idempotency_keys k JOIN events e ON e.id = k.event_id
-		WHERE (k.project_id, k.key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, pids, keys)
+		WHERE k.key = ANY($2) AND (k.project_id, k.key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, pids, keys)
 	if err != nil {
 		return nil, wrap("ingest: read earlier events", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,9 @@ type Store struct {
 	box  kinehook.SecretBox
 	log  *slog.Logger
 	cfg  *pgxpool.Config
+
+	mu     sync.Mutex
+	coords []*Coordinator // closed with the store
 }
 
 var _ kinehook.Store = (*Store)(nil)
@@ -125,8 +129,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
+// Close closes the pool, waiting for connections in use to be returned, and
+// the pools of the Coordinators made from this store.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	coords := s.coords
+	s.coords = nil
+	s.mu.Unlock()
+	for _, c := range coords {
+		_ = c.Close()
+	}
 	s.pool.Close()
 	return nil
 }

@@ -9,11 +9,20 @@ import (
 	"github.com/kinehook/kinehook/postgres"
 )
 
-// openServePostgres opens the PostgreSQL store of --database.
+// openServePostgres opens the PostgreSQL store of --database (migrating it
+// under an advisory lock) and the Coordinator that shares the delivery
+// partitions with the other instances on the same database. Closing the
+// store closes the coordinator's connections.
 func openServePostgres(ctx context.Context, o *serveOptions, log *slog.Logger) (kinehook.Store, kinehook.Coordinator, error) {
 	st, err := postgres.Open(ctx, o.database, postgres.Options{Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open PostgreSQL %s: %w", redactURL(o.database), err)
 	}
-	return st, nil, nil
+	coord, err := postgres.NewCoordinator(st, postgres.CoordinatorOptions{Logger: log})
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, fmt.Errorf("PostgreSQL coordinator: %w", err)
+	}
+	log.Info("sharing deliveries with the other instances on this database", "instance", coord.ID())
+	return st, coord, nil
 }
