@@ -48,8 +48,8 @@ func (c *Client) GetProject(ctx context.Context, projectID string) (*kinehook.Pr
 	return &out, nil
 }
 
-// Endpoint is an endpoint as the API shows it. Secret is set only in the
-// answer to CreateEndpoint.
+// Endpoint is an endpoint as the API shows it, with its current signing
+// secret (the project's key holder may read it).
 type Endpoint struct {
 	kinehook.Endpoint
 	Secret string `json:"secret,omitempty"`

@@ -1,0 +1,432 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/delivery"
+	khttp "github.com/kinehook/kinehook/http"
+	"github.com/kinehook/kinehook/sqlite"
+)
+
+const adminKey = "kh_admin_client_test"
+
+// testServer is the real API (http.Server on a real SQLite file with the real
+// delivery engine) and a sink endpoints can point at.
+type testServer struct {
+	url      string
+	sink     *httptest.Server
+	sinkCode atomic.Int32
+	mu       sync.Mutex
+	agents   []string
+}
+
+func newTestServer(t *testing.T, cfg func(*khttp.Config)) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1}
+	if cfg != nil {
+		cfg(&c)
+	}
+	srv, err := khttp.NewServer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{}
+	ts.sinkCode.Store(200)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ts.mu.Lock()
+		ts.agents = append(ts.agents, r.UserAgent())
+		ts.mu.Unlock()
+		srv.ServeHTTP(w, r)
+	}))
+	ts.sink = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(int(ts.sinkCode.Load()))
+	}))
+	ts.url = api.URL
+	t.Cleanup(func() {
+		ts.sink.Close()
+		api.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = eng.Shutdown(sctx)
+		_ = st.Close()
+	})
+	return ts
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestHealthCatalogAndUserAgent(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	c := client.New(ts.url+"/", "", client.WithUserAgent("probe/2"), client.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	if c.BaseURL() != ts.url {
+		t.Errorf("BaseURL %q, want %q (trailing slash trimmed)", c.BaseURL(), ts.url)
+	}
+	if err := c.Health(ctx); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	if err := c.Ready(ctx); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	types, err := c.EventTypes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(types) != len(kinehook.EventTypes) || types[0].Name != kinehook.EventMediaUpdateStatus || len(types[0].Schema) == 0 {
+		t.Fatalf("event types: %+v", types)
+	}
+	doc, err := c.OpenAPI(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oa struct {
+		OpenAPI string `json:"openapi"`
+	}
+	if err := json.Unmarshal(doc, &oa); err != nil || !strings.HasPrefix(oa.OpenAPI, "3.1") {
+		t.Fatalf("openapi document: %v %q", err, oa.OpenAPI)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, ua := range ts.agents {
+		if ua != "probe/2" {
+			t.Fatalf("User-Agent %q, want probe/2", ua)
+		}
+	}
+}
+
+func TestErrorsCarryTheAPICode(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	admin := client.New(ts.url, adminKey)
+	p, err := admin.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		call   func() error
+		status int
+		code   string
+		field  string
+	}{
+		{"no key", func() error { _, err := client.New(ts.url, "").ListProjects(ctx); return err }, 401, kinehook.EUNAUTHORIZED, ""},
+		{"wrong key", func() error { _, err := client.New(ts.url, "kh_nope").ListProjects(ctx); return err }, 401, kinehook.EUNAUTHORIZED, ""},
+		{"project key on admin route", func() error { _, err := client.New(ts.url, p.APIKey).ListProjects(ctx); return err }, 403, "forbidden", ""},
+		{"unknown endpoint", func() error { _, err := admin.GetEndpoint(ctx, p.ID, "ep_nope"); return err }, 404, kinehook.ENOTFOUND, ""},
+		{"bad url", func() error {
+			_, err := admin.CreateEndpoint(ctx, p.ID, client.EndpointCreate{URL: "ftp://x"})
+			return err
+		}, 422, kinehook.EINVALID, "url"},
+		{"unknown status", func() error {
+			_, err := admin.SendEvent(ctx, p.ID, kinehook.EventMediaUpdateStatus, map[string]string{"id": "v", "status": "failed"}, "")
+			return err
+		}, 422, kinehook.EINVALID, "data.status"},
+		{"malformed body", func() error { _, err := admin.SendEventBody(ctx, p.ID, []byte(`{"event":`), ""); return err }, 400, kinehook.EMALFORMED, ""},
+		{"oversize", func() error {
+			big := `{"event":"media.update.status","data":{"id":"` + strings.Repeat("x", 2<<20) + `","status":"done"}}`
+			_, err := admin.SendEventBody(ctx, p.ID, []byte(big), "")
+			return err
+		}, 413, kinehook.ETOOLARGE, ""},
+		{"admin key on webhooks", func() error { _, err := admin.ListWebhooks(ctx); return err }, 400, kinehook.EMALFORMED, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var ae *client.Error
+			if !errors.As(err, &ae) {
+				t.Fatalf("error %v (%T) is not a *client.Error", err, err)
+			}
+			if ae.StatusCode != tc.status || ae.Code != tc.code || ae.Message == "" || (tc.field != "" && ae.Field != tc.field) {
+				t.Fatalf("got %+v, want status %d code %q field %q", ae, tc.status, tc.code, tc.field)
+			}
+			if client.ErrorCode(err) != tc.code || client.IsNotFound(err) != (tc.status == 404) {
+				t.Fatalf("ErrorCode/IsNotFound disagree with %+v", ae)
+			}
+			if !strings.Contains(err.Error(), tc.code) {
+				t.Fatalf("message %q lacks the code", err.Error())
+			}
+		})
+	}
+	// A network error is not an API error.
+	_, err = client.New("http://127.0.0.1:1", adminKey).ListProjects(ctx)
+	if err == nil || client.ErrorCode(err) != "" {
+		t.Fatalf("network error: %v", err)
+	}
+}
+
+func TestRateLimitedCarriesRetryAfter(t *testing.T) {
+	ts := newTestServer(t, func(c *khttp.Config) { c.RateLimit, c.RateBurst = 1, 1 })
+	c := client.New(ts.url, adminKey)
+	var ae *client.Error
+	for range 5 {
+		if _, err := c.ListProjects(context.Background()); errors.As(err, &ae) {
+			break
+		}
+	}
+	if ae == nil || ae.StatusCode != 429 || ae.Code != kinehook.ERATELIMITED || ae.RetryAfter < time.Second {
+		t.Fatalf("throttled answer: %+v", ae)
+	}
+}
+
+func TestProjectsEndpointsEventsDeliveries(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	admin := client.New(ts.url, adminKey)
+	p, err := admin.CreateProject(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.ID, "prj_") || p.APIKey == "" || p.Name != "Acme" || p.CreatedAt.IsZero() {
+		t.Fatalf("created project: %+v", p)
+	}
+	ps, err := admin.ListProjects(ctx)
+	if err != nil || len(ps) != 1 || ps[0].ID != p.ID {
+		t.Fatalf("list projects: %v %+v", err, ps)
+	}
+	c := client.New(ts.url, p.APIKey)
+	got, err := c.GetProject(ctx, p.ID)
+	if err != nil || got.Name != "Acme" {
+		t.Fatalf("get project with its key: %v %+v", err, got)
+	}
+
+	ep, err := c.CreateEndpoint(ctx, p.ID, client.EndpointCreate{
+		URL: ts.sink.URL, EventTypes: []string{"media.update.status", "live.*"}, Description: "sync",
+		Headers: map[string]string{"X-Env": "test"}, RateLimit: 50, MaxInFlight: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ep.Secret, "whsec_") || ep.URL != ts.sink.URL || len(ep.EventTypes) != 2 || ep.Headers["X-Env"] != "test" || ep.MaxInFlight != 2 {
+		t.Fatalf("created endpoint: %+v", ep)
+	}
+	// PATCH sends only the set fields: the description and headers stay.
+	up, err := c.UpdateEndpoint(ctx, p.ID, ep.ID, client.EndpointUpdate{Disabled: client.Ptr(true), EventTypes: client.Ptr([]string{"live.*"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.Disabled || len(up.EventTypes) != 1 || up.Description != "sync" || up.Headers["X-Env"] != "test" || up.Secret != ep.Secret {
+		t.Fatalf("updated endpoint: %+v", up)
+	}
+	up, err = c.UpdateEndpoint(ctx, p.ID, ep.ID, client.EndpointUpdate{Disabled: client.Ptr(false), EventTypes: client.Ptr([]string{})})
+	if err != nil || up.Disabled || len(up.EventTypes) != 0 {
+		t.Fatalf("re-enabled endpoint: %v %+v", err, up)
+	}
+	eps, err := c.ListEndpoints(ctx, p.ID)
+	if err != nil || len(eps) != 1 || eps[0].ID != ep.ID {
+		t.Fatalf("list endpoints: %v %+v", err, eps)
+	}
+	sec, err := c.EndpointSecret(ctx, p.ID, ep.ID)
+	if err != nil || sec != ep.Secret {
+		t.Fatalf("secret %q %v, want %q", sec, err, ep.Secret)
+	}
+	rot, err := c.RotateEndpointSecret(ctx, p.ID, ep.ID)
+	if err != nil || rot == sec || !strings.HasPrefix(rot, "whsec_") {
+		t.Fatalf("rotated %q %v", rot, err)
+	}
+
+	// Events: idempotency, paging, the iterator.
+	first, err := c.SendEvent(ctx, p.ID, kinehook.EventMediaUpdateStatus, kinehook.MediaData{ID: "vid-1", Status: kinehook.StatusDone}, "idem-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := c.SendEvent(ctx, p.ID, kinehook.EventMediaUpdateStatus, kinehook.MediaData{ID: "vid-1", Status: kinehook.StatusDone}, "idem-1")
+	if err != nil || dup.ID != first.ID {
+		t.Fatalf("idempotent repeat: %v, %s vs %s", err, dup.ID, first.ID)
+	}
+	if body, _ := first.Body(); string(body) != `{"event":"media.update.status","data":{"id":"vid-1","status":"done"}}` {
+		t.Fatalf("event body %s", body)
+	}
+	ids := []string{first.ID}
+	for i := range 6 {
+		ev, err := c.SendEventBody(ctx, p.ID, []byte(`{"event":"live.created","data":{"event_id":"live-`+string(rune('a'+i))+`"}}`), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	page, err := c.ListEvents(ctx, p.ID, client.EventListOptions{Limit: 4})
+	if err != nil || len(page.Data) != 4 || page.NextCursor == "" || page.Data[0].ID != ids[6] {
+		t.Fatalf("first page: %v %+v", err, page)
+	}
+	var all []string
+	for ev, err := range c.AllEvents(ctx, p.ID, client.EventListOptions{Limit: 3}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ev.ID)
+	}
+	if len(all) != 7 || all[0] != ids[6] || all[6] != ids[0] {
+		t.Fatalf("iterator gave %v", all)
+	}
+	// Breaking out of the iterator early is fine.
+	n := 0
+	for range c.AllEvents(ctx, p.ID, client.EventListOptions{Limit: 2}) {
+		if n++; n == 3 {
+			break
+		}
+	}
+	onlyMedia, err := c.ListEvents(ctx, p.ID, client.EventListOptions{Event: kinehook.EventMediaUpdateStatus})
+	if err != nil || len(onlyMedia.Data) != 1 || onlyMedia.Data[0].ID != first.ID {
+		t.Fatalf("type filter: %v %+v", err, onlyMedia)
+	}
+	byRes, err := c.ListEvents(ctx, p.ID, client.EventListOptions{ResourceKey: "live-c"})
+	if err != nil || len(byRes.Data) != 1 || byRes.Data[0].ID != ids[3] {
+		t.Fatalf("resource filter: %v %+v", err, byRes)
+	}
+	ev, err := c.GetEvent(ctx, p.ID, first.ID)
+	if err != nil || ev.Event != kinehook.EventMediaUpdateStatus || !strings.Contains(string(ev.Data), "vid-1") {
+		t.Fatalf("get event: %v %+v", err, ev)
+	}
+
+	// Deliveries, attempts, retry, recover.
+	var d *kinehook.Delivery
+	waitFor(t, "delivery success", func() bool {
+		ds, err := c.ListDeliveries(ctx, p.ID, first.ID)
+		if err != nil || len(ds) != 1 {
+			return false
+		}
+		d = ds[0]
+		return d.Status == kinehook.DeliverySucceeded
+	})
+	if d.EndpointID != ep.ID || d.EventID != first.ID || d.LastStatusCode != 200 {
+		t.Fatalf("delivery: %+v", d)
+	}
+	atts, err := c.ListAttempts(ctx, p.ID, d.ID)
+	if err != nil || len(atts) != 1 || atts[0].StatusCode != 200 || atts[0].AttemptedAt.IsZero() {
+		t.Fatalf("attempts: %v %+v", err, atts)
+	}
+	ts.sinkCode.Store(500)
+	re, err := c.RetryDelivery(ctx, p.ID, d.ID)
+	if err != nil || re.ID != d.ID {
+		t.Fatalf("retry: %v %+v", err, re)
+	}
+	waitFor(t, "the retried delivery to fail", func() bool {
+		got, err := c.GetDelivery(ctx, p.ID, d.ID)
+		return err == nil && got.Status == kinehook.DeliveryFailed && got.Attempts >= 2 && got.LastStatusCode == 500
+	})
+	ts.sinkCode.Store(200)
+	rec, err := c.RecoverEndpoint(ctx, p.ID, ep.ID, time.Now().Add(-time.Hour))
+	if err != nil || rec.Recovered != 1 {
+		t.Fatalf("recover: %v %+v", err, rec)
+	}
+	waitFor(t, "the recovered delivery to succeed", func() bool {
+		got, err := c.GetDelivery(ctx, p.ID, d.ID)
+		return err == nil && got.Status == kinehook.DeliverySucceeded
+	})
+
+	if err := c.DeleteEndpoint(ctx, p.ID, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetEndpoint(ctx, p.ID, ep.ID); !client.IsNotFound(err) {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+func TestKinescopeWebhooks(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	p, err := client.New(ts.url, adminKey).CreateProject(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(ts.url, p.APIKey)
+	wh, err := c.CreateWebhook(ctx, client.WebhookInput{Name: "status", Endpoint: ts.sink.URL, Login: "u", Password: "pw", Events: []string{"media.update.status"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wh.ID == "" || wh.Name != "status" || wh.Endpoint != ts.sink.URL || wh.Login != "u" || len(wh.Events) != 1 {
+		t.Fatalf("created webhook: %+v", wh)
+	}
+	list, err := c.ListWebhooks(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != wh.ID {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	up, err := c.UpdateWebhook(ctx, wh.ID, client.WebhookInput{Name: "renamed", Endpoint: ts.sink.URL + "/v2", Events: []string{"live.finished", "live.cancelled"}})
+	if err != nil || up.Name != "renamed" || up.Endpoint != ts.sink.URL+"/v2" || len(up.Events) != 2 {
+		t.Fatalf("update: %v %+v", err, up)
+	}
+	got, err := c.GetWebhook(ctx, wh.ID)
+	if err != nil || got.Name != "renamed" {
+		t.Fatalf("get: %v %+v", err, got)
+	}
+	// The webhook is an endpoint of the project.
+	ep, err := c.GetEndpoint(ctx, p.ID, wh.ID)
+	if err != nil || ep.URL != ts.sink.URL+"/v2" {
+		t.Fatalf("webhook as endpoint: %v %+v", err, ep)
+	}
+	if _, err := c.CreateWebhook(ctx, client.WebhookInput{Name: "x", Endpoint: ts.sink.URL}); client.ErrorCode(err) != kinehook.EINVALID {
+		t.Fatalf("webhook without events: %v", err)
+	}
+	if err := c.DeleteWebhook(ctx, wh.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetWebhook(ctx, wh.ID); !client.IsNotFound(err) {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+func TestContextCancels(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := client.New(slow.URL, "k").Health(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("cancelled request: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestNonEnvelopeErrors(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		http.Error(w, "upstream down", http.StatusServiceUnavailable)
+	}))
+	defer proxy.Close()
+	err := client.New(proxy.URL, "k").Ready(context.Background())
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Code != kinehook.EUNAVAILABLE || ae.StatusCode != 503 || ae.Message != "upstream down" || ae.RetryAfter != 7*time.Second {
+		t.Fatalf("got %+v", ae)
+	}
+}
