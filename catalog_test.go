@@ -258,3 +258,92 @@ func TestParseLenientFlagsUnknownValues(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStrictMatchesSchema: for any body naming a catalog type, ParseStrict
+// accepts it exactly when that type's JSON Schema does.
+func FuzzStrictMatchesSchema(f *testing.F) {
+	for _, s := range strictSamples {
+		f.Add([]byte(s.body))
+	}
+	schemas := map[EventType]*jsonschema.Schema{}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	for _, info := range Catalog() {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(info.Schema))
+		if err != nil {
+			f.Fatal(err)
+		}
+		url := "https://github.com/kinehook/kinehook/schemas/" + string(info.Name) + ".json"
+		if err := c.AddResource(url, doc); err != nil {
+			f.Fatal(err)
+		}
+		if schemas[info.Name], err = c.Compile(url); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var top struct {
+			Event EventType `json:"event"`
+		}
+		if json.Unmarshal(body, &top) != nil || !top.Event.Known() || hasDuplicateKeys(body) {
+			return
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		schemaErr := schemas[top.Event].Validate(inst)
+		_, strictErr := ParseStrict(body)
+		if (schemaErr == nil) != (strictErr == nil) {
+			t.Fatalf("%s: schema says %v, ParseStrict says %v", body, schemaErr, strictErr)
+		}
+	})
+}
+
+// hasDuplicateKeys reports whether any object in body repeats a key: Go and
+// the schema validator both keep the last, but which one a check sees first
+// differs, so such bodies are out of the comparison.
+func hasDuplicateKeys(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		keys  map[string]bool
+		isObj bool
+		key   bool // next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.isObj {
+					top.key = true
+				}
+				stack = append(stack, &frame{keys: map[string]bool{}, isObj: v == '{', key: v == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.isObj && top.key {
+				if top.keys[v] {
+					return true
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.isObj {
+			top.key = true
+		}
+	}
+}
