@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 )
@@ -294,7 +295,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 		if d.reply != nil && (d.reply.status < 200 || d.reply.status > 299) {
 			return h.writeReply(w, d, err)
 		}
-		return h.fail(w, http.StatusInternalServerError, codeCallbackFailed, fmt.Errorf("callback: %w", err), d)
+		// The sender records answers: say nothing of the application's internals.
+		writeJSONError(w, http.StatusInternalServerError, codeCallbackFailed, "the webhook could not be processed; retry later")
+		return Result{Status: http.StatusInternalServerError, Code: codeCallbackFailed, Err: fmt.Errorf("callback: %w", err), Incoming: d}
 	}
 	if d.reply != nil && (d.reply.status < 200 || d.reply.status > 299) {
 		if rerr := dedup.Release(context.WithoutCancel(ctx), d.DedupKey); rerr != nil {
@@ -372,6 +375,7 @@ func dedupKey(id string, ev *ParsedEvent) string {
 func (h *Handler) dispatch(ctx context.Context, d *Incoming) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			h.log.Error("webhook callback panicked", "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("callback panicked: %v", p)
 		}
 	}()

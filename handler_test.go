@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -199,8 +200,12 @@ func TestHandlerDuplicateAndRetryAfterFailure(t *testing.T) {
 	body := string(SampleEvent(EventMediaUpdateStatus))
 
 	rc.fail.Store(true)
-	if status, b := serve(h, refRequest(t, refSecret, "msg_dup", now, body)); status != 500 || errorCode(b) != codeCallbackFailed {
+	status, b := serve(h, refRequest(t, refSecret, "msg_dup", now, body))
+	if status != 500 || errorCode(b) != codeCallbackFailed {
 		t.Fatalf("failing callback answered %d %v, want 500", status, b)
+	}
+	if strings.Contains(fmt.Sprint(b), "database") {
+		t.Errorf("the answer %v leaks the callback's error", b)
 	}
 	rc.fail.Store(false)
 	// The retry is processed, with the attempt counted.
@@ -211,7 +216,7 @@ func TestHandlerDuplicateAndRetryAfterFailure(t *testing.T) {
 		t.Fatalf("calls %q, attempts %d/%d; want 2 calls, attempts 1 then 2", rc.calls, rc.inc[0].Attempt, rc.inc[len(rc.inc)-1].Attempt)
 	}
 	// A duplicate of a handled delivery is answered 200 without a call.
-	status, b := serve(h, refRequest(t, refSecret, "msg_dup", now.Add(2*time.Second), body))
+	status, b = serve(h, refRequest(t, refSecret, "msg_dup", now.Add(2*time.Second), body))
 	if status != 200 || b["success"] != true || rc.count() != 2 {
 		t.Fatalf("duplicate answered %d %v after %d calls", status, b, rc.count())
 	}
