@@ -139,6 +139,7 @@ type ValidationError struct {
 	Malformed bool
 }
 
+// Error reads "FIELD: expected WHAT[, got WHAT]".
 func (e *ValidationError) Error() string {
 	if e.Got != "" {
 		return fmt.Sprintf("%s: expected %s, got %s", e.Field, e.Expected, e.Got)
