@@ -66,7 +66,7 @@ func TestBrowser(t *testing.T) {
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
 	defer cancel()
 
 	// shot saves a full-page PNG screenshot.
