@@ -3,6 +3,7 @@ package netguard
 import (
 	"errors"
 	"net/netip"
+	"net/url"
 	"testing"
 )
 
@@ -97,6 +98,45 @@ func FuzzParseHost(f *testing.F) {
 		}
 		if np, perr := netip.ParseAddr(host); perr == nil && np != a {
 			t.Fatalf("ParseHost(%q) = %s; netip says %s", host, a, np)
+		}
+	})
+}
+
+// FuzzURLHost runs endpoint URLs through the path the API and the
+// transport take: url.Parse, Hostname, CheckLiteralHost at registration,
+// and the dial-time rewrite of the host. A URL whose host denotes a blocked
+// address must be refused at registration, and what registration lets
+// through must, if it is an address, pass the dial-time check too.
+func FuzzURLHost(f *testing.F) {
+	for _, s := range []string{"http://127.1:8080/", "https://0x7f000001/", "http://[::ffff:127.0.0.1]:80/x",
+		"http://localhost./", "https://hooks.example.com/kinescope", "http://[fe80::1%25eth0]/", "http://017700000001/",
+		"http://8.8.8.8/", "http://user@10.0.0.1/", "http://0/", "http://%31%32%37.1/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		host := u.Hostname()
+		regErr := CheckLiteralHost(host)
+		a, isAddr := ParseHost(host)
+		if !isAddr {
+			a, isAddr = ParseHost("[" + host + "]")
+		}
+		if !isAddr {
+			if IsLocalhostName(host) && regErr == nil {
+				t.Fatalf("%q: localhost name %q passed registration", raw, host)
+			}
+			return
+		}
+		_, blocked := Blocked(a)
+		if blocked != (regErr != nil) {
+			t.Fatalf("%q: host %q = %s blocked=%v, registration error %v", raw, host, a, blocked, regErr)
+		}
+		var g Guard
+		if dialErr := g.Control("tcp", netip.AddrPortFrom(a, 443).String(), nil); (dialErr != nil) != (regErr != nil) {
+			t.Fatalf("%q: registration says %v, dial says %v", raw, regErr, dialErr)
 		}
 	})
 }
