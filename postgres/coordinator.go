@@ -81,6 +81,9 @@ type Coordinator struct {
 
 	syncMu  sync.Mutex
 	waiters map[string]chan struct{} // Sync tokens awaiting their echo
+	// loadMu keeps Wake out while Assign loads partitions: a delivery woken
+	// mid-load must not start before the older ones the load brings.
+	loadMu sync.Mutex
 
 	mu         sync.Mutex
 	held       [kinehook.NumPartitions]bool // our lease in the database
@@ -479,7 +482,10 @@ func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner,
 				continue
 			}
 			c.ownerCalls.Add(1)
-			if err := owner.Assign(ctx, parts); err != nil {
+			c.loadMu.Lock()
+			err := owner.Assign(ctx, parts)
+			c.loadMu.Unlock()
+			if err != nil {
 				c.log.Warn("postgres: coordinator: assign failed; reloading at the next heartbeat", "err", err)
 				c.needReassign.Store(true)
 			}
@@ -601,7 +607,10 @@ func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner,
 	switch n.Channel {
 	case channelDeliveries:
 		ids := strings.Split(rest, ",")
-		if err := owner.Wake(ctx, ids); err != nil && ctx.Err() == nil {
+		c.loadMu.Lock()
+		err := owner.Wake(ctx, ids)
+		c.loadMu.Unlock()
+		if err != nil && ctx.Err() == nil {
 			c.log.Warn("postgres: coordinator: wake; reloading owned partitions", "err", err)
 			c.needReassign.Store(true)
 		}
@@ -668,26 +677,15 @@ func (c *Coordinator) notify(ctx context.Context, channel string, payloads []str
 // It closes a race between instances: event A of a resource is accepted by
 // instance Z (which notifies the owner X), then event B of the same resource
 // by X itself. If X queued B before handling Z's notification, B could
-// overtake A. An engine that calls Sync after its ingest commit and before
-// queueing the deliveries it owns never lets that happen; one Sync serves a
-// whole group commit, and costs about one round trip.
+// overtake A. The Store does this on its own for every ingest while a
+// Coordinator runs (the sync notification rides in the ingest transaction
+// and IngestEvents waits for its echo), so the engine needs nothing more.
 func (c *Coordinator) Sync(ctx context.Context) error {
 	if !c.listening.Load() {
 		return errors.New("postgres: sync: LISTEN connection down")
 	}
-	token := kinehook.NewID("s")
-	ch := make(chan struct{})
-	c.syncMu.Lock()
-	if c.waiters == nil {
-		c.waiters = map[string]chan struct{}{}
-	}
-	c.waiters[token] = ch
-	c.syncMu.Unlock()
-	defer func() {
-		c.syncMu.Lock()
-		delete(c.waiters, token)
-		c.syncMu.Unlock()
-	}()
+	token, ch := c.register()
+	defer c.unregister(token)
 	if err := c.notify(ctx, channelSync, []string{c.id + " " + token}); err != nil {
 		return err
 	}
@@ -698,3 +696,83 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 		return fmt.Errorf("postgres: sync: %w", ctx.Err())
 	}
 }
+
+func (c *Coordinator) register() (string, chan struct{}) {
+	token := kinehook.NewID("s")
+	ch := make(chan struct{})
+	c.syncMu.Lock()
+	if c.waiters == nil {
+		c.waiters = map[string]chan struct{}{}
+	}
+	c.waiters[token] = ch
+	c.syncMu.Unlock()
+	return token, ch
+}
+
+func (c *Coordinator) unregister(token string) {
+	c.syncMu.Lock()
+	delete(c.waiters, token)
+	c.syncMu.Unlock()
+}
+
+// ingestBarrier is how IngestEvents keeps acceptance order across
+// instances: it queues a sync notification in the ingest transaction and,
+// after the commit, waits (at most syncWait) until this instance's listener
+// has handled it, and with it every notification committed before. Nil when
+// no coordinator is running and listening (nothing to wait for).
+type ingestBarrier struct {
+	c     *Coordinator
+	token string
+	ch    chan struct{}
+}
+
+// syncWait bounds the wait for the echo, so ingest never stalls on a slow or
+// broken listener (lost notifications are then made up by the reload after
+// the reconnect).
+const syncWait = 2 * time.Second
+
+func (s *Store) newIngestBarrier() *ingestBarrier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.coords {
+		if c.running.Load() && c.listening.Load() {
+			token, ch := c.register()
+			return &ingestBarrier{c: c, token: token, ch: ch}
+		}
+	}
+	return nil
+}
+
+func (b *ingestBarrier) queue(batch *pgx.Batch) {
+	batch.Queue(`SELECT pg_notify($1, $2)`, channelSync, b.c.id+" "+b.token)
+}
+
+func (b *ingestBarrier) wait(ctx context.Context) {
+	defer b.c.unregister(b.token)
+	t := time.NewTimer(syncWait)
+	defer t.Stop()
+	select {
+	case <-b.ch:
+	case <-t.C:
+		b.c.log.Warn("postgres: ingest: no echo from the LISTEN connection; order across instances not guaranteed for this batch")
+		return
+	case <-ctx.Done():
+		return
+	}
+	// A partition load in progress may bring older deliveries of the same
+	// resources: let it finish before the caller queues the new ones.
+	loaded := make(chan struct{})
+	go func() {
+		b.c.loadMu.Lock()
+		b.c.loadMu.Unlock() //nolint:staticcheck // waiting for the holder, not guarding anything
+		close(loaded)
+	}()
+	select {
+	case <-loaded:
+	case <-t.C:
+		b.c.log.Warn("postgres: ingest: a partition load is taking long; order across instances not guaranteed for this batch")
+	case <-ctx.Done():
+	}
+}
+
+func (b *ingestBarrier) cancel() { b.c.unregister(b.token) }

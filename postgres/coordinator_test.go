@@ -357,3 +357,44 @@ func TestCoordinatorOptions(t *testing.T) {
 		t.Error("Ready() before Run = nil, want an error")
 	}
 }
+
+// TestIngestWaitsForEarlierNews: while a coordinator runs, IngestEvents
+// returns only after the instance has handled every announcement committed
+// before its commit, so deliveries accepted elsewhere first are queued first.
+func TestIngestWaitsForEarlierNews(t *testing.T) {
+	s1 := openTestStore(t, Options{})
+	s2, err := Open(t.Context(), testDSN, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Close() })
+	reg := &registry{by: map[int]string{}}
+	a := startCoord(t, s1, "inst-a", reg)
+	other, err := NewCoordinator(s2, CoordinatorOptions{InstanceID: "inst-z", Heartbeat: 200 * time.Millisecond, LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a listens", func() bool { return a.c.listening.Load() })
+	p, _ := setupProject(t, s1, 1)
+	for round := range 5 {
+		ids := make([]string, 300)
+		for i := range ids {
+			ids[i] = kinehook.NewID(kinehook.PrefixDelivery)
+		}
+		if err := other.AnnounceDeliveries(t.Context(), ids); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s1.IngestEvents(t.Context(), []*kinehook.Event{testEvent(p.ID, "v", time.Time{})}); err != nil {
+			t.Fatal(err)
+		}
+		a.owner.mu.Lock()
+		got := 0
+		for _, id := range ids {
+			got += a.owner.woken[id]
+		}
+		a.owner.mu.Unlock()
+		if got != len(ids) {
+			t.Errorf("round %d: IngestEvents returned before %d of %d earlier announcements were handled", round, len(ids)-got, len(ids))
+		}
+	}
+}

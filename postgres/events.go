@@ -22,7 +22,11 @@ type projKey struct{ project, key string }
 // takes two round trips to PostgreSQL for a whole batch: the first claims the
 // idempotency keys, allocates the Seq values and reads the projects' enabled
 // endpoints; the second inserts the events and deliveries (multi-row INSERT
-// ... SELECT FROM unnest) and commits.
+// ... SELECT FROM unnest) and commits. While a Coordinator of this store
+// runs, the second trip also carries a sync notification, and IngestEvents
+// returns only after this instance's listener has handled it: every delivery
+// announced by another instance before this commit is queued before the
+// caller queues these (acceptance order across instances).
 func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
 	if len(events) == 0 {
 		return []kinehook.IngestResult{}, nil
@@ -231,6 +235,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 
 	// Round trip 2 (the commit follows in the same flight as the inserts'
 	// results are read).
+	var barrier *ingestBarrier
 	if len(eIDs) > 0 {
 		var b2 pgx.Batch
 		b2.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
@@ -244,12 +249,26 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 					AS u(id, pid, eid, ep, typ, res, seq, part, at)`,
 				dIDs, dPIDs, dEIDs, dEPs, dTypes, dRes, dSeqs, dParts, t, dAts)
 		}
+		if barrier = s.newIngestBarrier(); barrier != nil {
+			barrier.queue(&b2)
+		}
 		if err := tx.SendBatch(ctx, &b2).Close(); err != nil {
+			if barrier != nil {
+				barrier.cancel()
+			}
 			return nil, wrap("ingest: insert events and deliveries", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
+		if barrier != nil {
+			barrier.cancel()
+		}
 		return nil, wrap("ingest: commit", err)
+	}
+	if barrier != nil {
+		// Notifications committed before ours (deliveries announced by other
+		// instances) are handled before the caller queues these events.
+		barrier.wait(ctx)
 	}
 	return results, nil
 }
