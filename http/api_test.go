@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	nethttp "net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -402,7 +403,7 @@ func TestPrivateAddressesRefused(t *testing.T) {
 	// --allow-cidr opens one range.
 	e2 := newEnv(t, func(c *Config) {
 		c.AllowPrivateNetworks = false
-		c.AllowCIDRs = mustPrefixes("10.0.0.0/8")
+		c.AllowCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	})
 	pid2, key2 := e2.project("p")
 	e2.must(e2.do("POST", "/v1/projects/"+pid2+"/endpoints", key2, map[string]any{"url": "http://10.1.2.3/"}), 201)

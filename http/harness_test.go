@@ -98,6 +98,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 type envOption func(*Config)
 
+// testLog writes log lines into the test's output (shown on failure).
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newTestLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -109,6 +122,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Store:          st,
 		RetrySchedule:  []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
 		RequestTimeout: 2 * time.Second,
+		Logger:         newTestLogger(t),
 	})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
@@ -116,7 +130,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err := eng.Start(ctx); err != nil {
 		t.Fatalf("start engine: %v", err)
 	}
-	cfg := Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(testAdminKey), AllowPrivateNetworks: true, RateLimit: -1}
+	cfg := Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(testAdminKey), AllowPrivateNetworks: true, RateLimit: -1, Logger: newTestLogger(t)}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/netguard"
+	"github.com/kinehook/kinehook/internal/ratelimit"
 )
 
 // Defaults for Config's limits.
@@ -69,13 +71,18 @@ type Config struct {
 
 // Server is the API as an http.Handler.
 type Server struct {
+	// Dashboard serves every path outside the API when set (Config.Dashboard
+	// initially). Set it before serving, never while requests run.
+	Dashboard nethttp.Handler
+
 	cfg     Config
 	store   kinehook.Store
 	disp    kinehook.Dispatcher
 	log     *slog.Logger
 	now     func() time.Time
 	routes  []*route
-	limiter *limiter
+	limiter *ratelimit.Keyed
+	guard   *netguard.Guard
 
 	adminMu   sync.Mutex
 	adminHash []byte
@@ -124,10 +131,12 @@ func NewServer(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		adminHash: cfg.AdminKeyHash,
+		Dashboard: cfg.Dashboard,
 	}
 	if cfg.RateLimit > 0 {
-		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
+		s.limiter = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: cfg.RateLimit, Burst: cfg.RateBurst, Clock: clockFunc(cfg.Now)})
 	}
+	s.guard = &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs}
 	for _, r := range routeTable() {
 		r.segs = strings.Split(strings.TrimPrefix(r.Pattern, "/"), "/")
 		s.routes = append(s.routes, r)
@@ -165,8 +174,8 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 			writeStatusError(w, nethttp.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 			return
 		}
-		if s.cfg.Dashboard != nil && !isAPIPath(r.URL.Path) {
-			s.cfg.Dashboard.ServeHTTP(w, r)
+		if s.Dashboard != nil && !isAPIPath(r.URL.Path) {
+			s.Dashboard.ServeHTTP(w, r)
 			return
 		}
 		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
@@ -181,7 +190,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		p, err = s.authenticate(r)
 		if err != nil {
 			if s.limiter != nil {
-				if ok, wait := s.limiter.allow("ip:"+remoteHost(r), s.now()); !ok {
+				if ok, wait := s.limiter.Allow("ip:" + remoteHost(r)); !ok {
 					writeRateLimited(w, wait)
 					return
 				}
@@ -190,7 +199,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return
 		}
 		if s.limiter != nil {
-			if ok, wait := s.limiter.allow(p.limitKey, s.now()); !ok {
+			if ok, wait := s.limiter.Allow(p.limitKey); !ok {
 				writeRateLimited(w, wait)
 				return
 			}
@@ -372,3 +381,8 @@ func remoteHost(r *nethttp.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+// clockFunc adapts Config.Now to the rate limiter's clock.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }

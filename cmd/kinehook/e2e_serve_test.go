@@ -380,7 +380,14 @@ func TestServeSIGKILLLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill mid-load: once enough events are in (however slow the machine), and
+	// a little later so that requests are in flight at the kill.
+	waitE2E(t, 20*time.Second, "100 accepted events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted) >= 100
+	})
+	time.Sleep(50 * time.Millisecond)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -394,8 +401,8 @@ func TestServeSIGKILLLosesNothing(t *testing.T) {
 	mu.Lock()
 	ids := append([]string(nil), accepted...)
 	mu.Unlock()
-	if len(ids) < 20 {
-		t.Fatalf("only %d events accepted before the kill", len(ids))
+	if len(ids) < 100 {
+		t.Fatalf("only %d events accepted before the kill\nstderr: %s", len(ids), p.stderr)
 	}
 	t.Logf("%d events accepted before SIGKILL", len(ids))
 

@@ -21,9 +21,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/dashboard"
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
 	"github.com/kinehook/kinehook/internal/netguard"
+	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -160,7 +162,11 @@ func openServeStore(ctx context.Context, o *serveOptions, log *slog.Logger) (kin
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(o.data, "kinehook.db"), sqlite.Options{Logger: log})
+	box, err := secretbox.Load(o.data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encryption key for secrets at rest: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(o.data, "kinehook.db"), sqlite.Options{SecretBox: box, Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the embedded store in %s: %w", o.data, err)
 	}
@@ -231,6 +237,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return err
 	}
 	defer func() {
+		if c, ok := coord.(io.Closer); ok {
+			_ = c.Close()
+		}
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close store: %w", cerr)
 		}
@@ -276,6 +285,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return fmt.Errorf("API server: %w", err)
 	}
+	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, CheckURL: api.CheckEndpointURL, Logger: log})
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	api.Dashboard = dash
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
