@@ -462,7 +462,7 @@ func (s *Server) recoverEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		if err := s.decodeBytes(body, &in); err != nil {
-			if kinehook.ErrorCode(err) == kinehook.EMALFORMED && strings.Contains(err.Error(), "parsing time") {
+			if ke, ok := err.(*kinehook.Error); ok && ke.Field == "" && ke.Code == kinehook.EINVALID {
 				err = &kinehook.Error{Code: kinehook.EINVALID, Field: "since", Message: "since must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"}
 			}
 			writeError(w, err)

@@ -200,6 +200,10 @@ func jsonError(err error) error {
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("malformed JSON: %v", err)}
 	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return &kinehook.Error{Code: kinehook.EINVALID, Message: fmt.Sprintf("a time must be RFC 3339, e.g. 2026-01-02T15:04:05Z: %v", err)}
+	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		f = strings.Trim(f, `"`)
 		return &kinehook.Error{Code: kinehook.EINVALID, Field: f, Message: fmt.Sprintf("unknown field %q", f)}

@@ -175,7 +175,17 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return
 		}
 		if s.Dashboard != nil && !isAPIPath(r.URL.Path) {
-			s.Dashboard.ServeHTTP(w, r)
+			if strings.Contains(r.Header.Get("Accept"), "text/html") {
+				s.Dashboard.ServeHTTP(w, r)
+				return
+			}
+			// A client that is not a browser gets the API's JSON 404
+			// instead of the dashboard's page.
+			nf := &notFoundWriter{ResponseWriter: w}
+			s.Dashboard.ServeHTTP(nf, r)
+			if nf.notFound {
+				writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+			}
 			return
 		}
 		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
@@ -386,3 +396,42 @@ func remoteHost(r *nethttp.Request) string {
 type clockFunc func() time.Time
 
 func (f clockFunc) Now() time.Time { return f() }
+
+// notFoundWriter passes a response through unless its status is 404, which
+// it swallows (with the body) so the caller can answer in JSON instead.
+type notFoundWriter struct {
+	nethttp.ResponseWriter
+	notFound, wrote bool
+}
+
+func (w *notFoundWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if code == nethttp.StatusNotFound {
+		w.notFound = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *notFoundWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(nethttp.StatusOK)
+	}
+	if w.notFound {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush lets the dashboard's live-update stream through.
+func (w *notFoundWriter) Flush() {
+	if f, ok := w.ResponseWriter.(nethttp.Flusher); ok && !w.notFound {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *notFoundWriter) Unwrap() nethttp.ResponseWriter { return w.ResponseWriter }
