@@ -32,7 +32,8 @@ type idemKey struct{ project, key string }
 
 // IngestEvents stores events and their deliveries in one transaction (one
 // commit for the whole batch). Each project's enabled endpoints are read
-// once per call.
+// once per call; events and deliveries are written with multi-row INSERTs
+// (see bulkInsert), which is most of the hot path's speed on SQLite.
 func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -44,12 +45,13 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		return nil, fmt.Errorf("sqlite: ingest: begin: %w", err)
 	}
 	defer rollback(tx)
-	insEvent := tx.StmtContext(ctx, s.insEvent)
-	insDelivery := tx.StmtContext(ctx, s.insDelivery)
 
-	endpoints := map[string][]endpointFilter{}
-	seen := map[idemKey]int{} // key -> index of the result that holds its event
+	// Pass 1: ids, times and idempotency. owner maps a key to the result
+	// that holds its event; dupOf marks in-batch duplicates.
 	results := make([]kinehook.IngestResult, len(events))
+	owner := map[idemKey]int{}
+	dupOf := map[int]int{}
+	fresh := make([]int, 0, len(events)) // indexes of events to insert
 	for i, in := range events {
 		ev := *in
 		if ev.ID == "" {
@@ -60,35 +62,57 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		} else {
 			ev.CreatedAt = ev.CreatedAt.UTC().Truncate(time.Microsecond)
 		}
+		results[i].Event = &ev
 		if ev.IdempotencyKey != "" {
 			k := idemKey{ev.ProjectID, ev.IdempotencyKey}
-			if j, ok := seen[k]; ok {
-				results[i] = kinehook.IngestResult{Event: results[j].Event, Duplicate: true}
+			if j, ok := owner[k]; ok {
+				dupOf[i] = j
 				continue
 			}
+			owner[k] = i
 			first, err := s.idempotentHit(ctx, tx, &ev)
 			if err != nil {
 				return nil, err
 			}
 			if first != nil {
 				results[i] = kinehook.IngestResult{Event: first, Duplicate: true}
-				seen[k] = i
 				continue
 			}
-			seen[k] = i
 		}
-		res, err := insEvent.ExecContext(ctx, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: ingest: insert event %s: %w", ev.ID, err)
+		fresh = append(fresh, i)
+	}
+
+	// Pass 2: the events. A multi-row INSERT assigns consecutive seqs (one
+	// writer, AUTOINCREMENT, no explicit seq), so the last rowid gives all.
+	args := make([]any, 0, len(fresh)*eventInsert.cols)
+	for _, i := range fresh {
+		ev := results[i].Event
+		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
+	}
+	err = s.bulk(ctx, tx, &eventInsert, args, func(row, n int, last int64) {
+		for k := range n {
+			results[fresh[row+k]].Event.Seq = last - int64(n-1-k)
 		}
-		if ev.Seq, err = res.LastInsertId(); err != nil {
-			return nil, fmt.Errorf("sqlite: ingest: event seq: %w", err)
-		}
-		if ev.IdempotencyKey != "" {
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: insert events: %w", err)
+	}
+	for _, i := range fresh {
+		if ev := results[i].Event; ev.IdempotencyKey != "" {
 			if _, err := tx.StmtContext(ctx, s.insIdem).ExecContext(ctx, ev.ProjectID, ev.IdempotencyKey, ev.Seq, micros(ev.CreatedAt)); err != nil {
 				return nil, fmt.Errorf("sqlite: ingest: idempotency key: %w", err)
 			}
 		}
+	}
+	for i, j := range dupOf {
+		results[i] = kinehook.IngestResult{Event: results[j].Event, Duplicate: true}
+	}
+
+	// Pass 3: the deliveries.
+	endpoints := map[string][]endpointFilter{}
+	args = args[:0]
+	for _, i := range fresh {
+		ev := results[i].Event
 		eps, ok := endpoints[ev.ProjectID]
 		if !ok {
 			if eps, err = s.enabledEndpoints(ctx, tx, ev.ProjectID); err != nil {
@@ -96,8 +120,6 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 			}
 			endpoints[ev.ProjectID] = eps
 		}
-		stored := ev
-		r := kinehook.IngestResult{Event: &stored}
 		for k := range eps {
 			if !eps[k].ep.Matches(ev.Type) {
 				continue
@@ -116,17 +138,98 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 				CreatedAt:     ev.CreatedAt,
 				UpdatedAt:     now,
 			}
-			if _, err := insDelivery.ExecContext(ctx, d.ID, d.ProjectID, d.Seq, d.EndpointID, d.Partition, nowUS, micros(d.CreatedAt), nowUS); err != nil {
-				return nil, fmt.Errorf("sqlite: ingest: insert delivery: %w", err)
-			}
-			r.Deliveries = append(r.Deliveries, d)
+			args = append(args, d.ID, d.ProjectID, d.Seq, d.EndpointID, d.Partition, nowUS, micros(d.CreatedAt), nowUS)
+			results[i].Deliveries = append(results[i].Deliveries, d)
 		}
-		results[i] = r
+	}
+	if err := s.bulk(ctx, tx, &deliveryInsert, args, nil); err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: insert deliveries: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: ingest: commit: %w", err)
 	}
 	return results, nil
+}
+
+// bulkInsert is a multi-row INSERT: one statement per power-of-two row count
+// up to maxRows, prepared once on the writer and reused, so a batch of n rows
+// takes about log2(n) statement executions instead of n.
+type bulkInsert struct {
+	head string // INSERT INTO t (...) VALUES
+	row  string // (?, ?, ...)
+	cols int    // parameters per row
+}
+
+const maxBulkRows = 64
+
+var (
+	eventInsert = bulkInsert{
+		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at) VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?)`, cols: 7,
+	}
+	deliveryInsert = bulkInsert{
+		head: `INSERT INTO deliveries (id, project_id, event_seq, endpoint_id, partition, status, next_attempt_at, created_at, updated_at) VALUES `,
+		row:  `(?, ?, ?, ?, ?, 'pending', ?, ?, ?)`, cols: 8,
+	}
+)
+
+// bulk inserts the rows in args (cols values each) in chunks, calling after
+// (when not nil) with each chunk's first row, row count and last rowid.
+func (s *Store) bulk(ctx context.Context, tx *sql.Tx, b *bulkInsert, args []any, after func(row, n int, last int64)) error {
+	rows := len(args) / b.cols
+	for row := 0; row < rows; {
+		n := maxBulkRows
+		for n > rows-row {
+			n /= 2
+		}
+		st, err := s.bulkStmt(b, n)
+		if err != nil {
+			return err
+		}
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args[row*b.cols:(row+n)*b.cols]...)
+		if err != nil {
+			return err
+		}
+		if after != nil {
+			last, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			after(row, n, last)
+		}
+		row += n
+	}
+	return nil
+}
+
+func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
+	if st := s.bulkStmts[bulkKey{b, n}]; st != nil {
+		return st, nil
+	}
+	return nil, fmt.Errorf("no prepared %d-row insert", n)
+}
+
+// prepareBulk prepares every chunk size of every bulk insert on the writer.
+// It runs at Open: preparing later, inside a transaction, would wait for the
+// writer's only connection, which that transaction holds.
+func (s *Store) prepareBulk(ctx context.Context) error {
+	s.bulkStmts = map[bulkKey]*sql.Stmt{}
+	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert} {
+		for n := 1; n <= maxBulkRows; n *= 2 {
+			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row
+			st, err := s.w.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("sqlite: prepare %d-row insert: %w", n, err)
+			}
+			s.bulkStmts[bulkKey{b, n}] = st
+		}
+	}
+	return nil
+}
+
+type bulkKey struct {
+	b *bulkInsert
+	n int
 }
 
 // idempotentHit returns the stored event that ev's idempotency key still maps

@@ -47,7 +47,9 @@ type Store struct {
 	log  *slog.Logger
 
 	// Statements prepared on the writer, reused by every transaction.
-	insEvent, insDelivery, insIdem, selIdem, selEndpointsLite, updDelivery, insAttempt *sql.Stmt
+	insIdem, selIdem, selEndpointsLite, updDelivery, insAttempt *sql.Stmt
+	// Multi-row INSERTs by row count, prepared at Open.
+	bulkStmts map[bulkKey]*sql.Stmt
 }
 
 var _ kinehook.Store = (*Store)(nil)
@@ -69,6 +71,7 @@ func dsn(path string, writer bool) string {
 		"synchronous(NORMAL)",
 		"foreign_keys(1)",
 		"journal_size_limit(67108864)",
+		"wal_autocheckpoint(8000)",
 		"temp_store(MEMORY)",
 	}
 	if writer {
@@ -137,8 +140,6 @@ func (s *Store) prepare(ctx context.Context) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&s.insEvent, `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`},
-		{&s.insDelivery, `INSERT INTO deliveries (id, project_id, event_seq, endpoint_id, partition, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&s.insIdem, `INSERT INTO idempotency_keys (project_id, key, event_seq, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (project_id, key) DO UPDATE SET event_seq = excluded.event_seq, created_at = excluded.created_at`},
 		{&s.selIdem, `SELECT event_seq, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?`},
@@ -153,7 +154,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		}
 		*st.dst = p
 	}
-	return nil
+	return s.prepareBulk(ctx)
 }
 
 // migrate applies the embedded migrations not yet recorded in
@@ -231,10 +232,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the statements and both pools; the WAL is checkpointed by
 // SQLite when the last connection closes.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.insEvent, s.insDelivery, s.insIdem, s.selIdem, s.selEndpointsLite, s.updDelivery, s.insAttempt} {
+	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.updDelivery, s.insAttempt} {
 		if st != nil {
 			st.Close()
 		}
+	}
+	for _, st := range s.bulkStmts {
+		st.Close()
 	}
 	var errs []error
 	if s.r != nil {
