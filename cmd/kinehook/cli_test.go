@@ -380,3 +380,46 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"2h", "2026-01-02", "2026-01-02T15:04:05Z", "-1h", "", "x"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseSince(s, now)
+		if err != nil {
+			return
+		}
+		if d, derr := time.ParseDuration(s); derr == nil && got.After(now) {
+			t.Fatalf("duration %q (%v) went forward: %v", s, d, got)
+		}
+	})
+}
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"50", "50/s", "3000/m", "0", "-1", "NaN", "1e400/s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := parseRate(s)
+		if err == nil && (v < 0 || v != v) {
+			t.Fatalf("parseRate(%q) = %v", s, v)
+		}
+	})
+}
+
+func FuzzParseHeaders(f *testing.F) {
+	f.Add("X-A=1", "B=")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		h, err := parseHeaders([]string{a, b})
+		if err != nil {
+			return
+		}
+		for k := range h {
+			if k == "" || strings.TrimSpace(k) != k {
+				t.Fatalf("header name %q", k)
+			}
+		}
+	})
+}
