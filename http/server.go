@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -85,7 +86,7 @@ type Server struct {
 	guard   *netguard.Guard
 
 	adminMu   sync.Mutex
-	adminHash []byte
+	adminHash atomic.Pointer[[]byte]
 
 	keyCache sync.Map // string(key hash) -> *kinehook.Project
 	keyCount int64
@@ -130,8 +131,11 @@ func NewServer(cfg Config) (*Server, error) {
 		disp:      cfg.Dispatcher,
 		log:       cfg.Logger,
 		now:       cfg.Now,
-		adminHash: cfg.AdminKeyHash,
 		Dashboard: cfg.Dashboard,
+	}
+	if cfg.AdminKeyHash != nil {
+		h := cfg.AdminKeyHash
+		s.adminHash.Store(&h)
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: cfg.RateLimit, Burst: cfg.RateBurst, Clock: clockFunc(cfg.Now)})
@@ -320,12 +324,16 @@ func (s *Server) cacheKey(hash []byte, p *kinehook.Project) {
 	}
 }
 
-// adminKeyHash returns the admin key hash, reading it from the store until found.
+// adminKeyHash returns the admin key hash, reading it from the store until
+// found (nil while none is stored).
 func (s *Server) adminKeyHash(ctx context.Context) ([]byte, error) {
+	if h := s.adminHash.Load(); h != nil {
+		return *h, nil
+	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	if s.adminHash != nil {
-		return s.adminHash, nil
+	if h := s.adminHash.Load(); h != nil {
+		return *h, nil
 	}
 	h, err := s.store.AdminKeyHash(ctx)
 	if err != nil {
@@ -334,7 +342,7 @@ func (s *Server) adminKeyHash(ctx context.Context) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read admin key hash: %w", err)
 	}
-	s.adminHash = h
+	s.adminHash.Store(&h)
 	return h, nil
 }
 
