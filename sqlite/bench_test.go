@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"syscall"
@@ -107,4 +108,36 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkBaselineInsert inserts one-column rows one statement at a time
+// through the same driver and settings: a yardstick for how fast this machine
+// runs SQLite right now (the figures above mean more as a ratio to it).
+func BenchmarkBaselineInsert(b *testing.B) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "base.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		b.Fatal(err)
+	}
+	st, err := db.Prepare(`INSERT INTO t (v) VALUES (?)`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ins := tx.Stmt(st)
+	for b.Loop() {
+		if _, err := ins.Exec("hello world"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -143,7 +143,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	}
 	defer rollback(tx)
 	upd := tx.StmtContext(ctx, s.updDelivery)
-	ins := tx.StmtContext(ctx, s.insAttempt)
+	args := make([]any, 0, len(results)*attemptInsert.cols)
 	for i := range results {
 		r := &results[i]
 		a := &r.Attempt
@@ -163,10 +163,10 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 			}
 			headers = string(b)
 		}
-		if _, err := ins.ExecContext(ctx, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS,
-			[]byte(a.ResponseBody), headers); err != nil {
-			return fmt.Errorf("sqlite: record attempts: insert attempt of %s: %w", a.DeliveryID, err)
-		}
+		args = append(args, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS, []byte(a.ResponseBody), headers)
+	}
+	if err := s.bulk(ctx, tx, &attemptInsert, args, nil); err != nil {
+		return fmt.Errorf("sqlite: record attempts: insert attempts: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: record attempts: commit: %w", err)

@@ -171,6 +171,10 @@ var (
 		head: `INSERT INTO deliveries (id, project_id, event_seq, endpoint_id, partition, status, next_attempt_at, created_at, updated_at) VALUES `,
 		row:  `(?, ?, ?, ?, ?, 'pending', ?, ?, ?)`, cols: 8,
 	}
+	attemptInsert = bulkInsert{
+		head: `INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers) VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?)`, cols: 7,
+	}
 )
 
 // bulk inserts the rows in args (cols values each) in chunks, calling after
@@ -214,7 +218,7 @@ func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
 // writer's only connection, which that transaction holds.
 func (s *Store) prepareBulk(ctx context.Context) error {
 	s.bulkStmts = map[bulkKey]*sql.Stmt{}
-	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert} {
+	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert, &attemptInsert} {
 		for n := 1; n <= maxBulkRows; n *= 2 {
 			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row
 			st, err := s.w.PrepareContext(ctx, q)
