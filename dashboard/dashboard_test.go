@@ -592,6 +592,7 @@ func TestEventListFiltersAndPaging(t *testing.T) {
 		{"?status=lost", 400, 0, "Unknown delivery status"},
 		{"?since=soon", 400, 0, "From:"},
 		{"?since=2026-02-01T00:00&until=2026-01-01T00:00", 400, 0, "before its start"},
+		{"?cursor=garbage", 400, 0, "This page link is no longer valid"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {

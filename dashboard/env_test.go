@@ -23,7 +23,7 @@ import (
 // testEnv is a dashboard over a real SQLite store and a real delivery
 // engine, with two projects and a loopback sink that can be made to fail.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	store    *sqlite.Store
 	engine   *delivery.Engine
 	h        *Handler
@@ -42,7 +42,7 @@ type sink struct {
 	hits atomic.Int64
 }
 
-func newSink(t *testing.T) *sink {
+func newSink(t testing.TB) *sink {
 	s := &sink{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -64,7 +64,7 @@ type envOpts struct {
 	schedule []time.Duration
 }
 
-func newEnv(t *testing.T, o envOpts) *testEnv {
+func newEnv(t testing.TB, o envOpts) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{})
@@ -115,7 +115,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 // browser is a cookie-keeping client that does not follow redirects, so
 // tests see every 303 and its Location.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	env  *testEnv
 	c    *http.Client
 	csrf string
