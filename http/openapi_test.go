@@ -1,0 +1,223 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+const openAPIURL = "mem://kinehook/openapi.json"
+
+// contract validates answers against openapi.json and records which routes
+// were exercised.
+type contract struct {
+	t       *testing.T
+	e       *env
+	doc     map[string]any
+	c       *jsonschema.Compiler
+	n       int
+	visited map[string]bool
+}
+
+func newContract(t *testing.T, e *env) *contract {
+	t.Helper()
+	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(OpenAPI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(openAPIURL, raw); err != nil {
+		t.Fatal(err)
+	}
+	return &contract{t: t, e: e, doc: raw.(map[string]any), c: c, visited: map[string]bool{}}
+}
+
+// absRefs copies a schema subtree, making its local $refs point into the
+// OpenAPI document.
+func absRefs(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, c := range x {
+			if s, ok := c.(string); ok && k == "$ref" && strings.HasPrefix(s, "#/") {
+				out[k] = openAPIURL + s
+				continue
+			}
+			out[k] = absRefs(c)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, c := range x {
+			out[i] = absRefs(c)
+		}
+		return out
+	}
+	return v
+}
+
+func (k *contract) lookup(path ...string) any {
+	var cur any = k.doc
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	return cur
+}
+
+// call sends a request to a route and checks the answer's status and body
+// against the document.
+func (k *contract) call(method, pattern, path, key string, body any, hdr ...string) resp {
+	k.t.Helper()
+	r := k.e.do(method, path, key, body, hdr...)
+	k.visited[method+" "+pattern] = true
+	status := strconv.Itoa(r.status)
+	resp := k.lookup("paths", pattern, strings.ToLower(method), "responses", status)
+	if resp == nil {
+		k.t.Errorf("%s %s answered %d, which openapi.json does not document: %s", method, pattern, r.status, r.body)
+		return r
+	}
+	if ref, ok := resp.(map[string]any)["$ref"].(string); ok {
+		resp = k.lookup(strings.Split(strings.TrimPrefix(ref, "#/"), "/")...)
+	}
+	schema := k.lookupIn(resp, "content", "application/json", "schema")
+	if schema == nil {
+		if len(r.body) != 0 {
+			k.t.Errorf("%s %s %d: documented without a body, got %s", method, pattern, r.status, r.body)
+		}
+		return r
+	}
+	k.n++
+	name := fmt.Sprintf("mem://kinehook/response-%d.json", k.n)
+	if err := k.c.AddResource(name, absRefs(schema)); err != nil {
+		k.t.Fatal(err)
+	}
+	sch, err := k.c.Compile(name)
+	if err != nil {
+		k.t.Fatalf("compile the schema of %s %s %d: %v", method, pattern, r.status, err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.body))
+	if err != nil {
+		k.t.Errorf("%s %s %d: not JSON: %s", method, pattern, r.status, r.body)
+		return r
+	}
+	if err := sch.Validate(inst); err != nil {
+		k.t.Errorf("%s %s %d does not match openapi.json: %v\nbody: %s", method, pattern, r.status, err, r.body)
+	}
+	return r
+}
+
+func (k *contract) lookupIn(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// TestResponsesMatchOpenAPI exercises every route, with successes and
+// errors, and validates each answer against the schema openapi.json gives
+// for its status.
+func TestResponsesMatchOpenAPI(t *testing.T) {
+	e := newEnv(t)
+	k := newContract(t, e)
+	str := func(r resp, key string) string {
+		var m map[string]any
+		_ = json.Unmarshal(r.body, &m)
+		s, _ := m[key].(string)
+		return s
+	}
+	k.call("GET", "/healthz", "/healthz", "", nil)
+	k.call("GET", "/readyz", "/readyz", "", nil)
+	k.call("GET", "/openapi.json", "/openapi.json", "", nil)
+	k.call("GET", "/v1/event-types", "/v1/event-types", "", nil)
+
+	k.call("POST", "/v1/projects", "/v1/projects", "", map[string]any{"name": "x"})
+	k.call("POST", "/v1/projects", "/v1/projects", testAdminKey, `{"name":`)
+	k.call("POST", "/v1/projects", "/v1/projects", testAdminKey, map[string]any{})
+	pr := k.call("POST", "/v1/projects", "/v1/projects", testAdminKey, map[string]any{"name": "contract"})
+	pid, key := str(pr, "id"), str(pr, "api_key")
+	k.call("POST", "/v1/projects", "/v1/projects", key, map[string]any{"name": "x"})
+	k.call("GET", "/v1/projects", "/v1/projects", testAdminKey, nil)
+	k.call("GET", "/v1/projects/{pid}", "/v1/projects/"+pid, key, nil)
+	k.call("GET", "/v1/projects/{pid}", "/v1/projects/prj_nope", testAdminKey, nil)
+
+	base := "/v1/projects/" + pid
+	ep := k.call("POST", "/v1/projects/{pid}/endpoints", base+"/endpoints", key, map[string]any{"url": e.sink.URL, "headers": map[string]string{"X-A": "1"}})
+	k.call("POST", "/v1/projects/{pid}/endpoints", base+"/endpoints", key, map[string]any{"url": "nope"})
+	k.call("POST", "/v1/projects/{pid}/endpoints", base+"/endpoints", key, map[string]any{"url": e.sink.URL, "signature_scheme": "v1a"})
+	eid := str(ep, "id")
+	epPath := base + "/endpoints/" + eid
+	k.call("GET", "/v1/projects/{pid}/endpoints", base+"/endpoints", key, nil)
+	k.call("GET", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
+	k.call("GET", "/v1/projects/{pid}/endpoints/{eid}", base+"/endpoints/ep_nope", key, nil)
+	k.call("PATCH", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, map[string]any{"description": "d"})
+	k.call("PATCH", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, map[string]any{"event_types": []string{"x"}})
+	k.call("GET", "/v1/projects/{pid}/endpoints/{eid}/secret", epPath+"/secret", key, nil)
+	k.call("POST", "/v1/projects/{pid}/endpoints/{eid}/secret/rotate", epPath+"/secret/rotate", key, nil)
+	k.call("POST", "/v1/projects/{pid}/endpoints/{eid}/secret/rotate", epPath+"/secret/rotate", key, map[string]any{"secret": "bad"})
+
+	ev := k.call("POST", "/v1/projects/{pid}/events", base+"/events", key, mediaEvent("v1", "done"), "Idempotency-Key", "c-1")
+	k.call("POST", "/v1/projects/{pid}/events", base+"/events", key, mediaEvent("v1", "done"), "Idempotency-Key", "c-1")
+	k.call("POST", "/v1/projects/{pid}/events", base+"/events", key, `{"event":`)
+	k.call("POST", "/v1/projects/{pid}/events", base+"/events", key, `{"event":"video.done","data":{}}`)
+	k.call("POST", "/v1/projects/{pid}/events", base+"/events", key, `{"event":"media.update.status","data":{"id":"v","status":"done","message":"`+strings.Repeat("a", 1<<20)+`"}}`)
+	k.call("POST", "/v1/projects/{pid}/events", base+"/events", "kh_wrong", mediaEvent("v1", "done"))
+	evID := str(ev, "id")
+	k.call("GET", "/v1/projects/{pid}/events", base+"/events?limit=1", key, nil)
+	k.call("GET", "/v1/projects/{pid}/events", base+"/events?limit=0", key, nil)
+	k.call("GET", "/v1/projects/{pid}/events/{id}", base+"/events/"+evID, key, nil)
+	k.call("GET", "/v1/projects/{pid}/events/{id}", base+"/events/msg_nope", key, nil)
+	waitFor(t, "the delivery", func() bool { return e.sink.count() >= 1 })
+	var dl resp
+	waitFor(t, "an attempt recorded", func() bool {
+		dl = e.do("GET", base+"/events/"+evID+"/deliveries", key, nil)
+		return strings.Contains(string(dl.body), `"attempts":1`)
+	})
+	dl = k.call("GET", "/v1/projects/{pid}/events/{id}/deliveries", base+"/events/"+evID+"/deliveries", key, nil)
+	var ds struct{ Data []map[string]any }
+	_ = json.Unmarshal(dl.body, &ds)
+	if len(ds.Data) != 2 {
+		t.Fatalf("want one delivery per endpoint: %s", dl.body)
+	}
+	did := ds.Data[0]["id"].(string)
+	k.call("GET", "/v1/projects/{pid}/deliveries/{did}", base+"/deliveries/"+did, key, nil)
+	k.call("GET", "/v1/projects/{pid}/deliveries/{did}/attempts", base+"/deliveries/"+did+"/attempts", key, nil)
+	k.call("POST", "/v1/projects/{pid}/deliveries/{did}/retry", base+"/deliveries/"+did+"/retry", key, nil)
+	k.call("POST", "/v1/projects/{pid}/deliveries/{did}/retry", base+"/deliveries/dlv_nope/retry", key, nil)
+	k.call("POST", "/v1/projects/{pid}/endpoints/{eid}/recover", epPath+"/recover", key, map[string]any{"since": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)})
+	k.call("POST", "/v1/projects/{pid}/endpoints/{eid}/recover", epPath+"/recover", key, map[string]any{"since": "soon"})
+
+	wh := k.call("POST", "/v1/webhooks", "/v1/webhooks", key, map[string]any{"name": "k", "endpoint": e.sink.URL, "events": []string{"live.*"}, "login": "u", "password": "p"})
+	k.call("POST", "/v1/webhooks", "/v1/webhooks", key, map[string]any{"name": "k"})
+	k.call("POST", "/v1/webhooks", "/v1/webhooks", testAdminKey, map[string]any{"name": "k"})
+	var whb struct{ Data map[string]any }
+	_ = json.Unmarshal(wh.body, &whb)
+	whid, _ := whb.Data["id"].(string)
+	k.call("GET", "/v1/webhooks", "/v1/webhooks", key, nil)
+	k.call("GET", "/v1/webhooks/{id}", "/v1/webhooks/"+whid, key, nil)
+	k.call("PUT", "/v1/webhooks/{id}", "/v1/webhooks/"+whid, key, map[string]any{"name": "k2"})
+	k.call("PUT", "/v1/webhooks/{id}", "/v1/webhooks/ep_nope", key, map[string]any{"name": "k2"})
+	k.call("DELETE", "/v1/webhooks/{id}", "/v1/webhooks/"+whid, key, nil)
+	k.call("DELETE", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
+	k.call("DELETE", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
+
+	for _, r := range Routes() {
+		if !k.visited[r.Method+" "+r.Pattern] {
+			t.Errorf("route %s %s is not exercised by this test", r.Method, r.Pattern)
+		}
+	}
+}
