@@ -211,6 +211,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(base+"/events"),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 		shot("09-phone-events.png"),
+		chromedp.Click(chromedp.CSS("a.event-link")),
+		chromedp.WaitVisible(chromedp.ID("deliveries")),
+		shot("10-phone-event-detail.png"),
 		chromedp.EmulateViewport(1280, 860),
 	)
 	run("sign out",

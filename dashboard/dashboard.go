@@ -19,6 +19,10 @@
 //	GET  /projects              the admin's project picker
 //	     /projects/{pid}/...    endpoints, events, deliveries, live updates
 //
+// Live-update streams last as long as a page is open; call Handler.Close
+// when the server shuts down (srv.RegisterOnShutdown(h.Close)) so that
+// http.Server.Shutdown does not wait for them.
+//
 // Sessions live in the handler's memory (a random id in an HttpOnly,
 // SameSite=Strict cookie, Secure when Config.SecureCookies is set), so a
 // restart signs everybody out. Every POST carries a per-session CSRF token,
@@ -33,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -84,6 +89,8 @@ type Handler struct {
 	mux      *http.ServeMux
 	root     http.Handler
 	live     chan struct{} // semaphore bounding concurrent live streams
+	closing  chan struct{} // closed by Close: live streams end
+	closeMu  sync.Mutex
 }
 
 // maxLiveStreams bounds concurrent server-sent-event streams, each of which
@@ -130,6 +137,7 @@ func New(cfg Config) (*Handler, error) {
 		pages:    p,
 		mux:      http.NewServeMux(),
 		live:     make(chan struct{}, maxLiveStreams),
+		closing:  make(chan struct{}),
 	}
 	h.routes()
 	cop := http.NewCrossOriginProtection()
@@ -138,6 +146,20 @@ func New(cfg Config) (*Handler, error) {
 	}))
 	h.root = securityHeaders(cop.Handler(h.mux))
 	return h, nil
+}
+
+// Close ends every open live-update stream and refuses new ones. Streams
+// otherwise last as long as the browser tab, and http.Server.Shutdown waits
+// for them: register it with srv.RegisterOnShutdown(h.Close). Pages keep
+// working; browsers reconnect to a new server on their own.
+func (h *Handler) Close() {
+	h.closeMu.Lock()
+	defer h.closeMu.Unlock()
+	select {
+	case <-h.closing:
+	default:
+		close(h.closing)
+	}
 }
 
 // ServeHTTP serves the dashboard.

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -371,7 +372,7 @@ func TestEndpointEdit(t *testing.T) {
 	b := e.browser()
 	b.login(e.keyA)
 	path := "/projects/" + e.a.ID + "/endpoints/" + ep.ID
-	mustContain(t, b.get(path), `value="https://example.com/old"`, `value="live.created" checked`)
+	mustContain(t, b.get(path), `value="https://example.com/old"`, `value="live.created" checked`, "Basic Auth", "kinescope", "v1 (HMAC-SHA256)")
 
 	p := b.post(path, url.Values{"url": {"notaurl"}, "description": {"kept?"}})
 	if p.status != http.StatusUnprocessableEntity {
@@ -678,6 +679,24 @@ func TestLiveStream(t *testing.T) {
 		if ev := next(); ev == "signedout" {
 			break
 		}
+	}
+
+	// Close ends open streams and refuses new ones, so a server can shut down.
+	req2, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/projects/"+e.a.ID+"/live", nil)
+	b.login(e.keyA)
+	res2, err := b.c.Do(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res2.Body.Close()
+	e.h.Close()
+	e.h.Close() // idempotent
+	if _, err := io.ReadAll(res2.Body); err != nil {
+		t.Fatalf("stream after Close: %v", err)
+	}
+	req3, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/projects/"+e.a.ID+"/live", nil)
+	if p := b.do(req3); p.status != http.StatusServiceUnavailable {
+		t.Fatalf("live after Close: %d, want 503", p.status)
 	}
 
 	// Without a session the stream is refused.

@@ -23,6 +23,13 @@ const liveEvents = 20
 // the affected list. It reads the store only: it is not on the delivery path.
 func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	select {
+	case <-h.closing:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+	select {
 	case h.live <- struct{}{}:
 		defer func() { <-h.live }()
 	default:
@@ -56,6 +63,8 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-h.closing:
 			return
 		case <-tick.C:
 		}
