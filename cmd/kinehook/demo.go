@@ -104,14 +104,11 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	if o.every <= 0 {
 		o.every = 2 * time.Second
 	}
-	addr, err := freeLoopbackAddr(o.addr)
-	if err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", "kinehook-demo-")
 	if err != nil {
 		return fmt.Errorf("create a data folder: %w", err)
 	}
+	var addr string
 	defer func() {
 		if o.keepData {
 			fmt.Fprintf(stdout, "data kept in %s (run `kinehook serve --data %s --addr %s` to look again)\n", dir, dir, addr)
@@ -122,56 +119,19 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 		}
 	}()
 
-	// The admin key: the user's, or a fresh one for this run.
-	adminKey := os.Getenv(serveAdminKeyEnv)
-	if adminKey == "" {
-		var b [24]byte
-		_, _ = rand.Read(b[:])
-		adminKey = "kh_admin_" + base64.RawURLEncoding.EncodeToString(b[:])
-		if err := os.Setenv(serveAdminKeyEnv, adminKey); err != nil {
-			return fmt.Errorf("set %s: %w", serveAdminKeyEnv, err)
-		}
-		defer os.Unsetenv(serveAdminKeyEnv)
-	}
-
-	// 1. The server: `kinehook serve` itself, with the demo's flags (every
-	// flag given, so no KINEHOOK_* variable of the user's leaks in).
-	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServe()
-	serve := newServeCmd()
-	serve.SetArgs([]string{
-		"--addr", addr, "--data", dir, "--database", "",
-		"--allow-private-networks", "--retry-schedule", "1s,2s,4s,8s", "--request-timeout", "5s",
-		"--log-level", "warn", "--api-rate-limit", "0",
-	})
-	serve.SetOut(io.Discard)
-	serve.SetErr(stderr)
-	serve.SilenceUsage, serve.SilenceErrors = true, true
-	served := make(chan error, 1)
-	go func() { served <- serve.ExecuteContext(serveCtx) }()
-	serverDown := false
-	defer func() {
-		if serverDown {
-			return
-		}
-		stopServe()
-		select {
-		case serr := <-served:
-			if serr != nil && err == nil {
-				err = fmt.Errorf("server: %w", serr)
-			}
-		case <-time.After(40 * time.Second):
-			if err == nil {
-				err = errors.New("the server did not stop within 40 s")
-			}
-		}
-	}()
-
-	base := "http://" + addr
-	admin := client.New(base, adminKey)
-	if err := demoWaitReady(ctx, admin, served, &serverDown); err != nil {
+	// 1. The server: `kinehook serve` itself with the demo's flags.
+	srv, err := startDemoServer(ctx, o.addr, dir, stderr)
+	if err != nil {
 		return err
 	}
+	defer func() {
+		if serr := srv.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	addr = srv.addr
+	base, adminKey, served := "http://"+srv.addr, srv.adminKey, srv.served
+	admin := client.New(base, adminKey)
 
 	// 2. The receiver, on its own free port.
 	secret, err := kinehook.GenerateSecret()
@@ -264,7 +224,7 @@ loop:
 		case <-simDone:
 			break loop
 		case serr := <-served:
-			serverDown = true
+			srv.down = true
 			return fmt.Errorf("the server stopped: %v", serr)
 		case <-tick.C:
 			tracker.poll(runCtx)
@@ -307,26 +267,123 @@ func simRetryable(err error) error {
 	return err
 }
 
-// demoWaitReady polls /readyz until the server answers or gives up.
-func demoWaitReady(ctx context.Context, c *client.Client, served <-chan error, down *bool) error {
+// demoServer is the demo's `kinehook serve`, running in this process.
+type demoServer struct {
+	addr     string
+	adminKey string
+	served   <-chan error
+	cancel   context.CancelFunc
+	down     bool
+}
+
+// stop shuts the server down and waits for it.
+func (s *demoServer) stop() error {
+	if s.down {
+		return nil
+	}
+	s.down = true
+	s.cancel()
+	select {
+	case err := <-s.served:
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		return nil
+	case <-time.After(40 * time.Second):
+		return errors.New("the server did not stop within 40 s")
+	}
+}
+
+// errDemoRetry means the chosen port was taken between choosing and binding.
+var errDemoRetry = errors.New("the port was taken")
+
+// startDemoServer runs `kinehook serve` on dir with the demo's flags (every
+// flag given, so no KINEHOOK_* variable of the user's leaks in): private
+// networks allowed, a short retry schedule, no API rate limit. With port 0 in
+// addr it picks a free port, and picks again if another program takes it
+// first. The admin key is KINEHOOK_ADMIN_KEY when set, else a fresh one,
+// handed to serve through that variable only until it is up.
+func startDemoServer(ctx context.Context, addr, dir string, stderr io.Writer) (*demoServer, error) {
+	adminKey := os.Getenv(serveAdminKeyEnv)
+	if adminKey == "" {
+		var b [24]byte
+		_, _ = rand.Read(b[:])
+		adminKey = "kh_admin_" + base64.RawURLEncoding.EncodeToString(b[:])
+		if err := os.Setenv(serveAdminKeyEnv, adminKey); err != nil {
+			return nil, fmt.Errorf("set %s: %w", serveAdminKeyEnv, err)
+		}
+		defer func() {
+			// Restore the environment, unless something else changed it meanwhile.
+			if os.Getenv(serveAdminKeyEnv) == adminKey {
+				os.Unsetenv(serveAdminKeyEnv)
+			}
+		}()
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	for try := 1; ; try++ {
+		chosen, err := freeLoopbackAddr(addr)
+		if err != nil {
+			return nil, err
+		}
+		s, err := startDemoServerOnce(ctx, chosen, dir, adminKey, stderr)
+		if errors.Is(err, errDemoRetry) && port == "0" && try < 5 {
+			continue
+		}
+		return s, err
+	}
+}
+
+func startDemoServerOnce(ctx context.Context, addr, dir, adminKey string, stderr io.Writer) (*demoServer, error) {
+	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	serve := newServeCmd()
+	serve.SetArgs([]string{
+		"--addr", addr, "--data", dir, "--database", "",
+		"--allow-private-networks", "--retry-schedule", "1s,2s,4s,8s", "--request-timeout", "5s",
+		"--log-level", "warn", "--api-rate-limit", "0",
+	})
+	serve.SetOut(io.Discard)
+	serve.SetErr(stderr)
+	serve.SilenceUsage, serve.SilenceErrors = true, true
+	served := make(chan error, 1)
+	go func() { served <- serve.ExecuteContext(serveCtx) }()
+	s := &demoServer{addr: addr, adminKey: adminKey, served: served, cancel: cancel}
+
+	c := client.New("http://"+addr, adminKey)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
 		err := c.Ready(rctx)
-		cancel()
+		rcancel()
 		if err == nil {
-			return nil
+			// Make sure it is ours: another program may have taken the port.
+			if _, err := c.ListProjects(ctx); err != nil {
+				_ = s.stop()
+				if client.ErrorCode(err) == kinehook.EUNAUTHORIZED {
+					return nil, errDemoRetry
+				}
+				return nil, fmt.Errorf("the server at %s does not answer as expected: %w", addr, err)
+			}
+			return s, nil
 		}
 		select {
 		case serr := <-served:
-			*down = true
-			return fmt.Errorf("the server did not start: %v", serr)
+			s.down = true
+			cancel()
+			if errors.Is(serr, syscall.EADDRINUSE) {
+				return nil, errDemoRetry
+			}
+			return nil, fmt.Errorf("the server did not start: %v", serr)
 		case <-ctx.Done():
-			return ctx.Err()
+			_ = s.stop()
+			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the server did not become ready: %w", err)
+			_ = s.stop()
+			return nil, fmt.Errorf("the server did not become ready: %w", err)
 		}
 	}
 }
