@@ -195,7 +195,8 @@ func (c *Config) withDefaults() Config {
 	if o.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = o.MaxInFlight
-		t.MaxIdleConnsPerHost = o.MaxInFlightPerEndpoint
+		// Several endpoints may share a host: keep as many idle connections as can be in flight.
+		t.MaxIdleConnsPerHost = o.MaxInFlight
 		o.Client = &http.Client{Transport: t}
 	}
 	// Never follow redirects, whatever the caller's client would do.

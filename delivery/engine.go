@@ -250,10 +250,29 @@ func (e *Engine) endpointState(projectID, id string) *epState {
 	return es
 }
 
+// loadEndpoint loads an endpoint first seen in a delivery, retrying while
+// the store fails (its deliveries wait meanwhile).
 func (e *Engine) loadEndpoint(projectID, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e.refresh(ctx, projectID, id)
+	delay := 100 * time.Millisecond
+	for try := 0; try < 10 && !e.stopping.Load(); try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		e.refresh(ctx, projectID, id)
+		cancel()
+		e.epMu.RLock()
+		es := e.eps[id]
+		e.epMu.RUnlock()
+		if es == nil {
+			return // deleted
+		}
+		es.mu.Lock()
+		loaded := es.ep != nil
+		es.mu.Unlock()
+		if loaded {
+			return
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 10*time.Second)
+	}
 }
 
 // setEndpointLocked installs a new version of the endpoint; es.mu must be held.

@@ -90,7 +90,12 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		es.pausedUntil = max(es.pausedUntil, next)
 	default:
 		attempts++
-		if out.final || attempts >= e.maxAttempts {
+		if out.final {
+			// Not the endpoint's fault (the event is gone): no health accounting.
+			status = kinehook.DeliveryFailed
+			break
+		}
+		if attempts >= e.maxAttempts {
 			status = kinehook.DeliveryFailed
 		} else {
 			next = nowNs + int64(e.jitter(e.cfg.RetrySchedule[attempts-1]))

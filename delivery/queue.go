@@ -113,8 +113,10 @@ type epState struct {
 	queued  int
 
 	inFlight int
-	// gWaiting: queued for a global in-flight slot.
+	// gWaiting: queued for a global in-flight slot; gGrant: slots handed
+	// over by releaseGlobal. Both guarded by Engine.gMu.
 	gWaiting bool
+	gGrant   int
 
 	timer   Timer
 	timerAt int64

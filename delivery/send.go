@@ -148,17 +148,15 @@ func (e *Engine) armLocked(es *epState, at int64) {
 }
 
 // acquireGlobal takes a global in-flight slot, or queues the endpoint for
-// the next free one.
+// the next free one. A slot handed over by releaseGlobal (gGrant) comes first.
 func (e *Engine) acquireGlobal(es *epState) bool {
 	e.gMu.Lock()
 	defer e.gMu.Unlock()
-	if e.gInFlight < e.cfg.MaxInFlight && len(e.gWaiters) == 0 {
-		e.gInFlight++
+	if es.gGrant > 0 {
+		es.gGrant--
 		return true
 	}
-	if e.gInFlight < e.cfg.MaxInFlight && e.gWaiters[0] == es {
-		e.gWaiters = e.gWaiters[1:]
-		es.gWaiting = false
+	if e.gInFlight < e.cfg.MaxInFlight && len(e.gWaiters) == 0 {
 		e.gInFlight++
 		return true
 	}
@@ -169,20 +167,35 @@ func (e *Engine) acquireGlobal(es *epState) bool {
 	return false
 }
 
-// releaseGlobal frees a slot and wakes the endpoint next in turn.
+// releaseGlobal frees a slot: when endpoints wait for one, it goes to the
+// first in line (round robin); if that one no longer needs it, to the next.
 func (e *Engine) releaseGlobal() {
-	e.gMu.Lock()
-	e.gInFlight--
-	var next *epState
-	if len(e.gWaiters) > 0 {
-		next = e.gWaiters[0]
-	}
-	e.gMu.Unlock()
-	if next != nil {
+	for {
+		e.gMu.Lock()
+		if len(e.gWaiters) == 0 {
+			e.gInFlight--
+			e.gMu.Unlock()
+			return
+		}
+		next := e.gWaiters[0]
+		e.gWaiters[0] = nil
+		e.gWaiters = e.gWaiters[1:]
+		next.gWaiting = false
+		next.gGrant++
+		e.gMu.Unlock()
+
 		next.mu.Lock()
 		jobs := e.pumpLocked(next)
 		next.mu.Unlock()
 		e.dispatch(next, jobs)
+
+		e.gMu.Lock()
+		if next.gGrant == 0 {
+			e.gMu.Unlock()
+			return
+		}
+		next.gGrant-- // not used: pass it on
+		e.gMu.Unlock()
 	}
 }
 
