@@ -125,21 +125,35 @@ const (
 	tagSealed = 1
 )
 
-func (s *Store) seal(plain []byte) ([]byte, error) {
+// secretBox is the box secrets are sealed with now (ResealSecrets changes it).
+type secretBox struct{ kinehook.SecretBox }
+
+func (s *Store) currentBox() kinehook.SecretBox {
+	if b := s.box.Load(); b != nil {
+		return b.SecretBox
+	}
+	return nil
+}
+
+func (s *Store) seal(plain []byte) ([]byte, error) { return sealWith(s.currentBox(), plain) }
+
+func (s *Store) unseal(b []byte) ([]byte, error) { return unsealWith(s.currentBox(), b) }
+
+func sealWith(box kinehook.SecretBox, plain []byte) ([]byte, error) {
 	if len(plain) == 0 {
 		return []byte{}, nil
 	}
-	if s.box == nil {
+	if box == nil {
 		return append([]byte{tagPlain}, plain...), nil
 	}
-	c, err := s.box.Seal(plain)
+	c, err := box.Seal(plain)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: seal secret: %w", err)
 	}
 	return append([]byte{tagSealed}, c...), nil
 }
 
-func (s *Store) unseal(b []byte) ([]byte, error) {
+func unsealWith(box kinehook.SecretBox, b []byte) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
@@ -147,10 +161,10 @@ func (s *Store) unseal(b []byte) ([]byte, error) {
 	case tagPlain:
 		return b[1:], nil
 	case tagSealed:
-		if s.box == nil {
+		if box == nil {
 			return nil, errors.New("sqlite: the store holds encrypted secrets but no encryption key was given")
 		}
-		p, err := s.box.Open(b[1:])
+		p, err := box.Open(b[1:])
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open sealed secret (wrong encryption key?): %w", err)
 		}
@@ -158,6 +172,63 @@ func (s *Store) unseal(b []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("sqlite: sealed secret has unknown tag %d", b[0])
 	}
+}
+
+// ResealSecrets rewrites every endpoint's secrets, login and password sealed
+// with to (nil = plain text), reading them with the store's current box, in
+// one transaction; from then on the store uses to. This is encryption key
+// rotation: open with the old key, reseal with the new one. It returns how
+// many endpoints it rewrote. Run it while the API is not creating or updating
+// endpoints (the rotation command runs it with the server stopped).
+func (s *Store) ResealSecrets(ctx context.Context, to kinehook.SecretBox) (int, error) {
+	from := s.currentBox()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: reseal: begin: %w", err)
+	}
+	defer rollback(tx)
+	rows, err := tx.QueryContext(ctx, `SELECT id, secrets, login, password FROM endpoints`)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: reseal: %w", err)
+	}
+	type sealed struct {
+		id   string
+		cols [3][]byte
+	}
+	var all []sealed
+	for rows.Next() {
+		var r sealed
+		if err := rows.Scan(&r.id, &r.cols[0], &r.cols[1], &r.cols[2]); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("sqlite: reseal: %w", err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("sqlite: reseal: %w", err)
+	}
+	for _, r := range all {
+		var out [3][]byte
+		for i, c := range r.cols {
+			plain, err := unsealWith(from, c)
+			if err != nil {
+				return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
+			}
+			if out[i], err = sealWith(to, plain); err != nil {
+				return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, login = ?, password = ? WHERE id = ?`,
+			out[0], out[1], out[2], r.id); err != nil {
+			return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: reseal: commit: %w", err)
+	}
+	s.box.Store(&secretBox{to})
+	return len(all), nil
 }
 
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,

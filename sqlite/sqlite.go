@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -41,9 +42,9 @@ type Options struct {
 // Store is the SQLite kinehook.Store.
 type Store struct {
 	path string
-	w    *sql.DB // exactly one connection: every write goes through it
-	r    *sql.DB // reader pool
-	box  kinehook.SecretBox
+	w    *sql.DB                   // exactly one connection: every write goes through it
+	r    *sql.DB                   // reader pool
+	box  atomic.Pointer[secretBox] // nil or a box; see ResealSecrets
 	log  *slog.Logger
 
 	// Statements prepared on the writer, reused by every transaction.
@@ -110,7 +111,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: abs, w: w, box: opts.SecretBox, log: opts.Logger}
+	s := &Store{path: abs, w: w, log: opts.Logger}
+	s.box.Store(&secretBox{opts.SecretBox})
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)

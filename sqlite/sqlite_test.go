@@ -360,3 +360,55 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+func TestResealSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kinehook.db")
+	oldKey, newKey := storetest.NewTestSecretBox(t), storetest.NewTestSecretBox(t)
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{SecretBox: oldKey, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := fill(t, s, 1, time.Now())
+	n, err := s.ResealSecrets(t.Context(), newKey)
+	if err != nil || n != 2 {
+		t.Fatalf("ResealSecrets = %d, %v; want 2 endpoints", n, err)
+	}
+	// The running store switched to the new key.
+	if eps, err := s.ListEndpoints(t.Context(), p.ID); err != nil || eps[0].Password != "pw" {
+		t.Errorf("after reseal, same store: %v", err)
+	}
+	s.Close()
+
+	tests := []struct {
+		name    string
+		box     kinehook.SecretBox
+		wantErr bool
+	}{
+		{"new key reads", newKey, false},
+		{"old key fails", oldKey, true},
+		{"no key fails", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openAt(t, path, tc.box)
+			eps, err := s.ListEndpoints(t.Context(), p.ID)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("ListEndpoints: %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && (len(eps) != 2 || eps[0].Password != "pw" || eps[1].Secrets[0].Value != "whsec_c2VjcmV0") {
+				t.Errorf("endpoints after reseal: %+v", eps)
+			}
+			s.Close()
+		})
+	}
+	// Back to plain text.
+	s2 := openAt(t, path, newKey)
+	if _, err := s2.ResealSecrets(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	s3 := openAt(t, path, nil)
+	if eps, err := s3.ListEndpoints(t.Context(), p.ID); err != nil || eps[0].Password != "pw" {
+		t.Errorf("after reseal to plain text: %v", err)
+	}
+}
