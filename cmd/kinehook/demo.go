@@ -227,7 +227,7 @@ loop:
 			srv.down = true
 			return fmt.Errorf("the server stopped: %v", serr)
 		case <-tick.C:
-			tracker.poll(runCtx)
+			tracker.poll(ctx)
 			fmt.Fprintln(stdout, demoLine(time.Since(start), stats, tracker, recv))
 		}
 	}

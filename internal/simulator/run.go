@@ -125,6 +125,9 @@ func (p *pacer) wait(ctx context.Context) bool {
 	}
 }
 
+// postGrace bounds how long a post in flight may finish after Run's context ends.
+const postGrace = 5 * time.Second
+
 // active is a stream being posted: at most one of its events is in flight.
 type active struct {
 	s    *Stream
@@ -193,7 +196,13 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 			key = ""
 		}
 		for try := 0; ; try++ {
-			err := send(ctx, body, key)
+			// A post in flight when ctx ends may still be accepted: let it
+			// finish (briefly) so that what the server holds is counted.
+			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			stop := context.AfterFunc(ctx, func() { time.AfterFunc(postGrace, cancel) })
+			err := send(sctx, body, key)
+			stop()
+			cancel()
 			if err == nil {
 				stats.Sent.Add(1)
 				return
