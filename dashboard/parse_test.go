@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +142,45 @@ func TestHealthGrades(t *testing.T) {
 	if got := failureText(0, "connection refused"); got != "connection refused" {
 		t.Errorf("failureText: %q", got)
 	}
+}
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"2026-01-31T14:05", "2026-01-31T14:05:00Z", "2026-01-31", "", "yesterday", "2026-01-31T25:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseSince(s)
+		if err != nil {
+			return
+		}
+		// Whatever parsed must parse again to the same instant in its RFC 3339 form.
+		again, err := parseSince(got.Format(time.RFC3339Nano))
+		if err != nil || !again.Equal(got) {
+			t.Fatalf("parseSince(%q) = %v, which does not round-trip: %v %v", s, got, again, err)
+		}
+	})
+}
+
+func FuzzParseEventFilter(f *testing.F) {
+	f.Add("live.created", "failed", "video-1", "2026-01-01T00:00", "2026-02-01T00:00")
+	f.Add("nope", "lost", "", "x", "")
+	f.Fuzz(func(t *testing.T, typ, status, resource, since, until string) {
+		q := map[string][]string{"type": {typ}, "status": {status}, "resource": {resource}, "since": {since}, "until": {until}}
+		form, ef, msg := parseEventFilter(q)
+		if msg != "" {
+			return
+		}
+		if ef.Type != "" && !ef.Type.Known() {
+			t.Fatalf("unknown type %q accepted", ef.Type)
+		}
+		if ef.DeliveryStatus != "" && !slices.Contains(allStatuses, ef.DeliveryStatus) {
+			t.Fatalf("unknown status %q accepted", ef.DeliveryStatus)
+		}
+		if !ef.Since.IsZero() && !ef.Until.IsZero() && ef.Until.Before(ef.Since) {
+			t.Fatal("an inverted range was accepted")
+		}
+		if ef.Limit != eventsPerPage || form.Resource != ef.ResourceKey {
+			t.Fatalf("filter %+v from form %+v", ef, form)
+		}
+	})
 }
