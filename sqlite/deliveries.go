@@ -142,19 +142,13 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 		return fmt.Errorf("sqlite: record attempts: begin: %w", err)
 	}
 	defer rollback(tx)
-	upd := tx.StmtContext(ctx, s.updDelivery)
-	args := make([]any, 0, len(results)*attemptInsert.cols)
+	// Every attempt is stored; each delivery takes the state of its last
+	// result in the batch.
+	last := make(map[string]int, len(results))
+	attempts := make([]any, 0, len(results)*attemptInsert.cols)
 	for i := range results {
-		r := &results[i]
-		a := &r.Attempt
-		res, err := upd.ExecContext(ctx, string(r.Status), r.Attempts, micros(r.NextAttemptAt), a.StatusCode, a.Error, now, a.DeliveryID)
-		if err != nil {
-			return fmt.Errorf("sqlite: record attempts: update delivery %s: %w", a.DeliveryID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			s.log.Warn("sqlite: attempt for a delivery that no longer exists", "delivery_id", a.DeliveryID)
-			continue
-		}
+		a := &results[i].Attempt
+		last[a.DeliveryID] = i
 		headers := "{}"
 		if len(a.RequestHeaders) > 0 {
 			b, err := json.Marshal(a.RequestHeaders)
@@ -163,9 +157,24 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 			}
 			headers = string(b)
 		}
-		args = append(args, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS, []byte(a.ResponseBody), headers)
+		attempts = append(attempts, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS, []byte(a.ResponseBody), headers)
 	}
-	if err := s.bulk(ctx, tx, &attemptInsert, args, nil); err != nil {
+	states := make([]any, 0, len(last)*deliveryUpdate.cols)
+	for i := range results {
+		r := &results[i]
+		if last[r.Attempt.DeliveryID] != i {
+			continue
+		}
+		states = append(states, r.Attempt.DeliveryID, string(r.Status), r.Attempts, micros(r.NextAttemptAt), r.Attempt.StatusCode, r.Attempt.Error, now)
+	}
+	updated, err := s.bulk(ctx, tx, &deliveryUpdate, states, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: record attempts: update deliveries: %w", err)
+	}
+	if updated != int64(len(last)) {
+		s.log.Warn("sqlite: attempts for deliveries that no longer exist were skipped", "missing", int64(len(last))-updated)
+	}
+	if _, err := s.bulk(ctx, tx, &attemptInsert, attempts, nil); err != nil {
 		return fmt.Errorf("sqlite: record attempts: insert attempts: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -89,7 +89,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		ev := results[i].Event
 		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
 	}
-	err = s.bulk(ctx, tx, &eventInsert, args, func(row, n int, last int64) {
+	_, err = s.bulk(ctx, tx, &eventInsert, args, func(row, n int, last int64) {
 		for k := range n {
 			results[fresh[row+k]].Event.Seq = last - int64(n-1-k)
 		}
@@ -142,7 +142,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 			results[i].Deliveries = append(results[i].Deliveries, d)
 		}
 	}
-	if err := s.bulk(ctx, tx, &deliveryInsert, args, nil); err != nil {
+	if _, err := s.bulk(ctx, tx, &deliveryInsert, args, nil); err != nil {
 		return nil, fmt.Errorf("sqlite: ingest: insert deliveries: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -157,6 +157,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 type bulkInsert struct {
 	head string // INSERT INTO t (...) VALUES
 	row  string // (?, ?, ...)
+	tail string // after the rows (may be empty)
 	cols int    // parameters per row
 }
 
@@ -171,15 +172,29 @@ var (
 		head: `INSERT INTO deliveries (id, project_id, event_seq, endpoint_id, partition, status, next_attempt_at, created_at, updated_at) VALUES `,
 		row:  `(?, ?, ?, ?, ?, 'pending', ?, ?, ?)`, cols: 8,
 	}
+	// Attempts of deliveries that no longer exist are skipped.
 	attemptInsert = bulkInsert{
-		head: `INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers) VALUES `,
-		row:  `(?, ?, ?, ?, ?, ?, ?)`, cols: 7,
+		head: `INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers)
+			SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?)`,
+		tail: `) AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`,
+		cols: 7,
+	}
+	// The new states of a batch of deliveries (ids unique within a call).
+	deliveryUpdate = bulkInsert{
+		head: `UPDATE deliveries SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4,
+			last_status_code = v.column5, last_error = v.column6, updated_at = v.column7 FROM (VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?)`,
+		tail: `) AS v WHERE deliveries.id = v.column1`,
+		cols: 7,
 	}
 )
 
-// bulk inserts the rows in args (cols values each) in chunks, calling after
-// (when not nil) with each chunk's first row, row count and last rowid.
-func (s *Store) bulk(ctx context.Context, tx *sql.Tx, b *bulkInsert, args []any, after func(row, n int, last int64)) error {
+// bulk runs b over the rows in args (cols values each) in chunks, calling
+// after (when not nil) with each chunk's first row, row count and last rowid.
+// It returns the number of rows changed.
+func (s *Store) bulk(ctx context.Context, tx *sql.Tx, b *bulkInsert, args []any, after func(row, n int, last int64)) (int64, error) {
+	var changed int64
 	rows := len(args) / b.cols
 	for row := 0; row < rows; {
 		n := maxBulkRows
@@ -188,22 +203,25 @@ func (s *Store) bulk(ctx context.Context, tx *sql.Tx, b *bulkInsert, args []any,
 		}
 		st, err := s.bulkStmt(b, n)
 		if err != nil {
-			return err
+			return changed, err
 		}
 		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args[row*b.cols:(row+n)*b.cols]...)
 		if err != nil {
-			return err
+			return changed, err
+		}
+		if c, err := res.RowsAffected(); err == nil {
+			changed += c
 		}
 		if after != nil {
 			last, err := res.LastInsertId()
 			if err != nil {
-				return err
+				return changed, err
 			}
 			after(row, n, last)
 		}
 		row += n
 	}
-	return nil
+	return changed, nil
 }
 
 func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
@@ -218,9 +236,9 @@ func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
 // writer's only connection, which that transaction holds.
 func (s *Store) prepareBulk(ctx context.Context) error {
 	s.bulkStmts = map[bulkKey]*sql.Stmt{}
-	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert, &attemptInsert} {
+	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert, &attemptInsert, &deliveryUpdate} {
 		for n := 1; n <= maxBulkRows; n *= 2 {
-			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row
+			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row + b.tail
 			st, err := s.w.PrepareContext(ctx, q)
 			if err != nil {
 				return fmt.Errorf("sqlite: prepare %d-row insert: %w", n, err)

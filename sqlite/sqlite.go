@@ -48,7 +48,7 @@ type Store struct {
 	log  *slog.Logger
 
 	// Statements prepared on the writer, reused by every transaction.
-	insIdem, selIdem, selEndpointsLite, updDelivery *sql.Stmt
+	insIdem, selIdem, selEndpointsLite *sql.Stmt
 	// Multi-row INSERTs by row count, prepared at Open.
 	bulkStmts map[bulkKey]*sql.Stmt
 }
@@ -146,7 +146,6 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (project_id, key) DO UPDATE SET event_seq = excluded.event_seq, created_at = excluded.created_at`},
 		{&s.selIdem, `SELECT event_seq, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?`},
 		{&s.selEndpointsLite, `SELECT id, event_types FROM endpoints WHERE project_id = ? AND disabled = 0`},
-		{&s.updDelivery, `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ?`},
 	}
 	for _, st := range stmts {
 		p, err := s.w.PrepareContext(ctx, st.sql)
@@ -233,7 +232,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the statements and both pools; the WAL is checkpointed by
 // SQLite when the last connection closes.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.updDelivery} {
+	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite} {
 		if st != nil {
 			st.Close()
 		}

@@ -412,3 +412,36 @@ func TestResealSecrets(t *testing.T) {
 		t.Errorf("after reseal to plain text: %v", err)
 	}
 }
+
+func TestRecordAttemptsEdgeCases(t *testing.T) {
+	ctx := t.Context()
+	s := openAt(t, filepath.Join(t.TempDir(), "kinehook.db"), nil)
+	p, res := fill(t, s, 2, time.Now())
+	d := res[1].Deliveries[0] // still pending
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	batch := []kinehook.AttemptResult{
+		// A delivery removed meanwhile is skipped, not an error.
+		{Attempt: kinehook.Attempt{DeliveryID: kinehook.NewID(kinehook.PrefixDelivery), AttemptedAt: t0, StatusCode: 200},
+			Status: kinehook.DeliverySucceeded, Attempts: 1},
+		// Two results for one delivery in one batch: both attempts kept, the last state wins.
+		{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: t0, StatusCode: 500}, Status: kinehook.DeliveryRetrying,
+			Attempts: 1, NextAttemptAt: t0.Add(time.Minute)},
+		{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: t0.Add(time.Millisecond), StatusCode: 204},
+			Status: kinehook.DeliverySucceeded, Attempts: 2},
+	}
+	if err := s.RecordAttempts(ctx, batch); err != nil {
+		t.Fatalf("RecordAttempts: %v", err)
+	}
+	got, err := s.GetDelivery(ctx, p.ID, d.ID)
+	if err != nil || got.Status != kinehook.DeliverySucceeded || got.Attempts != 2 || got.LastStatusCode != 204 || !got.NextAttemptAt.IsZero() {
+		t.Errorf("delivery after two results: %+v, %v", got, err)
+	}
+	atts, err := s.ListAttempts(ctx, p.ID, d.ID)
+	if err != nil || len(atts) != 2 || atts[0].StatusCode != 500 || atts[1].StatusCode != 204 {
+		t.Errorf("attempts: %+v, %v", atts, err)
+	}
+	// fill recorded 2 attempts (both deliveries of event 0); these add 2.
+	if c := storetest.CheckConsistency(t, s); c.Attempts != 4 {
+		t.Errorf("store holds %d attempts, want 4", c.Attempts)
+	}
+}
