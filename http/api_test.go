@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	nethttp "net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -792,5 +793,50 @@ func TestDashboardMount(t *testing.T) {
 				t.Errorf("404 body %s", r.body)
 			}
 		})
+	}
+}
+
+func TestRequestIDPatternMetricsPprof(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Metrics = nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("kinehook_up 1\n"))
+		})
+		c.Pprof = true
+	})
+	r := e.must(e.do("GET", "/healthz", "", nil, "X-Request-Id", "abc-123"), 200)
+	if r.header.Get("X-Request-Id") != "abc-123" {
+		t.Errorf("request id not echoed: %q", r.header.Get("X-Request-Id"))
+	}
+	r = e.must(e.do("GET", "/healthz", "", nil, "X-Request-Id", "bad id\twith spaces"), 200)
+	if id := r.header.Get("X-Request-Id"); !strings.HasPrefix(id, "req_") {
+		t.Errorf("a bad request id was not replaced: %q", id)
+	}
+	m := e.must(e.do("GET", "/metrics", "", nil), 200)
+	if string(m.body) != "kinehook_up 1\n" {
+		t.Errorf("metrics: %s", m.body)
+	}
+	e.must(e.do("GET", "/debug/pprof/", "", nil), 200)
+
+	// Wrappers such as the metrics middleware see the route pattern, never the raw path.
+	var pattern string
+	wrapped := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		e.srv.ServeHTTP(w, r)
+		pattern = r.Pattern
+	}))
+	defer wrapped.Close()
+	res, err := nethttp.Get(wrapped.URL + "/v1/projects/prj_x/events/msg_y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if pattern != "GET /v1/projects/{pid}/events/{id}" {
+		t.Errorf("r.Pattern = %q", pattern)
+	}
+
+	plain := newEnv(t)
+	plain.must(plain.do("GET", "/debug/pprof/", "", nil), 404)
+	if r := plain.do("GET", "/metrics", "", nil); r.status != 404 || r.errCode() != kinehook.ENOTFOUND {
+		t.Errorf("metrics off: %d %s", r.status, r.body)
 	}
 }

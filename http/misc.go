@@ -4,7 +4,9 @@ import (
 	"context"
 	_ "embed"
 	nethttp "net/http"
+	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -39,6 +41,31 @@ func (s *Server) openapi(w nethttp.ResponseWriter, r *nethttp.Request, _ *princi
 	h.Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
 	w.WriteHeader(nethttp.StatusOK)
 	_, _ = w.Write(openAPIDoc)
+}
+
+// metrics serves Config.Metrics (Prometheus text format).
+func (s *Server) metrics(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	if s.cfg.Metrics == nil {
+		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: "metrics are not enabled on this server"})
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
+}
+
+// pprofHandler serves net/http/pprof's pages under /debug/pprof/.
+func pprofHandler(w nethttp.ResponseWriter, r *nethttp.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r)
+	}
 }
 
 func (s *Server) eventTypes(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {

@@ -110,7 +110,7 @@ func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *pri
 // whose details go to the log only.
 func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
 	if kinehook.ErrorCode(err) == kinehook.EINTERNAL {
-		s.log.Error("api: "+what, "err", err)
+		s.log.Error("api: "+what, "err", err, "request_id", w.Header().Get("X-Request-Id"))
 	}
 	writeError(w, err)
 }

@@ -30,6 +30,7 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/healthz", Auth: authNone, handle: (*Server).healthz},
 		{Method: "GET", Pattern: "/readyz", Auth: authNone, handle: (*Server).readyz},
 		{Method: "GET", Pattern: "/openapi.json", Auth: authNone, handle: (*Server).openapi},
+		{Method: "GET", Pattern: "/metrics", Auth: authNone, handle: (*Server).metrics},
 		{Method: "GET", Pattern: "/v1/event-types", Auth: authNone, handle: (*Server).eventTypes},
 
 		{Method: "POST", Pattern: "/v1/projects", Auth: authAdmin, handle: (*Server).createProject},

@@ -65,6 +65,11 @@ type Config struct {
 
 	// Dashboard, when set, serves every path outside the API (mounted at /).
 	Dashboard nethttp.Handler
+	// Metrics, when set, is served at GET /metrics (Prometheus).
+	Metrics nethttp.Handler
+	// Pprof mounts net/http/pprof at /debug/pprof/ (no key: enable it only
+	// on a listen address you trust).
+	Pprof bool
 
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
@@ -171,6 +176,13 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeStatusError(w, nethttp.StatusRequestHeaderFieldsTooLarge, kinehook.ETOOLARGE, fmt.Sprintf("request headers larger than %d bytes", s.cfg.MaxHeaderBytes))
 		return
 	}
+	reqID := requestID(r.Header.Get("X-Request-Id"))
+	w.Header().Set("X-Request-Id", reqID)
+	if s.cfg.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+		r.Pattern = "/debug/pprof/"
+		pprofHandler(w, r)
+		return
+	}
 	rt, params, allowed := s.match(r.Method, r.URL.Path)
 	if rt == nil {
 		if len(allowed) > 0 {
@@ -195,8 +207,17 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
 		return
 	}
+	r.Pattern = rt.Method + " " + rt.Pattern
 	for k, v := range params {
 		r.SetPathValue(k, v)
+	}
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		sw := &statusWriter{ResponseWriter: w, code: nethttp.StatusOK}
+		start := time.Now()
+		defer func() {
+			s.log.Debug("api request", "request_id", reqID, "method", r.Method, "route", rt.Pattern, "status", sw.code, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}()
+		w = sw
 	}
 	var p *principal
 	if rt.Auth != authNone {
@@ -228,7 +249,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 // isAPIPath reports whether path belongs to the API (and so never to the dashboard).
 func isAPIPath(path string) bool {
-	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/healthz" || path == "/readyz" || path == "/openapi.json"
+	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/healthz" || path == "/readyz" || path == "/openapi.json" || path == "/metrics"
 }
 
 // match finds the route for method and path. When the path matches routes
@@ -443,3 +464,30 @@ func (w *notFoundWriter) Flush() {
 
 // Unwrap gives http.ResponseController the underlying writer.
 func (w *notFoundWriter) Unwrap() nethttp.ResponseWriter { return w.ResponseWriter }
+
+// requestID keeps a caller's X-Request-Id when it is short and plain, and
+// otherwise makes one; it names the request in logs and in the answer.
+func requestID(in string) string {
+	if n := len(in); n > 0 && n <= 128 {
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			c := in[i]
+			ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':'
+		}
+		if ok {
+			return in
+		}
+	}
+	return kinehook.NewID("req")
+}
+
+// statusWriter remembers the status of an answer (for the access log).
+type statusWriter struct {
+	nethttp.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *statusWriter) Unwrap() nethttp.ResponseWriter { return w.ResponseWriter }
