@@ -78,6 +78,10 @@ type Coordinator struct {
 	// full reload) because notifications may have been lost.
 	needReassign atomic.Bool
 	listening    atomic.Bool
+	// gap is set while notifications may have been missed (LISTEN
+	// connection lost) until the reload that makes up for them is done.
+	gap  atomic.Bool
+	kick chan struct{} // run a step now
 
 	syncMu  sync.Mutex
 	waiters map[string]chan struct{} // Sync tokens awaiting their echo
@@ -100,7 +104,8 @@ var _ kinehook.Coordinator = (*Coordinator)(nil)
 // own small pool (heartbeats must not queue behind ingest traffic) and, in
 // Run, a dedicated LISTEN connection. Closing the store closes it too.
 func NewCoordinator(s *Store, opts CoordinatorOptions) (*Coordinator, error) {
-	c := &Coordinator{id: opts.InstanceID, hb: opts.Heartbeat, ttl: opts.LeaseTTL, stopTO: opts.StopTimeout, log: opts.Logger}
+	c := &Coordinator{id: opts.InstanceID, hb: opts.Heartbeat, ttl: opts.LeaseTTL, stopTO: opts.StopTimeout, log: opts.Logger,
+		kick: make(chan struct{}, 1)}
 	if c.id == "" {
 		host, _ := os.Hostname()
 		c.id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), kinehook.NewID("i")[len("i_")+8:])
@@ -208,6 +213,7 @@ func (c *Coordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) er
 	c.lastRenew = time.Time{}
 	c.mu.Unlock()
 	c.needReassign.Store(false)
+	c.gap.Store(false)
 
 	ops := make(chan op, 4*kinehook.NumPartitions)
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -227,6 +233,8 @@ func (c *Coordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) er
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
+			c.step(ctx, ops)
+		case <-c.kick:
 			c.step(ctx, ops)
 		}
 	}
@@ -479,6 +487,9 @@ func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner,
 			}
 			c.mu.Unlock()
 			if len(parts) == 0 || ctx.Err() != nil {
+				if o.kind == opReassign {
+					c.gap.Store(false)
+				}
 				continue
 			}
 			c.ownerCalls.Add(1)
@@ -488,6 +499,8 @@ func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner,
 			if err != nil {
 				c.log.Warn("postgres: coordinator: assign failed; reloading at the next heartbeat", "err", err)
 				c.needReassign.Store(true)
+			} else if o.kind == opReassign {
+				c.gap.Store(false)
 			}
 		case opRevoke:
 			c.ownerCalls.Add(1)
@@ -552,6 +565,10 @@ func (c *Coordinator) listen(ctx context.Context, owner kinehook.PartitionOwner,
 		if !first {
 			c.log.Info("postgres: coordinator: LISTEN connection back; reloading owned partitions")
 			c.needReassign.Store(true)
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
 		}
 		first = false
 		for {
@@ -565,6 +582,7 @@ func (c *Coordinator) listen(ctx context.Context, owner kinehook.PartitionOwner,
 			c.handle(ctx, owner, n)
 		}
 		c.listening.Store(false)
+		c.gap.Store(true)
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn.Close(cctx)
 		cancel()
@@ -644,6 +662,17 @@ func (c *Coordinator) AnnounceDeliveries(ctx context.Context, ids []string) erro
 		sb.WriteString(id)
 	}
 	payloads = append(payloads, sb.String())
+	c.mu.Lock()
+	known := !c.lastRenew.IsZero()
+	c.mu.Unlock()
+	if !known {
+		// Before our first heartbeat, others may not know we exist and so
+		// skip the ordering sync on their ingests: register first.
+		if _, err := c.pool.Exec(ctx, `INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, now(), now())
+			ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`, c.id); err != nil {
+			return fmt.Errorf("postgres: announce: register instance: %w", err)
+		}
+	}
 	return c.notify(ctx, channelDeliveries, payloads)
 }
 
@@ -677,9 +706,9 @@ func (c *Coordinator) notify(ctx context.Context, channel string, payloads []str
 // It closes a race between instances: event A of a resource is accepted by
 // instance Z (which notifies the owner X), then event B of the same resource
 // by X itself. If X queued B before handling Z's notification, B could
-// overtake A. The Store does this on its own for every ingest while a
-// Coordinator runs (the sync notification rides in the ingest transaction
-// and IngestEvents waits for its echo), so the engine needs nothing more.
+// overtake A. The Store does this on its own after every ingest while a
+// Coordinator runs and other instances are live, so the engine needs
+// nothing more.
 func (c *Coordinator) Sync(ctx context.Context) error {
 	if !c.listening.Load() {
 		return errors.New("postgres: sync: LISTEN connection down")
@@ -715,64 +744,61 @@ func (c *Coordinator) unregister(token string) {
 	c.syncMu.Unlock()
 }
 
-// ingestBarrier is how IngestEvents keeps acceptance order across
-// instances: it queues a sync notification in the ingest transaction and,
-// after the commit, waits (at most syncWait) until this instance's listener
-// has handled it, and with it every notification committed before. Nil when
-// no coordinator is running and listening (nothing to wait for).
-type ingestBarrier struct {
-	c     *Coordinator
-	token string
-	ch    chan struct{}
-}
-
-// syncWait bounds the wait for the echo, so ingest never stalls on a slow or
-// broken listener (lost notifications are then made up by the reload after
-// the reconnect).
-const syncWait = 2 * time.Second
-
-func (s *Store) newIngestBarrier() *ingestBarrier {
+// activeCoordinator returns a coordinator of this store that runs and
+// listens, or nil.
+func (s *Store) activeCoordinator() *Coordinator {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.coords {
 		if c.running.Load() && c.listening.Load() {
-			token, ch := c.register()
-			return &ingestBarrier{c: c, token: token, ch: ch}
+			return c
 		}
 	}
 	return nil
 }
 
-func (b *ingestBarrier) queue(batch *pgx.Batch) {
-	batch.Queue(`SELECT pg_notify($1, $2)`, channelSync, b.c.id+" "+b.token)
-}
+// syncWait bounds the ordering waits of an ingest, so ingest never stalls on
+// a slow or broken listener (lost notifications are then made up by the
+// reload after the reconnect).
+const syncWait = 2 * time.Second
 
-func (b *ingestBarrier) wait(ctx context.Context) {
-	defer b.c.unregister(b.token)
-	t := time.NewTimer(syncWait)
-	defer t.Stop()
-	select {
-	case <-b.ch:
-	case <-t.C:
-		b.c.log.Warn("postgres: ingest: no echo from the LISTEN connection; order across instances not guaranteed for this batch")
-		return
-	case <-ctx.Done():
+// afterIngest keeps acceptance order across instances; IngestEvents calls it
+// after its commit, before returning the new deliveries to the engine. When
+// other instances are live (others), it waits for a Sync: every delivery
+// another instance announced before this commit has then been handed to the
+// owner. Then it waits for a partition load in progress, which may bring
+// older deliveries of the same resources.
+func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
+	ctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if others {
+		if err := c.Sync(ctx); err != nil {
+			c.log.Warn("postgres: ingest: no sync with the LISTEN connection; order across instances not guaranteed for this batch", "err", err)
+			return
+		}
+	}
+	// After lost notifications, the reload must come first.
+	for c.gap.Load() {
+		select {
+		case <-ctx.Done():
+			c.log.Warn("postgres: ingest: reload after a LISTEN gap is taking long; order not guaranteed for this batch")
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if c.loadMu.TryLock() {
+		c.loadMu.Unlock()
 		return
 	}
-	// A partition load in progress may bring older deliveries of the same
-	// resources: let it finish before the caller queues the new ones.
 	loaded := make(chan struct{})
 	go func() {
-		b.c.loadMu.Lock()
-		b.c.loadMu.Unlock() //nolint:staticcheck // waiting for the holder, not guarding anything
+		c.loadMu.Lock()
+		c.loadMu.Unlock() //nolint:staticcheck // waiting for the holder, not guarding anything
 		close(loaded)
 	}()
 	select {
 	case <-loaded:
-	case <-t.C:
-		b.c.log.Warn("postgres: ingest: a partition load is taking long; order across instances not guaranteed for this batch")
 	case <-ctx.Done():
+		c.log.Warn("postgres: ingest: a partition load is taking long; order not guaranteed for this batch")
 	}
 }
-
-func (b *ingestBarrier) cancel() { b.c.unregister(b.token) }

@@ -23,10 +23,10 @@ type projKey struct{ project, key string }
 // idempotency keys, allocates the Seq values and reads the projects' enabled
 // endpoints; the second inserts the events and deliveries (multi-row INSERT
 // ... SELECT FROM unnest) and commits. While a Coordinator of this store
-// runs, the second trip also carries a sync notification, and IngestEvents
-// returns only after this instance's listener has handled it: every delivery
-// announced by another instance before this commit is queued before the
-// caller queues these (acceptance order across instances).
+// runs and other instances are live (read in the first trip), IngestEvents
+// returns only after a Coordinator.Sync: every delivery announced by another
+// instance before this commit is queued before the caller queues these
+// (acceptance order across instances). A single instance skips it.
 func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
 	if len(events) == 0 {
 		return []kinehook.IngestResult{}, nil
@@ -93,6 +93,11 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 			WHERE idempotency_keys.created_at <= excluded.created_at - interval '24 hours'
 			RETURNING project_id, key`, pids, keys, eids, ats)
 	}
+	coord := s.activeCoordinator()
+	if coord != nil {
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM instances WHERE id <> $1 AND heartbeat_at > now() - $2 * interval '1 millisecond')`,
+			coord.id, coord.ttl.Milliseconds())
+	}
 	br := tx.SendBatch(ctx, &b)
 	type epFilter struct {
 		id    string
@@ -150,6 +155,13 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		if err := rows.Err(); err != nil {
 			br.Close()
 			return nil, wrap("ingest: idempotency keys", err)
+		}
+	}
+	others := false
+	if coord != nil {
+		if err := br.QueryRow().Scan(&others); err != nil {
+			br.Close()
+			return nil, wrap("ingest: live instances", err)
 		}
 	}
 	if err := br.Close(); err != nil {
@@ -235,7 +247,6 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 
 	// Round trip 2 (the commit follows in the same flight as the inserts'
 	// results are read).
-	var barrier *ingestBarrier
 	if len(eIDs) > 0 {
 		var b2 pgx.Batch
 		b2.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
@@ -249,26 +260,17 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 					AS u(id, pid, eid, ep, typ, res, seq, part, at)`,
 				dIDs, dPIDs, dEIDs, dEPs, dTypes, dRes, dSeqs, dParts, t, dAts)
 		}
-		if barrier = s.newIngestBarrier(); barrier != nil {
-			barrier.queue(&b2)
-		}
 		if err := tx.SendBatch(ctx, &b2).Close(); err != nil {
-			if barrier != nil {
-				barrier.cancel()
-			}
 			return nil, wrap("ingest: insert events and deliveries", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		if barrier != nil {
-			barrier.cancel()
-		}
 		return nil, wrap("ingest: commit", err)
 	}
-	if barrier != nil {
-		// Notifications committed before ours (deliveries announced by other
-		// instances) are handled before the caller queues these events.
-		barrier.wait(ctx)
+	if coord != nil && len(eIDs) > 0 {
+		// Deliveries announced by other instances before this commit are
+		// queued before the caller queues these.
+		coord.afterIngest(ctx, others)
 	}
 	return results, nil
 }

@@ -18,7 +18,7 @@ import (
 // testPostgresDB creates a fresh database on KINEHOOK_TEST_POSTGRES (default
 // the local server), drops it at the end, and returns its URL. Without a
 // reachable PostgreSQL it fails under CI and skips loudly elsewhere.
-func testPostgresDB(t *testing.T) string {
+func testPostgresDB(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("KINEHOOK_TEST_POSTGRES")
 	if admin == "" {
