@@ -89,7 +89,13 @@ interleaved. --media 0 --live 0 runs endlessly (until --duration or Ctrl-C).`,
 			if err != nil {
 				return err
 			}
-			writeSimSummary(cmd.OutOrStdout(), stats, seed)
+			if o.api.json {
+				if err := apiPrintJSON(cmd.OutOrStdout(), simSummaryJSON(stats, seed)); err != nil {
+					return err
+				}
+			} else {
+				writeSimSummary(cmd.OutOrStdout(), stats, seed)
+			}
 			if n := stats.Stats.Errors.Load(); n > 0 {
 				return fmt.Errorf("%d events were refused; last error: %w", n, stats.Stats.LastError())
 			}
@@ -247,4 +253,25 @@ func writeSimSummary(w io.Writer, r *simResult, seed uint64) {
 		fmt.Fprintf(w, "%d lifecycles were cut short by --duration or Ctrl-C\n", started-s.Completed.Load())
 	}
 	fmt.Fprintf(w, "seed: %d\n", seed)
+}
+
+// simSummary is the --json form of the final summary.
+type simSummary struct {
+	Sent       int64          `json:"sent"`
+	Errors     int64          `json:"errors"`
+	Throttled  int64          `json:"throttled"`
+	Started    int64          `json:"lifecycles_started"`
+	Completed  int64          `json:"lifecycles_completed"`
+	Outcomes   map[string]int `json:"outcomes"`
+	ElapsedSec float64        `json:"elapsed_seconds"`
+	Seed       uint64         `json:"seed"`
+}
+
+func simSummaryJSON(r *simResult, seed uint64) simSummary {
+	s := r.Stats
+	return simSummary{
+		Sent: s.Sent.Load(), Errors: s.Errors.Load(), Throttled: s.Throttled.Load(),
+		Started: s.Started.Load(), Completed: s.Completed.Load(), Outcomes: s.Outcomes(),
+		ElapsedSec: r.Elapsed.Seconds(), Seed: seed,
+	}
 }

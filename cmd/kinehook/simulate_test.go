@@ -78,6 +78,17 @@ func TestSimulateAgainstServer(t *testing.T) {
 	}
 	waitUntil(t, "every event to reach the sink", func() bool { return e.sink.count() >= total })
 
+	// --json: the same numbers, machine-readable.
+	out, _, err = e.run(t, "simulate", "--url", e.url, "--key", p.APIKey, "--project", p.ID,
+		"--media", "3", "--live", "1", "--rate", "0", "--seed", "4", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := decodeJSON[simSummary](t, out)
+	if sum.Sent == 0 || sum.Errors != 0 || sum.Completed != 4 || sum.Seed != 4 || len(sum.Outcomes) == 0 {
+		t.Fatalf("--json summary: %+v", sum)
+	}
+
 	// Progress lines go to stderr when it is not a terminal.
 	if strings.Contains(errOut, "\r") {
 		t.Errorf("carriage returns in non-terminal progress: %q", errOut)
