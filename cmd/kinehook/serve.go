@@ -26,6 +26,7 @@ import (
 	khttp "github.com/kinehook/kinehook/http"
 	"github.com/kinehook/kinehook/internal/netguard"
 	"github.com/kinehook/kinehook/internal/secretbox"
+	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -44,6 +45,7 @@ type serveOptions struct {
 	apiRateLimit    float64
 	apiRateBurst    int
 	shutdownTimeout time.Duration
+	pprof           bool
 }
 
 // serveAdminKeyEnv holds the admin key; it has no flag so the key never
@@ -86,6 +88,7 @@ the first start, a key is generated, stored hashed and printed once.`,
 	f.Float64Var(&o.apiRateLimit, "api-rate-limit", khttp.DefaultRateLimit, "API requests per second allowed per key (0: no limit)")
 	f.IntVar(&o.apiRateBurst, "api-rate-burst", khttp.DefaultRateBurst, "API request burst allowed per key")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
 	return cmd
 }
 
@@ -248,6 +251,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return err
 	}
 
+	metrics := prometheus.New(prometheus.Options{})
 	client := netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs, Timeout: o.requestTimeout + 5*time.Second})
 	engine, err := delivery.New(delivery.Config{
 		Store:          st,
@@ -256,6 +260,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		RetrySchedule:  schedule,
 		RequestTimeout: o.requestTimeout,
 		Logger:         log,
+		Observer:       metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery engine: %w", err)
@@ -281,6 +286,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		Store: st, Dispatcher: engine, Logger: log,
 		AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs,
 		RateLimit: rate, RateBurst: o.apiRateBurst,
+		Metrics: metrics.Handler(), Pprof: o.pprof,
 	})
 	if err != nil {
 		return fmt.Errorf("API server: %w", err)
@@ -296,7 +302,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	srv := &nethttp.Server{
-		Handler:           api,
+		Handler:           metrics.Instrument(api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
