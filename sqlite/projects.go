@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -125,19 +126,9 @@ const (
 	tagSealed = 1
 )
 
-// secretBox is the box secrets are sealed with now (ResealSecrets changes it).
-type secretBox struct{ kinehook.SecretBox }
+func (s *Store) seal(plain []byte) ([]byte, error) { return sealWith(s.box, plain) }
 
-func (s *Store) currentBox() kinehook.SecretBox {
-	if b := s.box.Load(); b != nil {
-		return b.SecretBox
-	}
-	return nil
-}
-
-func (s *Store) seal(plain []byte) ([]byte, error) { return sealWith(s.currentBox(), plain) }
-
-func (s *Store) unseal(b []byte) ([]byte, error) { return unsealWith(s.currentBox(), b) }
+func (s *Store) unseal(b []byte) ([]byte, error) { return unsealWith(s.box, b) }
 
 func sealWith(box kinehook.SecretBox, plain []byte) ([]byte, error) {
 	if len(plain) == 0 {
@@ -174,14 +165,14 @@ func unsealWith(box kinehook.SecretBox, b []byte) ([]byte, error) {
 	}
 }
 
-// ResealSecrets rewrites every endpoint's secrets, login and password sealed
-// with to (nil = plain text), reading them with the store's current box, in
-// one transaction; from then on the store uses to. This is encryption key
-// rotation: open with the old key, reseal with the new one. It returns how
-// many endpoints it rewrote. Run it while the API is not creating or updating
-// endpoints (the rotation command runs it with the server stopped).
-func (s *Store) ResealSecrets(ctx context.Context, to kinehook.SecretBox) (int, error) {
-	from := s.currentBox()
+// ResealSecrets is encryption key rotation (it implements the
+// internal/secretbox Resealer contract): it passes every sealed value it holds
+// (endpoint secrets, logins, passwords; the exact bytes SecretBox.Seal
+// returned) to reseal and writes back what reseal returns, in one
+// transaction, returning how many values changed. If reseal fails nothing is
+// written. Values stored in plain text (written before a key was configured)
+// are left as they are; the next update of their endpoint seals them.
+func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([]byte, error)) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: begin: %w", err)
@@ -191,13 +182,13 @@ func (s *Store) ResealSecrets(ctx context.Context, to kinehook.SecretBox) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: %w", err)
 	}
-	type sealed struct {
+	type stored struct {
 		id   string
 		cols [3][]byte
 	}
-	var all []sealed
+	var all []stored
 	for rows.Next() {
-		var r sealed
+		var r stored
 		if err := rows.Scan(&r.id, &r.cols[0], &r.cols[1], &r.cols[2]); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("sqlite: reseal: %w", err)
@@ -208,27 +199,40 @@ func (s *Store) ResealSecrets(ctx context.Context, to kinehook.SecretBox) (int, 
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: %w", err)
 	}
+	changed := 0
 	for _, r := range all {
-		var out [3][]byte
+		dirty := false
 		for i, c := range r.cols {
-			plain, err := unsealWith(from, c)
+			if len(c) == 0 || c[0] != tagSealed {
+				continue
+			}
+			out, err := reseal(c[1:])
 			if err != nil {
 				return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
 			}
-			if out[i], err = sealWith(to, plain); err != nil {
-				return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
+			if !bytes.Equal(out, c[1:]) {
+				r.cols[i] = append([]byte{tagSealed}, out...)
+				dirty = true
+				changed++
+			}
+		}
+		if !dirty {
+			continue
+		}
+		for i := range r.cols {
+			if r.cols[i] == nil {
+				r.cols[i] = []byte{} // an empty blob, not NULL
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, login = ?, password = ? WHERE id = ?`,
-			out[0], out[1], out[2], r.id); err != nil {
+			r.cols[0], r.cols[1], r.cols[2], r.id); err != nil {
 			return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: commit: %w", err)
 	}
-	s.box.Store(&secretBox{to})
-	return len(all), nil
+	return changed, nil
 }
 
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -42,9 +41,9 @@ type Options struct {
 // Store is the SQLite kinehook.Store.
 type Store struct {
 	path string
-	w    *sql.DB                   // exactly one connection: every write goes through it
-	r    *sql.DB                   // reader pool
-	box  atomic.Pointer[secretBox] // nil or a box; see ResealSecrets
+	w    *sql.DB            // exactly one connection: every write goes through it
+	r    *sql.DB            // reader pool
+	box  kinehook.SecretBox // nil: secrets in plain text
 	log  *slog.Logger
 
 	// Statements prepared on the writer, reused by every transaction.
@@ -111,8 +110,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: abs, w: w, log: opts.Logger}
-	s.box.Store(&secretBox{opts.SecretBox})
+	s := &Store{path: abs, w: w, box: opts.SecretBox, log: opts.Logger}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)

@@ -361,6 +361,25 @@ func fileSize(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
+// rotatingBox opens with old and seals with new, like a key set whose
+// primary key changed.
+type rotatingBox struct{ old, new kinehook.SecretBox }
+
+func (b rotatingBox) Seal(p []byte) ([]byte, error) { return b.new.Seal(p) }
+func (b rotatingBox) Open(c []byte) ([]byte, error) {
+	if p, err := b.new.Open(c); err == nil {
+		return p, nil
+	}
+	return b.old.Open(c)
+}
+func (b rotatingBox) reseal(c []byte) ([]byte, error) {
+	p, err := b.old.Open(c)
+	if err != nil {
+		return c, nil // already under the new key
+	}
+	return b.new.Seal(p)
+}
+
 func TestResealSecrets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kinehook.db")
 	oldKey, newKey := storetest.NewTestSecretBox(t), storetest.NewTestSecretBox(t)
@@ -369,13 +388,20 @@ func TestResealSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := fill(t, s, 1, time.Now())
-	n, err := s.ResealSecrets(t.Context(), newKey)
-	if err != nil || n != 2 {
-		t.Fatalf("ResealSecrets = %d, %v; want 2 endpoints", n, err)
+	s.Close()
+
+	both := rotatingBox{old: oldKey, new: newKey}
+	s = openAt(t, path, both)
+	// 2 endpoints x (secrets, password); logins are empty.
+	if n, err := s.ResealSecrets(t.Context(), both.reseal); err != nil || n != 4 {
+		t.Fatalf("ResealSecrets = %d, %v; want 4 values", n, err)
 	}
-	// The running store switched to the new key.
-	if eps, err := s.ListEndpoints(t.Context(), p.ID); err != nil || eps[0].Password != "pw" {
-		t.Errorf("after reseal, same store: %v", err)
+	if n, err := s.ResealSecrets(t.Context(), both.reseal); err != nil || n != 0 {
+		t.Errorf("second ResealSecrets = %d, %v; want 0 (nothing left under the old key)", n, err)
+	}
+	failing := func([]byte) ([]byte, error) { return nil, errors.New("no such key") }
+	if _, err := s.ResealSecrets(t.Context(), failing); err == nil {
+		t.Error("ResealSecrets with a failing reseal returned no error")
 	}
 	s.Close()
 
@@ -400,16 +426,6 @@ func TestResealSecrets(t *testing.T) {
 			}
 			s.Close()
 		})
-	}
-	// Back to plain text.
-	s2 := openAt(t, path, newKey)
-	if _, err := s2.ResealSecrets(t.Context(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s2.Close()
-	s3 := openAt(t, path, nil)
-	if eps, err := s3.ListEndpoints(t.Context(), p.ID); err != nil || eps[0].Password != "pw" {
-		t.Errorf("after reseal to plain text: %v", err)
 	}
 }
 
