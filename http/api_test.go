@@ -200,6 +200,17 @@ func TestProjects(t *testing.T) {
 	if got["name"] != "Acme video" {
 		t.Errorf("get project: %v", got)
 	}
+	pp := e.must(e.do("PATCH", "/v1/projects/"+m["id"].(string), key, map[string]any{"operations_url": e.sink.URL + "/ops", "retention_days": 3}), 200).json(t)
+	if pp["operations_url"] != e.sink.URL+"/ops" || pp["retention_days"].(float64) != 3 || pp["name"] != "Acme video" {
+		t.Errorf("patch project: %v", pp)
+	}
+	stored, err := e.store.GetProject(t.Context(), m["id"].(string))
+	if err != nil || stored.RetentionDays != 3 || stored.OperationsURL != e.sink.URL+"/ops" {
+		t.Errorf("patched project in the store: %+v %v", stored, err)
+	}
+	if r := e.do("PATCH", "/v1/projects/"+m["id"].(string), key, map[string]any{"operations_url": "ftp://x"}); r.status != 422 || r.errField() != "operations_url" {
+		t.Errorf("bad operations_url: %d %s", r.status, r.body)
+	}
 
 	bad := []struct {
 		name, body string

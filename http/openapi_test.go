@@ -158,6 +158,9 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("GET", "/v1/projects", "/v1/projects", testAdminKey, nil)
 	k.call("GET", "/v1/projects/{pid}", "/v1/projects/"+pid, key, nil)
 	k.call("GET", "/v1/projects/{pid}", "/v1/projects/prj_nope", testAdminKey, nil)
+	k.call("PATCH", "/v1/projects/{pid}", "/v1/projects/"+pid, key, map[string]any{"retention_days": 7, "operations_url": e.sink.URL + "/ops"})
+	k.call("PATCH", "/v1/projects/{pid}", "/v1/projects/"+pid, key, map[string]any{"retention_days": -1})
+	k.call("PATCH", "/v1/projects/{pid}", "/v1/projects/prj_nope", key, map[string]any{"name": "x"})
 
 	base := "/v1/projects/" + pid
 	ep := k.call("POST", "/v1/projects/{pid}/endpoints", base+"/endpoints", key, map[string]any{"url": e.sink.URL, "headers": map[string]string{"X-A": "1"}})

@@ -3,6 +3,7 @@ package http
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	nethttp "net/http"
 	"strings"
@@ -113,4 +114,57 @@ func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
 		s.log.Error("api: "+what, "err", err, "request_id", w.Header().Get("X-Request-Id"))
 	}
 	writeError(w, err)
+}
+
+// patchProject changes the given fields of a project: name, retention_days,
+// operations_url (empty string removes it).
+func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	var in struct {
+		Name          *string `json:"name"`
+		RetentionDays *int    `json:"retention_days"`
+		OperationsURL *string `json:"operations_url"`
+
+		ID        json.RawMessage `json:"id"`
+		CreatedAt json.RawMessage `json:"created_at"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	p, err := s.store.GetProject(r.Context(), r.PathValue("pid"))
+	if err != nil {
+		s.internal(w, "get project", err)
+		return
+	}
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if name == "" || utf8.RuneCountInString(name) > 200 {
+			writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name must be 1 to 200 characters"})
+			return
+		}
+		p.Name = name
+	}
+	if in.RetentionDays != nil {
+		if *in.RetentionDays < 0 {
+			writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: "retention_days must not be negative (0: the server default)"})
+			return
+		}
+		p.RetentionDays = *in.RetentionDays
+	}
+	if in.OperationsURL != nil {
+		if *in.OperationsURL != "" {
+			if err := s.checkURL(*in.OperationsURL, "operations_url"); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		p.OperationsURL = *in.OperationsURL
+	}
+	if err := s.store.UpdateProject(r.Context(), p); err != nil {
+		s.internal(w, "update project", err)
+		return
+	}
+	// The cached project of this key is stale now.
+	s.keyCache.Clear()
+	writeJSON(w, nethttp.StatusOK, viewProject(p))
 }

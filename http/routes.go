@@ -36,6 +36,7 @@ func routeTable() []*route {
 		{Method: "POST", Pattern: "/v1/projects", Auth: authAdmin, handle: (*Server).createProject},
 		{Method: "GET", Pattern: "/v1/projects", Auth: authAdmin, handle: (*Server).listProjects},
 		{Method: "GET", Pattern: "/v1/projects/{pid}", Auth: authProject, handle: (*Server).getProject},
+		{Method: "PATCH", Pattern: "/v1/projects/{pid}", Auth: authProject, handle: (*Server).patchProject},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, handle: (*Server).createEndpoint},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, handle: (*Server).listEndpoints},
