@@ -167,7 +167,7 @@ func runSimulation(ctx context.Context, c *client.Client, pid string, cfg simula
 	drawn := make(chan struct{})
 	go func() {
 		defer close(drawn)
-		drawProgress(progress, stats, total, start, done)
+		drawProgress(progress, isTerminal(progress), stats, total, start, done)
 	}()
 	err = simulator.Run(ctx, gen, simSender(c, pid), rc, stats)
 	close(done)
@@ -198,10 +198,13 @@ func progressLine(stats *simulator.Stats, total int, rate float64, elapsed time.
 		elapsed.Seconds(), stats.Sent.Load(), rate, stats.Errors.Load(), stats.Throttled.Load(), lc)
 }
 
-// drawProgress reports until done closes.
-func drawProgress(w io.Writer, stats *simulator.Stats, total int, start time.Time, done <-chan struct{}) {
-	tty := isTerminal(w)
-	every := 5 * time.Second
+// progressEvery is how often plain (non-terminal) progress lines are printed.
+var progressEvery = 5 * time.Second
+
+// drawProgress reports until done closes: on a terminal (tty) one line
+// redrawn in place, otherwise a plain line every progressEvery.
+func drawProgress(w io.Writer, tty bool, stats *simulator.Stats, total int, start time.Time, done <-chan struct{}) {
+	every := progressEvery
 	if tty {
 		every = 250 * time.Millisecond
 	}

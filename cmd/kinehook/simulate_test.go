@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinehook/kinehook/client"
 	"github.com/kinehook/kinehook/internal/simulator"
@@ -135,3 +136,46 @@ func TestProgressLine(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestDrawProgress(t *testing.T) {
+	cases := []struct {
+		name  string
+		tty   bool
+		check func(t *testing.T, out string)
+	}{
+		{"terminal", true, func(t *testing.T, out string) {
+			if !strings.Contains(out, "\r\x1b[K") || strings.Contains(out, "\n") || !strings.Contains(out, "sent 42") {
+				t.Fatalf("terminal progress %q: want lines redrawn with \\r and no newline", out)
+			}
+			if !strings.HasSuffix(out, "\r\x1b[K") {
+				t.Fatalf("the progress line is not cleared at the end: %q", out)
+			}
+		}},
+		{"plain", false, func(t *testing.T, out string) {
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if strings.Contains(out, "\r") || len(lines) < 2 || !strings.Contains(lines[0], "sent 42") {
+				t.Fatalf("plain progress %q: want several newline-ended lines", out)
+			}
+		}},
+	}
+	old := progressEvery
+	progressEvery = 100 * time.Millisecond
+	defer func() { progressEvery = old }()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var s simulator.Stats
+			s.Sent.Store(42)
+			var out strings.Builder
+			done := make(chan struct{})
+			finished := make(chan struct{})
+			go func() {
+				drawProgress(&out, tc.tty, &s, 10, time.Now(), done)
+				close(finished)
+			}()
+			time.Sleep(1800 * time.Millisecond)
+			close(done)
+			<-finished
+			tc.check(t, out.String())
+		})
+	}
+}
