@@ -1,0 +1,232 @@
+// Package prometheus exposes kinehook's metrics in the Prometheus format. It
+// implements the delivery engine's Observer (called on the hot path, so every
+// method is a few atomic operations) and serves /metrics.
+package prometheus
+
+import (
+	"net/http"
+	"time"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/delivery"
+)
+
+// Metrics holds kinehook's collectors and a registry with Go runtime and
+// process metrics beside them.
+type Metrics struct {
+	delivery.NopObserver
+
+	registry *prom.Registry
+
+	eventsAccepted  *prom.CounterVec
+	eventsDuplicate *prom.CounterVec
+	attempts        *prom.CounterVec
+	attemptDuration *prom.HistogramVec
+	deliveries      *prom.CounterVec
+	e2eLatency      prom.Histogram
+	queueDepth      *prom.GaugeVec
+	breakerOpen     *prom.GaugeVec
+	opEvents        *prom.CounterVec
+	commitDuration  prom.Histogram
+	commitBatch     prom.Histogram
+	httpRequests    *prom.CounterVec
+	httpDuration    *prom.HistogramVec
+}
+
+// Options plugs values the engine and store know into gauges read at scrape time.
+type Options struct {
+	// InFlight returns the number of delivery attempts in flight.
+	InFlight func() int
+	// OpenDeliveries returns pending and retrying delivery counts per
+	// endpoint; nil leaves those series out.
+	OpenDeliveries func() (pending, retrying map[string]int)
+}
+
+// latencyBuckets span sub-millisecond local deliveries to the multi-hour
+// retry schedule.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000}
+
+// New registers kinehook's metrics, Go runtime and process metrics in a fresh registry.
+func New(o Options) *Metrics {
+	m := &Metrics{registry: prom.NewRegistry()}
+	f := func(c prom.Collector) { m.registry.MustRegister(c) }
+	m.eventsAccepted = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_events_accepted_total", Help: "Events accepted (committed) by event type.",
+	}, []string{"event_type"})
+	m.eventsDuplicate = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_events_duplicate_total", Help: "Events answered from an earlier Idempotency-Key, by event type.",
+	}, []string{"event_type"})
+	m.attempts = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_delivery_attempts_total", Help: "Delivery attempts by endpoint and outcome (success, http_error, timeout, network_error, backoff, gone).",
+	}, []string{"endpoint_id", "outcome"})
+	m.attemptDuration = prom.NewHistogramVec(prom.HistogramOpts{
+		Name: "kinehook_delivery_attempt_duration_seconds", Help: "Duration of one HTTP delivery attempt.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
+	}, []string{"outcome"})
+	m.deliveries = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_deliveries_total", Help: "Deliveries that reached a final status, by endpoint and status (succeeded, failed).",
+	}, []string{"endpoint_id", "status"})
+	m.e2eLatency = prom.NewHistogram(prom.HistogramOpts{
+		Name: "kinehook_delivery_latency_seconds", Help: "From an event's acceptance to its delivery's final status (succeeded deliveries).",
+		Buckets: latencyBuckets,
+	})
+	m.queueDepth = prom.NewGaugeVec(prom.GaugeOpts{
+		Name: "kinehook_endpoint_queue_depth", Help: "Open (pending or retrying) deliveries queued for an endpoint on this instance.",
+	}, []string{"endpoint_id"})
+	m.breakerOpen = prom.NewGaugeVec(prom.GaugeOpts{
+		Name: "kinehook_endpoint_circuit_open", Help: "1 while an endpoint's circuit breaker is open, else 0.",
+	}, []string{"endpoint_id"})
+	m.opEvents = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_operational_events_total", Help: "Operational events (endpoint.disabled, endpoint.recovered).",
+	}, []string{"event"})
+	m.commitDuration = prom.NewHistogram(prom.HistogramOpts{
+		Name: "kinehook_store_commit_duration_seconds", Help: "Duration of one group commit of ingested events.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})
+	m.commitBatch = prom.NewHistogram(prom.HistogramOpts{
+		Name: "kinehook_store_commit_batch_size", Help: "Events per group commit.",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+	})
+	m.httpRequests = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_http_requests_total", Help: "API requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	m.httpDuration = prom.NewHistogramVec(prom.HistogramOpts{
+		Name: "kinehook_http_request_duration_seconds", Help: "API request duration by route pattern.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route"})
+	for _, c := range []prom.Collector{m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
+		m.e2eLatency, m.queueDepth, m.breakerOpen, m.opEvents, m.commitDuration, m.commitBatch, m.httpRequests, m.httpDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	if o.InFlight != nil {
+		f(prom.NewGaugeFunc(prom.GaugeOpts{
+			Name: "kinehook_delivery_in_flight", Help: "Delivery attempts in flight on this instance.",
+		}, func() float64 { return float64(o.InFlight()) }))
+	}
+	if o.OpenDeliveries != nil {
+		f(&openCollector{fn: o.OpenDeliveries, desc: prom.NewDesc("kinehook_endpoint_open_deliveries",
+			"Open deliveries per endpoint by status (pending, retrying), as the store counts them.", []string{"endpoint_id", "status"}, nil)})
+	}
+	return m
+}
+
+// Registry returns the registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prom.Registry { return m.registry }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// EventAccepted implements delivery.Observer.
+func (m *Metrics) EventAccepted(_ string, t kinehook.EventType, duplicate bool) {
+	if duplicate {
+		m.eventsDuplicate.WithLabelValues(string(t)).Inc()
+		return
+	}
+	m.eventsAccepted.WithLabelValues(string(t)).Inc()
+}
+
+// IngestCommitted implements delivery.Observer.
+func (m *Metrics) IngestCommitted(n int, d time.Duration) {
+	m.commitDuration.Observe(d.Seconds())
+	m.commitBatch.Observe(float64(n))
+}
+
+// AttemptFinished implements delivery.Observer.
+func (m *Metrics) AttemptFinished(endpointID string, outcome delivery.Outcome, d time.Duration) {
+	m.attempts.WithLabelValues(endpointID, string(outcome)).Inc()
+	m.attemptDuration.WithLabelValues(string(outcome)).Observe(d.Seconds())
+}
+
+// DeliveryFinished implements delivery.Observer.
+func (m *Metrics) DeliveryFinished(endpointID string, status kinehook.DeliveryStatus, latency time.Duration) {
+	m.deliveries.WithLabelValues(endpointID, string(status)).Inc()
+	if status == kinehook.DeliverySucceeded {
+		m.e2eLatency.Observe(latency.Seconds())
+	}
+}
+
+// QueueDepth implements delivery.Observer. An endpoint whose queue empties
+// keeps a zero series until it is forgotten by ForgetEndpoint.
+func (m *Metrics) QueueDepth(endpointID string, depth int) {
+	m.queueDepth.WithLabelValues(endpointID).Set(float64(depth))
+}
+
+// BreakerChanged implements delivery.Observer.
+func (m *Metrics) BreakerChanged(endpointID string, state delivery.BreakerState) {
+	v := 0.0
+	if state == delivery.BreakerOpen {
+		v = 1
+	}
+	m.breakerOpen.WithLabelValues(endpointID).Set(v)
+}
+
+// OperationalEvent implements delivery.Observer.
+func (m *Metrics) OperationalEvent(ev delivery.OperationalEvent) {
+	m.opEvents.WithLabelValues(ev.Event).Inc()
+}
+
+// ForgetEndpoint drops a deleted endpoint's series.
+func (m *Metrics) ForgetEndpoint(endpointID string) {
+	m.queueDepth.DeleteLabelValues(endpointID)
+	m.breakerOpen.DeleteLabelValues(endpointID)
+	m.attempts.DeletePartialMatch(prom.Labels{"endpoint_id": endpointID})
+	m.deliveries.DeletePartialMatch(prom.Labels{"endpoint_id": endpointID})
+}
+
+// Instrument wraps an API handler, counting requests by route pattern (never
+// by raw path, which would explode cardinality) and status.
+func (m *Metrics) Instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.httpRequests.WithLabelValues(route, itoa(sw.code)).Inc()
+		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+
+// Unwrap lets http.ResponseController reach Flush and deadlines (SSE).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func itoa(code int) string {
+	if code >= 100 && code < 600 {
+		return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
+	}
+	return "other"
+}
+
+// openCollector reports store-side open delivery counts at scrape time.
+type openCollector struct {
+	fn   func() (pending, retrying map[string]int)
+	desc *prom.Desc
+}
+
+func (c *openCollector) Describe(ch chan<- *prom.Desc) { ch <- c.desc }
+
+func (c *openCollector) Collect(ch chan<- prom.Metric) {
+	pending, retrying := c.fn()
+	for ep, n := range pending {
+		ch <- prom.MustNewConstMetric(c.desc, prom.GaugeValue, float64(n), ep, "pending")
+	}
+	for ep, n := range retrying {
+		ch <- prom.MustNewConstMetric(c.desc, prom.GaugeValue, float64(n), ep, "retrying")
+	}
+}
