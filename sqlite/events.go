@@ -374,11 +374,11 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, f kinehook.Eve
 		args = append(args, f.ResourceKey)
 	}
 	if !f.Since.IsZero() {
-		where.WriteString(` AND created_at >= ?`)
+		where.WriteString(` AND +created_at >= ?`)
 		args = append(args, micros(f.Since))
 	}
 	if !f.Until.IsZero() {
-		where.WriteString(` AND created_at < ?`)
+		where.WriteString(` AND +created_at < ?`)
 		args = append(args, micros(f.Until))
 	}
 	if f.DeliveryStatus != "" {

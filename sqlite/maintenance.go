@@ -47,16 +47,33 @@ func (s *Store) Backup(ctx context.Context, destPath string) error {
 	return nil
 }
 
-// DeleteBefore is the retention step: it removes up to batch events created
-// before before (of one project, or of every project when projectID is
-// empty), with their deliveries, attempts and idempotency keys, in one short
-// transaction. An event with a delivery still pending or retrying is kept
-// whole. It returns how many events it removed; call it until that is less
-// than batch, then IncrementalVacuum.
+// DeleteBefore is retention: it removes the events created before before
+// (of one project, or of every project when projectID is empty), with their
+// deliveries, attempts and idempotency keys, in transactions of at most batch
+// events (0: 1000), so the writer is never held for long and ingest goes on
+// between batches. An event with a delivery still pending or retrying is kept
+// whole: retention never loses work. It returns how many events it removed;
+// follow it with IncrementalVacuum to give the space back. (The PostgreSQL
+// store's DeleteBefore has the same signature and meaning.)
 func (s *Store) DeleteBefore(ctx context.Context, projectID string, before time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		batch = 1000
 	}
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := s.deleteBatch(ctx, projectID, before, batch)
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+// deleteBatch removes up to batch events in one transaction.
+func (s *Store) deleteBatch(ctx context.Context, projectID string, before time.Time, batch int) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: retention: begin: %w", err)
@@ -76,7 +93,7 @@ func (s *Store) DeleteBefore(ctx context.Context, projectID string, before time.
 	res, err := tx.ExecContext(ctx, `INSERT INTO temp.retention_batch (seq)
 		SELECT seq FROM events e WHERE `+scope+`created_at < ?
 		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status IN ('pending', 'retrying'))
-		ORDER BY seq LIMIT ?`, args...)
+		LIMIT ?`, args...) // no ORDER BY: any old events will do, and the index range stops early
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: retention: select batch: %w", err)
 	}
