@@ -1,0 +1,102 @@
+package kinehook
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestValidateEndpointURL(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("a", 2048)
+	tests := []struct {
+		url string
+		ok  bool
+	}{
+		{"https://example.com/hooks/kinescope", true},
+		{"http://example.com:8080/x?y=1", true},
+		{"https://[2001:db8::1]/x", true},
+		{"ftp://example.com/x", false},
+		{"/relative/path", false},
+		{"example.com/x", false},
+		{"https://", false},
+		{"https://user:pw@example.com/", false},
+		{"https://example.com/#frag", false},
+		{"http://exa mple.com/", false},
+		{long, false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		err := ValidateEndpointURL(tt.url)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateEndpointURL(%q) = %v, want ok=%v", tt.url, err, tt.ok)
+		}
+		if err != nil && (ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "url")) {
+			t.Errorf("ValidateEndpointURL(%q): error %v should be invalid and name the url field", tt.url, err)
+		}
+	}
+}
+
+func TestValidateEventTypeFilter(t *testing.T) {
+	tests := []struct {
+		filter []string
+		ok     bool
+	}{
+		{nil, true},
+		{[]string{"media.update.status", "live.*"}, true},
+		{[]string{"*"}, true},
+		{[]string{"live.finished"}, true},
+		{[]string{"video.done"}, false},
+		{[]string{"failed"}, false},
+		{[]string{"media.*"}, true},
+		{[]string{"nope.*"}, false},
+		{[]string{".*"}, false},
+		{[]string{"live."}, false},
+	}
+	for _, tt := range tests {
+		err := ValidateEventTypeFilter(tt.filter)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateEventTypeFilter(%q) = %v, want ok=%v", tt.filter, err, tt.ok)
+		}
+	}
+}
+
+func TestEndpointMatches(t *testing.T) {
+	tests := []struct {
+		filter []string
+		typ    EventType
+		want   bool
+	}{
+		{nil, EventLiveFinished, true},
+		{[]string{"live.*"}, EventLiveFinished, true},
+		{[]string{"live.*"}, EventMediaUpdateStatus, false},
+		{[]string{"media.update.status"}, EventMediaUpdateStatus, true},
+		{[]string{"media.update.status"}, EventLiveCreated, false},
+		{[]string{"*"}, EventLiveCreated, true},
+	}
+	for _, tt := range tests {
+		e := &Endpoint{EventTypes: tt.filter}
+		if got := e.Matches(tt.typ); got != tt.want {
+			t.Errorf("filter %q matches %s = %v, want %v", tt.filter, tt.typ, got, tt.want)
+		}
+	}
+}
+
+// FuzzValidateEndpointURL checks that whatever the validator accepts is an
+// absolute http(s) URL with a host and no credentials, and that it never panics.
+func FuzzValidateEndpointURL(f *testing.F) {
+	for _, s := range []string{"https://example.com/x", "http://127.1/", "http://[::1]:80/", "https://u:p@h/", "javascript:alert(1)", "http://%41/", "HTTP://EXAMPLE.COM"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidateEndpointURL(s) != nil {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatalf("accepted %q but url.Parse fails: %v", s, err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || u.Fragment != "" {
+			t.Fatalf("accepted %q: scheme %q host %q user %v", s, u.Scheme, u.Hostname(), u.User)
+		}
+	})
+}
