@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,4 +318,98 @@ func FuzzParseRetryAfter(f *testing.F) {
 			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
 		}
 	})
+}
+
+// partialCoordinator owns every partition but one and records announcements.
+type partialCoordinator struct {
+	skip      int
+	mu        sync.Mutex
+	announced []string
+	endpoints []string
+}
+
+func (c *partialCoordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) error {
+	var ps []int
+	for _, p := range AllPartitions() {
+		if p != c.skip {
+			ps = append(ps, p)
+		}
+	}
+	if err := owner.Assign(ctx, ps); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *partialCoordinator) AnnounceDeliveries(_ context.Context, ids []string) error {
+	c.mu.Lock()
+	c.announced = append(c.announced, ids...)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *partialCoordinator) AnnounceEndpoint(_ context.Context, _, id string) error {
+	c.mu.Lock()
+	c.endpoints = append(c.endpoints, id)
+	c.mu.Unlock()
+	return nil
+}
+
+// Deliveries in a partition owned elsewhere are announced, not sent; Wake
+// with a partition owned here sends them.
+func TestForeignPartitionsAndWake(t *testing.T) {
+	epID := kinehook.NewID(kinehook.PrefixEndpoint)
+	coord := &partialCoordinator{skip: kinehook.PartitionOf(epID, "A")}
+	h := newHarness(t, func(c *Config) { c.Coordinator = coord })
+	s := newSink(t)
+	h.endpoint(s.srv.URL, func(e *kinehook.Endpoint) { e.ID = epID })
+	foreign := h.publish("A")
+	local := h.publish("B")
+	if r := s.next(t); r.id != local.Event.ID {
+		t.Fatalf("sent %s, want only the owned partition's delivery", r.id)
+	}
+	s.none(t, 30*time.Millisecond)
+	coord.mu.Lock()
+	announced := append([]string(nil), coord.announced...)
+	endpoints := append([]string(nil), coord.endpoints...)
+	coord.mu.Unlock()
+	if len(announced) != 1 || announced[0] != foreign.Deliveries[0].ID {
+		t.Errorf("announced %v, want [%s]", announced, foreign.Deliveries[0].ID)
+	}
+	if len(endpoints) != 1 || endpoints[0] != epID {
+		t.Errorf("announced endpoints %v, want the created one", endpoints)
+	}
+	// Wake ignores partitions owned elsewhere...
+	if err := h.eng.Wake(t.Context(), announced); err != nil {
+		t.Fatal(err)
+	}
+	s.none(t, 30*time.Millisecond)
+	// ...and loads them once this instance owns the partition.
+	if err := h.eng.Assign(t.Context(), []int{coord.skip}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.next(t); r.id != foreign.Event.ID {
+		t.Errorf("after Assign sent %s", r.id)
+	}
+	h.waitStatus(foreign.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+}
+
+// Wake loads deliveries another instance created.
+func TestWake(t *testing.T) {
+	h := newHarness(t, nil)
+	s := newSink(t)
+	h.endpoint(s.srv.URL, nil)
+	res, err := h.store.IngestEvents(t.Context(), []*kinehook.Event{h.event("A")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.none(t, 20*time.Millisecond)
+	if err := h.eng.Wake(t.Context(), []string{res[0].Deliveries[0].ID, "dlv_unknown"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.next(t); r.id != res[0].Event.ID {
+		t.Errorf("Wake sent %s", r.id)
+	}
+	h.waitStatus(res[0].Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
 }
