@@ -168,7 +168,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 			writeError(w, &kinehook.Error{Code: kinehook.EINTERNAL, Message: "internal error"})
 		}
 	}()
-	if len(r.RequestURI) > s.cfg.MaxURLLength || len(r.URL.String()) > s.cfg.MaxURLLength {
+	if len(r.RequestURI) > s.cfg.MaxURLLength || len(r.URL.RawQuery)+len(r.URL.Path) > s.cfg.MaxURLLength {
 		writeStatusError(w, nethttp.StatusRequestURITooLong, kinehook.ETOOLARGE, fmt.Sprintf("URL longer than %d bytes", s.cfg.MaxURLLength))
 		return
 	}
