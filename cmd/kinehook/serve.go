@@ -46,6 +46,12 @@ type serveOptions struct {
 	apiRateBurst    int
 	shutdownTimeout time.Duration
 	pprof           bool
+
+	// listener, when set (by `kinehook bench`), is served instead of
+	// listening on addr, so an in-process server can take a free port.
+	listener net.Listener
+	// adminKey, when set (by `kinehook bench`), replaces KINEHOOK_ADMIN_KEY.
+	adminKey string
 }
 
 // serveAdminKeyEnv holds the admin key; it has no flag so the key never
@@ -88,6 +94,8 @@ the first start, a key is generated, stored hashed and printed once.`,
 	f.Float64Var(&o.apiRateLimit, "api-rate-limit", khttp.DefaultRateLimit, "API requests per second allowed per key (0: no limit)")
 	f.IntVar(&o.apiRateBurst, "api-rate-burst", khttp.DefaultRateBurst, "API request burst allowed per key")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
+	f.IntVar(&o.retentionDays, "retention-days", 30, "remove events (with deliveries and attempts) older than this; a project's retention_days overrides it (0: keep forever)")
+	f.DurationVar(&o.retentionEvery, "retention-interval", time.Hour, "how often retention runs")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
 	return cmd
 }
@@ -247,7 +255,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
-	if err := ensureAdminKey(ctx, st, os.Getenv(serveAdminKeyEnv), stdout, log); err != nil {
+	adminKey := o.adminKey
+	if adminKey == "" {
+		adminKey = os.Getenv(serveAdminKeyEnv)
+	}
+	if err := ensureAdminKey(ctx, st, adminKey, stdout, log); err != nil {
 		return err
 	}
 
@@ -297,9 +309,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	}
 	api.Dashboard = dash
 
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	ln := o.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", o.addr, err)
+		}
 	}
 	srv := &nethttp.Server{
 		Handler:           metrics.Instrument(api),
@@ -316,6 +330,13 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	}
 	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
 		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout)
+
+	if cleaner := newRetentionCleaner(st, o.retentionDays, o.retentionEvery, log); cleaner != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); cleaner.run(cctx) }()
+		defer func() { cancel(); <-done }()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
