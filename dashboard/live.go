@@ -39,6 +39,7 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	}
 	ctl := http.NewResponseController(w)
 	_ = ctl.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	flush := flusher(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -54,7 +55,7 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 			h.log.Warn("dashboard: live fingerprint", "err", err)
 		}
 	}
-	if _, err := io.WriteString(w, "retry: 3000\nevent: ready\ndata: {}\n\n"); err != nil || ctl.Flush() != nil {
+	if _, err := io.WriteString(w, "retry: 3000\nevent: ready\ndata: {}\n\n"); err != nil || flush() != nil {
 		return
 	}
 	tick := time.NewTicker(h.cfg.LiveInterval)
@@ -70,7 +71,7 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		}
 		if h.sessions.get(r) == nil {
 			_, _ = io.WriteString(w, "event: signedout\ndata: {}\n\n")
-			_ = ctl.Flush()
+			_ = flush()
 			return
 		}
 		fp, err := h.fingerprint(ctx, rc.project.ID, eventID)
@@ -90,10 +91,37 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		default:
 			continue
 		}
-		if _, err := io.WriteString(w, msg); err != nil || ctl.Flush() != nil {
+		if _, err := io.WriteString(w, msg); err != nil || flush() != nil {
 			return
 		}
 		lastWrite = time.Now()
+	}
+}
+
+// flusher returns a func that pushes what was written to w onto the
+// network. Handlers in front of the dashboard wrap the ResponseWriter (for
+// metrics, for routing); a wrapper whose Flush does not reach the
+// connection would hold every message back, so after flushing through the
+// wrappers it also flushes the innermost writer, reached through Unwrap.
+func flusher(w http.ResponseWriter) func() error {
+	inner := w
+	for {
+		u, ok := inner.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	outer, innerCtl := http.NewResponseController(w), http.NewResponseController(inner)
+	return func() error {
+		err := outer.Flush()
+		if inner == w {
+			return err
+		}
+		if ierr := innerCtl.Flush(); ierr != nil {
+			return ierr
+		}
+		return nil
 	}
 }
 
