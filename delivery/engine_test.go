@@ -25,6 +25,7 @@ func within(t *testing.T, what string, got, base time.Time, d time.Duration) {
 
 // The schedule: len+1 attempts, each retry after its delay +/-10%, then failed.
 func TestScheduleAndFinalFailure(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	s.status(500)
@@ -70,6 +71,7 @@ func TestScheduleAndFinalFailure(t *testing.T) {
 }
 
 func TestJitterBounds(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.Rand = rand.NewPCG(1, 2) })
 	e := h.eng
 	for _, d := range []time.Duration{5 * time.Second, 5 * time.Minute, 10 * time.Hour} {
@@ -90,6 +92,7 @@ func TestJitterBounds(t *testing.T) {
 // A resource's later event waits for its earlier one's retry; another
 // resource's event does not.
 func TestOrderingUnderRetries(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	failFirst := true
@@ -130,6 +133,7 @@ func TestOrderingUnderRetries(t *testing.T) {
 
 // Many events of one resource go one at a time, in order.
 func TestOrderingManyEvents(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	h.endpoint(s.srv.URL, nil)
@@ -150,6 +154,7 @@ func TestOrderingManyEvents(t *testing.T) {
 
 // One delivery per enabled matching endpoint, same event id everywhere.
 func TestFanOut(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s1, s2, s3, s4 := newSink(t), newSink(t), newSink(t), newSink(t)
 	h.endpoint(s1.srv.URL, nil)
@@ -173,6 +178,7 @@ func TestFanOut(t *testing.T) {
 
 // Idempotent duplicates schedule nothing.
 func TestDuplicateSchedulesNothing(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	h.endpoint(s.srv.URL, nil)
@@ -196,6 +202,7 @@ func TestDuplicateSchedulesNothing(t *testing.T) {
 }
 
 func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	target := newSink(t)
 	s := newSink(t)
@@ -219,6 +226,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 // The request: exact body, headers, signature (checked with the reference
 // library), Basic Auth, custom headers; the recorded attempt hides credentials.
 func TestRequestHeadersAndSignature(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	s.setHandler(func(w http.ResponseWriter, r sinkReq) {
@@ -288,6 +296,7 @@ func TestRequestHeadersAndSignature(t *testing.T) {
 
 // Rotation: the old secret signs beside the new one until it expires.
 func TestSignatureDuringRotationAndV1a(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	newSecret, _ := kinehook.GenerateSecret()
@@ -323,6 +332,7 @@ func TestSignatureDuringRotationAndV1a(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
 	s := newSink(t)
 	release := make(chan struct{})
@@ -341,6 +351,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestConnectionError(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	url := s.srv.URL

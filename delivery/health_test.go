@@ -15,6 +15,7 @@ import (
 // 429/503 with Retry-After: honoured (capped at 1 h), no attempt used up, the
 // whole endpoint backs off.
 func TestRetryAfter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		status int
@@ -74,6 +75,7 @@ func TestRetryAfter(t *testing.T) {
 // resumes when re-enabled; endpoint.disabled is posted, signed, to the
 // project's operations URL.
 func TestGoneDisablesEndpoint(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	ops := newSink(t)
 	h.proj.OperationsURL = ops.srv.URL + "/ops"
@@ -132,6 +134,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 // A disabled endpoint's queued deliveries wait and resume on enable; a
 // deleted endpoint's are not sent.
 func TestDisabledAndDeletedEndpoints(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	s.status(500)
@@ -157,6 +160,7 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 // Shutdown hands back what is in flight: nothing is recorded for it and the
 // next start sends it.
 func TestShutdownHandsBack(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	hang := make(chan struct{})
@@ -196,6 +200,7 @@ func TestShutdownHandsBack(t *testing.T) {
 
 // Retry and Recover reopen final deliveries and send them.
 func TestRetryAndRecover(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.RetrySchedule = []time.Duration{} })
 	s := newSink(t)
 	s.status(500)
@@ -234,6 +239,7 @@ func TestRetryAndRecover(t *testing.T) {
 // With no payload budget, payloads come from the store in batches and are
 // still sent byte for byte.
 func TestPayloadsLoadedFromStore(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.PayloadBudget = -1 })
 	s := newSink(t)
 	h.endpoint(s.srv.URL, nil)
@@ -258,6 +264,7 @@ func TestPayloadsLoadedFromStore(t *testing.T) {
 // Revoke forgets a partition's queue (it stays open in the store); Assign
 // brings it back.
 func TestRevokeAndAssign(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	s.status(500)
@@ -283,6 +290,7 @@ func TestRevokeAndAssign(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 	tests := []struct {
 		in   string
@@ -359,6 +367,7 @@ func (c *partialCoordinator) AnnounceEndpoint(_ context.Context, _, id string) e
 // Deliveries in a partition owned elsewhere are announced, not sent; Wake
 // with a partition owned here sends them.
 func TestForeignPartitionsAndWake(t *testing.T) {
+	t.Parallel()
 	epID := kinehook.NewID(kinehook.PrefixEndpoint)
 	coord := &partialCoordinator{skip: kinehook.PartitionOf(epID, "A")}
 	h := newHarness(t, func(c *Config) { c.Coordinator = coord })
@@ -397,6 +406,7 @@ func TestForeignPartitionsAndWake(t *testing.T) {
 
 // Wake loads deliveries another instance created.
 func TestWake(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, nil)
 	s := newSink(t)
 	h.endpoint(s.srv.URL, nil)
