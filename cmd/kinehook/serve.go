@@ -46,6 +46,8 @@ type serveOptions struct {
 	apiRateBurst    int
 	shutdownTimeout time.Duration
 	pprof           bool
+	retentionDays   int
+	retentionEvery  time.Duration
 
 	// listener, when set (by `kinehook bench`), is served instead of
 	// listening on addr, so an in-process server can take a free port.
