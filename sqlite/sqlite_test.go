@@ -251,9 +251,9 @@ func TestRetention(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kinehook.db")
 	s := openAt(t, path, nil)
 	old := time.Now().Add(-40 * 24 * time.Hour)
-	pOld, oldRes := fill(t, s, 400, old) // even events settled, odd ones still pending
+	pOld, oldRes := fill(t, s, 100, old) // even events settled, odd ones still pending
 	// Bulk up the old events so the vacuum has pages to free.
-	big := make([]*kinehook.Event, 200)
+	big := make([]*kinehook.Event, 50)
 	for i := range big {
 		big[i] = &kinehook.Event{ProjectID: pOld.ID, Type: kinehook.EventMediaUpdateStatus, ResourceKey: "big", CreatedAt: old,
 			Payload: []byte(`{"event":"media.update.status","data":{"id":"big","status":"error","message":"` + strings.Repeat("x", 4000) + `"}}`)}
@@ -288,16 +288,16 @@ func TestRetention(t *testing.T) {
 	if n, err := s.DeleteBefore(ctx, pNew.ID, cutoff, 50); err != nil || n != 0 {
 		t.Errorf("DeleteBefore(new project) = %d, %v; want 0", n, err)
 	}
-	total, err := s.DeleteBefore(ctx, pOld.ID, cutoff, 50)
+	total, err := s.DeleteBefore(ctx, pOld.ID, cutoff, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 200 settled small events + 200 big failed ones go; 200 with open deliveries stay.
-	if total != 400 {
-		t.Errorf("retention removed %d events, want 400", total)
+	// 50 settled small events + 50 big failed ones go; 50 with open deliveries stay.
+	if total != 100 {
+		t.Errorf("retention removed %d events, want 100", total)
 	}
 	after := storetest.CheckConsistency(t, s)
-	if after.Events != before.Events-400 || after.OpenDeliveries != before.OpenDeliveries {
+	if after.Events != before.Events-100 || after.OpenDeliveries != before.OpenDeliveries {
 		t.Errorf("after retention %+v, before %+v", after, before)
 	}
 	if d, err := s.GetDelivery(ctx, pOld.ID, retrying.ID); err != nil || d.Status != kinehook.DeliveryRetrying {
