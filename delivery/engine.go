@@ -65,7 +65,11 @@ type Engine struct {
 	started   atomic.Bool
 	sendCtx   context.Context
 	sendStop  context.CancelFunc
-	sends     sync.WaitGroup
+	// Attempts begun and not yet finished; once sendStopped, none may begin.
+	sendMu      sync.Mutex
+	sendN       int
+	sendStopped bool
+	sendDrained chan struct{}
 	bg        sync.WaitGroup
 	runCancel context.CancelFunc
 	runEnd    chan struct{}
@@ -109,6 +113,7 @@ func New(cfg Config) (*Engine, error) {
 		healthEnd:   make(chan struct{}),
 		runEnd:      make(chan struct{}),
 		recovered:   make(chan struct{}),
+		sendDrained: make(chan struct{}),
 	}
 	if c.Rand != nil {
 		e.rnd = rand.New(c.Rand)
@@ -195,8 +200,13 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	<-e.runEnd
 
 	// 3. Wait for in-flight attempts, cancelling them if ctx ends first.
-	done := make(chan struct{})
-	go func() { e.sends.Wait(); close(done) }()
+	e.sendMu.Lock()
+	e.sendStopped = true
+	if e.sendN == 0 {
+		close(e.sendDrained)
+	}
+	e.sendMu.Unlock()
+	done := e.sendDrained
 	var abandoned error
 	select {
 	case <-done:
@@ -617,6 +627,27 @@ func (e *Engine) Wake(ctx context.Context, ids []string) error {
 		e.enqueueAll(es, list, false, nil)
 	}
 	return nil
+}
+
+// beginSend counts an attempt about to start; false once Shutdown has begun.
+func (e *Engine) beginSend() bool {
+	e.sendMu.Lock()
+	defer e.sendMu.Unlock()
+	if e.sendStopped {
+		return false
+	}
+	e.sendN++
+	return true
+}
+
+// endSend counts an attempt finished (recorded, requeued or abandoned).
+func (e *Engine) endSend() {
+	e.sendMu.Lock()
+	e.sendN--
+	if e.sendN == 0 && e.sendStopped {
+		close(e.sendDrained)
+	}
+	e.sendMu.Unlock()
 }
 
 func (e *Engine) releasePayloads(pls []*payload) {

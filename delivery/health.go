@@ -44,7 +44,7 @@ type OperationalData struct {
 // health, frees the in-flight slot and hands the result to the writer; the
 // resource queue advances once the result is committed.
 func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
-	defer e.sends.Done()
+	defer e.endSend()
 	e.releasePayload(j.pl)
 	it := j.it
 	now := e.clock.Now()
@@ -220,7 +220,7 @@ func (e *Engine) afterRecord(es *epState, it *item, final bool) {
 // requeue puts back a job that was not attempted (payload unreadable,
 // shutdown), due after delay; nothing is recorded.
 func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
-	defer e.sends.Done()
+	defer e.endSend()
 	e.releasePayload(j.pl)
 	it, q := j.it, j.it.q
 	es.mu.Lock()

@@ -100,6 +100,10 @@ func (e *Engine) pumpLocked(es *epState) []job {
 		if !e.acquireGlobal(es) {
 			break
 		}
+		if !e.beginSend() {
+			e.releaseSlot()
+			break
+		}
 		if ep.RateLimit > 0 {
 			es.tokens--
 		}
@@ -167,6 +171,13 @@ func (e *Engine) acquireGlobal(es *epState) bool {
 	return false
 }
 
+// releaseSlot gives back a slot that was never used (shutdown).
+func (e *Engine) releaseSlot() {
+	e.gMu.Lock()
+	e.gInFlight--
+	e.gMu.Unlock()
+}
+
 // releaseGlobal frees a slot: when endpoints wait for one, it goes to the
 // first in line (round robin); if that one no longer needs it, to the next.
 func (e *Engine) releaseGlobal() {
@@ -206,7 +217,6 @@ func (e *Engine) dispatch(es *epState, jobs []job) {
 	if len(jobs) == 0 {
 		return
 	}
-	e.sends.Add(len(jobs))
 	var missing []int
 	for i := range jobs {
 		if jobs[i].body == nil {
