@@ -61,20 +61,20 @@ type Engine struct {
 	healthEnd chan struct{}
 	ops       sync.WaitGroup
 
-	stopping  atomic.Bool
-	started   atomic.Bool
-	sendCtx   context.Context
-	sendStop  context.CancelFunc
+	stopping atomic.Bool
+	started  atomic.Bool
+	sendCtx  context.Context
+	sendStop context.CancelFunc
 	// Attempts begun and not yet finished; once sendStopped, none may begin.
 	sendMu      sync.Mutex
 	sendN       int
 	sendStopped bool
 	sendDrained chan struct{}
-	bg        sync.WaitGroup
-	runCancel context.CancelFunc
-	runEnd    chan struct{}
-	recovered chan struct{}
-	recOnce   sync.Once
+	bg          sync.WaitGroup
+	runCancel   context.CancelFunc
+	runEnd      chan struct{}
+	recovered   chan struct{}
+	recOnce     sync.Once
 }
 
 var (
