@@ -400,7 +400,7 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 				c.assigned[p] = false
 			}
 		}
-		c.log.Info("postgres: coordinator: handing partitions back", "n", len(give), "target", target, "instances", len(live))
+		c.log.Info("postgres: coordinator: handing partitions back", "n", len(give), "target", target, "instances", len(live), "partitions", give)
 		c.queue(ops, op{kind: opRevoke, parts: give, release: true})
 	case mine < target && c.listening.Load():
 		// Claim only while listening: news about claimed partitions must
@@ -425,7 +425,7 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 				c.held[p], c.assigned[p] = true, true
 			}
 			slices.Sort(parts)
-			c.log.Info("postgres: coordinator: claimed partitions", "n", len(parts), "target", target, "instances", len(live))
+			c.log.Info("postgres: coordinator: claimed partitions", "n", len(parts), "target", target, "instances", len(live), "partitions", parts)
 			c.queue(ops, op{kind: opAssign, parts: parts})
 		}
 	}
@@ -496,6 +496,7 @@ func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner,
 			c.loadMu.Lock()
 			err := owner.Assign(ctx, parts)
 			c.loadMu.Unlock()
+			c.log.Debug("postgres: coordinator: assigned", "partitions", parts, "reload", o.kind == opReassign, "err", err)
 			if err != nil {
 				c.log.Warn("postgres: coordinator: assign failed; reloading at the next heartbeat", "err", err)
 				c.needReassign.Store(true)
@@ -505,6 +506,7 @@ func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner,
 		case opRevoke:
 			c.ownerCalls.Add(1)
 			err := owner.Revoke(ctx, o.parts)
+			c.log.Debug("postgres: coordinator: revoked", "partitions", o.parts, "release", o.release, "err", err)
 			if err != nil {
 				c.log.Warn("postgres: coordinator: revoke did not finish; leases left to expire", "err", err)
 			} else if o.release {
@@ -568,6 +570,12 @@ func (c *Coordinator) listen(ctx context.Context, owner kinehook.PartitionOwner,
 			select {
 			case c.kick <- struct{}{}:
 			default:
+			}
+			// Handle no news before the reload: a delivery announced now
+			// must not start before older ones announced during the gap,
+			// which only the reload brings. News waits in the socket.
+			for c.gap.Load() && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
 			}
 		}
 		first = false

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kinehook/kinehook"
 )
 
 // privatePostgres runs a PostgreSQL cluster of its own (initdb in a temporary
@@ -158,7 +160,7 @@ func TestPostgresInstancesShareWork(t *testing.T) {
 	sink := newOrderSink(t)
 	const admin = "kh_admin_pg_e2e_key"
 	env := []string{"KINEHOOK_ADMIN_KEY=" + admin, "KINEHOOK_API_RATE_LIMIT=0", "KINEHOOK_DATABASE=" + dsn}
-	args := []string{"--allow-private-networks", "--retry-schedule", strings.TrimSuffix(strings.Repeat("200ms,", 30), ",")}
+	args := []string{"--allow-private-networks", "--log-level", "debug", "--retry-schedule", strings.TrimSuffix(strings.Repeat("200ms,", 30), ",")}
 	start := func(i int) *serveProc {
 		return startServe(t, bin, filepath.Join(t.TempDir(), "data"+strconv.Itoa(i)), env, args...)
 	}
@@ -297,6 +299,18 @@ func TestPostgresInstancesShareWork(t *testing.T) {
 
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
+	if os.Getenv("KINEHOOK_E2E_DEBUG") != "" {
+		for i, p := range []*serveProc{procs[0], procs[1], procs[2], p2} {
+			for _, line := range strings.Split(p.stderr.String(), "\n") {
+				if strings.Contains(line, "coordinator") || strings.Contains(line, "WARN") || strings.Contains(line, "ERROR") {
+					t.Logf("instance %d %s: %s", i, p.url, line)
+				}
+			}
+		}
+		for res := range accepted {
+			t.Logf("resource %s is in partition %d", res, kinehook.PartitionOf(ep.ID, res))
+		}
+	}
 	// Per resource, first arrivals follow acceptance order.
 	for res, ids := range accepted {
 		for k := 1; k < len(ids); k++ {
