@@ -27,6 +27,7 @@ import (
 	"github.com/kinehook/kinehook/internal/netguard"
 	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/prometheus"
+	"github.com/kinehook/kinehook/retention"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -333,11 +334,15 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
 		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout)
 
-	if cleaner := newRetentionCleaner(st, o.retentionDays, o.retentionEvery, log); cleaner != nil {
-		cctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); cleaner.run(cctx) }()
-		defer func() { cancel(); <-done }()
+	// Retention: shortly after start, then every --retention-interval, with
+	// its metrics on /metrics; stopped (and waited for) before the store closes.
+	if rs, ok := st.(retention.Store); ok {
+		cleaner, err := retention.New(retention.Config{Store: rs, DefaultDays: o.retentionDays, Interval: o.retentionEvery, Logger: log})
+		if err != nil {
+			return fmt.Errorf("--retention-days/--retention-interval: %w", err)
+		}
+		metrics.Registry().MustRegister(cleaner.Collectors()...)
+		defer cleaner.Start(ctx)()
 	}
 
 	served := make(chan error, 1)
