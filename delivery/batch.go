@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -84,8 +85,13 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	if err == nil && len(results) != len(events) {
 		err = errors.New("store returned a wrong number of ingest results")
 	}
-	if err != nil && len(batch) > 1 {
-		// One bad event must not fail its neighbours: commit one by one.
+	storeDown := false
+	if err != nil {
+		storeDown = errors.Is(err, context.DeadlineExceeded) || e.store.Ping(ctx) != nil
+	}
+	if err != nil && len(batch) > 1 && !storeDown {
+		// The store answers, so the batch may hold one bad event: it must
+		// not fail its neighbours. Commit one by one.
 		for i := range batch {
 			e.commit(batch[i:i+1], events[i:i+1])
 		}
@@ -93,8 +99,16 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	}
 	e.obs.IngestCommitted(len(events), time.Since(start))
 	if err != nil {
-		batch[0].err = err
-		batch[0].done <- struct{}{}
+		if storeDown {
+			// Callers (the API) answer 503: the client may retry later.
+			err = fmt.Errorf("%w: %w", kinehook.Errorf(kinehook.EUNAVAILABLE, "the store is unavailable"), err)
+		} else {
+			err = fmt.Errorf("publish: store the event: %w", err)
+		}
+		for _, r := range batch {
+			r.err = err
+			r.done <- struct{}{}
+		}
 		return
 	}
 	e.schedule(results)

@@ -423,3 +423,20 @@ func TestWake(t *testing.T) {
 	}
 	h.waitStatus(res[0].Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
 }
+
+// When the store is down, Publish fails fast with "unavailable" (the API
+// answers 503) and nothing is scheduled.
+func TestPublishStoreDown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	s := newSink(t)
+	h.endpoint(s.srv.URL, nil)
+	if err := h.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.eng.Publish(t.Context(), h.event("A"))
+	if code := kinehook.ErrorCode(err); code != kinehook.EUNAVAILABLE {
+		t.Fatalf("Publish with the store closed: %v (code %q), want unavailable", err, code)
+	}
+	s.none(t, 20*time.Millisecond)
+}
