@@ -19,9 +19,9 @@
 //	GET  /projects              the admin's project picker
 //	     /projects/{pid}/...    endpoints, events, deliveries, live updates
 //
-// Live-update streams last as long as a page is open; call Handler.Close
-// when the server shuts down (srv.RegisterOnShutdown(h.Close)) so that
-// http.Server.Shutdown does not wait for them.
+// Live-update streams last as long as a page is open; they end by
+// themselves when the http.Server serving them begins Shutdown, so that
+// Shutdown does not wait for open tabs (Handler.Close ends them otherwise).
 //
 // Sessions live in the handler's memory (a random id in an HttpOnly,
 // SameSite=Strict cookie, Secure when Config.SecureCookies is set), so a
@@ -91,6 +91,9 @@ type Handler struct {
 	live     chan struct{} // semaphore bounding concurrent live streams
 	closing  chan struct{} // closed by Close: live streams end
 	closeMu  sync.Mutex
+	// srvDone holds, per http.Server serving the dashboard, a channel
+	// closed when that server's Shutdown begins (see serverDone).
+	srvDone map[*http.Server]chan struct{}
 }
 
 // maxLiveStreams bounds concurrent server-sent-event streams, each of which
@@ -138,6 +141,7 @@ func New(cfg Config) (*Handler, error) {
 		mux:      http.NewServeMux(),
 		live:     make(chan struct{}, maxLiveStreams),
 		closing:  make(chan struct{}),
+		srvDone:  map[*http.Server]chan struct{}{},
 	}
 	h.routes()
 	cop := http.NewCrossOriginProtection()
@@ -149,9 +153,10 @@ func New(cfg Config) (*Handler, error) {
 }
 
 // Close ends every open live-update stream and refuses new ones. Streams
-// otherwise last as long as the browser tab, and http.Server.Shutdown waits
-// for them: register it with srv.RegisterOnShutdown(h.Close). Pages keep
-// working; browsers reconnect to a new server on their own.
+// otherwise last as long as the browser tab. The http.Server serving a
+// stream ends it by itself when its Shutdown begins (see serverDone), so
+// Close is for servers that stop some other way. Pages keep working;
+// browsers reconnect to a new server on their own.
 func (h *Handler) Close() {
 	h.closeMu.Lock()
 	defer h.closeMu.Unlock()
@@ -160,6 +165,32 @@ func (h *Handler) Close() {
 	default:
 		close(h.closing)
 	}
+}
+
+// serverDone returns a channel closed when the http.Server that serves r
+// begins Shutdown (nil, never ready, when r did not come through an
+// http.Server). Without it, Shutdown would wait for every open dashboard tab
+// until its deadline, and the delivery engine would then get no time to
+// finish its in-flight attempts.
+func (h *Handler) serverDone(r *http.Request) <-chan struct{} {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok || srv == nil {
+		return nil
+	}
+	h.closeMu.Lock()
+	defer h.closeMu.Unlock()
+	ch, ok := h.srvDone[srv]
+	if !ok {
+		ch = make(chan struct{})
+		h.srvDone[srv] = ch
+		srv.RegisterOnShutdown(func() {
+			h.closeMu.Lock()
+			delete(h.srvDone, srv)
+			h.closeMu.Unlock()
+			close(ch)
+		})
+	}
+	return ch
 }
 
 // ServeHTTP serves the dashboard.

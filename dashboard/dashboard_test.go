@@ -708,6 +708,33 @@ func TestLiveStream(t *testing.T) {
 	}
 }
 
+// TestLiveStreamEndsOnServerShutdown: an open tab must not hold up
+// http.Server.Shutdown (and with it the engine's shutdown) until its deadline.
+func TestLiveStreamEndsOnServerShutdown(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	b := e.browser()
+	b.login(e.keyA)
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/projects/"+e.a.ID+"/live", nil)
+	res, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "retry:") {
+		t.Fatalf("stream start %q, %v", line, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := e.srv.Config.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an open live stream: %v after %v", err, time.Since(start))
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("shutdown took %v with an open live stream", d)
+	}
+}
+
 func TestStaticAndHeaders(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	b := e.browser()

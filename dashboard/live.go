@@ -58,6 +58,7 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	if _, err := io.WriteString(w, "retry: 3000\nevent: ready\ndata: {}\n\n"); err != nil || flush() != nil {
 		return
 	}
+	srvDone := h.serverDone(r)
 	tick := time.NewTicker(h.cfg.LiveInterval)
 	defer tick.Stop()
 	lastWrite := time.Now()
@@ -66,6 +67,8 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		case <-ctx.Done():
 			return
 		case <-h.closing:
+			return
+		case <-srvDone:
 			return
 		case <-tick.C:
 		}
