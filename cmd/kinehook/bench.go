@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	nethttp "net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook/internal/bench"
+)
+
+// benchOptions are the flags of `kinehook bench`.
+type benchOptions struct {
+	events      int
+	concurrency int
+	endpoints   int
+	rate        int
+	duration    time.Duration
+	backlog     int
+	scenarios   string
+	database    string
+	url         string
+	key         string
+	server      string
+	timeout     time.Duration
+	json        bool
+	markdown    bool
+	cpuprofile  string
+}
+
+func init() { rootCmd.AddCommand(newBenchCmd()) }
+
+func newBenchCmd() *cobra.Command {
+	o := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure delivery throughput, latency and memory end to end through the HTTP API",
+		Long: `Measure kinehook end to end: events are POSTed to the real HTTP API and
+delivered to a sink on 127.0.0.1 in this process, which records when each
+webhook arrives. Scenarios:
+
+  throughput  --events events, --concurrency keep-alive clients, one endpoint:
+              deliveries/s from the first POST to the last arrival
+  fanout      --events/--endpoints events to --endpoints endpoints (each event
+              fanned out to every endpoint): deliveries/s
+  latency     --rate events/s for --duration: p50/p99/max from POST to arrival
+  backlog     --backlog events to an endpoint answering 503: peak RSS of the
+              server (run as a 'kinehook serve' subprocess)
+  baseline    a plain Go client posting the same signed webhooks to the same
+              sink with the same concurrency: the machine's ceiling
+
+By default each scenario gets a fresh server on a temporary data directory (in
+this process; the backlog one as a subprocess); --database postgres://...
+runs it on PostgreSQL; --url and --key measure a server already running (it
+must allow private networks, since the sink is on loopback).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runBench(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.events, "events", 50000, "events posted by the throughput scenarios and the baseline")
+	f.IntVar(&o.concurrency, "concurrency", 64, "concurrent keep-alive clients")
+	f.IntVar(&o.endpoints, "endpoints", 10, "endpoints of the fanout scenario")
+	f.IntVar(&o.rate, "rate", 200, "events per second of the latency scenario")
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency scenario")
+	f.IntVar(&o.backlog, "backlog", 100000, "events posted to the down endpoint of the backlog scenario")
+	f.StringVar(&o.scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run, comma-separated")
+	f.StringVar(&o.database, "database", "", "postgres://... runs the servers on PostgreSQL (default: SQLite in a temporary directory)")
+	f.StringVar(&o.url, "url", "", "measure the server already running at this base URL instead of starting one")
+	f.StringVar(&o.key, "key", "", "admin key of the server at --url (default: $KINEHOOK_ADMIN_KEY)")
+	f.StringVar(&o.server, "server", "auto", "where started servers run: auto (in process; backlog as a subprocess), inprocess or subprocess")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long a scenario waits for its deliveries")
+	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.BoolVar(&o.markdown, "markdown", false, "print the report as a Markdown table")
+	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file (in-process servers included)")
+	return cmd
+}
+
+func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) error {
+	if o.json && o.markdown {
+		return errors.New("--json and --markdown: choose one")
+	}
+	switch o.server {
+	case "auto", "inprocess", "subprocess":
+	default:
+		return fmt.Errorf("--server: %q is not auto, inprocess or subprocess", o.server)
+	}
+	if o.database != "" && !strings.HasPrefix(o.database, "postgres://") && !strings.HasPrefix(o.database, "postgresql://") {
+		return fmt.Errorf("--database: %q is not a postgres:// URL", redactURL(o.database))
+	}
+	var scenarios []string
+	for s := range strings.SplitSeq(o.scenarios, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			scenarios = append(scenarios, s)
+		}
+	}
+	backend := "sqlite"
+	if o.database != "" {
+		backend = "postgres"
+	}
+	start := func(ctx context.Context, scenario string) (*bench.Server, error) {
+		return startBenchServer(ctx, o, scenario, stderr)
+	}
+	if o.url != "" {
+		key := o.key
+		if key == "" {
+			key = os.Getenv(serveAdminKeyEnv)
+		}
+		if key == "" {
+			return errors.New("--url needs the server's admin key: --key or " + serveAdminKeyEnv)
+		}
+		backend = "remote"
+		start = func(context.Context, string) (*bench.Server, error) {
+			return &bench.Server{URL: strings.TrimRight(o.url, "/"), AdminKey: key, PID: -1}, nil
+		}
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, bench.Config{
+		Backend: backend, Events: o.events, Concurrency: o.concurrency, Endpoints: o.endpoints,
+		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios,
+		Timeout: o.timeout, Start: start, Progress: stderr,
+	})
+	if rep != nil && len(rep.Results) > 0 || err == nil {
+		var werr error
+		switch {
+		case o.json:
+			werr = rep.WriteJSON(stdout)
+		case o.markdown:
+			werr = rep.WriteMarkdown(stdout)
+		default:
+			werr = rep.WriteTable(stdout)
+		}
+		if werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// newBenchKey is a random admin key for a server the benchmark starts.
+func newBenchKey() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate admin key: %w", err)
+	}
+	return "kh_admin_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// startBenchServer starts a fresh server for one scenario on a temporary
+// data directory (or --database), in this process or as a subprocess.
+func startBenchServer(ctx context.Context, o *benchOptions, scenario string, stderr io.Writer) (*bench.Server, error) {
+	key, err := newBenchKey()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "kinehook-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary data directory: %w", err)
+	}
+	sub := o.server == "subprocess" || (o.server == "auto" && scenario == bench.Backlog)
+	var srv *bench.Server
+	if sub {
+		srv, err = startBenchSubprocess(ctx, o, dir, key, stderr)
+	} else {
+		srv, err = startBenchInProcess(o, dir, key, stderr)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := srv.Stop
+	srv.Stop = func() error {
+		err := stop()
+		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+			err = fmt.Errorf("remove %s: %w", dir, rerr)
+		}
+		return err
+	}
+	return srv, nil
+}
+
+// benchServeOptions are serve's defaults, with loopback delivery allowed and
+// no API rate limit (the load generator is one key).
+func benchServeOptions(o *benchOptions, dir, key string) *serveOptions {
+	return &serveOptions{
+		data: dir, database: o.database, allowPrivate: true,
+		retrySchedule: "5s,5m,30m,2h,5h,10h,10h", requestTimeout: 15 * time.Second,
+		logFormat: "text", logLevel: "error", apiRateLimit: 0, apiRateBurst: 1,
+		shutdownTimeout: 10 * time.Second, adminKey: key,
+	}
+}
+
+func startBenchInProcess(o *benchOptions, dir, key string, stderr io.Writer) (*bench.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	so := benchServeOptions(o, dir, key)
+	so.addr, so.listener = ln.Addr().String(), ln
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServe(sctx, so, io.Discard, stderr) }()
+	url := "http://" + so.addr
+	if err := waitHealthy(url, done); err != nil {
+		cancel()
+		_ = ln.Close()
+		return nil, err
+	}
+	return &bench.Server{URL: url, AdminKey: key, PID: 0, Stop: func() error {
+		cancel()
+		return <-done
+	}}, nil
+}
+
+func startBenchSubprocess(ctx context.Context, o *benchOptions, dir, key string, stderr io.Writer) (*bench.Server, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this executable: %w", err)
+	}
+	// Take a free port, then hand it to the child (a tiny race; retried).
+	var lastErr error
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		so := benchServeOptions(o, dir, key)
+		args := []string{"serve", "--addr", addr, "--data", dir, "--allow-private-networks",
+			"--api-rate-limit", "0", "--log-level", so.logLevel, "--shutdown-timeout", so.shutdownTimeout.String()}
+		if o.database != "" {
+			args = append(args, "--database", o.database)
+		}
+		cmd := exec.CommandContext(ctx, exe, args...)
+		cmd.Env = append(os.Environ(), serveAdminKeyEnv+"="+key)
+		cmd.Stdout, cmd.Stderr = io.Discard, stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 15 * time.Second
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s serve: %w", exe, err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		url := "http://" + addr
+		if lastErr = waitHealthy(url, done); lastErr != nil {
+			_ = cmd.Process.Kill()
+			continue
+		}
+		return &bench.Server{URL: url, AdminKey: key, PID: cmd.Process.Pid, Stop: func() error {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				if err != nil {
+					return fmt.Errorf("kinehook serve: %w", err)
+				}
+				return nil
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				return errors.New("kinehook serve did not stop within 20s of SIGTERM; killed")
+			}
+		}}, nil
+	}
+	return nil, lastErr
+}
+
+// waitHealthy polls GET /healthz until it answers 200, the server ends
+// (done) or 30 seconds pass.
+func waitHealthy(url string, done <-chan error) error {
+	hc := &nethttp.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return fmt.Errorf("server ended before it was up: %v", err)
+		default:
+		}
+		if resp, err := hc.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == nethttp.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("server at %s not healthy after 30s", url)
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kinehook/kinehook/internal/bench"
+)
+
+// runBenchCmd runs `kinehook bench` with args and returns stdout.
+func runBenchCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newBenchCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err != nil {
+		t.Logf("stderr:\n%s", errOut.String())
+	}
+	return out.String(), err
+}
+
+// TestBenchRunsEveryScenario drives real in-process servers (SQLite in a
+// temporary directory) with tiny numbers and checks the report's shape.
+func TestBenchRunsEveryScenario(t *testing.T) {
+	out, err := runBenchCmd(t, "--events", "120", "--concurrency", "8", "--endpoints", "3",
+		"--rate", "100", "--duration", "500ms", "--backlog", "150", "--server", "inprocess", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json printed no report: %v\n%s", err, out)
+	}
+	if rep.Backend != "sqlite" || rep.CPUs < 1 || rep.Concurrency != 8 {
+		t.Errorf("report header = %+v", rep)
+	}
+	got := map[string]bench.Result{}
+	for _, r := range rep.Results {
+		got[r.Scenario] = r
+	}
+	tests := []struct {
+		scenario   string
+		endpoints  int
+		deliveries int
+	}{
+		{bench.Throughput, 1, 120},
+		{bench.Fanout, 3, 40 * 3},
+		{bench.Latency, 1, 50},
+		{bench.Backlog, 1, 150},
+		{bench.Baseline, 1, 120},
+	}
+	for _, tt := range tests {
+		r, ok := got[tt.scenario]
+		if !ok {
+			t.Errorf("no %s result in %s", tt.scenario, out)
+			continue
+		}
+		if r.Endpoints != tt.endpoints || r.Deliveries != tt.deliveries || r.Failed != 0 {
+			t.Errorf("%s: endpoints %d deliveries %d failed %d, want %d and %d and 0", tt.scenario, r.Endpoints, r.Deliveries, r.Failed, tt.endpoints, tt.deliveries)
+		}
+		if tt.scenario != bench.Backlog && r.DeliveriesPerSec <= 0 {
+			t.Errorf("%s: deliveries/s = %v", tt.scenario, r.DeliveriesPerSec)
+		}
+		if r.PeakRSSMB <= 0 {
+			t.Errorf("%s: peak RSS = %v", tt.scenario, r.PeakRSSMB)
+		}
+	}
+	if l := got[bench.Latency]; l.P50Ms <= 0 || l.P99Ms < l.P50Ms || l.MaxMs < l.P99Ms {
+		t.Errorf("latency percentiles p50 %v p99 %v max %v", l.P50Ms, l.P99Ms, l.MaxMs)
+	}
+	if b := got[bench.Backlog]; b.SinkHits == 0 {
+		t.Errorf("the down endpoint saw no attempt: %+v", b)
+	}
+	if th := got[bench.Throughput]; th.Ratio <= 0 || th.Pass == nil || th.Target == "" {
+		t.Errorf("throughput not judged against the baseline: %+v", th)
+	}
+}
+
+func TestBenchTableAndFlags(t *testing.T) {
+	out, err := runBenchCmd(t, "--events", "50", "--concurrency", "4", "--scenarios", "throughput, baseline", "--server", "inprocess")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	for _, want := range []string{"kinehook bench: backend sqlite", "scenario", "deliveries/s", "throughput", "baseline", "plain Go client ceiling"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	bad := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown scenario", []string{"--scenarios", "nope"}, "unknown scenario"},
+		{"bad server", []string{"--server", "elsewhere"}, "--server"},
+		{"bad database", []string{"--database", "mysql://x"}, "--database"},
+		{"json and markdown", []string{"--json", "--markdown"}, "choose one"},
+		{"url without key", []string{"--url", "http://127.0.0.1:1", "--key", ""}, "admin key"},
+		{"zero events", []string{"--events", "0", "--scenarios", "baseline"}, "must be positive"},
+	}
+	t.Setenv(serveAdminKeyEnv, "")
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runBenchCmd(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}

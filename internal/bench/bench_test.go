@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+func TestBodiesAreValidAndDistinct(t *testing.T) {
+	b, err := newBodies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := range 50 {
+		ev, err := kinehook.ParseStrict(b.body(i))
+		if err != nil {
+			t.Fatalf("body %d is not a valid event: %v\n%s", i, err, b.body(i))
+		}
+		key := ev.ResourceKey()
+		if len(key) != 36 || seen[key] {
+			t.Fatalf("body %d resource key %q: want a fresh UUID-shaped id", i, key)
+		}
+		seen[key] = true
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i
+	}
+	tests := []struct {
+		name          string
+		in            []time.Duration
+		p50, p99, max float64
+	}{
+		{"empty", nil, 0, 0, 0},
+		{"one", ms(7), 7, 7, 7},
+		{"two", ms(9, 1), 1, 9, 9},
+		{"hundred reversed", ms(hundred...), 50, 99, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p50, p99, mx := percentiles(tt.in)
+			if p50 != tt.p50 || p99 != tt.p99 || mx != tt.max {
+				t.Errorf("percentiles = %v %v %v, want %v %v %v", p50, p99, mx, tt.p50, tt.p99, tt.max)
+			}
+		})
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (kinehook) S 1 42 42 0 -1 4194560 100 0 0 0 150 25 0 0 20 0 8 0 100 0 0", 1750 * time.Millisecond, false},
+		{"name with spaces and parens", "42 (a b) c) R 1 42 42 0 -1 0 0 0 0 0 3 4 0 0", 70 * time.Millisecond, false},
+		{"no name", "42 kinehook S", 0, true},
+		{"short", "42 (x) S 1 2", 0, true},
+		{"not numbers", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 u s 0 0", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tt.in))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStatCPU = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseStatusMem(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		peak, rss int64
+		wantErr   bool
+	}{
+		{"both", "Name:\tkinehook\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n", 2 << 20, 1 << 20, false},
+		{"missing rss", "VmHWM:\t 1 kB\n", 0, 0, true},
+		{"bad unit", "VmHWM:\t 1 MB\nVmRSS:\t 1 kB\n", 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peak, rss, err := parseStatusMem([]byte(tt.in))
+			if (err != nil) != tt.wantErr || peak != tt.peak || rss != tt.rss {
+				t.Errorf("parseStatusMem = %d %d %v; want %d %d error %v", peak, rss, err, tt.peak, tt.rss, tt.wantErr)
+			}
+		})
+	}
+	peak, rss, err := procMem(0)
+	if err != nil || peak <= 0 || rss <= 0 || rss > peak {
+		t.Errorf("procMem(self) = %d %d %v", peak, rss, err)
+	}
+}
+
+func FuzzParseProc(f *testing.F) {
+	f.Add("1 (x) S 1 1 1 0 -1 0 0 0 0 0 5 6 0 0")
+	f.Add("VmHWM:\t2 kB\nVmRSS:\t1 kB\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseStatCPU([]byte(s)); err == nil && d < 0 && !strings.Contains(s, "-") {
+			t.Errorf("negative CPU %v from %q", d, s)
+		}
+		if peak, rss, err := parseStatusMem([]byte(s)); err != nil && (peak != 0 || rss != 0) {
+			t.Errorf("error %v with figures %d %d", err, peak, rss)
+		}
+	})
+}
+
+func TestSinkCountsAndWaits(t *testing.T) {
+	s, err := NewSink(http.StatusNoContent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func(path, id string) int {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader("{}"))
+		req.Header.Set(kinehook.HeaderID, id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	s.Reset(3)
+	for _, id := range []string{"a", "b", "a"} {
+		if code := send("/e/0", id); code != http.StatusNoContent {
+			t.Fatalf("status %d", code)
+		}
+	}
+	send("/e/1", "a") // the same event at another endpoint is another delivery
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	distinct, dups, hits, last := s.Stats()
+	if distinct != 3 || dups != 1 || hits != 4 || last.IsZero() {
+		t.Errorf("stats = %d distinct %d dups %d hits %v", distinct, dups, hits, last)
+	}
+	if _, ok := s.Arrival("/e/1", "a"); !ok {
+		t.Error("no arrival recorded for /e/1 a")
+	}
+
+	s.Reset(1)
+	s.SetStatus(http.StatusServiceUnavailable)
+	if code := send("/e/0", "c"); code != http.StatusServiceUnavailable {
+		t.Errorf("down sink answered %d", code)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if err := s.Wait(short); err == nil {
+		t.Error("Wait returned although a down sink delivered nothing")
+	}
+	s.SetWant(0)
+	if distinct, _, hits, _ := s.Stats(); distinct != 0 || hits != 1 {
+		t.Errorf("down sink stats = %d distinct, %d hits", distinct, hits)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		backend string
+		res     Result
+		pass    bool
+	}{
+		{"sqlite", Result{Scenario: Throughput, DeliveriesPerSec: 12000}, true},  // 12000/30000 = 0.4
+		{"sqlite", Result{Scenario: Throughput, DeliveriesPerSec: 9000}, false},  // below 10k
+		{"postgres", Result{Scenario: Throughput, DeliveriesPerSec: 6000}, true}, // no ratio goal
+		{"sqlite", Result{Scenario: Fanout, DeliveriesPerSec: 9999}, false},      // below 10k
+		{"sqlite", Result{Scenario: Latency, P99Ms: 21}, false},                  // over 20 ms
+		{"postgres", Result{Scenario: Latency, P99Ms: 21}, true},                 // within 30 ms
+		{"sqlite", Result{Scenario: Backlog, Events: 100000, PeakRSSMB: 151}, false},
+	}
+	for _, tt := range tests {
+		rep := &Report{Results: []Result{tt.res, {Scenario: Baseline, DeliveriesPerSec: 30000}}}
+		rep.judge(tt.backend)
+		got := rep.Results[0]
+		if got.Pass == nil || *got.Pass != tt.pass {
+			t.Errorf("%s %s %+v: pass = %v, want %v", tt.backend, tt.res.Scenario, tt.res, got.Pass, tt.pass)
+		}
+	}
+}

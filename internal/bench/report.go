@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// columns of the table, in order.
+var columns = []string{"scenario", "endpoints", "events", "deliveries", "seconds", "deliveries/s", "x baseline",
+	"p50 ms", "p99 ms", "max ms", "peak RSS MB", "CPU ms/1k", "alloc MB/1k", "scope", "target", "ok"}
+
+func (r *Result) cells() []string {
+	f0 := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	opt := func(v float64, f func(float64) string) string {
+		if v == 0 {
+			return "-"
+		}
+		return f(v)
+	}
+	ok := "-"
+	if r.Pass != nil {
+		ok = map[bool]string{true: "yes", false: "NO"}[*r.Pass]
+	}
+	target := r.Target
+	if target == "" {
+		target = "-"
+	}
+	return []string{
+		r.Scenario, strconv.Itoa(r.Endpoints), strconv.Itoa(r.Events), strconv.Itoa(r.Deliveries), f2(r.Seconds),
+		opt(r.DeliveriesPerSec, f0), opt(r.Ratio, f2), opt(r.P50Ms, f2), opt(r.P99Ms, f2), opt(r.MaxMs, f2),
+		opt(r.PeakRSSMB, f1), opt(r.CPUMsPer1k, f0), opt(r.AllocMBPer1k, f1), r.RSSScope, target, ok,
+	}
+}
+
+// header is the run's context: backend, machine, load.
+func (r *Report) header() string {
+	return fmt.Sprintf("kinehook bench: backend %s, %d CPUs, %s, %d events, %d clients, load average %s -> %s",
+		r.Backend, r.CPUs, r.GoVersion, r.Events, r.Concurrency, r.LoadBefore, r.LoadAfter)
+}
+
+// footer states the ratio to the plain client, when both ran.
+func (r *Report) footer() string {
+	var base, thr float64
+	for _, res := range r.Results {
+		switch res.Scenario {
+		case Baseline:
+			base = res.DeliveriesPerSec
+		case Throughput:
+			thr = res.DeliveriesPerSec
+		}
+	}
+	if base == 0 || thr == 0 {
+		return ""
+	}
+	return fmt.Sprintf("plain Go client ceiling %.0f requests/s; kinehook one endpoint %.0f deliveries/s = %.2f of it (goal >= 0.3 on SQLite)",
+		base, thr, thr/base)
+}
+
+// WriteTable prints the report as an aligned text table.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, r.header())
+	fmt.Fprintln(tw, strings.Join(columns, "\t"))
+	for i := range r.Results {
+		fmt.Fprintln(tw, strings.Join(r.Results[i].cells(), "\t"))
+	}
+	if f := r.footer(); f != "" {
+		fmt.Fprintln(tw, f)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
+
+// WriteMarkdown prints the report as a Markdown table (for docs/performance.md).
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", r.header())
+	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(columns, " | "), strings.Repeat("---|", len(columns)))
+	for i := range r.Results {
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(r.Results[i].cells(), " | "))
+	}
+	if f := r.footer(); f != "" {
+		fmt.Fprintf(&b, "\n%s\n", f)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write markdown: %w", err)
+	}
+	return nil
+}
+
+// WriteJSON prints the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
