@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -14,7 +15,10 @@ import (
 
 func benchStore(b *testing.B) (*sqlite.Store, *kinehook.Project, *kinehook.Endpoint) {
 	b.Helper()
-	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Logger: quiet})
+	// KINEHOOK_BENCH_CHECKPOINT sets Options.CheckpointInterval (e.g. -1s to
+	// compare with checkpoints inside commits).
+	ci, _ := time.ParseDuration(os.Getenv("KINEHOOK_BENCH_CHECKPOINT"))
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Logger: quiet, CheckpointInterval: ci})
 	if err != nil {
 		b.Fatal(err)
 	}

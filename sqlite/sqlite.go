@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -36,6 +37,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Readers is the size of the reader pool (0 = 4).
 	Readers int
+	// CheckpointInterval is how often a background connection copies the
+	// WAL into the main file (0 = 1s; negative = never, leaving it to
+	// SQLite's automatic checkpoint inside commits).
+	CheckpointInterval time.Duration
 }
 
 // Store is the SQLite kinehook.Store.
@@ -48,6 +53,9 @@ type Store struct {
 
 	// Statements prepared on the writer, reused by every transaction.
 	insIdem, selIdem, selEndpointsLite *sql.Stmt
+	// The background checkpointer (nil channels when disabled).
+	ckptStop, ckptDone chan struct{}
+	closeOnce          sync.Once
 	// Multi-row INSERTs by row count, prepared at Open.
 	bulkStmts map[bulkKey]*sql.Stmt
 }
@@ -71,10 +79,14 @@ func dsn(path string, writer bool) string {
 		"synchronous(NORMAL)",
 		"foreign_keys(1)",
 		"journal_size_limit(67108864)",
-		"wal_autocheckpoint(8000)",
 		"temp_store(MEMORY)",
 	}
 	if writer {
+		// Checkpoints normally run on the background connection (see
+		// checkpointLoop), off the commit path; this is the safety valve
+		// should that fall behind: a commit checkpoints once the WAL holds
+		// 20000 pages (80 MB).
+		pragmas = append(pragmas, "wal_autocheckpoint(20000)")
 		// auto_vacuum only takes effect on a new file, before the first
 		// table; it lets IncrementalVacuum give freed pages back to the OS.
 		pragmas = append([]string{"auto_vacuum(INCREMENTAL)"}, pragmas...)
@@ -128,6 +140,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	r.SetMaxIdleConns(opts.Readers)
 	r.SetConnMaxIdleTime(5 * time.Minute)
 	s.r = r
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = time.Second
+	}
+	if opts.CheckpointInterval > 0 {
+		s.ckptStop = make(chan struct{})
+		s.ckptDone = make(chan struct{})
+		go s.checkpointLoop(opts.CheckpointInterval)
+	}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -230,6 +250,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the statements and both pools; the WAL is checkpointed by
 // SQLite when the last connection closes.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.ckptStop != nil {
+			close(s.ckptStop)
+			<-s.ckptDone
+		}
+	})
 	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite} {
 		if st != nil {
 			st.Close()
@@ -279,3 +305,28 @@ func placeholders(n int) string {
 
 // rollback is for deferred use after a successful Commit (it is then a no-op).
 func rollback(tx *sql.Tx) { _ = tx.Rollback() }
+
+// checkpointLoop copies committed WAL frames into the database file every
+// interval through a reader connection (PASSIVE: it never blocks the writer
+// or readers). Doing it here rather than inside a commit keeps the page
+// copying and the fsync of the main file off the ingest path and on the
+// other core.
+func (s *Store) checkpointLoop(interval time.Duration) {
+	defer close(s.ckptDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ckptStop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var busy, frames, done int
+		err := s.r.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
+		cancel()
+		if err != nil {
+			s.log.Warn("sqlite: background checkpoint", "err", err)
+		}
+	}
+}

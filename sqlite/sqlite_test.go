@@ -451,3 +451,41 @@ func TestRecordAttemptsEdgeCases(t *testing.T) {
 		t.Errorf("store holds %d attempts, want 4", c.Attempts)
 	}
 }
+
+func TestBackgroundCheckpoint(t *testing.T) {
+	tests := []struct {
+		name     string
+		interval time.Duration
+		copied   bool
+	}{
+		{"disabled", -1, false},
+		{"every 20ms", 20 * time.Millisecond, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kinehook.db")
+			s, err := sqlite.Open(t.Context(), path, sqlite.Options{Logger: quiet, CheckpointInterval: tc.interval})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			initial := fileSize(t, path)
+			fill(t, s, 300, time.Now())
+			// The commits are in the WAL; only a checkpoint copies them to the main file.
+			wait := 3 * time.Second
+			if !tc.copied {
+				wait = 500 * time.Millisecond
+			}
+			deadline := time.Now().Add(wait)
+			for time.Now().Before(deadline) && fileSize(t, path) <= initial {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tc.copied == (fileSize(t, path) <= initial) {
+				t.Errorf("main file %d -> %d bytes; want copied=%v", initial, fileSize(t, path), tc.copied)
+			}
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+}
