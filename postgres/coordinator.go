@@ -82,6 +82,9 @@ type Coordinator struct {
 	// connection lost) until the reload that makes up for them is done.
 	gap  atomic.Bool
 	kick chan struct{} // run a step now
+	// pendingAssign counts claimed partition sets not yet handed to the
+	// owner: ingests wait for them (see afterIngest).
+	pendingAssign atomic.Int32
 
 	syncMu  sync.Mutex
 	waiters map[string]chan struct{} // Sync tokens awaiting their echo
@@ -197,6 +200,7 @@ type op struct {
 	kind    opKind
 	parts   []int
 	release bool // after Revoke, release the leases
+	pending bool // counted in pendingAssign
 }
 
 // Run takes part in the partition sharing until ctx ends, calling Assign and
@@ -214,6 +218,7 @@ func (c *Coordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) er
 	c.mu.Unlock()
 	c.needReassign.Store(false)
 	c.gap.Store(false)
+	c.pendingAssign.Store(0)
 
 	ops := make(chan op, 4*kinehook.NumPartitions)
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -426,7 +431,8 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 			}
 			slices.Sort(parts)
 			c.log.Info("postgres: coordinator: claimed partitions", "n", len(parts), "target", target, "instances", len(live), "partitions", parts)
-			c.queue(ops, op{kind: opAssign, parts: parts})
+			c.pendingAssign.Add(1)
+			c.queue(ops, op{kind: opAssign, parts: parts, pending: true})
 		}
 	}
 	if c.needReassign.Swap(false) {
@@ -468,9 +474,18 @@ func (c *Coordinator) queue(ops chan<- op, o op) {
 func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner, ops <-chan op, crashed *atomic.Bool, done chan<- struct{}) {
 	defer close(done)
 	for o := range ops {
-		if crashed.Load() {
-			continue
+		c.runOp(ctx, owner, o, crashed)
+		if o.pending {
+			c.pendingAssign.Add(-1)
 		}
+	}
+}
+
+func (c *Coordinator) runOp(ctx context.Context, owner kinehook.PartitionOwner, o op, crashed *atomic.Bool) {
+	if crashed.Load() {
+		return
+	}
+	{
 		switch o.kind {
 		case opAssign, opReassign:
 			parts := o.parts
@@ -490,7 +505,7 @@ func (c *Coordinator) worker(ctx context.Context, owner kinehook.PartitionOwner,
 				if o.kind == opReassign {
 					c.gap.Store(false)
 				}
-				continue
+				return
 			}
 			c.ownerCalls.Add(1)
 			c.loadMu.Lock()
@@ -792,6 +807,16 @@ func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
 			c.log.Warn("postgres: ingest: reload after a LISTEN gap is taking long; order not guaranteed for this batch")
 			return
 		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// Partitions claimed but not yet loaded: once loaded they may bring
+	// older deliveries of these resources.
+	for c.pendingAssign.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			c.log.Warn("postgres: ingest: a partition assignment is taking long; order not guaranteed for this batch")
+			return
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 	if c.loadMu.TryLock() {
