@@ -180,10 +180,11 @@ func (p *serveProc) mustCall(method, path, key string, body any, want int, out a
 // e2eSink records deliveries by webhook-id.
 type e2eSink struct {
 	*httptest.Server
-	mu    sync.Mutex
-	fail  bool     // answer 500 to everything
-	order []string // webhook-ids in arrival order
-	reqs  map[string]*e2eReq
+	mu       sync.Mutex
+	fail     bool     // answer 500 to everything
+	order    []string // webhook-ids in arrival order
+	arrivals []string // "path webhook-id" in arrival order
+	reqs     map[string]*e2eReq
 }
 
 type e2eReq struct {
@@ -203,6 +204,7 @@ func newE2ESink(t *testing.T) *e2eSink {
 			return
 		}
 		s.order = append(s.order, id)
+		s.arrivals = append(s.arrivals, r.URL.Path+" "+id)
 		if _, seen := s.reqs[id]; !seen {
 			s.reqs[id] = &e2eReq{header: r.Header.Clone(), body: b}
 		}
@@ -355,6 +357,7 @@ func TestServeSIGKILLLosesNothing(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		accepted []string
+		resource = map[string]string{} // event id -> resource key
 		wg       sync.WaitGroup
 	)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -363,9 +366,11 @@ func TestServeSIGKILLLosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				body := fmt.Sprintf(`{"event":"media.update.status","data":{"id":"v-%d-%d","status":"done"}}`, w, i%7)
+				res := fmt.Sprintf("v-%d-%d", w, i%7)
+				body := `{"event":"media.update.status","data":{"id":"` + res + `","status":"done"}}`
 				if i%3 == 0 {
-					body = fmt.Sprintf(`{"event":"live.connected","data":{"event_id":"l-%d-%d"}}`, w, i%5)
+					res = fmt.Sprintf("l-%d-%d", w, i%5)
+					body = `{"event":"live.connected","data":{"event_id":"` + res + `"}}`
 				}
 				var ev struct{ ID string }
 				st, err := p.call("POST", "/v1/projects/"+prj.ID+"/events", prj.APIKey, body, &ev)
@@ -375,6 +380,7 @@ func TestServeSIGKILLLosesNothing(t *testing.T) {
 				if st == 202 {
 					mu.Lock()
 					accepted = append(accepted, ev.ID)
+					resource[ev.ID] = res
 					mu.Unlock()
 				}
 			}
@@ -411,6 +417,32 @@ func TestServeSIGKILLLosesNothing(t *testing.T) {
 	sink.mu.Unlock()
 	p2 := startServe(t, bin, data, env, args...)
 	waitE2E(t, 20*time.Second, "every accepted event delivered after restart", func() bool { return sink.has(ids) == 0 })
+
+	// Ordering survives the crash: per endpoint and resource, the first
+	// successful delivery of each event comes in acceptance order (each
+	// worker posts its resources' events one after another).
+	sink.mu.Lock()
+	first := map[string]int{}
+	for i, a := range sink.arrivals {
+		if _, ok := first[a]; !ok {
+			first[a] = i
+		}
+	}
+	sink.mu.Unlock()
+	for _, path := range []string{"/a", "/b"} {
+		last := map[string]string{} // resource -> previous event id
+		for _, id := range ids {
+			pos, ok := first[path+" "+id]
+			if !ok {
+				continue // /b receives live events only
+			}
+			res := resource[id]
+			if prev, ok := last[res]; ok && first[path+" "+prev] > pos {
+				t.Errorf("%s %s: %s delivered before the earlier %s", path, res, id, prev)
+			}
+			last[res] = id
+		}
+	}
 	if err := p2.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM exit: %v\nstderr: %s", err, p2.stderr)
 	}
