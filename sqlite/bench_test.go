@@ -145,3 +145,15 @@ func BenchmarkBaselineInsert(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkIngestSingle commits one event (and its delivery) per call: the
+// commit latency a lone request sees when nothing else is being ingested.
+func BenchmarkIngestSingle(b *testing.B) {
+	s, p, _ := benchStore(b)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.IngestEvents(b.Context(), benchEvents(p.ID, 1, i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -187,6 +187,20 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlite: list migrations: %w", err)
 	}
 	slices.Sort(files)
+	known := 0
+	for _, f := range files {
+		if v, err := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0]); err == nil {
+			known = max(known, v)
+		}
+	}
+	var newest sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if newest.Valid && int(newest.Int64) > known {
+		return fmt.Errorf("sqlite: %s has schema version %d, newer than this kinehook knows (%d): use a newer kinehook or restore a backup",
+			s.path, newest.Int64, known)
+	}
 	for _, f := range files {
 		name := filepath.Base(f)
 		num, _, ok := strings.Cut(name, "_")

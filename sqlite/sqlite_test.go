@@ -179,6 +179,16 @@ func TestMigrationsIdempotent(t *testing.T) {
 	if n != len(files) || n == 0 {
 		t.Errorf("schema_migrations has %d rows, want one per file (%d)", n, len(files))
 	}
+	// A file from a newer kinehook (an unknown migration applied) is refused.
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlite.Open(t.Context(), path, sqlite.Options{Logger: quiet}); err == nil {
+		s.Close()
+		t.Error("Open accepted a database with a newer schema version")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open of a newer schema: %v", err)
+	}
 	var mode int
 	if err := db.QueryRow(`PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
 		t.Errorf("auto_vacuum = %d (%v), want 2 (incremental)", mode, err)
