@@ -47,7 +47,7 @@ type Vacuumer interface {
 const (
 	DefaultDays       = 30
 	DefaultInterval   = time.Hour
-	DefaultFirstDelay = time.Minute
+	DefaultFirstDelay = 10 * time.Second
 	DefaultBatch      = 1000
 )
 
