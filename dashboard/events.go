@@ -49,6 +49,24 @@ type eventRow struct {
 	E      *kinehook.Event
 	Counts []statusCount
 	Total  int
+	// Status and Message are a media event's video status and error text;
+	// VideoID is a live.finished recording. They let a busy list be read
+	// at a glance.
+	Status, Message, VideoID string
+}
+
+// describe fills a row's summary from the event's payload.
+func (row *eventRow) describe() {
+	p, err := kinehook.ParseLenient(row.E.Payload)
+	if err != nil {
+		return
+	}
+	switch {
+	case p.Media != nil:
+		row.Status, row.Message = string(p.Media.Status), p.Media.Message
+	case p.Live != nil:
+		row.VideoID = p.Live.VideoID
+	}
 }
 
 type eventListPage struct {
@@ -128,13 +146,34 @@ func (h *Handler) eventList(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		h.internalError(w, r, fmt.Errorf("list events: %w", err))
 		return
 	}
+	var missing []string
+	for _, ev := range evs {
+		if len(ev.Payload) == 0 {
+			missing = append(missing, ev.ID)
+		}
+	}
+	if len(missing) > 0 {
+		// A store may leave payloads out of lists; one read fetches them.
+		m, err := h.store.EventPayloads(r.Context(), missing)
+		if err != nil {
+			h.internalError(w, r, fmt.Errorf("event payloads: %w", err))
+			return
+		}
+		for _, ev := range evs {
+			if len(ev.Payload) == 0 {
+				ev.Payload = m[ev.ID]
+			}
+		}
+	}
 	for _, ev := range evs {
 		ds, err := h.store.ListDeliveries(r.Context(), rc.project.ID, ev.ID)
 		if err != nil {
 			h.internalError(w, r, fmt.Errorf("list deliveries: %w", err))
 			return
 		}
-		page.Rows = append(page.Rows, eventRow{E: ev, Counts: countStatuses(ds), Total: len(ds)})
+		row := eventRow{E: ev, Counts: countStatuses(ds), Total: len(ds)}
+		row.describe()
+		page.Rows = append(page.Rows, row)
 	}
 	if next != "" {
 		page.NextURL = rc.base + "/events" + f.query(next)

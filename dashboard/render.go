@@ -189,6 +189,27 @@ var templateFuncs = template.FuncMap{
 		return b.String()
 	},
 	"add": func(a, b int) int { return a + b },
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		t = t.UTC()
+		if y, m, d := t.Date(); y == time.Now().UTC().Year() && m == time.Now().UTC().Month() && d == time.Now().UTC().Day() {
+			return t.Format("15:04:05")
+		}
+		return t.Format("Jan 2 15:04")
+	},
+	"mediaClass": func(s string) string {
+		switch kinehook.MediaStatus(s) {
+		case kinehook.StatusDone:
+			return "ok"
+		case kinehook.StatusError, kinehook.StatusAborted:
+			return "bad"
+		case kinehook.StatusSuspended:
+			return "warn"
+		}
+		return "info"
+	},
 }
 
 // ago renders how long before now t was, in one unit.
