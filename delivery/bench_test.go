@@ -93,7 +93,7 @@ func newBenchEnv(b *testing.B, endpoints int, sinkURL string, extraURLs ...strin
 		}
 	}
 	env.dbg = &batchObserver{}
-	env.eng, err = New(Config{Store: st, Observer: env.dbg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	env.eng, err = New(Config{Store: st, Observer: env.dbg})
 	if err != nil {
 		b.Fatal(err)
 	}
