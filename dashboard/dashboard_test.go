@@ -565,7 +565,7 @@ func TestEventListFiltersAndPaging(t *testing.T) {
 	if n := count(first); n != eventsPerPage {
 		t.Fatalf("first page: %d events, want %d", n, eventsPerPage)
 	}
-	mustContain(t, first, "live.finished", "Older", `class="badge info">processing<`, "recording", "rec-42", `<label for="f-type">`, `<label for="f-status">`, `<label for="f-resource">`, `<label for="f-since">`, `<label for="f-until">`)
+	mustContain(t, first, "live.finished", "Older", `class="badge info">processing<`, "recording rec-42", `<label for="f-type">`, `<label for="f-status">`, `<label for="f-resource">`, `<label for="f-since">`, `<label for="f-until">`)
 	if strings.Contains(first.body, "other-project") {
 		t.Fatal("another project's event is listed")
 	}
