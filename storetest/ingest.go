@@ -258,6 +258,36 @@ func testIngestIdempotencyExpiry(t *testing.T, s kinehook.Store) {
 	}
 }
 
+// testIngestAtomic: one call is one commit, so a batch that fails leaves
+// nothing behind (an event whose id already exists makes it fail).
+func testIngestAtomic(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p, _ := newProject(t, s, "p")
+	newEndpoint(t, s, p.ID, nil)
+	first := newEvent(p.ID, kinehook.EventMediaUpdateStatus, "v1")
+	ingest(t, s, first)
+
+	fresh := newEvent(p.ID, kinehook.EventMediaUpdateStatus, "v2")
+	fresh.IdempotencyKey = "atomic-key"
+	clash := newEvent(p.ID, kinehook.EventMediaUpdateStatus, "v3")
+	clash.ID = first.ID
+	if _, err := s.IngestEvents(ctx, []*kinehook.Event{fresh, clash}); err == nil {
+		t.Fatal("IngestEvents accepted an event whose id is already stored")
+	}
+	_, err := s.GetEvent(ctx, p.ID, fresh.ID)
+	assertNotFound(t, err, "GetEvent(event of a failed batch)")
+	if open := collectOpen(t, s, nil); len(open) != 1 {
+		t.Errorf("%d open deliveries after a failed batch, want the first event's 1", len(open))
+	}
+	// The store goes on, and the failed batch's idempotency key was not taken.
+	again := newEvent(p.ID, kinehook.EventMediaUpdateStatus, "v2")
+	again.IdempotencyKey = "atomic-key"
+	r := ingest(t, s, again)
+	if r[0].Duplicate || r[0].Event.ID != again.ID || len(r[0].Deliveries) != 1 {
+		t.Errorf("after a failed batch: Duplicate=%v id=%s deliveries=%d", r[0].Duplicate, r[0].Event.ID, len(r[0].Deliveries))
+	}
+}
+
 func testIngestEmptyAndNoEndpoints(t *testing.T, s kinehook.Store) {
 	res, err := s.IngestEvents(t.Context(), nil)
 	requireNoErr(t, err, "IngestEvents(nil)")

@@ -17,6 +17,8 @@
 //     errors.Is(err, kinehook.ErrNotFound). Records of another project are
 //     not found. ListDeliveries of an unknown event and ListAttempts of an
 //     unknown delivery are not found too.
+//   - One IngestEvents call is one transaction: if any event fails (e.g. its
+//     id is already stored), nothing of the call is stored.
 //   - A malformed ListEvents cursor is an EINVALID error.
 //   - EventFilter.Since is inclusive, Until exclusive (the suite avoids
 //     testing exact boundaries).
@@ -48,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"IngestIdempotency", testIngestIdempotency},
 		{"IngestIdempotencyExpiry", testIngestIdempotencyExpiry},
 		{"IngestEmptyAndNoEndpoints", testIngestEmptyAndNoEndpoints},
+		{"IngestAtomic", testIngestAtomic},
 		{"ListEventsPaging", testListEventsPaging},
 		{"ListEventsFilters", testListEventsFilters},
 		{"Deliveries", testDeliveries},
