@@ -97,7 +97,6 @@ func TestAuth(t *testing.T) {
 		{"no key", "GET", "/v1/projects", "", nil, 401, kinehook.EUNAUTHORIZED},
 		{"wrong key", "GET", "/v1/projects", "kh_nope", nil, 401, kinehook.EUNAUTHORIZED},
 		{"not bearer", "GET", "/v1/projects/" + pidA + "/endpoints", "", nil, 401, kinehook.EUNAUTHORIZED},
-		{"project key on admin route", "GET", "/v1/projects", keyA, nil, 403, codeForbidden},
 		{"project key creates project", "POST", "/v1/projects", keyA, map[string]any{"name": "x"}, 403, codeForbidden},
 		{"admin lists projects", "GET", "/v1/projects", testAdminKey, nil, 200, ""},
 		{"own project", "GET", "/v1/projects/" + pidA + "/endpoints", keyA, nil, 200, ""},
@@ -129,6 +128,23 @@ func TestAuth(t *testing.T) {
 	}
 	// The endpoint survived the other project's DELETE.
 	e.must(e.do("GET", epPath, keyA, nil), 200)
+
+	// A project key lists only its own project; the admin key lists both.
+	var own struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	if err := json.Unmarshal(e.must(e.do("GET", "/v1/projects", keyB, nil), 200).body, &own); err != nil {
+		t.Fatal(err)
+	}
+	if len(own.Data) != 1 || own.Data[0].ID != pidB {
+		t.Errorf("project key B lists %+v, want only %s", own.Data, pidB)
+	}
+	if err := json.Unmarshal(e.must(e.do("GET", "/v1/projects", testAdminKey, nil), 200).body, &own); err != nil {
+		t.Fatal(err)
+	}
+	if len(own.Data) != 2 {
+		t.Errorf("admin key lists %d projects, want 2", len(own.Data))
+	}
 }
 
 func TestAdminKeyFromStore(t *testing.T) {

@@ -85,7 +85,13 @@ func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *
 	writeJSON(w, nethttp.StatusCreated, v)
 }
 
-func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+// listProjects lists every project for the admin key, and only its own for a
+// project key (so a client holding a project key can find its project id).
+func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	if !p.admin {
+		writeJSON(w, nethttp.StatusOK, listBody[projectView]{Data: []projectView{viewProject(p.project)}})
+		return
+	}
 	ps, err := s.store.ListProjects(r.Context())
 	if err != nil {
 		s.internal(w, "list projects", err)

@@ -12,6 +12,7 @@ const (
 	authAdmin                    // the admin key only
 	authProject                  // the admin key or the key of the project {pid}
 	authWebhooks                 // a project key only (Kinescope's API shape)
+	authAnyKey                   // any valid key; the handler scopes what it shows
 )
 
 // route is one entry of the routing table.
@@ -34,7 +35,7 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/event-types", Auth: authNone, handle: (*Server).eventTypes},
 
 		{Method: "POST", Pattern: "/v1/projects", Auth: authAdmin, handle: (*Server).createProject},
-		{Method: "GET", Pattern: "/v1/projects", Auth: authAdmin, handle: (*Server).listProjects},
+		{Method: "GET", Pattern: "/v1/projects", Auth: authAnyKey, handle: (*Server).listProjects},
 		{Method: "GET", Pattern: "/v1/projects/{pid}", Auth: authProject, handle: (*Server).getProject},
 		{Method: "PATCH", Pattern: "/v1/projects/{pid}", Auth: authProject, handle: (*Server).patchProject},
 

@@ -42,7 +42,7 @@ func (o *apiOptions) register(cmd *cobra.Command) {
 	f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of each API request")
 	if o.withProject {
-		f.StringVar(&o.project, "project", "", "project id (env KINEHOOK_PROJECT; may be left out when the admin key sees a single project)")
+		f.StringVar(&o.project, "project", "", "project id (env KINEHOOK_PROJECT; may be left out with a project key, or when the admin key sees a single project)")
 	}
 }
 
@@ -75,8 +75,8 @@ func (o *apiOptions) client() (*client.Client, error) {
 }
 
 // projectID resolves the project: --project, then KINEHOOK_PROJECT, then, when
-// the key can list projects (the admin key) and there is exactly one, that
-// one. A project key cannot list projects, so it needs --project.
+// the key lists exactly one project (always so for a project key, which sees
+// only its own), that one.
 func (o *apiOptions) projectID(ctx context.Context, c *client.Client) (string, error) {
 	if o.project != "" {
 		return o.project, nil
@@ -87,7 +87,7 @@ func (o *apiOptions) projectID(ctx context.Context, c *client.Client) (string, e
 	ps, err := c.ListProjects(ctx)
 	switch {
 	case client.ErrorCode(err) == "forbidden":
-		return "", errors.New("no project: pass --project or set KINEHOOK_PROJECT (a project key cannot list projects; the id was printed by `kinehook projects create`)")
+		return "", errors.New("no project: pass --project or set KINEHOOK_PROJECT (the id was printed by `kinehook projects create`)")
 	case err != nil:
 		return "", fmt.Errorf("no --project given, and listing projects failed: %w", err)
 	case len(ps) == 0:
