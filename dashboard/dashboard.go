@@ -17,6 +17,7 @@
 //	POST /logout                sign out
 //	GET  /static/...            embedded CSS, JavaScript and icon
 //	GET  /projects              the admin's project picker
+//	POST /projects              the admin makes a project (its key shown once)
 //	     /projects/{pid}/...    endpoints, events, deliveries, live updates
 //
 // Live-update streams last as long as a page is open; they end by
@@ -37,10 +38,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
+	khttp "github.com/kinehook/kinehook/http"
 )
 
 // Config is what the dashboard needs from the server it is mounted in.
@@ -204,6 +208,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /login", h.login)
 	m.HandleFunc("POST /logout", h.withSession(h.logout))
 	m.HandleFunc("GET /projects", h.withSession(h.projects))
+	m.HandleFunc("POST /projects", h.withSession(h.projectCreate))
 	m.HandleFunc("GET /projects/{pid}", h.withProject(h.projectHome))
 	m.HandleFunc("GET /projects/{pid}/endpoints", h.withProject(h.endpointList))
 	m.HandleFunc("GET /projects/{pid}/endpoints/new", h.withProject(h.endpointNew))
@@ -273,5 +278,47 @@ func (h *Handler) projects(w http.ResponseWriter, r *http.Request, s *session) {
 		h.internalError(w, r, fmt.Errorf("list projects: %w", err))
 		return
 	}
-	h.render(w, r, http.StatusOK, "projects", &pageData{Session: s, Title: "Projects", Projects: ps})
+	h.render(w, r, http.StatusOK, "projects", &pageData{Session: s, Title: "Projects", Projects: ps, Page: &projectForm{}})
+}
+
+// projectForm is the admin's new-project form as typed.
+type projectForm struct {
+	Name  string
+	Error string
+}
+
+// projectCreate makes a project (admin only) and shows its API key once,
+// as POST /v1/projects does.
+func (h *Handler) projectCreate(w http.ResponseWriter, r *http.Request, s *session) {
+	if !s.admin {
+		h.renderError(w, r, http.StatusNotFound, "There is no page here.")
+		return
+	}
+	f := &projectForm{Name: strings.TrimSpace(r.PostForm.Get("name"))}
+	switch {
+	case f.Name == "":
+		f.Error = "Enter a name for the project."
+	case utf8.RuneCountInString(f.Name) > 200:
+		f.Error = "The name is longer than 200 characters."
+	}
+	if f.Error != "" {
+		ps, err := h.store.ListProjects(r.Context())
+		if err != nil {
+			h.internalError(w, r, fmt.Errorf("list projects: %w", err))
+			return
+		}
+		h.render(w, r, http.StatusUnprocessableEntity, "projects", &pageData{Session: s, Title: "Projects", Projects: ps, Page: f})
+		return
+	}
+	key, err := khttp.NewProjectKey()
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: f.Name, CreatedAt: h.now().UTC().Truncate(time.Millisecond)}
+	if err := h.store.CreateProject(r.Context(), p, kinehook.HashKey(key)); err != nil {
+		h.internalError(w, r, fmt.Errorf("create project: %w", err))
+		return
+	}
+	h.redirectFlash(w, r, s, "/projects", "ok", "Project "+p.Name+" created. Its API key is shown only this once; keep it: "+key)
 }

@@ -169,6 +169,7 @@ func TestCSRFRefusedOnEveryPost(t *testing.T) {
 	form := url.Values{"url": {"https://example.com/changed"}, "type": {"live.created"}, "since": {"2020-01-01T00:00"}}
 	paths := []string{
 		"/logout",
+		"/projects",
 		base + "/endpoints",
 		base + "/endpoints/" + ep.ID,
 		base + "/endpoints/" + ep.ID + "/disable",
@@ -276,6 +277,41 @@ func TestProjectIsolation(t *testing.T) {
 	mustContain(t, p, e.a.Name, e.b.Name, baseA+"/endpoints", baseB+"/endpoints")
 	if p := admin.get(baseB + "/endpoints/" + epB.ID); p.status != http.StatusOK {
 		t.Errorf("admin on project B's endpoint: %d", p.status)
+	}
+}
+
+func TestProjectCreate(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	admin := e.browser()
+	admin.login(e.adminKey)
+	mustContain(t, admin.get("/projects"), `<label for="project-name">`)
+	for _, name := range []string{"", "   ", strings.Repeat("x", 201)} {
+		p := admin.post("/projects", url.Values{"name": {name}})
+		if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, `class="error-text"`) {
+			t.Fatalf("name %q: %d", name, p.status)
+		}
+	}
+	p := admin.post("/projects", url.Values{"name": {"Gamma live"}})
+	if p.status != http.StatusSeeOther || p.location != "/projects" {
+		t.Fatalf("create: %d %q", p.status, p.location)
+	}
+	page := admin.follow(p)
+	key := regexp1(t, page.body, `keep it: (kh_[A-Za-z0-9_-]+)`)
+	mustContain(t, page, "Gamma live")
+	// The key signs in to the new project, and only to it.
+	b := e.browser()
+	home := b.login(key)
+	proj, err := e.store.ProjectByKeyHash(context.Background(), kinehook.HashKey(key))
+	if err != nil || proj.Name != "Gamma live" || home != "/projects/"+proj.ID+"/endpoints" {
+		t.Fatalf("new project %+v, %v; signed in to %q", proj, err, home)
+	}
+	// A project key cannot make projects.
+	if p := b.post("/projects", url.Values{"name": {"sneaky"}}); p.status != http.StatusNotFound {
+		t.Fatalf("project key POST /projects: %d", p.status)
+	}
+	ps, _ := e.store.ListProjects(context.Background())
+	if len(ps) != 3 {
+		t.Fatalf("%d projects, want 3", len(ps))
 	}
 }
 
