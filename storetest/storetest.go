@@ -31,10 +31,8 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
-// Opener returns a fresh, empty store whose Close is registered with t.Cleanup.
-type Opener func(t *testing.T) kinehook.Store
-
-// Run runs the whole suite; each subtest opens its own store.
+// Run runs the whole suite; each subtest calls open for a fresh, empty store
+// (open registers the store's Close with t.Cleanup).
 func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 	tests := []struct {
 		name string
