@@ -533,3 +533,103 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// timedStore records when the cleaner's deletion phase starts and ends.
+type timedStore struct {
+	*sqlite.Store
+	mu         sync.Mutex
+	start, end time.Time
+}
+
+func (s *timedStore) DeleteBefore(ctx context.Context, projectID string, before time.Time, batch int) (int, error) {
+	s.mu.Lock()
+	s.start = time.Now()
+	s.mu.Unlock()
+	n, err := s.Store.DeleteBefore(ctx, projectID, before, batch)
+	s.mu.Lock()
+	s.end = time.Now()
+	s.mu.Unlock()
+	return n, err
+}
+
+// TestCleanerDoesNotBlockIngest: on the single-writer SQLite store, ingest
+// commits go through between the cleaner's batches while it removes
+// thousands of events, instead of waiting for the whole run.
+func TestCleanerDoesNotBlockIngest(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ts := &timedStore{Store: s}
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	f := &fixture{t: t, s: s, t0: t0}
+	p := f.project("busy", 0)
+	for range 3 {
+		evs := make([]*kinehook.Event, 500)
+		for i := range evs {
+			id := kinehook.NewID(kinehook.PrefixEvent)
+			evs[i] = &kinehook.Event{ID: id, ProjectID: p.ID, Type: "media.update.status", ResourceKey: id,
+				Payload: []byte(`{"event":"media.update.status","data":{"id":"v","status":"done"}}`), CreatedAt: t0.Add(-40 * day)}
+		}
+		if _, err := s.IngestEvents(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := retention.New(retention.Config{Store: ts, DefaultDays: 30, Batch: 50, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu    sync.Mutex
+		times []time.Time
+		stop  = make(chan struct{})
+		done  = make(chan error, 1)
+	)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			id := kinehook.NewID(kinehook.PrefixEvent)
+			ev := &kinehook.Event{ID: id, ProjectID: p.ID, Type: "media.update.status", ResourceKey: id,
+				Payload: []byte(`{"event":"media.update.status","data":{"id":"v","status":"done"}}`)}
+			if _, err := s.IngestEvents(context.Background(), []*kinehook.Event{ev}); err != nil {
+				done <- err
+				return
+			}
+			mu.Lock()
+			times = append(times, time.Now())
+			mu.Unlock()
+		}
+	}()
+	waitFor(t, "ingest running", func() bool { mu.Lock(); defer mu.Unlock(); return len(times) > 0 })
+	res, err := c.RunOnce(t.Context())
+	close(stop)
+	if gerr := <-done; gerr != nil {
+		t.Fatalf("ingest beside retention: %v", gerr)
+	}
+	if err != nil || res.Events != 1500 {
+		t.Fatalf("RunOnce = %+v, %v; want 1500 removed", res, err)
+	}
+	ts.mu.Lock()
+	start, end := ts.start, ts.end
+	ts.mu.Unlock()
+	during := 0
+	mu.Lock()
+	for _, at := range times {
+		if at.After(start) && at.Before(end) {
+			during++
+		}
+	}
+	mu.Unlock()
+	// 30 batches: ingest gets the writer between them.
+	if during < 5 {
+		t.Errorf("only %d ingest commits went through during the %v the cleaner was deleting; want >= 5", during, end.Sub(start))
+	}
+	t.Logf("%d ingest commits during %v of deletion (30 batches)", during, end.Sub(start))
+}
