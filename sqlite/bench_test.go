@@ -157,3 +157,30 @@ func BenchmarkIngestSingle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIngestFanOut10 stores batches of 100 events fanned out to 10
+// endpoints (100 events + 1000 deliveries per op, one commit).
+func BenchmarkIngestFanOut10(b *testing.B) {
+	const batch = 100
+	s, p, _ := benchStore(b)
+	for range 9 {
+		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: "http://127.0.0.1:9/",
+			Secrets: []kinehook.EndpointSecret{{Value: "whsec_c2VjcmV0"}}}
+		if err := s.CreateEndpoint(b.Context(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	start, cpu0 := time.Now(), cpuTime()
+	for i := 0; b.Loop(); i++ {
+		res, err := s.IngestEvents(b.Context(), benchEvents(p.ID, batch, i*batch))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res[0].Deliveries) != 10 {
+			b.Fatalf("%d deliveries per event, want 10", len(res[0].Deliveries))
+		}
+	}
+	b.ReportMetric(float64(b.N*batch*10)/time.Since(start).Seconds(), "deliveries/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*batch*10)/1e3, "cpu-µs/delivery")
+}
