@@ -233,6 +233,13 @@ func TestBackupServerUnderLoad(t *testing.T) {
 			break
 		}
 	}
+	var openEvents []string // events with deliveries still open in the backup
+	if err := bs.OpenDeliveries(t.Context(), nil, func(d *kinehook.Delivery) error {
+		openEvents = append(openEvents, d.EventID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	_ = bs.Close()
 	t.Logf("backup of %s bytes: %d events (%d acknowledged before it began), %d deliveries, %d open",
 		m[1], counts.Events, len(ackedBefore), counts.Deliveries, counts.OpenDeliveries)
@@ -278,7 +285,7 @@ func TestBackupServerUnderLoad(t *testing.T) {
 	}
 	// The restored server recovers the backup's open deliveries and finishes them.
 	waitE2E(t, 20*time.Second, "the backup's deliveries finished after the restore", func() bool {
-		for _, id := range ackedBefore[len(ackedBefore)-20:] {
+		for _, id := range append(openEvents, ackedBefore[len(ackedBefore)-5:]...) {
 			var ds struct{ Data []struct{ Status string } }
 			p2.mustCall("GET", "/v1/projects/"+created.ID+"/events/"+id+"/deliveries", created.APIKey, nil, 200, &ds)
 			if len(ds.Data) != 1 || ds.Data[0].Status != "succeeded" {
@@ -289,5 +296,15 @@ func TestBackupServerUnderLoad(t *testing.T) {
 	})
 	if err := p2.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM after restore: %v", err)
+	}
+	// The restored store, after the server ran on it, is still consistent
+	// and holds the backup's events, now without open deliveries.
+	rs, err := sqlite.Open(t.Context(), filepath.Join(data, "kinehook.db"), sqlite.Options{SecretBox: box})
+	if err != nil {
+		t.Fatalf("open the restored store: %v", err)
+	}
+	defer rs.Close()
+	if rc := storetest.CheckConsistency(t, rs); rc.Events != counts.Events || rc.Deliveries != counts.Deliveries || rc.OpenDeliveries != 0 {
+		t.Errorf("restored store after the run: %+v; the backup held %+v, want the same events and deliveries, none open", rc, counts)
 	}
 }
