@@ -457,8 +457,8 @@ func (w *notFoundWriter) Write(p []byte) (int, error) {
 
 // Flush lets the dashboard's live-update stream through.
 func (w *notFoundWriter) Flush() {
-	if f, ok := w.ResponseWriter.(nethttp.Flusher); ok && !w.notFound {
-		f.Flush()
+	if !w.notFound {
+		_ = nethttp.NewResponseController(w.ResponseWriter).Flush()
 	}
 }
 

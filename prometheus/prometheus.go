@@ -203,7 +203,10 @@ type statusWriter struct {
 
 func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
 
-// Unwrap lets http.ResponseController reach Flush and deadlines (SSE).
+// Flush passes flushes through (the dashboard's server-sent events).
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach deadlines and the rest.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func itoa(code int) string {

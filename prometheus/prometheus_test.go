@@ -164,3 +164,31 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestInstrumentFlushes checks that a handler behind Instrument can flush
+// (server-sent events would otherwise never reach the browser).
+func TestInstrumentFlushes(t *testing.T) {
+	m := prometheus.New(prometheus.Options{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(m.Instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		if f, ok := w.(http.Flusher); !ok {
+			t.Error("wrapped writer is not an http.Flusher")
+		} else {
+			f.Flush()
+		}
+		<-release
+	})))
+	t.Cleanup(srv.Close)
+	defer close(release)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 11)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "data: one\n\n" {
+		t.Fatalf("flushed bytes not received before the handler returned: %q %v", buf, err)
+	}
+}
