@@ -47,6 +47,7 @@ type serveOptions struct {
 	apiRateBurst    int
 	shutdownTimeout time.Duration
 	pprof           bool
+	secureCookies   bool
 	retentionDays   int
 	retentionEvery  time.Duration
 
@@ -99,6 +100,7 @@ the first start, a key is generated, stored hashed and printed once.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
 	f.IntVar(&o.retentionDays, "retention-days", 30, "remove events (with deliveries and attempts) older than this; a project's retention_days overrides it (0: keep forever)")
 	f.DurationVar(&o.retentionEvery, "retention-interval", time.Hour, "how often retention runs")
+	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark the dashboard's session cookie Secure (__Host-); set it when clients reach kinehook over HTTPS")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
 	return cmd
 }
@@ -242,6 +244,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if o.requestTimeout <= 0 {
 		return errors.New("--request-timeout must be positive")
 	}
+	if o.retentionDays < 0 || o.retentionEvery < 0 {
+		return errors.New("--retention-days and --retention-interval must not be negative")
+	}
 	cidrs, err := netguard.ParseCIDRs(o.allowCIDR)
 	if err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
@@ -306,7 +311,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return fmt.Errorf("API server: %w", err)
 	}
-	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, CheckURL: api.CheckEndpointURL, Logger: log})
+	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, CheckURL: api.CheckEndpointURL, Logger: log, SecureCookies: o.secureCookies})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
