@@ -410,6 +410,26 @@ func (h *harness) waitStatus(id string, st kinehook.DeliveryStatus, attempts int
 	})
 }
 
+// waitEndpoint polls the stored endpoint until ok (health updates are
+// written in the background).
+func (h *harness) waitEndpoint(id, what string, ok func(*kinehook.Endpoint) bool) *kinehook.Endpoint {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e, err := h.store.GetEndpoint(h.t.Context(), h.proj.ID, id)
+		if err != nil {
+			h.t.Fatalf("get endpoint: %v", err)
+		}
+		if ok(e) {
+			return e
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("endpoint %s: %s not reached; now %+v", id, what, e)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func (h *harness) attempts(id string) []*kinehook.Attempt {
 	h.t.Helper()
 	a, err := h.store.ListAttempts(h.t.Context(), h.proj.ID, id)

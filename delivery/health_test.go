@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -138,6 +139,246 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 	h := newHarness(t, nil)
 	s := newSink(t)
 	s.status(500)
+	ep := h.endpoint(s.srv.URL, nil)
+	res := h.publish("A")
+	s.next(t)
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	h.idle()
+	h.updateEndpoint(ep.ID, func(e *kinehook.Endpoint) { e.Disabled = true })
+	h.clock.Advance(10 * time.Minute)
+	s.none(t, 30*time.Millisecond)
+	s.status(200)
+	h.updateEndpoint(ep.ID, func(e *kinehook.Endpoint) { e.Disabled = false })
+	s.next(t)
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+
+	s.status(500)
+	res2 := h.publish("B")
+	s.next(t)
+	h.waitStatus(res2.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	h.idle()
+	if err := h.store.DeleteEndpoint(t.Context(), h.proj.ID, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.EndpointChanged(t.Context(), h.proj.ID, ep.ID)
+	h.eng.epMu.RLock()
+	_, known := h.eng.eps[ep.ID]
+	h.eng.epMu.RUnlock()
+	if known {
+		t.Error("the engine still tracks a deleted endpoint")
+	}
+	h.clock.Advance(10 * time.Minute)
+	s.none(t, 30*time.Millisecond)
+	if d := h.delivery(res2.Deliveries[0].ID); d.Status != kinehook.DeliveryFailed {
+		t.Errorf("deleted endpoint's delivery is %s, want failed (by the store)", d.Status)
+	}
+}
+
+// The breaker opens after N consecutive failures, lets one probe through at
+// backoff (doubling), and closes on success; queued deliveries then flow.
+func TestCircuitBreaker(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.BreakerThreshold = 3
+		c.BreakerBackoff = time.Minute
+		c.RetrySchedule = []time.Duration{time.Hour, time.Hour}
+	})
+	ops := newSink(t)
+	h.proj.OperationsURL = ops.srv.URL
+	if err := h.store.UpdateProject(t.Context(), h.proj); err != nil {
+		t.Fatal(err)
+	}
+	s := newSink(t)
+	s.status(500)
+	h.endpoint(s.srv.URL, func(e *kinehook.Endpoint) { e.MaxInFlight = 1 })
+	var dids []string
+	for i := range 8 {
+		dids = append(dids, h.publish(string(rune('a' + i))).Deliveries[0].ID)
+	}
+	s.take(t, 3)
+	for _, id := range dids[:3] {
+		h.waitStatus(id, kinehook.DeliveryRetrying, 1)
+	}
+	h.idle()
+	s.none(t, 30*time.Millisecond)
+	for _, id := range dids[3:] {
+		if d := h.delivery(id); d.Attempts != 0 {
+			t.Fatalf("delivery %s burned %d attempts behind an open breaker", id, d.Attempts)
+		}
+	}
+	if b, _ := h.obs.snapshot(); len(b) != 1 || b[0] != BreakerOpen {
+		t.Fatalf("breaker changes = %v, want [open]", b)
+	}
+	h.clock.Advance(59 * time.Second)
+	s.none(t, 20*time.Millisecond)
+	h.clock.Advance(time.Second)
+	s.next(t) // the probe
+	h.idle()
+	s.none(t, 20*time.Millisecond)
+	// The failed probe doubles the backoff: nothing at +1m, one probe at +2m.
+	h.clock.Advance(time.Minute)
+	s.none(t, 20*time.Millisecond)
+	s.status(200)
+	h.clock.Advance(time.Minute)
+	s.next(t)
+	// Closed: the remaining due deliveries flow at once.
+	s.take(t, 3)
+	h.idle()
+	b, evs := h.obs.snapshot()
+	if len(b) != 2 || b[1] != BreakerClosed {
+		t.Errorf("breaker changes = %v, want [open closed]", b)
+	}
+	if len(evs) != 1 || evs[0].Event != OpEndpointRecovered {
+		t.Errorf("operational events = %+v, want endpoint.recovered", evs)
+	}
+	if r := ops.next(t); !strings.Contains(string(r.body), OpEndpointRecovered) {
+		t.Errorf("operations URL got %s", r.body)
+	}
+	succeeded := 0
+	for _, id := range dids {
+		if h.delivery(id).Status == kinehook.DeliverySucceeded {
+			succeeded++
+		}
+	}
+	// a, b, c failed before the breaker opened and d was the failed first
+	// probe: they wait for their retries. e (second probe), f, g, h succeeded.
+	if succeeded != 4 {
+		t.Errorf("%d deliveries succeeded after the breaker closed, want 4", succeeded)
+	}
+	for _, id := range dids[:4] {
+		if d := h.delivery(id); d.Status != kinehook.DeliveryRetrying || d.Attempts != 1 {
+			t.Errorf("delivery %s = %s/%d, want retrying after one attempt", id, d.Status, d.Attempts)
+		}
+	}
+}
+
+// An endpoint failing continuously for DisableAfter is disabled.
+func TestAutoDisable(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.DisableAfter = 2 * time.Hour
+		c.RetrySchedule = []time.Duration{time.Hour, time.Hour, time.Hour, time.Hour}
+	})
+	s := newSink(t)
+	s.status(500)
+	ep := h.endpoint(s.srv.URL, nil)
+	res := h.publish("A")
+	did := res.Deliveries[0].ID
+	for i := 1; i <= 3; i++ {
+		s.next(t)
+		d := h.waitStatus(did, kinehook.DeliveryRetrying, i)
+		h.idle()
+		if i == 1 {
+			h.waitEndpoint(ep.ID, "FailingSince set", func(e *kinehook.Endpoint) bool { return !e.FailingSince.IsZero() })
+		}
+		h.clock.AdvanceTo(d.NextAttemptAt)
+	}
+	s.next(t)
+	h.waitStatus(did, kinehook.DeliveryRetrying, 4)
+	h.waitEndpoint(ep.ID, "auto-disabled", func(e *kinehook.Endpoint) bool {
+		return e.Disabled && strings.Contains(e.DisabledReason, "failing continuously")
+	})
+	h.idle()
+	h.clock.Advance(2 * time.Hour)
+	s.none(t, 20*time.Millisecond)
+}
+
+// A success clears FailingSince.
+func TestSuccessClearsFailingSince(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	s := newSink(t)
+	s.status(500)
+	ep := h.endpoint(s.srv.URL, nil)
+	res := h.publish("A")
+	s.next(t)
+	d := h.waitStatus(res.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	h.waitEndpoint(ep.ID, "FailingSince set", func(e *kinehook.Endpoint) bool { return !e.FailingSince.IsZero() })
+	h.idle()
+	s.status(200)
+	h.clock.AdvanceTo(d.NextAttemptAt)
+	s.next(t)
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+	h.waitEndpoint(ep.ID, "FailingSince cleared", func(e *kinehook.Endpoint) bool { return e.FailingSince.IsZero() })
+}
+
+// rate_limit: a token bucket of deliveries/s (burst: one second's worth).
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	s := newSink(t)
+	h.endpoint(s.srv.URL, func(e *kinehook.Endpoint) { e.RateLimit = 2 })
+	for i := range 6 {
+		h.publish(string(rune('a' + i)))
+	}
+	s.take(t, 2)
+	s.none(t, 30*time.Millisecond)
+	h.clock.Advance(500 * time.Millisecond)
+	s.take(t, 1)
+	s.none(t, 20*time.Millisecond)
+	h.clock.Advance(500 * time.Millisecond)
+	s.take(t, 1)
+	h.clock.Advance(time.Second)
+	s.take(t, 2)
+}
+
+// max_in_flight bounds concurrent requests to an endpoint; a hanging endpoint
+// does not delay another one.
+func TestMaxInFlightAndIsolation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	slow := newSink(t)
+	release := make(chan struct{})
+	slow.setHandler(func(w http.ResponseWriter, r sinkReq) { <-release })
+	fast := newSink(t)
+	h.endpoint(slow.srv.URL, func(e *kinehook.Endpoint) { e.MaxInFlight = 2 })
+	for i := range 5 {
+		h.publish(string(rune('a' + i)))
+	}
+	slow.take(t, 2)
+	slow.none(t, 30*time.Millisecond)
+	if n := slow.active.Load(); n != 2 {
+		t.Errorf("slow endpoint has %d requests in flight, want max_in_flight 2", n)
+	}
+	h.endpoint(fast.srv.URL, nil)
+	start := time.Now()
+	z := h.publish("z")
+	if r := fast.next(t); r.id != z.Event.ID {
+		t.Errorf("healthy endpoint got %s", r.id)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("healthy endpoint waited %v behind a hanging one", el)
+	}
+	close(release)
+	slow.take(t, 4) // the 3 left plus "z"
+	if m := slow.maxConc.Load(); m > 2 {
+		t.Errorf("max concurrency at the slow endpoint = %d, want <= 2", m)
+	}
+}
+
+// A global cap smaller than the work still serves every endpoint in turn.
+func TestGlobalCap(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.MaxInFlight = 1 })
+	a, b := newSink(t), newSink(t)
+	h.endpoint(a.srv.URL, nil)
+	h.endpoint(b.srv.URL, nil)
+	for i := range 10 {
+		h.publish(string(rune('a' + i)))
+	}
+	a.take(t, 10)
+	b.take(t, 10)
+	if a.maxConc.Load()+b.maxConc.Load() > 2 {
+		t.Errorf("more than one request at a time under a global cap of 1")
+	}
+}
+
+// Restart: what was open in the store is delivered by the next engine.
+func TestRestartRecovery(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	s := newSink(t)
+	s.status(500)
 	h.endpoint(s.srv.URL, nil)
 	res := h.publish("A")
 	pending := h.publish("B")
@@ -236,28 +477,45 @@ func TestRetryAndRecover(t *testing.T) {
 	}
 }
 
-// With no payload budget, payloads come from the store in batches and are
-// still sent byte for byte.
+// With no or a tiny payload budget, payloads come from the store in batches
+// (with prefetch of the deliveries next in line) and are still sent byte for
+// byte; the budget is given back.
 func TestPayloadsLoadedFromStore(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, func(c *Config) { c.PayloadBudget = -1 })
-	s := newSink(t)
-	h.endpoint(s.srv.URL, nil)
-	want := map[string]string{}
-	for i := range 20 {
-		ev := h.event(string(rune('a' + i)))
-		if _, err := h.eng.Publish(t.Context(), ev); err != nil {
-			t.Fatal(err)
-		}
-		want[ev.ID] = string(ev.Payload)
-	}
-	for _, r := range s.take(t, 20) {
-		if want[r.id] != string(r.body) {
-			t.Errorf("%s: body %s, want %s", r.id, r.body, want[r.id])
-		}
-	}
-	if n := h.eng.payloadBytes.Load(); n != 0 {
-		t.Errorf("payload bytes held = %d, want 0", n)
+	for _, budget := range []int64{-1, 400} {
+		t.Run(fmt.Sprintf("budget=%d", budget), func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.PayloadBudget = budget; c.Prefetch = 4 })
+			s := newSink(t)
+			release := make(chan struct{})
+			first := true
+			s.setHandler(func(w http.ResponseWriter, r sinkReq) {
+				if first {
+					first = false
+					<-release // hold the queue so the rest pile up without payloads
+				}
+			})
+			ep := h.endpoint(s.srv.URL, func(e *kinehook.Endpoint) { e.MaxInFlight = 1 })
+			want := map[string]string{}
+			for i := range 20 {
+				ev := h.event(string(rune('a' + i)))
+				if _, err := h.eng.Publish(t.Context(), ev); err != nil {
+					t.Fatal(err)
+				}
+				want[ev.ID] = string(ev.Payload)
+			}
+			s.next(t)
+			close(release)
+			for _, r := range s.take(t, 19) {
+				if want[r.id] != string(r.body) {
+					t.Errorf("%s: body %s, want %s", r.id, r.body, want[r.id])
+				}
+			}
+			h.idle()
+			if n := h.eng.payloadBytes.Load(); n != 0 {
+				t.Errorf("payload bytes held = %d, want 0", n)
+			}
+			_ = ep
+		})
 	}
 }
 

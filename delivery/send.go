@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -89,8 +90,8 @@ func (e *Engine) pumpLocked(es *epState) []job {
 			}
 			es.tokens = min(burst, es.tokens+float64(now-es.lastRefill)/1e9*ep.RateLimit)
 			es.lastRefill = now
-			if es.tokens < 1 {
-				at := now + int64((1-es.tokens)/ep.RateLimit*1e9) + 1
+			if es.tokens < 1-1e-9 { // tolerate float rounding at the exact refill time
+				at := now + int64(math.Ceil((1-es.tokens)/ep.RateLimit*1e9))
 				if wake == 0 || at < wake {
 					wake = at
 				}
@@ -105,7 +106,7 @@ func (e *Engine) pumpLocked(es *epState) []job {
 			break
 		}
 		if ep.RateLimit > 0 {
-			es.tokens--
+			es.tokens = max(0, es.tokens-1)
 		}
 		es.ready.pop()
 		q.inReady = false
