@@ -52,6 +52,9 @@ pg_dump instead.`,
 			src := filepath.Join(data, "kinehook.db")
 			size, err := backupSQLite(cmd.Context(), src, args[0], force)
 			if err != nil {
+				if db := os.Getenv(serveEnvName("database")); db != "" {
+					return fmt.Errorf("%w (KINEHOOK_DATABASE is set: this command backs up the embedded store only; back up PostgreSQL with pg_dump)", err)
+				}
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "kinehook: backed up %s to %s: %d bytes (%s)\n", src, args[0], size, humanBytes(size))

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	nethttp "net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,6 +135,16 @@ func TestBackupServerUnderLoad(t *testing.T) {
 	p := startServe(t, bin, data, env)
 
 	p.mustCall("POST", "/v1/projects", admin, map[string]any{"name": "no endpoints"}, 201, nil)
+	// serve runs the retention cleaner and exports its metrics.
+	if res, err := nethttp.Get(p.url + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !bytes.Contains(body, []byte("kinehook_retention_events_removed_total 0")) {
+			t.Errorf("/metrics has no retention counter:\n%.2000s", body)
+		}
+	}
 	var created struct {
 		ID     string `json:"id"`
 		APIKey string `json:"api_key"`
