@@ -80,8 +80,14 @@ type Coordinator struct {
 	listening    atomic.Bool
 	// gap is set while notifications may have been missed (LISTEN
 	// connection lost) until the reload that makes up for them is done.
-	gap  atomic.Bool
-	kick chan struct{} // run a step now
+	gap     atomic.Bool
+	kick    chan struct{} // run a step now
+	ownerMu sync.Mutex
+	owner   kinehook.PartitionOwner // while Run runs
+	// dead holds instances seen with a stale heartbeat: one that died may
+	// have committed deliveries it never announced, so each newly dead
+	// instance triggers a reload of the owned partitions.
+	dead map[string]bool
 	// pendingAssign counts claimed partition sets not yet handed to the
 	// owner: ingests wait for them (see afterIngest).
 	pendingAssign atomic.Int32
@@ -219,6 +225,14 @@ func (c *Coordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) er
 	c.needReassign.Store(false)
 	c.gap.Store(false)
 	c.pendingAssign.Store(0)
+	c.ownerMu.Lock()
+	c.owner = owner
+	c.ownerMu.Unlock()
+	defer func() {
+		c.ownerMu.Lock()
+		c.owner = nil
+		c.ownerMu.Unlock()
+	}()
 
 	ops := make(chan op, 4*kinehook.NumPartitions)
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -306,10 +320,12 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`, c.id)
 	b.Queue(`UPDATE partition_leases SET expires_at = now() + $2 * interval '1 millisecond'
 		WHERE owner = $1 AND partition = ANY($3) RETURNING partition`, c.id, ttlMS, heldList)
-	b.Queue(`SELECT id FROM instances WHERE heartbeat_at > now() - $1 * interval '1 millisecond' ORDER BY id`, ttlMS)
+	b.Queue(`DELETE FROM instances WHERE heartbeat_at < now() - interval '1 hour'`)
+	b.Queue(`SELECT id, heartbeat_at > now() - $1 * interval '1 millisecond' FROM instances ORDER BY id`, ttlMS)
 	var (
 		renewed []int32
 		live    []string
+		stale   []string
 	)
 	err := func() error {
 		br := c.pool.SendBatch(qctx, &b)
@@ -329,12 +345,28 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 		if renewed, err = pgx.CollectRows(rows, pgx.RowTo[int32]); err != nil {
 			return err
 		}
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 		rows, err = br.Query()
 		if err != nil {
 			return err
 		}
-		live, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
+		for rows.Next() {
+			var id string
+			var alive bool
+			if err := rows.Scan(&id, &alive); err != nil {
+				rows.Close()
+				return err
+			}
+			if alive {
+				live = append(live, id)
+			} else {
+				stale = append(stale, id)
+			}
+		}
+		rows.Close()
+		return rows.Err()
 	}()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -435,9 +467,32 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 			c.queue(ops, op{kind: opAssign, parts: parts, pending: true})
 		}
 	}
+	if c.dead == nil {
+		c.dead = map[string]bool{}
+	}
+	newlyDead := false
+	for _, id := range stale {
+		if !c.dead[id] {
+			c.dead[id] = true
+			newlyDead = true
+		}
+	}
+	if newlyDead && c.anyAssignedLocked() {
+		c.log.Info("postgres: coordinator: an instance died; reloading owned partitions for deliveries it never announced", "dead", stale)
+		c.needReassign.Store(true)
+	}
 	if c.needReassign.Swap(false) {
 		c.queue(ops, op{kind: opReassign})
 	}
+}
+
+func (c *Coordinator) anyAssignedLocked() bool {
+	for _, a := range c.assigned {
+		if a {
+			return true
+		}
+	}
+	return false
 }
 
 // dropAllLocked revokes every partition without releasing the leases (they
@@ -833,5 +888,30 @@ func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
 	case <-loaded:
 	case <-ctx.Done():
 		c.log.Warn("postgres: ingest: a partition load is taking long; order not guaranteed for this batch")
+	}
+}
+
+// wakeOpen makes sure open deliveries found again (an idempotent retry of an
+// event whose first instance may have died before announcing it) reach
+// their owner before the retry is answered: announced to the others, and
+// handed to this instance's own engine, which keeps those it owns.
+func (c *Coordinator) wakeOpen(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := c.AnnounceDeliveries(ctx, ids); err != nil {
+		c.log.Warn("postgres: ingest: announce deliveries of a repeated event", "err", err)
+	}
+	c.ownerMu.Lock()
+	owner := c.owner
+	c.ownerMu.Unlock()
+	if owner == nil {
+		return
+	}
+	c.loadMu.Lock()
+	err := owner.Wake(ctx, ids)
+	c.loadMu.Unlock()
+	if err != nil {
+		c.log.Warn("postgres: ingest: wake deliveries of a repeated event", "err", err)
 	}
 }

@@ -204,11 +204,20 @@ func TestCoordinatorSharesAndFailsOver(t *testing.T) {
 	}
 
 	// Crash c: nothing is revoked or released; its leases must expire.
+	a.owner.mu.Lock()
+	fullBefore := a.owner.full
+	a.owner.mu.Unlock()
 	c.c.crashOnStop = true
 	c.stop(t)
 	c.owner.crash()
 	d = waitFor(t, 5*time.Second, "a crashed instance's partitions move", func() bool { return settled(reg, a.owner, b.owner) })
 	t.Logf("a crashed instance's partitions moved in %v (lease TTL 1s)", d)
+	// It may have stored deliveries it never announced: the survivors reload.
+	waitFor(t, 5*time.Second, "a survivor reloads its partitions after a death", func() bool {
+		a.owner.mu.Lock()
+		defer a.owner.mu.Unlock()
+		return a.owner.full > fullBefore
+	})
 
 	// Graceful stop of b: it hands its partitions back at once.
 	b.stop(t)
@@ -395,6 +404,43 @@ func TestIngestWaitsForEarlierNews(t *testing.T) {
 		a.owner.mu.Unlock()
 		if got != len(ids) {
 			t.Errorf("round %d: IngestEvents returned before %d of %d earlier announcements were handled", round, len(ids)-got, len(ids))
+		}
+	}
+}
+
+// TestRepeatedEventWakesItsDeliveries: an instance stores an event and dies
+// before announcing it; the client's retry with the same Idempotency-Key
+// reaches another instance, which must wake the stored deliveries before
+// answering, or later events of the resource would overtake them.
+func TestRepeatedEventWakesItsDeliveries(t *testing.T) {
+	s1 := openTestStore(t, Options{})
+	dying, err := Open(t.Context(), testDSN, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dying.Close() })
+	reg := &registry{by: map[int]string{}}
+	a := startCoord(t, s1, "inst-a", reg)
+	waitFor(t, 5*time.Second, "a listens", func() bool { return a.c.listening.Load() })
+	p, _ := setupProject(t, s1, 2)
+
+	first := testEvent(p.ID, "v", time.Time{})
+	first.IdempotencyKey = "retry-me"
+	res, err := dying.IngestEvents(t.Context(), []*kinehook.Event{first}) // never announced
+	if err != nil || len(res[0].Deliveries) != 2 {
+		t.Fatalf("first ingest: %v", err)
+	}
+	retry := testEvent(p.ID, "v", time.Time{})
+	retry.IdempotencyKey = "retry-me"
+	again, err := s1.IngestEvents(t.Context(), []*kinehook.Event{retry})
+	if err != nil || !again[0].Duplicate || again[0].Event.ID != first.ID {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+	a.owner.mu.Lock()
+	defer a.owner.mu.Unlock()
+	for _, d := range res[0].Deliveries {
+		if a.owner.woken[d.ID] == 0 {
+			t.Errorf("delivery %s of the repeated event was not woken before the retry returned", d.ID)
 		}
 	}
 }

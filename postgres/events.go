@@ -172,6 +172,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	}
 
 	results := make([]kinehook.IngestResult, len(evs))
+	var reopen []string // open deliveries of events repeated by idempotency key
 	// Keys seen before: the earlier events come back as duplicates.
 	var stale []int
 	for _, i := range keyed {
@@ -184,12 +185,25 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		if err != nil {
 			return nil, err
 		}
+		var earlierIDs []string
 		for _, i := range stale {
 			e := earlier[projKey{evs[i].ProjectID, evs[i].IdempotencyKey}]
 			if e == nil {
 				return nil, fmt.Errorf("postgres: ingest: idempotency key %q of project %s names a missing event", evs[i].IdempotencyKey, evs[i].ProjectID)
 			}
 			results[i] = kinehook.IngestResult{Event: e, Duplicate: true}
+			earlierIDs = append(earlierIDs, e.ID)
+		}
+		if s.activeCoordinator() != nil {
+			// A retry after a failure: the instance that stored the event may
+			// have died before announcing its deliveries. Wake those still open.
+			rows, err := tx.Query(ctx, `SELECT id FROM deliveries WHERE event_id = ANY($1) AND status IN ('pending', 'retrying') ORDER BY seq`, earlierIDs)
+			if err == nil {
+				reopen, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil {
+				return nil, wrap("ingest: open deliveries of repeated events", err)
+			}
 		}
 	}
 
@@ -266,6 +280,9 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, wrap("ingest: commit", err)
+	}
+	if coord != nil && len(reopen) > 0 {
+		coord.wakeOpen(ctx, reopen)
 	}
 	if coord != nil && len(eIDs) > 0 {
 		// Deliveries announced by other instances before this commit are
