@@ -256,7 +256,7 @@ func TestCircuitBreaker(t *testing.T) {
 func TestAutoDisable(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config) {
-		c.DisableAfter = 2 * time.Hour
+		c.DisableAfter = 150 * time.Minute // between the 3rd (<= 2.2 h) and 4th (>= 2.7 h) attempt, whatever the jitter
 		c.RetrySchedule = []time.Duration{time.Hour, time.Hour, time.Hour, time.Hour}
 	})
 	s := newSink(t)
