@@ -3,18 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/postgres"
 	"github.com/kinehook/kinehook/sqlite"
@@ -163,7 +159,7 @@ func TestEncryptionKeyRotatePostgres(t *testing.T) {
 		}
 		t.Skip("postgres.Store has no ResealSecrets yet: refusal checked, rotation itself not exercised")
 	}
-	dsn := freshPostgres(t)
+	dsn := pgtest.New(t)
 	ctx := context.Background()
 	oldKey, _ := secretbox.GenerateKey()
 	newKey, _ := secretbox.GenerateKey()
@@ -192,42 +188,4 @@ func TestEncryptionKeyRotatePostgres(t *testing.T) {
 	}
 	defer st.Close()
 	checkEndpointSecrets(t, st, ep)
-}
-
-// freshPostgres creates a database for one test and drops it afterwards;
-// it skips when no PostgreSQL is reachable outside CI.
-func freshPostgres(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("KINEHOOK_TEST_POSTGRES")
-	if admin == "" {
-		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL not reachable: %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kinehook_enckey_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		conn.Close(ctx)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = conn.Exec(c, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		conn.Close(c)
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
