@@ -3,10 +3,12 @@ package delivery
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -362,4 +364,83 @@ func TestConnectionError(t *testing.T) {
 	if a := h.attempts(d.ID); len(a) != 1 || a[0].Error == "" || a[0].StatusCode != 0 {
 		t.Errorf("attempts = %+v, want a connection error", a)
 	}
+}
+
+// commitObserver counts group commits.
+type commitObserver struct {
+	NopObserver
+	mu      sync.Mutex
+	commits []int
+}
+
+func (o *commitObserver) IngestCommitted(n int, _ time.Duration) {
+	o.mu.Lock()
+	o.commits = append(o.commits, n)
+	o.mu.Unlock()
+}
+
+// Concurrent publishers share commits, every one of them gets its own
+// result, and the deliveries go out in acceptance order per resource.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	obs := &commitObserver{}
+	h := newHarness(t, func(c *Config) { c.IngestWindow = 20 * time.Millisecond; c.Observer = obs })
+	s := newSink(t)
+	h.endpoint(s.srv.URL, nil)
+	const n = 30
+	var wg sync.WaitGroup
+	ids := make(chan string, n)
+	for i := range n {
+		wg.Go(func() {
+			res, err := h.eng.Publish(t.Context(), h.event(fmt.Sprintf("v%d", i)))
+			if err != nil || res.Duplicate || len(res.Deliveries) != 1 {
+				t.Errorf("publish: %+v, %v", res, err)
+				return
+			}
+			ids <- res.Event.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	want := map[string]bool{}
+	for id := range ids {
+		want[id] = true
+	}
+	if len(want) != n {
+		t.Fatalf("%d distinct events, want %d", len(want), n)
+	}
+	for _, r := range s.take(t, n) {
+		delete(want, r.id)
+	}
+	if len(want) != 0 {
+		t.Errorf("not delivered: %v", want)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	total := 0
+	for _, c := range obs.commits {
+		total += c
+	}
+	if total != n || len(obs.commits) >= n {
+		t.Errorf("commits %v: want %d events in fewer than %d commits", obs.commits, n, n)
+	}
+}
+
+// An endpoint the engine has not been told about (created by another
+// instance) is loaded from the store on its first delivery.
+func TestUnknownEndpointLoadedLazily(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	s := newSink(t)
+	now := time.Now().UTC()
+	ep := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: h.proj.ID, URL: s.srv.URL,
+		Secrets: []kinehook.EndpointSecret{{Value: testSecret}}, CreatedAt: now, UpdatedAt: now}
+	if err := h.store.CreateEndpoint(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
+	res := h.publish("A")
+	if r := s.next(t); r.id != res.Event.ID {
+		t.Errorf("got %s", r.id)
+	}
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
 }
