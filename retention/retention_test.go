@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	prom "github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/postgres"
 	"github.com/kinehook/kinehook/retention"
 	"github.com/kinehook/kinehook/sqlite"
@@ -53,51 +52,17 @@ func openSQLite(t *testing.T) store {
 	return s
 }
 
-const defaultPGAdmin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// openPostgres creates a fresh database kinehook_retention_<random> on the
-// server named by KINEHOOK_TEST_POSTGRES (default the local one), opens the
-// store on it (which migrates it) and drops it at the end. PostgreSQL being
-// unreachable skips the test, except in CI where it fails.
+// openPostgres opens the store on a fresh database (which migrates it),
+// dropped at the end; see internal/pgtest.
 func openPostgres(t *testing.T) store {
 	t.Helper()
-	admin := os.Getenv("KINEHOOK_TEST_POSTGRES")
-	if admin == "" {
-		admin = defaultPGAdmin
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL is not reachable (%v); start it or set KINEHOOK_TEST_POSTGRES", err)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + "; CI must run the PostgreSQL tests")
-		}
-		t.Skip("SKIPPING POSTGRESQL TEST: " + msg)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kinehook_retention_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		conn.Close(context.Background())
-		t.Fatalf("create test database: %v", err)
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("KINEHOOK_TEST_POSTGRES: %v", err)
-	}
-	u.Path = "/" + name
-	s, err := postgres.Open(ctx, u.String(), postgres.Options{})
-	// Cleanups run last-in first-out: the store closes before the drop.
-	t.Cleanup(func() {
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-		}
-	})
+	s, err := postgres.Open(ctx, pgtest.New(t), postgres.Options{})
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)
 	}
+	// Cleanups run last-in first-out: the store closes before the drop.
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
