@@ -88,6 +88,10 @@ type Coordinator struct {
 	// have committed deliveries it never announced, so each newly dead
 	// instance triggers a reload of the owned partitions.
 	dead map[string]bool
+	// unsent holds delivery ids whose announcement failed; each heartbeat
+	// tries again, so an owner whose listener never broke still hears.
+	unsentMu sync.Mutex
+	unsent   []string
 	// pendingAssign counts claimed partition sets not yet handed to the
 	// owner: ingests wait for them (see afterIngest).
 	pendingAssign atomic.Int32
@@ -484,6 +488,7 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 	if c.needReassign.Swap(false) {
 		c.queue(ops, op{kind: opReassign})
 	}
+	go c.retryUnsent(ctx)
 }
 
 func (c *Coordinator) anyAssignedLocked() bool {
@@ -751,7 +756,35 @@ func (c *Coordinator) AnnounceDeliveries(ctx context.Context, ids []string) erro
 			return fmt.Errorf("postgres: announce: register instance: %w", err)
 		}
 	}
-	return c.notify(ctx, channelDeliveries, payloads)
+	if err := c.notify(ctx, channelDeliveries, payloads); err != nil {
+		c.unsentMu.Lock()
+		if len(c.unsent) < maxUnsent {
+			c.unsent = append(c.unsent, ids...)
+		}
+		c.unsentMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// maxUnsent bounds the announcements kept for retry; beyond it the owners'
+// reload after the outage is what finds the deliveries.
+const maxUnsent = 100000
+
+// retryUnsent sends the announcements that failed earlier.
+func (c *Coordinator) retryUnsent(ctx context.Context) {
+	c.unsentMu.Lock()
+	ids := c.unsent
+	c.unsent = nil
+	c.unsentMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := c.AnnounceDeliveries(ctx, ids); err != nil {
+		c.log.Warn("postgres: coordinator: announce deliveries again", "n", len(ids), "err", err)
+		return
+	}
+	c.log.Info("postgres: coordinator: announced deliveries after a failure", "n", len(ids))
 }
 
 // AnnounceEndpoint notifies the other instances that an endpoint changed.
@@ -822,13 +855,12 @@ func (c *Coordinator) unregister(token string) {
 	c.syncMu.Unlock()
 }
 
-// activeCoordinator returns a coordinator of this store that runs and
-// listens, or nil.
+// activeCoordinator returns a running coordinator of this store, or nil.
 func (s *Store) activeCoordinator() *Coordinator {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.coords {
-		if c.running.Load() && c.listening.Load() {
+		if c.running.Load() {
 			return c
 		}
 	}
@@ -849,19 +881,20 @@ const syncWait = 2 * time.Second
 func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
 	ctx, cancel := context.WithTimeout(ctx, syncWait)
 	defer cancel()
+	// While the LISTEN connection is down, and until the reload after it,
+	// older deliveries may be unknown here: wait for the reload.
+	for c.gap.Load() || !c.listening.Load() {
+		select {
+		case <-ctx.Done():
+			c.log.Warn("postgres: ingest: LISTEN connection down; order across instances not guaranteed for this batch")
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	if others {
 		if err := c.Sync(ctx); err != nil {
 			c.log.Warn("postgres: ingest: no sync with the LISTEN connection; order across instances not guaranteed for this batch", "err", err)
 			return
-		}
-	}
-	// After lost notifications, the reload must come first.
-	for c.gap.Load() {
-		select {
-		case <-ctx.Done():
-			c.log.Warn("postgres: ingest: reload after a LISTEN gap is taking long; order not guaranteed for this batch")
-			return
-		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	// Partitions claimed but not yet loaded: once loaded they may bring
