@@ -147,7 +147,7 @@ func TestErrorsCarryTheAPICode(t *testing.T) {
 	}{
 		{"no key", func() error { _, err := client.New(ts.url, "").ListProjects(ctx); return err }, 401, kinehook.EUNAUTHORIZED, ""},
 		{"wrong key", func() error { _, err := client.New(ts.url, "kh_nope").ListProjects(ctx); return err }, 401, kinehook.EUNAUTHORIZED, ""},
-		{"project key on admin route", func() error { _, err := client.New(ts.url, p.APIKey).ListProjects(ctx); return err }, 403, "forbidden", ""},
+		{"project key on admin route", func() error { _, err := client.New(ts.url, p.APIKey).CreateProject(ctx, "x"); return err }, 403, "forbidden", ""},
 		{"unknown endpoint", func() error { _, err := admin.GetEndpoint(ctx, p.ID, "ep_nope"); return err }, 404, kinehook.ENOTFOUND, ""},
 		{"bad url", func() error {
 			_, err := admin.CreateEndpoint(ctx, p.ID, client.EndpointCreate{URL: "ftp://x"})
