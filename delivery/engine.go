@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -15,15 +16,11 @@ import (
 // Engine delivers webhooks. It implements kinehook.Dispatcher for the API and
 // kinehook.PartitionOwner for the Coordinator.
 type Engine struct {
-	cfg   Config
-	store kinehook.Store
-	clock Clock
-	obs   Observer
-	log   interface {
-		Info(string, ...any)
-		Warn(string, ...any)
-		Error(string, ...any)
-	}
+	cfg         Config
+	store       kinehook.Store
+	clock       Clock
+	obs         Observer
+	log         *slog.Logger
 	maxAttempts int32
 
 	randMu sync.Mutex
@@ -627,6 +624,38 @@ func (e *Engine) Wake(ctx context.Context, ids []string) error {
 		e.enqueueAll(es, list, false, nil)
 	}
 	return nil
+}
+
+// OpenCounts returns, per endpoint, the open deliveries this instance holds:
+// pending (never attempted) and retrying (attempted, waiting for another
+// try). It walks the queues, so it is meant for a metrics scrape, not a hot path.
+func (e *Engine) OpenCounts() (pending, retrying map[string]int) {
+	pending, retrying = map[string]int{}, map[string]int{}
+	e.epMu.Lock()
+	eps := make([]*epState, 0, len(e.eps))
+	for _, es := range e.eps {
+		eps = append(eps, es)
+	}
+	e.epMu.Unlock()
+	for _, es := range eps {
+		es.mu.Lock()
+		for _, it := range es.byID {
+			if it.attempts > 0 {
+				retrying[es.id]++
+			} else {
+				pending[es.id]++
+			}
+		}
+		es.mu.Unlock()
+	}
+	return pending, retrying
+}
+
+// InFlight returns the number of attempts under way (for the in-flight gauge).
+func (e *Engine) InFlight() int {
+	e.sendMu.Lock()
+	defer e.sendMu.Unlock()
+	return e.sendN
 }
 
 // beginSend counts an attempt about to start; false once Shutdown has begun.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -443,4 +445,49 @@ func TestUnknownEndpointLoadedLazily(t *testing.T) {
 		t.Errorf("got %s", r.id)
 	}
 	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+}
+
+// TestInFlightAndAttemptLog checks the in-flight gauge's source while a
+// request hangs, and that each attempt is logged with an id at debug level.
+func TestInFlightAndAttemptLog(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	t.Cleanup(func() { once.Do(func() { close(release) }); sink.Close() })
+	var mu sync.Mutex
+	var logs strings.Builder
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
+	read := func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
+	h := newHarness(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ep := h.endpoint(sink.URL, nil)
+	h.publish("v1")
+	h.publish("v1")
+	waitCond(t, "one attempt in flight", func() bool { return h.eng.InFlight() == 1 })
+	if p, r := h.eng.OpenCounts(); p[ep.ID] != 2 || r[ep.ID] != 0 {
+		t.Errorf("OpenCounts = pending %v retrying %v, want 2 pending", p, r)
+	}
+	once.Do(func() { close(release) })
+	waitCond(t, "attempt logged", func() bool { return h.eng.InFlight() == 0 && strings.Contains(read(), "delivery attempt") })
+	if l := read(); !strings.Contains(l, "attempt_id=att_") || !strings.Contains(l, "outcome=success") {
+		t.Errorf("attempt log lacks id or outcome:\n%s", l)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func waitCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -324,6 +325,12 @@ func (e *Engine) attempt(es *epState, j job) {
 		return
 	}
 	e.obs.AttemptFinished(es.id, out.outcome, out.duration)
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Each attempt gets an id of its own so log lines can be matched up.
+		e.log.Debug("delivery attempt", "attempt_id", kinehook.NewID("att"), "delivery_id", j.it.id,
+			"event_id", j.it.eventID, "endpoint_id", es.id, "outcome", string(out.outcome), "status_code", out.status,
+			"duration_ms", float64(out.duration.Microseconds())/1000, "error", out.err)
+	}
 	e.finish(es, j, out, now)
 }
 

@@ -271,9 +271,13 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return err
 	}
 
-	metrics := prometheus.New(prometheus.Options{})
+	var engine *delivery.Engine // read by the metrics at scrape time, once set
+	metrics := prometheus.New(prometheus.Options{
+		InFlight:       func() int { return engine.InFlight() },
+		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
+	})
 	client := netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs, Timeout: o.requestTimeout + 5*time.Second})
-	engine, err := delivery.New(delivery.Config{
+	engine, err = delivery.New(delivery.Config{
 		Store:          st,
 		Coordinator:    coord,
 		Client:         client,
