@@ -129,6 +129,7 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 	groups := map[*epState]*group{}
 	var order []*epState
 	var foreign []string
+	e.assignMu.RLock()
 	for _, res := range results {
 		if res.Duplicate || len(res.Deliveries) == 0 {
 			continue
@@ -169,6 +170,7 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 		g := groups[es]
 		e.enqueueAll(es, g.ds, true, g.pls)
 	}
+	e.assignMu.RUnlock()
 	if len(foreign) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

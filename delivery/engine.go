@@ -31,6 +31,11 @@ type Engine struct {
 
 	owned    [kinehook.NumPartitions]atomic.Bool
 	partBusy [kinehook.NumPartitions]atomic.Int32
+	// assignMu makes Assign (mark owned, load, enqueue) atomic with respect
+	// to scheduling fresh deliveries and Wake: otherwise a new delivery could
+	// be enqueued and sent between the flag and the load of an older one of
+	// the same resource, overtaking it.
+	assignMu sync.RWMutex
 
 	// Global in-flight cap; endpoints waiting for a slot, in turn.
 	gMu       sync.Mutex
@@ -526,6 +531,8 @@ func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls 
 
 // Assign loads the open deliveries of the given partitions and delivers them.
 func (e *Engine) Assign(ctx context.Context, partitions []int) error {
+	e.assignMu.Lock()
+	defer e.assignMu.Unlock()
 	for _, p := range partitions {
 		if p >= 0 && p < kinehook.NumPartitions {
 			e.owned[p].Store(true)
@@ -608,6 +615,8 @@ func (e *Engine) Revoke(ctx context.Context, partitions []int) error {
 // Wake loads deliveries created or reopened by another instance that fall in
 // partitions this instance owns.
 func (e *Engine) Wake(ctx context.Context, ids []string) error {
+	e.assignMu.RLock()
+	defer e.assignMu.RUnlock()
 	ds, err := e.store.DeliveriesByID(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("wake: load deliveries: %w", err)
