@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kinehook/kinehook/internal/secretbox"
 	"io"
 	"net"
 	nethttp "net/http"
@@ -159,7 +160,7 @@ func TestPostgresInstancesShareWork(t *testing.T) {
 	dsn, restartPG := privatePostgres(t)
 	sink := newOrderSink(t)
 	const admin = "kh_admin_pg_e2e_key"
-	env := []string{"KINEHOOK_ADMIN_KEY=" + admin, "KINEHOOK_API_RATE_LIMIT=0", "KINEHOOK_DATABASE=" + dsn}
+	env := []string{"KINEHOOK_ADMIN_KEY=" + admin, "KINEHOOK_API_RATE_LIMIT=0", "KINEHOOK_DATABASE=" + dsn, "KINEHOOK_ENCRYPTION_KEY=" + testEncryptionKey}
 	args := []string{"--allow-private-networks", "--log-level", "debug", "--retry-schedule", strings.TrimSuffix(strings.Repeat("200ms,", 30), ",")}
 	start := func(i int) *serveProc {
 		return startServe(t, bin, filepath.Join(t.TempDir(), "data"+strconv.Itoa(i)), env, args...)
@@ -440,7 +441,7 @@ func benchServe(b *testing.B, n int) {
 	}))
 	defer sink.Close()
 	const admin = "kh_admin_bench_key"
-	env := []string{"KINEHOOK_ADMIN_KEY=" + admin, "KINEHOOK_API_RATE_LIMIT=0", "KINEHOOK_DATABASE=" + dsn}
+	env := []string{"KINEHOOK_ADMIN_KEY=" + admin, "KINEHOOK_API_RATE_LIMIT=0", "KINEHOOK_DATABASE=" + dsn, "KINEHOOK_ENCRYPTION_KEY=" + testEncryptionKey}
 	var procs []*benchProc
 	for range n {
 		procs = append(procs, startBenchServe(b, bin, env))
@@ -567,3 +568,12 @@ func benchServe(b *testing.B, n int) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 }
+
+// testEncryptionKey seals the endpoint secrets of the PostgreSQL tests' servers.
+var testEncryptionKey = func() string {
+	k, err := secretbox.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()

@@ -6,15 +6,23 @@ import (
 	"log/slog"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/postgres"
 )
 
 // openServePostgres opens the PostgreSQL store of --database (migrating it
-// under an advisory lock) and the Coordinator that shares the delivery
+// under an advisory lock) with secrets sealed by KINEHOOK_ENCRYPTION_KEY
+// (required), and the Coordinator that shares the delivery
 // partitions with the other instances on the same database. Closing the
 // store closes the coordinator's connections.
 func openServePostgres(ctx context.Context, o *serveOptions, log *slog.Logger) (kinehook.Store, kinehook.Coordinator, error) {
-	st, err := postgres.Open(ctx, o.database, postgres.Options{Logger: log})
+	// Every instance must seal and open secrets with the same key, so with
+	// PostgreSQL it comes from the environment, never from a local file.
+	box, err := secretbox.LoadRequired()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := postgres.Open(ctx, o.database, postgres.Options{Logger: log, SecretBox: box})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open PostgreSQL %s: %w", redactURL(o.database), err)
 	}

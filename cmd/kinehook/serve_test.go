@@ -105,6 +105,7 @@ func TestParseRetrySchedule(t *testing.T) {
 }
 
 func TestServeRefusesBadSettings(t *testing.T) {
+	t.Setenv("KINEHOOK_ENCRYPTION_KEY", "")
 	base := func() *serveOptions {
 		return &serveOptions{addr: "127.0.0.1:0", data: t.TempDir(), retrySchedule: "1s", requestTimeout: time.Second, logFormat: "text", logLevel: "info", shutdownTimeout: time.Second}
 	}
@@ -114,6 +115,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		want string
 	}{
 		{"database scheme", func(o *serveOptions) { o.database = "mysql://u:secret@h/db" }, "not a postgres:// URL"},
+		{"postgres without encryption key", func(o *serveOptions) { o.database = "postgres://u:secret@127.0.0.1:1/db" }, "KINEHOOK_ENCRYPTION_KEY must be set"},
 		{"log format", func(o *serveOptions) { o.logFormat = "xml" }, "--log-format"},
 		{"log level", func(o *serveOptions) { o.logLevel = "loud" }, "--log-level"},
 		{"retry schedule", func(o *serveOptions) { o.retrySchedule = "soon" }, "--retry-schedule"},
