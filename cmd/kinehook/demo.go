@@ -124,8 +124,13 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
+	// The receiver stops after the server, so deliveries in flight while
+	// the server drains are answered rather than refused.
+	stopReceiver := func() {}
 	defer func() {
-		if serr := srv.stop(); serr != nil && err == nil {
+		serr := srv.stop()
+		stopReceiver()
+		if serr != nil && err == nil {
 			err = serr
 		}
 	}()
@@ -148,11 +153,11 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	}
 	rsrv := &http.Server{Handler: recv, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = rsrv.Serve(rln) }()
-	defer func() {
+	stopReceiver = func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = rsrv.Shutdown(sctx)
-	}()
+	}
 	receiverURL := "http://" + rln.Addr().String() + "/webhooks"
 
 	// 3. A project and an endpoint pointing at the receiver.
