@@ -2,7 +2,9 @@
 // kinehook SDK: it keeps a SQLite table of videos (status, error message,
 // updated_at) and one of live events (status, recording video id,
 // finished_at), and notifies (by default: logs) when a video is done, fails
-// or is aborted and when a stream's recording is available.
+// or is aborted and when a stream's recording is available. The tables and
+// the Syncer are in the importable package examples/statussync/statussync;
+// this program adds the flags and the HTTP server.
 //
 //	go run ./examples/statussync --addr 127.0.0.1:8090 --db statussync.db --secret whsec_...
 //	KINEHOOK_SECRET=whsec_... go run ./examples/statussync
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/examples/statussync/statussync"
 )
 
 func main() {
@@ -98,12 +101,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	store, err := OpenStore(ctx, c.db)
+	store, err := statussync.OpenStore(ctx, c.db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	syncer := &Syncer{Store: store, Notifier: LogNotifier{Logger: logger}}
+	syncer := &statussync.Syncer{Store: store, Notifier: statussync.LogNotifier{Logger: logger}}
 	h, err := kinehook.NewHandler(syncer.HandlerOptions(kinehook.HandlerOptions{
 		Secrets:              c.secrets,
 		PublicKeys:           c.publicKeys,

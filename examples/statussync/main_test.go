@@ -11,7 +11,15 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/examples/statussync/statussync"
 )
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func media(id, status, message string) string {
+	b, _ := kinehookBody(kinehook.EventMediaUpdateStatus, map[string]string{"id": id, "status": status, "message": message})
+	return b
+}
 
 // kinehookBody builds {"event": t, "data": data}, leaving out empty values.
 func kinehookBody(t kinehook.EventType, data map[string]string) (string, error) {
@@ -79,7 +87,7 @@ func TestRun(t *testing.T) {
 	if err := <-done; err != nil || resp.StatusCode != 200 {
 		t.Fatalf("answer %d, run returned %v", resp.StatusCode, err)
 	}
-	store, err := OpenStore(context.Background(), db)
+	store, err := statussync.OpenStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

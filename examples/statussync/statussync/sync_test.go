@@ -1,8 +1,9 @@
-package main
+package statussync
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -114,6 +115,21 @@ func (e *env) video(id string) *Video {
 		e.t.Fatal(err)
 	}
 	return v
+}
+
+// kinehookBody builds {"event": t, "data": data}, leaving out empty values.
+func kinehookBody(t kinehook.EventType, data map[string]string) (string, error) {
+	for k, v := range data {
+		if v == "" {
+			delete(data, k)
+		}
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(kinehook.Envelope{Event: t, Data: raw})
+	return string(b), err
 }
 
 func media(id, status, message string) string {
@@ -266,5 +282,53 @@ func TestRefusesBadRequests(t *testing.T) {
 	}
 	if _, err := e.store.GetVideo(context.Background(), "v9"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("refused request wrote a row: %v", err)
+	}
+}
+
+func TestCounts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c, err := e.store.Counts(ctx)
+	if err != nil || len(c.Videos) != 0 || len(c.LiveEvents) != 0 || c.Recordings != 0 {
+		t.Fatalf("empty store: %+v, %v", c, err)
+	}
+	bodies := []string{
+		media("v1", "processing", ""),
+		media("v1", "done", ""), // v1 moves on: counted once, as done
+		media("v2", "done", ""),
+		media("v3", "error", "http_code=404"),
+		media("v4", "uploading", ""),
+		live(kinehook.EventLiveCreated, "ev1", ""),
+		live(kinehook.EventLiveFinished, "ev1", "rec-1"),
+		live(kinehook.EventLiveFinished, "ev2", ""),
+		live(kinehook.EventLiveConnected, "ev3", ""),
+	}
+	for i, b := range bodies {
+		if code := e.post("c"+strconv.Itoa(i), b); code != 200 {
+			t.Fatalf("body %d: %d", i, code)
+		}
+	}
+	c, err = e.store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		got, want int
+	}{
+		{"videos done", c.Videos["done"], 2},
+		{"videos error", c.Videos["error"], 1},
+		{"videos uploading", c.Videos["uploading"], 1},
+		{"videos processing", c.Videos["processing"], 0},
+		{"video statuses", len(c.Videos), 3},
+		{"live finished", c.LiveEvents["finished"], 2},
+		{"live connected", c.LiveEvents["connected"], 1},
+		{"live statuses", len(c.LiveEvents), 2},
+		{"recordings", c.Recordings, 1},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %d, want %d (counts %+v)", tt.name, tt.got, tt.want, c)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package statussync
 
 import (
 	"context"
@@ -186,4 +186,52 @@ func setLiveStatus(ctx context.Context, tx *sql.Tx, eventID, status, recording s
 		return "", "", fmt.Errorf("write live event %s: %w", eventID, err)
 	}
 	return prevStatus, prevRecording, nil
+}
+
+// Counts is how many rows of each table are in each status: what a dashboard
+// or a report of the receiver shows at a glance.
+type Counts struct {
+	// Videos maps a video status (done, error, processing...) to its count.
+	Videos map[string]int
+	// LiveEvents maps a live event status (finished, cancelled...) to its count.
+	LiveEvents map[string]int
+	// Recordings is how many live events have a recording video id.
+	Recordings int
+}
+
+// Counts counts videos and live events by status, in one read transaction so
+// that the figures agree with each other.
+func (s *Store) Counts(ctx context.Context) (*Counts, error) {
+	c := &Counts{Videos: map[string]int{}, LiveEvents: map[string]int{}}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("count: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // read only: nothing to undo
+	count := func(query string, into map[string]int) error {
+		rows, err := tx.QueryContext(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var status string
+			var n int
+			if err := rows.Scan(&status, &n); err != nil {
+				return err
+			}
+			into[status] = n
+		}
+		return rows.Err()
+	}
+	if err := count(`SELECT status, COUNT(*) FROM videos GROUP BY status`, c.Videos); err != nil {
+		return nil, fmt.Errorf("count videos: %w", err)
+	}
+	if err := count(`SELECT status, COUNT(*) FROM live_events GROUP BY status`, c.LiveEvents); err != nil {
+		return nil, fmt.Errorf("count live events: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM live_events WHERE recording_video_id != ''`).Scan(&c.Recordings); err != nil {
+		return nil, fmt.Errorf("count recordings: %w", err)
+	}
+	return c, nil
 }

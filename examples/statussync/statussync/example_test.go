@@ -1,4 +1,4 @@
-package main
+package statussync_test
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/examples/statussync/statussync"
 )
 
 // printNotifier shows notifications on stdout.
 type printNotifier struct{}
 
-func (printNotifier) Notify(_ context.Context, n Notification) error {
+func (printNotifier) Notify(_ context.Context, n statussync.Notification) error {
 	fmt.Println(strings.TrimSpace(fmt.Sprintf("notify %s video=%s event=%s %s", n.Kind, n.VideoID, n.EventID, n.Message)))
 	return nil
 }
@@ -27,14 +28,14 @@ func ExampleSyncer() {
 	dir, _ := os.MkdirTemp("", "statussync")
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	store, err := OpenStore(ctx, filepath.Join(dir, "example.db"))
+	store, err := statussync.OpenStore(ctx, filepath.Join(dir, "example.db"))
 	if err != nil {
 		panic(err)
 	}
 	defer store.Close()
 
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	syncer := &Syncer{Store: store, Notifier: printNotifier{}}
+	syncer := &statussync.Syncer{Store: store, Notifier: printNotifier{}}
 	h, err := kinehook.NewHandler(syncer.HandlerOptions(kinehook.HandlerOptions{
 		Secrets: []string{secret},
 		Logger:  slog.New(slog.DiscardHandler),
