@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinehook/kinehook/internal/bench"
+	"github.com/kinehook/kinehook/internal/secretbox"
 )
 
 // benchOptions are the flags of `kinehook bench`.
@@ -113,6 +114,19 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 	backend := "sqlite"
 	if o.database != "" {
 		backend = "postgres"
+		if o.url == "" && os.Getenv(secretbox.EnvKey) == "" {
+			// PostgreSQL servers need the key; endpoints made by this run
+			// are sealed with a throwaway one (set it for a database whose
+			// existing endpoints were sealed with another).
+			key, err := secretbox.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := os.Setenv(secretbox.EnvKey, key); err != nil {
+				return fmt.Errorf("set %s: %w", secretbox.EnvKey, err)
+			}
+			fmt.Fprintf(stderr, "bench: %s unset; the servers use a throwaway key\n", secretbox.EnvKey)
+		}
 	}
 	start := func(ctx context.Context, scenario string) (*bench.Server, error) {
 		return startBenchServer(ctx, o, scenario, stderr)
