@@ -150,7 +150,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return rep, fmt.Errorf("scenario %s: %w", name, err)
 		}
-		fmt.Fprintf(cfg.Progress, "bench: %s: %.0f deliveries/s\n", name, res.DeliveriesPerSec)
+		if name == Backlog {
+			fmt.Fprintf(cfg.Progress, "bench: %s: %.0f events/s accepted, server peak RSS %.1f MB\n", name, res.EventsPerSec, res.PeakRSSMB)
+		} else {
+			fmt.Fprintf(cfg.Progress, "bench: %s: %.0f deliveries/s\n", name, res.DeliveriesPerSec)
+		}
 		rep.Results = append(rep.Results, *res)
 	}
 	rep.judge(cfg.Backend)
