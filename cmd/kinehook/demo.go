@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/examples/statussync/statussync"
 	"github.com/kinehook/kinehook/internal/simulator"
 )
 
@@ -48,15 +51,17 @@ func newDemoCmd() *cobra.Command {
 
   1. a kinehook server (kinehook serve) on a temporary data folder and a free
      loopback port, with a short retry schedule;
-  2. a receiver that keeps a status table of videos and live streams, checks
-     every signature, and fails a share of first attempts (--flaky) so that
-     retries show;
+  2. the examples/statussync receiver: it checks every signature, keeps
+     SQLite tables of videos and live streams (a file in the data folder) and
+     prints a line per notification (a video done, failed or aborted, a
+     stream's recording available); it fails a share of first attempts
+     (--flaky) so that retries show;
   3. a project and an endpoint pointing at the receiver;
   4. the simulator posting video and live-stream lifecycles.
 
 It prints the dashboard URL with a key to sign in with, and a summary of
 deliveries every couple of seconds. Ctrl-C stops everything and removes the
-data folder (unless --keep-data).`,
+data folder, SQLite file included (unless --keep-data).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -104,14 +109,16 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	if o.every <= 0 {
 		o.every = 2 * time.Second
 	}
+	stdout = &lockedWriter{w: stdout}
 	dir, err := os.MkdirTemp("", "kinehook-demo-")
 	if err != nil {
 		return fmt.Errorf("create a data folder: %w", err)
 	}
 	var addr string
+	dbPath := filepath.Join(dir, "statussync.db")
 	defer func() {
 		if o.keepData {
-			fmt.Fprintf(stdout, "data kept in %s (run `kinehook serve --data %s --addr %s` to look again)\n", dir, dir, addr)
+			fmt.Fprintf(stdout, "data kept in %s (run `kinehook serve --data %s --addr %s` to look again;\n  the receiver's tables: sqlite3 %s 'select status, count(*) from videos group by status')\n", dir, dir, addr, dbPath)
 			return
 		}
 		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
@@ -143,12 +150,13 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("generate a signing secret: %w", err)
 	}
-	recv, err := newDemoReceiver(secret, o.flaky)
+	recv, err := newDemoReceiver(ctx, dbPath, secret, o.flaky, stdout)
 	if err != nil {
 		return err
 	}
 	rln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		_ = recv.Close()
 		return fmt.Errorf("receiver: listen: %w", err)
 	}
 	rsrv := &http.Server{Handler: recv, ReadHeaderTimeout: 10 * time.Second}
@@ -157,6 +165,9 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = rsrv.Shutdown(sctx)
+		if cerr := recv.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	receiverURL := "http://" + rln.Addr().String() + "/webhooks"
 
@@ -166,7 +177,7 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 		return fmt.Errorf("create the demo project: %w", err)
 	}
 	ep, err := admin.CreateEndpoint(ctx, p.ID, client.EndpointCreate{
-		URL: receiverURL, Secret: secret, Description: "kinehook demo receiver (video status table)",
+		URL: receiverURL, Secret: secret, Description: "kinehook demo receiver (examples/statussync)",
 	})
 	if err != nil {
 		return fmt.Errorf("create the demo endpoint: %w", err)
@@ -177,12 +188,13 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
   Dashboard:    %s/
   Sign in with: %s   (the demo project's key; admin key: %s)
   API:          curl -H 'Authorization: Bearer %s' %s/v1/projects/%s/events
-  Receiver:     %s (endpoint %s)
+  Receiver:     examples/statussync at %s (endpoint %s)
+  Its tables:   %s (SQLite: videos, live_events)
   Data folder:  %s
 
 Simulating a video platform at %s events/s. Press Ctrl-C to stop.
 
-`, base, p.APIKey, adminKey, p.APIKey, base, p.ID, receiverURL, ep.ID, dir, strconv.FormatFloat(rate, 'f', -1, 64))
+`, base, p.APIKey, adminKey, p.APIKey, base, p.ID, receiverURL, ep.ID, dbPath, dir, strconv.FormatFloat(rate, 'f', -1, 64))
 
 	// 4. The simulator, endless until Ctrl-C or --duration.
 	runCtx := ctx
@@ -211,11 +223,13 @@ Simulating a video platform at %s events/s. Press Ctrl-C to stop.
 		tracker.add(ev.ID)
 		return nil
 	}
+	// 8 resources interleaved (not the default 16): the order still matters,
+	// and the first videos are done within seconds.
 	stats := &simulator.Stats{}
 	simDone := make(chan struct{})
 	go func() {
 		defer close(simDone)
-		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: rate, Concurrency: 4, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
+		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: rate, Concurrency: 4, Active: 8, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
 	}()
 
 	start := time.Now()
@@ -238,9 +252,11 @@ loop:
 	}
 	<-simDone
 	if ctx.Err() == nil {
-		// --duration ended: give the last deliveries a moment, then count.
-		// (On Ctrl-C the server is already stopping: report what is known.)
-		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		// --duration ended: give the last deliveries (a refused first attempt
+		// is retried after 1 s, and holds its resource's later events) up to
+		// 10 s, then count. (On Ctrl-C the server is already stopping: report
+		// what is known.)
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		for {
 			tracker.poll(fctx)
@@ -259,7 +275,7 @@ loop:
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, label+demoLine(time.Since(start), stats, tracker, recv))
-	fmt.Fprintln(stdout, "receiver: "+recv.summary())
+	fmt.Fprintln(stdout, "receiver (examples/statussync): "+recv.summary(context.WithoutCancel(ctx)))
 	return nil
 }
 
@@ -493,59 +509,90 @@ func (t *deliveryTracker) poll(ctx context.Context) {
 	t.open = kept
 }
 
-// demoReceiver is the demo's webhook receiver: the SDK's Handler verifying
-// signatures, in front of a small status table of videos and live streams
-// (what examples/statussync keeps in SQLite, here in memory). It refuses a
-// share of first attempts so that retries show in the dashboard.
+// demoReceiver is the demo's webhook receiver: examples/statussync itself
+// (its Syncer on a SQLite file in the demo's data folder, behind the SDK's
+// Handler checking every signature), wrapped to refuse a share of first
+// attempts so that retries show in the dashboard, and to count what it
+// handles for the demo's report.
 type demoReceiver struct {
-	h     http.Handler
-	flaky float64
+	h      http.Handler
+	flaky  float64
+	store  *statussync.Store
+	dbPath string
 
-	refused atomic.Int64
-	mu      sync.Mutex
-	tried   map[string]bool
-	videos  map[string]kinehook.MediaStatus
-	lives   map[string]string
-	late    int // events for a resource already in a final state (ordering broken)
-	handled int
+	refused  atomic.Int64
+	handled  atomic.Int64
+	late     atomic.Int64 // events for a resource already in a final state (ordering broken)
+	notified atomic.Int64
+	mu       sync.Mutex
+	tried    map[string]bool
 }
 
-func newDemoReceiver(secret string, flaky float64) (*demoReceiver, error) {
-	r := &demoReceiver{flaky: flaky, tried: map[string]bool{}, videos: map[string]kinehook.MediaStatus{}, lives: map[string]string{}}
-	h, err := kinehook.NewHandler(kinehook.HandlerOptions{
+// newDemoReceiver opens statussync's SQLite file at dbPath and builds its
+// Handler for secret; notifications go to notes, a line each.
+func newDemoReceiver(ctx context.Context, dbPath, secret string, flaky float64, notes io.Writer) (*demoReceiver, error) {
+	store, err := statussync.OpenStore(ctx, dbPath)
+	if err != nil {
+		return nil, fmt.Errorf("receiver: %w", err)
+	}
+	r := &demoReceiver{flaky: flaky, store: store, dbPath: dbPath, tried: map[string]bool{}}
+	syncer := &statussync.Syncer{Store: store, Notifier: &demoNotifier{w: notes, sent: &r.notified}}
+	opts := syncer.HandlerOptions(kinehook.HandlerOptions{
 		Secrets: []string{secret},
 		Logger:  slog.New(slog.DiscardHandler),
-		OnMediaStatus: func(ctx context.Context, d *kinehook.Incoming, data kinehook.MediaData) error {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			switch r.videos[data.ID] {
-			case kinehook.StatusDone, kinehook.StatusError, kinehook.StatusAborted:
-				r.late++
-			}
-			r.videos[data.ID] = data.Status
-			r.handled++
-			return nil
-		},
-		OnEvent: func(ctx context.Context, d *kinehook.Incoming) error {
-			if d.Event == nil || d.Event.Live == nil {
-				return nil
-			}
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			id := d.Event.Live.EventID
-			if s := r.lives[id]; s == "finished" || s == "cancelled" {
-				r.late++
-			}
-			r.lives[id] = string(d.Event.Type)[len("live."):]
-			r.handled++
-			return nil
-		},
 	})
+	media := opts.OnMediaStatus
+	opts.OnMediaStatus = func(ctx context.Context, in *kinehook.Incoming, m kinehook.MediaData) error {
+		final := false
+		if v, err := store.GetVideo(ctx, m.ID); err == nil {
+			switch kinehook.MediaStatus(v.Status) {
+			case kinehook.StatusDone, kinehook.StatusError, kinehook.StatusAborted:
+				final = true
+			}
+		}
+		return r.count(final, media(ctx, in, m))
+	}
+	live := func(inner func(context.Context, *kinehook.Incoming, kinehook.LiveData) error) func(context.Context, *kinehook.Incoming, kinehook.LiveData) error {
+		return func(ctx context.Context, in *kinehook.Incoming, l kinehook.LiveData) error {
+			final := false
+			if e, err := store.GetLiveEvent(ctx, l.EventID); err == nil {
+				final = e.Status == "finished" || e.Status == "cancelled"
+			}
+			return r.count(final, inner(ctx, in, l))
+		}
+	}
+	opts.OnLiveCreated = live(opts.OnLiveCreated)
+	opts.OnLiveConnected = live(opts.OnLiveConnected)
+	opts.OnLiveDisconnected = live(opts.OnLiveDisconnected)
+	opts.OnLiveFinished = live(opts.OnLiveFinished)
+	opts.OnLiveCancelled = live(opts.OnLiveCancelled)
+	opts.OnLiveEnabled = live(opts.OnLiveEnabled)
+	h, err := kinehook.NewHandler(opts)
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("receiver: %w", err)
 	}
 	r.h = h
 	return r, nil
+}
+
+// count records a handled event (when err is nil) and passes err on.
+func (r *demoReceiver) count(late bool, err error) error {
+	if err == nil {
+		r.handled.Add(1)
+		if late {
+			r.late.Add(1)
+		}
+	}
+	return err
+}
+
+// Close closes the SQLite file.
+func (r *demoReceiver) Close() error {
+	if err := r.store.Close(); err != nil {
+		return fmt.Errorf("receiver: close %s: %w", r.dbPath, err)
+	}
+	return nil
 }
 
 // ServeHTTP refuses the first attempt of a --flaky share of deliveries
@@ -569,20 +616,67 @@ func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.h.ServeHTTP(w, req)
 }
 
-// summary describes the receiver's status table.
-func (r *demoReceiver) summary() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	vs := map[kinehook.MediaStatus]int{}
-	for _, s := range r.videos {
-		vs[s]++
+// summary describes statussync's tables, as read from its SQLite file.
+func (r *demoReceiver) summary(ctx context.Context) string {
+	c, err := r.store.Counts(ctx)
+	if err != nil {
+		return fmt.Sprintf("cannot read %s: %v", r.dbPath, err)
 	}
-	ls := map[string]int{}
-	for _, s := range r.lives {
-		ls[s]++
+	videos, lives := 0, 0
+	for _, n := range c.Videos {
+		videos += n
 	}
-	return fmt.Sprintf("handled %d events; videos %d (done %d, error %d, aborted %d, in progress %d); live streams %d (finished %d, cancelled %d, on air or starting %d); events after a final status: %d",
-		r.handled, len(r.videos), vs[kinehook.StatusDone], vs[kinehook.StatusError], vs[kinehook.StatusAborted],
-		len(r.videos)-vs[kinehook.StatusDone]-vs[kinehook.StatusError]-vs[kinehook.StatusAborted],
-		len(r.lives), ls["finished"], ls["cancelled"], len(r.lives)-ls["finished"]-ls["cancelled"], r.late)
+	for _, n := range c.LiveEvents {
+		lives += n
+	}
+	done, failed, aborted := c.Videos[string(kinehook.StatusDone)], c.Videos[string(kinehook.StatusError)], c.Videos[string(kinehook.StatusAborted)]
+	finished, cancelled := c.LiveEvents["finished"], c.LiveEvents["cancelled"]
+	return fmt.Sprintf("handled %d events, sent %d notifications; videos %d (done %d, error %d, aborted %d, in progress %d); live streams %d (finished %d, %d with a recording; cancelled %d; on air or starting %d); events after a final status: %d",
+		r.handled.Load(), r.notified.Load(), videos, done, failed, aborted, videos-done-failed-aborted,
+		lives, finished, c.Recordings, cancelled, lives-finished-cancelled, r.late.Load())
+}
+
+// demoNotifier is statussync's Notifier in the demo: a short line on the
+// demo's output per notification.
+type demoNotifier struct {
+	w    io.Writer
+	sent *atomic.Int64
+}
+
+// Notify implements statussync.Notifier.
+func (n *demoNotifier) Notify(_ context.Context, x statussync.Notification) error {
+	var line string
+	switch x.Kind {
+	case statussync.VideoDone:
+		line = "video " + x.VideoID + " is done"
+	case statussync.VideoFailed:
+		msg := strings.Join(strings.Fields(x.Message), " ")
+		if len(msg) > 60 {
+			msg = msg[:57] + "..."
+		}
+		line = "video " + x.VideoID + " failed: " + msg
+	case statussync.VideoAborted:
+		line = "video " + x.VideoID + " was aborted"
+	case statussync.RecordingAvailable:
+		line = "live event " + x.EventID + " finished, recording " + x.VideoID
+	default:
+		line = x.Kind + " " + x.VideoID + " " + x.EventID
+	}
+	// A notification the terminal cannot show is not worth a retry.
+	_, _ = fmt.Fprintln(n.w, "      notify: "+line)
+	n.sent.Add(1)
+	return nil
+}
+
+// lockedWriter serializes whole writes, so that the notifier's lines and the
+// summary lines, written from different goroutines, never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/examples/statussync/statussync"
 )
 
 // demoBuffer is a bytes.Buffer safe to write and read from two goroutines.
@@ -81,7 +83,8 @@ func checkDashboard(t *testing.T, base, key, pid string) {
 
 func TestDemoDeliversToTheReceiver(t *testing.T) {
 	t.Setenv(serveAdminKeyEnv, "")
-	o := &demoOptions{addr: "127.0.0.1:0", rate: "40/s", duration: 5 * time.Second, flaky: 0.2, every: 500 * time.Millisecond, seed: 5}
+	// --keep-data, so that statussync's SQLite file can be read afterwards.
+	o := &demoOptions{addr: "127.0.0.1:0", rate: "40/s", duration: 5 * time.Second, flaky: 0.2, every: 500 * time.Millisecond, seed: 5, keepData: true}
 	var out, errOut demoBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -135,26 +138,91 @@ func TestDemoDeliversToTheReceiver(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no data folder in output")
 	}
-	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
-		t.Errorf("data folder %s still exists after the demo (err %v)", m[1], err)
+	t.Cleanup(func() { os.RemoveAll(m[1]) })
+	checkStatussyncTables(t, text, m[1])
+}
+
+// checkStatussyncTables reads the receiver's SQLite file, kept in dir, and
+// checks it against the demo's output: the notified videos are done, the
+// notified recordings are in their live events, and the final report's
+// figures are those of the tables.
+func checkStatussyncTables(t *testing.T, text, dir string) {
+	t.Helper()
+	db := regexp.MustCompile(`Its tables:\s+(\S+)`).FindStringSubmatch(text)
+	if db == nil || db[1] != filepath.Join(dir, "statussync.db") {
+		t.Fatalf("the banner does not name statussync's SQLite file in %s:\n%s", dir, text)
+	}
+	if !strings.Contains(text, "Receiver:     examples/statussync at http://127.0.0.1:") {
+		t.Errorf("the banner does not say the receiver is examples/statussync:\n%s", text)
+	}
+	ctx := context.Background()
+	store, err := statussync.OpenStore(ctx, db[1])
+	if err != nil {
+		t.Fatalf("--keep-data did not keep the receiver's tables: %v", err)
+	}
+	defer store.Close()
+	c, err := store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Videos["done"] == 0 || c.LiveEvents["finished"] == 0 || c.Recordings == 0 {
+		t.Errorf("statussync tables after the run: %+v; want videos done and live events finished with a recording", c)
+	}
+	report := regexp.MustCompile(`receiver \(examples/statussync\): handled (\d+) events.*videos \d+ \(done (\d+),.*finished (\d+), (\d+) with a recording`).FindStringSubmatch(text)
+	if report == nil {
+		t.Fatalf("no receiver report:\n%s", text)
+	}
+	for i, want := range []int{c.Videos["done"], c.LiveEvents["finished"], c.Recordings} {
+		if got, _ := strconv.Atoi(report[i+2]); got != want {
+			t.Errorf("receiver report figure %d = %d, the tables say %d:\n%s", i, got, want, report[0])
+		}
+	}
+	// Every notification line matches a row.
+	done := regexp.MustCompile(`notify: video (\S+) is done`).FindAllStringSubmatch(text, -1)
+	recs := regexp.MustCompile(`notify: live event (\S+) finished, recording (\S+)`).FindAllStringSubmatch(text, -1)
+	if len(done) != c.Videos["done"] || len(recs) != c.Recordings {
+		t.Errorf("%d done and %d recording notifications printed; the tables have %d and %d", len(done), len(recs), c.Videos["done"], c.Recordings)
+	}
+	for _, d := range done {
+		if v, err := store.GetVideo(ctx, d[1]); err != nil || v.Status != "done" {
+			t.Errorf("notified video %s: %+v, %v", d[1], v, err)
+		}
+	}
+	for _, r := range recs {
+		if l, err := store.GetLiveEvent(ctx, r[1]); err != nil || l.Status != "finished" || l.RecordingVideoID != r[2] || l.FinishedAt.IsZero() {
+			t.Errorf("notified live event %s: %+v, %v; want finished with recording %s", r[1], l, err, r[2])
+		}
 	}
 }
 
 func TestDemoStopsCleanlyOnCancel(t *testing.T) {
 	t.Setenv(serveAdminKeyEnv, "")
 	o := &demoOptions{addr: "127.0.0.1:0", rate: "20/s", every: 300 * time.Millisecond}
-	var out, errOut bytes.Buffer
+	var out, errOut demoBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(1500*time.Millisecond, cancel)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runDemo(ctx, o, &out, &errOut) }()
+	// Ctrl-C a second after the banner (startup time varies with the machine's load).
+	waitUntil(t, "the banner", func() bool { return strings.Contains(out.String(), "Press Ctrl-C to stop") })
+	time.Sleep(time.Second)
+	cancel()
 	start := time.Now()
-	if err := runDemo(ctx, o, &out, &errOut); err != nil {
+	if err := <-done; err != nil {
 		t.Fatalf("demo interrupted: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	if el := time.Since(start); el > 15*time.Second {
-		t.Errorf("stopping took until %v", el)
+		t.Errorf("stopping took %v", el)
 	}
-	if !strings.Contains(out.String(), "stopped (deliveries as last checked)") {
-		t.Errorf("no stop summary:\n%s", out.String())
+	if !strings.Contains(out.String(), "stopped (deliveries as last checked)") || !strings.Contains(out.String(), "receiver (examples/statussync): handled") {
+		t.Errorf("no stop summary or receiver report:\n%s", out.String())
+	}
+	m := regexp.MustCompile(`Data folder:\s+(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no data folder in output")
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("data folder %s (with statussync's SQLite file) still exists after the demo (err %v)", m[1], err)
 	}
 	if os.Getenv(serveAdminKeyEnv) != "" {
 		t.Errorf("the demo left %s set", serveAdminKeyEnv)
