@@ -651,8 +651,8 @@ func (n *demoNotifier) Notify(_ context.Context, x statussync.Notification) erro
 		line = "video " + x.VideoID + " is done"
 	case statussync.VideoFailed:
 		msg := strings.Join(strings.Fields(x.Message), " ")
-		if len(msg) > 60 {
-			msg = msg[:57] + "..."
+		if r := []rune(msg); len(r) > 60 {
+			msg = string(r[:57]) + "..."
 		}
 		line = "video " + x.VideoID + " failed: " + msg
 	case statussync.VideoAborted:

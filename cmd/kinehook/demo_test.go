@@ -92,10 +92,13 @@ func TestDemoDeliversToTheReceiver(t *testing.T) {
 	go func() { done <- runDemo(ctx, o, &out, &errOut) }()
 	finished := false
 	t.Cleanup(func() {
-		// Never leave a demo running behind a failed check.
+		// Never leave a demo running behind a failed check, nor its kept data.
 		if !finished {
 			cancel()
 			<-done
+		}
+		if m := regexp.MustCompile(`Data folder:\s+(\S+)`).FindStringSubmatch(out.String()); m != nil {
+			os.RemoveAll(m[1])
 		}
 	})
 	// While it runs, the dashboard shows the simulated deliveries.
@@ -138,7 +141,6 @@ func TestDemoDeliversToTheReceiver(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no data folder in output")
 	}
-	t.Cleanup(func() { os.RemoveAll(m[1]) })
 	checkStatussyncTables(t, text, m[1])
 }
 
