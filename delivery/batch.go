@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,7 +138,9 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 		var pl *payload
 		if body := res.Event.Payload; len(body) > 0 &&
 			e.payloadBytes.Load()+int64(len(body)) <= e.cfg.PayloadBudget {
-			pl = &payload{b: body}
+			// A copy of exact size: the request's read buffer is often
+			// twice the body, and the budget counts len, not cap.
+			pl = &payload{b: bytes.Clone(body)}
 		}
 		for _, d := range res.Deliveries {
 			if d.Seq == 0 {

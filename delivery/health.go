@@ -41,7 +41,7 @@ type OperationalData struct {
 }
 
 // finish applies an attempt's outcome to the delivery and the endpoint's
-// health, frees the in-flight slot and hands the result to the writer; the
+// health, hands the result to the writer, then frees the global slot; the
 // resource queue advances once the result is committed.
 func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	defer e.endSend()
@@ -144,8 +144,6 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	epNow := es.ep
 	es.mu.Unlock()
 
-	e.releaseGlobal()
-	e.dispatch(es, jobs)
 	if breaker != "" {
 		e.obs.BreakerChanged(es.id, breaker)
 	}
@@ -177,6 +175,11 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		e.obs.DeliveryFinished(es.id, status, lat)
 	}
 	e.resultCh <- pendingResult{res: res, done: func() { e.afterRecord(es, it, status.Final()) }}
+	// The global slot is held until the result is queued: when the writer
+	// falls behind, attempts wait for it instead of piling up as goroutines
+	// parked on resultCh (each with its stack), which bounds memory.
+	e.releaseGlobal()
+	e.dispatch(es, jobs)
 }
 
 // afterRecord advances a resource queue once its head's result is durable.
