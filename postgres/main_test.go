@@ -2,23 +2,21 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kinehook/kinehook/internal/pgtest"
 )
 
 // The tests run against a real PostgreSQL: KINEHOOK_TEST_POSTGRES names a
 // server (default the local one); TestMain creates a fresh database
 // kinehook_test_<random> for this package and drops it at the end, so runs
 // never collide.
-const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
 var (
 	testDSN     string // the package's own database
 	testSkipMsg string // why the tests skip (PostgreSQL unreachable, outside CI)
@@ -29,44 +27,19 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	admin := os.Getenv("KINEHOOK_TEST_POSTGRES")
-	if admin == "" {
-		admin = defaultTestDSN
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	conn, err := pgx.Connect(ctx, admin)
-	cancel()
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is not reachable (%v)", redact(admin), err)
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "FAIL: "+msg+"; CI must run the PostgreSQL tests (see .ci/run)")
-			return 1
-		}
-		testSkipMsg = "SKIPPING POSTGRESQL TESTS: " + msg + ". Start PostgreSQL or set KINEHOOK_TEST_POSTGRES."
+	dsn, drop, err := pgtest.Create(context.Background())
+	var unreachable *pgtest.ErrUnreachable
+	switch {
+	case errors.As(err, &unreachable) && os.Getenv("CI") == "":
+		testSkipMsg = "SKIPPING POSTGRESQL TESTS: " + err.Error() + ". Start PostgreSQL or set KINEHOOK_TEST_POSTGRES."
 		fmt.Fprintln(os.Stderr, "!!!!! "+testSkipMsg)
 		return m.Run()
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kinehook_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: create test database:", err)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "FAIL:", err, "; CI must run the PostgreSQL tests (see .ci/run)")
 		return 1
 	}
-	defer func() {
-		_, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "warning: drop test database:", err)
-		}
-		conn.Close(context.Background())
-	}()
-	u, err := url.Parse(admin)
-	if err != nil || u.Scheme == "" {
-		fmt.Fprintln(os.Stderr, "FAIL: KINEHOOK_TEST_POSTGRES must be a postgres:// URL:", admin)
-		return 1
-	}
-	u.Path = "/" + name
-	testDSN = u.String()
+	defer drop()
+	testDSN = dsn
 	mctx, mcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer mcancel()
 	if _, err := Migrate(mctx, testDSN); err != nil {
@@ -74,14 +47,6 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }
 
 // requirePG skips (loudly) when PostgreSQL is unreachable outside CI.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/internal/secretbox"
 	"io"
 	"net"
@@ -407,7 +408,7 @@ func startBenchServe(b *testing.B, bin string, env []string) *benchProc {
 }
 
 func benchServe(b *testing.B, n int) {
-	dsn := testPostgresDB(b)
+	dsn := pgtest.New(b)
 	if testing.Short() {
 		b.Skip("builds the binary")
 	}

@@ -3,57 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/kinehook/kinehook/internal/pgtest"
 )
-
-// testPostgresDB creates a fresh database on KINEHOOK_TEST_POSTGRES (default
-// the local server), drops it at the end, and returns its URL. Without a
-// reachable PostgreSQL it fails under CI and skips loudly elsewhere.
-func testPostgresDB(t testing.TB) string {
-	t.Helper()
-	admin := os.Getenv("KINEHOOK_TEST_POSTGRES")
-	if admin == "" {
-		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is not reachable (%v); CI must run the PostgreSQL tests", err)
-		}
-		t.Skipf("SKIPPING POSTGRESQL TEST: PostgreSQL is not reachable (%v); start it or set KINEHOOK_TEST_POSTGRES", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kinehook_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		conn.Close(ctx)
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		_, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		if err != nil {
-			t.Logf("drop test database: %v", err)
-		}
-		conn.Close(context.Background())
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("KINEHOOK_TEST_POSTGRES: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 func runMigrateCmd(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
@@ -70,7 +25,7 @@ func runMigrateCmd(t *testing.T, env map[string]string, args ...string) (string,
 }
 
 func TestMigrateCommand(t *testing.T) {
-	dsn := testPostgresDB(t)
+	dsn := pgtest.New(t)
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -113,7 +68,7 @@ func TestMigrateCommand(t *testing.T) {
 // once, as instances starting together do: the advisory lock lets exactly one
 // apply the schema.
 func TestMigrateConcurrent(t *testing.T) {
-	dsn := testPostgresDB(t)
+	dsn := pgtest.New(t)
 	const n = 4
 	var (
 		wg   sync.WaitGroup
