@@ -45,7 +45,7 @@ const (
 	// DefaultPayloadBudget bounds the payload bytes held in memory for
 	// queued deliveries; beyond it payloads are loaded from the store
 	// when they are about to be sent.
-	DefaultPayloadBudget = 16 << 20
+	DefaultPayloadBudget = 8 << 20
 	// DefaultPrefetch is how many payloads one store read loads ahead.
 	DefaultPrefetch = 256
 	// DefaultBreakerThreshold is the number of consecutive failures that

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	nethttp "net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +51,7 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	pprof           bool
 	secureCookies   bool
+	memoryLimit     string
 	retentionDays   int
 	retentionEvery  time.Duration
 
@@ -97,6 +101,7 @@ the first start, a key is generated, stored hashed and printed once.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.Float64Var(&o.apiRateLimit, "api-rate-limit", khttp.DefaultRateLimit, "API requests per second allowed per key (0: no limit)")
 	f.IntVar(&o.apiRateBurst, "api-rate-burst", khttp.DefaultRateBurst, "API request burst allowed per key")
+	f.StringVar(&o.memoryLimit, "memory-limit", "100MiB", "soft limit of the Go heap (KiB, MiB, GiB suffixes; 0: none); GOMEMLIMIT, when set, wins")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
 	f.IntVar(&o.retentionDays, "retention-days", 30, "remove events (with deliveries and attempts) older than this; a project's retention_days overrides it (0: keep forever)")
 	f.DurationVar(&o.retentionEvery, "retention-interval", time.Hour, "how often retention runs")
@@ -147,6 +152,30 @@ func parseRetrySchedule(s string) ([]time.Duration, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// parseByteSize reads sizes such as 100MiB, 1GiB, 512KiB or a plain number
+// of bytes; 0 or "" means no limit.
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size such as 100MiB, 1GiB or 0", s)
+	}
+	return n * mult, nil
 }
 
 // newServeLogger builds the logger of --log-format and --log-level.
@@ -250,6 +279,16 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	cidrs, err := netguard.ParseCIDRs(o.allowCIDR)
 	if err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
+	}
+	memLimit, err := parseByteSize(o.memoryLimit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	// A soft limit makes the collector work before the heap doubles a large
+	// live set (a long backlog): memory stays near the limit, and beyond it
+	// the runtime caps GC at half the CPU rather than failing.
+	if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memLimit)
 	}
 	st, coord, err := openServeStore(ctx, o, log)
 	if err != nil {

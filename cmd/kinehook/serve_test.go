@@ -121,6 +121,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"retry schedule", func(o *serveOptions) { o.retrySchedule = "soon" }, "--retry-schedule"},
 		{"request timeout", func(o *serveOptions) { o.requestTimeout = 0 }, "--request-timeout"},
 		{"cidr", func(o *serveOptions) { o.allowCIDR = []string{"not-a-cidr"} }, "--allow-cidr"},
+		{"memory limit", func(o *serveOptions) { o.memoryLimit = "huge" }, "--memory-limit"},
 		{"addr", func(o *serveOptions) { o.addr = "127.0.0.1:99999" }, "listen"},
 	}
 	for _, tc := range tests {
@@ -170,5 +171,32 @@ func TestEnsureAdminKey(t *testing.T) {
 	h, _ = st.AdminKeyHash(ctx)
 	if !bytes.Equal(h, kinehook.HashKey("kh_admin_from_env")) {
 		t.Error("KINEHOOK_ADMIN_KEY did not replace the stored key")
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"100MiB", 100 << 20, true},
+		{"1GiB", 1 << 30, true},
+		{"512KiB", 512 << 10, true},
+		{"4096", 4096, true},
+		{"4096B", 4096, true},
+		{"0", 0, true},
+		{"", 0, true},
+		{" 2 MiB ", 2 << 20, true},
+		{"100MB", 0, false},
+		{"-1", 0, false},
+		{"lots", 0, false},
+		{"99999999999GiB", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseByteSize(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
 	}
 }
