@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	nethttp "net/http"
 	"net/http/httptest"
@@ -73,6 +74,23 @@ func TestReadyzFailsWhenStoreIsClosed(t *testing.T) {
 	r := e.do("GET", "/readyz", "", nil)
 	if r.status != 503 || r.errCode() != kinehook.EUNAVAILABLE {
 		t.Fatalf("readyz with a closed store: %d %s", r.status, r.body)
+	}
+}
+
+func TestReadyzAsksTheExtraCheck(t *testing.T) {
+	e := newEnv(t)
+	var notReady error
+	srv, err := NewServer(Config{Store: e.store, Dispatcher: e.engine, Ready: func() error { return notReady }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	e.api.Config.Handler = srv
+	e.must(e.do("GET", "/readyz", "", nil), 200)
+	notReady = errors.New("cannot renew leases")
+	r := e.do("GET", "/readyz", "", nil)
+	if r.status != 503 || r.errCode() != kinehook.EUNAVAILABLE || !strings.Contains(string(r.body), "cannot renew leases") {
+		t.Fatalf("readyz with a failing extra check: %d %s", r.status, r.body)
 	}
 }
 

@@ -32,6 +32,13 @@ func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *princip
 		writeError(w, &kinehook.Error{Code: kinehook.EUNAVAILABLE, Message: "the store does not answer"})
 		return
 	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			s.log.Warn("readiness check failed", "err", err)
+			writeError(w, &kinehook.Error{Code: kinehook.EUNAVAILABLE, Message: "not ready: " + err.Error()})
+			return
+		}
+	}
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
 }
 

@@ -41,6 +41,9 @@ type Config struct {
 	Store      kinehook.Store
 	Dispatcher kinehook.Dispatcher
 	Logger     *slog.Logger
+	// Ready, when set, is a further readiness check for /readyz (on
+	// PostgreSQL: the coordinator can renew its partition leases).
+	Ready func() error
 
 	// AdminKeyHash is kinehook.HashKey of the admin key. When nil the server
 	// reads it from the store (Store.AdminKeyHash) and caches it.

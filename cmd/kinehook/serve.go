@@ -345,8 +345,12 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if rate <= 0 {
 		rate = -1
 	}
+	var ready func() error
+	if r, ok := coord.(interface{ Ready() error }); ok {
+		ready = r.Ready // PostgreSQL: not ready while the leases cannot be renewed
+	}
 	api, err := khttp.NewServer(khttp.Config{
-		Store: st, Dispatcher: engine, Logger: log,
+		Store: st, Dispatcher: engine, Logger: log, Ready: ready,
 		AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs,
 		RateLimit: rate, RateBurst: o.apiRateBurst,
 		Metrics: metrics.Handler(), Pprof: o.pprof,
