@@ -146,7 +146,9 @@ type Delivery struct {
 	ResourceKey string    `json:"resource_key"`
 	// Seq is the event's acceptance order; deliveries with the same
 	// (EndpointID, ResourceKey) are sent in Seq order.
-	Seq            int64          `json:"-"`
+	Seq int64 `json:"-"`
+	// Partition is PartitionOf(EndpointID, ResourceKey), set by the store at
+	// creation; the engine routes by it without hashing again.
 	Partition      int            `json:"-"`
 	Status         DeliveryStatus `json:"status"`
 	Attempts       int            `json:"attempts"`

@@ -149,7 +149,7 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 			if d.CreatedAt.IsZero() {
 				d.CreatedAt = res.Event.CreatedAt
 			}
-			if !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() {
+			if !e.owned[d.Partition].Load() {
 				foreign = append(foreign, d.ID)
 				continue
 			}

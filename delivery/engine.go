@@ -481,7 +481,7 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery) {
 		if d.Status.Final() {
 			continue
 		}
-		if !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() {
+		if !e.owned[d.Partition].Load() {
 			foreign = append(foreign, d.ID)
 			continue
 		}
@@ -517,7 +517,7 @@ func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls 
 		if !now && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
 			next = d.NextAttemptAt.UnixNano()
 		}
-		if !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() || !es.enqueue(d, next, pl, t) {
+		if !e.owned[d.Partition].Load() || !es.enqueue(d, next, pl, t) {
 			if pl != nil {
 				drop = append(drop, pl)
 			}
@@ -623,7 +623,7 @@ func (e *Engine) Wake(ctx context.Context, ids []string) error {
 	}
 	byEP := map[*epState][]*kinehook.Delivery{}
 	for _, d := range ds {
-		if d.Status.Final() || !e.owned[kinehook.PartitionOf(d.EndpointID, d.ResourceKey)].Load() {
+		if d.Status.Final() || !e.owned[d.Partition].Load() {
 			continue
 		}
 		es := e.endpointState(d.ProjectID, d.EndpointID)

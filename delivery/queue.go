@@ -184,7 +184,7 @@ func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now 
 	}
 	q := es.queues[d.ResourceKey]
 	if q == nil {
-		q = &resQueue{key: d.ResourceKey, partition: kinehook.PartitionOf(d.EndpointID, d.ResourceKey), heapIdx: -1}
+		q = &resQueue{key: d.ResourceKey, partition: d.Partition, heapIdx: -1}
 		es.queues[d.ResourceKey] = q
 	}
 	it := &item{

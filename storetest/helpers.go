@@ -202,6 +202,10 @@ func compareDelivery(t testing.TB, what string, got, want *kinehook.Delivery) {
 		got.Attempts != want.Attempts || got.LastStatusCode != want.LastStatusCode || got.LastError != want.LastError {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, *got, *want)
 	}
+	// The engine routes by the stored partition without rehashing.
+	if p := kinehook.PartitionOf(got.EndpointID, got.ResourceKey); got.Partition != p {
+		t.Errorf("%s: partition %d, want PartitionOf(endpoint, resource) = %d", what, got.Partition, p)
+	}
 	assertTimeEq(t, what+".NextAttemptAt", got.NextAttemptAt, want.NextAttemptAt)
 	assertTimeEq(t, what+".CreatedAt", got.CreatedAt, want.CreatedAt)
 }
