@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,9 +15,8 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
-	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/internal/stacktest"
 )
 
 const adminKey = "kh_admin_client_test"
@@ -35,47 +33,22 @@ type testServer struct {
 
 func newTestServer(t *testing.T, cfg func(*khttp.Config)) *testServer {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1}
-	if cfg != nil {
-		cfg(&c)
-	}
-	srv, err := khttp.NewServer(c)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := &testServer{}
 	ts.sinkCode.Store(200)
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ts.mu.Lock()
-		ts.agents = append(ts.agents, r.UserAgent())
-		ts.mu.Unlock()
-		srv.ServeHTTP(w, r)
-	}))
+	stack := stacktest.Start(t, adminKey, cfg, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ts.mu.Lock()
+			ts.agents = append(ts.agents, r.UserAgent())
+			ts.mu.Unlock()
+			next.ServeHTTP(w, r)
+		})
+	})
 	ts.sink = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(int(ts.sinkCode.Load()))
 	}))
-	ts.url = api.URL
-	t.Cleanup(func() {
-		ts.sink.Close()
-		api.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = eng.Shutdown(sctx)
-		_ = st.Close()
-	})
+	t.Cleanup(ts.sink.Close)
+	ts.url = stack.URL
 	return ts
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,11 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/delivery"
-	khttp "github.com/kinehook/kinehook/http"
-	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/internal/stacktest"
 )
 
 const cliAdminKey = "kh_admin_cli_test_key"
@@ -53,27 +49,7 @@ func (s *cliSink) count() int {
 
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	eng, err := delivery.New(delivery.Config{
-		Store:          st,
-		RetrySchedule:  []time.Duration{20 * time.Millisecond},
-		RequestTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("delivery engine: %v", err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatalf("start engine: %v", err)
-	}
-	srv, err := khttp.NewServer(khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(cliAdminKey), AllowPrivateNetworks: true, RateLimit: -1})
-	if err != nil {
-		t.Fatalf("NewServer: %v", err)
-	}
-	api := httptest.NewServer(srv)
+	stack := stacktest.Start(t, cliAdminKey, nil, nil)
 	sink := &cliSink{status: 200}
 	sink.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -84,18 +60,11 @@ func newCLIEnv(t *testing.T) *cliEnv {
 		w.WriteHeader(code)
 		_, _ = io.WriteString(w, "sink answers "+http.StatusText(code))
 	}))
-	t.Cleanup(func() {
-		sink.Close()
-		api.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = eng.Shutdown(sctx)
-		_ = st.Close()
-	})
+	t.Cleanup(sink.Close)
 	t.Setenv("KINEHOOK_URL", "")
 	t.Setenv("KINEHOOK_API_KEY", "")
 	t.Setenv("KINEHOOK_PROJECT", "")
-	return &cliEnv{url: api.URL, admin: client.New(api.URL, cliAdminKey), sink: sink}
+	return &cliEnv{url: stack.URL, admin: client.New(stack.URL, cliAdminKey), sink: sink}
 }
 
 // cliRoot returns a fresh command tree with the API commands, so flag values
