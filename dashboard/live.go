@@ -55,10 +55,13 @@ func (h *Handler) liveStream(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 			h.log.Warn("dashboard: live fingerprint", "err", err)
 		}
 	}
+	// Registered before the first byte goes out: a Shutdown that begins once
+	// the client has seen the stream open must end it (RegisterOnShutdown
+	// after Shutdown has started is never called).
+	srvDone := h.serverDone(r)
 	if _, err := io.WriteString(w, "retry: 3000\nevent: ready\ndata: {}\n\n"); err != nil || flush() != nil {
 		return
 	}
-	srvDone := h.serverDone(r)
 	tick := time.NewTicker(h.cfg.LiveInterval)
 	defer tick.Stop()
 	lastWrite := time.Now()
