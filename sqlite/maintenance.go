@@ -143,12 +143,27 @@ func (s *Store) IncrementalVacuum(ctx context.Context) (int64, error) {
 	return free - left, nil
 }
 
-// Checkpoint copies the WAL into the main file and truncates the WAL (as far
-// as open readers allow).
+// Checkpoint copies the WAL into the main file and truncates the WAL. The
+// background checkpointer or a reader may hold it off for a moment (the
+// answer is then "busy"); it tries again for up to two seconds, and reports
+// an error when the WAL still could not be emptied.
 func (s *Store) Checkpoint(ctx context.Context) error {
-	var busy, logFrames, done int
-	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
-		return fmt.Errorf("sqlite: checkpoint: %w", err)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var busy, logFrames, done int
+		if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
+			return fmt.Errorf("sqlite: checkpoint: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sqlite: checkpoint: still busy after 2s (%d of %d WAL frames copied)", done, logFrames)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sqlite: checkpoint: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return nil
 }

@@ -290,7 +290,9 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := storetest.CheckConsistency(t, s)
-	s.Checkpoint(ctx)
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
 	sizeBefore := fileSize(t, path)
 
 	cutoff := time.Now().Add(-30 * 24 * time.Hour)
