@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	nethttp "net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -315,7 +316,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
 	})
-	client := netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs, Timeout: o.requestTimeout + 5*time.Second})
+	client := deliveryClient(o, cidrs)
 	engine, err = delivery.New(delivery.Config{
 		Store:          st,
 		Coordinator:    coord,
@@ -418,4 +419,15 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// deliveryClient is the engine's HTTP client: the network guard on every
+// dial, and as many idle connections per host as the engine may have in
+// flight. Endpoints often share a host (one receiver, many endpoints); an
+// idle pool smaller than the concurrency closes connections after each burst
+// only to dial them again (10 endpoints on one host spent 9% of the CPU
+// dialling with a pool of 256).
+func deliveryClient(o *serveOptions, cidrs []netip.Prefix) *nethttp.Client {
+	return netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs,
+		Timeout: o.requestTimeout + 5*time.Second, MaxIdleConnsPerHost: delivery.DefaultMaxInFlight})
 }

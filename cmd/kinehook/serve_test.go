@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	nethttp "net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -198,5 +200,25 @@ func TestParseByteSize(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("parseByteSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// The delivery client keeps as many idle connections to one host as the
+// engine may have in flight: with the transport's smaller default pool, ten
+// endpoints on one receiver redialled after every burst.
+func TestDeliveryClientKeepsConnectionsForFullConcurrency(t *testing.T) {
+	c := deliveryClient(&serveOptions{requestTimeout: time.Second}, nil)
+	tr, ok := c.Transport.(*nethttp.Transport)
+	if !ok {
+		t.Fatalf("transport %T", c.Transport)
+	}
+	if tr.MaxIdleConnsPerHost < delivery.DefaultMaxInFlight {
+		t.Errorf("MaxIdleConnsPerHost %d < engine's in-flight bound %d", tr.MaxIdleConnsPerHost, delivery.DefaultMaxInFlight)
+	}
+	if tr.MaxIdleConns != 0 && tr.MaxIdleConns < tr.MaxIdleConnsPerHost {
+		t.Errorf("MaxIdleConns %d caps the per-host pool %d", tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
+	}
+	if tr.Proxy != nil {
+		t.Error("the delivery transport honours a proxy, which would bypass the network guard")
 	}
 }
