@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +27,7 @@ import (
 	"github.com/kinehook/kinehook/dashboard"
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
+	"github.com/kinehook/kinehook/internal/memlimit"
 	"github.com/kinehook/kinehook/internal/netguard"
 	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/prometheus"
@@ -286,10 +286,12 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
 	// A soft limit makes the collector work before the heap doubles a large
-	// live set (a long backlog): memory stays near the limit, and beyond it
-	// the runtime caps GC at half the CPU rather than failing.
+	// live set (a long backlog). It is a floor, not a wall: when the live
+	// heap itself grows past it (thousands of deliveries in flight), the
+	// limit follows it up with some headroom instead of letting the
+	// collector run back to back on half the CPU.
 	if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memLimit)
+		memlimit.Adaptive(ctx, memLimit, 250*time.Millisecond)
 	}
 	st, coord, err := openServeStore(ctx, o, log)
 	if err != nil {
