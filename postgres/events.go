@@ -197,7 +197,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		if s.activeCoordinator() != nil {
 			// A retry after a failure: the instance that stored the event may
 			// have died before announcing its deliveries. Wake those still open.
-			rows, err := tx.Query(ctx, `SELECT id FROM deliveries WHERE event_id = ANY($1) AND status IN ('pending', 'retrying') ORDER BY seq`, earlierIDs)
+			rows, err := tx.Query(ctx, `SELECT id FROM deliveries WHERE event_id = ANY($1) AND status NOT IN ('succeeded', 'failed') ORDER BY seq`, customPlan, earlierIDs)
 			if err == nil {
 				reopen, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			}
@@ -421,7 +421,7 @@ func (s *Store) EventPayloads(ctx context.Context, eventIDs []string) (map[strin
 	if len(eventIDs) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, payload FROM events WHERE id = ANY($1)`, eventIDs)
+	rows, err := s.pool.Query(ctx, `SELECT id, payload FROM events WHERE id = ANY($1)`, customPlan, eventIDs)
 	if err != nil {
 		return nil, wrap("event payloads", err)
 	}

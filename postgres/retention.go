@@ -34,9 +34,13 @@ func (s *Store) DeleteBefore(ctx context.Context, projectID string, before time.
 
 func (s *Store) deleteBatch(ctx context.Context, projectID string, before time.Time, batch int) (removed, selected int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Lists of ids below: plans made for them (see customPlan).
+		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
+			return wrap("retention", err)
+		}
 		rows, err := tx.Query(ctx, `SELECT e.id FROM events e
 			WHERE e.project_id = $1 AND e.created_at < $2
-			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status IN ('pending', 'retrying'))
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status NOT IN ('succeeded', 'failed'))
 			ORDER BY e.seq LIMIT $3 FOR UPDATE OF e SKIP LOCKED`, projectID, before, batch)
 		if err != nil {
 			return wrap("retention: select events", err)

@@ -3,7 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,4 +234,80 @@ func BenchmarkRecordAttempts(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "results/s")
+}
+
+// BenchmarkWriteCycle is the engine's steady state at the batch sizes seen
+// end to end: each op records the first attempts of the previous op's 8
+// deliveries, then ingests 8 events, on a table that grows as it runs. It
+// reports the CPU of the whole machine besides this process per delivery
+// (PostgreSQL's, on an otherwise idle machine): a plan that scans the
+// deliveries table shows here as a cost that grows with -benchtime.
+func BenchmarkWriteCycle(b *testing.B) {
+	s := openTestStore(b, Options{})
+	p, _ := setupProject(b, s, 1)
+	const batch = 8
+	var prev []*kinehook.Delivery
+	sys0, own0 := machineBusy(), ownCPU()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		if len(prev) > 0 {
+			rs := make([]kinehook.AttemptResult, len(prev))
+			for j, d := range prev {
+				rs[j] = kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 200,
+					DurationMS: 1, ResponseBody: "ok", RequestHeaders: map[string]string{"webhook-id": d.EventID}},
+					Status: kinehook.DeliverySucceeded, Attempts: 1}
+			}
+			if err := s.RecordAttempts(context.Background(), rs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		evs := make([]*kinehook.Event, batch)
+		for j := range evs {
+			evs[j] = testEvent(p.ID, fmt.Sprintf("video-%d", i*batch+j), time.Time{})
+		}
+		res, err := s.IngestEvents(context.Background(), evs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev = prev[:0]
+		for _, r := range res {
+			prev = append(prev, r.Deliveries...)
+		}
+	}
+	n := float64(b.N * batch)
+	own := float64(ownCPU()-own0) / 1e3 / n
+	b.ReportMetric(n/time.Since(start).Seconds(), "deliveries/s")
+	b.ReportMetric(own, "own-cpu-us/delivery")
+	if sys := machineBusy() - sys0; sys > 0 {
+		b.ReportMetric(float64(sys)/1e3/n-own, "other-cpu-us/delivery")
+	}
+}
+
+// machineBusy is the machine's busy CPU time in nanoseconds (from /proc/stat,
+// 0 where it cannot be read).
+func machineBusy() int64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		busy += v
+	}
+	return busy * 1e9 / 100 // USER_HZ
+}
+
+// ownCPU is this process's user+system CPU time in nanoseconds.
+func ownCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
