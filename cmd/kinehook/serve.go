@@ -286,10 +286,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
 	// A soft limit makes the collector work before the heap doubles a large
-	// live set (a long backlog). It is a floor, not a wall: when the live
-	// heap itself grows past it (thousands of deliveries in flight), the
-	// limit follows it up with some headroom instead of letting the
-	// collector run back to back on half the CPU.
+	// live set (a long backlog). It is a floor, not a wall: when the memory
+	// really needed outgrows it (thousands of deliveries in flight) and the
+	// collector starts running back to back, the limit is raised instead.
 	if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		memlimit.Adaptive(ctx, memLimit, 250*time.Millisecond)
 	}

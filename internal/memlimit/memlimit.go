@@ -2,51 +2,72 @@
 // than a wall.
 //
 // A fixed soft limit keeps a long backlog's memory tight (the collector runs
-// before the heap doubles its live set), but once the live heap itself
-// approaches the limit, as with thousands of deliveries in flight, the
-// collector runs back to back and takes up to half the CPU. Adaptive raises
-// the limit above the live heap as it grows (and lowers it back to the base
-// when the heap shrinks), so memory stays bounded by the live set and the
-// collector's work stays proportional to allocation.
+// before the heap doubles its live set). But when the memory the program
+// really needs outgrows it, as with thousands of deliveries in flight, the
+// collector runs back to back and takes up to half the CPU. Adaptive watches
+// the collector's share of the CPU: above RaiseAbove it raises the limit,
+// below LowerBelow it lets the limit fall back towards the base. Workloads
+// that fit under the base (the backlog among them: the collector takes ~3%
+// there) see a fixed limit.
 package memlimit
 
 import (
 	"context"
-	"math"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
 
-// Headroom is the limit's margin over the live heap once the live heap is
-// past the base: the collector then runs each time the program allocates a
-// quarter of its live heap anew (like GOGC=25), not continuously.
-const Headroom = 1.25
+const (
+	// RaiseAbove is the collector's share of the CPU over an interval above
+	// which the limit is raised (by half). Back-to-back collections at the
+	// limit take 40-50%; an ordinary heavy load under it stays below 10%.
+	RaiseAbove = 0.25
+	// LowerBelow is the share under which a raised limit falls back by a
+	// tenth per interval, never below the base.
+	LowerBelow = 0.05
+	// MaxFactor bounds the raised limit to this many times the base; past
+	// it the runtime's own cap (half the CPU to the collector) applies.
+	MaxFactor = 16
+)
 
-// Target is the limit for a live heap of live bytes and nonHeap bytes of
-// other memory the limit counts (goroutine stacks, runtime metadata, heap
-// spans not holding objects), with base as the floor.
-func Target(base, live, nonHeap int64) int64 {
-	if base <= 0 {
-		return math.MaxInt64
+// Next is the limit after an interval in which the collector took gcShare
+// of the CPU, given the base and the current limit.
+func Next(base, current int64, gcShare float64) int64 {
+	switch {
+	case gcShare > RaiseAbove:
+		return min(current+current/2, base*MaxFactor)
+	case gcShare < LowerBelow && current > base:
+		return max(base, current-current/10)
+	default:
+		return current
 	}
-	want := int64(float64(live)*Headroom) + nonHeap
-	return max(base, want)
 }
 
-// Adaptive sets the soft limit to base and then, every interval until ctx
-// ends, to Target(base, live heap). It returns at once; the work runs in a
-// goroutine. At the end the limit is left where it is.
+// Adaptive sets the soft limit to base and then adjusts it every interval
+// with Next until ctx ends (the limit is left where it is then). It returns
+// at once; the work runs in a goroutine.
 func Adaptive(ctx context.Context, base int64, interval time.Duration) {
 	debug.SetMemoryLimit(base)
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		sample := []metrics.Sample{
-			{Name: "/gc/heap/live:bytes"},
-			{Name: "/memory/classes/total:bytes"},
-			{Name: "/memory/classes/heap/objects:bytes"},
-			{Name: "/memory/classes/heap/released:bytes"},
+			{Name: "/cpu/classes/gc/total:cpu-seconds"},
+			{Name: "/cpu/classes/total:cpu-seconds"},
+		}
+		read := func() (gc, total float64, ok bool) {
+			metrics.Read(sample)
+			for _, s := range sample {
+				if s.Value.Kind() != metrics.KindFloat64 {
+					return 0, 0, false
+				}
+			}
+			return sample[0].Value.Float64(), sample[1].Value.Float64(), true
+		}
+		gc0, total0, ok := read()
+		if !ok {
+			return // a runtime without these metrics: keep the fixed limit
 		}
 		current := base
 		for {
@@ -55,20 +76,13 @@ func Adaptive(ctx context.Context, base int64, interval time.Duration) {
 				return
 			case <-t.C:
 			}
-			metrics.Read(sample)
-			var v [4]int64
-			for i, s := range sample {
-				if s.Value.Kind() != metrics.KindUint64 {
-					return // a runtime without the metric: keep the fixed limit
-				}
-				v[i] = int64(s.Value.Uint64())
+			gc, total, _ := read()
+			if total <= total0 {
+				continue // the CPU estimates move at collections only
 			}
-			// Everything the limit counts besides heap objects: stacks,
-			// runtime metadata, and heap spans unused or free but not yet
-			// returned to the OS (after a burst of connections they can
-			// be tens of MB, and a limit blind to them binds at once).
-			live, nonHeap := v[0], v[1]-v[2]-v[3]
-			if next := Target(base, live, max(nonHeap, 0)); next != current {
+			share := (gc - gc0) / (total - total0)
+			gc0, total0 = gc, total
+			if next := Next(base, current, share); next != current {
 				debug.SetMemoryLimit(next)
 				current = next
 			}
