@@ -90,7 +90,11 @@ func dsn(path string, writer bool) string {
 		// auto_vacuum only takes effect on a new file, before the first
 		// table; it lets IncrementalVacuum give freed pages back to the OS.
 		pragmas = append([]string{"auto_vacuum(INCREMENTAL)"}, pragmas...)
-		pragmas = append(pragmas, "cache_size(-16000)")
+		// 8 MB of page cache: the writer touches the tails of its b-trees
+		// and recent rows. 16 MB wrote no faster (2-16 MB measured) and
+		// cost the server 17 MB of RSS (the cache lives outside the Go
+		// heap, so the soft memory limit cannot see it).
+		pragmas = append(pragmas, "cache_size(-8000)")
 		q.Set("_txlock", "immediate")
 	} else {
 		pragmas = append(pragmas, "cache_size(-4000)")
