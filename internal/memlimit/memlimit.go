@@ -49,43 +49,54 @@ func Next(base, current int64, gcShare float64) int64 {
 // at once; the work runs in a goroutine.
 func Adaptive(ctx context.Context, base int64, interval time.Duration) {
 	debug.SetMemoryLimit(base)
+	ticks := time.NewTicker(interval)
 	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		sample := []metrics.Sample{
-			{Name: "/cpu/classes/gc/total:cpu-seconds"},
-			{Name: "/cpu/classes/total:cpu-seconds"},
-		}
-		read := func() (gc, total float64, ok bool) {
-			metrics.Read(sample)
-			for _, s := range sample {
-				if s.Value.Kind() != metrics.KindFloat64 {
-					return 0, 0, false
-				}
-			}
-			return sample[0].Value.Float64(), sample[1].Value.Float64(), true
-		}
-		gc0, total0, ok := read()
-		if !ok {
-			return // a runtime without these metrics: keep the fixed limit
-		}
-		current := base
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			gc, total, _ := read()
-			if total <= total0 {
-				continue // the CPU estimates move at collections only
-			}
-			share := (gc - gc0) / (total - total0)
-			gc0, total0 = gc, total
-			if next := Next(base, current, share); next != current {
-				debug.SetMemoryLimit(next)
-				current = next
-			}
-		}
+		defer ticks.Stop()
+		control(ctx, base, ticks.C, readCPU, func(limit int64) { debug.SetMemoryLimit(limit) })
 	}()
+}
+
+// control is Adaptive's loop: at each tick it reads the collector's and the
+// total CPU time (seconds) and sets the next limit when it changes.
+func control(ctx context.Context, base int64, ticks <-chan time.Time, read func() (gc, total float64, ok bool), set func(int64)) {
+	gc0, total0, ok := read()
+	if !ok {
+		return // a runtime without these metrics: keep the fixed limit
+	}
+	current := base
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+		}
+		gc, total, ok := read()
+		if !ok || total <= total0 {
+			continue // the CPU estimates move at collections only
+		}
+		share := (gc - gc0) / (total - total0)
+		gc0, total0 = gc, total
+		if next := Next(base, current, share); next != current {
+			set(next)
+			current = next
+		}
+	}
+}
+
+var cpuSamples = []metrics.Sample{
+	{Name: "/cpu/classes/gc/total:cpu-seconds"},
+	{Name: "/cpu/classes/total:cpu-seconds"},
+}
+
+// readCPU reads the runtime's estimates of the collector's CPU time and of
+// the CPU time available (GOMAXPROCS x wall time) so far. Only control's
+// goroutine calls it.
+func readCPU() (gc, total float64, ok bool) {
+	metrics.Read(cpuSamples)
+	for _, s := range cpuSamples {
+		if s.Value.Kind() != metrics.KindFloat64 {
+			return 0, 0, false
+		}
+	}
+	return cpuSamples[0].Value.Float64(), cpuSamples[1].Value.Float64(), true
 }

@@ -1,6 +1,7 @@
 package memlimit
 
 import (
+	"context"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -30,45 +31,73 @@ func TestNext(t *testing.T) {
 	}
 }
 
-// A live heap far over the base makes the collector run back to back: the
-// limit rises; once the heap is freed and the collector idles, it returns to
-// the base.
-func TestAdaptiveRaisesWhenTheCollectorThrashes(t *testing.T) {
+// The loop turns CPU readings into limits: raised while the collector's share
+// is high, held in between, lowered back to the base while it is low.
+func TestControl(t *testing.T) {
+	const base = 100 << 20
+	// Cumulative (gc, total) CPU seconds at each tick; the share of each
+	// interval is what Next sees.
+	readings := [][2]float64{
+		{0, 0},
+		{0.45, 1}, // 45%: raise to 150 MiB
+		{0.9, 2},  // 45%: 225 MiB
+		{0.9, 2},  // no new collection: hold
+		{1.0, 3},  // 10%: hold
+		{1.01, 4}, // 1%: lower by a tenth
+		{1.02, 5}, // 1%
+	}
+	i := 0
+	read := func() (float64, float64, bool) {
+		defer func() { i++ }()
+		if i < len(readings) {
+			return readings[i][0], readings[i][1], true
+		}
+		return 1.02, float64(5 + i), true // then an idle collector: down to the base, not below
+	}
+	var set []int64
+	ticks := make(chan time.Time)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		control(ctx, base, ticks, read, func(l int64) { set = append(set, l) })
+		close(done)
+	}()
+	for range len(readings) - 1 + 20 {
+		ticks <- time.Time{}
+	}
+	cancel()
+	<-done
+	const mib = 1 << 20
+	want := []int64{150 * mib, 225 * mib, 2025 * mib / 10}
+	if len(set) < len(want) {
+		t.Fatalf("limits set %v, want at least %v", set, want)
+	}
+	for k, w := range want {
+		if set[k] != w {
+			t.Errorf("limit %d = %d, want %d (all: %v)", k, set[k], w, set)
+		}
+	}
+	if last := set[len(set)-1]; last != base {
+		t.Errorf("last limit %d, want the base %d once the collector is idle", last, base)
+	}
+	for _, l := range set {
+		if l < base {
+			t.Errorf("limit %d under the base", l)
+		}
+	}
+}
+
+// Adaptive starts at the base, and its readings come from this runtime.
+func TestAdaptiveStartsAtTheBase(t *testing.T) {
 	prev := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
-	const base = 4 << 20
-	Adaptive(t.Context(), base, 20*time.Millisecond)
+	const base = 256 << 20
+	Adaptive(t.Context(), base, time.Hour)
 	if got := debug.SetMemoryLimit(-1); got != base {
 		t.Fatalf("limit at start %d, want the base %d", got, base)
 	}
-	hold := make([][]byte, 0, 32)
-	for range 32 {
-		hold = append(hold, make([]byte, 1<<20)) // 32 MiB live, 8x the base
-	}
-	var sink []byte
-	waitFor(t, func() bool {
-		for range 2000 { // garbage: at the limit, each MiB triggers a collection
-			sink = make([]byte, 4<<10)
-		}
-		return debug.SetMemoryLimit(-1) > base
-	}, "limit to rise above the base")
-	runtime.KeepAlive(hold)
-	runtime.KeepAlive(sink)
-	hold = nil
-	runtime.GC()
-	waitFor(t, func() bool {
-		runtime.GC() // the CPU estimates move at collections
-		return debug.SetMemoryLimit(-1) == base
-	}, "limit to return to the base")
-}
-
-func waitFor(t *testing.T, ok func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for the %s (limit %d)", what, debug.SetMemoryLimit(-1))
-		}
-		time.Sleep(5 * time.Millisecond)
+	runtime.GC() // the estimates are updated by collections
+	if _, total, ok := readCPU(); !ok || total <= 0 {
+		t.Fatalf("readCPU: total %v, ok %v", total, ok)
 	}
 }
