@@ -202,6 +202,32 @@ type EventFilter struct {
 	Limit  int
 }
 
+// HealthChange names a change of an endpoint's health fields.
+type HealthChange int
+
+// The health changes, each applied only when it changes something.
+const (
+	// HealthFailing sets FailingSince (the start of a run of failures)
+	// where it is unset.
+	HealthFailing HealthChange = iota + 1
+	// HealthRecovered clears FailingSince where it is set.
+	HealthRecovered
+	// HealthDisabled disables the endpoint with a reason where it is enabled.
+	HealthDisabled
+)
+
+// HealthUpdate is one health change of an endpoint (see
+// Store.UpdateEndpointHealth).
+type HealthUpdate struct {
+	Change HealthChange
+	// FailingSince is the time HealthFailing stores.
+	FailingSince time.Time
+	// Reason is the DisabledReason HealthDisabled stores.
+	Reason string
+	// At becomes the endpoint's UpdatedAt when it changes.
+	At time.Time
+}
+
 // Store is the durable log: everything accepted lives here. Scheduling lives in
 // memory (the delivery engine); the store never drives it by polling.
 //
@@ -229,6 +255,12 @@ type Store interface {
 	// AllEndpoints lists every endpoint of every project (for the engine's cache).
 	AllEndpoints(ctx context.Context) ([]*Endpoint, error)
 	UpdateEndpoint(ctx context.Context, e *Endpoint) error
+	// UpdateEndpointHealth applies one change of the delivery engine to an
+	// endpoint's health fields alone, so that an edit made through the API
+	// at the same moment is never undone (a read-modify-write of the whole
+	// endpoint could re-enable one just disabled). It reports whether the
+	// stored endpoint changed: false when it already was so, or is gone.
+	UpdateEndpointHealth(ctx context.Context, projectID, id string, u HealthUpdate) (bool, error)
 	// DeleteEndpoint removes the endpoint; its pending deliveries become failed.
 	DeleteEndpoint(ctx context.Context, projectID, id string) error
 

@@ -308,13 +308,7 @@ func (e *Engine) setEndpointLocked(es *epState, ep *kinehook.Endpoint) {
 		es.pausedUntil = 0
 		es.disabling = false
 		if !ep.FailingSince.IsZero() {
-			e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
-				if fresh.FailingSince.IsZero() {
-					return false
-				}
-				fresh.FailingSince = time.Time{}
-				return true
-			})
+			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
 		}
 	}
 	if ep.RateLimit != old.RateLimit {

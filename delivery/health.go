@@ -76,13 +76,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		}
 		if es.failingSince != 0 {
 			es.failingSince = 0
-			e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
-				if fresh.FailingSince.IsZero() {
-					return false
-				}
-				fresh.FailingSince = time.Time{}
-				return true
-			})
+			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
 		}
 	case OutcomeBackoff:
 		// The endpoint asked us to slow down: not a failure, no attempt used.
@@ -104,13 +98,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		if es.failingSince == 0 {
 			es.failingSince = nowNs
 			since := now
-			e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
-				if !fresh.FailingSince.IsZero() {
-					return false
-				}
-				fresh.FailingSince = since
-				return true
-			})
+			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: since})
 		}
 		reason := ""
 		switch {
@@ -257,14 +245,7 @@ func (e *Engine) disableLocked(es *epState, reason string, now time.Time) Operat
 	es.ep = &cp
 	es.disabling = true
 	e.log.Warn("delivery: endpoint disabled", "endpoint", es.id, "reason", reason)
-	e.persistHealth(es, func(fresh *kinehook.Endpoint) bool {
-		if fresh.Disabled {
-			return false
-		}
-		fresh.Disabled = true
-		fresh.DisabledReason = reason
-		return true
-	})
+	e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthDisabled, Reason: reason})
 	return e.opEvent(OpEndpointDisabled, &cp, reason, es.failingSince, now)
 }
 
@@ -278,25 +259,20 @@ func (e *Engine) opEvent(name string, ep *kinehook.Endpoint, reason string, fail
 	return op
 }
 
-// persistHealth queues a change to the stored endpoint; the health loop
-// applies changes in order to a fresh copy (so an API edit made meanwhile
-// is kept) and tells the other instances.
-func (e *Engine) persistHealth(es *epState, mutate func(*kinehook.Endpoint) bool) {
+// persistHealth queues a change of the stored endpoint's health fields; the
+// health loop applies changes in order, each as a narrow update of those
+// fields alone (an API edit made meanwhile is kept), and tells the other
+// instances when the endpoint changed.
+func (e *Engine) persistHealth(es *epState, u kinehook.HealthUpdate) {
 	projectID, id := es.projectID, es.id
 	e.enqueueHealth(func(ctx context.Context) {
-		fresh, err := e.store.GetEndpoint(ctx, projectID, id)
+		u.At = e.clock.Now().UTC()
+		changed, err := e.store.UpdateEndpointHealth(ctx, projectID, id, u)
 		if err != nil {
-			if kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
-				e.log.Error("delivery: load endpoint for a health update", "endpoint", id, "err", err)
-			}
-			return
-		}
-		if !mutate(fresh) {
-			return
-		}
-		fresh.UpdatedAt = e.clock.Now().UTC()
-		if err := e.store.UpdateEndpoint(ctx, fresh); err != nil {
 			e.log.Error("delivery: store endpoint health", "endpoint", id, "err", err)
+			return
+		}
+		if !changed {
 			return
 		}
 		if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, id); err != nil {

@@ -237,6 +237,38 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 	return nil
 }
 
+// UpdateEndpointHealth applies one health change with a single UPDATE of the
+// fields it concerns (see kinehook.Store).
+func (s *Store) UpdateEndpointHealth(ctx context.Context, projectID, id string, u kinehook.HealthUpdate) (bool, error) {
+	at := u.At.UTC()
+	if u.At.IsZero() {
+		at = now()
+	}
+	var q string
+	var args []any
+	switch u.Change {
+	case kinehook.HealthFailing:
+		if u.FailingSince.IsZero() {
+			return false, fmt.Errorf("postgres: endpoint %s health: failing without a time", id)
+		}
+		q = `UPDATE endpoints SET failing_since = $3, updated_at = $4 WHERE id = $1 AND project_id = $2 AND failing_since IS NULL`
+		args = []any{id, projectID, u.FailingSince.UTC(), at}
+	case kinehook.HealthRecovered:
+		q = `UPDATE endpoints SET failing_since = NULL, updated_at = $3 WHERE id = $1 AND project_id = $2 AND failing_since IS NOT NULL`
+		args = []any{id, projectID, at}
+	case kinehook.HealthDisabled:
+		q = `UPDATE endpoints SET disabled = true, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND project_id = $2 AND NOT disabled`
+		args = []any{id, projectID, u.Reason, at}
+	default:
+		return false, fmt.Errorf("postgres: endpoint %s health: unknown change %d", id, u.Change)
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err != nil {
+		return false, wrap("endpoint health", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // DeleteEndpoint removes the endpoint; its open deliveries become failed in
 // the same transaction (their history stays).
 func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error {

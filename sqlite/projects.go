@@ -407,6 +407,39 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 	return nil
 }
 
+// UpdateEndpointHealth applies one health change with a single UPDATE of the
+// fields it concerns (see kinehook.Store).
+func (s *Store) UpdateEndpointHealth(ctx context.Context, projectID, id string, u kinehook.HealthUpdate) (bool, error) {
+	at := micros(u.At)
+	if u.At.IsZero() {
+		at = time.Now().UnixMicro()
+	}
+	var q string
+	var args []any
+	switch u.Change {
+	case kinehook.HealthFailing:
+		if u.FailingSince.IsZero() {
+			return false, fmt.Errorf("sqlite: endpoint %s health: failing without a time", id)
+		}
+		q = `UPDATE endpoints SET failing_since = ?, updated_at = ? WHERE id = ? AND project_id = ? AND failing_since = 0`
+		args = []any{micros(u.FailingSince), at, id, projectID}
+	case kinehook.HealthRecovered:
+		q = `UPDATE endpoints SET failing_since = 0, updated_at = ? WHERE id = ? AND project_id = ? AND failing_since <> 0`
+		args = []any{at, id, projectID}
+	case kinehook.HealthDisabled:
+		q = `UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ? AND project_id = ? AND disabled = 0`
+		args = []any{u.Reason, at, id, projectID}
+	default:
+		return false, fmt.Errorf("sqlite: endpoint %s health: unknown change %d", id, u.Change)
+	}
+	res, err := s.w.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: endpoint %s health: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
 // DeleteEndpoint removes an endpoint and, in the same commit, fails its open
 // deliveries (the history of the others stays).
 func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error {

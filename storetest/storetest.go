@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"Projects", testProjects},
 		{"Endpoints", testEndpoints},
 		{"EndpointNotFound", testEndpointNotFound},
+		{"EndpointHealth", testEndpointHealth},
 		{"IngestFanOut", testIngestFanOut},
 		{"IngestPayloadAndSeq", testIngestPayloadAndSeq},
 		{"IngestIdempotency", testIngestIdempotency},
@@ -334,4 +335,77 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// testEndpointHealth: each health change touches its own fields only, only
+// when it changes something, and never undoes an edit made meanwhile.
+func testEndpointHealth(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p, _ := newProject(t, s, "health")
+	other, _ := newProject(t, s, "other")
+	ep := newEndpoint(t, s, p.ID, func(e *kinehook.Endpoint) { e.Description = "orders" })
+	get := func() *kinehook.Endpoint {
+		t.Helper()
+		e, err := s.GetEndpoint(ctx, p.ID, ep.ID)
+		requireNoErr(t, err, "GetEndpoint")
+		return e
+	}
+	apply := func(u kinehook.HealthUpdate, want bool) {
+		t.Helper()
+		changed, err := s.UpdateEndpointHealth(ctx, p.ID, ep.ID, u)
+		requireNoErr(t, err, "UpdateEndpointHealth")
+		if changed != want {
+			t.Fatalf("UpdateEndpointHealth(%+v) changed = %v, want %v", u, changed, want)
+		}
+	}
+	since := now().Add(-time.Hour)
+	at := now().Add(time.Minute)
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: since, At: at}, true)
+	if e := get(); !e.FailingSince.Equal(since) || !e.UpdatedAt.Equal(at) || e.Description != "orders" || e.Disabled {
+		t.Fatalf("after failing: failing_since %v updated_at %v description %q disabled %v", e.FailingSince, e.UpdatedAt, e.Description, e.Disabled)
+	}
+	// A later failure does not move the start of the run.
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: since.Add(time.Minute), At: at}, false)
+	if e := get(); !e.FailingSince.Equal(since) {
+		t.Fatalf("failing_since moved to %v", e.FailingSince)
+	}
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthRecovered, At: at}, true)
+	if e := get(); !e.FailingSince.IsZero() {
+		t.Fatalf("failing_since %v after recovery", e.FailingSince)
+	}
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthRecovered, At: at}, false)
+
+	// An edit made between the engine's decision and its write is kept: the
+	// user disabled the endpoint with a reason of their own.
+	e := get()
+	e.Disabled, e.DisabledReason, e.Description = true, "paused by the owner", "orders v2"
+	e.UpdatedAt = now()
+	requireNoErr(t, s.UpdateEndpoint(ctx, e), "UpdateEndpoint")
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthDisabled, Reason: "endpoint answered 410 Gone", At: at}, false)
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: since, At: at}, true)
+	if e := get(); !e.Disabled || e.DisabledReason != "paused by the owner" || e.Description != "orders v2" || !e.FailingSince.Equal(since) {
+		t.Fatalf("after health changes over an edit: %+v", e)
+	}
+	// Enabled again by the user: the engine may disable it.
+	e = get()
+	e.Disabled, e.DisabledReason = false, ""
+	requireNoErr(t, s.UpdateEndpoint(ctx, e), "UpdateEndpoint")
+	apply(kinehook.HealthUpdate{Change: kinehook.HealthDisabled, Reason: "endpoint answered 410 Gone", At: at}, true)
+	if e := get(); !e.Disabled || e.DisabledReason != "endpoint answered 410 Gone" || e.Description != "orders v2" {
+		t.Fatalf("after disable: %+v", e)
+	}
+
+	// Another project's id, or no such endpoint: nothing changes.
+	for _, tc := range []struct{ project, id string }{{other.ID, ep.ID}, {p.ID, kinehook.NewID(kinehook.PrefixEndpoint)}} {
+		changed, err := s.UpdateEndpointHealth(ctx, tc.project, tc.id, kinehook.HealthUpdate{Change: kinehook.HealthRecovered, At: at})
+		if err != nil || changed {
+			t.Errorf("UpdateEndpointHealth(%s, %s) = %v, %v; want false, nil", tc.project, tc.id, changed, err)
+		}
+	}
+	if e := get(); e.FailingSince.IsZero() {
+		t.Error("another project's health update reached this endpoint")
+	}
+	if _, err := s.UpdateEndpointHealth(ctx, p.ID, ep.ID, kinehook.HealthUpdate{Change: 0}); err == nil {
+		t.Error("an unknown change was accepted")
+	}
 }
