@@ -255,6 +255,12 @@ type Store interface {
 	// AllEndpoints lists every endpoint of every project (for the engine's cache).
 	AllEndpoints(ctx context.Context) ([]*Endpoint, error)
 	UpdateEndpoint(ctx context.Context, e *Endpoint) error
+	// UpdateEndpointIfUnchanged is UpdateEndpoint on the condition that the
+	// stored endpoint's UpdatedAt is still prev (as the caller read it), so
+	// an edit never writes back fields someone else changed meanwhile (the
+	// engine disabling the endpoint, another edit). It fails with ECONFLICT
+	// otherwise, ENOTFOUND when there is no such endpoint.
+	UpdateEndpointIfUnchanged(ctx context.Context, e *Endpoint, prev time.Time) error
 	// UpdateEndpointHealth applies one change of the delivery engine to an
 	// endpoint's health fields alone, so that an edit made through the API
 	// at the same moment is never undone (a read-modify-write of the whole

@@ -392,6 +392,7 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 		return
 	}
 	orig := *e
+	prev := e.UpdatedAt
 	f, ok := h.parseEndpointForm(r, e)
 	if !ok {
 		d, err := h.endpointPageData(r, rc, &orig, f)
@@ -404,17 +405,27 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 		return
 	}
 	e.UpdatedAt = h.now().UTC()
-	if !h.saveEndpoint(w, r, rc, e) {
+	if !h.saveEndpoint(w, r, rc, e, prev) {
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID, "ok", "Endpoint saved.")
 }
 
-// saveEndpoint writes e and tells the engine; false means an error page was rendered.
-func (h *Handler) saveEndpoint(w http.ResponseWriter, r *http.Request, rc *reqCtx, e *kinehook.Endpoint) bool {
-	err := h.store.UpdateEndpoint(r.Context(), e)
+// saveEndpoint writes e, read when its UpdatedAt was prev, and tells the
+// engine; false means an error page was rendered. A change made since the
+// read (the delivery engine disabling the endpoint, another tab) is not
+// overwritten: the page asks to reload instead.
+func (h *Handler) saveEndpoint(w http.ResponseWriter, r *http.Request, rc *reqCtx, e *kinehook.Endpoint, prev time.Time) bool {
+	if !e.UpdatedAt.After(prev) {
+		e.UpdatedAt = prev.Add(time.Microsecond)
+	}
+	err := h.store.UpdateEndpointIfUnchanged(r.Context(), e, prev)
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such endpoint in this project.")
+		return false
+	}
+	if kinehook.ErrorCode(err) == kinehook.ECONFLICT {
+		h.renderError(w, r, http.StatusConflict, "This endpoint changed while you were saving (the delivery engine may have disabled it). Nothing was saved: open it again and repeat the change.")
 		return false
 	}
 	if err != nil {
@@ -431,6 +442,7 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 		if e == nil {
 			return
 		}
+		prev := e.UpdatedAt
 		e.Disabled = disabled
 		msg := "Endpoint enabled: new events reach it again."
 		e.DisabledReason = ""
@@ -441,7 +453,7 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 			e.FailingSince = time.Time{}
 		}
 		e.UpdatedAt = h.now().UTC()
-		if !h.saveEndpoint(w, r, rc, e) {
+		if !h.saveEndpoint(w, r, rc, e, prev) {
 			return
 		}
 		h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID, "ok", msg)
@@ -455,6 +467,7 @@ func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
+	prev := e.UpdatedAt
 	now := h.now().UTC()
 	sec, err := newSecret(e.Scheme)
 	if err != nil {
@@ -467,7 +480,7 @@ func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *req
 	}
 	e.Secrets = secrets
 	e.UpdatedAt = now
-	if !h.saveEndpoint(w, r, rc, e) {
+	if !h.saveEndpoint(w, r, rc, e, prev) {
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID+"?reveal=1", "ok",

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -883,5 +885,61 @@ func TestRequestIDPatternMetricsPprof(t *testing.T) {
 	plain.must(plain.do("GET", "/debug/pprof/", "", nil), 404)
 	if r := plain.do("GET", "/metrics", "", nil); r.status != 404 || r.errCode() != kinehook.ENOTFOUND {
 		t.Errorf("metrics off: %d %s", r.status, r.body)
+	}
+}
+
+// interferingStore changes an endpoint's health (as the delivery engine
+// does) right after the API first reads it, before the API writes it back.
+type interferingStore struct {
+	kinehook.Store
+	once sync.Once
+}
+
+func (s *interferingStore) GetEndpoint(ctx context.Context, projectID, id string) (*kinehook.Endpoint, error) {
+	e, err := s.Store.GetEndpoint(ctx, projectID, id)
+	if err == nil {
+		s.once.Do(func() {
+			_, _ = s.Store.UpdateEndpointHealth(ctx, projectID, id, kinehook.HealthUpdate{Change: kinehook.HealthDisabled,
+				Reason: "endpoint answered 410 Gone", At: time.Now().Add(time.Second)})
+		})
+	}
+	return e, err
+}
+
+// A PATCH that does not touch "disabled" keeps a disable made between its
+// read and its write: the write is retried on the fresh endpoint.
+func TestPatchEndpointKeepsAConcurrentDisable(t *testing.T) {
+	var wrapped *interferingStore
+	e := newEnv(t, func(c *Config) {
+		wrapped = &interferingStore{Store: c.Store}
+	})
+	pid, key := e.project("race")
+	ep := e.endpoint(pid, key, nil)
+	eid := ep["id"].(string)
+	// Route the API's reads through the interfering store from now on.
+	srv, err := NewServer(Config{Store: wrapped, Dispatcher: e.engine, AdminKeyHash: kinehook.HashKey(testAdminKey),
+		AllowPrivateNetworks: true, RateLimit: -1, Logger: newTestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(srv)
+	defer api.Close()
+	req, _ := nethttp.NewRequest(nethttp.MethodPatch, api.URL+"/v1/projects/"+pid+"/endpoints/"+eid, strings.NewReader(`{"description":"orders v2"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != nethttp.StatusOK {
+		t.Fatalf("PATCH: %d", res.StatusCode)
+	}
+	got, err := e.store.GetEndpoint(t.Context(), pid, eid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Description != "orders v2" || !got.Disabled || got.DisabledReason != "endpoint answered 410 Gone" {
+		t.Fatalf("after a PATCH racing a disable: description %q, disabled %v (%q); want the edit and the disable both kept",
+			got.Description, got.Disabled, got.DisabledReason)
 	}
 }

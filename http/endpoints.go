@@ -357,21 +357,34 @@ func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *
 	writeJSON(w, nethttp.StatusOK, viewEndpoint(e))
 }
 
-// updateEndpoint reads an endpoint, changes it with fn, stores and announces it.
+// updateEndpoint reads an endpoint, changes it with fn, stores and announces
+// it. The write holds only if nobody changed the endpoint since the read (the
+// delivery engine disabling it, say); otherwise it reads and applies fn
+// again, a few times, before answering 409.
 func (s *Server) updateEndpoint(r *nethttp.Request, pid, eid string, fn func(*kinehook.Endpoint) error) (*kinehook.Endpoint, error) {
-	e, err := s.store.GetEndpoint(r.Context(), pid, eid)
-	if err != nil {
-		return nil, fmt.Errorf("get endpoint: %w", err)
+	for try := 0; ; try++ {
+		e, err := s.store.GetEndpoint(r.Context(), pid, eid)
+		if err != nil {
+			return nil, fmt.Errorf("get endpoint: %w", err)
+		}
+		prev := e.UpdatedAt
+		if err := fn(e); err != nil {
+			return nil, err
+		}
+		e.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
+		if !e.UpdatedAt.After(prev) {
+			e.UpdatedAt = prev.Add(time.Millisecond).Truncate(time.Millisecond)
+		}
+		err = s.store.UpdateEndpointIfUnchanged(r.Context(), e, prev)
+		if kinehook.ErrorCode(err) == kinehook.ECONFLICT && try < 4 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store endpoint: %w", err)
+		}
+		s.disp.EndpointChanged(r.Context(), pid, eid)
+		return e, nil
 	}
-	if err := fn(e); err != nil {
-		return nil, err
-	}
-	e.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-	if err := s.store.UpdateEndpoint(r.Context(), e); err != nil {
-		return nil, fmt.Errorf("store endpoint: %w", err)
-	}
-	s.disp.EndpointChanged(r.Context(), pid, eid)
-	return e, nil
 }
 
 func (s *Server) deleteEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {

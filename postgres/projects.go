@@ -215,6 +215,16 @@ func (s *Store) AllEndpoints(ctx context.Context) ([]*kinehook.Endpoint, error) 
 // UpdateEndpoint saves every field of an endpoint but its id, project and
 // creation time.
 func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
+	return s.updateEndpoint(ctx, e, nil)
+}
+
+// UpdateEndpointIfUnchanged is UpdateEndpoint while the stored UpdatedAt is
+// still prev (see kinehook.Store).
+func (s *Store) UpdateEndpointIfUnchanged(ctx context.Context, e *kinehook.Endpoint, prev time.Time) error {
+	return s.updateEndpoint(ctx, e, &prev)
+}
+
+func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *time.Time) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = now()
 	}
@@ -222,19 +232,33 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE endpoints SET url = $3, description = $4, event_types = $5, headers = $6,
+	q := `UPDATE endpoints SET url = $3, description = $4, event_types = $5, headers = $6,
 		disabled = $7, disabled_reason = $8, secrets = $9, scheme = $10, name = $11, login = $12, password = $13,
 		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17
-		WHERE id = $1 AND project_id = $2`,
-		e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
-		e.Scheme, e.Name, e.Login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC())
+		WHERE id = $1 AND project_id = $2`
+	args := []any{e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
+		e.Scheme, e.Name, e.Login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC()}
+	if prev != nil {
+		q += ` AND updated_at = $18`
+		args = append(args, prev.UTC())
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {
 		return wrap("update endpoint", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return wrap("update endpoint", pgx.ErrNoRows)
+	if tag.RowsAffected() > 0 {
+		return nil
 	}
-	return nil
+	if prev != nil {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1 AND project_id = $2)`, e.ID, e.ProjectID).Scan(&exists); err != nil {
+			return wrap("update endpoint", err)
+		}
+		if exists {
+			return kinehook.Errorf(kinehook.ECONFLICT, "endpoint %s was changed since it was read", e.ID)
+		}
+	}
+	return wrap("update endpoint", pgx.ErrNoRows)
 }
 
 // UpdateEndpointHealth applies one health change with a single UPDATE of the

@@ -387,6 +387,16 @@ func (s *Store) AllEndpoints(ctx context.Context) ([]*kinehook.Endpoint, error) 
 
 // UpdateEndpoint stores every field of an existing endpoint of its project.
 func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
+	return s.updateEndpoint(ctx, e, nil)
+}
+
+// UpdateEndpointIfUnchanged is UpdateEndpoint while the stored UpdatedAt is
+// still prev (see kinehook.Store).
+func (s *Store) UpdateEndpointIfUnchanged(ctx context.Context, e *kinehook.Endpoint, prev time.Time) error {
+	return s.updateEndpoint(ctx, e, &prev)
+}
+
+func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *time.Time) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	}
@@ -395,16 +405,31 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 		return err
 	}
 	args = append(args, micros(e.UpdatedAt), e.ID, e.ProjectID)
+	cond := ``
+	if prev != nil {
+		cond = ` AND updated_at = ?`
+		args = append(args, micros(*prev))
+	}
 	res, err := s.w.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, headers = ?, disabled = ?,
 		disabled_reason = ?, secrets = ?, scheme = ?, name = ?, login = ?, password = ?, rate_limit = ?, max_in_flight = ?,
-		failing_since = ?, updated_at = ? WHERE id = ? AND project_id = ?`, args...)
+		failing_since = ?, updated_at = ? WHERE id = ? AND project_id = ?`+cond, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: update endpoint %s: %w", e.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return notFound("endpoint", e.ID)
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
 	}
-	return nil
+	if prev != nil {
+		var one int
+		err := s.w.QueryRowContext(ctx, `SELECT 1 FROM endpoints WHERE id = ? AND project_id = ?`, e.ID, e.ProjectID).Scan(&one)
+		if err == nil {
+			return kinehook.Errorf(kinehook.ECONFLICT, "endpoint %s was changed since it was read", e.ID)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: update endpoint %s: %w", e.ID, err)
+		}
+	}
+	return notFound("endpoint", e.ID)
 }
 
 // UpdateEndpointHealth applies one health change with a single UPDATE of the

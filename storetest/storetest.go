@@ -25,6 +25,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"Endpoints", testEndpoints},
 		{"EndpointNotFound", testEndpointNotFound},
 		{"EndpointHealth", testEndpointHealth},
+		{"EndpointUpdateIfUnchanged", testEndpointUpdateIfUnchanged},
 		{"IngestFanOut", testIngestFanOut},
 		{"IngestPayloadAndSeq", testIngestPayloadAndSeq},
 		{"IngestIdempotency", testIngestIdempotency},
@@ -407,5 +409,51 @@ func testEndpointHealth(t *testing.T, s kinehook.Store) {
 	}
 	if _, err := s.UpdateEndpointHealth(ctx, p.ID, ep.ID, kinehook.HealthUpdate{Change: 0}); err == nil {
 		t.Error("an unknown change was accepted")
+	}
+}
+
+// testEndpointUpdateIfUnchanged: an edit holds only over the version it read.
+func testEndpointUpdateIfUnchanged(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p, _ := newProject(t, s, "versions")
+	ep := newEndpoint(t, s, p.ID, nil)
+	read, err := s.GetEndpoint(ctx, p.ID, ep.ID)
+	requireNoErr(t, err, "GetEndpoint")
+	prev := read.UpdatedAt
+
+	edit := *read
+	edit.Description = "first edit"
+	edit.UpdatedAt = prev.Add(time.Second)
+	requireNoErr(t, s.UpdateEndpointIfUnchanged(ctx, &edit, prev), "UpdateEndpointIfUnchanged over the version read")
+
+	// A second edit made from the same (now stale) read is refused and
+	// changes nothing.
+	stale := *read
+	stale.Description = "stale edit"
+	stale.Disabled = true
+	stale.UpdatedAt = prev.Add(2 * time.Second)
+	if err := s.UpdateEndpointIfUnchanged(ctx, &stale, prev); kinehook.ErrorCode(err) != kinehook.ECONFLICT {
+		t.Fatalf("edit over a stale read: %v, want ECONFLICT", err)
+	}
+	got, err := s.GetEndpoint(ctx, p.ID, ep.ID)
+	requireNoErr(t, err, "GetEndpoint")
+	if got.Description != "first edit" || got.Disabled {
+		t.Fatalf("a refused edit changed the endpoint: %q, disabled %v", got.Description, got.Disabled)
+	}
+
+	// A health change moves the version too.
+	_, err = s.UpdateEndpointHealth(ctx, p.ID, ep.ID, kinehook.HealthUpdate{Change: kinehook.HealthDisabled, Reason: "410", At: got.UpdatedAt.Add(time.Second)})
+	requireNoErr(t, err, "UpdateEndpointHealth")
+	again := *got
+	again.Description = "after the engine"
+	again.UpdatedAt = got.UpdatedAt.Add(3 * time.Second)
+	if err := s.UpdateEndpointIfUnchanged(ctx, &again, got.UpdatedAt); kinehook.ErrorCode(err) != kinehook.ECONFLICT {
+		t.Fatalf("edit over a read older than a health change: %v, want ECONFLICT", err)
+	}
+
+	missing := *got
+	missing.ID = kinehook.NewID(kinehook.PrefixEndpoint)
+	if err := s.UpdateEndpointIfUnchanged(ctx, &missing, got.UpdatedAt); !errors.Is(err, kinehook.ErrNotFound) && kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+		t.Fatalf("edit of a missing endpoint: %v, want not found", err)
 	}
 }
