@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -795,5 +796,55 @@ func TestStaticAndHeaders(t *testing.T) {
 	}
 	if p := b.get("/"); p.status != http.StatusSeeOther || p.location != "/login" {
 		t.Errorf("anonymous /: %d %q", p.status, p.location)
+	}
+}
+
+// armedStore disables an endpoint (as the delivery engine does on a 410)
+// right after the dashboard reads it, once armed.
+type armedStore struct {
+	kinehook.Store
+	armed atomic.Bool
+}
+
+func (s *armedStore) GetEndpoint(ctx context.Context, projectID, id string) (*kinehook.Endpoint, error) {
+	e, err := s.Store.GetEndpoint(ctx, projectID, id)
+	if err == nil && s.armed.CompareAndSwap(true, false) {
+		_, _ = s.Store.UpdateEndpointHealth(ctx, projectID, id, kinehook.HealthUpdate{Change: kinehook.HealthDisabled,
+			Reason: "endpoint answered 410 Gone", At: time.Now().Add(time.Second)})
+	}
+	return e, err
+}
+
+// A dashboard action saved over an endpoint the engine disabled meanwhile
+// does not undo the disable: the page answers 409 and nothing is saved.
+func TestDashboardSaveKeepsAConcurrentDisable(t *testing.T) {
+	var armed *armedStore
+	e := newEnv(t, envOpts{wrapStore: func(s kinehook.Store) kinehook.Store {
+		armed = &armedStore{Store: s}
+		return armed
+	}})
+	ep := e.createEndpoint(e.a, e.sink.srv.URL)
+	b := e.browser()
+	b.login(e.keyA)
+	path := "/projects/" + e.a.ID + "/endpoints/" + ep.ID
+	armed.armed.Store(true)
+	p := b.post(path+"/secret/rotate", nil)
+	if p.status != http.StatusConflict {
+		t.Fatalf("rotate over a concurrent disable: status %d, want 409", p.status)
+	}
+	mustContain(t, p, "changed while you were saving")
+	got, err := e.store.GetEndpoint(t.Context(), e.a.ID, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Disabled || got.DisabledReason != "endpoint answered 410 Gone" || len(got.Secrets) != 1 || got.Secrets[0].Value != ep.Secrets[0].Value {
+		t.Fatalf("after the refused save: disabled %v (%q), secrets %d", got.Disabled, got.DisabledReason, len(got.Secrets))
+	}
+	// Opened again, the same action goes through and keeps the disable.
+	if p := b.post(path+"/secret/rotate", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("second rotate: %d", p.status)
+	}
+	if got, _ := e.store.GetEndpoint(t.Context(), e.a.ID, ep.ID); !got.Disabled || len(got.Secrets) != 2 {
+		t.Fatalf("after the second rotate: disabled %v, secrets %d", got.Disabled, len(got.Secrets))
 	}
 }

@@ -62,6 +62,8 @@ type envOpts struct {
 	// schedule is the engine's retry schedule; nil means one attempt only,
 	// so a failing delivery becomes final at once.
 	schedule []time.Duration
+	// wrapStore, when set, wraps the store the dashboard uses.
+	wrapStore func(kinehook.Store) kinehook.Store
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -101,7 +103,11 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 		_ = eng.Shutdown(sctx)
 	})
 	e.engine = eng
-	h, err := New(Config{Store: st, Dispatcher: eng, SecureCookies: o.secure, LiveInterval: 50 * time.Millisecond})
+	var ds kinehook.Store = st
+	if o.wrapStore != nil {
+		ds = o.wrapStore(st)
+	}
+	h, err := New(Config{Store: ds, Dispatcher: eng, SecureCookies: o.secure, LiveInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
