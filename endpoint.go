@@ -50,3 +50,89 @@ func ValidateEventTypeFilter(filter []string) error {
 	}
 	return nil
 }
+
+// Limits on an endpoint's custom headers.
+const (
+	MaxEndpointHeaders = 50
+	MaxHeaderValue     = 4096
+)
+
+// reservedHeaders are hop-by-hop or written by the sender itself: an endpoint
+// cannot set them (nor any webhook-* header).
+var reservedHeaders = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
+	"proxy-connection": true, "te": true, "trailer": true, "trailers": true, "transfer-encoding": true,
+	"upgrade": true, "host": true, "content-length": true, "content-type": true, "content-encoding": true,
+	"expect": true,
+}
+
+// ValidateEndpointHeader checks one custom header of an endpoint: an RFC 9110
+// token as name, not hop-by-hop, not set by the sender, not webhook-*; a
+// value of at most MaxHeaderValue bytes without line breaks or NUL.
+func ValidateEndpointHeader(name, value string) error {
+	lname := strings.ToLower(name)
+	msg := ""
+	switch {
+	case !isToken(name):
+		msg = fmt.Sprintf("%q is not a valid header name", name)
+	case reservedHeaders[lname]:
+		msg = fmt.Sprintf("header %q is hop-by-hop or set by the sender and cannot be customised", name)
+	case strings.HasPrefix(lname, "webhook-"):
+		msg = fmt.Sprintf("header %q is reserved for the Standard Webhooks signature", name)
+	case len(value) > MaxHeaderValue:
+		msg = fmt.Sprintf("value of header %q is longer than %d bytes", name, MaxHeaderValue)
+	case strings.ContainsAny(value, "\r\n\x00"):
+		msg = fmt.Sprintf("value of header %q contains a line break or a control character", name)
+	default:
+		return nil
+	}
+	return &Error{Code: EINVALID, Field: "headers", Message: msg}
+}
+
+// ValidateEndpointHeaders checks an endpoint's custom headers: at most
+// MaxEndpointHeaders, each valid for ValidateEndpointHeader.
+func ValidateEndpointHeaders(h map[string]string) error {
+	if len(h) > MaxEndpointHeaders {
+		return &Error{Code: EINVALID, Field: "headers", Message: fmt.Sprintf("at most %d custom headers", MaxEndpointHeaders)}
+	}
+	for k, v := range h {
+		if err := ValidateEndpointHeader(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 token of at most 256 bytes.
+func isToken(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NewEndpointSecret returns a fresh signing secret for an endpoint of the
+// scheme: whsec_ (HMAC) for v1, an ed25519 whsk_ private key for v1a.
+func NewEndpointSecret(scheme string) (string, error) {
+	if scheme == SchemeV1a {
+		priv, _, err := GenerateKeyPair()
+		if err != nil {
+			return "", fmt.Errorf("generate key pair: %w", err)
+		}
+		return priv, nil
+	}
+	sec, err := GenerateSecret()
+	if err != nil {
+		return "", fmt.Errorf("generate secret: %w", err)
+	}
+	return sec, nil
+}

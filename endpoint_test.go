@@ -1,6 +1,7 @@
 package kinehook
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -99,4 +100,58 @@ func FuzzValidateEndpointURL(f *testing.F) {
 			t.Fatalf("accepted %q: scheme %q host %q user %v", s, u.Scheme, u.Hostname(), u.User)
 		}
 	})
+}
+
+func TestValidateEndpointHeaders(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers map[string]string
+		wantErr string
+	}{
+		{"none", nil, ""},
+		{"custom", map[string]string{"X-Team": "video", "Authorization": "Bearer a:b", "X-Empty": ""}, ""},
+		{"bad name", map[string]string{"Bad Name": "x"}, "not a valid header name"},
+		{"empty name", map[string]string{"": "x"}, "not a valid header name"},
+		{"hop-by-hop", map[string]string{"Connection": "close"}, "cannot be customised"},
+		{"set by the sender", map[string]string{"content-type": "text/plain"}, "cannot be customised"},
+		{"signature header", map[string]string{"Webhook-Signature": "v1,x"}, "reserved for the Standard Webhooks signature"},
+		{"long value", map[string]string{"X-Long": strings.Repeat("a", MaxHeaderValue+1)}, "longer than 4096"},
+		{"line break", map[string]string{"X-A": "a\r\nX-B: b"}, "line break"},
+		{"NUL", map[string]string{"X-A": "a\x00b"}, "control character"},
+		{"too many", manyHeaders(MaxEndpointHeaders + 1), "at most 50"},
+	}
+	for _, tc := range tests {
+		err := ValidateEndpointHeaders(tc.headers)
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || ErrorCode(err) != EINVALID {
+			t.Errorf("%s: error %v, want an invalid error containing %q", tc.name, err, tc.wantErr)
+		}
+	}
+	if err := ValidateEndpointHeaders(manyHeaders(MaxEndpointHeaders)); err != nil {
+		t.Errorf("%d headers: %v", MaxEndpointHeaders, err)
+	}
+}
+
+func manyHeaders(n int) map[string]string {
+	h := map[string]string{}
+	for i := range n {
+		h[fmt.Sprintf("X-H%d", i)] = "v"
+	}
+	return h
+}
+
+func TestNewEndpointSecret(t *testing.T) {
+	v1, err := NewEndpointSecret(SchemeV1)
+	if err != nil || !strings.HasPrefix(v1, SecretPrefix) {
+		t.Fatalf("v1 secret %q, %v", v1, err)
+	}
+	v1a, err := NewEndpointSecret(SchemeV1a)
+	if err != nil || !strings.HasPrefix(v1a, "whsk_") {
+		t.Fatalf("v1a secret %q, %v", v1a, err)
+	}
 }

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -150,14 +149,6 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 	return f, true
 }
 
-// reservedHeaders are hop-by-hop or written by the sender itself; an
-// endpoint cannot set them (the same rule as the JSON API), nor any webhook-*.
-var reservedHeaders = []string{
-	"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-	"proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
-	"upgrade", "host", "content-length", "content-type", "content-encoding", "expect",
-}
-
 // parseHeaders reads "Name: value" lines.
 func parseHeaders(text string) (map[string]string, error) {
 	out := map[string]string{}
@@ -168,62 +159,21 @@ func parseHeaders(text string) (map[string]string, error) {
 		}
 		name, value, ok := strings.Cut(line, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		switch {
-		case !ok:
+		if !ok {
 			return nil, fmt.Errorf("line %d: write each header as \"Name: value\"", i+1)
-		case !validHeaderName(name):
-			return nil, fmt.Errorf("line %d: %q is not a valid header name", i+1, name)
-		case slices.Contains(reservedHeaders, strings.ToLower(name)):
-			return nil, fmt.Errorf("line %d: %s is hop-by-hop or set by kinehook and cannot be customised", i+1, name)
-		case strings.HasPrefix(strings.ToLower(name), "webhook-"):
-			return nil, fmt.Errorf("line %d: %s is reserved for the Standard Webhooks signature", i+1, name)
-		case len(value) > 4096:
-			return nil, fmt.Errorf("line %d: the value is longer than 4096 bytes", i+1)
-		case strings.ContainsAny(value, "\x00"):
-			return nil, fmt.Errorf("line %d: the value contains a control character", i+1)
+		}
+		if err := kinehook.ValidateEndpointHeader(name, value); err != nil {
+			return nil, fmt.Errorf("line %d: %s", i+1, kinehook.ErrorMessage(err))
 		}
 		out[name] = value
 	}
-	if len(out) > 50 {
-		return nil, errors.New("at most 50 headers")
+	if len(out) > kinehook.MaxEndpointHeaders {
+		return nil, fmt.Errorf("at most %d headers", kinehook.MaxEndpointHeaders)
 	}
 	if len(out) == 0 {
 		return nil, nil
 	}
 	return out, nil
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// newSecret returns a fresh signing secret for the scheme: whsec_ for v1
-// (HMAC), an ed25519 whsk_ private key for v1a.
-func newSecret(scheme string) (string, error) {
-	if scheme == kinehook.SchemeV1a {
-		priv, _, err := kinehook.GenerateKeyPair()
-		if err != nil {
-			return "", fmt.Errorf("generate key pair: %w", err)
-		}
-		return priv, nil
-	}
-	sec, err := kinehook.GenerateSecret()
-	if err != nil {
-		return "", fmt.Errorf("generate secret: %w", err)
-	}
-	return sec, nil
 }
 
 // endpointRow is one endpoint on the list with its health.
@@ -273,7 +223,7 @@ func (h *Handler) endpointNew(w http.ResponseWriter, r *http.Request, rc *reqCtx
 
 func (h *Handler) endpointCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	now := h.now().UTC()
-	sec, err := newSecret(kinehook.SchemeV1)
+	sec, err := kinehook.NewEndpointSecret(kinehook.SchemeV1)
 	if err != nil {
 		h.internalError(w, r, err)
 		return
@@ -469,7 +419,7 @@ func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *req
 	}
 	prev := e.UpdatedAt
 	now := h.now().UTC()
-	sec, err := newSecret(e.Scheme)
+	sec, err := kinehook.NewEndpointSecret(e.Scheme)
 	if err != nil {
 		h.internalError(w, r, err)
 		return

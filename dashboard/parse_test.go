@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -59,6 +60,9 @@ func TestParseHeaders(t *testing.T) {
 	}
 }
 
+// headerToken is RFC 9110's token, written independently of the code under test.
+var headerToken = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+
 func FuzzParseHeaders(f *testing.F) {
 	for _, s := range []string{"X-A: 1", "a:b\nc:d", "Host: x", ":", "\r\n:\x00", "webhook-id: 1"} {
 		f.Add(s)
@@ -69,7 +73,7 @@ func FuzzParseHeaders(f *testing.F) {
 			return
 		}
 		for k, v := range h {
-			if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") || strings.HasPrefix(strings.ToLower(k), "webhook-") {
+			if !headerToken.MatchString(k) || strings.ContainsAny(v, "\r\n\x00") || strings.HasPrefix(strings.ToLower(k), "webhook-") {
 				t.Fatalf("accepted header %q: %q", k, v)
 			}
 		}

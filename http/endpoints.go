@@ -93,19 +93,8 @@ type endpointInput struct {
 // Limits on endpoint fields.
 const (
 	maxDescription = 1000
-	maxHeaders     = 50
-	maxHeaderValue = 4096
 	maxInFlightCap = 10000
 )
-
-// forbiddenHeaders are custom headers an endpoint may not set: hop-by-hop
-// headers and those the sender writes itself.
-var forbiddenHeaders = map[string]bool{
-	"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
-	"proxy-connection": true, "te": true, "trailer": true, "trailers": true, "transfer-encoding": true,
-	"upgrade": true, "host": true, "content-length": true, "content-type": true, "content-encoding": true,
-	"expect": true,
-}
 
 // applyEndpoint validates in and writes it into e. When creating, missing
 // fields get their defaults (and a url is required).
@@ -133,7 +122,7 @@ func (s *Server) applyEndpoint(e *kinehook.Endpoint, in *endpointInput, creating
 		e.Description = *in.Description
 	}
 	if in.Headers != nil {
-		if err := validateHeaders(*in.Headers); err != nil {
+		if err := kinehook.ValidateEndpointHeaders(*in.Headers); err != nil {
 			return err
 		}
 		e.Headers = *in.Headers
@@ -208,7 +197,7 @@ func (s *Server) applySecret(e *kinehook.Endpoint, in *endpointInput, creating b
 		return nil
 	}
 	if creating || schemeChanged || len(e.Secrets) == 0 {
-		sec, err := newSecret(scheme)
+		sec, err := kinehook.NewEndpointSecret(scheme)
 		if err != nil {
 			return err
 		}
@@ -233,51 +222,6 @@ func validateSecret(scheme, secret string) error {
 		return &kinehook.Error{Code: kinehook.EINVALID, Field: "secret", Message: "secret must be whsec_ followed by the base64 of 24 to 64 random bytes"}
 	}
 	return nil
-}
-
-// newSecret generates a signing secret for scheme.
-func newSecret(scheme string) (string, error) {
-	if scheme == kinehook.SchemeV1a {
-		priv, _, err := kinehook.GenerateKeyPair()
-		return priv, err
-	}
-	return kinehook.GenerateSecret()
-}
-
-// validateHeaders checks custom headers: valid names and values, no hop-by-hop
-// or webhook-* headers.
-func validateHeaders(h map[string]string) error {
-	if len(h) > maxHeaders {
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: "headers", Message: fmt.Sprintf("at most %d custom headers", maxHeaders)}
-	}
-	for k, v := range h {
-		lk := strings.ToLower(k)
-		switch {
-		case k == "" || !isToken(k):
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "headers", Message: fmt.Sprintf("%q is not a valid header name", k)}
-		case forbiddenHeaders[lk]:
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "headers", Message: fmt.Sprintf("header %q is hop-by-hop or set by the sender and cannot be customised", k)}
-		case strings.HasPrefix(lk, "webhook-"):
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "headers", Message: fmt.Sprintf("header %q is reserved for the Standard Webhooks signature", k)}
-		case len(v) > maxHeaderValue || strings.ContainsAny(v, "\r\n\x00"):
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "headers", Message: fmt.Sprintf("value of header %q is too long or contains line breaks", k)}
-		}
-	}
-	return nil
-}
-
-// isToken reports whether s is an RFC 9110 token (a valid header name).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Server) createEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
@@ -443,7 +387,7 @@ func (s *Server) rotateSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 			}
 		} else {
 			var err error
-			if next, err = newSecret(scheme); err != nil {
+			if next, err = kinehook.NewEndpointSecret(scheme); err != nil {
 				return err
 			}
 		}

@@ -213,7 +213,7 @@ func FuzzDecodeJSON(f *testing.F) {
 			_ = s.checkURL(*in.URL, "url")
 		}
 		if in.Headers != nil {
-			_ = validateHeaders(*in.Headers)
+			_ = kinehook.ValidateEndpointHeaders(*in.Headers)
 		}
 	})
 }

@@ -35,7 +35,7 @@ func (s *Store) DeleteBefore(ctx context.Context, projectID string, before time.
 func (s *Store) deleteBatch(ctx context.Context, projectID string, before time.Time, batch int) (removed, selected int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lists of ids below: plans made for them (see customPlan).
-		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
+		if _, err := tx.Exec(ctx, customPlans); err != nil {
 			return wrap("retention", err)
 		}
 		rows, err := tx.Query(ctx, `SELECT e.id FROM events e

@@ -83,20 +83,18 @@ func control(ctx context.Context, base int64, ticks <-chan time.Time, read func(
 	}
 }
 
-var cpuSamples = []metrics.Sample{
-	{Name: "/cpu/classes/gc/total:cpu-seconds"},
-	{Name: "/cpu/classes/total:cpu-seconds"},
-}
-
 // readCPU reads the runtime's estimates of the collector's CPU time and of
-// the CPU time available (GOMAXPROCS x wall time) so far. Only control's
-// goroutine calls it.
+// the CPU time available (GOMAXPROCS x wall time) so far.
 func readCPU() (gc, total float64, ok bool) {
-	metrics.Read(cpuSamples)
-	for _, s := range cpuSamples {
+	samples := []metrics.Sample{
+		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"},
+	}
+	metrics.Read(samples)
+	for _, s := range samples {
 		if s.Value.Kind() != metrics.KindFloat64 {
 			return 0, 0, false
 		}
 	}
-	return cpuSamples[0].Value.Float64(), cpuSamples[1].Value.Float64(), true
+	return samples[0].Value.Float64(), samples[1].Value.Float64(), true
 }
