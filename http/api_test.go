@@ -533,6 +533,11 @@ func TestPublishAndDeliver(t *testing.T) {
 	e.must(e.do("GET", "/v1/projects/"+pid+"/deliveries/dlv_nope/attempts", key, nil), 404)
 	e.must(e.do("GET", "/v1/projects/"+pid+"/events/msg_nope/deliveries", key, nil), 404)
 	e.must(e.do("GET", "/v1/projects/"+pid+"/events/msg_nope", key, nil), 404)
+	// Through another project's path (the admin key reaches both), this
+	// event's deliveries and attempts are not found.
+	other, _ := e.project("other")
+	e.must(e.do("GET", "/v1/projects/"+other+"/events/"+m["id"].(string)+"/deliveries", testAdminKey, nil), 404)
+	e.must(e.do("GET", "/v1/projects/"+other+"/deliveries/"+did+"/attempts", testAdminKey, nil), 404)
 }
 
 func TestRecover(t *testing.T) {

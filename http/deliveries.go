@@ -58,21 +58,13 @@ func viewAttempt(a *kinehook.Attempt) attemptView {
 }
 
 func (s *Server) listDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid, id := projectID(r, p), r.PathValue("id")
-	if _, err := s.store.GetEvent(r.Context(), pid, id); err != nil {
-		s.internal(w, "get event", err)
-		return
-	}
-	ds, err := s.store.ListDeliveries(r.Context(), pid, id)
+	// The store answers not found for an event of another project.
+	ds, err := s.store.ListDeliveries(r.Context(), projectID(r, p), r.PathValue("id"))
 	if err != nil {
 		s.internal(w, "list deliveries", err)
 		return
 	}
-	out := make([]deliveryView, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, viewDelivery(d))
-	}
-	writeJSON(w, nethttp.StatusOK, listBody[deliveryView]{Data: out})
+	writeJSON(w, nethttp.StatusOK, listBody[deliveryView]{Data: views(ds, viewDelivery)})
 }
 
 func (s *Server) getDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
@@ -85,21 +77,13 @@ func (s *Server) getDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *pr
 }
 
 func (s *Server) listAttempts(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid, did := projectID(r, p), r.PathValue("did")
-	if _, err := s.store.GetDelivery(r.Context(), pid, did); err != nil {
-		s.internal(w, "get delivery", err)
-		return
-	}
-	as, err := s.store.ListAttempts(r.Context(), pid, did)
+	// The store answers not found for a delivery of another project.
+	as, err := s.store.ListAttempts(r.Context(), projectID(r, p), r.PathValue("did"))
 	if err != nil {
 		s.internal(w, "list attempts", err)
 		return
 	}
-	out := make([]attemptView, 0, len(as))
-	for _, a := range as {
-		out = append(out, viewAttempt(a))
-	}
-	writeJSON(w, nethttp.StatusOK, listBody[attemptView]{Data: out})
+	writeJSON(w, nethttp.StatusOK, listBody[attemptView]{Data: views(as, viewAttempt)})
 }
 
 // retryDelivery sends a delivery again now, whatever its state.

@@ -268,11 +268,7 @@ func (s *Server) listEndpoints(w nethttp.ResponseWriter, r *nethttp.Request, p *
 		s.internal(w, "list endpoints", err)
 		return
 	}
-	out := make([]endpointView, 0, len(es))
-	for _, e := range es {
-		out = append(out, viewEndpoint(e))
-	}
-	writeJSON(w, nethttp.StatusOK, listBody[endpointView]{Data: out})
+	writeJSON(w, nethttp.StatusOK, listBody[endpointView]{Data: views(es, viewEndpoint)})
 }
 
 func (s *Server) getEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {

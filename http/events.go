@@ -149,10 +149,7 @@ func (s *Server) listEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *pri
 		s.internal(w, "read event payloads", err)
 		return
 	}
-	out := make([]eventView, 0, len(evs))
-	for _, ev := range evs {
-		out = append(out, viewEvent(ev, nil))
-	}
+	out := views(evs, func(ev *kinehook.Event) eventView { return viewEvent(ev, nil) })
 	writeJSON(w, nethttp.StatusOK, pageBody[eventView]{Data: out, NextCursor: next})
 }
 

@@ -79,6 +79,16 @@ func (s *Server) eventTypes(w nethttp.ResponseWriter, r *nethttp.Request, _ *pri
 	writeJSON(w, nethttp.StatusOK, listBody[kinehook.EventTypeInfo]{Data: kinehook.Catalog()})
 }
 
+// views maps stored records to their API shapes (never nil: an empty list
+// is [] in JSON).
+func views[T, V any](items []T, view func(T) V) []V {
+	out := make([]V, 0, len(items))
+	for _, it := range items {
+		out = append(out, view(it))
+	}
+	return out
+}
+
 // listBody is the envelope of list answers.
 type listBody[T any] struct {
 	Data []T `json:"data"`

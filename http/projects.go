@@ -97,11 +97,7 @@ func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 		s.internal(w, "list projects", err)
 		return
 	}
-	out := make([]projectView, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, viewProject(p))
-	}
-	writeJSON(w, nethttp.StatusOK, listBody[projectView]{Data: out})
+	writeJSON(w, nethttp.StatusOK, listBody[projectView]{Data: views(ps, viewProject)})
 }
 
 func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {

@@ -67,11 +67,7 @@ func (s *Server) listWebhooks(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 		s.internal(w, "list endpoints", err)
 		return
 	}
-	out := make([]webhookView, 0, len(es))
-	for _, e := range es {
-		out = append(out, viewWebhook(e))
-	}
-	writeJSON(w, nethttp.StatusOK, dataBody[[]webhookView]{Data: out})
+	writeJSON(w, nethttp.StatusOK, dataBody[[]webhookView]{Data: views(es, viewWebhook)})
 }
 
 func (s *Server) createWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
