@@ -16,11 +16,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/cputime"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -131,7 +131,7 @@ func BenchmarkDeliver(b *testing.B) {
 			env.want.Store(int64(b.N * n))
 			b.ResetTimer()
 			start := time.Now()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Self()
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			for range publishers {
@@ -155,7 +155,7 @@ func BenchmarkDeliver(b *testing.B) {
 				b.Fatalf("sink got %d of %d deliveries", env.got.Load(), b.N*n)
 			}
 			el := time.Since(start)
-			cpu := cpuTime() - cpu0
+			cpu := cputime.Self() - cpu0
 			b.StopTimer()
 			// CPU per delivery does not depend on how busy the machine is:
 			// 2 cores / that = deliveries/s on an idle 2-core machine.
@@ -287,15 +287,6 @@ func BenchmarkBacklog100k(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
 	b.ReportMetric(peakRSSMB(), "peak-RSS-MB")
-}
-
-// cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSSMB reads VmHWM from /proc/self/status (0 elsewhere).

@@ -3,15 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/cputime"
 )
 
 func testEvent(projectID, resource string, at time.Time) *kinehook.Event {
@@ -247,7 +244,8 @@ func BenchmarkWriteCycle(b *testing.B) {
 	p, _ := setupProject(b, s, 1)
 	const batch = 8
 	var prev []*kinehook.Delivery
-	sys0, own0 := machineBusy(), ownCPU()
+	sys0, sysOK := cputime.Machine()
+	own0 := cputime.Self()
 	start := time.Now()
 	for i := 0; b.Loop(); i++ {
 		if len(prev) > 0 {
@@ -275,39 +273,11 @@ func BenchmarkWriteCycle(b *testing.B) {
 		}
 	}
 	n := float64(b.N * batch)
-	own := float64(ownCPU()-own0) / 1e3 / n
+	own := float64(cputime.Self()-own0) / 1e3 / n
 	b.ReportMetric(n/time.Since(start).Seconds(), "deliveries/s")
 	b.ReportMetric(own, "own-cpu-us/delivery")
-	if sys := machineBusy() - sys0; sys > 0 {
+	if sys1, ok := cputime.Machine(); ok && sysOK && sys1 > sys0 {
+		sys := sys1 - sys0
 		b.ReportMetric(float64(sys)/1e3/n-own, "other-cpu-us/delivery")
 	}
-}
-
-// machineBusy is the machine's busy CPU time in nanoseconds (from /proc/stat,
-// 0 where it cannot be read).
-func machineBusy() int64 {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
-	}
-	var busy int64
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		busy += v
-	}
-	return busy * 1e9 / 100 // USER_HZ
-}
-
-// ownCPU is this process's user+system CPU time in nanoseconds.
-func ownCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/cputime"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -57,14 +57,14 @@ func BenchmarkIngest(b *testing.B) {
 	s, p, _ := benchStore(b)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Self()
 	for i := 0; b.Loop(); i++ {
 		if _, err := s.IngestEvents(b.Context(), benchEvents(p.ID, batch, i*batch)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*batch)/1e3, "cpu-µs/event")
+	b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N*batch)/1e3, "cpu-µs/event")
 }
 
 // BenchmarkRecordAttempts records batches of 100 successful attempts
@@ -84,7 +84,7 @@ func BenchmarkRecordAttempts(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Self()
 	for i := 0; b.Loop(); i++ {
 		results := make([]kinehook.AttemptResult, batch)
 		now := time.Now()
@@ -101,17 +101,7 @@ func BenchmarkRecordAttempts(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "attempts/s")
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*batch)/1e3, "cpu-µs/attempt")
-}
-
-// cpuTime is the process's user+system CPU time in nanoseconds: on a shared
-// machine it says more than wall time.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N*batch)/1e3, "cpu-µs/attempt")
 }
 
 // BenchmarkBaselineInsert inserts one-column rows one statement at a time
@@ -171,7 +161,7 @@ func BenchmarkIngestFanOut10(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Self()
 	for i := 0; b.Loop(); i++ {
 		res, err := s.IngestEvents(b.Context(), benchEvents(p.ID, batch, i*batch))
 		if err != nil {
@@ -182,5 +172,5 @@ func BenchmarkIngestFanOut10(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch*10)/time.Since(start).Seconds(), "deliveries/s")
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*batch*10)/1e3, "cpu-µs/delivery")
+	b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N*batch*10)/1e3, "cpu-µs/delivery")
 }

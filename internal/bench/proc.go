@@ -7,22 +7,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
 // clockTick is the unit of utime/stime in /proc/PID/stat (USER_HZ, 100 on
 // every Linux platform Go supports).
 const clockTick = 10 * time.Millisecond
-
-// selfCPU is the CPU time (user + system) this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // procCPU is the CPU time (user + system) of process pid, from /proc/PID/stat.
 func procCPU(pid int) (time.Duration, error) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/internal/cputime"
 )
 
 // Scenario names, in the default order.
@@ -259,7 +260,7 @@ func (u *usage) sample() {
 func (u *usage) cpu() time.Duration {
 	switch {
 	case u.pid == 0:
-		return selfCPU()
+		return cputime.Self()
 	case u.pid > 0:
 		d, _ := procCPU(u.pid)
 		return d
