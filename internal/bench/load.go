@@ -148,6 +148,16 @@ func (f *failures) err(total int) error {
 // postAll posts events 0..n-1 with conc concurrent clients and returns the
 // number accepted.
 func (p *poster) postAll(ctx context.Context, n, conc int, fails *failures) int {
+	return forEach(ctx, n, conc, fails, func(i int) error {
+		_, err := p.post(ctx, i)
+		return err
+	})
+}
+
+// forEach runs do(0..n-1) on conc goroutines taking the next index as they
+// finish (the kinehook load and the plain-client baseline share it, so they
+// are driven alike) and returns how many succeeded; failures are counted.
+func forEach(ctx context.Context, n, conc int, fails *failures, do func(i int) error) int {
 	var next, ok atomic.Int64
 	var wg sync.WaitGroup
 	for range min(conc, n) {
@@ -157,7 +167,7 @@ func (p *poster) postAll(ctx context.Context, n, conc int, fails *failures) int 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if _, err := p.post(ctx, i); err != nil {
+				if err := do(i); err != nil {
 					fails.add(err)
 					continue
 				}
@@ -233,25 +243,9 @@ func postSigned(ctx context.Context, url string, n, conc int, fails *failures) (
 		return 0, err
 	}
 	hc := newHTTPClient(conc)
-	var next, ok atomic.Int64
-	var wg sync.WaitGroup
-	for range min(conc, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := sendSigned(ctx, hc, url, "msg_"+b.run+strconv.Itoa(i), b.body(i)); err != nil {
-					fails.add(err)
-					continue
-				}
-				ok.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return int(ok.Load()), nil
+	return forEach(ctx, n, conc, fails, func(i int) error {
+		return sendSigned(ctx, hc, url, "msg_"+b.run+strconv.Itoa(i), b.body(i))
+	}), nil
 }
 
 func sendSigned(ctx context.Context, hc *http.Client, url, id string, body []byte) error {
