@@ -62,6 +62,9 @@ webhook arrives. Scenarios:
               server (run as a 'kinehook serve' subprocess)
   baseline    a plain Go client posting the same signed webhooks to the same
               sink with the same concurrency: the machine's ceiling
+  relay       the same POSTs to a storeless relay that answers 202 and posts
+              each body, signed, to the sink: what two HTTP exchanges per
+              delivery cost here, without anything kinehook adds
 
 By default each scenario gets a fresh server on a temporary data directory (in
 this process; the backlog one as a subprocess); --database postgres://...

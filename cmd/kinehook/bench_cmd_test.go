@@ -53,6 +53,7 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 		{bench.Latency, 1, 50},
 		{bench.Backlog, 1, 150},
 		{bench.Baseline, 1, 120},
+		{bench.Relay, 1, 120},
 	}
 	for _, tt := range tests {
 		r, ok := got[tt.scenario]
@@ -79,14 +80,17 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 	if th := got[bench.Throughput]; th.Ratio <= 0 || th.Pass == nil || th.Target == "" {
 		t.Errorf("throughput not judged against the baseline: %+v", th)
 	}
+	if r := got[bench.Relay]; r.Ratio <= 0 || r.Pass != nil {
+		t.Errorf("relay: want a ratio to the baseline and no target: %+v", r)
+	}
 }
 
 func TestBenchTableAndFlags(t *testing.T) {
-	out, err := runBenchCmd(t, "--events", "50", "--concurrency", "4", "--scenarios", "throughput, baseline", "--server", "inprocess")
+	out, err := runBenchCmd(t, "--events", "50", "--concurrency", "4", "--scenarios", "throughput, baseline,relay", "--server", "inprocess")
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
-	for _, want := range []string{"kinehook bench: backend sqlite", "scenario", "deliveries/s", "throughput", "baseline", "plain Go client ceiling"} {
+	for _, want := range []string{"kinehook bench: backend sqlite", "scenario", "deliveries/s", "throughput", "baseline", "plain Go client ceiling", "relay", "storeless relay (HTTP in, HTTP out)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

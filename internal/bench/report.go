@@ -44,22 +44,28 @@ func (r *Report) header() string {
 		r.Backend, r.CPUs, r.GoVersion, r.Events, r.Concurrency, r.LoadBefore, r.LoadAfter)
 }
 
-// footer states the ratio to the plain client, when both ran.
+// footer states the ratios to the plain client and to the relay, when they ran.
 func (r *Report) footer() string {
-	var base, thr float64
+	var base, thr, rel float64
 	for _, res := range r.Results {
 		switch res.Scenario {
 		case Baseline:
 			base = res.DeliveriesPerSec
 		case Throughput:
 			thr = res.DeliveriesPerSec
+		case Relay:
+			rel = res.DeliveriesPerSec
 		}
 	}
-	if base == 0 || thr == 0 {
-		return ""
+	var lines []string
+	if base > 0 && thr > 0 {
+		lines = append(lines, fmt.Sprintf("plain Go client ceiling %.0f requests/s; kinehook one endpoint %.0f deliveries/s = %.2f of it (goal >= 0.3 on SQLite)",
+			base, thr, thr/base))
 	}
-	return fmt.Sprintf("plain Go client ceiling %.0f requests/s; kinehook one endpoint %.0f deliveries/s = %.2f of it (goal >= 0.3 on SQLite)",
-		base, thr, thr/base)
+	if rel > 0 && thr > 0 {
+		lines = append(lines, fmt.Sprintf("storeless relay (HTTP in, HTTP out) %.0f deliveries/s; kinehook one endpoint = %.2f of it", rel, thr/rel))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // WriteTable prints the report as an aligned text table.

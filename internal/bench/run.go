@@ -24,10 +24,11 @@ const (
 	Latency    = "latency"
 	Backlog    = "backlog"
 	Baseline   = "baseline"
+	Relay      = "relay"
 )
 
 // AllScenarios is the default --scenarios list.
-var AllScenarios = []string{Throughput, Fanout, Latency, Backlog, Baseline}
+var AllScenarios = []string{Throughput, Fanout, Latency, Backlog, Baseline, Relay}
 
 // Server is one kinehook server a scenario runs against.
 type Server struct {
@@ -143,9 +144,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(cfg.Progress, "bench: %s ...\n", name)
 		var res *Result
 		var err error
-		if name == Baseline {
+		switch name {
+		case Baseline:
 			res, err = runBaseline(ctx, cfg)
-		} else {
+		case Relay:
+			res, err = runRelay(ctx, cfg)
+		default:
 			res, err = runOnServer(ctx, cfg, name)
 		}
 		if err != nil {
@@ -326,15 +330,23 @@ func runThroughput(ctx context.Context, cfg Config, srv *Server, name string, en
 	if err != nil {
 		return nil, err
 	}
+	return measure(ctx, cfg, p, sink, srv.PID, name, endpoints, events)
+}
+
+// measure warms p's server up, then posts events through it as fast as
+// cfg.Concurrency clients can and measures deliveries/s until the last of
+// events x endpoints arrives at sink; pid is the server's (see startUsage).
+func measure(ctx context.Context, cfg Config, p *poster, sink *Sink, pid int, name string, endpoints, events int) (*Result, error) {
 	if err := warmUp(ctx, cfg, p, sink, endpoints); err != nil {
 		return nil, err
 	}
+	var err error
 	p.bodies, err = newBodies()
 	if err != nil {
 		return nil, err
 	}
 	sink.Reset(events * endpoints)
-	use := startUsage(srv.PID)
+	use := startUsage(pid)
 	t0 := time.Now()
 	fails := &failures{}
 	ok := p.postAll(ctx, events, cfg.Concurrency, fails)
@@ -529,6 +541,10 @@ func (r *Report) judge(backend string) {
 			if res.Scenario == Throughput && !pg && base > 0 {
 				res.Target += ", >= 0.3 x baseline"
 				res.Pass = pass(*res.Pass && res.Ratio >= 0.3)
+			}
+		case Relay:
+			if base > 0 {
+				res.Ratio = res.DeliveriesPerSec / base
 			}
 		case Latency:
 			goal := 20.0
