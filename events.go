@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // EventType is the "event" field of a webhook body.
@@ -236,6 +237,10 @@ func rejectUnknown(obj map[string]json.RawMessage, prefix string, allowed ...str
 	return &ValidationError{Field: prefix + name, Expected: "no field other than " + strings.Join(quoted, ", "), Got: "an unknown field"}
 }
 
+// statusListText is statusList made once: every media event's parse passes
+// it along, and only an error uses it.
+var statusListText = sync.OnceValue(statusList)
+
 func statusList() string {
 	s := make([]string, len(MediaStatuses))
 	for i, m := range MediaStatuses {
@@ -313,7 +318,7 @@ func parseMedia(data map[string]json.RawMessage, strict bool) (*MediaData, bool,
 	if err != nil {
 		return nil, false, err
 	}
-	status, err := requiredString(data, "status", "data.status", statusList())
+	status, err := requiredString(data, "status", "data.status", statusListText())
 	if err != nil {
 		return nil, false, err
 	}

@@ -273,24 +273,35 @@ func (s *Server) match(method, path string) (*route, map[string]string, []string
 	return nil, nil, allowed
 }
 
+// isParam reports whether a pattern segment is a {name} parameter.
+func isParam(p string) bool { return len(p) >= 2 && p[0] == '{' && p[len(p)-1] == '}' }
+
 func matchSegs(pattern, segs []string) (map[string]string, bool) {
 	if len(pattern) != len(segs) {
 		return nil, false
 	}
-	var params map[string]string
+	// Literals first, so a route that differs only further on (most of
+	// them, under /v1/projects/{pid}/) costs no parameter map.
+	wild := 0
 	for i, p := range pattern {
-		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+		if isParam(p) {
 			if segs[i] == "" {
 				return nil, false
 			}
-			if params == nil {
-				params = make(map[string]string, 2)
-			}
-			params[p[1:len(p)-1]] = segs[i]
+			wild++
 			continue
 		}
 		if p != segs[i] {
 			return nil, false
+		}
+	}
+	if wild == 0 {
+		return nil, true
+	}
+	params := make(map[string]string, wild)
+	for i, p := range pattern {
+		if isParam(p) {
+			params[p[1:len(p)-1]] = segs[i]
 		}
 	}
 	return params, true
