@@ -37,7 +37,7 @@ type relay struct {
 // in-flight limit bounds kinehook's.
 const relayInFlight = 2048
 
-func newRelay(to string, conc int) (*relay, error) {
+func newRelay(to string) (*relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("relay listen: %w", err)
@@ -91,7 +91,7 @@ func runRelay(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer sink.Close()
-	r, err := newRelay(sink.URL+"/e/0", cfg.Concurrency)
+	r, err := newRelay(sink.URL + "/e/0")
 	if err != nil {
 		return nil, err
 	}
