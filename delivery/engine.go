@@ -242,6 +242,18 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return abandoned
 }
 
+// endpointStates is a snapshot of the endpoints' states, to walk without
+// holding epMu while each one's own lock is taken.
+func (e *Engine) endpointStates() []*epState {
+	e.epMu.RLock()
+	defer e.epMu.RUnlock()
+	all := make([]*epState, 0, len(e.eps))
+	for _, es := range e.eps {
+		all = append(all, es)
+	}
+	return all
+}
+
 // endpointState returns the state of an endpoint, creating it (and loading
 // the endpoint in the background) when unknown.
 func (e *Engine) endpointState(projectID, id string) *epState {
@@ -568,13 +580,7 @@ func (e *Engine) Revoke(ctx context.Context, partitions []int) error {
 			e.owned[p].Store(false)
 		}
 	}
-	e.epMu.RLock()
-	all := make([]*epState, 0, len(e.eps))
-	for _, es := range e.eps {
-		all = append(all, es)
-	}
-	e.epMu.RUnlock()
-	for _, es := range all {
+	for _, es := range e.endpointStates() {
 		var pls []*payload
 		es.mu.Lock()
 		for _, q := range es.queues {
@@ -634,13 +640,7 @@ func (e *Engine) Wake(ctx context.Context, ids []string) error {
 // try). It walks the queues, so it is meant for a metrics scrape, not a hot path.
 func (e *Engine) OpenCounts() (pending, retrying map[string]int) {
 	pending, retrying = map[string]int{}, map[string]int{}
-	e.epMu.Lock()
-	eps := make([]*epState, 0, len(e.eps))
-	for _, es := range e.eps {
-		eps = append(eps, es)
-	}
-	e.epMu.Unlock()
-	for _, es := range eps {
+	for _, es := range e.endpointStates() {
 		es.mu.Lock()
 		for _, it := range es.byID {
 			if it.attempts > 0 {

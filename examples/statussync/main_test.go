@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -15,26 +14,6 @@ import (
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-func media(id, status, message string) string {
-	b, _ := kinehookBody(kinehook.EventMediaUpdateStatus, map[string]string{"id": id, "status": status, "message": message})
-	return b
-}
-
-// kinehookBody builds {"event": t, "data": data}, leaving out empty values.
-func kinehookBody(t kinehook.EventType, data map[string]string) (string, error) {
-	for k, v := range data {
-		if v == "" {
-			delete(data, k)
-		}
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(kinehook.Envelope{Event: t, Data: raw})
-	return string(b), err
-}
 
 func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -73,7 +52,7 @@ func TestRun(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
-	body := media("v-run", "done", "")
+	body := `{"event":"media.update.status","data":{"id":"v-run","status":"done"}}`
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", strings.NewReader(body))
 	if err := kinehook.SignRequest(req.Header, []string{testSecret}, "msg_run", time.Now(), []byte(body)); err != nil {
 		t.Fatal(err)
