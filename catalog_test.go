@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -145,6 +146,8 @@ var strictSamples = []struct {
 	{EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"v1","status":"error","message":"boom"}}`, true},
 	{EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"v1","status":"pre-processing","message":""}}`, true},
 	{EventMediaUpdateStatus, `{"data":{"status":"suspended","id":"v1"},"event":"media.update.status"}`, true},
+	{EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"a,\"b{[,\\","status":"error","message":"x, }] y\u00e9 \u2028"}}`, true},
+	{EventMediaUpdateStatus, ` { "event" : "media.update.status" , "data" : { "id" : "v1" , "status" : "done" } } `, true},
 	{EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"v1","status":"failed"}}`, false},
 	{EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"v1"}}`, false},
 	{EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"","status":"done"}}`, false},
@@ -215,6 +218,11 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown field strict", `{"event":"live.created","data":{"event_id":"e","b":1,"a":2}}`, true, "data.a", false},
 		{"video_id strict", `{"event":"live.created","data":{"event_id":"e","video_id":"v"}}`, true, "data.video_id", false},
 		{"top field strict", `{"event":"live.created","data":{"event_id":"e"},"timestamp":"x"}`, true, "timestamp", false},
+		{"event twice strict", `{"event":"live.created","event":"media.update.status","data":{"id":"x","status":"done"}}`, true, "body", true},
+		{"data twice strict", `{"event":"media.update.status","data":{"bogus":1},"data":{"id":"y","status":"done"}}`, true, "body", true},
+		{"data key twice strict", `{"event":"media.update.status","data":{"id":"v","status":"done","id":"w"}}`, true, "data", true},
+		{"escaped key twice strict", `{"event":"live.created","data":{"event_id":"e","event\u005fid":"f"}}`, true, "data", true},
+		{"not utf-8 strict", "{\"event\":\"media.update.status\",\"data\":{\"id\":\"\xff\",\"status\":\"done\"}}", true, "body", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +293,9 @@ func FuzzStrictMatchesSchema(f *testing.F) {
 		var top struct {
 			Event EventType `json:"event"`
 		}
-		if json.Unmarshal(body, &top) != nil || !top.Event.Known() || hasDuplicateKeys(body) {
+		// The schema cannot see bytes that are not UTF-8 or a key given
+		// twice; ParseStrict rejects both (TestParseErrorsNameTheField).
+		if json.Unmarshal(body, &top) != nil || !top.Event.Known() || hasDuplicateKeys(body) || !utf8.Valid(body) {
 			return
 		}
 		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // EventType is the "event" field of a webhook body.
@@ -136,7 +137,8 @@ type ValidationError struct {
 	Expected string
 	// Got describes what was found, when that helps ("missing", `"failed"`).
 	Got string
-	// Malformed is true when the input is not a JSON object at all.
+	// Malformed is true when the input is not a JSON object at all, or (for
+	// ParseStrict) not strict JSON: not UTF-8, or a key given twice.
 	Malformed bool
 }
 
@@ -148,10 +150,13 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s: expected %s", e.Field, e.Expected)
 }
 
-// ParseStrict parses a body for producers: the type must be in the catalog,
-// required fields present and non-empty, the status known, and no unknown
-// fields anywhere. A body ParseStrict accepts is valid against the type's
-// JSON Schema in Catalog, and the other way round.
+// ParseStrict parses a body for producers: the body must be UTF-8 with each
+// key once (encoding/json would quietly replace bad bytes and keep the last
+// of two keys, while the body is delivered as posted and other parsers keep
+// the first), the type must be in the catalog, required fields present and
+// non-empty, the status known, and no unknown fields anywhere. A body
+// ParseStrict accepts is valid against the type's JSON Schema in Catalog,
+// and a UTF-8 body with unique keys valid against it is accepted.
 func ParseStrict(body []byte) (*ParsedEvent, error) { return parse(body, true) }
 
 // ParseLenient parses a body for receivers: unknown event types and status
@@ -237,6 +242,95 @@ func rejectUnknown(obj map[string]json.RawMessage, prefix string, allowed ...str
 	return &ValidationError{Field: prefix + name, Expected: "no field other than " + strings.Join(quoted, ", "), Got: "an unknown field"}
 }
 
+// rejectDuplicates fails when the JSON object obj, which decoded into m,
+// holds more members than m has keys: a key was given twice. Only the
+// object's own members are counted; deeper objects cannot pass ParseStrict
+// (every known field is a string), so they are not looked into.
+func rejectDuplicates(obj []byte, m map[string]json.RawMessage, field string) error {
+	if members(obj) == len(m) {
+		return nil
+	}
+	return &ValidationError{Field: field, Expected: "each key once", Got: "the key " + strconv.Quote(duplicateKey(obj)) + " twice", Malformed: true}
+}
+
+// members counts the members of the valid JSON object obj: the commas at
+// its own depth, plus one unless it is empty.
+func members(obj []byte) int {
+	depth, commas, inString, escaped, empty := 0, 0, false, false, true
+	for _, c := range obj {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			if depth == 1 {
+				empty = false
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			if depth == 1 {
+				commas++
+			}
+		}
+	}
+	if empty {
+		return 0
+	}
+	return commas + 1
+}
+
+// duplicateKey names the first key of the valid JSON object obj that comes
+// a second time (keys compared decoded, so "\u0065vent" repeats "event").
+// It runs only on the error path.
+func duplicateKey(obj []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	seen := map[string]bool{}
+	if _, err := dec.Token(); err != nil { // {
+		return ""
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
+// invalidUTF8At is the offset of the first byte of b that does not start a
+// valid UTF-8 sequence, or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
 // statusListText is statusList made once: every media event's parse passes
 // it along, and only an error uses it.
 var statusListText = sync.OnceValue(statusList)
@@ -263,6 +357,12 @@ func parse(body []byte, strict bool) (*ParsedEvent, error) {
 		return nil, &ValidationError{Field: "body", Expected: `a JSON object {"event": TYPE, "data": {...}}`, Got: malformedWhat(body, err), Malformed: true}
 	}
 	if strict {
+		if !utf8.Valid(body) {
+			return nil, &ValidationError{Field: "body", Expected: "UTF-8 text", Got: fmt.Sprintf("a byte that is not UTF-8 at offset %d", invalidUTF8At(body)), Malformed: true}
+		}
+		if err := rejectDuplicates(body, top, "body"); err != nil {
+			return nil, err
+		}
 		if err := rejectUnknown(top, "", "event", "data"); err != nil {
 			return nil, err
 		}
@@ -284,6 +384,11 @@ func parse(body []byte, strict bool) (*ParsedEvent, error) {
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(rawData, &data); err != nil {
 		return nil, &ValidationError{Field: "data", Expected: "a JSON object", Got: malformedWhat(rawData, err), Malformed: true}
+	}
+	if strict {
+		if err := rejectDuplicates(rawData, data, "data"); err != nil {
+			return nil, err
+		}
 	}
 	if !ev.Type.Known() {
 		if strict {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzParseSignatureHeader: never panics, keeps only well-formed entries, and
@@ -60,6 +61,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if serr != nil {
 			return
+		}
+		if !utf8.Valid(body) || hasDuplicateKeys(body) {
+			t.Fatalf("strict accepts %q, which is not UTF-8 or repeats a key", body)
 		}
 		if lerr != nil {
 			t.Fatalf("strict accepts %q, lenient rejects it: %v", body, lerr)

@@ -594,6 +594,11 @@ func TestEventValidation(t *testing.T) {
 		{"live without event_id", `{"event":"live.created","data":{}}`, 422, "data.event_id"},
 		{"too deep", `{"event":"media.update.status","data":{"id":"v","status":"done","m":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}`, 400, "body"},
 		{"oversize", `{"event":"media.update.status","data":{"id":"v","status":"done","message":"` + strings.Repeat("a", 1<<20) + `"}}`, 413, ""},
+		// The body is delivered as posted: what the server checked must be
+		// what every receiver's parser reads.
+		{"event twice", `{"event":"live.created","event":"media.update.status","data":{"id":"x","status":"done"}}`, 400, "body"},
+		{"data key twice", `{"event":"media.update.status","data":{"id":"v","status":"done","status":"error"}}`, 400, "data"},
+		{"not UTF-8", "{\"event\":\"media.update.status\",\"data\":{\"id\":\"\xff\",\"status\":\"done\"}}", 400, "body"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
