@@ -63,7 +63,7 @@ var reservedHeaders = map[string]bool{
 	"connection": true, "keep-alive": true, "proxy-authenticate": true, "proxy-authorization": true,
 	"proxy-connection": true, "te": true, "trailer": true, "trailers": true, "transfer-encoding": true,
 	"upgrade": true, "host": true, "content-length": true, "content-type": true, "content-encoding": true,
-	"expect": true,
+	"expect": true, "user-agent": true, // always names kinehook
 }
 
 // ValidateEndpointHeader checks one custom header of an endpoint: an RFC 9110

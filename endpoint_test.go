@@ -114,6 +114,7 @@ func TestValidateEndpointHeaders(t *testing.T) {
 		{"empty name", map[string]string{"": "x"}, "not a valid header name"},
 		{"hop-by-hop", map[string]string{"Connection": "close"}, "cannot be customised"},
 		{"set by the sender", map[string]string{"content-type": "text/plain"}, "cannot be customised"},
+		{"user agent", map[string]string{"User-Agent": "curl/8"}, "cannot be customised"},
 		{"signature header", map[string]string{"Webhook-Signature": "v1,x"}, "reserved for the Standard Webhooks signature"},
 		{"long value", map[string]string{"X-Long": strings.Repeat("a", MaxHeaderValue+1)}, "longer than 4096"},
 		{"line break", map[string]string{"X-A": "a\r\nX-B: b"}, "line break"},

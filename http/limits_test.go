@@ -83,6 +83,37 @@ func TestAPIRateLimit(t *testing.T) {
 	}
 }
 
+// TestAPIRateLimitDefaults: the default per-key limit leaves room for the
+// workloads the server is built for (bursts of thousands of events from one
+// key), while requests without a valid key are held to FailedAuthBurst per
+// client address.
+func TestAPIRateLimitDefaults(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	e := newEnv(t, func(c *Config) {
+		c.RateLimit = 0 // the default
+		c.RateBurst = 0
+		c.Now = func() time.Time { return now }
+	})
+	pid, key := e.project("p")
+	path := "/v1/projects/" + pid + "/endpoints"
+	for i := range 2 * FailedAuthBurst {
+		if r := e.do("GET", path, key, nil); r.status != 200 {
+			t.Fatalf("request %d of one instant with a valid key: %d %s", i+1, r.status, r.body)
+		}
+	}
+	for i := range FailedAuthBurst {
+		if r := e.do("GET", path, "kh_not_a_key", nil); r.status != 401 {
+			t.Fatalf("bad key, request %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := e.do("GET", path, "kh_not_a_key", nil)
+	if r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("bad key beyond the burst: %d %s", r.status, r.body)
+	}
+	// The valid key is not held back by its address's failures.
+	e.must(e.do("GET", path, key, nil), 200)
+}
+
 func TestCheckDepth(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -30,8 +30,17 @@ const (
 	DefaultMaxJSONDepth   = 32
 	DefaultMaxURLLength   = 8192
 	DefaultMaxHeaderBytes = 64 << 10
-	DefaultRateLimit      = 100.0
-	DefaultRateBurst      = 200
+	// DefaultRateLimit is high enough that one client can use all of a
+	// small server's ingest capacity (the issue's own workloads post
+	// thousands of events/s with one key); lower it when tenants share a
+	// server and must not crowd each other out.
+	DefaultRateLimit = 10000.0
+	DefaultRateBurst = 20000
+	// FailedAuthRate and FailedAuthBurst bound requests with a missing or
+	// unknown key per client address (never above the per-key limit): no
+	// client needs many of those, and guessing keys should be slow.
+	FailedAuthRate  = 100.0
+	FailedAuthBurst = 200
 	// SecretGracePeriod is how long a rotated-out secret keeps signing.
 	SecretGracePeriod = 24 * time.Hour
 )
@@ -90,7 +99,8 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	routes  []*route
-	limiter *ratelimit.Keyed
+	limiter *ratelimit.Keyed // per key
+	denied  *ratelimit.Keyed // per client address, requests without a valid key
 	guard   *netguard.Guard
 
 	adminMu   sync.Mutex
@@ -147,6 +157,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: cfg.RateLimit, Burst: cfg.RateBurst, Clock: clockFunc(cfg.Now)})
+		s.denied = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: min(cfg.RateLimit, FailedAuthRate), Burst: min(cfg.RateBurst, FailedAuthBurst), Clock: clockFunc(cfg.Now)})
 	}
 	s.guard = &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs}
 	for _, r := range routeTable() {
@@ -227,8 +238,8 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		var err error
 		p, err = s.authenticate(r)
 		if err != nil {
-			if s.limiter != nil {
-				if ok, wait := s.limiter.Allow("ip:" + remoteHost(r)); !ok {
+			if s.denied != nil {
+				if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
 					writeRateLimited(w, wait)
 					return
 				}
