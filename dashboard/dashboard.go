@@ -226,6 +226,9 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
 	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// No page matched: the metrics label such requests "unmatched",
+		// not "/" as if the catch-all were a page.
+		r.Pattern = ""
 		h.renderError(w, r, http.StatusNotFound, "There is no page here.")
 	})
 }

@@ -3,7 +3,9 @@ package dashboard
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +71,53 @@ func TestMountedBehindAPI(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the live stream's first message did not arrive through the API's wrappers")
+	}
+}
+
+// TestUnknownPathsCountAsUnmatched: a path no API route or dashboard page
+// matches is counted under route="unmatched" (whether the client is a
+// browser or not), never under the dashboard's catch-all "/".
+func TestUnknownPathsCountAsUnmatched(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	api, err := khttp.NewServer(khttp.Config{Store: e.store, Dispatcher: e.engine, AllowPrivateNetworks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Dashboard = e.h
+	m := prometheus.New(prometheus.Options{})
+	e.srv.Config.Handler = m.Instrument(api)
+	for _, c := range []struct{ path, accept string }{
+		{"/zzz", "text/html"}, {"/zzz", ""}, {"/debug/pprof/", ""}, {"/v1/nope", ""}, {"/login", "text/html"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+c.path, nil)
+		req.Header.Set("Accept", c.accept)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if want := map[bool]int{true: 200, false: 404}[c.path == "/login"]; res.StatusCode != want {
+			t.Fatalf("GET %s: %d, want %d", c.path, res.StatusCode, want)
+		}
+	}
+	ms := httptest.NewServer(m.Handler())
+	t.Cleanup(ms.Close)
+	res, err := http.Get(ms.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`kinehook_http_requests_total{code="404",route="unmatched"} 4`,
+		`kinehook_http_requests_total{code="200",route="GET /login"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(text, `route="/"`) {
+		t.Errorf("an unknown path was counted under the catch-all route \"/\"")
 	}
 }

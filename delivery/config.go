@@ -276,6 +276,9 @@ type Observer interface {
 	BreakerChanged(endpointID string, state BreakerState)
 	// OperationalEvent: endpoint.disabled or endpoint.recovered happened.
 	OperationalEvent(ev OperationalEvent)
+	// EndpointDeleted: the endpoint is gone; what is kept per endpoint
+	// (metric series) can go too.
+	EndpointDeleted(endpointID string)
 }
 
 // NopObserver ignores everything.
@@ -301,3 +304,6 @@ func (NopObserver) BreakerChanged(string, BreakerState) {}
 
 // OperationalEvent implements Observer.
 func (NopObserver) OperationalEvent(OperationalEvent) {}
+
+// EndpointDeleted implements Observer.
+func (NopObserver) EndpointDeleted(string) {}

@@ -391,7 +391,7 @@ func (e *Engine) forget(es *epState) {
 		es.timer = nil
 	}
 	es.mu.Unlock()
-	e.obs.QueueDepth(es.id, 0)
+	e.obs.EndpointDeleted(es.id)
 	e.releasePayloads(pls)
 }
 

@@ -214,6 +214,13 @@ type recObserver struct {
 	breakers []BreakerState
 	ops      []OperationalEvent
 	outcomes []Outcome
+	deleted  []string
+}
+
+func (o *recObserver) EndpointDeleted(id string) {
+	o.mu.Lock()
+	o.deleted = append(o.deleted, id)
+	o.mu.Unlock()
 }
 
 func (o *recObserver) BreakerChanged(_ string, s BreakerState) {

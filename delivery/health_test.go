@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,12 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 	h.eng.epMu.RUnlock()
 	if known {
 		t.Error("the engine still tracks a deleted endpoint")
+	}
+	h.obs.mu.Lock()
+	deleted := slices.Clone(h.obs.deleted)
+	h.obs.mu.Unlock()
+	if !slices.Equal(deleted, []string{ep.ID}) {
+		t.Errorf("observer told of deleted endpoints %v, want [%s]", deleted, ep.ID)
 	}
 	h.clock.Advance(10 * time.Minute)
 	s.none(t, 30*time.Millisecond)

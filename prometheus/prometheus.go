@@ -153,7 +153,7 @@ func (m *Metrics) DeliveryFinished(endpointID string, status kinehook.DeliverySt
 }
 
 // QueueDepth implements delivery.Observer. An endpoint whose queue empties
-// keeps a zero series until it is forgotten by ForgetEndpoint.
+// keeps a zero series until the endpoint is deleted.
 func (m *Metrics) QueueDepth(endpointID string, depth int) {
 	m.queueDepth.WithLabelValues(endpointID).Set(float64(depth))
 }
@@ -172,8 +172,9 @@ func (m *Metrics) OperationalEvent(ev delivery.OperationalEvent) {
 	m.opEvents.WithLabelValues(ev.Event).Inc()
 }
 
-// ForgetEndpoint drops a deleted endpoint's series.
-func (m *Metrics) ForgetEndpoint(endpointID string) {
+// EndpointDeleted implements delivery.Observer: a deleted endpoint's series
+// go, so endpoints that come and go do not pile up series.
+func (m *Metrics) EndpointDeleted(endpointID string) {
 	m.queueDepth.DeleteLabelValues(endpointID)
 	m.breakerOpen.DeleteLabelValues(endpointID)
 	m.attempts.DeletePartialMatch(prom.Labels{"endpoint_id": endpointID})

@@ -106,6 +106,28 @@ func TestMetricsMove(t *testing.T) {
 	}
 }
 
+// TestEndpointDeletedDropsItsSeries: endpoints that come and go must not
+// leave series behind; the other endpoints' stay.
+func TestEndpointDeletedDropsItsSeries(t *testing.T) {
+	m := prometheus.New(prometheus.Options{})
+	for _, id := range []string{"ep_gone", "ep_kept"} {
+		m.AttemptFinished(id, delivery.OutcomeSuccess, time.Millisecond)
+		m.DeliveryFinished(id, kinehook.DeliverySucceeded, time.Millisecond)
+		m.QueueDepth(id, 3)
+		m.BreakerChanged(id, delivery.BreakerOpen)
+	}
+	m.EndpointDeleted("ep_gone")
+	ms := httptest.NewServer(m.Handler())
+	t.Cleanup(ms.Close)
+	text := scrape(t, ms.URL)
+	if strings.Contains(text, "ep_gone") {
+		t.Errorf("a deleted endpoint's series remain:\n%s", grep(text, "ep_gone"))
+	}
+	if n := strings.Count(text, `endpoint_id="ep_kept"`); n < 4 {
+		t.Errorf("the other endpoint has %d series, want at least 4:\n%s", n, grep(text, "ep_kept"))
+	}
+}
+
 func TestInstrumentUsesRoutePattern(t *testing.T) {
 	m := prometheus.New(prometheus.Options{})
 	mux := http.NewServeMux()
