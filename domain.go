@@ -161,6 +161,9 @@ type Delivery struct {
 
 // Attempt is one HTTP request made for a delivery.
 type Attempt struct {
+	// ID names this one HTTP request: the attempt_id of the server's log
+	// line for it. Empty for attempts recorded before ids existed.
+	ID          string    `json:"id"`
 	DeliveryID  string    `json:"delivery_id"`
 	AttemptedAt time.Time `json:"attempted_at"`
 	StatusCode  int       `json:"status_code"`

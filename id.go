@@ -24,4 +24,5 @@ const (
 	PrefixEndpoint = "ep"
 	PrefixEvent    = "msg"
 	PrefixDelivery = "dlv"
+	PrefixAttempt  = "att"
 )

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -448,7 +449,8 @@ func TestUnknownEndpointLoadedLazily(t *testing.T) {
 }
 
 // TestInFlightAndAttemptLog checks the in-flight gauge's source while a
-// request hangs, and that each attempt is logged with an id at debug level.
+// request hangs, and that each attempt is logged at debug level with the id
+// it is stored under (so a log line leads to the attempts API and back).
 func TestInFlightAndAttemptLog(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
@@ -464,7 +466,7 @@ func TestInFlightAndAttemptLog(t *testing.T) {
 		c.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	ep := h.endpoint(sink.URL, nil)
-	h.publish("v1")
+	first := h.publish("v1")
 	h.publish("v1")
 	waitCond(t, "one attempt in flight", func() bool { return h.eng.InFlight() == 1 })
 	if p, r := h.eng.OpenCounts(); p[ep.ID] != 2 || r[ep.ID] != 0 {
@@ -474,6 +476,17 @@ func TestInFlightAndAttemptLog(t *testing.T) {
 	waitCond(t, "attempt logged", func() bool { return h.eng.InFlight() == 0 && strings.Contains(read(), "delivery attempt") })
 	if l := read(); !strings.Contains(l, "attempt_id=att_") || !strings.Contains(l, "outcome=success") {
 		t.Errorf("attempt log lacks id or outcome:\n%s", l)
+	}
+	did := first.Deliveries[0].ID
+	var stored []*kinehook.Attempt
+	waitCond(t, "attempt stored", func() bool {
+		var err error
+		stored, err = h.store.ListAttempts(t.Context(), h.proj.ID, did)
+		return err == nil && len(stored) == 1
+	})
+	m := regexp.MustCompile(`attempt_id=(\S+) delivery_id=` + did).FindStringSubmatch(read())
+	if m == nil || m[1] != stored[0].ID {
+		t.Errorf("logged attempt id %v, stored %q:\n%s", m, stored[0].ID, read())
 	}
 }
 

@@ -141,6 +141,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 
 	res := kinehook.AttemptResult{
 		Attempt: kinehook.Attempt{
+			ID:             out.id,
 			DeliveryID:     it.id,
 			AttemptedAt:    at,
 			StatusCode:     out.status,

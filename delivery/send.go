@@ -255,7 +255,7 @@ func (e *Engine) dispatch(es *epState, jobs []job) {
 			b, ok := bodies[j.it.eventID]
 			if !ok {
 				// The event is gone (retention): nothing can be sent.
-				e.finish(es, j, attemptOutcome{outcome: OutcomeNetworkError, err: "event payload no longer stored", final: true}, e.clock.Now())
+				e.finish(es, j, attemptOutcome{id: kinehook.NewID(kinehook.PrefixAttempt), outcome: OutcomeNetworkError, err: "event payload no longer stored", final: true}, e.clock.Now())
 				continue
 			}
 			j.body = b
@@ -306,6 +306,7 @@ func (e *Engine) attachPrefetched(es *epState, items []*item, bodies map[string]
 
 // attemptOutcome is what one attempt led to.
 type attemptOutcome struct {
+	id         string // the attempt's request id, stored and logged
 	outcome    Outcome
 	status     int
 	err        string
@@ -324,10 +325,11 @@ func (e *Engine) attempt(es *epState, j job) {
 		e.abandon(es, j)
 		return
 	}
+	out.id = kinehook.NewID(kinehook.PrefixAttempt)
 	e.obs.AttemptFinished(es.id, out.outcome, out.duration)
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		// Each attempt gets an id of its own so log lines can be matched up.
-		e.log.Debug("delivery attempt", "attempt_id", kinehook.NewID("att"), "delivery_id", j.it.id,
+		// The attempt's id is stored with it: the attempts API shows it.
+		e.log.Debug("delivery attempt", "attempt_id", out.id, "delivery_id", j.it.id,
 			"event_id", j.it.eventID, "endpoint_id", es.id, "outcome", string(out.outcome), "status_code", out.status,
 			"duration_ms", float64(out.duration.Microseconds())/1000, "error", out.err)
 	}

@@ -519,7 +519,7 @@ func TestPublishAndDeliver(t *testing.T) {
 			t.Errorf("attempt lacks %q: %v", k, a)
 		}
 	}
-	if a["status_code"].(float64) != 200 || a["response_body"] != "sink says OK" {
+	if a["status_code"].(float64) != 200 || a["response_body"] != "sink says OK" || !strings.HasPrefix(a["id"].(string), "att_") {
 		t.Errorf("attempt: %v", a)
 	}
 

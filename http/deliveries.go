@@ -39,6 +39,7 @@ func viewDelivery(d *kinehook.Delivery) deliveryView {
 
 // attemptView is one attempt in answers.
 type attemptView struct {
+	ID           string    `json:"id"`
 	AttemptedAt  time.Time `json:"attempted_at"`
 	StatusCode   int       `json:"status_code"`
 	Error        string    `json:"error"`
@@ -54,7 +55,7 @@ func viewAttempt(a *kinehook.Attempt) attemptView {
 	if len(body) > maxResponseBody {
 		body = body[:maxResponseBody]
 	}
-	return attemptView{AttemptedAt: a.AttemptedAt.UTC(), StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.DurationMS, ResponseBody: body}
+	return attemptView{ID: a.ID, AttemptedAt: a.AttemptedAt.UTC(), StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.DurationMS, ResponseBody: body}
 }
 
 func (s *Server) listDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {

@@ -130,6 +130,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	n := len(results)
 	var (
 		aIDs             = make([]string, n)
+		aReqIDs          = make([]string, n)
 		aAts             = make([]time.Time, n)
 		aCodes           = make([]int32, n)
 		aErrs            = make([]string, n)
@@ -145,7 +146,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	for i, r := range results {
 		a := r.Attempt
 		aIDs[i], aAts[i], aCodes[i], aErrs[i], aDur[i] = a.DeliveryID, a.AttemptedAt.UTC(), int32(a.StatusCode), cleanText(a.Error), a.DurationMS
-		aBodies[i] = []byte(a.ResponseBody)
+		aBodies[i], aReqIDs[i] = []byte(a.ResponseBody), a.ID
 		if len(a.RequestHeaders) > 0 {
 			h, err := json.Marshal(a.RequestHeaders)
 			if err != nil {
@@ -174,9 +175,9 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	// then costs time in proportion to the table (5 ms for 8 results at
 	// 20,000 rows, against 1 ms planned each time).
 	b.Queue(customPlans)
-	b.Queue(`INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers)
-		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[])`,
-		aIDs, aAts, aCodes, aErrs, aDur, aBodies, aHeaders)
+	b.Queue(`INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers, request_id)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[], $8::text[])`,
+		aIDs, aAts, aCodes, aErrs, aDur, aBodies, aHeaders, aReqIDs)
 	// "d.id = ANY($1)" lets the planner find the rows by primary key; a
 	// join on unnest alone is estimated badly and scans the table. The
 	// open-status test is written so that no partial index matches it:
@@ -204,7 +205,7 @@ func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) 
 	if !exists {
 		return nil, wrap("list attempts", pgx.ErrNoRows)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers
+	rows, err := s.pool.Query(ctx, `SELECT request_id, delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers
 		FROM attempts WHERE delivery_id = $1 ORDER BY attempted_at, id`, deliveryID)
 	if err != nil {
 		return nil, wrap("list attempts", err)
@@ -215,7 +216,7 @@ func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) 
 			body    []byte
 			headers []byte
 		)
-		if err := r.Scan(&a.DeliveryID, &a.AttemptedAt, &a.StatusCode, &a.Error, &a.DurationMS, &body, &headers); err != nil {
+		if err := r.Scan(&a.ID, &a.DeliveryID, &a.AttemptedAt, &a.StatusCode, &a.Error, &a.DurationMS, &body, &headers); err != nil {
 			return nil, err
 		}
 		a.AttemptedAt = a.AttemptedAt.UTC()

@@ -157,7 +157,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 			}
 			headers = string(b)
 		}
-		attempts = append(attempts, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS, []byte(a.ResponseBody), headers)
+		attempts = append(attempts, a.DeliveryID, micros(a.AttemptedAt), a.StatusCode, a.Error, a.DurationMS, []byte(a.ResponseBody), headers, a.ID)
 	}
 	states := make([]any, 0, len(last)*deliveryUpdate.cols)
 	for i := range results {
@@ -194,7 +194,7 @@ func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers
+	rows, err := s.r.QueryContext(ctx, `SELECT request_id, delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers
 		FROM attempts WHERE delivery_id = ? ORDER BY attempted_at, id`, deliveryID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
@@ -206,7 +206,7 @@ func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) 
 		var at int64
 		var body []byte
 		var headers string
-		if err := rows.Scan(&a.DeliveryID, &at, &a.StatusCode, &a.Error, &a.DurationMS, &body, &headers); err != nil {
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &at, &a.StatusCode, &a.Error, &a.DurationMS, &body, &headers); err != nil {
 			return nil, fmt.Errorf("sqlite: list attempts of %s: %w", deliveryID, err)
 		}
 		a.AttemptedAt, a.ResponseBody = fromMicros(at), string(body)

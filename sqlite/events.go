@@ -174,11 +174,11 @@ var (
 	}
 	// Attempts of deliveries that no longer exist are skipped.
 	attemptInsert = bulkInsert{
-		head: `INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers)
-			SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (VALUES `,
-		row:  `(?, ?, ?, ?, ?, ?, ?)`,
+		head: `INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers, request_id)
+			SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?, ?)`,
 		tail: `) AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`,
-		cols: 7,
+		cols: 8,
 	}
 	// The new states of a batch of deliveries (ids unique within a call).
 	deliveryUpdate = bulkInsert{

@@ -199,6 +199,48 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// TestUpgradeFromVersion1: a store made before attempts had ids (schema
+// version 1) opens with its history intact; old attempts read with an empty
+// id, new ones keep theirs.
+func TestUpgradeFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kinehook.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, res := fill(t, s, 2, time.Now())
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ALTER TABLE attempts DROP COLUMN request_id`, `DELETE FROM schema_migrations WHERE version = 2`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err = sqlite.Open(t.Context(), path, sqlite.Options{Logger: quiet})
+	if err != nil {
+		t.Fatalf("open a version-1 store: %v", err)
+	}
+	defer s.Close()
+	old := res[0].Deliveries[0]
+	atts, err := s.ListAttempts(t.Context(), p.ID, old.ID)
+	if err != nil || len(atts) != 1 || atts[0].ID != "" || atts[0].StatusCode != 200 {
+		t.Fatalf("an attempt from before the upgrade: %v, %v", atts, err)
+	}
+	next := res[1].Deliveries[0]
+	if err := s.RecordAttempts(t.Context(), []kinehook.AttemptResult{{Attempt: kinehook.Attempt{ID: "att_new", DeliveryID: next.ID,
+		AttemptedAt: time.Now(), StatusCode: 200}, Status: kinehook.DeliverySucceeded, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if atts, err := s.ListAttempts(t.Context(), p.ID, next.ID); err != nil || len(atts) != 1 || atts[0].ID != "att_new" {
+		t.Fatalf("an attempt after the upgrade: %v, %v", atts, err)
+	}
+}
+
 func TestBackup(t *testing.T) {
 	dir := t.TempDir()
 	s := openAt(t, filepath.Join(dir, "live.db"), nil)

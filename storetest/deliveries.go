@@ -208,7 +208,7 @@ func testRecordAttempts(t *testing.T, s kinehook.Store) {
 	body := strings.Repeat("é", 1000) + "<html>\x01</html>"
 
 	first := kinehook.AttemptResult{
-		Attempt: kinehook.Attempt{DeliveryID: d1.ID, AttemptedAt: t0, StatusCode: 503, Error: "", DurationMS: 12.5,
+		Attempt: kinehook.Attempt{ID: "att_first", DeliveryID: d1.ID, AttemptedAt: t0, StatusCode: 503, Error: "", DurationMS: 12.5,
 			ResponseBody: body, RequestHeaders: map[string]string{"webhook-id": d1.EventID, "webhook-timestamp": "1700000000", "X-Team": "video"}},
 		Status: kinehook.DeliveryRetrying, Attempts: 1, NextAttemptAt: t0.Add(5 * time.Second),
 	}
@@ -231,7 +231,7 @@ func testRecordAttempts(t *testing.T, s kinehook.Store) {
 	}
 
 	second := kinehook.AttemptResult{
-		Attempt: kinehook.Attempt{DeliveryID: d1.ID, AttemptedAt: t0.Add(5 * time.Second), Error: "dial tcp 127.0.0.1:9: connection refused", DurationMS: 0.25},
+		Attempt: kinehook.Attempt{ID: "att_second", DeliveryID: d1.ID, AttemptedAt: t0.Add(5 * time.Second), Error: "dial tcp 127.0.0.1:9: connection refused", DurationMS: 0.25},
 		Status:  kinehook.DeliveryRetrying, Attempts: 2, NextAttemptAt: t0.Add(5*time.Minute + 5*time.Second),
 	}
 	requireNoErr(t, s.RecordAttempts(ctx, []kinehook.AttemptResult{second}), "RecordAttempts batch 2")
@@ -255,7 +255,7 @@ func testRecordAttempts(t *testing.T, s kinehook.Store) {
 	}
 	for i, w := range wantAtts {
 		g := atts[i]
-		if g.DeliveryID != w.DeliveryID || g.StatusCode != w.StatusCode || g.Error != w.Error ||
+		if g.ID != w.ID || g.DeliveryID != w.DeliveryID || g.StatusCode != w.StatusCode || g.Error != w.Error ||
 			g.DurationMS != w.DurationMS || g.ResponseBody != w.ResponseBody {
 			t.Errorf("attempt %d = %+v, want %+v", i, *g, w)
 		}
