@@ -92,10 +92,10 @@ func New(o Options) *Metrics {
 		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
 	})
 	m.httpRequests = prom.NewCounterVec(prom.CounterOpts{
-		Name: "kinehook_http_requests_total", Help: "API requests by route pattern and status code.",
+		Name: "kinehook_http_requests_total", Help: "HTTP requests (API, dashboard, /metrics) by route pattern (\"unmatched\" when none matched) and status code.",
 	}, []string{"route", "code"})
 	m.httpDuration = prom.NewHistogramVec(prom.HistogramOpts{
-		Name: "kinehook_http_request_duration_seconds", Help: "API request duration by route pattern.",
+		Name: "kinehook_http_request_duration_seconds", Help: "HTTP request duration by route pattern.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route"})
 	for _, c := range []prom.Collector{m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
@@ -110,7 +110,7 @@ func New(o Options) *Metrics {
 	}
 	if o.OpenDeliveries != nil {
 		f(&openCollector{fn: o.OpenDeliveries, desc: prom.NewDesc("kinehook_endpoint_open_deliveries",
-			"Open deliveries per endpoint by status (pending, retrying), as the store counts them.", []string{"endpoint_id", "status"}, nil)})
+			"Open deliveries per endpoint by status (pending, retrying), from the delivery engine's queues at scrape time.", []string{"endpoint_id", "status"}, nil)})
 	}
 	return m
 }

@@ -22,11 +22,19 @@ func (s *Store) Backup(ctx context.Context, destPath string) error {
 		return fmt.Errorf("sqlite: backup: destination %s is the live database", dest)
 	}
 	tmp := dest + ".tmp-" + time.Now().Format("20060102T150405.000000000")
+	// The copy holds payloads, key hashes and sealed secrets: made empty
+	// with owner-only access first, VACUUM INTO then fills it (it accepts
+	// an empty file), so it is never readable by others, even half written.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	f.Close()
 	defer os.Remove(tmp)
 	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
 		return fmt.Errorf("sqlite: backup to %s: %w", dest, err)
 	}
-	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	f, err = os.OpenFile(tmp, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}

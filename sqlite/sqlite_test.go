@@ -275,6 +275,10 @@ func TestBackup(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Backup: %v", err)
 	}
+	// The copy holds payloads and sealed secrets: owner-only, whatever the umask.
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
 	b := openAt(t, dest, nil)
 	c := storetest.CheckConsistency(t, b)
 	if c.Projects != 2 || c.Events < 31 || c.Endpoints != 4 {

@@ -386,7 +386,8 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		store = redactURL(o.database)
 	}
 	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
-		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout)
+		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout,
+		"api_rate_limit", o.apiRateLimit, "retention_days", o.retentionDays, "retention_interval", o.retentionEvery, "pprof", o.pprof)
 
 	// Retention: shortly after start, then every --retention-interval, with
 	// its metrics on /metrics; stopped (and waited for) before the store closes.
