@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/kinehook/kinehook/internal/jsonshape"
 )
 
 // EventType is the "event" field of a webhook body.
@@ -247,48 +249,10 @@ func rejectUnknown(obj map[string]json.RawMessage, prefix string, allowed ...str
 // object's own members are counted; deeper objects cannot pass ParseStrict
 // (every known field is a string), so they are not looked into.
 func rejectDuplicates(obj []byte, m map[string]json.RawMessage, field string) error {
-	if members(obj) == len(m) {
+	if _, n := jsonshape.Of(obj); n == len(m) {
 		return nil
 	}
 	return &ValidationError{Field: field, Expected: "each key once", Got: "the key " + strconv.Quote(duplicateKey(obj)) + " twice", Malformed: true}
-}
-
-// members counts the members of the valid JSON object obj: the commas at
-// its own depth, plus one unless it is empty.
-func members(obj []byte) int {
-	depth, commas, inString, escaped, empty := 0, 0, false, false, true
-	for _, c := range obj {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-			if depth == 1 {
-				empty = false
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-		case ',':
-			if depth == 1 {
-				commas++
-			}
-		}
-	}
-	if empty {
-		return 0
-	}
-	return commas + 1
 }
 
 // duplicateKey names the first key of the valid JSON object obj that comes

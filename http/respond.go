@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/jsonshape"
 )
 
 // Error codes the API adds to kinehook's for transport-level answers.
@@ -127,33 +128,10 @@ func (s *Server) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte,
 	return body, nil
 }
 
-// checkDepth refuses JSON nested deeper than max arrays/objects.
+// checkDepth refuses JSON nested deeper than limit arrays/objects.
 func checkDepth(b []byte, limit int) error {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range b {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > limit {
-				return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("JSON is nested deeper than %d levels", limit)}
-			}
-		case '}', ']':
-			depth--
-		}
+	if depth, _ := jsonshape.Of(b); depth > limit {
+		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("JSON is nested deeper than %d levels", limit)}
 	}
 	return nil
 }
