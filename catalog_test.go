@@ -211,7 +211,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"missing id", `{"event":"media.update.status","data":{"status":"done"}}`, false, "data.id", false},
 		{"missing status", `{"event":"media.update.status","data":{"id":"v"}}`, false, "data.status", false},
 		{"status number", `{"event":"media.update.status","data":{"id":"v","status":3}}`, false, "data.status", false},
-		{"message object", `{"event":"media.update.status","data":{"id":"v","status":"error","message":{}}}`, false, "data.message", false},
+		{"message object strict", `{"event":"media.update.status","data":{"id":"v","status":"error","message":{}}}`, true, "data.message", false},
+		{"video_id null strict", `{"event":"live.finished","data":{"event_id":"e","video_id":null}}`, true, "data.video_id", false},
 		{"missing event_id", `{"event":"live.finished","data":{"video_id":"v"}}`, false, "data.event_id", false},
 		{"unknown status strict", `{"event":"media.update.status","data":{"id":"v","status":"failed"}}`, true, "data.status", false},
 		{"unknown type strict", `{"event":"video.done","data":{}}`, true, "event", false},
@@ -252,6 +253,9 @@ func TestParseLenientFlagsUnknownValues(t *testing.T) {
 		{`{"event":"video.done","data":{"id":"v2"}}`, true, false, "v2"},
 		{`{"event":"live.paused","data":{"event_id":"e3"}}`, true, false, "e3"},
 		{`{"event":"live.created","data":{"event_id":"e4","video_id":"v"},"timestamp":"now"}`, false, false, "e4"},
+		// Optional fields that are null or of another type read as absent.
+		{`{"event":"live.finished","data":{"event_id":"e5","video_id":null}}`, false, false, "e5"},
+		{`{"event":"media.update.status","data":{"id":"v6","status":"error","message":{"text":"x"}}}`, false, false, "v6"},
 	}
 	for _, tt := range tests {
 		ev, err := ParseLenient([]byte(tt.body))

@@ -162,9 +162,10 @@ func (e *ValidationError) Error() string {
 func ParseStrict(body []byte) (*ParsedEvent, error) { return parse(body, true) }
 
 // ParseLenient parses a body for receivers: unknown event types and status
-// values are passed on and flagged, not rejected; unknown fields are ignored.
-// Malformed JSON, a missing or mistyped required field of a known type are
-// still errors.
+// values are passed on and flagged, not rejected; unknown fields are
+// ignored, and an optional field that is null or not a string reads as
+// absent. Malformed JSON, a missing or mistyped required field of a known
+// type are still errors.
 func ParseLenient(body []byte) (*ParsedEvent, error) { return parse(body, false) }
 
 // describe names the JSON kind of a raw value, for error messages.
@@ -204,6 +205,18 @@ func stringField(obj map[string]json.RawMessage, key, path string) (s string, pr
 		return "", true, &ValidationError{Field: path, Expected: "a string", Got: describe(raw)}
 	}
 	return s, true, nil
+}
+
+// optionalString decodes an optional string field. Strictly it must be a
+// string when present; leniently a null or any other value reads as absent
+// (a sender's "video_id": null means no recording, and a receiver should not
+// refuse an event over a field it can do without).
+func optionalString(obj map[string]json.RawMessage, key, path string, strict bool) (string, error) {
+	s, _, err := stringField(obj, key, path)
+	if err != nil && !strict {
+		return "", nil
+	}
+	return s, err
 }
 
 // requiredString decodes a required, non-empty string field.
@@ -391,7 +404,7 @@ func parseMedia(data map[string]json.RawMessage, strict bool) (*MediaData, bool,
 	if err != nil {
 		return nil, false, err
 	}
-	msg, _, err := stringField(data, "message", "data.message")
+	msg, err := optionalString(data, "message", "data.message", strict)
 	if err != nil {
 		return nil, false, err
 	}
@@ -425,7 +438,7 @@ func parseLive(t EventType, data map[string]json.RawMessage, strict bool) (*Live
 	l := &LiveData{EventID: id}
 	if t == EventLiveFinished {
 		// An empty video_id means "no recording", as does its absence.
-		if l.VideoID, _, err = stringField(data, "video_id", "data.video_id"); err != nil {
+		if l.VideoID, err = optionalString(data, "video_id", "data.video_id", strict); err != nil {
 			return nil, err
 		}
 	}

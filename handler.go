@@ -2,6 +2,8 @@ package kinehook
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,8 +93,9 @@ type Incoming struct {
 	// Header and Body are the request as received.
 	Header http.Header
 	Body   []byte
-	// DedupKey is the key the Deduper tracks: "id:" + webhook-id, or
-	// "evt:" + event, resource key and status when there is no id.
+	// DedupKey is the key the Deduper tracks: "id:" + webhook-id, or when
+	// there is no id "evt:" + event, resource key and status for a known
+	// type, "body:" + the body's SHA-256 for an unknown one.
 	DedupKey string
 	// Verified tells how the request was authenticated: "signature",
 	// "basic", "signature+basic", or "" when no credential is configured.
@@ -256,7 +259,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 		return h.fail(w, http.StatusBadRequest, code, err, nil)
 	}
 	d.Event = ev
-	d.DedupKey = dedupKey(d.ID, ev)
+	d.DedupKey = dedupKey(d.ID, ev, d.Body)
 	if h.opts.DedupKey != nil {
 		d.DedupKey = h.opts.DedupKey(d)
 	}
@@ -307,7 +310,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 		return h.writeReply(w, d, fmt.Errorf("answered %d", d.reply.status))
 	}
 	if err := dedup.Commit(context.WithoutCancel(ctx), d.DedupKey); err != nil {
-		log.Error("dedup commit failed", "err", err)
+		// The event was handled; a copy must not wait on a claim that
+		// nothing will end. Released, a later copy is handled again
+		// (at least once).
+		log.Error("dedup commit failed; released the key instead", "err", err)
+		if rerr := dedup.Release(context.WithoutCancel(ctx), d.DedupKey); rerr != nil {
+			log.Error("dedup release failed", "err", rerr)
+		}
 	}
 	log.Info("webhook handled", "attempt", d.Attempt)
 	if d.reply != nil {
@@ -359,10 +368,16 @@ func (h *Handler) authenticate(r *http.Request, body []byte, d *Incoming) error 
 }
 
 // dedupKey is the webhook-id when there is one; Kinescope sends none, so
-// then it is the event type, resource key and status.
-func dedupKey(id string, ev *ParsedEvent) string {
+// then it is the event type, resource key and status. For a type this
+// package does not know, which fields tell two events apart is unknown too:
+// only an identical body counts as the same event.
+func dedupKey(id string, ev *ParsedEvent, body []byte) string {
 	if id != "" {
 		return "id:" + id
+	}
+	if ev.UnknownType {
+		sum := sha256.Sum256(body)
+		return "body:" + hex.EncodeToString(sum[:])
 	}
 	status := ""
 	if ev.Media != nil {

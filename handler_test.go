@@ -292,6 +292,18 @@ func TestHandlerWithoutIDDeduplicatesOnEventResourceStatus(t *testing.T) {
 	if rc.count() != 2 || rc.inc[0].Verified != "basic" || rc.inc[0].ID != "" {
 		t.Fatalf("calls = %q (%+v)", rc.calls, rc.inc)
 	}
+	// A type this package does not know: which fields tell two events
+	// apart is unknown, so only an identical body is a duplicate.
+	a := `{"event":"project.updated","data":{"project_id":"A"}}`
+	b := `{"event":"project.updated","data":{"project_id":"B"}}`
+	for _, body := range []string{a, b, a} {
+		if s := send(body, "pw"); s != 200 {
+			t.Fatalf("%s = %d", body, s)
+		}
+	}
+	if rc.count() != 4 {
+		t.Fatalf("after two different unknown events and a repeat: calls = %q, want 4", rc.calls)
+	}
 }
 
 func TestHandlerCredentialCombinations(t *testing.T) {
@@ -426,5 +438,37 @@ func TestHandlerCustomDedupKey(t *testing.T) {
 	}
 	if rc.count() != 3 || rc.inc[1].Attempt != 1 || rc.inc[1].DedupKey != "" {
 		t.Errorf("calls = %q, want both live.connected and one media event", rc.calls)
+	}
+}
+
+// commitFailing is a Deduper whose Commit always fails.
+type commitFailing struct{ *MemoryDeduper }
+
+func (commitFailing) Commit(context.Context, string) error { return errors.New("store down") }
+
+// TestHandlerDedupCommitFailureReleases: a Deduper that cannot commit must
+// not leave the key claimed, or the next copy of the delivery would wait on
+// it until its sender gave up; it is handled again instead (at least once).
+func TestHandlerDedupCommitFailureReleases(t *testing.T) {
+	rc := &recorder{}
+	h := newTestHandler(t, rc, func(o *HandlerOptions) {
+		o.Secrets = nil
+		o.BasicAuth = &BasicAuth{Login: "kinescope", Password: "pw"}
+		o.Deduper = commitFailing{NewMemoryDeduper(10, time.Hour)}
+	})
+	body := `{"event":"media.update.status","data":{"id":"v1","status":"done"}}`
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(body))
+		r.SetBasicAuth("kinescope", "pw")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		cancel()
+		if w.Code != 200 {
+			t.Fatalf("copy %d: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+	if rc.count() != 2 {
+		t.Fatalf("calls = %q, want both copies handled", rc.calls)
 	}
 }

@@ -162,6 +162,9 @@ func hmacSum(key []byte, content []byte) []byte {
 // secret gives "v1,<base64 HMAC-SHA256>"; a whsk_ private key gives
 // "v1a,<base64 ed25519>".
 func Sign(secrets []string, msgID string, ts time.Time, body []byte) (string, error) {
+	if len(secrets) == 0 {
+		return "", errors.New("sign: no secret to sign with")
+	}
 	var b strings.Builder
 	content := signedContent(msgID, ts.Unix(), body)
 	for i, s := range secrets {

@@ -43,6 +43,16 @@ func TestSignReferenceVector(t *testing.T) {
 	}
 }
 
+func TestSignWithoutSecrets(t *testing.T) {
+	if sig, err := Sign(nil, "msg_1", time.Now(), []byte("{}")); err == nil {
+		t.Errorf("Sign without secrets = %q, want an error", sig)
+	}
+	h := http.Header{}
+	if err := SignRequest(h, []string{}, "msg_1", time.Now(), []byte("{}")); err == nil || len(h) != 0 {
+		t.Errorf("SignRequest without secrets: err %v, headers %v", err, h)
+	}
+}
+
 func TestSignSeveralSecrets(t *testing.T) {
 	s1, _ := GenerateSecret()
 	s2, _ := GenerateSecret()

@@ -200,6 +200,9 @@ func runListen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) 
 			return fmt.Errorf("--forward-to %q: want an http:// or https:// URL", o.forwardTo)
 		}
 		fw := &listenForwarder{url: o.forwardTo, client: &http.Client{
+			// No Accept-Encoding of its own: the app sees the sender's
+			// headers, and answers the way the sender asked.
+			Transport:     &http.Transport{DisableCompression: true, Proxy: nil},
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}

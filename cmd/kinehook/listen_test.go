@@ -329,3 +329,30 @@ func TestListenFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestListenForwardAddsNoHeaders: the app gets the sender's headers, no
+// more: Go's client would otherwise ask for gzip on the sender's behalf.
+func TestListenForwardAddsNoHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+	}))
+	defer app.Close()
+	base, _, _ := startListen(t, "--basic-auth", "kinescope:pw", "--forward-to", app.URL)
+	req, _ := http.NewRequest(http.MethodPost, base, strings.NewReader(string(kinehook.SampleEvent(kinehook.EventLiveCreated))))
+	req.SetBasicAuth("kinescope", "pw")
+	req.Header.Set("X-Sender", "kinescope")
+	plain := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	res, err := plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("listen answered %d", res.StatusCode)
+	}
+	h := <-seen
+	if h.Get("Accept-Encoding") != "" || h.Get("X-Sender") != "kinescope" {
+		t.Errorf("the app got Accept-Encoding %q, X-Sender %q; want none and the sender's", h.Get("Accept-Encoding"), h.Get("X-Sender"))
+	}
+}

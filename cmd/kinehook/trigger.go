@@ -110,13 +110,18 @@ func triggerBody(t kinehook.EventType, data string) ([]byte, error) {
 	return json.Marshal(kinehook.Envelope{Event: t, Data: b.Bytes()})
 }
 
-// triggerHeaders parses --header values.
+// triggerHeaders parses --header values. The webhook-* headers are the
+// signature's: set after signing they would send a request other than the
+// one reported (and signed), so they are refused in favour of --id/--secret.
 func triggerHeaders(kvs []string) (http.Header, error) {
 	h := http.Header{}
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, ":")
 		if !ok || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("--header %q: want \"Name: value\"", kv)
+		}
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(k)), "webhook-") {
+			return nil, fmt.Errorf("--header %q: the webhook-* headers are made by trigger; set the id with --id and the signing keys with --secret", kv)
 		}
 		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}

@@ -101,6 +101,7 @@ func TestTriggerData(t *testing.T) {
 		{"type mismatch", []string{"live.created", "--data", `{"event":"live.enabled","data":{"event_id":"e"}}`}, ""},
 		{"not JSON", []string{"live.created", "--data", `{"event_id":`}, ""},
 		{"bad header", []string{"live.created", "--header", "novalue"}, ""},
+		{"signature header", []string{"live.created", "--header", "Webhook-Id: forced"}, ""},
 		{"bad secret", []string{"live.created", "--secret", "whsk_AAAA"}, ""},
 		{"zero count", []string{"live.created", "--count", "0"}, ""},
 	}
