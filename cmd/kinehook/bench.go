@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/bench"
 	"github.com/kinehook/kinehook/internal/secretbox"
 )
@@ -230,6 +231,7 @@ func benchServeOptions(o *benchOptions, dir, key string) *serveOptions {
 		retrySchedule: "5s,5m,30m,2h,5h,10h,10h", requestTimeout: 15 * time.Second,
 		logFormat: "text", logLevel: "error", apiRateLimit: 0, apiRateBurst: 1,
 		shutdownTimeout: 10 * time.Second, adminKey: key,
+		breakerAfter: delivery.DefaultBreakerThreshold, disableAfter: delivery.DefaultDisableAfter,
 	}
 }
 

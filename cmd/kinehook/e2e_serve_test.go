@@ -304,6 +304,31 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Oversized headers and URLs get the API's JSON error, not net/http's
+	// plain text, well past the API's own limits.
+	for _, tc := range []struct {
+		name, path, header string
+		status             int
+	}{
+		{"100 KB header", "/healthz", strings.Repeat("a", 100_000), 431},
+		{"100 KB URL", "/v1/projects?x=" + strings.Repeat("a", 100_000), "", 414},
+	} {
+		req, _ := nethttp.NewRequest("GET", p.url+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		if tc.header != "" {
+			req.Header.Set("X-Big", tc.header)
+		}
+		res, err := nethttp.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.status || !strings.Contains(res.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(b), `"error"`) {
+			t.Errorf("%s: %d %s %.200s, want a JSON %d", tc.name, res.StatusCode, res.Header.Get("Content-Type"), b, tc.status)
+		}
+	}
+
 	if err := p.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM exit: %v\nstderr: %s", err, p.stderr)
 	}

@@ -55,6 +55,8 @@ type serveOptions struct {
 	memoryLimit     string
 	retentionDays   int
 	retentionEvery  time.Duration
+	breakerAfter    int
+	disableAfter    time.Duration
 
 	// listener, when set (by `kinehook bench`), is served instead of
 	// listening on addr, so an in-process server can take a free port.
@@ -107,8 +109,19 @@ the first start, a key is generated, stored hashed and printed once.`,
 	f.IntVar(&o.retentionDays, "retention-days", 30, "remove events (with deliveries and attempts) older than this; a project's retention_days overrides it (0: keep forever)")
 	f.DurationVar(&o.retentionEvery, "retention-interval", time.Hour, "how often retention runs")
 	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark the dashboard's session cookie Secure (__Host-); set it when clients reach kinehook over HTTPS")
+	f.IntVar(&o.breakerAfter, "breaker-threshold", delivery.DefaultBreakerThreshold, "consecutive failures that open an endpoint's circuit breaker (0: never)")
+	f.DurationVar(&o.disableAfter, "disable-after", delivery.DefaultDisableAfter, "disable an endpoint that has failed continuously this long (0: never)")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
 	return cmd
+}
+
+// never maps a flag's 0 ("never") to the engine's negative "never" (its 0
+// means the default).
+func never[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // serveEnvName is the environment variable of a flag: KINEHOOK_ + upper snake case.
@@ -277,6 +290,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if o.retentionDays < 0 || o.retentionEvery < 0 {
 		return errors.New("--retention-days and --retention-interval must not be negative")
 	}
+	if o.breakerAfter < 0 || o.disableAfter < 0 {
+		return errors.New("--breaker-threshold and --disable-after must not be negative")
+	}
 	cidrs, err := netguard.ParseCIDRs(o.allowCIDR)
 	if err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
@@ -319,13 +335,15 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	})
 	client := deliveryClient(o, cidrs)
 	engine, err = delivery.New(delivery.Config{
-		Store:          st,
-		Coordinator:    coord,
-		Client:         client,
-		RetrySchedule:  schedule,
-		RequestTimeout: o.requestTimeout,
-		Logger:         log,
-		Observer:       metrics,
+		Store:            st,
+		Coordinator:      coord,
+		Client:           client,
+		RetrySchedule:    schedule,
+		RequestTimeout:   o.requestTimeout,
+		BreakerThreshold: never(o.breakerAfter),
+		DisableAfter:     never(o.disableAfter),
+		Logger:           log,
+		Observer:         metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery engine: %w", err)
@@ -378,8 +396,10 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    khttp.DefaultMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Room above the API's own limit, so that oversized headers and
+		// URLs reach it and get its JSON 431/414, not net/http's text.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	store := "sqlite:" + filepath.Join(o.data, "kinehook.db")
 	if o.database != "" {

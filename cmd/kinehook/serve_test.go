@@ -26,6 +26,8 @@ func TestServeEnvNames(t *testing.T) {
 		"request-timeout":        "KINEHOOK_REQUEST_TIMEOUT",
 		"log-format":             "KINEHOOK_LOG_FORMAT",
 		"log-level":              "KINEHOOK_LOG_LEVEL",
+		"breaker-threshold":      "KINEHOOK_BREAKER_THRESHOLD",
+		"disable-after":          "KINEHOOK_DISABLE_AFTER",
 	}
 	cmd := newServeCmd()
 	for flag, env := range tests {
@@ -80,6 +82,14 @@ func TestServeApplyEnv(t *testing.T) {
 	}
 }
 
+// TestNever: a flag's 0 turns the feature off, which the engine spells as
+// a negative value (its 0 is the default).
+func TestNever(t *testing.T) {
+	if never(0) != -1 || never(7) != 7 || never(time.Duration(0)) != -1 || never(time.Hour) != time.Hour {
+		t.Errorf("never: %d %d %v %v", never(0), never(7), never(time.Duration(0)), never(time.Hour))
+	}
+}
+
 func TestParseRetrySchedule(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -123,6 +133,8 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"retry schedule", func(o *serveOptions) { o.retrySchedule = "soon" }, "--retry-schedule"},
 		{"request timeout", func(o *serveOptions) { o.requestTimeout = 0 }, "--request-timeout"},
 		{"cidr", func(o *serveOptions) { o.allowCIDR = []string{"not-a-cidr"} }, "--allow-cidr"},
+		{"breaker threshold", func(o *serveOptions) { o.breakerAfter = -1 }, "--breaker-threshold"},
+		{"disable after", func(o *serveOptions) { o.disableAfter = -time.Hour }, "--disable-after"},
 		{"memory limit", func(o *serveOptions) { o.memoryLimit = "huge" }, "--memory-limit"},
 		{"addr", func(o *serveOptions) { o.addr = "127.0.0.1:99999" }, "listen"},
 	}
