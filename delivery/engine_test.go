@@ -496,10 +496,10 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func waitCond(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s", what)
+			t.Fatalf("%s: not within %s", what, waitLimit)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

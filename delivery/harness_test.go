@@ -181,8 +181,8 @@ func (s *sink) next(t testing.TB) sinkReq {
 	select {
 	case r := <-s.ch:
 		return r
-	case <-time.After(5 * time.Second):
-		t.Fatalf("sink %s: no request within 5s", s.srv.URL)
+	case <-time.After(waitLimit):
+		t.Fatalf("sink %s: no request within %s", s.srv.URL, waitLimit)
 		return sinkReq{}
 	}
 }
@@ -206,6 +206,11 @@ func (s *sink) none(t testing.TB, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// waitLimit bounds every wait of these tests: generous, since a wait ends
+// as soon as its condition holds, and under -race on a loaded 2-core
+// machine a step can take seconds.
+const waitLimit = 20 * time.Second
 
 // recObserver records what tests assert on.
 type recObserver struct {
@@ -304,8 +309,8 @@ func (h *harness) start() {
 	}
 	select {
 	case <-eng.Recovered():
-	case <-time.After(5 * time.Second):
-		h.t.Fatal("engine did not recover within 5s")
+	case <-time.After(waitLimit):
+		h.t.Fatalf("engine did not recover within %s", waitLimit)
 	}
 	h.eng = eng
 }
@@ -397,7 +402,7 @@ func (h *harness) delivery(id string) *kinehook.Delivery {
 // written in the background).
 func (h *harness) waitFor(id string, what string, ok func(*kinehook.Delivery) bool) *kinehook.Delivery {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		d := h.delivery(id)
 		if ok(d) {
@@ -421,7 +426,7 @@ func (h *harness) waitStatus(id string, st kinehook.DeliveryStatus, attempts int
 // written in the background).
 func (h *harness) waitEndpoint(id, what string, ok func(*kinehook.Endpoint) bool) *kinehook.Endpoint {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		e, err := h.store.GetEndpoint(h.t.Context(), h.proj.ID, id)
 		if err != nil {
@@ -449,7 +454,7 @@ func (h *harness) attempts(id string) []*kinehook.Attempt {
 // idle waits until the engine has nothing in flight and no result pending.
 func (h *harness) idle() {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		busy := false
 		for p := range h.eng.partBusy {
@@ -462,7 +467,7 @@ func (h *harness) idle() {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatal("engine still busy after 5s")
+			h.t.Fatalf("engine still busy after %s", waitLimit)
 		}
 		time.Sleep(time.Millisecond)
 	}

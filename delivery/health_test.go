@@ -100,7 +100,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	if err := kinehook.Verify([]string{testSecret}, op.header, op.body, h.clock.Now()); err != nil {
 		t.Errorf("operational event signature: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		got, err := h.store.GetEndpoint(t.Context(), h.proj.ID, ep.ID)
 		if err != nil {

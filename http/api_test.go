@@ -651,10 +651,10 @@ func TestIdempotency(t *testing.T) {
 	if len(list) != 2 {
 		t.Errorf("%d events stored, want 2", len(list))
 	}
-	waitFor(t, "two deliveries", func() bool { return e.sink.count() >= 2 })
+	waitFor(t, "two deliveries", func() bool { return e.sink.events() >= 2 })
 	time.Sleep(100 * time.Millisecond)
-	if n := e.sink.count(); n != 2 {
-		t.Errorf("%d deliveries, want 2 (the replay must create nothing)", n)
+	if n := e.sink.events(); n != 2 {
+		t.Errorf("%d events delivered, want 2 (the replay must create nothing)", n)
 	}
 }
 

@@ -77,6 +77,19 @@ func (s *sink) count() int {
 	return len(s.got)
 }
 
+// events counts the distinct webhook-ids received: a delivery that timed
+// out on a loaded machine and was retried arrives twice, at least once being
+// the promise.
+func (s *sink) events() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := map[string]bool{}
+	for _, r := range s.got {
+		ids[r.header.Get("webhook-id")] = true
+	}
+	return len(ids)
+}
+
 func (s *sink) received() []*received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,7 +99,7 @@ func (s *sink) received() []*received {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return
