@@ -171,7 +171,7 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 	}
 	for _, es := range order {
 		g := groups[es]
-		e.enqueueAll(es, g.ds, true, g.pls)
+		e.enqueueAll(es, g.ds, true, g.pls, false)
 	}
 	e.assignMu.RUnlock()
 	if len(foreign) > 0 {

@@ -495,7 +495,7 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery) {
 		byEP[es] = append(byEP[es], d)
 	}
 	for es, list := range byEP {
-		e.enqueueAll(es, list, true, nil)
+		e.enqueueAll(es, list, true, nil, true)
 	}
 	if len(foreign) > 0 {
 		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
@@ -505,7 +505,9 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery) {
 }
 
 // enqueueAll queues deliveries of one endpoint and starts what can start.
-func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls []*payload) {
+// now makes them due at once; operator marks an operator's retry or recover,
+// which an open breaker sends as its probe at once (probeWithLocked).
+func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls []*payload, operator bool) {
 	t := e.clock.Now().UnixNano()
 	var drop []*payload
 	es.mu.Lock()
@@ -528,11 +530,33 @@ func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls 
 				drop = append(drop, pl)
 			}
 		}
+		if operator && es.breakerOpen {
+			e.probeWithLocked(es, d.ID, t)
+		}
 	}
 	send := e.pumpLocked(es)
 	es.mu.Unlock()
 	e.releasePayloads(drop)
 	e.dispatch(es, send)
+}
+
+// probeWithLocked serves an operator's retry (or recover) while the
+// endpoint's breaker is open: the probe is due at once and takes the retried
+// delivery's resource queue first (its head: an earlier delivery of the same
+// resource still goes before it). Success closes the breaker as any probe's
+// does; failure keeps it open. es.mu must be held.
+func (e *Engine) probeWithLocked(es *epState, deliveryID string, now int64) {
+	it := es.byID[deliveryID]
+	if it == nil {
+		return
+	}
+	q := it.q
+	if q.busy || len(q.items) == 0 || q.head().nextAt > now {
+		return
+	}
+	es.probeAt = min(es.probeAt, now)
+	q.inReady = true
+	es.ready.pushFront(q)
 }
 
 // Assign loads the open deliveries of the given partitions and delivers them.
@@ -548,7 +572,7 @@ func (e *Engine) Assign(ctx context.Context, partitions []int) error {
 	n := 0
 	flush := func() {
 		for es, ds := range batch {
-			e.enqueueAll(es, ds, false, nil)
+			e.enqueueAll(es, ds, false, nil, false)
 		}
 		clear(batch)
 		n = 0
@@ -630,7 +654,7 @@ func (e *Engine) Wake(ctx context.Context, ids []string) error {
 		byEP[es] = append(byEP[es], d)
 	}
 	for es, list := range byEP {
-		e.enqueueAll(es, list, false, nil)
+		e.enqueueAll(es, list, false, nil, false)
 	}
 	return nil
 }

@@ -181,6 +181,43 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 	}
 }
 
+// An operator's retry while the breaker is open is not left to the probe
+// schedule: it goes at once, as the probe, ahead of deliveries queued before
+// it; its success closes the breaker and the rest follow.
+func TestRetryWhileBreakerOpen(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.BreakerThreshold = 2
+		c.BreakerBackoff = time.Hour
+		c.RetrySchedule = []time.Duration{time.Hour}
+	})
+	s := newSink(t)
+	s.status(500)
+	h.endpoint(s.srv.URL, func(e *kinehook.Endpoint) { e.MaxInFlight = 1 })
+	var dids []string
+	for _, r := range []string{"a", "b", "c", "d", "e"} {
+		dids = append(dids, h.publish(r).Deliveries[0].ID)
+	}
+	s.take(t, 2)
+	h.waitStatus(dids[1], kinehook.DeliveryRetrying, 1)
+	h.idle()
+	s.none(t, 30*time.Millisecond) // open: c, d and e wait for a probe an hour away
+	s.status(200)
+	last := h.publish("f").Deliveries[0]
+	if _, err := h.eng.Retry(t.Context(), h.proj.ID, last.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.next(t); r.resource != "f" {
+		t.Fatalf("the first request after the retry is for %q, want the retried f", r.resource)
+	}
+	h.waitStatus(last.ID, kinehook.DeliverySucceeded, 1)
+	// The probe succeeded: the breaker closed and the waiting ones flow.
+	s.take(t, 3)
+	for _, id := range dids[2:] {
+		h.waitStatus(id, kinehook.DeliverySucceeded, 1)
+	}
+}
+
 // The breaker opens after N consecutive failures, lets one probe through at
 // backoff (doubling), and closes on success; queued deliveries then flow.
 func TestCircuitBreaker(t *testing.T) {

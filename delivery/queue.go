@@ -97,6 +97,17 @@ func (r *ring) pop() *resQueue {
 
 func (r *ring) peek(i int) *resQueue { return r.buf[(r.head+i)%len(r.buf)] }
 
+// pushFront puts q first. An entry of q further back becomes stale and is
+// dropped when reached (see epState.place).
+func (r *ring) pushFront(q *resQueue) {
+	r.push(q) // grows the buffer when full
+	r.size--
+	r.buf[(r.head+r.size)%len(r.buf)] = nil
+	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+	r.buf[r.head] = q
+	r.size++
+}
+
 // epState is everything the engine knows about one endpoint. mu guards all
 // fields; ep is replaced, never modified, so senders may read it unlocked.
 type epState struct {
