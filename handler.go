@@ -53,7 +53,9 @@ type HandlerOptions struct {
 	// returning "" handles the request without de-duplication. Use it, for
 	// example, to key Kinescope's id-less live events on something finer.
 	DedupKey func(in *Incoming) string
-	// Logger receives one record per request (default slog.Default()).
+	// Logger receives a record of each request's outcome, plus a warning
+	// for an unknown type or status and an error for a failing callback
+	// (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
