@@ -193,6 +193,9 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return apiError(resp, data)
 	}
+	if hook, _ := ctx.Value(responseHookKey{}).(func(*Response)); hook != nil {
+		hook(&Response{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Header: resp.Header, Body: data})
+	}
 	if r.out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
@@ -204,6 +207,38 @@ func (c *Client) do(ctx context.Context, r request) error {
 		return fmt.Errorf("%s %s: decode answer: %w", r.method, r.path, err)
 	}
 	return nil
+}
+
+// Response is a successful (2xx) answer of the API as it came over the wire,
+// before the client decoded it into its typed result.
+type Response struct {
+	Method string
+	// Path is the request's path, without the query.
+	Path       string
+	StatusCode int
+	Header     http.Header
+	// Body is the answer's body byte for byte (empty for 204 No Content).
+	// The hook must not modify it.
+	Body []byte
+}
+
+type responseHookKey struct{}
+
+// WithResponseHook returns a copy of ctx under which every successful answer
+// to a request made with it is passed to hook, before it is decoded. It gives
+// the API's own JSON next to the typed result: keys the typed structs leave
+// out, null values, the exact answer. Methods that make several requests
+// (AllEvents, one per page) call hook once per answer, in order. Hooks of
+// enclosing contexts are called too, outermost first.
+func WithResponseHook(ctx context.Context, hook func(*Response)) context.Context {
+	if prev, _ := ctx.Value(responseHookKey{}).(func(*Response)); prev != nil {
+		inner := hook
+		hook = func(r *Response) {
+			prev(r)
+			inner(r)
+		}
+	}
+	return context.WithValue(ctx, responseHookKey{}, hook)
 }
 
 // apiError turns a non-2xx answer into an *Error.

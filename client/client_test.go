@@ -403,3 +403,88 @@ func TestNonEnvelopeErrors(t *testing.T) {
 		t.Fatalf("got %+v", ae)
 	}
 }
+
+func TestUpdateProject(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	admin := client.New(ts.url, adminKey)
+	p, err := admin.CreateProject(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(ts.url, p.APIKey)
+	// A project key may update its own project; only the set fields change.
+	got, err := c.UpdateProject(ctx, p.ID, client.ProjectUpdate{RetentionDays: client.Ptr(14), OperationsURL: client.Ptr(ts.sink.URL + "/ops")})
+	if err != nil || got.Name != "Acme" || got.RetentionDays != 14 || got.OperationsURL != ts.sink.URL+"/ops" {
+		t.Fatalf("update: %v %+v", err, got)
+	}
+	got, err = c.UpdateProject(ctx, p.ID, client.ProjectUpdate{Name: client.Ptr("Acme 2")})
+	if err != nil || got.Name != "Acme 2" || got.RetentionDays != 14 || got.OperationsURL != ts.sink.URL+"/ops" {
+		t.Fatalf("update of the name: %v %+v", err, got)
+	}
+	// 0 and "" are sent (they are set), going back to the default and removing the URL.
+	got, err = c.UpdateProject(ctx, p.ID, client.ProjectUpdate{RetentionDays: client.Ptr(0), OperationsURL: client.Ptr("")})
+	if err != nil || got.Name != "Acme 2" || got.RetentionDays != 0 || got.OperationsURL != "" {
+		t.Fatalf("update clearing fields: %v %+v", err, got)
+	}
+	if _, err := c.UpdateProject(ctx, p.ID, client.ProjectUpdate{Name: client.Ptr(" ")}); client.ErrorCode(err) != kinehook.EINVALID {
+		t.Fatalf("empty name: %v", err)
+	}
+	other, err := admin.CreateProject(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateProject(ctx, other.ID, client.ProjectUpdate{Name: client.Ptr("x")}); !client.IsNotFound(err) {
+		t.Fatalf("another project's key: %v", err)
+	}
+}
+
+func TestResponseHook(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	c := client.New(ts.url, adminKey)
+	p, err := c.CreateProject(ctx, "hooked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outer, inner []*client.Response
+	hctx := client.WithResponseHook(ctx, func(r *client.Response) { outer = append(outer, r) })
+	hctx = client.WithResponseHook(hctx, func(r *client.Response) { inner = append(inner, r) })
+	ep, err := c.CreateEndpoint(hctx, p.ID, client.EndpointCreate{URL: ts.sink.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inner) != 1 || len(outer) != 1 || inner[0] != outer[0] {
+		t.Fatalf("hooks saw %d and %d answers", len(outer), len(inner))
+	}
+	r := inner[0]
+	if r.Method != http.MethodPost || r.Path != "/v1/projects/"+p.ID+"/endpoints" || r.StatusCode != http.StatusCreated || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("response: %+v", r)
+	}
+	// The body is the API's own JSON, with the keys the typed struct leaves out.
+	var raw map[string]any
+	if err := json.Unmarshal(r.Body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["id"] != ep.ID || raw["project_id"] != p.ID {
+		t.Fatalf("raw answer: %s", r.Body)
+	}
+	if _, ok := raw["max_in_flight"]; !ok {
+		t.Fatalf("raw answer lacks max_in_flight: %s", r.Body)
+	}
+	// Errors are not passed to the hook; 204 answers are, with an empty body.
+	inner = nil
+	if _, err := c.GetEndpoint(hctx, p.ID, "ep_nope"); !client.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if err := c.DeleteEndpoint(hctx, p.ID, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(inner) != 1 || inner[0].StatusCode != http.StatusNoContent || len(inner[0].Body) != 0 {
+		t.Fatalf("after a 404 and a delete the hook saw %+v", inner)
+	}
+	// Without the hook's context nothing is recorded.
+	if _, err := c.ListProjects(ctx); err != nil || len(inner) != 1 {
+		t.Fatalf("hook outside its context: %v, %d answers", err, len(inner))
+	}
+}

@@ -65,3 +65,16 @@ func ExampleEndpointUpdate() {
 		log.Fatal(err)
 	}
 }
+
+// Keep the API's own JSON next to the typed result, e.g. to print it as is.
+func ExampleWithResponseHook() {
+	c := client.New("http://127.0.0.1:8080", "kh_project_key")
+	var raw []byte
+	ctx := client.WithResponseHook(context.Background(), func(r *client.Response) { raw = r.Body })
+	d, err := c.GetDelivery(ctx, "prj_...", "dlv_...")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(d.Status)
+	fmt.Println(string(raw)) // every key the API sent, "next_attempt_at": null included
+}

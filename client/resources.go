@@ -30,7 +30,8 @@ func (c *Client) CreateProject(ctx context.Context, name string) (*ProjectWithKe
 	return &out, nil
 }
 
-// ListProjects lists every project (admin key only).
+// ListProjects lists every project with the admin key; with a project key,
+// only that project.
 func (c *Client) ListProjects(ctx context.Context) ([]*kinehook.Project, error) {
 	var out listBody[*kinehook.Project]
 	if err := c.do(ctx, request{method: http.MethodGet, path: "/v1/projects", out: &out}); err != nil {
@@ -43,6 +44,28 @@ func (c *Client) ListProjects(ctx context.Context) ([]*kinehook.Project, error) 
 func (c *Client) GetProject(ctx context.Context, projectID string) (*kinehook.Project, error) {
 	var out kinehook.Project
 	if err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s", projectID), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ProjectUpdate is the body of PATCH /v1/projects/{pid}: only non-nil fields
+// are sent, so only they change.
+type ProjectUpdate struct {
+	// Name is 1 to 200 characters.
+	Name *string `json:"name,omitempty"`
+	// RetentionDays overrides the server's retention; 0 goes back to the
+	// server's default.
+	RetentionDays *int `json:"retention_days,omitempty"`
+	// OperationsURL receives operational events; "" removes it.
+	OperationsURL *string `json:"operations_url,omitempty"`
+}
+
+// UpdateProject changes the set fields of u and returns the project as it now
+// is (the admin key, or that project's key).
+func (c *Client) UpdateProject(ctx context.Context, projectID string, u ProjectUpdate) (*kinehook.Project, error) {
+	var out kinehook.Project
+	if err := c.do(ctx, request{method: http.MethodPatch, path: pathf("/v1/projects/%s", projectID), body: u, out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,12 +85,16 @@ func (o *apiOptions) projectID(ctx context.Context, c *client.Client) (string, e
 	if p := os.Getenv("KINEHOOK_PROJECT"); p != "" {
 		return p, nil
 	}
+	how := "pass --project or set KINEHOOK_PROJECT"
+	if !o.withProject {
+		how = "give the project id as the argument or set KINEHOOK_PROJECT"
+	}
 	ps, err := c.ListProjects(ctx)
 	switch {
 	case client.ErrorCode(err) == "forbidden":
-		return "", errors.New("no project: pass --project or set KINEHOOK_PROJECT (the id was printed by `kinehook projects create`)")
+		return "", fmt.Errorf("no project: %s (the id was printed by `kinehook projects create`)", how)
 	case err != nil:
-		return "", fmt.Errorf("no --project given, and listing projects failed: %w", err)
+		return "", fmt.Errorf("no project given, and listing projects failed: %w", err)
 	case len(ps) == 0:
 		return "", errors.New("no project yet: create one with `kinehook projects create NAME`")
 	case len(ps) > 1:
@@ -97,7 +102,7 @@ func (o *apiOptions) projectID(ctx context.Context, c *client.Client) (string, e
 		for i, p := range ps {
 			ids[i] = p.ID + " (" + p.Name + ")"
 		}
-		return "", fmt.Errorf("several projects: pass --project or set KINEHOOK_PROJECT to one of %s", strings.Join(ids, ", "))
+		return "", fmt.Errorf("several projects: %s to one of %s", how, strings.Join(ids, ", "))
 	}
 	return ps[0].ID, nil
 }
@@ -116,6 +121,114 @@ func (o *apiOptions) setup(cmd *cobra.Command) (*client.Client, string, error) {
 		return nil, "", err
 	}
 	return c, pid, nil
+}
+
+// apiGroup makes cmd a command group: with no argument it prints its help, and
+// with one it fails (exit status 1) naming the unknown subcommand and listing
+// the valid ones, as cobra does for the top-level command. Without this cobra
+// prints the group's help and exits 0 on a mistyped subcommand. It returns cmd.
+func apiGroup(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return unknownSubcommand(cmd, args[0])
+	}
+	return cmd
+}
+
+// unknownSubcommand is the error for `GROUP NAME` when NAME is no subcommand of GROUP.
+func unknownSubcommand(cmd *cobra.Command, name string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "unknown command %q for %q", name, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default for the top level
+	}
+	if sugg := cmd.SuggestionsFor(name); len(sugg) > 0 {
+		fmt.Fprintf(&b, "\n\nDid you mean this?\n\t%s", strings.Join(sugg, "\n\t"))
+	}
+	var valid []string
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() {
+			valid = append(valid, sub.Name())
+		}
+	}
+	fmt.Fprintf(&b, "\n\nValid commands of %s: %s\nRun '%s --help' for usage.", cmd.CommandPath(), strings.Join(valid, ", "), cmd.CommandPath())
+	return errors.New(b.String())
+}
+
+// apiAnswers records the API's answers to the requests made under the context
+// it returns, so that --json prints the API's JSON exactly as it came, not the
+// client's typed structs re-encoded (which would add, drop or change keys).
+type apiAnswers struct {
+	bodies [][]byte
+}
+
+// recordAnswers returns a context recording the API's answers into a.
+func recordAnswers(ctx context.Context) (context.Context, *apiAnswers) {
+	a := &apiAnswers{}
+	return client.WithResponseHook(ctx, func(r *client.Response) {
+		a.bodies = append(a.bodies, r.Body)
+	}), a
+}
+
+// print writes the body of the first answer recorded (the command's request)
+// indented: the same JSON value as the API's.
+func (a *apiAnswers) print(w io.Writer) error {
+	if len(a.bodies) == 0 || len(bytes.TrimSpace(a.bodies[0])) == 0 {
+		return errors.New("the API answered without a JSON body")
+	}
+	return apiPrintRaw(w, a.bodies[0])
+}
+
+// printPages writes the recorded pages of a paged list ({"data": [...],
+// "next_cursor": ...}) as one: every page's data in order, and the last page's
+// other keys.
+func (a *apiAnswers) printPages(w io.Writer) error {
+	if len(a.bodies) == 0 {
+		return errors.New("the API answered without a JSON body")
+	}
+	var last map[string]json.RawMessage
+	data := []json.RawMessage{}
+	for _, body := range a.bodies {
+		var page map[string]json.RawMessage
+		if err := json.Unmarshal(body, &page); err != nil {
+			return fmt.Errorf("read a page of the answer: %w", err)
+		}
+		var items []json.RawMessage
+		if raw := page["data"]; len(raw) > 0 {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return fmt.Errorf("read a page of the answer: data: %w", err)
+			}
+		}
+		data = append(data, items...)
+		last = page
+	}
+	all, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	last["data"] = all
+	merged, err := json.Marshal(last)
+	if err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return apiPrintRaw(w, merged)
+}
+
+// apiPrintRaw writes the JSON document body indented, keys, values and
+// escapes as they are.
+func apiPrintRaw(w io.Writer, body []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, bytes.TrimSpace(body), "", "  "); err != nil {
+		return fmt.Errorf("the API's answer is not JSON: %w", err)
+	}
+	buf.WriteByte('\n')
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
 }
 
 // apiPrintJSON writes v as indented JSON.

@@ -108,16 +108,16 @@ func endpointPairs(e *client.Endpoint) [][2]string {
 // newEndpointsCmd builds `kinehook endpoints ...`.
 func newEndpointsCmd() *cobra.Command {
 	o := &apiOptions{withProject: true}
-	cmd := &cobra.Command{
+	cmd := apiGroup(&cobra.Command{
 		Use:     "endpoints",
 		Aliases: []string{"endpoint"},
 		Short:   "Manage a project's endpoints (the URLs that receive events)",
-	}
+	})
 	o.register(cmd)
 
-	show := func(cmd *cobra.Command, e *client.Endpoint) error {
+	show := func(cmd *cobra.Command, ans *apiAnswers, e *client.Endpoint) error {
 		if o.json {
-			return apiPrintJSON(cmd.OutOrStdout(), e)
+			return ans.print(cmd.OutOrStdout())
 		}
 		return apiFields(cmd.OutOrStdout(), endpointPairs(e))
 	}
@@ -152,14 +152,15 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := c.CreateEndpoint(cmd.Context(), pid, client.EndpointCreate{
+			ctx, ans := recordAnswers(cmd.Context())
+			e, err := c.CreateEndpoint(ctx, pid, client.EndpointCreate{
 				URL: cf.url, EventTypes: cf.eventTypes, Description: cf.description, Headers: h,
 				Disabled: cf.disabled, RateLimit: cf.rateLimit, MaxInFlight: cf.maxInFlight, Secret: cf.secret,
 			})
 			if err != nil {
 				return fmt.Errorf("create endpoint: %w", err)
 			}
-			return show(cmd, e)
+			return show(cmd, ans, e)
 		},
 	}
 	cf.register(create, false)
@@ -173,12 +174,13 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			es, err := c.ListEndpoints(cmd.Context(), pid)
+			ctx, ans := recordAnswers(cmd.Context())
+			es, err := c.ListEndpoints(ctx, pid)
 			if err != nil {
 				return fmt.Errorf("list endpoints: %w", err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": es})
+				return ans.print(cmd.OutOrStdout())
 			}
 			rows := make([][]string, 0, len(es))
 			for _, e := range es {
@@ -207,11 +209,12 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := c.GetEndpoint(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			e, err := c.GetEndpoint(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("get endpoint %s: %w", args[0], err)
 			}
-			return show(cmd, e)
+			return show(cmd, ans, e)
 		},
 	}
 
@@ -274,11 +277,12 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := c.UpdateEndpoint(cmd.Context(), pid, args[0], u)
+			ctx, ans := recordAnswers(cmd.Context())
+			e, err := c.UpdateEndpoint(ctx, pid, args[0], u)
 			if err != nil {
 				return fmt.Errorf("update endpoint %s: %w", args[0], err)
 			}
-			return show(cmd, e)
+			return show(cmd, ans, e)
 		},
 	}
 	uf.register(update, true)
@@ -296,6 +300,7 @@ func newEndpointsCmd() *cobra.Command {
 				return fmt.Errorf("delete endpoint %s: %w", args[0], err)
 			}
 			if o.json {
+				// The API answers 204 No Content: there is no JSON of its own to print.
 				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"id": args[0], "deleted": true})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted endpoint %s\n", args[0])
@@ -303,9 +308,9 @@ func newEndpointsCmd() *cobra.Command {
 		},
 	}
 
-	secretOut := func(cmd *cobra.Command, secret string) error {
+	secretOut := func(cmd *cobra.Command, ans *apiAnswers, secret string) error {
 		if o.json {
-			return apiPrintJSON(cmd.OutOrStdout(), map[string]string{"secret": secret})
+			return ans.print(cmd.OutOrStdout())
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), secret)
 		return nil
@@ -319,11 +324,12 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := c.EndpointSecret(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			s, err := c.EndpointSecret(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("get secret of endpoint %s: %w", args[0], err)
 			}
-			return secretOut(cmd, s)
+			return secretOut(cmd, ans, s)
 		},
 	}
 	rotate := &cobra.Command{
@@ -335,11 +341,12 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := c.RotateEndpointSecret(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			s, err := c.RotateEndpointSecret(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("rotate secret of endpoint %s: %w", args[0], err)
 			}
-			return secretOut(cmd, s)
+			return secretOut(cmd, ans, s)
 		},
 	}
 
@@ -362,12 +369,13 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.RecoverEndpoint(cmd.Context(), pid, args[0], t)
+			ctx, ans := recordAnswers(cmd.Context())
+			r, err := c.RecoverEndpoint(ctx, pid, args[0], t)
 			if err != nil {
 				return fmt.Errorf("recover endpoint %s: %w", args[0], err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), r)
+				return ans.print(cmd.OutOrStdout())
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "re-sending %d failed deliveries of %s since %s\n", r.Recovered, args[0], apiTime(t))
 			return nil

@@ -21,11 +21,11 @@ func init() {
 // newEventsCmd builds `kinehook events send|list|get`.
 func newEventsCmd() *cobra.Command {
 	o := &apiOptions{withProject: true}
-	cmd := &cobra.Command{
+	cmd := apiGroup(&cobra.Command{
 		Use:     "events",
 		Aliases: []string{"event"},
 		Short:   "Send and inspect a project's events",
-	}
+	})
 	o.register(cmd)
 
 	var data, idemKey string
@@ -61,11 +61,12 @@ func newEventsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ev, err := c.SendEvent(cmd.Context(), pid, t, raw, idemKey)
+			ctx, ans := recordAnswers(cmd.Context())
+			ev, err := c.SendEvent(ctx, pid, t, raw, idemKey)
 			if err != nil {
 				return fmt.Errorf("send event: %w", err)
 			}
-			return showEvent(cmd, o, ev)
+			return showEvent(cmd, o, ans, ev)
 		},
 	}
 	send.Flags().StringVar(&data, "data", "", "the event's data object as JSON (default: the seed's example)")
@@ -81,6 +82,9 @@ func newEventsCmd() *cobra.Command {
 		Short: "List the project's events, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lo.limit < 0 || lo.limit > maxEventsLimit {
+				return fmt.Errorf("--limit %d: want 1 to %d events a page (0: the server's default)", lo.limit, maxEventsLimit)
+			}
 			opts := client.EventListOptions{
 				Event: kinehook.EventType(lo.event), Cursor: lo.cursor, Limit: lo.limit,
 				ResourceKey: lo.resource, Status: kinehook.DeliveryStatus(lo.status),
@@ -103,26 +107,28 @@ func newEventsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ctx, ans := recordAnswers(cmd.Context())
 			var page client.EventPage
 			if lo.all {
-				for ev, err := range c.AllEvents(cmd.Context(), pid, opts) {
+				for ev, err := range c.AllEvents(ctx, pid, opts) {
 					if err != nil {
 						return fmt.Errorf("list events: %w", err)
 					}
 					page.Data = append(page.Data, ev)
 				}
 			} else {
-				p, err := c.ListEvents(cmd.Context(), pid, opts)
+				p, err := c.ListEvents(ctx, pid, opts)
 				if err != nil {
 					return fmt.Errorf("list events: %w", err)
 				}
 				page = *p
 			}
-			if page.Data == nil {
-				page.Data = []*client.Event{}
-			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), page)
+				if lo.all {
+					// Every page's data in one list, as if it were one page.
+					return ans.printPages(cmd.OutOrStdout())
+				}
+				return ans.print(cmd.OutOrStdout())
 			}
 			rows := make([][]string, 0, len(page.Data))
 			for _, ev := range page.Data {
@@ -139,7 +145,7 @@ func newEventsCmd() *cobra.Command {
 	}
 	lf := list.Flags()
 	lf.StringVar(&lo.event, "event", "", "only this event type")
-	lf.IntVar(&lo.limit, "limit", 0, "page size (server default when 0)")
+	lf.IntVar(&lo.limit, "limit", 0, "page size, 1 to 1000 (0: the server's default)")
 	lf.StringVar(&lo.cursor, "cursor", "", "the next page's cursor, from a previous list")
 	lf.StringVar(&lo.resource, "resource-id", "", "only events about this video id or live event id")
 	lf.StringVar(&lo.status, "status", "", "only events with a delivery in this status (pending, retrying, succeeded, failed)")
@@ -156,11 +162,12 @@ func newEventsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ev, err := c.GetEvent(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			ev, err := c.GetEvent(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("get event %s: %w", args[0], err)
 			}
-			return showEvent(cmd, o, ev)
+			return showEvent(cmd, o, ans, ev)
 		},
 	}
 	cmd.AddCommand(send, list, get)
@@ -199,9 +206,12 @@ func eventDetail(ev *client.Event) string {
 	return "-"
 }
 
-func showEvent(cmd *cobra.Command, o *apiOptions, ev *client.Event) error {
+// maxEventsLimit is the largest page of `events list` the API serves.
+const maxEventsLimit = 1000
+
+func showEvent(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, ev *client.Event) error {
 	if o.json {
-		return apiPrintJSON(cmd.OutOrStdout(), ev)
+		return ans.print(cmd.OutOrStdout())
 	}
 	var data bytes.Buffer
 	if err := json.Indent(&data, ev.Data, "", "  "); err != nil {
@@ -217,14 +227,14 @@ func showEvent(cmd *cobra.Command, o *apiOptions, ev *client.Event) error {
 	return nil
 }
 
-// newDeliveriesCmd builds `kinehook deliveries list|attempts|retry`.
+// newDeliveriesCmd builds `kinehook deliveries list|get|attempts|retry`.
 func newDeliveriesCmd() *cobra.Command {
 	o := &apiOptions{withProject: true}
-	cmd := &cobra.Command{
+	cmd := apiGroup(&cobra.Command{
 		Use:     "deliveries",
 		Aliases: []string{"delivery"},
 		Short:   "Inspect and retry deliveries (one event on its way to one endpoint)",
-	}
+	})
 	o.register(cmd)
 
 	list := &cobra.Command{
@@ -236,12 +246,13 @@ func newDeliveriesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ds, err := c.ListDeliveries(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			ds, err := c.ListDeliveries(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("list deliveries of event %s: %w", args[0], err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": ds})
+				return ans.print(cmd.OutOrStdout())
 			}
 			rows := make([][]string, 0, len(ds))
 			for _, d := range ds {
@@ -255,6 +266,27 @@ func newDeliveriesCmd() *cobra.Command {
 		},
 	}
 
+	get := &cobra.Command{
+		Use:   "get DELIVERY_ID",
+		Short: "Show one delivery: its status, attempts so far, last answer and next attempt",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, ans := recordAnswers(cmd.Context())
+			d, err := c.GetDelivery(ctx, pid, args[0])
+			if err != nil {
+				return fmt.Errorf("get delivery %s: %w", args[0], err)
+			}
+			if o.json {
+				return ans.print(cmd.OutOrStdout())
+			}
+			return apiFields(cmd.OutOrStdout(), deliveryPairs(d))
+		},
+	}
+
 	attempts := &cobra.Command{
 		Use:   "attempts DELIVERY_ID",
 		Short: "List every HTTP attempt of a delivery",
@@ -264,12 +296,13 @@ func newDeliveriesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			as, err := c.ListAttempts(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			as, err := c.ListAttempts(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("list attempts of delivery %s: %w", args[0], err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": as})
+				return ans.print(cmd.OutOrStdout())
 			}
 			rows := make([][]string, 0, len(as))
 			for _, a := range as {
@@ -292,19 +325,38 @@ func newDeliveriesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := c.RetryDelivery(cmd.Context(), pid, args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			d, err := c.RetryDelivery(ctx, pid, args[0])
 			if err != nil {
 				return fmt.Errorf("retry delivery %s: %w", args[0], err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), d)
+				return ans.print(cmd.OutOrStdout())
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "retrying delivery %s (status %s, %d attempts so far)\n", d.ID, d.Status, d.Attempts)
 			return nil
 		},
 	}
-	cmd.AddCommand(list, attempts, retry)
+	cmd.AddCommand(list, get, attempts, retry)
 	return cmd
+}
+
+// deliveryPairs prints a delivery as label/value lines.
+func deliveryPairs(d *kinehook.Delivery) [][2]string {
+	code := "-"
+	if d.LastStatusCode != 0 {
+		code = strconv.Itoa(d.LastStatusCode)
+	}
+	next := "-"
+	if !d.NextAttemptAt.IsZero() && !d.Status.Final() {
+		next = apiTime(d.NextAttemptAt)
+	}
+	return [][2]string{
+		{"id", d.ID}, {"event_id", d.EventID}, {"event_type", apiOr(string(d.EventType))}, {"resource", apiOr(d.ResourceKey)},
+		{"endpoint_id", d.EndpointID}, {"status", string(d.Status)}, {"attempts", strconv.Itoa(d.Attempts)},
+		{"last_status_code", code}, {"last_error", apiOr(d.LastError)}, {"next_attempt_at", next},
+		{"created_at", apiTime(d.CreatedAt)}, {"updated_at", apiTime(d.UpdatedAt)},
+	}
 }
 
 // oneLine squeezes s onto one line of at most n runes.

@@ -25,6 +25,60 @@ type cliEnv struct {
 	url   string
 	admin *client.Client
 	sink  *cliSink
+	// answers records what the API answered, byte for byte.
+	answers *apiRecorder
+}
+
+// apiAnswer is one answer of the API as the server wrote it.
+type apiAnswer struct {
+	method, uri string
+	status      int
+	body        []byte
+}
+
+// apiRecorder wraps the API handler and records its answers.
+type apiRecorder struct {
+	mu  sync.Mutex
+	all []apiAnswer
+}
+
+func (rec *apiRecorder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &teeWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(tw, r)
+		rec.mu.Lock()
+		rec.all = append(rec.all, apiAnswer{method: r.Method, uri: r.URL.RequestURI(), status: tw.status, body: tw.body.Bytes()})
+		rec.mu.Unlock()
+	})
+}
+
+// take returns the answers recorded since the last take and forgets them.
+func (rec *apiRecorder) take() []apiAnswer {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	out := rec.all
+	rec.all = nil
+	return out
+}
+
+// teeWriter copies an answer's status and body while writing them.
+type teeWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *teeWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *teeWriter) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
 }
 
 // cliSink answers webhooks with a settable status and counts them.
@@ -49,7 +103,8 @@ func (s *cliSink) count() int {
 
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	stack := stacktest.Start(t, cliAdminKey, nil, nil)
+	rec := &apiRecorder{}
+	stack := stacktest.Start(t, cliAdminKey, nil, rec.wrap)
 	sink := &cliSink{status: 200}
 	sink.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -64,7 +119,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	t.Setenv("KINEHOOK_URL", "")
 	t.Setenv("KINEHOOK_API_KEY", "")
 	t.Setenv("KINEHOOK_PROJECT", "")
-	return &cliEnv{url: stack.URL, admin: client.New(stack.URL, cliAdminKey), sink: sink}
+	return &cliEnv{url: stack.URL, admin: client.New(stack.URL, cliAdminKey), sink: sink, answers: rec}
 }
 
 // cliRoot returns a fresh command tree with the API commands, so flag values

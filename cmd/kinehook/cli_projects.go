@@ -1,39 +1,48 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/client"
 )
 
 func init() { rootCmd.AddCommand(newProjectsCmd()) }
 
-// newProjectsCmd builds `kinehook projects create|list` (admin key).
+// newProjectsCmd builds `kinehook projects create|list|get|update`.
 func newProjectsCmd() *cobra.Command {
 	o := &apiOptions{}
-	cmd := &cobra.Command{
+	cmd := apiGroup(&cobra.Command{
 		Use:   "projects",
-		Short: "Create and list projects (admin key)",
-		Long: "Projects are tenants: each has its own endpoints, events and API key.\n" +
-			"These commands need the admin key (--key or KINEHOOK_API_KEY).",
-	}
+		Short: "Create, list, show and update projects",
+		Long: "Projects are tenants: each has its own endpoints, events and API key.\n\n" +
+			"create needs the admin key. list, get and update take the admin key, which\n" +
+			"sees every project, or a project key, which sees only its own project\n" +
+			"(list shows just it; get and update of another project answer not_found).\n" +
+			"The key is --key or KINEHOOK_API_KEY.",
+	})
 	o.register(cmd)
 
 	create := &cobra.Command{
 		Use:   "create NAME",
-		Short: "Create a project and print its API key (shown only once)",
+		Short: "Create a project and print its API key (shown only once; admin key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := o.setup(cmd)
 			if err != nil {
 				return err
 			}
-			p, err := c.CreateProject(cmd.Context(), args[0])
+			ctx, ans := recordAnswers(cmd.Context())
+			p, err := c.CreateProject(ctx, args[0])
 			if err != nil {
 				return fmt.Errorf("create project: %w", err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), p)
+				return ans.print(cmd.OutOrStdout())
 			}
 			if err := apiFields(cmd.OutOrStdout(), [][2]string{
 				{"id", p.ID}, {"name", p.Name}, {"api_key", p.APIKey}, {"created_at", apiTime(p.CreatedAt)},
@@ -47,19 +56,20 @@ func newProjectsCmd() *cobra.Command {
 
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List projects",
+		Short: "List projects (a project key: only its own)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, err := o.setup(cmd)
 			if err != nil {
 				return err
 			}
-			ps, err := c.ListProjects(cmd.Context())
+			ctx, ans := recordAnswers(cmd.Context())
+			ps, err := c.ListProjects(ctx)
 			if err != nil {
 				return fmt.Errorf("list projects: %w", err)
 			}
 			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"data": ps})
+				return ans.print(cmd.OutOrStdout())
 			}
 			rows := make([][]string, 0, len(ps))
 			for _, p := range ps {
@@ -68,6 +78,112 @@ func newProjectsCmd() *cobra.Command {
 			return apiTable(cmd.OutOrStdout(), []string{"ID", "NAME", "CREATED"}, rows)
 		},
 	}
-	cmd.AddCommand(create, list)
+
+	show := func(cmd *cobra.Command, ans *apiAnswers, p *kinehook.Project) error {
+		if o.json {
+			return ans.print(cmd.OutOrStdout())
+		}
+		return apiFields(cmd.OutOrStdout(), projectPairs(p))
+	}
+
+	get := &cobra.Command{
+		Use:   "get [PROJECT_ID]",
+		Short: "Show a project (default: KINEHOOK_PROJECT, or the key's only project)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.projectArg(cmd, args)
+			if err != nil {
+				return err
+			}
+			ctx, ans := recordAnswers(cmd.Context())
+			p, err := c.GetProject(ctx, pid)
+			if err != nil {
+				return fmt.Errorf("get project %s: %w", pid, err)
+			}
+			return show(cmd, ans, p)
+		},
+	}
+
+	var uo struct {
+		name, operationsURL string
+		retentionDays       int
+	}
+	update := &cobra.Command{
+		Use:   "update [PROJECT_ID] [--name N] [--retention-days D] [--operations-url U]",
+		Short: "Change a project: only the flags given change",
+		Long: "Change a project (PATCH /v1/projects/{pid}): only the flags given are sent.\n\n" +
+			"--retention-days 0 goes back to the server's retention (serve --retention-days);\n" +
+			"--operations-url '' removes the operations URL. The project is the argument,\n" +
+			"else KINEHOOK_PROJECT, else the key's only project.",
+		Example: `  kinehook projects update prj_... --name "Acme Video (prod)" --retention-days 30
+  kinehook projects update --operations-url https://ops.example.com/kinehook   # with a project key
+  kinehook projects update prj_... --operations-url ''                          # remove it`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u client.ProjectUpdate
+			fl := cmd.Flags()
+			if fl.Changed("name") {
+				u.Name = &uo.name
+			}
+			if fl.Changed("retention-days") {
+				if uo.retentionDays < 0 {
+					return fmt.Errorf("--retention-days %d: want 0 (the server's default) or more", uo.retentionDays)
+				}
+				u.RetentionDays = &uo.retentionDays
+			}
+			if fl.Changed("operations-url") {
+				u.OperationsURL = &uo.operationsURL
+			}
+			if u == (client.ProjectUpdate{}) {
+				return errors.New("nothing to change: give at least one of --name, --retention-days, --operations-url")
+			}
+			c, pid, err := o.projectArg(cmd, args)
+			if err != nil {
+				return err
+			}
+			ctx, ans := recordAnswers(cmd.Context())
+			p, err := c.UpdateProject(ctx, pid, u)
+			if err != nil {
+				return fmt.Errorf("update project %s: %w", pid, err)
+			}
+			return show(cmd, ans, p)
+		},
+	}
+	uf := update.Flags()
+	uf.StringVar(&uo.name, "name", "", "the project's name (1 to 200 characters)")
+	uf.IntVar(&uo.retentionDays, "retention-days", 0, "days events are kept (0 = the server's default)")
+	uf.StringVar(&uo.operationsURL, "operations-url", "", "URL receiving operational events such as endpoint.disabled ('' removes it)")
+
+	cmd.AddCommand(create, list, get, update)
 	return cmd
+}
+
+// projectArg returns the client and the project of `projects get|update
+// [PROJECT_ID]`: the argument, else KINEHOOK_PROJECT, else the key's only
+// project (always so for a project key).
+func (o *apiOptions) projectArg(cmd *cobra.Command, args []string) (*client.Client, string, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(args) == 1 && args[0] != "" {
+		return c, args[0], nil
+	}
+	pid, err := o.projectID(cmd.Context(), c)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, pid, nil
+}
+
+// projectPairs prints a project as label/value lines.
+func projectPairs(p *kinehook.Project) [][2]string {
+	retention := "server default"
+	if p.RetentionDays > 0 {
+		retention = strconv.Itoa(p.RetentionDays) + " days"
+	}
+	return [][2]string{
+		{"id", p.ID}, {"name", p.Name}, {"retention", retention},
+		{"operations_url", apiOr(p.OperationsURL)}, {"created_at", apiTime(p.CreatedAt)},
+	}
 }

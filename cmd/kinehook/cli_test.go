@@ -68,6 +68,57 @@ func TestCLIProjects(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("project key creating a project: %v", err)
 	}
+	// A project key lists, shows and updates its own project only.
+	if own := e.must(t, "projects", "list", "--key", key); !strings.Contains(own, id) || strings.Contains(own, p.ID) {
+		t.Fatalf("list with a project key:\n%s", own)
+	}
+
+	out = e.must(t, "projects", "get", id)
+	if fieldOf(t, out, "id") != id || fieldOf(t, out, "name") != "Acme Video" || fieldOf(t, out, "retention") != "server default" || fieldOf(t, out, "operations_url") != "-" {
+		t.Fatalf("get:\n%s", out)
+	}
+	// Without the argument: the project key's own project.
+	if out := e.must(t, "projects", "get", "--key", key); fieldOf(t, out, "id") != id {
+		t.Fatalf("get with a project key and no id:\n%s", out)
+	}
+	// With the admin key and two projects the id is needed.
+	_, _, err = e.run(t, "projects", "get")
+	if err == nil || !strings.Contains(err.Error(), "several projects: give the project id as the argument") {
+		t.Fatalf("get without id, two projects: %v", err)
+	}
+	t.Setenv("KINEHOOK_PROJECT", p.ID)
+	if out := e.must(t, "projects", "get"); fieldOf(t, out, "id") != p.ID {
+		t.Fatalf("get with KINEHOOK_PROJECT:\n%s", out)
+	}
+	t.Setenv("KINEHOOK_PROJECT", "")
+
+	// update sends only the flags given.
+	out = e.must(t, "projects", "update", "--key", key, "--retention-days", "30", "--operations-url", e.sink.URL+"/ops")
+	if fieldOf(t, out, "id") != id || fieldOf(t, out, "name") != "Acme Video" || fieldOf(t, out, "retention") != "30 days" || fieldOf(t, out, "operations_url") != e.sink.URL+"/ops" {
+		t.Fatalf("update:\n%s", out)
+	}
+	out = e.must(t, "projects", "update", id, "--name", "Acme Video (prod)")
+	if fieldOf(t, out, "name") != "Acme Video (prod)" || fieldOf(t, out, "retention") != "30 days" || fieldOf(t, out, "operations_url") != e.sink.URL+"/ops" {
+		t.Fatalf("update of the name:\n%s", out)
+	}
+	// 0 and '' go back to the server's default and remove the URL.
+	out = e.must(t, "projects", "update", id, "--retention-days", "0", "--operations-url", "")
+	if fieldOf(t, out, "name") != "Acme Video (prod)" || fieldOf(t, out, "retention") != "server default" || fieldOf(t, out, "operations_url") != "-" {
+		t.Fatalf("update clearing fields:\n%s", out)
+	}
+	got, err := e.admin.GetProject(context.Background(), id)
+	if err != nil || got.RetentionDays != 0 || got.OperationsURL != "" || got.Name != "Acme Video (prod)" {
+		t.Fatalf("project after update: %v %+v", err, got)
+	}
+	// The API's validation reaches the user; another project's key gets not_found.
+	_, _, err = e.run(t, "projects", "update", id, "--operations-url", "not a url")
+	if err == nil || !strings.Contains(err.Error(), "invalid (HTTP 422)") || !strings.Contains(err.Error(), "operations_url") {
+		t.Fatalf("update with a bad URL: %v", err)
+	}
+	_, _, err = e.run(t, "projects", "update", p.ID, "--name", "x", "--key", key)
+	if err == nil || !strings.Contains(err.Error(), "not_found (HTTP 404)") {
+		t.Fatalf("update of another project with a project key: %v", err)
+	}
 }
 
 func TestCLIConfigErrors(t *testing.T) {
@@ -85,6 +136,13 @@ func TestCLIConfigErrors(t *testing.T) {
 		{"update without flags", []string{"endpoints", "update", "ep_x", "--server", e.url, "--key", cliAdminKey, "--project", "p"}, "nothing to change"},
 		{"bad since", []string{"endpoints", "recover", "ep_x", "--since", "yesterday", "--url", e.url, "--key", cliAdminKey, "--project", "p"}, "--since"},
 		{"bad header", []string{"endpoints", "create", "--url", "http://x", "--header", "novalue", "--key", cliAdminKey, "--project", "p"}, "NAME=VALUE"},
+		{"negative limit", []string{"events", "list", "--limit", "-1", "--url", e.url, "--key", cliAdminKey, "--project", "p"}, "--limit -1: want 1 to 1000"},
+		{"limit too large", []string{"events", "list", "--limit", "1001", "--all", "--url", e.url, "--key", cliAdminKey, "--project", "p"}, "--limit 1001: want 1 to 1000"},
+		{"project update without flags", []string{"projects", "update", "prj_x", "--url", e.url, "--key", cliAdminKey}, "nothing to change"},
+		{"negative retention", []string{"projects", "update", "prj_x", "--retention-days", "-1", "--url", e.url, "--key", cliAdminKey}, "--retention-days -1"},
+		{"unknown project", []string{"projects", "get", "prj_nope", "--url", e.url, "--key", cliAdminKey}, "not_found (HTTP 404)"},
+		{"project of nobody", []string{"projects", "get", "--url", e.url, "--key", cliAdminKey}, "projects create"},
+		{"unknown delivery", []string{"deliveries", "get", "dlv_nope", "--url", e.url, "--key", cliAdminKey, "--project", "prj_nope"}, "get delivery dlv_nope: not_found (HTTP 404)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,6 +351,12 @@ func TestCLIEventsAndDeliveries(t *testing.T) {
 	dl := run("deliveries", "list", evID)
 	if !strings.Contains(dl, dID) || !strings.Contains(dl, ep.ID) || !strings.Contains(dl, "succeeded") || !strings.Contains(dl, "200") {
 		t.Fatalf("deliveries list:\n%s", dl)
+	}
+	dg := run("deliveries", "get", dID)
+	if fieldOf(t, dg, "id") != dID || fieldOf(t, dg, "event_id") != evID || fieldOf(t, dg, "endpoint_id") != ep.ID ||
+		fieldOf(t, dg, "status") != "succeeded" || fieldOf(t, dg, "last_status_code") != "200" || fieldOf(t, dg, "next_attempt_at") != "-" ||
+		fieldOf(t, dg, "attempts") != "1" || fieldOf(t, dg, "event_type") != "media.update.status" {
+		t.Fatalf("deliveries get:\n%s", dg)
 	}
 	at := run("deliveries", "attempts", dID)
 	if !strings.Contains(at, "200") || !strings.Contains(at, "sink answers OK") {

@@ -22,7 +22,7 @@ import (
 func init() { rootCmd.AddCommand(newEncryptionKeyCmd()) }
 
 func newEncryptionKeyCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := apiGroup(&cobra.Command{
 		Use:   "encryption-key",
 		Short: "Generate or rotate the key that encrypts secrets at rest",
 		Long: `Endpoint signing secrets and Basic Auth credentials are stored encrypted
@@ -30,7 +30,7 @@ func newEncryptionKeyCmd() *cobra.Command {
 "NEW,OLD" during a rotation: seal with the first, open with any) or, for the
 embedded store only, from <data>/` + secretbox.KeyFileName + ` (generated with mode 0600
 on first start). PostgreSQL requires ` + secretbox.EnvKey + `.`,
-	}
+	})
 	cmd.AddCommand(newEncryptionKeyGenerateCmd(), newEncryptionKeyRotateCmd())
 	return cmd
 }
