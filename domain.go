@@ -80,16 +80,19 @@ type Endpoint struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-// Matches reports whether the endpoint's filter selects events of type t.
+// Matches reports whether the endpoint's filter selects events of type t. No
+// filter, or "*", selects every catalog (Kinescope) type; kinehook's
+// operational types only when the filter names them ("endpoint.*" or one).
 func (e *Endpoint) Matches(t EventType) bool {
+	op := t.Operational() // only for endpoints that name them
 	if len(e.EventTypes) == 0 {
-		return true
+		return !op
 	}
 	for _, f := range e.EventTypes {
-		if f == "*" || f == string(t) {
+		if (f == "*" && !op) || f == string(t) {
 			return true
 		}
-		if p, ok := strings.CutSuffix(f, "*"); ok && strings.HasPrefix(string(t), p) {
+		if p, ok := strings.CutSuffix(f, "*"); ok && p != "" && strings.HasPrefix(string(t), p) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package kinehook
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -31,21 +32,21 @@ func ValidateEndpointURL(u string) error {
 }
 
 // ValidateEventTypeFilter checks an endpoint's event_types: each entry is a
-// catalog type, "*", or a prefix ending in ".*" that matches at least one
-// catalog type.
+// catalog or operational type, "*", or a prefix ending in ".*" that matches
+// at least one of those.
 func ValidateEventTypeFilter(filter []string) error {
 	for _, f := range filter {
-		if f == "*" || EventType(f).Known() {
+		if f == "*" || EventType(f).Known() || EventType(f).Operational() {
 			continue
 		}
 		if p, ok := strings.CutSuffix(f, ".*"); ok && p != "" {
-			for _, t := range EventTypes {
+			for _, t := range slices.Concat(EventTypes, OperationalEventTypes) {
 				if strings.HasPrefix(string(t), p+".") {
 					goto next
 				}
 			}
 		}
-		return &Error{Code: EINVALID, Field: "event_types", Message: fmt.Sprintf("unknown event type %q; expected one of %v or a prefix such as \"live.*\"", f, EventTypes)}
+		return &Error{Code: EINVALID, Field: "event_types", Message: fmt.Sprintf("unknown event type %q; expected one of %v, %v or a prefix such as \"live.*\"", f, EventTypes, OperationalEventTypes)}
 	next:
 	}
 	return nil

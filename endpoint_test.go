@@ -52,6 +52,9 @@ func TestValidateEventTypeFilter(t *testing.T) {
 		{[]string{"nope.*"}, false},
 		{[]string{".*"}, false},
 		{[]string{"live."}, false},
+		{[]string{"endpoint.*"}, true},
+		{[]string{"endpoint.disabled", "live.*"}, true},
+		{[]string{"endpoint.deleted"}, false},
 	}
 	for _, tt := range tests {
 		err := ValidateEventTypeFilter(tt.filter)
@@ -73,6 +76,13 @@ func TestEndpointMatches(t *testing.T) {
 		{[]string{"media.update.status"}, EventMediaUpdateStatus, true},
 		{[]string{"media.update.status"}, EventLiveCreated, false},
 		{[]string{"*"}, EventLiveCreated, true},
+		// Operational events reach only endpoints that name them.
+		{nil, EventEndpointDisabled, false},
+		{[]string{"*"}, EventEndpointRecovered, false},
+		{[]string{"endpoint.*"}, EventEndpointDisabled, true},
+		{[]string{"endpoint.*"}, EventLiveCreated, false},
+		{[]string{"live.*", "endpoint.recovered"}, EventEndpointRecovered, true},
+		{[]string{"endpoint.recovered"}, EventEndpointDisabled, false},
 	}
 	for _, tt := range tests {
 		e := &Endpoint{EventTypes: tt.filter}

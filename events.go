@@ -42,6 +42,33 @@ var EventTypes = []EventType{
 // Known reports whether t is in the catalog.
 func (t EventType) Known() bool { return slices.Contains(EventTypes, t) }
 
+// kinehook's own event types: operational events about a project's
+// endpoints. They are not Kinescope's (the API refuses them from clients):
+// the server records them in the project's event log and delivers them to
+// the endpoints that name them in event_types ("endpoint.*" or one type),
+// such as the one a project's operations_url makes.
+const (
+	EventEndpointDisabled  EventType = "endpoint.disabled"
+	EventEndpointRecovered EventType = "endpoint.recovered"
+)
+
+// OperationalEventTypes lists kinehook's own event types.
+var OperationalEventTypes = []EventType{EventEndpointDisabled, EventEndpointRecovered}
+
+// Operational reports whether t is one of kinehook's own event types.
+func (t EventType) Operational() bool { return slices.Contains(OperationalEventTypes, t) }
+
+// OperationsEndpointID is the id of the endpoint a project's operations_url
+// makes: the server creates, changes and removes it with that setting, and
+// it receives the project's operational events.
+func OperationsEndpointID(projectID string) string {
+	return PrefixEndpoint + "_ops_" + strings.TrimPrefix(projectID, PrefixProject+"_")
+}
+
+// IsOperationsEndpoint reports whether id is an endpoint an operations_url
+// made (OperationsEndpointID).
+func IsOperationsEndpoint(id string) bool { return strings.HasPrefix(id, PrefixEndpoint+"_ops_") }
+
 // IsLive reports whether t is a live-stream event (data.event_id).
 func (t EventType) IsLive() bool { return len(t) > 5 && t[:5] == "live." }
 

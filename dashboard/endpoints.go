@@ -354,6 +354,10 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 		h.render(w, r, http.StatusUnprocessableEntity, "endpoint", d)
 		return
 	}
+	if kinehook.IsOperationsEndpoint(e.ID) && (e.URL != orig.URL || !slices.Equal(e.EventTypes, orig.EventTypes)) {
+		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL: change that setting to move it. Its URL and event types are not edited here.")
+		return
+	}
 	e.UpdatedAt = h.now().UTC()
 	if !h.saveEndpoint(w, r, rc, e, prev) {
 		return
@@ -513,6 +517,10 @@ func (h *Handler) endpointRecover(w http.ResponseWriter, r *http.Request, rc *re
 func (h *Handler) endpointDelete(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	e := h.loadEndpoint(w, r, rc)
 	if e == nil {
+		return
+	}
+	if kinehook.IsOperationsEndpoint(e.ID) {
+		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL: clear that setting to remove it.")
 		return
 	}
 	if err := h.store.DeleteEndpoint(r.Context(), rc.project.ID, e.ID); err != nil {

@@ -86,11 +86,11 @@ func parseEventFilter(q url.Values) (*eventFilterForm, kinehook.EventFilter, str
 	f := &eventFilterForm{
 		Type: strings.TrimSpace(q.Get("type")), Status: strings.TrimSpace(q.Get("status")),
 		Resource: strings.TrimSpace(q.Get("resource")), Since: strings.TrimSpace(q.Get("since")), Until: strings.TrimSpace(q.Get("until")),
-		Types: kinehook.EventTypes, Statuses: allStatuses,
+		Types: slices.Concat(kinehook.EventTypes, kinehook.OperationalEventTypes), Statuses: allStatuses,
 	}
 	ef := kinehook.EventFilter{Cursor: q.Get("cursor"), Limit: eventsPerPage, ResourceKey: f.Resource}
 	if f.Type != "" {
-		if !kinehook.EventType(f.Type).Known() {
+		if t := kinehook.EventType(f.Type); !t.Known() && !t.Operational() {
 			return f, ef, fmt.Sprintf("Unknown event type %q.", f.Type)
 		}
 		ef.Type = kinehook.EventType(f.Type)

@@ -124,13 +124,6 @@ type Config struct {
 
 	// UserAgent overrides "kinehook/<Version>".
 	UserAgent string
-	// OperationsSecrets returns the secrets that sign operational events
-	// posted to a project's OperationsURL. Nil: the affected endpoint's
-	// active secrets (which the project's owner can read through the API).
-	OperationsSecrets func(p *kinehook.Project, ep *kinehook.Endpoint) []string
-	// OperationsRetries are the delays between attempts to post an
-	// operational event (nil: 1s, 10s, 1m).
-	OperationsRetries []time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -188,9 +181,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "kinehook/" + Version
-	}
-	if o.OperationsRetries == nil {
-		o.OperationsRetries = []time.Duration{time.Second, 10 * time.Second, time.Minute}
 	}
 	if o.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()

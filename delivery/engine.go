@@ -61,7 +61,6 @@ type Engine struct {
 	hSignal   chan struct{}
 	hStop     chan struct{}
 	healthEnd chan struct{}
-	ops       sync.WaitGroup
 
 	stopping atomic.Bool
 	started  atomic.Bool
@@ -227,7 +226,6 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.hMu.Unlock()
 	close(e.hStop)
 	<-e.healthEnd
-	e.ops.Wait()
 
 	e.epMu.Lock()
 	for _, es := range e.eps {

@@ -1,26 +1,22 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/kinehook/kinehook"
 )
 
-// Operational event names, posted to a project's OperationsURL.
+// Operational event names (kinehook.EventEndpointDisabled, ...).
 const (
-	OpEndpointDisabled  = "endpoint.disabled"
-	OpEndpointRecovered = "endpoint.recovered"
+	OpEndpointDisabled  = string(kinehook.EventEndpointDisabled)
+	OpEndpointRecovered = string(kinehook.EventEndpointRecovered)
 )
 
 // OperationalEvent tells a project's operators about an endpoint's health.
-// Its JSON form is the body posted to the project's OperationsURL:
+// Its JSON form is the payload of the event recorded and delivered for it:
 //
 //	{"event":"endpoint.disabled","data":{"project_id":"prj_..","endpoint_id":"ep_..",
 //	 "url":"https://..","reason":"endpoint answered 410 Gone",
@@ -129,14 +125,13 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		it.nextAt = next
 	}
 	jobs := e.pumpLocked(es)
-	epNow := es.ep
 	es.mu.Unlock()
 
 	if breaker != "" {
 		e.obs.BreakerChanged(es.id, breaker)
 	}
 	for _, op := range ops {
-		e.emit(epNow, op)
+		e.emit(op)
 	}
 
 	res := kinehook.AttemptResult{
@@ -321,85 +316,24 @@ func (e *Engine) healthLoop() {
 	}
 }
 
-// emit logs an operational event, tells the observer and posts it to the
-// project's OperationsURL when there is one.
-func (e *Engine) emit(ep *kinehook.Endpoint, op OperationalEvent) {
+// emit logs an operational event, tells the observer and publishes it as an
+// event of the project (type endpoint.disabled or endpoint.recovered, the
+// affected endpoint as its resource): it is recorded in the event log and
+// delivered, like any webhook, to the endpoints that name it in their
+// filter, such as the one the project's operations_url makes.
+func (e *Engine) emit(op OperationalEvent) {
 	e.log.Info("delivery: operational event", "event", op.Event, "endpoint", op.Data.EndpointID, "reason", op.Data.Reason)
 	e.obs.OperationalEvent(op)
-	e.enqueueHealth(func(ctx context.Context) {
-		p, err := e.store.GetProject(ctx, op.Data.ProjectID)
-		if err != nil {
-			e.log.Error("delivery: load project for an operational event", "project", op.Data.ProjectID, "err", err)
-			return
-		}
-		if p.OperationsURL == "" {
-			return
-		}
-		var secrets []string
-		if e.cfg.OperationsSecrets != nil {
-			secrets = e.cfg.OperationsSecrets(p, ep)
-		} else if ep != nil {
-			secrets = ep.ActiveSecrets(e.clock.Now())
-		}
-		e.ops.Add(1)
-		go e.postOperational(p.OperationsURL, secrets, op)
-	})
-}
-
-// postOperational posts an operational event, signed like a webhook, with a
-// few retries. It is best effort: it is not stored, and Shutdown cancels it.
-func (e *Engine) postOperational(url string, secrets []string, op OperationalEvent) {
-	defer e.ops.Done()
 	body, err := json.Marshal(op)
 	if err != nil {
 		e.log.Error("delivery: encode operational event", "err", err)
 		return
 	}
-	id := kinehook.NewID(kinehook.PrefixEvent)
-	for try := 0; ; try++ {
-		err := e.postOnce(url, secrets, id, body)
-		if err == nil {
-			return
+	e.enqueueHealth(func(ctx context.Context) {
+		ev := &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: op.Data.ProjectID,
+			Type: kinehook.EventType(op.Event), ResourceKey: op.Data.EndpointID, Payload: body}
+		if _, err := e.Publish(ctx, ev); err != nil {
+			e.log.Warn("delivery: operational event not recorded", "event", op.Event, "endpoint", op.Data.EndpointID, "err", err)
 		}
-		if try >= len(e.cfg.OperationsRetries) {
-			e.log.Warn("delivery: operational event not delivered", "event", op.Event, "url", url, "err", err)
-			return
-		}
-		select {
-		case <-e.sendCtx.Done():
-			return
-		case <-time.After(e.cfg.OperationsRetries[try]):
-		}
-	}
-}
-
-func (e *Engine) postOnce(url string, secrets []string, id string, body []byte) error {
-	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("operational event request: %w", err)
-	}
-	now := e.clock.Now()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", e.cfg.UserAgent)
-	req.Header.Set(kinehook.HeaderID, id)
-	req.Header.Set(kinehook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	if len(secrets) > 0 {
-		sig, err := kinehook.Sign(secrets, id, now, body)
-		if err != nil {
-			return fmt.Errorf("sign operational event: %w", err)
-		}
-		req.Header.Set(kinehook.HeaderSignature, sig)
-	}
-	resp, err := e.cfg.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("post operational event: %w", err)
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("post operational event: HTTP %d", resp.StatusCode)
-	}
-	return nil
+	})
 }

@@ -74,16 +74,15 @@ func TestRetryAfter(t *testing.T) {
 }
 
 // 410 disables the endpoint at once with the reason; its queue waits and
-// resumes when re-enabled; endpoint.disabled is posted, signed, to the
-// project's operations URL.
+// resumes when re-enabled; endpoint.disabled is recorded as an event of the
+// project and delivered, signed, to the endpoint that subscribes to it.
 func TestGoneDisablesEndpoint(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	ops := newSink(t)
-	h.proj.OperationsURL = ops.srv.URL + "/ops"
-	if err := h.store.UpdateProject(t.Context(), h.proj); err != nil {
-		t.Fatal(err)
-	}
+	opsEP := h.endpoint(ops.srv.URL+"/ops", func(e *kinehook.Endpoint) {
+		e.ID, e.EventTypes = kinehook.OperationsEndpointID(h.proj.ID), []string{"endpoint.*"}
+	})
 	s := newSink(t)
 	s.status(http.StatusGone)
 	ep := h.endpoint(s.srv.URL, nil)
@@ -100,6 +99,16 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	if err := kinehook.Verify([]string{testSecret}, op.header, op.body, h.clock.Now()); err != nil {
 		t.Errorf("operational event signature: %v", err)
 	}
+	// Recorded: an event of the project, with its delivery like any other.
+	evs, _, err := h.store.ListEvents(t.Context(), h.proj.ID, kinehook.EventFilter{Type: kinehook.EventEndpointDisabled})
+	if err != nil || len(evs) != 1 || evs[0].ID != op.id || evs[0].ResourceKey != ep.ID || string(evs[0].Payload) != string(op.body) {
+		t.Fatalf("recorded operational events %+v (%v), want the one delivered (%s)", evs, err, op.id)
+	}
+	ds, err := h.store.ListDeliveries(t.Context(), h.proj.ID, evs[0].ID)
+	if err != nil || len(ds) != 1 || ds[0].EndpointID != opsEP.ID {
+		t.Fatalf("deliveries of the operational event %+v (%v), want one to %s", ds, err, opsEP.ID)
+	}
+	h.waitStatus(ds[0].ID, kinehook.DeliverySucceeded, 1)
 	deadline := time.Now().Add(waitLimit)
 	for {
 		got, err := h.store.GetEndpoint(t.Context(), h.proj.ID, ep.ID)
@@ -127,9 +136,9 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	h.updateEndpoint(ep.ID, func(e *kinehook.Endpoint) { e.Disabled, e.DisabledReason = false, "" })
 	s.next(t)
 	h.waitStatus(first.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
-	_, evs := h.obs.snapshot()
-	if len(evs) != 1 || evs[0].Event != OpEndpointDisabled {
-		t.Errorf("observer saw %+v", evs)
+	_, seen := h.obs.snapshot()
+	if len(seen) != 1 || seen[0].Event != OpEndpointDisabled {
+		t.Errorf("observer saw %+v", seen)
 	}
 }
 
@@ -228,10 +237,7 @@ func TestCircuitBreaker(t *testing.T) {
 		c.RetrySchedule = []time.Duration{time.Hour, time.Hour}
 	})
 	ops := newSink(t)
-	h.proj.OperationsURL = ops.srv.URL
-	if err := h.store.UpdateProject(t.Context(), h.proj); err != nil {
-		t.Fatal(err)
-	}
+	h.endpoint(ops.srv.URL, func(e *kinehook.Endpoint) { e.EventTypes = []string{"endpoint.recovered"} })
 	s := newSink(t)
 	s.status(500)
 	h.endpoint(s.srv.URL, func(e *kinehook.Endpoint) { e.MaxInFlight = 1 })

@@ -953,3 +953,86 @@ func TestPatchEndpointKeepsAConcurrentDisable(t *testing.T) {
 			got.Description, got.Disabled, got.DisabledReason)
 	}
 }
+
+// TestOperationsURL: a project's operations_url makes an endpoint subscribed
+// to the operational events, with a secret of its own. The URL and filter
+// belong to the setting (409 when changed through the endpoint, which cannot
+// be deleted either); the rest is an ordinary endpoint. Operational events
+// are recorded in the project's event log and delivered to it, signed, like
+// any webhook; other endpoints do not get them.
+func TestOperationsURL(t *testing.T) {
+	e := newEnv(t)
+	pid, key := e.project("p")
+	ops := newSink(t)
+	pp := e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ops.URL + "/ops"}), 200).json(t)
+	opsID, _ := pp["operations_endpoint_id"].(string)
+	if opsID == "" {
+		t.Fatalf("no operations_endpoint_id: %v", pp)
+	}
+	epPath := "/v1/projects/" + pid + "/endpoints/" + opsID
+	ep := e.must(e.do("GET", epPath, key, nil), 200).json(t)
+	if ep["url"] != ops.URL+"/ops" || fmt.Sprint(ep["event_types"]) != "[endpoint.*]" {
+		t.Fatalf("operations endpoint %v", ep)
+	}
+	secret := e.must(e.do("GET", epPath+"/secret", key, nil), 200).json(t)["secret"].(string)
+	if r := e.do("PATCH", epPath, key, map[string]any{"url": "https://example.com/x"}); r.status != 409 || r.errField() != "url" {
+		t.Errorf("PATCH the url: %d %s", r.status, r.body)
+	}
+	if r := e.do("PATCH", epPath, key, map[string]any{"event_types": []string{"live.*"}}); r.status != 409 {
+		t.Errorf("PATCH the filter: %d %s", r.status, r.body)
+	}
+	e.must(e.do("PATCH", epPath, key, map[string]any{"description": "pager", "url": ops.URL + "/ops"}), 200)
+	if r := e.do("DELETE", epPath, key, nil); r.status != 409 {
+		t.Errorf("DELETE: %d %s", r.status, r.body)
+	}
+	for _, w := range e.must(e.do("GET", "/v1/webhooks", key, nil), 200).json(t)["data"].([]any) {
+		if w.(map[string]any)["id"] == opsID {
+			t.Error("/v1/webhooks lists the operations endpoint")
+		}
+	}
+	e.must(e.do("GET", "/v1/webhooks/"+opsID, key, nil), 404)
+
+	// An endpoint that answers 410 is disabled: endpoint.disabled is
+	// recorded and reaches the operations URL, and only it.
+	e.sink.setStatus(410)
+	gone := e.endpoint(pid, key, nil)
+	e.must(e.do("POST", "/v1/projects/"+pid+"/events", key, mediaEvent("v", "done")), 202)
+	waitFor(t, "endpoint.disabled at the operations URL", func() bool { return ops.count() >= 1 })
+	r := ops.received()[0]
+	if err := kinehook.Verify([]string{secret}, r.header, r.body, time.Now()); err != nil {
+		t.Errorf("operational event signature: %v", err)
+	}
+	var body struct {
+		Event string
+		Data  struct {
+			EndpointID string `json:"endpoint_id"`
+		}
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil || body.Event != "endpoint.disabled" || body.Data.EndpointID != gone["id"] {
+		t.Errorf("operational event %s (%v)", r.body, err)
+	}
+	list := e.must(e.do("GET", "/v1/projects/"+pid+"/events?event=endpoint.disabled", key, nil), 200).json(t)["data"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["id"] != r.header.Get("webhook-id") {
+		t.Fatalf("recorded operational events %v, want the delivered one", list)
+	}
+	if n := e.sink.count(); n != 1 {
+		t.Errorf("the endpoint that answered 410 got %d requests, want only its own event's", n)
+	}
+	if r := e.do("POST", "/v1/projects/"+pid+"/events", key, `{"event":"endpoint.disabled","data":{}}`); r.status != 422 {
+		t.Errorf("a client posted an operational event: %d %s", r.status, r.body)
+	}
+
+	// Moving the URL keeps the endpoint and its secret; clearing removes it.
+	e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ops.URL + "/moved"}), 200)
+	if ep := e.must(e.do("GET", epPath, key, nil), 200).json(t); ep["url"] != ops.URL+"/moved" {
+		t.Errorf("after moving: %v", ep)
+	}
+	if got := e.must(e.do("GET", epPath+"/secret", key, nil), 200).json(t)["secret"]; got != secret {
+		t.Error("moving the operations URL changed the secret")
+	}
+	pp = e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ""}), 200).json(t)
+	if _, ok := pp["operations_endpoint_id"]; ok {
+		t.Errorf("operations_endpoint_id after clearing: %v", pp)
+	}
+	e.must(e.do("GET", epPath, key, nil), 404)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	nethttp "net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -288,6 +289,14 @@ func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *
 		return
 	}
 	e, err := s.updateEndpoint(r, pid, r.PathValue("eid"), func(e *kinehook.Endpoint) error {
+		if kinehook.IsOperationsEndpoint(e.ID) {
+			if in.URL != nil && *in.URL != e.URL {
+				return errManaged("url", "its url is the project's operations_url: change that instead")
+			}
+			if in.EventTypes != nil && !slices.Equal(*in.EventTypes, e.EventTypes) {
+				return errManaged("event_types", "it receives the project's operational events (endpoint.*)")
+			}
+		}
 		return s.applyEndpoint(e, &in, false)
 	})
 	if err != nil {
@@ -327,8 +336,22 @@ func (s *Server) updateEndpoint(r *nethttp.Request, pid, eid string, fn func(*ki
 	}
 }
 
+// errManaged refuses a change to what a project's operations_url owns in the
+// endpoint it made.
+func errManaged(field, why string) error {
+	return &kinehook.Error{Code: kinehook.ECONFLICT, Field: field, Message: "this endpoint is made by the project's operations_url; " + why}
+}
+
 func (s *Server) deleteEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
 	pid, eid := projectID(r, p), r.PathValue("eid")
+	if kinehook.IsOperationsEndpoint(eid) {
+		if _, err := s.store.GetEndpoint(r.Context(), pid, eid); err != nil {
+			s.internal(w, "get endpoint", err)
+			return
+		}
+		writeError(w, errManaged("id", `remove it by setting the project's operations_url to ""`))
+		return
+	}
 	if err := s.store.DeleteEndpoint(r.Context(), pid, eid); err != nil {
 		s.internal(w, "delete endpoint", err)
 		return

@@ -189,8 +189,8 @@ func eventFilter(r *nethttp.Request) (kinehook.EventFilter, error) {
 		f.Limit = n
 	}
 	if v := q.Get("event"); v != "" {
-		if !kinehook.EventType(v).Known() {
-			return f, &kinehook.Error{Code: kinehook.EINVALID, Field: "event", Message: fmt.Sprintf("unknown event type %q; expected one of %v", v, kinehook.EventTypes)}
+		if t := kinehook.EventType(v); !t.Known() && !t.Operational() {
+			return f, &kinehook.Error{Code: kinehook.EINVALID, Field: "event", Message: fmt.Sprintf("unknown event type %q; expected one of %v or %v", v, kinehook.EventTypes, kinehook.OperationalEventTypes)}
 		}
 		f.Type = kinehook.EventType(v)
 	}

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -21,10 +22,16 @@ type projectView struct {
 	CreatedAt     time.Time `json:"created_at"`
 	RetentionDays int       `json:"retention_days,omitempty"`
 	OperationsURL string    `json:"operations_url,omitempty"`
+	// OperationsEndpointID is the endpoint the operations_url made.
+	OperationsEndpointID string `json:"operations_endpoint_id,omitempty"`
 }
 
 func viewProject(p *kinehook.Project) projectView {
-	return projectView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), RetentionDays: p.RetentionDays, OperationsURL: p.OperationsURL}
+	v := projectView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), RetentionDays: p.RetentionDays, OperationsURL: p.OperationsURL}
+	if p.OperationsURL != "" {
+		v.OperationsEndpointID = kinehook.OperationsEndpointID(p.ID)
+	}
+	return v
 }
 
 // NewProjectKey returns a new project API key: "kh_" and 32 random bytes in base64url.
@@ -80,6 +87,10 @@ func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *
 		s.internal(w, "create project", err)
 		return
 	}
+	if err := s.syncOperationsEndpoint(r.Context(), p); err != nil {
+		s.internal(w, "operations endpoint", err)
+		return
+	}
 	v := viewProject(p)
 	v.APIKey = key
 	writeJSON(w, nethttp.StatusCreated, v)
@@ -107,6 +118,55 @@ func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *pri
 		return
 	}
 	writeJSON(w, nethttp.StatusOK, viewProject(p))
+}
+
+// syncOperationsEndpoint makes the endpoint of the project's operations_url
+// (kinehook.OperationsEndpointID) agree with it: created, subscribed to the
+// operational events (endpoint.*) and with a secret of its own, when the URL
+// is set; its URL changed, secret and state kept, when the URL changes;
+// removed when the URL is cleared. Operational events then reach it like any
+// webhook: signed, retried, logged, replayable.
+func (s *Server) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project) error {
+	id := kinehook.OperationsEndpointID(p.ID)
+	ep, err := s.store.GetEndpoint(ctx, p.ID, id)
+	if err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+		return fmt.Errorf("get operations endpoint: %w", err)
+	}
+	exists := err == nil
+	now := s.now().UTC().Truncate(time.Millisecond)
+	switch {
+	case p.OperationsURL == "" && !exists:
+		return nil
+	case p.OperationsURL == "":
+		if err := s.store.DeleteEndpoint(ctx, p.ID, id); err != nil {
+			return fmt.Errorf("delete operations endpoint: %w", err)
+		}
+	case !exists:
+		secret, err := kinehook.GenerateSecret()
+		if err != nil {
+			return err
+		}
+		ep = &kinehook.Endpoint{ID: id, ProjectID: p.ID, URL: p.OperationsURL,
+			EventTypes:  []string{"endpoint.*"},
+			Description: "operational events of the project (made by its operations_url)",
+			Secrets:     []kinehook.EndpointSecret{{Value: secret}}, Scheme: kinehook.SchemeV1,
+			CreatedAt: now, UpdatedAt: now}
+		if err := s.store.CreateEndpoint(ctx, ep); err != nil {
+			return fmt.Errorf("create operations endpoint: %w", err)
+		}
+	case ep.URL != p.OperationsURL:
+		ep.URL, ep.UpdatedAt = p.OperationsURL, now
+		if !now.After(ep.UpdatedAt) {
+			ep.UpdatedAt = ep.UpdatedAt.Add(time.Millisecond)
+		}
+		if err := s.store.UpdateEndpoint(ctx, ep); err != nil {
+			return fmt.Errorf("update operations endpoint: %w", err)
+		}
+	default:
+		return nil
+	}
+	s.disp.EndpointChanged(ctx, p.ID, id)
+	return nil
 }
 
 // internal answers err: domain errors as themselves, anything else as a 500
@@ -164,6 +224,10 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *p
 	}
 	if err := s.store.UpdateProject(r.Context(), p); err != nil {
 		s.internal(w, "update project", err)
+		return
+	}
+	if err := s.syncOperationsEndpoint(r.Context(), p); err != nil {
+		s.internal(w, "operations endpoint", err)
 		return
 	}
 	// The cached project of this key is stale now.

@@ -1,7 +1,9 @@
 package http
 
 import (
+	"fmt"
 	nethttp "net/http"
+	"slices"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -67,7 +69,20 @@ func (s *Server) listWebhooks(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 		s.internal(w, "list endpoints", err)
 		return
 	}
+	// The endpoint of the project's operations_url is kinehook's, not a
+	// Kinescope webhook: Kinescope's clients neither see nor change it.
+	es = slices.DeleteFunc(es, func(e *kinehook.Endpoint) bool { return kinehook.IsOperationsEndpoint(e.ID) })
 	writeJSON(w, nethttp.StatusOK, dataBody[[]webhookView]{Data: views(es, viewWebhook)})
+}
+
+// webhookID is the {id} of a /v1/webhooks route, or an error when it names
+// no Kinescope webhook.
+func webhookID(r *nethttp.Request) (string, error) {
+	id := r.PathValue("id")
+	if kinehook.IsOperationsEndpoint(id) {
+		return "", &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("webhook %s not found", id)}
+	}
+	return id, nil
 }
 
 func (s *Server) createWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
@@ -96,7 +111,12 @@ func (s *Server) createWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *
 }
 
 func (s *Server) getWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	e, err := s.store.GetEndpoint(r.Context(), p.project.ID, r.PathValue("id"))
+	id, err := webhookID(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	e, err := s.store.GetEndpoint(r.Context(), p.project.ID, id)
 	if err != nil {
 		s.internal(w, "get webhook", err)
 		return
@@ -116,7 +136,12 @@ func (s *Server) putWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *pri
 		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "events", Message: "events must list at least one event type"})
 		return
 	}
-	e, err := s.updateEndpoint(r, p.project.ID, r.PathValue("id"), func(e *kinehook.Endpoint) error {
+	id, err := webhookID(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	e, err := s.updateEndpoint(r, p.project.ID, id, func(e *kinehook.Endpoint) error {
 		return s.applyEndpoint(e, in.endpointInput(), false)
 	})
 	if err != nil {
@@ -128,6 +153,10 @@ func (s *Server) putWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *pri
 
 func (s *Server) deleteWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
 	pid, id := p.project.ID, r.PathValue("id")
+	if _, err := webhookID(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	if err := s.store.DeleteEndpoint(r.Context(), pid, id); err != nil {
 		s.internal(w, "delete webhook", err)
 		return
