@@ -60,11 +60,19 @@ func newDemoCmd() *cobra.Command {
   4. the simulator posting video and live-stream lifecycles.
 
 It prints the dashboard URL with a key to sign in with, and a summary of
-deliveries every couple of seconds. Ctrl-C stops everything and removes the
-data folder, SQLite file included (unless --keep-data).`,
+deliveries every couple of seconds. Ctrl-C (or SIGTERM, or SIGHUP when the
+terminal closes) stops everything and removes the data folder, SQLite file
+included (unless --keep-data).
+
+--duration is how long the simulator posts, counted from the banner: the
+start-up comes before it, and after it the demo waits up to 10 s for the last
+deliveries (a refused first attempt is retried after 1 s) and stops the server
+and the receiver. --rate is a ceiling: each resource's next event is posted
+only after the previous one was accepted, 4 posts at a time, so a server slowed
+down by a loaded machine takes fewer (the final lines say how many).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), demoSignals...)
 			defer stop()
 			return runDemo(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -72,12 +80,29 @@ data folder, SQLite file included (unless --keep-data).`,
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:0", "address of the demo server (port 0: a free port)")
 	f.StringVar(&o.rate, "rate", "20/s", "simulated events per second")
-	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0 = until Ctrl-C)")
+	f.DurationVar(&o.duration, "duration", 0, "simulate for this long after start-up, then wait up to 10 s for the last deliveries and stop (0 = until Ctrl-C)")
 	f.BoolVar(&o.keepData, "keep-data", false, "keep the temporary data folder (its path is printed)")
 	f.Float64Var(&o.flaky, "flaky", 0.05, "share of deliveries the receiver refuses at the first attempt (they succeed on retry)")
 	f.DurationVar(&o.every, "every", 2*time.Second, "how often to print the delivery summary")
 	f.Uint64Var(&o.seed, "seed", 0, "simulator seed (default: random)")
 	return cmd
+}
+
+// demoSignals stop the demo cleanly (server and receiver stopped, data folder
+// removed): Ctrl-C, SIGTERM, and SIGHUP, which a closing terminal sends and
+// which would otherwise kill the demo and leave its data folder behind.
+var demoSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// demoRequestTimeout bounds one request of the demo to its own server.
+const demoRequestTimeout = 5 * time.Second
+
+// demoRequestCtx is the context of one request of the demo to its server. It
+// does not end with ctx: a request in flight when the demo is stopped
+// finishes (briefly) instead of being cut off, which the server would log as
+// an ERROR ("api: list deliveries" ... "context canceled") although nothing
+// went wrong. Callers check ctx before starting a request.
+func demoRequestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), demoRequestTimeout)
 }
 
 // freeLoopbackAddr resolves port 0 of addr to a port free right now.
@@ -129,6 +154,9 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	// 1. The server: `kinehook serve` itself with the demo's flags.
 	srv, err := startDemoServer(ctx, o.addr, dir, stderr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	// The receiver stops after the server, so deliveries in flight while
@@ -172,15 +200,20 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 	receiverURL := "http://" + rln.Addr().String() + "/webhooks"
 
 	// 3. A project and an endpoint pointing at the receiver.
-	p, err := admin.CreateProject(ctx, "demo")
+	rctx, rcancel := demoRequestCtx(ctx)
+	defer rcancel()
+	p, err := admin.CreateProject(rctx, "demo")
 	if err != nil {
 		return fmt.Errorf("create the demo project: %w", err)
 	}
-	ep, err := admin.CreateEndpoint(ctx, p.ID, client.EndpointCreate{
+	ep, err := admin.CreateEndpoint(rctx, p.ID, client.EndpointCreate{
 		URL: receiverURL, Secret: secret, Description: "kinehook demo receiver (examples/statussync)",
 	})
 	if err != nil {
 		return fmt.Errorf("create the demo endpoint: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil // stopped while starting
 	}
 
 	fmt.Fprintf(stdout, `kinehook demo is running.
@@ -227,12 +260,14 @@ Simulating a video platform at %s events/s. Press Ctrl-C to stop.
 	// and the first videos are done within seconds.
 	stats := &simulator.Stats{}
 	simDone := make(chan struct{})
+	var simTime time.Duration
+	start := time.Now()
 	go func() {
 		defer close(simDone)
-		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: rate, Concurrency: 4, Active: 8, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
+		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: rate, Concurrency: demoConcurrency, Active: 8, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
+		simTime = time.Since(start)
 	}()
 
-	start := time.Now()
 	tick := time.NewTicker(o.every)
 	defer tick.Stop()
 loop:
@@ -276,7 +311,29 @@ loop:
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, label+demoLine(time.Since(start), stats, tracker, recv))
 	fmt.Fprintln(stdout, "receiver (examples/statussync): "+recv.summary(context.WithoutCancel(ctx)))
+	if note := demoRateNote(stats.Sent.Load(), simTime, rate); note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 	return nil
+}
+
+// demoConcurrency is how many posts the demo's simulator has in flight.
+const demoConcurrency = 4
+
+// demoRateNote explains a run that posted well below --rate: the simulator
+// waits for each post to be accepted, demoConcurrency at a time, so a slow
+// server (a loaded machine) bounds the rate. "" when the rate was about met
+// or the run was too short to tell.
+func demoRateNote(sent int64, simTime time.Duration, rate float64) string {
+	if rate <= 0 || simTime < 2*time.Second {
+		return ""
+	}
+	got := float64(sent) / simTime.Seconds()
+	if got >= 0.8*rate {
+		return ""
+	}
+	return fmt.Sprintf("note: %d events in %.1f s is %.1f/s, below --rate %s/s: each post waits for the server's answer (%d at a time), and this server answered slowly (%.0f ms a post on average; a loaded machine?)",
+		sent, simTime.Seconds(), got, strconv.FormatFloat(rate, 'f', -1, 64), demoConcurrency, float64(demoConcurrency)*1000/max(got, 0.001))
 }
 
 // simRetryable marks the API's throttling answers for the simulator to retry.
@@ -375,12 +432,15 @@ func startDemoServerOnce(ctx context.Context, addr, dir, adminKey string, stderr
 	c := client.New("http://"+addr, adminKey)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		rctx, rcancel := demoRequestCtx(ctx)
 		err := c.Ready(rctx)
 		rcancel()
 		if err == nil {
 			// Make sure it is ours: another program may have taken the port.
-			if _, err := c.ListProjects(ctx); err != nil {
+			lctx, lcancel := demoRequestCtx(ctx)
+			_, err := c.ListProjects(lctx)
+			lcancel()
+			if err != nil {
 				_ = s.stop()
 				if client.ErrorCode(err) == kinehook.EUNAUTHORIZED {
 					return nil, errDemoRetry
@@ -463,9 +523,17 @@ func (t *deliveryTracker) poll(ctx context.Context) {
 	sem := make(chan struct{}, 8)
 	for i, id := range ids {
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			// Stopping: ask no more (the unasked stay open); the requests
+			// in flight finish on their own contexts.
+			<-sem
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			ds, err := t.c.ListDeliveries(ctx, t.pid, id)
+			rctx, cancel := demoRequestCtx(ctx)
+			defer cancel()
+			ds, err := t.c.ListDeliveries(rctx, t.pid, id)
 			if err != nil {
 				return
 			}

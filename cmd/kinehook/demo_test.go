@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,5 +233,177 @@ func TestDemoStopsCleanlyOnCancel(t *testing.T) {
 	}
 	if os.Getenv(serveAdminKeyEnv) != "" {
 		t.Errorf("the demo left %s set", serveAdminKeyEnv)
+	}
+	if strings.Contains(errOut.String(), "level=ERROR") {
+		t.Errorf("stopping the demo logged errors:\n%s", errOut.String())
+	}
+}
+
+// TestDemoHelperProcess is not a test: TestDemoStopsOnSignals runs the test
+// binary with it selected to get a real `kinehook demo` process.
+func TestDemoHelperProcess(t *testing.T) {
+	args := os.Getenv("KINEHOOK_DEMO_HELPER_ARGS")
+	if args == "" {
+		t.Skip("helper process for TestDemoStopsOnSignals")
+	}
+	rootCmd.SetArgs(strings.Fields(args))
+	if err := rootCmd.Execute(); err != nil {
+		os.Stderr.WriteString("kinehook: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestDemoStopsOnSignals runs `kinehook demo` as its own process and stops it
+// as a user does: Ctrl-C (SIGINT), or closing the terminal (SIGHUP). Either
+// way it stops cleanly, exits 0, logs no error and leaves no data folder in
+// the temporary directory.
+func TestDemoStopsOnSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestDemoHelperProcess$")
+			cmd.Env = append(os.Environ(), "KINEHOOK_DEMO_HELPER_ARGS=demo --every 100ms --rate 40/s",
+				"TMPDIR="+tmp, serveAdminKeyEnv+"=")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var errOut demoBuffer
+			cmd.Stderr = &errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			var out demoBuffer
+			banner := make(chan struct{})
+			copied := make(chan struct{})
+			go func() {
+				defer close(copied)
+				sc := bufio.NewScanner(stdout)
+				once := sync.Once{}
+				for sc.Scan() {
+					out.Write([]byte(sc.Text() + "\n"))
+					if strings.Contains(sc.Text(), "Press Ctrl-C to stop") {
+						once.Do(func() { close(banner) })
+					}
+				}
+			}()
+			select {
+			case <-banner:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no banner:\n%s\n%s", out.String(), errOut.String())
+			}
+			time.Sleep(time.Second)
+			if entries, _ := os.ReadDir(tmp); len(entries) == 0 {
+				t.Fatalf("no data folder in TMPDIR %s while the demo runs", tmp)
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { <-copied; exited <- cmd.Wait() }()
+			select {
+			case err := <-exited:
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					t.Fatalf("%v: demo exited with %v\n%s\n%s", sig, err, out.String(), errOut.String())
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%v: the demo did not stop\n%s\n%s", sig, out.String(), errOut.String())
+			}
+			if !strings.Contains(out.String(), "stopped (deliveries as last checked)") {
+				t.Errorf("%v: no stop summary:\n%s", sig, out.String())
+			}
+			if strings.Contains(errOut.String(), "level=ERROR") {
+				t.Errorf("%v: stopping the demo logged errors:\n%s", sig, errOut.String())
+			}
+			entries, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				t.Errorf("%v: %s left behind in TMPDIR", sig, e.Name())
+			}
+		})
+	}
+}
+
+// TestDemoTrackerLetsRequestsFinishOnStop stops a poll while its requests
+// are in flight: they finish instead of being cut off (the server would log a
+// cut request as an ERROR), and no new request starts.
+func TestDemoTrackerLetsRequestsFinishOnStop(t *testing.T) {
+	var (
+		mu        sync.Mutex
+		started   int
+		cut       int
+		completed int
+	)
+	inFlight := make(chan struct{}, 100)
+	release := make(chan struct{})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		started++
+		mu.Unlock()
+		inFlight <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Context().Err() != nil {
+			cut++
+			return
+		}
+		completed++
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":[{"id":"dlv_1","status":"succeeded"}]}`)
+	}))
+	defer api.Close()
+	tr := newDeliveryTracker(client.New(api.URL, "kh_test"), "prj_1")
+	for i := range 20 {
+		tr.add("evt_" + strconv.Itoa(i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() { tr.poll(ctx); close(polled) }()
+	for range 8 {
+		<-inFlight
+	}
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	select {
+	case <-polled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("poll did not return after its context ended")
+	}
+	api.Close() // waits for the handlers
+	mu.Lock()
+	defer mu.Unlock()
+	if cut != 0 || completed != 8 || started != 8 {
+		t.Errorf("started %d, completed %d, cut off %d requests; want 8, 8, 0", started, completed, cut)
+	}
+	c := tr.counts()
+	if c.succeeded != 8 || c.open != 12 {
+		t.Errorf("counts %+v; want 8 succeeded and 12 still open", c)
+	}
+}
+
+func TestDemoRateNote(t *testing.T) {
+	if n := demoRateNote(160, 8*time.Second, 20); n != "" {
+		t.Errorf("rate met, yet a note: %s", n)
+	}
+	if n := demoRateNote(3, time.Second, 20); n != "" {
+		t.Errorf("too short to tell, yet a note: %s", n)
+	}
+	n := demoRateNote(30, 8*time.Second, 20)
+	for _, want := range []string{"30 events in 8.0 s is 3.8/s", "below --rate 20/s", "1067 ms a post"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("note %q lacks %q", n, want)
+		}
 	}
 }

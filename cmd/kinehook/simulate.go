@@ -62,7 +62,10 @@ suspended) and live streams (created -> connected -> enabled -> (disconnected ->
 connected)* -> finished with the recording's video_id, or cancelled), posted to
 POST /v1/projects/{pid}/events. The events of one video or stream go in
 lifecycle order, each after the previous one was accepted; many resources are
-interleaved. --media 0 --live 0 runs endlessly (until --duration or Ctrl-C).`,
+interleaved. When an event fails (refused, or still throttled after 8 retries),
+its resource's later events are not posted: that lifecycle is abandoned, shown
+apart in the summary and never counted as complete. --media 0 --live 0 runs
+endlessly (until --duration or Ctrl-C).`,
 		Example: `  kinehook simulate --url http://127.0.0.1:8080 --key kh_... --project prj_... --rate 100/s --media 500 --live 50`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -97,7 +100,7 @@ interleaved. --media 0 --live 0 runs endlessly (until --duration or Ctrl-C).`,
 				writeSimSummary(cmd.OutOrStdout(), stats, seed)
 			}
 			if n := stats.Stats.Errors.Load(); n > 0 {
-				return fmt.Errorf("%d events were refused; last error: %w", n, stats.Stats.LastError())
+				return fmt.Errorf("%d events failed, %d lifecycles abandoned; last error: %w", n, stats.Stats.Abandoned.Load(), stats.Stats.LastError())
 			}
 			return nil
 		},
@@ -188,11 +191,15 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progressLine formats sent, rate, errors and lifecycles.
+// progressLine formats sent, rate, errors and lifecycles (complete, and
+// abandoned at a failed event when there are any).
 func progressLine(stats *simulator.Stats, total int, rate float64, elapsed time.Duration) string {
 	lc := strconv.FormatInt(stats.Completed.Load(), 10)
 	if total > 0 {
 		lc += "/" + strconv.Itoa(total)
+	}
+	if n := stats.Abandoned.Load(); n > 0 {
+		lc += fmt.Sprintf(" (%d abandoned)", n)
 	}
 	return fmt.Sprintf("%5.0fs  sent %d  rate %.1f/s  errors %d  throttled %d  lifecycles %s",
 		elapsed.Seconds(), stats.Sent.Load(), rate, stats.Errors.Load(), stats.Throttled.Load(), lc)
@@ -249,32 +256,48 @@ func writeSimSummary(w io.Writer, r *simResult, seed uint64) {
 		sent, r.Elapsed.Round(time.Millisecond), rate, s.Errors.Load(), s.Throttled.Load())
 	media := oc[simulator.OutcomeDone] + oc[simulator.OutcomeError] + oc[simulator.OutcomeAborted]
 	live := oc[simulator.OutcomeFinished] + oc[simulator.OutcomeCancelled]
-	fmt.Fprintf(w, "media: %d complete (done %d, error %d, aborted %d; %d passed through suspended)\n",
-		media, oc[simulator.OutcomeDone], oc[simulator.OutcomeError], oc[simulator.OutcomeAborted], oc["suspended"])
-	fmt.Fprintf(w, "live:  %d complete (finished %d, cancelled %d)\n", live, oc[simulator.OutcomeFinished], oc[simulator.OutcomeCancelled])
-	if started := s.Started.Load(); started > s.Completed.Load() {
-		fmt.Fprintf(w, "%d lifecycles were cut short by --duration or Ctrl-C\n", started-s.Completed.Load())
+	ab := s.AbandonedByKind()
+	abandoned := func(k simulator.Kind) string {
+		if ab[k] == 0 {
+			return ""
+		}
+		return fmt.Sprintf(", %d abandoned at a failed event", ab[k])
+	}
+	fmt.Fprintf(w, "media: %d complete (done %d, error %d, aborted %d; %d passed through suspended)%s\n",
+		media, oc[simulator.OutcomeDone], oc[simulator.OutcomeError], oc[simulator.OutcomeAborted], oc["suspended"], abandoned(simulator.KindMedia))
+	fmt.Fprintf(w, "live:  %d complete (finished %d, cancelled %d)%s\n", live, oc[simulator.OutcomeFinished], oc[simulator.OutcomeCancelled], abandoned(simulator.KindLive))
+	if cut := s.Started.Load() - s.Completed.Load() - s.Abandoned.Load(); cut > 0 {
+		fmt.Fprintf(w, "%d lifecycles were cut short by --duration or Ctrl-C\n", cut)
 	}
 	fmt.Fprintf(w, "seed: %d\n", seed)
 }
 
 // simSummary is the --json form of the final summary.
 type simSummary struct {
-	Sent       int64          `json:"sent"`
-	Errors     int64          `json:"errors"`
-	Throttled  int64          `json:"throttled"`
-	Started    int64          `json:"lifecycles_started"`
-	Completed  int64          `json:"lifecycles_completed"`
-	Outcomes   map[string]int `json:"outcomes"`
-	ElapsedSec float64        `json:"elapsed_seconds"`
-	Seed       uint64         `json:"seed"`
+	Sent      int64 `json:"sent"`
+	Errors    int64 `json:"errors"`
+	Throttled int64 `json:"throttled"`
+	Started   int64 `json:"lifecycles_started"`
+	Completed int64 `json:"lifecycles_completed"`
+	// Abandoned are the lifecycles stopped at a failed event (by kind in
+	// AbandonedBy); they are not in Completed nor in Outcomes.
+	Abandoned   int64          `json:"lifecycles_abandoned"`
+	AbandonedBy map[string]int `json:"abandoned"`
+	Outcomes    map[string]int `json:"outcomes"`
+	ElapsedSec  float64        `json:"elapsed_seconds"`
+	Seed        uint64         `json:"seed"`
 }
 
 func simSummaryJSON(r *simResult, seed uint64) simSummary {
 	s := r.Stats
+	abandonedBy := map[string]int{string(simulator.KindMedia): 0, string(simulator.KindLive): 0}
+	for k, n := range s.AbandonedByKind() {
+		abandonedBy[string(k)] = n
+	}
 	return simSummary{
 		Sent: s.Sent.Load(), Errors: s.Errors.Load(), Throttled: s.Throttled.Load(),
 		Started: s.Started.Load(), Completed: s.Completed.Load(), Outcomes: s.Outcomes(),
+		Abandoned: s.Abandoned.Load(), AbandonedBy: abandonedBy,
 		ElapsedSec: r.Elapsed.Seconds(), Seed: seed,
 	}
 }

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
 	"github.com/kinehook/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/internal/stacktest"
 )
 
 func TestSimulateAgainstServer(t *testing.T) {
@@ -127,8 +133,9 @@ func TestProgressLine(t *testing.T) {
 	s.Sent.Store(120)
 	s.Errors.Store(2)
 	s.Completed.Store(7)
+	s.Abandoned.Store(2)
 	line := progressLine(&s, 30, 41.5, 3e9)
-	for _, want := range []string{"sent 120", "rate 41.5/s", "errors 2", "lifecycles 7/30"} {
+	for _, want := range []string{"sent 120", "rate 41.5/s", "errors 2", "lifecycles 7/30 (2 abandoned)"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("progress line %q lacks %q", line, want)
 		}
@@ -177,5 +184,123 @@ func TestDrawProgress(t *testing.T) {
 			<-finished
 			tc.check(t, out.String())
 		})
+	}
+}
+
+// TestSimulateAbandonsAFailedLifecycle puts a server in front of which one
+// event in the middle of one live stream's lifecycle is refused (422): the
+// simulator posts none of that stream's later events, counts its lifecycle as
+// abandoned (not complete) in the summary and in --json, and exits 1; every
+// other lifecycle is posted whole.
+func TestSimulateAbandonsAFailedLifecycle(t *testing.T) {
+	// The flags below on top of simulate's defaults.
+	cfg := simulator.DefaultConfig()
+	cfg.Media, cfg.Live, cfg.CancelShare, cfg.ReconnectsMax, cfg.Seed = 6, 4, 0, 1, 33
+	gen, _ := simulator.NewGenerator(cfg)
+	var victim *simulator.Stream
+	total := 0
+	for s, ok := gen.Next(); ok; s, ok = gen.Next() {
+		total += len(s.Bodies)
+		if victim == nil && s.Kind == simulator.KindLive {
+			victim = s
+		}
+	}
+	if victim == nil || len(victim.Bodies) < 4 {
+		t.Fatalf("seed %d: want a live stream of 4 events or more first, got %+v", cfg.Seed, victim)
+	}
+	const at = 2 // live.enabled is refused: live.finished must not follow
+	var (
+		mu      sync.Mutex
+		seen    = map[string]int{}
+		refused int
+	)
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/events") {
+				h.ServeHTTP(w, r)
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			ev, err := kinehook.ParseStrict(body)
+			if err == nil && ev.ResourceKey() == victim.Resource {
+				mu.Lock()
+				n := seen[victim.Resource]
+				seen[victim.Resource]++
+				if n == at {
+					refused++
+				}
+				mu.Unlock()
+				if n == at {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusUnprocessableEntity)
+					_, _ = io.WriteString(w, `{"error":{"code":"invalid","message":"refused by the test"}}`)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	stack := stacktest.Start(t, cliAdminKey, nil, wrap)
+	t.Setenv("KINEHOOK_URL", "")
+	t.Setenv("KINEHOOK_API_KEY", "")
+	t.Setenv("KINEHOOK_PROJECT", "")
+	admin := client.New(stack.URL, cliAdminKey)
+	ctx := context.Background()
+	p, err := admin.CreateProject(ctx, "sim-abandon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"simulate", "--url", stack.URL, "--key", p.APIKey, "--project", p.ID,
+		"--media", "6", "--live", "4", "--cancel-share", "0", "--reconnects-max", "1", "--rate", "0", "--seed", "33"}
+	out, errOut, err := cliExec(t, cliRoot(), args...)
+	if err == nil || !strings.Contains(err.Error(), "1 events failed, 1 lifecycles abandoned") || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("simulate: err %v, want 1 failed event and 1 abandoned lifecycle\n%s\n%s", err, out, errOut)
+	}
+	mu.Lock()
+	posts, refusals := seen[victim.Resource], refused
+	mu.Unlock()
+	if refusals != 1 || posts != at+1 {
+		t.Fatalf("the victim's events reached the server %d times (refused %d); want %d then nothing", posts, refusals, at+1)
+	}
+	sent := total - (len(victim.Bodies) - at)
+	for _, want := range []string{"sent " + itoa(sent) + " events", "1 errors", "media: 6 complete", "live:  3 complete", "1 abandoned at a failed event", "seed: 33"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "cut short") {
+		t.Errorf("the abandoned lifecycle is reported as cut short:\n%s", out)
+	}
+	// The server holds the victim's events before the refused one, and no more.
+	var victimEvents int
+	for ev, err := range admin.AllEvents(ctx, p.ID, client.EventListOptions{ResourceKey: victim.Resource}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ev
+		victimEvents++
+	}
+	if victimEvents != at {
+		t.Errorf("the server holds %d events of the abandoned stream, want %d", victimEvents, at)
+	}
+
+	// --json says the same.
+	p2, err := admin.CreateProject(ctx, "sim-abandon-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	seen = map[string]int{}
+	mu.Unlock()
+	args[4], args[6] = p2.APIKey, p2.ID
+	out, _, err = cliExec(t, cliRoot(), append(args, "--json")...)
+	if err == nil {
+		t.Fatal("simulate --json: no error after a refused event")
+	}
+	sum := decodeJSON[simSummary](t, out)
+	if sum.Errors != 1 || sum.Abandoned != 1 || sum.AbandonedBy["live"] != 1 || sum.AbandonedBy["media"] != 0 ||
+		sum.Completed != 9 || sum.Started != 10 || sum.Sent != int64(sent) {
+		t.Fatalf("--json summary: %+v", sum)
 	}
 }

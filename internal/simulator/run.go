@@ -11,7 +11,8 @@ import (
 
 // Sender posts one webhook body to the server. It returns a *RetryableError
 // when the same body should be posted again later (the server throttled or was
-// briefly unavailable); any other error counts the event as failed.
+// briefly unavailable); any other error counts the event as failed, and its
+// resource's lifecycle is abandoned there.
 type Sender func(ctx context.Context, body []byte, idempotencyKey string) error
 
 // RetryableError asks Run to post the same event again after Wait.
@@ -39,8 +40,8 @@ type RunConfig struct {
 	// RunID prefixes the Idempotency-Key of every event, so that a post
 	// repeated after a lost answer creates nothing new.
 	RunID string
-	// OnError, when set, is called with each event that finally failed;
-	// calls are serialized.
+	// OnError, when set, is called with each event that finally failed (its
+	// lifecycle is abandoned); calls are serialized.
 	OnError func(body []byte, err error)
 }
 
@@ -50,11 +51,15 @@ type Stats struct {
 	Errors    atomic.Int64 // events that finally failed
 	Throttled atomic.Int64 // retries after a RetryableError
 	Started   atomic.Int64 // lifecycles begun
-	Completed atomic.Int64 // lifecycles whose every event was posted
+	Completed atomic.Int64 // lifecycles whose every event was accepted
+	// Abandoned counts lifecycles stopped at an event that finally failed:
+	// their later events were not posted, and they are not Completed.
+	Abandoned atomic.Int64
 
-	mu       sync.Mutex
-	outcomes map[string]int
-	lastErr  error
+	mu        sync.Mutex
+	outcomes  map[string]int
+	abandoned map[Kind]int
+	lastErr   error
 }
 
 // Outcomes returns how many completed lifecycles ended each way ("done",
@@ -65,6 +70,17 @@ func (s *Stats) Outcomes() map[string]int {
 	defer s.mu.Unlock()
 	out := make(map[string]int, len(s.outcomes))
 	for k, v := range s.outcomes {
+		out[k] = v
+	}
+	return out
+}
+
+// AbandonedByKind returns how many abandoned lifecycles were of each kind.
+func (s *Stats) AbandonedByKind() map[Kind]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[Kind]int, len(s.abandoned))
+	for k, v := range s.abandoned {
 		out[k] = v
 	}
 	return out
@@ -88,6 +104,20 @@ func (s *Stats) complete(st *Stream) {
 	if st.Suspended {
 		s.outcomes["suspended"]++
 	}
+}
+
+// fail records an event of st that finally failed with err: the event is an
+// error and st's lifecycle is abandoned.
+func (s *Stats) fail(st *Stream, err error) {
+	s.Errors.Add(1)
+	s.Abandoned.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.abandoned == nil {
+		s.abandoned = map[Kind]int{}
+	}
+	s.abandoned[st.Kind]++
+	s.lastErr = err
 }
 
 // pacer spaces events evenly at a rate.
@@ -128,6 +158,15 @@ func (p *pacer) wait(ctx context.Context) bool {
 // postGrace bounds how long a post in flight may finish after Run's context ends.
 const postGrace = 5 * time.Second
 
+// postResult is how a post ended.
+type postResult int
+
+const (
+	postSent   postResult = iota // the server accepted the event
+	postFailed                   // refused, or not sent after the retries: the lifecycle is abandoned
+	postCut                      // ctx ended before the event was accepted or refused
+)
+
 // active is a stream being posted: at most one of its events is in flight.
 type active struct {
 	s    *Stream
@@ -137,9 +176,12 @@ type active struct {
 // Run posts the generator's streams through send until the generator is
 // done or ctx ends (a duration is a context deadline). The events of one
 // resource go strictly in lifecycle order, each after the previous one was
-// accepted; up to rc.Active resources are interleaved. It returns nil when
-// every stream was posted or ctx ended; failed events are counted in stats,
-// not returned.
+// accepted; up to rc.Active resources are interleaved. When an event finally
+// fails (the sender refused it, or it was still throttled after
+// rc.MaxRetries retries), its resource's later events are not posted: the
+// lifecycle is counted as abandoned, never as completed, and the next stream
+// takes its place. It returns nil when every stream was posted or abandoned,
+// or ctx ended; failed events are counted in stats, not returned.
 func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *Stats) error {
 	if gen == nil || send == nil || stats == nil {
 		return errors.New("simulator: Run needs a generator, a sender and stats")
@@ -189,7 +231,7 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 		return nil
 	}
 
-	post := func(a *active) {
+	post := func(a *active) postResult {
 		body := a.s.Bodies[a.next]
 		key := fmt.Sprintf("%s-%d", rc.RunID, atomic.AddInt64(&seq, 1))
 		if rc.RunID == "" {
@@ -205,10 +247,16 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 			cancel()
 			if err == nil {
 				stats.Sent.Add(1)
-				return
+				return postSent
+			}
+			if ctx.Err() != nil {
+				// Stopping (the post may have been cancelled after the
+				// grace, or have failed because the run is ending): the
+				// lifecycle is cut short, not abandoned.
+				return postCut
 			}
 			var re *RetryableError
-			if ctx.Err() == nil && errors.As(err, &re) && try < rc.MaxRetries {
+			if errors.As(err, &re) && try < rc.MaxRetries {
 				stats.Throttled.Add(1)
 				wait := re.Wait
 				if wait <= 0 {
@@ -220,21 +268,16 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 					continue
 				case <-ctx.Done():
 					t.Stop()
+					return postCut
 				}
 			}
-			if ctx.Err() != nil {
-				return
-			}
-			stats.Errors.Add(1)
-			stats.mu.Lock()
-			stats.lastErr = err
-			stats.mu.Unlock()
+			stats.fail(a.s, err)
 			if rc.OnError != nil {
 				onErrMu.Lock()
 				rc.OnError(body, err)
 				onErrMu.Unlock()
 			}
-			return
+			return postFailed
 		}
 	}
 
@@ -253,16 +296,26 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 				if !p.wait(ctx) {
 					return
 				}
-				post(a)
+				switch post(a) {
+				case postCut:
+					return
+				case postSent:
+					a.next++
+					if a.next == len(a.s.Bodies) {
+						stats.complete(a.s)
+					}
+				case postFailed:
+					// Its later events must not overtake the refused one:
+					// the lifecycle stops here (stats.fail counted it).
+					a.next = len(a.s.Bodies)
+				}
 				if ctx.Err() != nil {
 					return
 				}
-				a.next++
 				if a.next < len(a.s.Bodies) {
 					ready <- a
 					continue
 				}
-				stats.complete(a.s)
 				if n := nextStream(); n != nil {
 					ready <- n
 					continue

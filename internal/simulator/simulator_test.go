@@ -232,13 +232,15 @@ func TestCheckLifecycleRejects(t *testing.T) {
 
 // recorder is a Sender that keeps what it got, per resource, in arrival order.
 type recorder struct {
-	mu        sync.Mutex
-	order     []string
-	byRes     map[string][][]byte
-	keys      map[string]bool
-	failEvery int
-	throttle  int
-	calls     int
+	mu       sync.Mutex
+	order    []string
+	byRes    map[string][][]byte
+	keys     map[string]bool
+	throttle int
+	calls    int
+	// refuse, when set, is asked about each event (the index of the event
+	// in its resource's lifecycle) before it is recorded.
+	refuse func(res string, i int) error
 }
 
 func (r *recorder) send(ctx context.Context, body []byte, key string) error {
@@ -252,11 +254,16 @@ func (r *recorder) send(ctx context.Context, body []byte, key string) error {
 	if r.throttle > 0 && r.calls%r.throttle == 0 {
 		return &RetryableError{Wait: time.Millisecond, Err: errors.New("429")}
 	}
+	res := ev.ResourceKey()
+	if r.refuse != nil {
+		if err := r.refuse(res, len(r.byRes[res])); err != nil {
+			return err
+		}
+	}
 	if r.keys[key] {
 		return errors.New("duplicate idempotency key " + key)
 	}
 	r.keys[key] = true
-	res := ev.ResourceKey()
 	r.order = append(r.order, res)
 	r.byRes[res] = append(r.byRes[res], body)
 	return nil
@@ -307,7 +314,7 @@ func TestRunKeepsPerResourceOrderAndInterleaves(t *testing.T) {
 }
 
 func TestRunCountsFailuresAndHonoursRate(t *testing.T) {
-	g, _ := NewGenerator(Config{Media: 5, Seed: 3})
+	g, _ := NewGenerator(Config{Media: 25, Seed: 3})
 	var stats Stats
 	var failed int
 	send := func(ctx context.Context, body []byte, key string) error { return errors.New("refused") }
@@ -316,15 +323,98 @@ func TestRunCountsFailuresAndHonoursRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 5 lifecycles of 5 events, every one failing, at 200/s: at least ~120 ms.
+	// 25 lifecycles, each abandoned at its first event, at 200/s: at least ~120 ms.
 	if el := time.Since(start); el < 100*time.Millisecond {
 		t.Errorf("25 events at 200/s took %v", el)
 	}
 	if stats.Errors.Load() != 25 || stats.Sent.Load() != 0 || failed != 25 {
 		t.Errorf("errors %d sent %d callbacks %d; want 25, 0, 25", stats.Errors.Load(), stats.Sent.Load(), failed)
 	}
+	if stats.Started.Load() != 25 || stats.Abandoned.Load() != 25 || stats.Completed.Load() != 0 || stats.AbandonedByKind()[KindMedia] != 25 {
+		t.Errorf("started %d abandoned %d (%v) completed %d; want 25, 25, 0", stats.Started.Load(), stats.Abandoned.Load(), stats.AbandonedByKind(), stats.Completed.Load())
+	}
 	if stats.LastError() == nil {
 		t.Error("no last error")
+	}
+}
+
+// TestRunAbandonsALifecycleAtAFailedEvent refuses one event in the middle of
+// one resource's lifecycle (outright, or by throttling it past MaxRetries):
+// none of that resource's later events is posted, its lifecycle counts as
+// abandoned and not completed, and every other resource goes through whole.
+func TestRunAbandonsALifecycleAtAFailedEvent(t *testing.T) {
+	cfg := Config{Media: 30, Live: 10, ErrorShare: 0.1, AbortShare: 0.1, SuspendShare: 0.2, CancelShare: 0.2, ReconnectsMax: 2, Seed: 17}
+	want := generate(t, cfg)
+	// The victim: a live stream of at least 4 events, refused at its third.
+	var victim *Stream
+	for _, s := range want {
+		if s.Kind == KindLive && len(s.Bodies) >= 4 {
+			victim = s
+			break
+		}
+	}
+	if victim == nil {
+		t.Fatal("no live stream of 4 events or more")
+	}
+	const at = 2
+	cases := []struct {
+		name      string
+		err       error
+		throttled bool
+	}{
+		{"refused", errors.New("422 invalid"), false},
+		{"throttled past the retries", &RetryableError{Wait: time.Millisecond, Err: errors.New("429")}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := NewGenerator(cfg)
+			rec := &recorder{byRes: map[string][][]byte{}, keys: map[string]bool{}}
+			rec.refuse = func(res string, i int) error {
+				if res == victim.Resource && i == at {
+					return tc.err
+				}
+				return nil
+			}
+			var stats Stats
+			var failedBodies [][]byte
+			err := Run(context.Background(), g, rec.send, RunConfig{Concurrency: 4, Active: 8, MaxRetries: 3, RunID: "r",
+				OnError: func(b []byte, _ error) { failedBodies = append(failedBodies, b) }}, &stats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := 0
+			for _, s := range want {
+				got := rec.byRes[s.Resource]
+				wantBodies := s.Bodies
+				if s == victim {
+					wantBodies = s.Bodies[:at]
+				}
+				if !bytes.Equal(bytes.Join(got, []byte("\n")), bytes.Join(wantBodies, []byte("\n"))) {
+					t.Fatalf("resource %s (victim %v) arrived as\n%s\nwant\n%s", s.Resource, s == victim, bytes.Join(got, []byte("\n")), bytes.Join(wantBodies, []byte("\n")))
+				}
+				sent += len(wantBodies)
+			}
+			if got := stats.Sent.Load(); got != int64(sent) {
+				t.Errorf("sent %d, want %d", got, sent)
+			}
+			if stats.Errors.Load() != 1 || len(failedBodies) != 1 || !bytes.Equal(failedBodies[0], victim.Bodies[at]) {
+				t.Errorf("errors %d, failed bodies %q; want the victim's event %d only", stats.Errors.Load(), failedBodies, at)
+			}
+			if stats.Started.Load() != int64(len(want)) || stats.Completed.Load() != int64(len(want)-1) || stats.Abandoned.Load() != 1 {
+				t.Errorf("started %d completed %d abandoned %d; want %d, %d, 1", stats.Started.Load(), stats.Completed.Load(), stats.Abandoned.Load(), len(want), len(want)-1)
+			}
+			if by := stats.AbandonedByKind(); by[KindLive] != 1 || by[KindMedia] != 0 {
+				t.Errorf("abandoned by kind %v; want one live", by)
+			}
+			outcomes := stats.Outcomes()
+			sum := outcomes[OutcomeDone] + outcomes[OutcomeError] + outcomes[OutcomeAborted] + outcomes[OutcomeFinished] + outcomes[OutcomeCancelled]
+			if sum != len(want)-1 {
+				t.Errorf("outcomes %v sum to %d, want %d (the abandoned lifecycle has no outcome)", outcomes, sum, len(want)-1)
+			}
+			if th := stats.Throttled.Load(); (th == 3) != tc.throttled || (!tc.throttled && th != 0) {
+				t.Errorf("throttled retries %d", th)
+			}
+		})
 	}
 }
 
