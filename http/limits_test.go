@@ -1,7 +1,12 @@
 package http
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"sort"
 	"strconv"
@@ -247,4 +252,28 @@ func FuzzDecodeJSON(f *testing.F) {
 			_ = kinehook.ValidateEndpointHeaders(*in.Headers)
 		}
 	})
+}
+
+// TestInternalLogsCancellationQuietly: a store call that failed because its
+// client hung up is not an error of the server's; anything else is logged
+// as one. Both answer the error envelope.
+func TestInternalLogsCancellationQuietly(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		level string
+	}{
+		{fmt.Errorf("list deliveries: %w", context.Canceled), "level=DEBUG"},
+		{errors.New("disk I/O error"), "level=ERROR"},
+	} {
+		var logs bytes.Buffer
+		s := &Server{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		w := httptest.NewRecorder()
+		s.internal(w, "list deliveries", tc.err)
+		if !strings.Contains(logs.String(), tc.level) || strings.Contains(logs.String(), "level=ERROR") != (tc.level == "level=ERROR") {
+			t.Errorf("%v logged %q, want %s", tc.err, logs.String(), tc.level)
+		}
+		if w.Code != 500 || !strings.Contains(w.Body.String(), `"error"`) {
+			t.Errorf("%v answered %d %s", tc.err, w.Code, w.Body)
+		}
+	}
 }

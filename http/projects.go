@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	nethttp "net/http"
 	"strings"
@@ -173,7 +174,13 @@ func (s *Server) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project
 // whose details go to the log only.
 func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
 	if kinehook.ErrorCode(err) == kinehook.EINTERNAL {
-		s.log.Error("api: "+what, "err", err, "request_id", w.Header().Get("X-Request-Id"))
+		if errors.Is(err, context.Canceled) {
+			// The client went away (or the server is stopping): nothing
+			// went wrong here.
+			s.log.Debug("api: "+what+": request cancelled", "err", err, "request_id", w.Header().Get("X-Request-Id"))
+		} else {
+			s.log.Error("api: "+what, "err", err, "request_id", w.Header().Get("X-Request-Id"))
+		}
 	}
 	writeError(w, err)
 }

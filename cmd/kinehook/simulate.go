@@ -134,12 +134,21 @@ type simResult struct {
 }
 
 // simSender posts bodies through c, asking the runner to retry what the
-// server throttled or could not take just now.
+// server throttled or could not take just now (429, 502, 503, 504), or what
+// got no answer at all (a refused connection, a timeout): each event carries
+// its idempotency key, so a retry never makes a second event.
 func simSender(c *client.Client, pid string) simulator.Sender {
 	return func(ctx context.Context, body []byte, key string) error {
 		_, err := c.SendEventBody(ctx, pid, body, key)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
 		var ae *client.Error
-		if errors.As(err, &ae) && (ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusServiceUnavailable) {
+		if !errors.As(err, &ae) {
+			return &simulator.RetryableError{Err: err}
+		}
+		switch ae.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return &simulator.RetryableError{Wait: ae.RetryAfter, Err: err}
 		}
 		return err

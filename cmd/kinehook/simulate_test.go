@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,5 +305,37 @@ func TestSimulateAbandonsAFailedLifecycle(t *testing.T) {
 	if sum.Errors != 1 || sum.Abandoned != 1 || sum.AbandonedBy["live"] != 1 || sum.AbandonedBy["media"] != 0 ||
 		sum.Completed != 9 || sum.Started != 10 || sum.Sent != int64(sent) {
 		t.Fatalf("--json summary: %+v", sum)
+	}
+}
+
+// TestSimSenderRetryable: what the server could not take just now, and
+// posts that got no answer at all, are retried (the idempotency key makes
+// that safe); a refusal is final.
+func TestSimSenderRetryable(t *testing.T) {
+	var status atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(int(status.Load()))
+		_, _ = io.WriteString(w, `{"error":{"code":"x","message":"x"}}`)
+	}))
+	defer srv.Close()
+	body := kinehook.SampleEvent(kinehook.EventLiveCreated)
+	for _, tc := range []struct {
+		status    int
+		retryable bool
+	}{{429, true}, {502, true}, {503, true}, {504, true}, {422, false}, {400, false}, {500, false}} {
+		status.Store(int32(tc.status))
+		err := simSender(client.New(srv.URL, "kh_x"), "prj_x")(t.Context(), body, "k")
+		var re *simulator.RetryableError
+		if errors.As(err, &re) != tc.retryable {
+			t.Errorf("%d: err %v, retryable %v, want %v", tc.status, err, !tc.retryable, tc.retryable)
+		}
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	err := simSender(client.New(dead.URL, "kh_x"), "prj_x")(t.Context(), body, "k")
+	var re *simulator.RetryableError
+	if !errors.As(err, &re) {
+		t.Errorf("a refused connection: %v, want a retryable error", err)
 	}
 }
