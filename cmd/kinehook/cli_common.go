@@ -173,6 +173,27 @@ func recordAnswers(ctx context.Context) (context.Context, *apiAnswers) {
 	}), a
 }
 
+// apiCall is the RunE of a command that makes one API call (call, which
+// names what failed in its error) and prints the answer: the API's own JSON
+// with --json, show's text otherwise.
+func apiCall[T any](o *apiOptions, call func(ctx context.Context, c *client.Client, pid string, args []string) (T, error), show func(w io.Writer, v T) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, pid, err := o.setup(cmd)
+		if err != nil {
+			return err
+		}
+		ctx, ans := recordAnswers(cmd.Context())
+		v, err := call(ctx, c, pid, args)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			return ans.print(cmd.OutOrStdout())
+		}
+		return show(cmd.OutOrStdout(), v)
+	}
+}
+
 // print writes the body of the first answer recorded (the command's request)
 // indented: the same JSON value as the API's.
 func (a *apiAnswers) print(w io.Writer) error {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -241,19 +243,13 @@ func newDeliveriesCmd() *cobra.Command {
 		Use:   "list EVENT_ID",
 		Short: "List an event's deliveries",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
+		RunE: apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) ([]*kinehook.Delivery, error) {
 			ds, err := c.ListDeliveries(ctx, pid, args[0])
 			if err != nil {
-				return fmt.Errorf("list deliveries of event %s: %w", args[0], err)
+				return nil, fmt.Errorf("list deliveries of event %s: %w", args[0], err)
 			}
-			if o.json {
-				return ans.print(cmd.OutOrStdout())
-			}
+			return ds, nil
+		}, func(w io.Writer, ds []*kinehook.Delivery) error {
 			rows := make([][]string, 0, len(ds))
 			for _, d := range ds {
 				code := "-"
@@ -262,80 +258,62 @@ func newDeliveriesCmd() *cobra.Command {
 				}
 				rows = append(rows, []string{d.ID, d.EndpointID, string(d.Status), strconv.Itoa(d.Attempts), code, apiTime(d.NextAttemptAt)})
 			}
-			return apiTable(cmd.OutOrStdout(), []string{"ID", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST_CODE", "NEXT_ATTEMPT"}, rows)
-		},
+			return apiTable(w, []string{"ID", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST_CODE", "NEXT_ATTEMPT"}, rows)
+		}),
 	}
 
 	get := &cobra.Command{
 		Use:   "get DELIVERY_ID",
 		Short: "Show one delivery: its status, attempts so far, last answer and next attempt",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
+		RunE: apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) (*kinehook.Delivery, error) {
 			d, err := c.GetDelivery(ctx, pid, args[0])
 			if err != nil {
-				return fmt.Errorf("get delivery %s: %w", args[0], err)
+				return nil, fmt.Errorf("get delivery %s: %w", args[0], err)
 			}
-			if o.json {
-				return ans.print(cmd.OutOrStdout())
-			}
-			return apiFields(cmd.OutOrStdout(), deliveryPairs(d))
-		},
+			return d, nil
+		}, func(w io.Writer, d *kinehook.Delivery) error {
+			return apiFields(w, deliveryPairs(d))
+		}),
 	}
 
 	attempts := &cobra.Command{
 		Use:   "attempts DELIVERY_ID",
 		Short: "List every HTTP attempt of a delivery",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
+		RunE: apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) ([]*kinehook.Attempt, error) {
 			as, err := c.ListAttempts(ctx, pid, args[0])
 			if err != nil {
-				return fmt.Errorf("list attempts of delivery %s: %w", args[0], err)
+				return nil, fmt.Errorf("list attempts of delivery %s: %w", args[0], err)
 			}
-			if o.json {
-				return ans.print(cmd.OutOrStdout())
-			}
+			return as, nil
+		}, func(w io.Writer, as []*kinehook.Attempt) error {
 			rows := make([][]string, 0, len(as))
 			for _, a := range as {
 				code := "-"
 				if a.StatusCode != 0 {
 					code = strconv.Itoa(a.StatusCode)
 				}
-				rows = append(rows, []string{apiTime(a.AttemptedAt), code, strconv.FormatFloat(a.DurationMS, 'f', 1, 64), apiOr(a.Error), apiOr(oneLine(a.ResponseBody, 60))})
+				rows = append(rows, []string{apiOr(a.ID), apiTime(a.AttemptedAt), code, strconv.FormatFloat(a.DurationMS, 'f', 1, 64), apiOr(a.Error), apiOr(oneLine(a.ResponseBody, 60))})
 			}
-			return apiTable(cmd.OutOrStdout(), []string{"ATTEMPTED_AT", "STATUS", "DURATION_MS", "ERROR", "RESPONSE"}, rows)
-		},
+			return apiTable(w, []string{"ID", "ATTEMPTED_AT", "STATUS", "DURATION_MS", "ERROR", "RESPONSE"}, rows)
+		}),
 	}
 
 	retry := &cobra.Command{
 		Use:   "retry DELIVERY_ID",
 		Short: "Send a delivery again now",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
+		RunE: apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) (*kinehook.Delivery, error) {
 			d, err := c.RetryDelivery(ctx, pid, args[0])
 			if err != nil {
-				return fmt.Errorf("retry delivery %s: %w", args[0], err)
+				return nil, fmt.Errorf("retry delivery %s: %w", args[0], err)
 			}
-			if o.json {
-				return ans.print(cmd.OutOrStdout())
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "retrying delivery %s (status %s, %d attempts so far)\n", d.ID, d.Status, d.Attempts)
-			return nil
-		},
+			return d, nil
+		}, func(w io.Writer, d *kinehook.Delivery) error {
+			_, err := fmt.Fprintf(w, "retrying delivery %s (status %s, %d attempts so far)\n", d.ID, d.Status, d.Attempts)
+			return err
+		}),
 	}
 	cmd.AddCommand(list, get, attempts, retry)
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,21 +69,20 @@ type Stats struct {
 func (s *Stats) Outcomes() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.outcomes))
-	for k, v := range s.outcomes {
-		out[k] = v
-	}
-	return out
+	return copyCounts(s.outcomes)
 }
 
 // AbandonedByKind returns how many abandoned lifecycles were of each kind.
 func (s *Stats) AbandonedByKind() map[Kind]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[Kind]int, len(s.abandoned))
-	for k, v := range s.abandoned {
-		out[k] = v
-	}
+	return copyCounts(s.abandoned)
+}
+
+// copyCounts copies m, never returning nil (the summaries print {} for none).
+func copyCounts[K comparable](m map[K]int) map[K]int {
+	out := make(map[K]int, len(m))
+	maps.Copy(out, m)
 	return out
 }
 
