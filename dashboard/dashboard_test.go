@@ -672,6 +672,16 @@ func TestEventDetail(t *testing.T) {
 		t.Fatalf("event page: %d", p.status)
 	}
 	mustContain(t, p, ev.ID, "media.update.status", "vid-1", "import error: code=610100", e.sink.srv.URL, "X-Team", "webhook-id", ">succeeded<", "ms")
+	// Each attempt shows its id, the attempt_id of its log line.
+	ds, err := e.store.ListDeliveries(context.Background(), e.a.ID, ev.ID)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries: %v %v", ds, err)
+	}
+	atts, err := e.store.ListAttempts(context.Background(), e.a.ID, ds[0].ID)
+	if err != nil || len(atts) != 1 || atts[0].ID == "" {
+		t.Fatalf("attempts: %v %v", atts, err)
+	}
+	mustContain(t, p, atts[0].ID)
 	if p := b.get("/projects/" + e.a.ID + "/events/msg_nothere"); p.status != http.StatusNotFound {
 		t.Fatalf("unknown event: %d", p.status)
 	}

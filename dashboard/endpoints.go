@@ -396,6 +396,10 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 		if e == nil {
 			return
 		}
+		if !disabled && e.Disabled && e.DisabledReason == kinehook.OperationsURLCleared {
+			h.renderError(w, r, http.StatusConflict, "This endpoint was disabled when the project's operations URL was cleared: set that URL again to enable it.")
+			return
+		}
 		prev := e.UpdatedAt
 		e.Disabled = disabled
 		msg := "Endpoint enabled: new events reach it again."

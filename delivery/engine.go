@@ -421,19 +421,30 @@ func (e *Engine) Publish(ctx context.Context, ev *kinehook.Event) (kinehook.Inge
 // Retry sends a delivery again now, whatever its state (ordering still
 // applies: it goes after an earlier delivery of its resource in flight).
 func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kinehook.Delivery, error) {
+	d, err := e.store.GetDelivery(ctx, projectID, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("retry delivery: %w", err)
+	}
+	// A deleted endpoint's deliveries have nowhere to go: reopened, one
+	// would stay pending for good (and keep its event from retention).
+	if _, err := e.store.GetEndpoint(ctx, projectID, d.EndpointID); kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+		return nil, &kinehook.Error{Code: kinehook.ECONFLICT, Message: fmt.Sprintf("delivery %s cannot be sent again: its endpoint %s was deleted", deliveryID, d.EndpointID)}
+	} else if err != nil {
+		return nil, fmt.Errorf("retry delivery: %w", err)
+	}
 	ds, err := e.store.ReopenDeliveries(ctx, projectID, []string{deliveryID})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery: %w", err)
 	}
-	if len(ds) == 0 {
-		d, err := e.store.GetDelivery(ctx, projectID, deliveryID)
+	if len(ds) == 0 { // open already: it is made due now
+		cur, err := e.store.GetDelivery(ctx, projectID, deliveryID)
 		if err != nil {
 			return nil, fmt.Errorf("retry delivery: %w", err)
 		}
-		if d.Status.Final() {
+		if cur.Status.Final() {
 			return nil, fmt.Errorf("retry delivery %s: the store did not reopen it", deliveryID)
 		}
-		ds = []*kinehook.Delivery{d}
+		ds = []*kinehook.Delivery{cur}
 	}
 	e.scheduleNow(ctx, ds)
 	return ds[0], nil

@@ -188,6 +188,13 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 	if d := h.delivery(res2.Deliveries[0].ID); d.Status != kinehook.DeliveryFailed {
 		t.Errorf("deleted endpoint's delivery is %s, want failed (by the store)", d.Status)
 	}
+	// Nowhere to send it: a retry is refused, and the delivery stays failed.
+	if _, err := h.eng.Retry(t.Context(), h.proj.ID, res2.Deliveries[0].ID); kinehook.ErrorCode(err) != kinehook.ECONFLICT {
+		t.Errorf("retry of a deleted endpoint's delivery: %v, want a conflict", err)
+	}
+	if d := h.delivery(res2.Deliveries[0].ID); d.Status != kinehook.DeliveryFailed {
+		t.Errorf("after the refused retry the delivery is %s, want failed", d.Status)
+	}
 }
 
 // An operator's retry while the breaker is open is not left to the probe

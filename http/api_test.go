@@ -599,6 +599,7 @@ func TestEventValidation(t *testing.T) {
 		{"event twice", `{"event":"live.created","event":"media.update.status","data":{"id":"x","status":"done"}}`, 400, "body"},
 		{"data key twice", `{"event":"media.update.status","data":{"id":"v","status":"done","status":"error"}}`, 400, "data"},
 		{"not UTF-8", "{\"event\":\"media.update.status\",\"data\":{\"id\":\"\xff\",\"status\":\"done\"}}", 400, "body"},
+		{"unpaired surrogate", `{"event":"media.update.status","data":{"id":"v\ud800x","status":"done"}}`, 400, "body"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1022,7 +1023,10 @@ func TestOperationsURL(t *testing.T) {
 		t.Errorf("a client posted an operational event: %d %s", r.status, r.body)
 	}
 
-	// Moving the URL keeps the endpoint and its secret; clearing removes it.
+	// Moving the URL keeps the endpoint and its secret; clearing disables it
+	// (it cannot be enabled through the endpoint then); setting a URL again
+	// enables it, with its secret and history: one operations endpoint per
+	// project, so no other endpoint ever inherits its deliveries.
 	e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ops.URL + "/moved"}), 200)
 	if ep := e.must(e.do("GET", epPath, key, nil), 200).json(t); ep["url"] != ops.URL+"/moved" {
 		t.Errorf("after moving: %v", ep)
@@ -1034,5 +1038,23 @@ func TestOperationsURL(t *testing.T) {
 	if _, ok := pp["operations_endpoint_id"]; ok {
 		t.Errorf("operations_endpoint_id after clearing: %v", pp)
 	}
-	e.must(e.do("GET", epPath, key, nil), 404)
+	if ep := e.must(e.do("GET", epPath, key, nil), 200).json(t); ep["disabled"] != true || ep["disabled_reason"] != kinehook.OperationsURLCleared {
+		t.Errorf("after clearing: %v", ep)
+	}
+	if r := e.do("PATCH", epPath, key, map[string]any{"disabled": false}); r.status != 409 {
+		t.Errorf("enabling it with no operations_url: %d %s", r.status, r.body)
+	}
+	// A PATCH of the project that does not name operations_url leaves it be.
+	e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"name": "renamed"}), 200)
+	if ep := e.must(e.do("GET", epPath, key, nil), 200).json(t); ep["disabled"] != true {
+		t.Errorf("a rename touched the operations endpoint: %v", ep)
+	}
+	e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ops.URL + "/back"}), 200)
+	ep = e.must(e.do("GET", epPath, key, nil), 200).json(t)
+	if ep["disabled"] != false || ep["url"] != ops.URL+"/back" {
+		t.Errorf("after setting it again: %v", ep)
+	}
+	if got := e.must(e.do("GET", epPath+"/secret", key, nil), 200).json(t)["secret"]; got != secret {
+		t.Error("setting the operations URL again changed the secret")
+	}
 }

@@ -296,6 +296,9 @@ func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *
 			if in.EventTypes != nil && !slices.Equal(*in.EventTypes, e.EventTypes) {
 				return errManaged("event_types", "it receives the project's operational events (endpoint.*)")
 			}
+			if in.Disabled != nil && !*in.Disabled && e.Disabled && e.DisabledReason == kinehook.OperationsURLCleared {
+				return errManaged("disabled", "it was disabled when the project's operations_url was cleared: set that to enable it")
+			}
 		}
 		return s.applyEndpoint(e, &in, false)
 	})
@@ -349,7 +352,7 @@ func (s *Server) deleteEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p 
 			s.internal(w, "get endpoint", err)
 			return
 		}
-		writeError(w, errManaged("id", `remove it by setting the project's operations_url to ""`))
+		writeError(w, errManaged("id", `it stays with the project: setting the project's operations_url to "" disables it`))
 		return
 	}
 	if err := s.store.DeleteEndpoint(r.Context(), pid, eid); err != nil {

@@ -112,7 +112,7 @@ func TestAPIRateLimitDefaults(t *testing.T) {
 		}
 	}
 	r := e.do("GET", path, "kh_not_a_key", nil)
-	if r.status != 429 || r.header.Get("Retry-After") == "" {
+	if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "without a valid key") {
 		t.Fatalf("bad key beyond the burst: %d %s", r.status, r.body)
 	}
 	// The valid key is not held back by its address's failures.

@@ -122,11 +122,13 @@ func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *pri
 }
 
 // syncOperationsEndpoint makes the endpoint of the project's operations_url
-// (kinehook.OperationsEndpointID) agree with it: created, subscribed to the
-// operational events (endpoint.*) and with a secret of its own, when the URL
-// is set; its URL changed, secret and state kept, when the URL changes;
-// removed when the URL is cleared. Operational events then reach it like any
-// webhook: signed, retried, logged, replayable.
+// (kinehook.OperationsEndpointID) agree with it after the setting was given:
+// created, subscribed to the operational events (endpoint.*) with a secret of
+// its own, the first time; moved to the URL and enabled (secret and history
+// kept) when it is set again; disabled when it is cleared (its open
+// deliveries wait for a new URL; the endpoint is one per project for good,
+// so its history never attaches to another). Operational events reach it
+// like any webhook: signed, retried, logged, replayable.
 func (s *Server) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project) error {
 	id := kinehook.OperationsEndpointID(p.ID)
 	ep, err := s.store.GetEndpoint(ctx, p.ID, id)
@@ -136,12 +138,8 @@ func (s *Server) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project
 	exists := err == nil
 	now := s.now().UTC().Truncate(time.Millisecond)
 	switch {
-	case p.OperationsURL == "" && !exists:
+	case p.OperationsURL == "" && (!exists || ep.Disabled):
 		return nil
-	case p.OperationsURL == "":
-		if err := s.store.DeleteEndpoint(ctx, p.ID, id); err != nil {
-			return fmt.Errorf("delete operations endpoint: %w", err)
-		}
 	case !exists:
 		secret, err := kinehook.GenerateSecret()
 		if err != nil {
@@ -155,16 +153,20 @@ func (s *Server) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project
 		if err := s.store.CreateEndpoint(ctx, ep); err != nil {
 			return fmt.Errorf("create operations endpoint: %w", err)
 		}
-	case ep.URL != p.OperationsURL:
-		ep.URL, ep.UpdatedAt = p.OperationsURL, now
-		if !now.After(ep.UpdatedAt) {
-			ep.UpdatedAt = ep.UpdatedAt.Add(time.Millisecond)
+	default:
+		if p.OperationsURL == "" {
+			ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
+		} else {
+			ep.URL, ep.Disabled, ep.DisabledReason = p.OperationsURL, false, ""
+		}
+		prev := ep.UpdatedAt
+		ep.UpdatedAt = now
+		if !now.After(prev) {
+			ep.UpdatedAt = prev.Add(time.Millisecond)
 		}
 		if err := s.store.UpdateEndpoint(ctx, ep); err != nil {
 			return fmt.Errorf("update operations endpoint: %w", err)
 		}
-	default:
-		return nil
 	}
 	s.disp.EndpointChanged(ctx, p.ID, id)
 	return nil
@@ -233,9 +235,11 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *p
 		s.internal(w, "update project", err)
 		return
 	}
-	if err := s.syncOperationsEndpoint(r.Context(), p); err != nil {
-		s.internal(w, "operations endpoint", err)
-		return
+	if in.OperationsURL != nil {
+		if err := s.syncOperationsEndpoint(r.Context(), p); err != nil {
+			s.internal(w, "operations endpoint", err)
+			return
+		}
 	}
 	// The cached project of this key is stale now.
 	s.keyCache.Clear()

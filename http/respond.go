@@ -81,11 +81,13 @@ func writeStatusError(w nethttp.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
 }
 
-// writeRateLimited answers 429 with Retry-After in whole seconds (at least 1).
-func writeRateLimited(w nethttp.ResponseWriter, wait time.Duration) {
+// writeRateLimited answers 429 with Retry-After in whole seconds (at least 1);
+// whose names what was limited ("this key", "requests without a valid key
+// from this address").
+func writeRateLimited(w nethttp.ResponseWriter, wait time.Duration, whose string) {
 	secs := max(int(math.Ceil(wait.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeStatusError(w, nethttp.StatusTooManyRequests, kinehook.ERATELIMITED, fmt.Sprintf("API rate limit exceeded for this key; retry in %d s", secs))
+	writeStatusError(w, nethttp.StatusTooManyRequests, kinehook.ERATELIMITED, fmt.Sprintf("API rate limit exceeded for %s; retry in %d s", whose, secs))
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -240,7 +240,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		if err != nil {
 			if s.denied != nil {
 				if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
-					writeRateLimited(w, wait)
+					writeRateLimited(w, wait, "requests without a valid key from this address")
 					return
 				}
 			}
@@ -249,7 +249,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		}
 		if s.limiter != nil {
 			if ok, wait := s.limiter.Allow(p.limitKey); !ok {
-				writeRateLimited(w, wait)
+				writeRateLimited(w, wait, "this key")
 				return
 			}
 		}

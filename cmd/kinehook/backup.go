@@ -111,6 +111,14 @@ func backupSQLite(ctx context.Context, src, dest string, force bool) (int64, err
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := destAbs + ".partial-" + hex.EncodeToString(rnd[:])
+	// The copy holds payloads, key hashes and sealed secrets: made empty
+	// with owner-only access first (VACUUM INTO fills an empty file), it is
+	// never readable by others, even half written.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	f.Close()
 	defer os.Remove(tmp) // gone after the link or rename; removes a failed copy
 
 	db, err := sql.Open("sqlite", sqliteDSN(srcAbs))

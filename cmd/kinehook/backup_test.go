@@ -61,6 +61,8 @@ func TestBackupSQLite(t *testing.T) {
 	}
 	if fi, err := os.Stat(dest); err != nil || fi.Size() != size || size == 0 {
 		t.Fatalf("backup reported %d bytes; file: %v %v", size, fi, err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup file mode %v, want 0600 (it holds payloads and sealed secrets)", fi.Mode().Perm())
 	}
 	assertBackupHasProject(t, dest, p.ID, true)
 

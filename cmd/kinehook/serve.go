@@ -407,7 +407,8 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	}
 	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
 		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout,
-		"api_rate_limit", o.apiRateLimit, "retention_days", o.retentionDays, "retention_interval", o.retentionEvery, "pprof", o.pprof)
+		"api_rate_limit", o.apiRateLimit, "retention_days", o.retentionDays, "retention_interval", o.retentionEvery, "pprof", o.pprof,
+		"breaker_threshold", o.breakerAfter, "disable_after", o.disableAfter)
 
 	// Retention: shortly after start, then every --retention-interval, with
 	// its metrics on /metrics; stopped (and waited for) before the store closes.
