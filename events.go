@@ -183,10 +183,10 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s: expected %s", e.Field, e.Expected)
 }
 
-// ParseStrict parses a body for producers: the body must be UTF-8 with each
-// key once (encoding/json would quietly replace bad bytes and keep the last
-// of two keys, while the body is delivered as posted and other parsers keep
-// the first), the type must be in the catalog, required fields present and
+// ParseStrict parses a body for producers: the body must be UTF-8, without
+// unpaired \u surrogate escapes, with each key once (encoding/json would
+// quietly read bad bytes and lone surrogates as U+FFFD and keep the last of
+// two keys, while the body is delivered as posted and other parsers differ), the type must be in the catalog, required fields present and
 // non-empty, the status known, and no unknown fields anywhere. A body
 // ParseStrict accepts is valid against the type's JSON Schema in Catalog,
 // and a UTF-8 body with unique keys valid against it is accepted.
