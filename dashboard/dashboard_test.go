@@ -858,3 +858,39 @@ func TestDashboardSaveKeepsAConcurrentDisable(t *testing.T) {
 		t.Fatalf("after the second rotate: disabled %v, secrets %d", got.Disabled, len(got.Secrets))
 	}
 }
+
+// TestOperationsEndpointPage: the endpoint a project's operations_url made
+// says so, shows its URL and filter without offering to change them or to
+// delete it, and saves the fields that are the user's; other endpoints can
+// subscribe to the operational events with the endpoint.* box.
+func TestOperationsEndpointPage(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	now := time.Now().UTC()
+	ops := &kinehook.Endpoint{ID: kinehook.OperationsEndpointID(e.a.ID), ProjectID: e.a.ID, URL: e.sink.srv.URL + "/ops",
+		EventTypes: []string{"endpoint.*"}, Secrets: []kinehook.EndpointSecret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+		Scheme: kinehook.SchemeV1, CreatedAt: now, UpdatedAt: now}
+	if err := e.store.CreateEndpoint(context.Background(), ops); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login(e.keyA)
+	path := "/projects/" + e.a.ID + "/endpoints/" + ops.ID
+	p := b.get(path)
+	mustContain(t, p, "operations endpoint", "readonly", `type="hidden" name="event_types" value="endpoint.*"`)
+	if strings.Contains(p.body, `id="delete-endpoint"`) {
+		t.Error("the operations endpoint's page offers to delete it")
+	}
+	// Saving the form as shown, with a new description, works.
+	form := url.Values{"url": {ops.URL}, "event_types": {"endpoint.*"}, "description": {"pager duty"}}
+	if p := b.post(path, form); p.status != http.StatusSeeOther {
+		t.Fatalf("save: %d %.300s", p.status, p.body)
+	}
+	if got, err := e.store.GetEndpoint(context.Background(), e.a.ID, ops.ID); err != nil || got.Description != "pager duty" || got.URL != ops.URL {
+		t.Fatalf("saved: %+v %v", got, err)
+	}
+	if p := b.post(path, url.Values{"url": {"https://example.com/x"}, "event_types": {"endpoint.*"}}); p.status != http.StatusConflict {
+		t.Errorf("moving it through the form: %d", p.status)
+	}
+	other := e.createEndpoint(e.a, e.sink.srv.URL)
+	mustContain(t, b.get("/projects/"+e.a.ID+"/endpoints/"+other.ID), `value="endpoint.*"`, "operational events")
+}

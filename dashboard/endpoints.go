@@ -26,6 +26,9 @@ type endpointForm struct {
 	RateLimit   string
 	MaxInFlight string
 	Errors      map[string]string
+	// Managed: the endpoint a project's operations_url made; its URL and
+	// event types follow that setting and are shown, not edited.
+	Managed bool
 	// Choices are the filter checkboxes: every catalog type and its prefixes.
 	Choices []filterChoice
 }
@@ -37,21 +40,26 @@ type filterChoice struct {
 	Checked bool
 }
 
-// filterValues are the offered filters: each catalog type, then "live.*".
+// filterValues are the offered filters: each catalog type, "live.*", and
+// kinehook's operational events ("endpoint.*"), which only endpoints that
+// name them receive.
 func filterValues() []string {
-	out := make([]string, 0, len(kinehook.EventTypes)+1)
+	out := make([]string, 0, len(kinehook.EventTypes)+2)
 	for _, t := range kinehook.EventTypes {
 		out = append(out, string(t))
 	}
-	return append(out, "live.*")
+	return append(out, "live.*", "endpoint.*")
 }
 
 func (f *endpointForm) fillChoices() {
 	f.Choices = f.Choices[:0]
 	for _, v := range filterValues() {
 		label := v
-		if v == "live.*" {
+		switch v {
+		case "live.*":
 			label = "live.* (every live event, present and future)"
+		case "endpoint.*":
+			label = "endpoint.* (kinehook's operational events: endpoint.disabled, endpoint.recovered)"
 		}
 		f.Choices = append(f.Choices, filterChoice{Value: v, Label: label, Checked: slices.Contains(f.EventTypes, v)})
 	}
@@ -65,7 +73,7 @@ func (f *endpointForm) fillChoices() {
 
 // formFromEndpoint fills the edit form with an endpoint's settings.
 func formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
-	f := &endpointForm{URL: e.URL, Description: e.Description, EventTypes: slices.Clone(e.EventTypes)}
+	f := &endpointForm{URL: e.URL, Description: e.Description, EventTypes: slices.Clone(e.EventTypes), Managed: kinehook.IsOperationsEndpoint(e.ID)}
 	names := make([]string, 0, len(e.Headers))
 	for k := range e.Headers {
 		names = append(names, k)
@@ -98,6 +106,7 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 		RateLimit:   strings.TrimSpace(pf.Get("rate_limit")),
 		MaxInFlight: strings.TrimSpace(pf.Get("max_in_flight")),
 		Errors:      map[string]string{},
+		Managed:     e != nil && kinehook.IsOperationsEndpoint(e.ID),
 	}
 	f.fillChoices()
 	if err := kinehook.ValidateEndpointURL(f.URL); err != nil {

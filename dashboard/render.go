@@ -158,7 +158,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.0f ms", f)
 	},
-	"join": strings.Join,
+	"join":        strings.Join,
+	"opsEndpoint": kinehook.IsOperationsEndpoint,
 	"statusClass": func(s kinehook.DeliveryStatus) string {
 		switch s {
 		case kinehook.DeliverySucceeded:

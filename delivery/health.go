@@ -247,10 +247,10 @@ func (e *Engine) disableLocked(es *epState, reason string, now time.Time) Operat
 
 func (e *Engine) opEvent(name string, ep *kinehook.Endpoint, reason string, failingSince int64, now time.Time) OperationalEvent {
 	op := OperationalEvent{Event: name, Data: OperationalData{
-		ProjectID: ep.ProjectID, EndpointID: ep.ID, URL: ep.URL, Reason: reason, At: now.UTC(),
+		ProjectID: ep.ProjectID, EndpointID: ep.ID, URL: ep.URL, Reason: reason, At: now.UTC().Truncate(time.Millisecond),
 	}}
-	if failingSince != 0 {
-		op.Data.FailingSince = time.Unix(0, failingSince).UTC()
+	if failingSince != 0 { // milliseconds, as the API's other times
+		op.Data.FailingSince = time.Unix(0, failingSince).UTC().Truncate(time.Millisecond)
 	}
 	return op
 }
