@@ -127,6 +127,9 @@ type ParsedEvent struct {
 	Type  EventType
 	Media *MediaData
 	Live  *LiveData
+	// Operational is the data of kinehook's own endpoint.disabled and
+	// endpoint.recovered (lenient parsing only: they are not Kinescope's).
+	Operational *OperationalData
 	// Raw is the data object as received.
 	Raw json.RawMessage
 	// UnknownType and UnknownStatus flag values outside the catalog (lenient parsing only).
@@ -142,6 +145,8 @@ func (e *ParsedEvent) ResourceKey() string {
 		return e.Media.ID
 	case e.Live != nil:
 		return e.Live.EventID
+	case e.Operational != nil:
+		return e.Operational.EndpointID
 	}
 	return resourceKeyOf(e.Raw)
 }
@@ -461,6 +466,14 @@ func parse(body []byte, strict bool) (*ParsedEvent, error) {
 		if err := rejectDuplicates(rawData, data, "data"); err != nil {
 			return nil, err
 		}
+	}
+	if !strict && ev.Type.Operational() {
+		op, err := parseOperational(rawData)
+		if err != nil {
+			return nil, err
+		}
+		ev.Operational = op
+		return ev, nil
 	}
 	if !ev.Type.Known() {
 		if strict {

@@ -69,6 +69,10 @@ type HandlerOptions struct {
 	OnLiveFinished     func(ctx context.Context, d *Incoming, data LiveData) error
 	OnLiveCancelled    func(ctx context.Context, d *Incoming, data LiveData) error
 	OnLiveEnabled      func(ctx context.Context, d *Incoming, data LiveData) error
+	// OnOperational is called for kinehook's own endpoint.disabled and
+	// endpoint.recovered (d.Event.Type says which), sent to endpoints that
+	// subscribe to them, such as a project's operations_url.
+	OnOperational func(ctx context.Context, d *Incoming, data OperationalData) error
 	// OnUnknown is called for event types outside the catalog; without it
 	// they are logged and answered 200.
 	OnUnknown func(ctx context.Context, d *Incoming) error
@@ -371,13 +375,14 @@ func (h *Handler) authenticate(r *http.Request, body []byte, d *Incoming) error 
 
 // dedupKey is the webhook-id when there is one; Kinescope sends none, so
 // then it is the event type, resource key and status. For a type this
-// package does not know, which fields tell two events apart is unknown too:
-// only an identical body counts as the same event.
+// package does not know, which fields tell two events apart is unknown too,
+// and an operational event repeats its endpoint and reason over time: only
+// an identical body counts as the same event.
 func dedupKey(id string, ev *ParsedEvent, body []byte) string {
 	if id != "" {
 		return "id:" + id
 	}
-	if ev.UnknownType {
+	if ev.UnknownType || ev.Operational != nil {
 		sum := sha256.Sum256(body)
 		return "body:" + hex.EncodeToString(sum[:])
 	}
@@ -409,6 +414,9 @@ func (h *Handler) dispatch(ctx context.Context, d *Incoming) (err error) {
 	}
 	if ev.Media != nil && o.OnMediaStatus != nil {
 		return o.OnMediaStatus(ctx, d, *ev.Media)
+	}
+	if ev.Operational != nil && o.OnOperational != nil {
+		return o.OnOperational(ctx, d, *ev.Operational)
 	}
 	if ev.Live != nil {
 		var fn func(context.Context, *Incoming, LiveData) error

@@ -472,3 +472,63 @@ func TestHandlerDedupCommitFailureReleases(t *testing.T) {
 		t.Fatalf("calls = %q, want both copies handled", rc.calls)
 	}
 }
+
+// TestHandlerOperationalEvents: kinehook's own endpoint.disabled and
+// endpoint.recovered reach OnOperational typed (what the server marshals is
+// what the receiver reads), or OnEvent without it; they are not unknown.
+func TestHandlerOperationalEvents(t *testing.T) {
+	at := time.Date(2026, 11, 27, 3, 0, 5, 0, time.UTC)
+	sent := OperationalEvent{Event: EventEndpointDisabled, Data: OperationalData{ProjectID: "prj_1", EndpointID: "ep_1",
+		URL: "https://example.com/h", Reason: "endpoint answered 410 Gone", FailingSince: at.Add(-time.Hour), At: at}}
+	body, err := json.Marshal(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typed := range []bool{true, false} {
+		var got []OperationalData
+		var other []EventType
+		h, err := NewHandler(HandlerOptions{
+			Secrets: []string{refSecret}, Logger: quietLog,
+			OnUnknown: func(context.Context, *Incoming) error { t.Error("an operational event went to OnUnknown"); return nil },
+			OnEvent:   func(_ context.Context, d *Incoming) error { other = append(other, d.Event.Type); return nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typed {
+			h.opts.OnOperational = func(_ context.Context, d *Incoming, data OperationalData) error {
+				if d.Event.Type != EventEndpointDisabled {
+					t.Errorf("type %s", d.Event.Type)
+				}
+				got = append(got, data)
+				return nil
+			}
+		}
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		if err := SignRequest(r.Header, []string{refSecret}, "msg_op_1", time.Now(), body); err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("answer %d %s", w.Code, w.Body)
+		}
+		if typed && (len(got) != 1 || got[0] != sent.Data) {
+			t.Errorf("OnOperational got %+v, want %+v", got, sent.Data)
+		}
+		if !typed && (len(other) != 1 || other[0] != EventEndpointDisabled) {
+			t.Errorf("OnEvent got %v", other)
+		}
+	}
+	ev, err := ParseLenient(body)
+	if err != nil || ev.Operational == nil || ev.UnknownType || ev.ResourceKey() != "ep_1" {
+		t.Errorf("ParseLenient = %+v, %v", ev, err)
+	}
+	if _, err := ParseStrict(body); err == nil {
+		t.Error("ParseStrict accepted an operational event (clients must not post them)")
+	}
+	var ve *ValidationError
+	if _, err := ParseLenient([]byte(`{"event":"endpoint.recovered","data":{"reason":"x"}}`)); !errors.As(err, &ve) || ve.Field != "data.endpoint_id" {
+		t.Errorf("operational event without endpoint_id: %v", err)
+	}
+}

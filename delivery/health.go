@@ -9,32 +9,18 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
-// Operational event names (kinehook.EventEndpointDisabled, ...).
+// Operational event names.
 const (
-	OpEndpointDisabled  = string(kinehook.EventEndpointDisabled)
-	OpEndpointRecovered = string(kinehook.EventEndpointRecovered)
+	OpEndpointDisabled  = kinehook.EventEndpointDisabled
+	OpEndpointRecovered = kinehook.EventEndpointRecovered
 )
 
-// OperationalEvent tells a project's operators about an endpoint's health.
-// Its JSON form is the payload of the event recorded and delivered for it:
-//
-//	{"event":"endpoint.disabled","data":{"project_id":"prj_..","endpoint_id":"ep_..",
-//	 "url":"https://..","reason":"endpoint answered 410 Gone",
-//	 "failing_since":"2026-11-27T03:00:00Z","at":"2026-11-27T03:10:00Z"}}
-type OperationalEvent struct {
-	Event string          `json:"event"`
-	Data  OperationalData `json:"data"`
-}
+// OperationalEvent tells a project's operators about an endpoint's health;
+// it is published as an event of the project (see emit).
+type OperationalEvent = kinehook.OperationalEvent
 
 // OperationalData is the data of an OperationalEvent.
-type OperationalData struct {
-	ProjectID    string    `json:"project_id"`
-	EndpointID   string    `json:"endpoint_id"`
-	URL          string    `json:"url"`
-	Reason       string    `json:"reason"`
-	FailingSince time.Time `json:"failing_since,omitzero"`
-	At           time.Time `json:"at"`
-}
+type OperationalData = kinehook.OperationalData
 
 // finish applies an attempt's outcome to the delivery and the endpoint's
 // health, hands the result to the writer, then frees the global slot; the
@@ -245,7 +231,7 @@ func (e *Engine) disableLocked(es *epState, reason string, now time.Time) Operat
 	return e.opEvent(OpEndpointDisabled, &cp, reason, es.failingSince, now)
 }
 
-func (e *Engine) opEvent(name string, ep *kinehook.Endpoint, reason string, failingSince int64, now time.Time) OperationalEvent {
+func (e *Engine) opEvent(name kinehook.EventType, ep *kinehook.Endpoint, reason string, failingSince int64, now time.Time) OperationalEvent {
 	op := OperationalEvent{Event: name, Data: OperationalData{
 		ProjectID: ep.ProjectID, EndpointID: ep.ID, URL: ep.URL, Reason: reason, At: now.UTC().Truncate(time.Millisecond),
 	}}
@@ -331,7 +317,7 @@ func (e *Engine) emit(op OperationalEvent) {
 	}
 	e.enqueueHealth(func(ctx context.Context) {
 		ev := &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: op.Data.ProjectID,
-			Type: kinehook.EventType(op.Event), ResourceKey: op.Data.EndpointID, Payload: body}
+			Type: op.Event, ResourceKey: op.Data.EndpointID, Payload: body}
 		if _, err := e.Publish(ctx, ev); err != nil {
 			e.log.Warn("delivery: operational event not recorded", "event", op.Event, "endpoint", op.Data.EndpointID, "err", err)
 		}

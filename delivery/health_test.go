@@ -288,7 +288,7 @@ func TestCircuitBreaker(t *testing.T) {
 	if len(evs) != 1 || evs[0].Event != OpEndpointRecovered {
 		t.Errorf("operational events = %+v, want endpoint.recovered", evs)
 	}
-	if r := ops.next(t); !strings.Contains(string(r.body), OpEndpointRecovered) {
+	if r := ops.next(t); !strings.Contains(string(r.body), string(OpEndpointRecovered)) {
 		t.Errorf("operations URL got %s", r.body)
 	}
 	succeeded := 0

@@ -169,7 +169,7 @@ func (m *Metrics) BreakerChanged(endpointID string, state delivery.BreakerState)
 
 // OperationalEvent implements delivery.Observer.
 func (m *Metrics) OperationalEvent(ev delivery.OperationalEvent) {
-	m.opEvents.WithLabelValues(ev.Event).Inc()
+	m.opEvents.WithLabelValues(string(ev.Event)).Inc()
 }
 
 // EndpointDeleted implements delivery.Observer: a deleted endpoint's series
