@@ -405,9 +405,16 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 		if e == nil {
 			return
 		}
-		if !disabled && e.Disabled && e.DisabledReason == kinehook.OperationsURLCleared {
-			h.renderError(w, r, http.StatusConflict, "This endpoint was disabled when the project's operations URL was cleared: set that URL again to enable it.")
-			return
+		if !disabled && kinehook.IsOperationsEndpoint(e.ID) {
+			p, err := h.store.GetProject(r.Context(), rc.project.ID)
+			if err != nil {
+				h.internalError(w, r, fmt.Errorf("get project: %w", err))
+				return
+			}
+			if p.OperationsURL == "" {
+				h.renderError(w, r, http.StatusConflict, "The project's operations URL is not set: set it again (API or kinehook projects update --operations-url) to enable this endpoint.")
+				return
+			}
 		}
 		prev := e.UpdatedAt
 		e.Disabled = disabled
@@ -533,7 +540,7 @@ func (h *Handler) endpointDelete(w http.ResponseWriter, r *http.Request, rc *req
 		return
 	}
 	if kinehook.IsOperationsEndpoint(e.ID) {
-		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL: clear that setting to remove it.")
+		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL and stays with the project: clearing that setting disables it.")
 		return
 	}
 	if err := h.store.DeleteEndpoint(r.Context(), rc.project.ID, e.ID); err != nil {

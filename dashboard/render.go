@@ -160,6 +160,7 @@ var templateFuncs = template.FuncMap{
 	},
 	"join":        strings.Join,
 	"opsEndpoint": kinehook.IsOperationsEndpoint,
+	"opsCleared":  func() string { return kinehook.OperationsURLCleared },
 	"statusClass": func(s kinehook.DeliveryStatus) string {
 		switch s {
 		case kinehook.DeliverySucceeded:

@@ -1057,4 +1057,52 @@ func TestOperationsURL(t *testing.T) {
 	if got := e.must(e.do("GET", epPath+"/secret", key, nil), 200).json(t)["secret"]; got != secret {
 		t.Error("setting the operations URL again changed the secret")
 	}
+
+	// Disabled by its owner, it stays disabled when the same URL is sent
+	// again, and whatever the reason it cannot be enabled while the
+	// setting is empty.
+	e.must(e.do("PATCH", epPath, key, map[string]any{"disabled": true}), 200)
+	e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ops.URL + "/back", "name": "again"}), 200)
+	if ep := e.must(e.do("GET", epPath, key, nil), 200).json(t); ep["disabled"] != true {
+		t.Errorf("resending the same operations_url enabled an endpoint its owner disabled: %v", ep)
+	}
+	e.must(e.do("PATCH", "/v1/projects/"+pid, key, map[string]any{"operations_url": ""}), 200)
+	if r := e.do("PATCH", epPath, key, map[string]any{"disabled": false}); r.status != 409 {
+		t.Errorf("enabling it (disabled by its owner, then the setting cleared): %d %s", r.status, r.body)
+	}
+}
+
+// TestOperationsURLConcurrent: PATCHes racing on one project's
+// operations_url never fail and leave the project and its operations
+// endpoint agreeing (the URL set: the endpoint there and enabled; cleared:
+// disabled).
+func TestOperationsURLConcurrent(t *testing.T) {
+	e := newEnv(t)
+	for round := range 5 {
+		pid, key := e.project(fmt.Sprintf("p%d", round))
+		var wg sync.WaitGroup
+		for i := range 10 {
+			body := map[string]any{"operations_url": ""}
+			if i%2 == 0 {
+				body["operations_url"] = fmt.Sprintf("%s/ops%d", e.sink.URL, i)
+			}
+			wg.Go(func() {
+				if r := e.do("PATCH", "/v1/projects/"+pid, key, body); r.status != 200 {
+					t.Errorf("PATCH %v: %d %s", body, r.status, r.body)
+				}
+			})
+			wg.Go(func() {
+				if r := e.do("PATCH", "/v1/projects/"+pid+"/endpoints/"+kinehook.OperationsEndpointID(pid), key, map[string]any{"description": "d"}); r.status != 200 && r.status != 404 {
+					t.Errorf("endpoint PATCH: %d %s", r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+		p := e.must(e.do("GET", "/v1/projects/"+pid, key, nil), 200).json(t)
+		ep := e.must(e.do("GET", "/v1/projects/"+pid+"/endpoints/"+kinehook.OperationsEndpointID(pid), key, nil), 200).json(t)
+		url, _ := p["operations_url"].(string)
+		if url != "" && (ep["disabled"] != false || ep["url"] != url) || url == "" && ep["disabled"] != true {
+			t.Fatalf("round %d: project operations_url %q, endpoint %v", round, url, ep)
+		}
+	}
 }

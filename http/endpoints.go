@@ -288,6 +288,11 @@ func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *
 		writeError(w, err)
 		return
 	}
+	if kinehook.IsOperationsEndpoint(r.PathValue("eid")) {
+		// Its project's operations_url decides what may change here.
+		unlock := s.lockProject(pid)
+		defer unlock()
+	}
 	e, err := s.updateEndpoint(r, pid, r.PathValue("eid"), func(e *kinehook.Endpoint) error {
 		if kinehook.IsOperationsEndpoint(e.ID) {
 			if in.URL != nil && *in.URL != e.URL {
@@ -296,8 +301,14 @@ func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *
 			if in.EventTypes != nil && !slices.Equal(*in.EventTypes, e.EventTypes) {
 				return errManaged("event_types", "it receives the project's operational events (endpoint.*)")
 			}
-			if in.Disabled != nil && !*in.Disabled && e.Disabled && e.DisabledReason == kinehook.OperationsURLCleared {
-				return errManaged("disabled", "it was disabled when the project's operations_url was cleared: set that to enable it")
+			if in.Disabled != nil && !*in.Disabled && e.Disabled {
+				p, err := s.store.GetProject(r.Context(), pid)
+				if err != nil {
+					return fmt.Errorf("get project: %w", err)
+				}
+				if p.OperationsURL == "" {
+					return errManaged("disabled", "the project's operations_url is not set: set that to enable it")
+				}
 			}
 		}
 		return s.applyEndpoint(e, &in, false)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -88,7 +89,7 @@ func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *
 		s.internal(w, "create project", err)
 		return
 	}
-	if err := s.syncOperationsEndpoint(r.Context(), p); err != nil {
+	if err := s.syncOperationsEndpoint(r, p); err != nil {
 		s.internal(w, "operations endpoint", err)
 		return
 	}
@@ -121,54 +122,72 @@ func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *pri
 	writeJSON(w, nethttp.StatusOK, viewProject(p))
 }
 
+// errUnchanged tells updateEndpoint's caller that nothing needed writing.
+var errUnchanged = errors.New("unchanged")
+
+// lockProject takes the project's settings lock; the returned func frees it.
+func (s *Server) lockProject(pid string) func() {
+	m, _ := s.projLocks.LoadOrStore(pid, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
 // syncOperationsEndpoint makes the endpoint of the project's operations_url
-// (kinehook.OperationsEndpointID) agree with it after the setting was given:
-// created, subscribed to the operational events (endpoint.*) with a secret of
-// its own, the first time; moved to the URL and enabled (secret and history
-// kept) when it is set again; disabled when it is cleared (its open
-// deliveries wait for a new URL; the endpoint is one per project for good,
-// so its history never attaches to another). Operational events reach it
-// like any webhook: signed, retried, logged, replayable.
-func (s *Server) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project) error {
+// (kinehook.OperationsEndpointID) agree with it after the setting was given
+// (callers hold the project's lock): created, subscribed to the operational
+// events (endpoint.*) with a secret of its own, the first time; moved to a
+// new URL and enabled (secret and history kept); enabled again when it was
+// disabled because the setting had been cleared (not when someone or a 410
+// disabled it and the same URL is sent again); disabled when the setting is
+// cleared (its open deliveries wait for a URL; the endpoint is the project's
+// one operations endpoint for good, so its history never attaches to
+// another). Its writes are conditional, like the endpoint API's, so a
+// concurrent change of its other fields is neither lost nor undoes this.
+func (s *Server) syncOperationsEndpoint(r *nethttp.Request, p *kinehook.Project) error {
+	ctx := r.Context()
 	id := kinehook.OperationsEndpointID(p.ID)
-	ep, err := s.store.GetEndpoint(ctx, p.ID, id)
-	if err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
-		return fmt.Errorf("get operations endpoint: %w", err)
-	}
-	exists := err == nil
-	now := s.now().UTC().Truncate(time.Millisecond)
-	switch {
-	case p.OperationsURL == "" && (!exists || ep.Disabled):
-		return nil
-	case !exists:
+	_, err := s.store.GetEndpoint(ctx, p.ID, id)
+	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+		if p.OperationsURL == "" {
+			return nil
+		}
 		secret, err := kinehook.GenerateSecret()
 		if err != nil {
 			return err
 		}
-		ep = &kinehook.Endpoint{ID: id, ProjectID: p.ID, URL: p.OperationsURL,
+		now := s.now().UTC().Truncate(time.Millisecond)
+		ep := &kinehook.Endpoint{ID: id, ProjectID: p.ID, URL: p.OperationsURL,
 			EventTypes:  []string{"endpoint.*"},
 			Description: "operational events of the project (made by its operations_url)",
 			Secrets:     []kinehook.EndpointSecret{{Value: secret}}, Scheme: kinehook.SchemeV1,
 			CreatedAt: now, UpdatedAt: now}
-		if err := s.store.CreateEndpoint(ctx, ep); err != nil {
+		err = s.store.CreateEndpoint(ctx, ep)
+		if err == nil {
+			s.disp.EndpointChanged(ctx, p.ID, id)
+			return nil
+		}
+		// Another instance made it meanwhile: bring that one in line.
+		if _, gerr := s.store.GetEndpoint(ctx, p.ID, id); gerr != nil {
 			return fmt.Errorf("create operations endpoint: %w", err)
 		}
-	default:
-		if p.OperationsURL == "" {
-			ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
-		} else {
-			ep.URL, ep.Disabled, ep.DisabledReason = p.OperationsURL, false, ""
-		}
-		prev := ep.UpdatedAt
-		ep.UpdatedAt = now
-		if !now.After(prev) {
-			ep.UpdatedAt = prev.Add(time.Millisecond)
-		}
-		if err := s.store.UpdateEndpoint(ctx, ep); err != nil {
-			return fmt.Errorf("update operations endpoint: %w", err)
-		}
+	} else if err != nil {
+		return fmt.Errorf("get operations endpoint: %w", err)
 	}
-	s.disp.EndpointChanged(ctx, p.ID, id)
+	_, err = s.updateEndpoint(r, p.ID, id, func(ep *kinehook.Endpoint) error {
+		switch {
+		case p.OperationsURL == "" && !ep.Disabled:
+			ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
+		case p.OperationsURL != "" && (ep.URL != p.OperationsURL || (ep.Disabled && ep.DisabledReason == kinehook.OperationsURLCleared)):
+			ep.URL, ep.Disabled, ep.DisabledReason = p.OperationsURL, false, ""
+		default:
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return fmt.Errorf("update operations endpoint: %w", err)
+	}
 	return nil
 }
 
@@ -202,6 +221,10 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *p
 		writeError(w, err)
 		return
 	}
+	// Read, change, write and sync as one step per project, so two PATCHes
+	// cannot leave the project and its operations endpoint disagreeing.
+	unlock := s.lockProject(r.PathValue("pid"))
+	defer unlock()
 	p, err := s.store.GetProject(r.Context(), r.PathValue("pid"))
 	if err != nil {
 		s.internal(w, "get project", err)
@@ -236,7 +259,7 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *p
 		return
 	}
 	if in.OperationsURL != nil {
-		if err := s.syncOperationsEndpoint(r.Context(), p); err != nil {
+		if err := s.syncOperationsEndpoint(r, p); err != nil {
 			s.internal(w, "operations endpoint", err)
 			return
 		}

@@ -107,8 +107,11 @@ type Server struct {
 	adminHash atomic.Pointer[[]byte]
 
 	keyCache sync.Map // string(key hash) -> *kinehook.Project
-	keyCount int64
-	keyMu    sync.Mutex
+	// projLocks serialise the changes of one project's settings with the
+	// endpoint its operations_url makes (string project id -> *sync.Mutex).
+	projLocks sync.Map
+	keyCount  int64
+	keyMu     sync.Mutex
 }
 
 // NewServer checks cfg and returns the API server.

@@ -182,8 +182,12 @@ func projectPairs(p *kinehook.Project) [][2]string {
 	if p.RetentionDays > 0 {
 		retention = strconv.Itoa(p.RetentionDays) + " days"
 	}
-	return [][2]string{
+	pairs := [][2]string{
 		{"id", p.ID}, {"name", p.Name}, {"retention", retention},
-		{"operations_url", apiOr(p.OperationsURL)}, {"created_at", apiTime(p.CreatedAt)},
+		{"operations_url", apiOr(p.OperationsURL)},
 	}
+	if p.OperationsURL != "" { // the endpoint it made (its secret signs the operational events)
+		pairs = append(pairs, [2]string{"operations_endpoint", kinehook.OperationsEndpointID(p.ID)})
+	}
+	return append(pairs, [2]string{"created_at", apiTime(p.CreatedAt)})
 }

@@ -98,6 +98,9 @@ func listenLineOf(in *kinehook.Incoming, status int, now time.Time) listenLine {
 	if ev.Live != nil {
 		l.VideoID = ev.Live.VideoID
 	}
+	if ev.Operational != nil { // kinehook's own endpoint.disabled / endpoint.recovered
+		l.Message = ev.Operational.Reason
+	}
 	return l
 }
 

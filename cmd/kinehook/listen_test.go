@@ -356,3 +356,16 @@ func TestListenForwardAddsNoHeaders(t *testing.T) {
 		t.Errorf("the app got Accept-Encoding %q, X-Sender %q; want none and the sender's", h.Get("Accept-Encoding"), h.Get("X-Sender"))
 	}
 }
+
+// TestListenLineOfOperationalEvent: kinehook's own operational events are
+// printed with their endpoint and reason, not as an unknown type.
+func TestListenLineOfOperationalEvent(t *testing.T) {
+	ev, err := kinehook.ParseLenient([]byte(`{"event":"endpoint.disabled","data":{"project_id":"prj_1","endpoint_id":"ep_1","url":"https://x","reason":"endpoint answered 410 Gone","at":"2026-11-27T03:00:00Z"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := listenLineOf(&kinehook.Incoming{ID: "msg_1", Event: ev}, 200, time.Now()).text()
+	if !strings.Contains(line, "endpoint.disabled id=ep_1") || !strings.Contains(line, "410 Gone") || strings.Contains(line, "unknown") {
+		t.Errorf("line %q", line)
+	}
+}
