@@ -427,10 +427,14 @@ func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kine
 	}
 	// A deleted endpoint's deliveries have nowhere to go: reopened, one
 	// would stay pending for good (and keep its event from retention).
-	if _, err := e.store.GetEndpoint(ctx, projectID, d.EndpointID); kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+	ep, err := e.store.GetEndpoint(ctx, projectID, d.EndpointID)
+	switch {
+	case kinehook.ErrorCode(err) == kinehook.ENOTFOUND:
 		return nil, &kinehook.Error{Code: kinehook.ECONFLICT, Message: fmt.Sprintf("delivery %s cannot be sent again: its endpoint %s was deleted", deliveryID, d.EndpointID)}
-	} else if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("retry delivery: %w", err)
+	case ep.Disabled: // "now" would be a promise the engine cannot keep
+		return nil, &kinehook.Error{Code: kinehook.ECONFLICT, Message: fmt.Sprintf("delivery %s cannot be sent now: its endpoint %s is disabled (%s); enable it first", deliveryID, d.EndpointID, ep.DisabledReason)}
 	}
 	ds, err := e.store.ReopenDeliveries(ctx, projectID, []string{deliveryID})
 	if err != nil {

@@ -155,6 +155,9 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
 	h.idle()
 	h.updateEndpoint(ep.ID, func(e *kinehook.Endpoint) { e.Disabled = true })
+	if _, err := h.eng.Retry(t.Context(), h.proj.ID, res.Deliveries[0].ID); kinehook.ErrorCode(err) != kinehook.ECONFLICT {
+		t.Errorf("retry while the endpoint is disabled: %v, want a conflict", err)
+	}
 	h.clock.Advance(10 * time.Minute)
 	s.none(t, 30*time.Millisecond)
 	s.status(200)
@@ -188,7 +191,7 @@ func TestDisabledAndDeletedEndpoints(t *testing.T) {
 	if d := h.delivery(res2.Deliveries[0].ID); d.Status != kinehook.DeliveryFailed {
 		t.Errorf("deleted endpoint's delivery is %s, want failed (by the store)", d.Status)
 	}
-	// Nowhere to send it: a retry is refused, and the delivery stays failed.
+	// Disabled, or deleted: a retry cannot go now and is refused.
 	if _, err := h.eng.Retry(t.Context(), h.proj.ID, res2.Deliveries[0].ID); kinehook.ErrorCode(err) != kinehook.ECONFLICT {
 		t.Errorf("retry of a deleted endpoint's delivery: %v, want a conflict", err)
 	}
