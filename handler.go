@@ -90,9 +90,9 @@ type Incoming struct {
 	ID string
 	// Timestamp is the webhook-timestamp header (zero when absent).
 	Timestamp time.Time
-	// Attempt is the webhook-attempt header when the sender sets it (kinehook
-	// does), else the number of times the Deduper saw this delivery's key
-	// within its TTL, 1-based.
+	// Attempt is the webhook-attempt header when the sender sets it, else the
+	// number of times the Deduper saw this delivery's key within its TTL,
+	// 1-based.
 	Attempt int
 	// Event is the body parsed leniently.
 	Event *ParsedEvent

@@ -20,9 +20,10 @@ const (
 	HeaderID        = "webhook-id"
 	HeaderTimestamp = "webhook-timestamp"
 	HeaderSignature = "webhook-signature"
-	// HeaderAttempt is not part of Standard Webhooks; kinehook's sender sets
-	// it to the 1-based attempt number and the Handler prefers it to its own
-	// count when present.
+	// HeaderAttempt is not part of Standard Webhooks: some senders set it to
+	// the 1-based attempt number (kinehook's does not; its webhook-id and
+	// webhook-timestamp identify an attempt), and the Handler prefers it to
+	// its own count when present.
 	HeaderAttempt = "webhook-attempt"
 )
 

@@ -175,11 +175,18 @@ func (s *Server) syncOperationsEndpoint(r *nethttp.Request, p *kinehook.Project)
 		return fmt.Errorf("get operations endpoint: %w", err)
 	}
 	_, err = s.updateEndpoint(r, p.ID, id, func(ep *kinehook.Endpoint) error {
+		// The setting as stored now, not as this request left it: another
+		// instance may have changed it since (the lock is per process).
+		cur, err := s.store.GetProject(ctx, p.ID)
+		if err != nil {
+			return fmt.Errorf("get project: %w", err)
+		}
+		url := cur.OperationsURL
 		switch {
-		case p.OperationsURL == "" && !ep.Disabled:
+		case url == "" && !ep.Disabled:
 			ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
-		case p.OperationsURL != "" && (ep.URL != p.OperationsURL || (ep.Disabled && ep.DisabledReason == kinehook.OperationsURLCleared)):
-			ep.URL, ep.Disabled, ep.DisabledReason = p.OperationsURL, false, ""
+		case url != "" && (ep.URL != url || (ep.Disabled && ep.DisabledReason == kinehook.OperationsURLCleared)):
+			ep.URL, ep.Disabled, ep.DisabledReason = url, false, ""
 		default:
 			return errUnchanged
 		}
