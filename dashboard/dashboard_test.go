@@ -893,4 +893,24 @@ func TestOperationsEndpointPage(t *testing.T) {
 	}
 	other := e.createEndpoint(e.a, e.sink.srv.URL)
 	mustContain(t, b.get("/projects/"+e.a.ID+"/endpoints/"+other.ID), `value="endpoint.*"`, "operational events")
+
+	// Disabled while the project has no operations URL (this one never
+	// set it): no Enable button, a note instead, and a forged enable is
+	// refused.
+	got, err := e.store.GetEndpoint(context.Background(), e.a.ID, ops.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Disabled, got.DisabledReason = true, "disabled in the dashboard"
+	if err := e.store.UpdateEndpoint(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	p = b.get(path)
+	mustContain(t, p, "Set the project's operations URL again to enable it.")
+	if strings.Contains(p.body, `id="enable-endpoint"`) {
+		t.Error("the page offers Enable while the project has no operations URL")
+	}
+	if p := b.post(path+"/enable", nil); p.status != http.StatusConflict {
+		t.Errorf("forged enable: %d", p.status)
+	}
 }

@@ -160,7 +160,6 @@ var templateFuncs = template.FuncMap{
 	},
 	"join":        strings.Join,
 	"opsEndpoint": kinehook.IsOperationsEndpoint,
-	"opsCleared":  func() string { return kinehook.OperationsURLCleared },
 	"statusClass": func(s kinehook.DeliveryStatus) string {
 		switch s {
 		case kinehook.DeliverySucceeded:
