@@ -3,54 +3,16 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 )
 
 // Backup writes a consistent copy of the database to destPath while the
-// store keeps serving: VACUUM INTO reads one snapshot through a reader
-// connection, so writers are not blocked. The copy is written beside destPath,
-// synced, then renamed over it, so destPath is either the old file or a
-// complete new one. The copy is compact and opens with Open.
+// store keeps serving, replacing destPath if it exists (BackupFile: one
+// snapshot through a connection of its own, checked, fsynced, owner-only).
+// The copy is compact and opens with Open.
 func (s *Store) Backup(ctx context.Context, destPath string) error {
-	dest, err := filepath.Abs(destPath)
-	if err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	if dest == s.path {
-		return fmt.Errorf("sqlite: backup: destination %s is the live database", dest)
-	}
-	tmp := dest + ".tmp-" + time.Now().Format("20060102T150405.000000000")
-	// The copy holds payloads, key hashes and sealed secrets: made empty
-	// with owner-only access first, VACUUM INTO then fills it (it accepts
-	// an empty file), so it is never readable by others, even half written.
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	f.Close()
-	defer os.Remove(tmp)
-	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
-		return fmt.Errorf("sqlite: backup to %s: %w", dest, err)
-	}
-	f, err = os.OpenFile(tmp, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: backup: sync %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(dest)); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if _, err := BackupFile(ctx, s.path, destPath, true); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return nil
 }

@@ -297,7 +297,7 @@ func TestBackup(t *testing.T) {
 	if err := s.Backup(t.Context(), s.Path()); err == nil {
 		t.Error("backup over the live database succeeded")
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp-*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.partial-*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
 }

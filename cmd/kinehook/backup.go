@@ -2,21 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kinehook/kinehook/internal/secretbox"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	"github.com/kinehook/kinehook/sqlite"
 )
 
 func init() { rootCmd.AddCommand(newBackupCmd()) }
@@ -70,137 +65,24 @@ pg_dump instead.`,
 	return cmd
 }
 
-// backupSQLite copies the SQLite database src to dest through its own
-// connection with VACUUM INTO: one read snapshot, so writers in other
-// processes go on (WAL) and the copy is consistent. The copy is written to a
-// temporary file beside dest, checked, fsynced, then linked (or, with force,
-// renamed) to dest, so dest is never a partial file and an existing dest is
-// never replaced without force. It returns the size of the backup.
-//
-// It does not use sqlite.Open, which would apply this binary's migrations
-// to the live database of a server that may run another version.
+// backupSQLite is sqlite.BackupFile (a checked, fsynced, owner-only copy
+// through its own connection; it never migrates the live file) with errors
+// worded for this command's flags.
 func backupSQLite(ctx context.Context, src, dest string, force bool) (int64, error) {
-	srcAbs, err := filepath.Abs(src)
-	if err != nil {
-		return 0, fmt.Errorf("backup: %w", err)
+	size, err := sqlite.BackupFile(ctx, src, dest, force)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return 0, fmt.Errorf("backup: %s exists; pass --force to overwrite it", dest)
+	case errors.Is(err, fs.ErrNotExist) && !fileExists(src):
+		abs, _ := filepath.Abs(src)
+		return 0, fmt.Errorf("backup: no embedded store at %s (is --data right?)", abs)
 	}
-	destAbs, err := filepath.Abs(dest)
-	if err != nil {
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	fi, err := os.Stat(srcAbs)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, fmt.Errorf("backup: no embedded store at %s (is --data right?)", srcAbs)
-		}
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return 0, fmt.Errorf("backup: %s is not a database file", srcAbs)
-	}
-	switch destAbs {
-	case srcAbs, srcAbs + "-wal", srcAbs + "-shm":
-		return 0, fmt.Errorf("backup: %s is the live database; write the backup elsewhere", dest)
-	}
-	if !force {
-		if _, err := os.Lstat(destAbs); err == nil {
-			return 0, fmt.Errorf("backup: %s exists; pass --force to overwrite it", dest)
-		}
-	}
-
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := destAbs + ".partial-" + hex.EncodeToString(rnd[:])
-	// The copy holds payloads, key hashes and sealed secrets: made empty
-	// with owner-only access first (VACUUM INTO fills an empty file), it is
-	// never readable by others, even half written.
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	f.Close()
-	defer os.Remove(tmp) // gone after the link or rename; removes a failed copy
-
-	db, err := sql.Open("sqlite", sqliteDSN(srcAbs))
-	if err != nil {
-		return 0, fmt.Errorf("backup: open %s: %w", srcAbs, err)
-	}
-	db.SetMaxOpenConns(1)
-	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, tmp)
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, fmt.Errorf("backup: copy %s: %w", srcAbs, err)
-	}
-	if err := checkSQLiteFile(ctx, tmp); err != nil {
-		return 0, err
-	}
-	if err := syncFile(tmp); err != nil {
-		return 0, err
-	}
-	if force {
-		err = os.Rename(tmp, destAbs)
-	} else {
-		// A hard link fails when dest appeared meanwhile: never clobber it.
-		err = os.Link(tmp, destAbs)
-	}
-	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return 0, fmt.Errorf("backup: %s exists; pass --force to overwrite it", dest)
-		}
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(destAbs)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	out, err := os.Stat(destAbs)
-	if err != nil {
-		return 0, fmt.Errorf("backup: %w", err)
-	}
-	return out.Size(), nil
+	return size, err
 }
 
-// sqliteDSN is a database/sql name for path that waits for locks instead of
-// failing and refuses to create a missing file.
-func sqliteDSN(path string) string {
-	q := url.Values{}
-	q.Set("mode", "rw")
-	q.Add("_pragma", "busy_timeout(10000)")
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-}
-
-// checkSQLiteFile runs PRAGMA quick_check on a finished copy.
-func checkSQLiteFile(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", sqliteDSN(path))
-	if err != nil {
-		return fmt.Errorf("backup: check the copy: %w", err)
-	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRowContext(ctx, `PRAGMA quick_check`).Scan(&res); err != nil {
-		return fmt.Errorf("backup: check the copy: %w", err)
-	}
-	if res != "ok" {
-		return fmt.Errorf("backup: the copy fails PRAGMA quick_check: %s", res)
-	}
-	return nil
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("backup: sync %s: %w", path, err)
-	}
-	return nil
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // humanBytes renders n in binary units (KiB, MiB, GiB).
