@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/kinehook/kinehook"
 )
@@ -19,6 +20,12 @@ func (s *Server) checkURL(raw, field string) error {
 		if errors.As(err, &ke) {
 			out := *ke
 			out.Field = field
+			if field == "operations_url" {
+				// The url rules' wording, without the endpoint-only advice
+				// ("use login and password") and with the field's name.
+				msg, _, _ := strings.Cut(out.Message, "; use login")
+				out.Message = field + strings.TrimPrefix(msg, "url")
+			}
 			return &out
 		}
 		return &kinehook.Error{Code: kinehook.EINVALID, Field: field, Message: err.Error()}

@@ -247,6 +247,11 @@ func TestProjects(t *testing.T) {
 	if r := e.do("PATCH", "/v1/projects/"+m["id"].(string), key, map[string]any{"operations_url": "ftp://x"}); r.status != 422 || r.errField() != "operations_url" {
 		t.Errorf("bad operations_url: %d %s", r.status, r.body)
 	}
+	// The message names the setting and gives no endpoint-only advice.
+	if r := e.do("PATCH", "/v1/projects/"+m["id"].(string), key, map[string]any{"operations_url": "https://u:p@example.com/ops"}); r.status != 422 ||
+		!strings.Contains(string(r.body), "operations_url must not carry credentials") || strings.Contains(string(r.body), "login") {
+		t.Errorf("operations_url with credentials: %d %s", r.status, r.body)
+	}
 
 	bad := []struct {
 		name, body string
