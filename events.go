@@ -331,65 +331,6 @@ func duplicateKey(obj []byte) string {
 	return ""
 }
 
-// loneSurrogateAt is the offset of the first \u escape in a string of the
-// JSON text b that encodes half of a UTF-16 surrogate pair without the other
-// half, or -1.
-func loneSurrogateAt(b []byte) int {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !inString {
-			inString = c == '"'
-			continue
-		}
-		switch c {
-		case '"':
-			inString = false
-		case '\\':
-			if i+1 < len(b) && b[i+1] == 'u' {
-				r, ok := hex4(b, i+2)
-				switch {
-				case ok && r >= 0xD800 && r <= 0xDBFF:
-					if lo, ok := hex4(b, i+8); i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' && ok && lo >= 0xDC00 && lo <= 0xDFFF {
-						i += 11
-						continue
-					}
-					return i
-				case ok && r >= 0xDC00 && r <= 0xDFFF:
-					return i
-				}
-				i += 5
-				continue
-			}
-			i++ // the escaped character
-		}
-	}
-	return -1
-}
-
-// hex4 decodes the four hex digits at b[i:i+4].
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		var d byte
-		switch {
-		case c >= '0' && c <= '9':
-			d = c - '0'
-		case c >= 'a' && c <= 'f':
-			d = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(d)
-	}
-	return r, true
-}
-
 // invalidUTF8At is the offset of the first byte of b that does not start a
 // valid UTF-8 sequence, or -1.
 func invalidUTF8At(b []byte) int {
@@ -432,7 +373,7 @@ func parse(body []byte, strict bool) (*ParsedEvent, error) {
 		if !utf8.Valid(body) {
 			return nil, &ValidationError{Field: "body", Expected: "UTF-8 text", Got: fmt.Sprintf("a byte that is not UTF-8 at offset %d", invalidUTF8At(body)), Malformed: true}
 		}
-		if at := loneSurrogateAt(body); at >= 0 {
+		if at := jsonshape.LoneSurrogateAt(body); at >= 0 {
 			// encoding/json reads it as U+FFFD, so two different ids
 			// would share one resource key, and receivers see the escape.
 			return nil, &ValidationError{Field: "body", Expected: "text that is Unicode (a \\u escape of a surrogate only as half of a pair)", Got: fmt.Sprintf("an unpaired surrogate escape at offset %d", at), Malformed: true}

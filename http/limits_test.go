@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"sort"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/netguard"
@@ -245,6 +248,14 @@ func FuzzDecodeJSON(f *testing.F) {
 		if checkDepth(b, DefaultMaxJSONDepth) != nil {
 			t.Fatal("decoded a body deeper than the limit")
 		}
+		d := jsontext.NewDecoder(bytes.NewReader(b))
+		var terr error
+		for terr == nil {
+			_, terr = d.ReadToken()
+		}
+		if !errors.Is(terr, io.EOF) {
+			t.Fatalf("decoded %q, which a strict parser refuses: %v", b, terr)
+		}
 		if in.URL != nil && s.guard != nil {
 			_ = s.checkURL(*in.URL, "url")
 		}
@@ -252,6 +263,31 @@ func FuzzDecodeJSON(f *testing.F) {
 			_ = kinehook.ValidateEndpointHeaders(*in.Headers)
 		}
 	})
+}
+
+// TestAPIBodiesAreStrictJSON: every JSON body of the API is refused (400)
+// when encoding/json would read it without a word but other parsers would
+// read it differently; nothing is stored.
+func TestAPIBodiesAreStrictJSON(t *testing.T) {
+	e := newEnv(t)
+	pid, key := e.project("p")
+	path := "/v1/projects/" + pid + "/endpoints"
+	for _, body := range []string{
+		`{"url":"https://a.example/h","url":"https://b.example/h"}`,
+		`{"url":"https://a.example/h","headers":{"X-A":"1","X-A":"2"}}`,
+		`{"url":"https://a.example/h","\u0075rl":"https://b.example/h"}`,
+		"{\"url\":\"https://a.example/h\",\"description\":\"\xff\"}",
+		`{"url":"https://a.example/h","description":"x\ud800"}`,
+	} {
+		r := e.do("POST", path, key, body)
+		if r.status != 400 || r.errCode() != kinehook.EMALFORMED {
+			t.Errorf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+	if list := e.must(e.do("GET", path, key, nil), 200).json(t)["data"].([]any); len(list) != 0 {
+		t.Errorf("refused bodies made endpoints: %v", list)
+	}
+	e.must(e.do("POST", path, key, `{"url":"https://a.example/h","description":"smile \ud83d\ude00"}`), 201)
 }
 
 // TestInternalLogsCancellationQuietly: a store call that failed because its

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/jsonshape"
@@ -130,6 +131,25 @@ func (s *Server) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte,
 	return body, nil
 }
 
+// checkStrictText refuses what encoding/json would read without a word but
+// other parsers read differently: bytes that are not UTF-8, an unpaired \u
+// surrogate escape, a member name given twice.
+func checkStrictText(b []byte) error {
+	malformed := func(msg string) error {
+		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: msg}
+	}
+	if !utf8.Valid(b) {
+		return malformed("request body is not UTF-8")
+	}
+	if at := jsonshape.LoneSurrogateAt(b); at >= 0 {
+		return malformed(fmt.Sprintf("unpaired \\u surrogate escape at offset %d", at))
+	}
+	if k, dup := jsonshape.DuplicateKey(b); dup {
+		return malformed(fmt.Sprintf("the key %q is given twice", k))
+	}
+	return nil
+}
+
 // checkDepth refuses JSON nested deeper than limit arrays/objects.
 func checkDepth(b []byte, limit int) error {
 	if depth, _ := jsonshape.Of(b); depth > limit {
@@ -154,6 +174,9 @@ func (s *Server) decodeBytes(body []byte, v any) error {
 		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "request body is empty; expected a JSON object"}
 	}
 	if err := checkDepth(body, s.cfg.MaxJSONDepth); err != nil {
+		return err
+	}
+	if err := checkStrictText(body); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

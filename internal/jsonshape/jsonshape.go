@@ -1,9 +1,15 @@
-// Package jsonshape measures the structure of JSON text without decoding it:
-// how deeply it nests and how many members its outermost object has. The
-// API refuses deep nesting before a decoder recurses into it, and strict
-// event parsing compares the member count with the decoded map to find a key
-// given twice, which encoding/json would silently collapse.
+// Package jsonshape looks at JSON text for what encoding/json does not
+// report: how deeply it nests (the API refuses deep nesting before a decoder
+// recurses into it), how many members its outermost object has (strict event
+// parsing compares that with the decoded map), a member name given twice and
+// an unpaired \u surrogate escape (both silently collapsed or replaced by
+// encoding/json, while other parsers read the text differently).
 package jsonshape
+
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Of returns the deepest nesting of arrays and objects in b and the number
 // of members of the value that opens at depth 1 (the commas at that depth,
@@ -52,4 +58,116 @@ func Of(b []byte) (maxDepth, members int) {
 		return maxDepth, 0
 	}
 	return maxDepth, commas + 1
+}
+
+// LoneSurrogateAt is the offset of the first \u escape in a string of the
+// JSON text b that encodes half of a UTF-16 surrogate pair without the other
+// half, or -1. encoding/json reads such an escape as U+FFFD, so it hides
+// what the text says.
+func LoneSurrogateAt(b []byte) int {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 < len(b) && b[i+1] == 'u' {
+				r, ok := hex4(b, i+2)
+				switch {
+				case ok && r >= 0xD800 && r <= 0xDBFF:
+					if lo, ok := hex4(b, i+8); i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' && ok && lo >= 0xDC00 && lo <= 0xDFFF {
+						i += 11
+						continue
+					}
+					return i
+				case ok && r >= 0xDC00 && r <= 0xDFFF:
+					return i
+				}
+				i += 5
+				continue
+			}
+			i++ // the escaped character
+		}
+	}
+	return -1
+}
+
+// hex4 decodes the four hex digits at b[i:i+4].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(d)
+	}
+	return r, true
+}
+
+// DuplicateKey reports the first object member name that comes twice in the
+// same object of the valid JSON text b, at any depth (names compared
+// decoded, so "\u0061" repeats "a"). encoding/json keeps the last copy and
+// other parsers the first, so a strict API refuses such text.
+func DuplicateKey(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		keys     map[string]bool
+		isObject bool
+		wantKey  bool // the next string token is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				stack = append(stack, &frame{isObject: d == '{', wantKey: d == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].isObject {
+					stack[len(stack)-1].wantKey = true // the value ended
+				}
+			}
+			continue
+		}
+		if top == nil || !top.isObject {
+			continue
+		}
+		if top.wantKey {
+			k, _ := tok.(string)
+			if top.keys[k] {
+				return k, true
+			}
+			if top.keys == nil {
+				top.keys = map[string]bool{}
+			}
+			top.keys[k] = true
+			top.wantKey = false
+			continue
+		}
+		top.wantKey = true // a scalar value ended
+	}
 }

@@ -1,8 +1,14 @@
 package jsonshape
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 func TestOf(t *testing.T) {
@@ -47,6 +53,62 @@ func FuzzOf(f *testing.F) {
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(b, &obj) == nil && obj != nil && m < len(obj) {
 			t.Fatalf("Of(%q) counts %d members, encoding/json %d keys", b, m, len(obj))
+		}
+	})
+}
+
+func TestDuplicateKeyAndLoneSurrogate(t *testing.T) {
+	tests := []struct {
+		in     string
+		dup    string // "" for none
+		lonely int
+	}{
+		{`{"a":1,"b":2}`, "", -1},
+		{`{"a":1,"a":2}`, "a", -1},
+		{`{"a":{"b":1,"b":2}}`, "b", -1},
+		{`{"a":[{"x":1},{"x":2}],"b":{"x":3}}`, "", -1}, // the same name in different objects
+		{`{"a":[1,{"c":1}],"c":2}`, "", -1},
+		{`{"a":1,"\u0061":2}`, "a", -1},
+		{`{"h":{"X-A":"1","X-A":"2"}}`, "X-A", -1},
+		{`[{"k":1},{"k":1,"k":2}]`, "k", -1},
+		{`{"a":"\ud83d\ude00"}`, "", -1},
+		{`{"a":"\\ud800"}`, "", -1},
+		{`{"a":"x\ud800"}`, "", 7},
+		{`{"a":"\udc00\ud800"}`, "", 6},
+		{`{"\ud800":1}`, "", 2},
+	}
+	for _, tt := range tests {
+		k, dup := DuplicateKey([]byte(tt.in))
+		if dup != (tt.dup != "") || k != tt.dup {
+			t.Errorf("DuplicateKey(%s) = %q, %v; want %q", tt.in, k, dup, tt.dup)
+		}
+		if at := LoneSurrogateAt([]byte(tt.in)); at != tt.lonely {
+			t.Errorf("LoneSurrogateAt(%s) = %d, want %d", tt.in, at, tt.lonely)
+		}
+	}
+}
+
+// FuzzStrictText: for text encoding/json accepts, a name given twice or an
+// unpaired surrogate is found exactly when jsontext (the Go team's strict
+// JSON v2 parser) refuses the UTF-8 text.
+func FuzzStrictText(f *testing.F) {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"a":{"b":[{"c":1,"c":2}]}}`, `{"a":"\ud800"}`, `["\ud83d\ude00"]`, `{"\u0061":1,"a":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) || !utf8.Valid(b) {
+			return
+		}
+		_, dup := DuplicateKey(b)
+		ours := dup || LoneSurrogateAt(b) >= 0
+		d := jsontext.NewDecoder(bytes.NewReader(b))
+		var err error
+		for err == nil {
+			_, err = d.ReadToken()
+		}
+		theirs := !errors.Is(err, io.EOF)
+		if ours != theirs {
+			t.Fatalf("%q: ours %v (dup %v), jsontext %v", b, ours, dup, err)
 		}
 	})
 }
