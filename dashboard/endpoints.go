@@ -405,16 +405,10 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 		if e == nil {
 			return
 		}
-		if !disabled && kinehook.IsOperationsEndpoint(e.ID) {
-			p, err := h.store.GetProject(r.Context(), rc.project.ID)
-			if err != nil {
-				h.internalError(w, r, fmt.Errorf("get project: %w", err))
-				return
-			}
-			if p.OperationsURL == "" {
-				h.renderError(w, r, http.StatusConflict, "The project's operations URL is not set: set it again (API or kinehook projects update --operations-url) to enable this endpoint.")
-				return
-			}
+		// rc.project was read for this request.
+		if !disabled && kinehook.IsOperationsEndpoint(e.ID) && rc.project.OperationsURL == "" {
+			h.renderError(w, r, http.StatusConflict, "The project's operations URL is not set: set it again (API or kinehook projects update --operations-url) to enable this endpoint.")
+			return
 		}
 		prev := e.UpdatedAt
 		e.Disabled = disabled

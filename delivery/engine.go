@@ -436,19 +436,14 @@ func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kine
 	case ep.Disabled: // "now" would be a promise the engine cannot keep
 		return nil, &kinehook.Error{Code: kinehook.ECONFLICT, Message: fmt.Sprintf("delivery %s cannot be sent now: its endpoint %s is disabled (%s); enable it first", deliveryID, d.EndpointID, ep.DisabledReason)}
 	}
+	// A final delivery is reopened; an open one comes back as it is and is
+	// made due now. None back: retention removed it since the read.
 	ds, err := e.store.ReopenDeliveries(ctx, projectID, []string{deliveryID})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery: %w", err)
 	}
-	if len(ds) == 0 { // open already: it is made due now
-		cur, err := e.store.GetDelivery(ctx, projectID, deliveryID)
-		if err != nil {
-			return nil, fmt.Errorf("retry delivery: %w", err)
-		}
-		if cur.Status.Final() {
-			return nil, fmt.Errorf("retry delivery %s: the store did not reopen it", deliveryID)
-		}
-		ds = []*kinehook.Delivery{cur}
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("retry delivery %s: %w", deliveryID, kinehook.ErrNotFound)
 	}
 	e.scheduleNow(ctx, ds)
 	return ds[0], nil

@@ -152,8 +152,9 @@ func (s *Server) putWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *pri
 }
 
 func (s *Server) deleteWebhook(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid, id := p.project.ID, r.PathValue("id")
-	if _, err := webhookID(r); err != nil {
+	pid := p.project.ID
+	id, err := webhookID(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
