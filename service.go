@@ -26,6 +26,9 @@ type Dispatcher interface {
 	// Publish stores the event and its deliveries (sharing a commit with
 	// concurrent calls) and schedules them. It returns after the commit.
 	Publish(ctx context.Context, ev *Event) (IngestResult, error)
+	// PublishBatch stores events atomically (all or none, in one commit) and
+	// schedules their deliveries in slice order; results follow evs.
+	PublishBatch(ctx context.Context, evs []*Event) ([]IngestResult, error)
 	// Retry sends a delivery again now, whatever its state.
 	Retry(ctx context.Context, projectID, deliveryID string) (*Delivery, error)
 	// Recover re-sends an endpoint's failed deliveries created since t and

@@ -11,11 +11,14 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
+// ingestReq is one Publish or PublishBatch call waiting for its commit. Its
+// events are committed together, never split across transactions.
 type ingestReq struct {
-	ev   *kinehook.Event
-	res  kinehook.IngestResult
+	evs  []*kinehook.Event
+	res  []kinehook.IngestResult
 	err  error
 	done chan struct{}
+	one  [1]*kinehook.Event // backing array of evs for Publish
 }
 
 var ingestReqPool = sync.Pool{New: func() any { return &ingestReq{done: make(chan struct{}, 1)} }}
@@ -33,10 +36,10 @@ func (e *Engine) committer() {
 			return
 		}
 		batch = append(batch[:0], r)
-		batch = e.fill(batch)
+		batch = e.fill(batch, len(r.evs))
 		events = events[:0]
 		for _, r := range batch {
-			events = append(events, r.ev)
+			events = append(events, r.evs...)
 		}
 		e.commit(batch, events)
 		clear(events)
@@ -44,15 +47,16 @@ func (e *Engine) committer() {
 }
 
 // fill adds the requests already waiting, or those arriving within the
-// window, up to the batch size.
-func (e *Engine) fill(batch []*ingestReq) []*ingestReq {
+// window, until the batch holds IngestBatch events (a request is never split:
+// the last one may take the batch past that size).
+func (e *Engine) fill(batch []*ingestReq, n int) []*ingestReq {
 	var deadline <-chan time.Time
 	if e.cfg.IngestWindow > 0 {
 		t := time.NewTimer(e.cfg.IngestWindow)
 		defer t.Stop()
 		deadline = t.C
 	}
-	for len(batch) < e.cfg.IngestBatch {
+	for n < e.cfg.IngestBatch {
 		if deadline == nil {
 			select {
 			case r, ok := <-e.ingestCh:
@@ -60,6 +64,7 @@ func (e *Engine) fill(batch []*ingestReq) []*ingestReq {
 					return batch
 				}
 				batch = append(batch, r)
+				n += len(r.evs)
 			default:
 				return batch
 			}
@@ -71,6 +76,7 @@ func (e *Engine) fill(batch []*ingestReq) []*ingestReq {
 				return batch
 			}
 			batch = append(batch, r)
+			n += len(r.evs)
 		case <-deadline:
 			return batch
 		}
@@ -91,10 +97,12 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 		storeDown = errors.Is(err, context.DeadlineExceeded) || e.store.Ping(ctx) != nil
 	}
 	if err != nil && len(batch) > 1 && !storeDown {
-		// The store answers, so the batch may hold one bad event: it must
-		// not fail its neighbours. Commit one by one.
-		for i := range batch {
-			e.commit(batch[i:i+1], events[i:i+1])
+		// The store answers, so the batch may hold one bad request: it must
+		// not fail its neighbours. Commit request by request.
+		off := 0
+		for i, r := range batch {
+			e.commit(batch[i:i+1], events[off:off+len(r.evs)])
+			off += len(r.evs)
 		}
 		return
 	}
@@ -113,9 +121,13 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 		return
 	}
 	e.schedule(results)
-	for i, r := range batch {
-		r.res = results[i]
+	for i := range events {
 		e.obs.EventAccepted(events[i].ProjectID, events[i].Type, results[i].Duplicate)
+	}
+	off := 0
+	for _, r := range batch {
+		r.res = append(r.res[:0], results[off:off+len(r.evs)]...)
+		off += len(r.evs)
 		r.done <- struct{}{}
 	}
 }

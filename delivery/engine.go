@@ -396,26 +396,51 @@ func (e *Engine) forget(es *epState) {
 // Publish stores the event and its deliveries through group commit and
 // schedules them at once. It returns after the commit.
 func (e *Engine) Publish(ctx context.Context, ev *kinehook.Event) (kinehook.IngestResult, error) {
+	r := ingestReqPool.Get().(*ingestReq)
+	r.one[0] = ev
+	r.evs = r.one[:]
+	err := e.publish(ctx, r)
+	var res kinehook.IngestResult
+	if err == nil {
+		res = r.res[0]
+	}
+	r.one[0] = nil
+	clear(r.res)
+	r.evs, r.res, r.err = nil, r.res[:0], nil
+	ingestReqPool.Put(r)
+	return res, err
+}
+
+// PublishBatch stores events and their deliveries in one transaction (shared
+// with concurrent calls) and schedules them at once, in slice order: all are
+// stored or none. The results are in the same order as evs.
+func (e *Engine) PublishBatch(ctx context.Context, evs []*kinehook.Event) ([]kinehook.IngestResult, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	r := &ingestReq{evs: evs, done: make(chan struct{}, 1)}
+	if err := e.publish(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.res, nil
+}
+
+// publish hands r to the committer and waits for its commit.
+func (e *Engine) publish(ctx context.Context, r *ingestReq) error {
 	e.pubMu.RLock()
 	if e.pubClosed || !e.started.Load() {
 		e.pubMu.RUnlock()
-		return kinehook.IngestResult{}, ErrStopped
+		return ErrStopped
 	}
-	r := ingestReqPool.Get().(*ingestReq)
-	r.ev = ev
 	select {
 	case e.ingestCh <- r:
 	case <-ctx.Done():
 		e.pubMu.RUnlock()
-		ingestReqPool.Put(r)
-		return kinehook.IngestResult{}, fmt.Errorf("publish: %w", ctx.Err())
+		return fmt.Errorf("publish: %w", ctx.Err())
 	}
 	e.pubMu.RUnlock()
 	<-r.done
-	res, err := r.res, r.err
-	r.ev, r.res, r.err = nil, kinehook.IngestResult{}, nil
-	ingestReqPool.Put(r)
-	return res, err
+	return r.err
 }
 
 // Retry sends a delivery again now, whatever its state (ordering still

@@ -1,10 +1,13 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	nethttp "net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -232,4 +235,162 @@ func (s *Server) getEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *princ
 		return
 	}
 	writeJSON(w, nethttp.StatusOK, viewEvent(ev, nil))
+}
+
+// batchEventView is one event of a batch's answer: the event, and whether an
+// idempotency key made it a replay of an earlier one.
+type batchEventView struct {
+	eventView
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// createEvents accepts a batch of events, {"events": [{"event","data",
+// "idempotency_key"?}, ...]}: each is validated as POST .../events validates
+// a body, and all are stored in one commit, or none (the first invalid one is
+// named by index). Deliveries follow the batch's order.
+func (s *Server) createEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+	pid := projectID(r, p)
+	if r.Header.Get("Idempotency-Key") != "" {
+		writeError(w, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "Idempotency-Key", Message: `a batch takes no Idempotency-Key header; give each event its own "idempotency_key"`})
+		return
+	}
+	body, err := readLimited(w, r, s.cfg.MaxBatchBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	evs, err := s.parseBatch(body, pid)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if p != nil && p.admin {
+		if _, err := s.store.GetProject(r.Context(), pid); err != nil {
+			s.internal(w, "get project", err)
+			return
+		}
+	}
+	results, err := s.disp.PublishBatch(r.Context(), evs)
+	if err != nil {
+		s.internal(w, "publish events", err)
+		return
+	}
+	out := make([]batchEventView, len(evs))
+	for i, ev := range evs {
+		stored, data := results[i].Event, json.RawMessage(nil)
+		if stored == nil {
+			stored = ev
+		}
+		if !results[i].Duplicate {
+			data = dataOf(ev.Payload)
+		}
+		out[i] = batchEventView{eventView: viewEvent(stored, data), Replayed: results[i].Duplicate}
+	}
+	writeJSON(w, nethttp.StatusAccepted, listBody[batchEventView]{Data: out})
+}
+
+// parseBatch checks a batch body and returns its events, ready to publish.
+// Each event's body is rebuilt as {"event":...,"data":...} from the members
+// as posted (the data's bytes unchanged) and held to ParseStrict.
+func (s *Server) parseBatch(body []byte, pid string) ([]*kinehook.Event, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: `request body is empty; expected {"events": [...]}`}
+	}
+	// The batch wraps each event in two more levels than a single body.
+	if err := checkDepth(body, s.cfg.MaxJSONDepth+2); err != nil {
+		return nil, err
+	}
+	if err := checkStrictText(body); err != nil {
+		return nil, err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, jsonError(err)
+	}
+	for k := range top {
+		if k != "events" {
+			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: k, Message: fmt.Sprintf(`unknown field %q; a batch is {"events": [...]}`, k)}
+		}
+	}
+	var items []json.RawMessage
+	if raw, ok := top["events"]; !ok || json.Unmarshal(raw, &items) != nil || items == nil {
+		return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: "events", Message: "events must be an array of events"}
+	}
+	switch {
+	case len(items) == 0:
+		return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: "events", Message: "events is empty; a batch holds 1 or more events"}
+	case len(items) > s.cfg.MaxBatchEvents:
+		return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Field: "events", Message: fmt.Sprintf("a batch holds at most %d events, not %d", s.cfg.MaxBatchEvents, len(items))}
+	}
+	now := s.now().UTC()
+	evs := make([]*kinehook.Event, len(items))
+	for i, item := range items {
+		ev, err := s.batchItem(item, i)
+		if err != nil {
+			return nil, err
+		}
+		ev.ID = kinehook.NewID(kinehook.PrefixEvent)
+		ev.ProjectID = pid
+		ev.CreatedAt = now
+		evs[i] = ev
+	}
+	return evs, nil
+}
+
+// batchItem validates the i-th event of a batch.
+func (s *Server) batchItem(item json.RawMessage, i int) (*kinehook.Event, error) {
+	at := fmt.Sprintf("events[%d]", i)
+	var members map[string]json.RawMessage
+	if json.Unmarshal(item, &members) != nil || members == nil {
+		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Field: at, Message: at + ` must be an object {"event": TYPE, "data": {...}}`}
+	}
+	var idemKey string
+	if raw, ok := members["idempotency_key"]; ok {
+		if json.Unmarshal(raw, &idemKey) != nil || idemKey == "" || len(idemKey) > maxIdempotencyKey {
+			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a non-empty string of at most %d bytes", at, maxIdempotencyKey)}
+		}
+		delete(members, "idempotency_key")
+	}
+	for _, k := range slices.Sorted(maps.Keys(members)) {
+		if k != "event" && k != "data" {
+			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + "." + k, Message: fmt.Sprintf(`%s: unknown field %q; an event of a batch is {"event", "data", "idempotency_key"?}`, at, k)}
+		}
+	}
+	// Rebuild the webhook body from the members as posted (the bytes of
+	// each unchanged); ParseStrict names what is missing or wrong.
+	var b bytes.Buffer
+	b.Grow(len(item))
+	b.WriteByte('{')
+	for _, k := range []string{"event", "data"} {
+		if raw, ok := members[k]; ok {
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"` + k + `":`)
+			b.Write(raw)
+		}
+	}
+	b.WriteByte('}')
+	payload := b.Bytes()
+	if int64(len(payload)) > s.cfg.MaxBodyBytes {
+		return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Field: at, Message: fmt.Sprintf("%s is larger than %d bytes", at, s.cfg.MaxBodyBytes)}
+	}
+	parsed, err := kinehook.ParseStrict(payload)
+	if err != nil {
+		ke, _ := validationError(err).(*kinehook.Error)
+		if ke == nil {
+			return nil, err
+		}
+		field := at
+		if ke.Field != "" && ke.Field != "body" {
+			field += "." + ke.Field
+		}
+		return nil, &kinehook.Error{Code: ke.Code, Field: field, Message: at + ": " + ke.Message}
+	}
+	return &kinehook.Event{
+		Type:           parsed.Type,
+		Payload:        payload,
+		ResourceKey:    parsed.ResourceKey(),
+		IdempotencyKey: idemKey,
+	}, nil
 }

@@ -184,6 +184,12 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("POST", "/v1/projects/{pid}/events", base+"/events", key, `{"event":"media.update.status","data":{"id":"v","status":"done","message":"`+strings.Repeat("a", 1<<20)+`"}}`)
 	k.call("POST", "/v1/projects/{pid}/events", base+"/events", "kh_wrong", mediaEvent("v1", "done"))
 	evID := str(ev, "id")
+	batchPat := "/v1/projects/{pid}/events/batch"
+	k.call("POST", batchPat, base+"/events/batch", key, `{"events":[`+mediaEvent("v9", "processing")+`,{"event":"live.created","data":{"event_id":"l9"},"idempotency_key":"b-1"},{"event":"live.created","data":{"event_id":"l9"},"idempotency_key":"b-1"}]}`)
+	k.call("POST", batchPat, base+"/events/batch", key, `{"events":`)
+	k.call("POST", batchPat, base+"/events/batch", key, `{"events":[`+mediaEvent("v9", "nope")+`]}`)
+	k.call("POST", batchPat, base+"/events/batch", key, `{"events":[`+strings.Repeat(mediaEvent("v9", "done")+",", 1000)+mediaEvent("v9", "done")+`]}`)
+	k.call("POST", batchPat, base+"/events/batch", "kh_wrong", `{"events":[`+mediaEvent("v9", "done")+`]}`)
 	k.call("GET", "/v1/projects/{pid}/events", base+"/events?limit=1", key, nil)
 	k.call("GET", "/v1/projects/{pid}/events", base+"/events?limit=0", key, nil)
 	k.call("GET", "/v1/projects/{pid}/events/{id}", base+"/events/"+evID, key, nil)

@@ -116,7 +116,11 @@ func writeJSON(w nethttp.ResponseWriter, status int, v any) {
 // readBody reads the request body up to the configured limit; a larger body
 // is a 413.
 func (s *Server) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, error) {
-	limit := s.cfg.MaxBodyBytes
+	return readLimited(w, r, s.cfg.MaxBodyBytes)
+}
+
+// readLimited reads the request body up to limit bytes; a larger body is a 413.
+func readLimited(w nethttp.ResponseWriter, r *nethttp.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
 	}

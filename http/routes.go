@@ -49,6 +49,7 @@ func routeTable() []*route {
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/recover", Auth: authProject, handle: (*Server).recoverEndpoint},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, handle: (*Server).createEvent},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, handle: (*Server).createEvents},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events", Auth: authProject, handle: (*Server).listEvents},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}", Auth: authProject, handle: (*Server).getEvent},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}/deliveries", Auth: authProject, handle: (*Server).listDeliveries},

@@ -26,7 +26,11 @@ import (
 
 // Defaults for Config's limits.
 const (
-	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxBatchBytes and DefaultMaxBatchEvents bound one
+	// POST .../events/batch (each event in it is still held to MaxBodyBytes).
+	DefaultMaxBatchBytes  = 4 << 20
+	DefaultMaxBatchEvents = 1000
 	DefaultMaxJSONDepth   = 32
 	DefaultMaxURLLength   = 8192
 	DefaultMaxHeaderBytes = 64 << 10
@@ -70,8 +74,11 @@ type Config struct {
 	RateBurst int
 
 	// Request limits (0 = the defaults above).
-	MaxBodyBytes   int64
-	MaxJSONDepth   int
+	MaxBodyBytes int64
+	MaxJSONDepth int
+	// MaxBatchBytes and MaxBatchEvents bound a batch of events.
+	MaxBatchBytes  int64
+	MaxBatchEvents int
 	MaxURLLength   int
 	MaxHeaderBytes int
 
@@ -133,6 +140,12 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxJSONDepth <= 0 {
 		cfg.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.MaxBatchEvents <= 0 {
+		cfg.MaxBatchEvents = DefaultMaxBatchEvents
 	}
 	if cfg.MaxURLLength <= 0 {
 		cfg.MaxURLLength = DefaultMaxURLLength

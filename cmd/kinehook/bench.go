@@ -29,6 +29,8 @@ type benchOptions struct {
 	events      int
 	concurrency int
 	endpoints   int
+	batchSize   int
+	batchConc   int
 	rate        int
 	duration    time.Duration
 	backlog     int
@@ -56,6 +58,8 @@ webhook arrives. Scenarios:
 
   throughput  --events events, --concurrency keep-alive clients, one endpoint:
               deliveries/s from the first POST to the last arrival
+  batch       the throughput scenario with --batch-size events per request
+              to POST .../events/batch, from --batch-concurrency clients
   fanout      --events/--endpoints events to --endpoints endpoints (each event
               fanned out to every endpoint): deliveries/s
   latency     --rate events/s for --duration: p50/p99/max from POST to arrival
@@ -82,6 +86,8 @@ must allow private networks, since the sink is on loopback).`,
 	f.IntVar(&o.events, "events", 50000, "events posted by the throughput scenarios and the baseline")
 	f.IntVar(&o.concurrency, "concurrency", 64, "concurrent keep-alive clients")
 	f.IntVar(&o.endpoints, "endpoints", 10, "endpoints of the fanout scenario")
+	f.IntVar(&o.batchSize, "batch-size", 100, "events per request of the batch scenario")
+	f.IntVar(&o.batchConc, "batch-concurrency", 8, "concurrent clients of the batch scenario")
 	f.IntVar(&o.rate, "rate", 200, "events per second of the latency scenario")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency scenario")
 	f.IntVar(&o.backlog, "backlog", 100000, "events posted to the down endpoint of the backlog scenario")
@@ -161,6 +167,7 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 	}
 	rep, err := bench.Run(ctx, bench.Config{
 		Backend: backend, Events: o.events, Concurrency: o.concurrency, Endpoints: o.endpoints,
+		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
 		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios,
 		Timeout: o.timeout, Start: start, Progress: stderr,
 	})

@@ -81,6 +81,9 @@ type poster struct {
 	url    string
 	auth   string
 	bodies *bodies
+	// batch > 1 makes postAll send that many events per request to
+	// POST .../events/batch.
+	batch int
 }
 
 func newPoster(baseURL, projectID, key string, conc int) (*poster, error) {
@@ -148,10 +151,64 @@ func (f *failures) err(total int) error {
 // postAll posts events 0..n-1 with conc concurrent clients and returns the
 // number accepted.
 func (p *poster) postAll(ctx context.Context, n, conc int, fails *failures) int {
+	if p.batch > 1 {
+		size := p.batch
+		chunks := (n + size - 1) / size
+		var accepted atomic.Int64
+		forEach(ctx, chunks, conc, fails, func(c int) error {
+			from, to := c*size, min(n, (c+1)*size)
+			if err := p.postBatch(ctx, from, to); err != nil {
+				return err
+			}
+			accepted.Add(int64(to - from))
+			return nil
+		})
+		return int(accepted.Load())
+	}
 	return forEach(ctx, n, conc, fails, func(i int) error {
 		_, err := p.post(ctx, i)
 		return err
 	})
+}
+
+// postBatch sends events from..to-1 in one request to the batch route.
+func (p *poster) postBatch(ctx context.Context, from, to int) error {
+	buf := make([]byte, 0, (to-from)*(len(p.bodies.head)+len(p.bodies.tail)+40)+16)
+	buf = append(buf, `{"events":[`...)
+	for i := from; i < to; i++ {
+		if i > from {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, p.bodies.body(i)...)
+	}
+	buf = append(buf, "]}"...)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/batch", bytes.NewReader(buf))
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Authorization", p.auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("post batch: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("post batch: %s: %s", resp.Status, bytes.TrimSpace(data))
+	}
+	var out struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil || len(out.Data) != to-from {
+		return fmt.Errorf("post batch: answer without %d events: %.200s", to-from, data)
+	}
+	return nil
 }
 
 // forEach runs do(0..n-1) on conc goroutines taking the next index as they
