@@ -99,10 +99,12 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	if err != nil && len(batch) > 1 && !storeDown {
 		// The store answers, so the batch may hold one bad request: it must
 		// not fail its neighbours. Commit request by request.
+		// (r is its caller's again once committed: read its size first.)
 		off := 0
 		for i, r := range batch {
-			e.commit(batch[i:i+1], events[off:off+len(r.evs)])
-			off += len(r.evs)
+			n := len(r.evs)
+			e.commit(batch[i:i+1], events[off:off+n])
+			off += n
 		}
 		return
 	}
@@ -126,8 +128,9 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	}
 	off := 0
 	for _, r := range batch {
-		r.res = append(r.res[:0], results[off:off+len(r.evs)]...)
-		off += len(r.evs)
+		n := len(r.evs)
+		r.res = append(r.res[:0], results[off:off+n]...)
+		off += n
 		r.done <- struct{}{}
 	}
 }
