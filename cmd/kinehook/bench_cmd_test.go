@@ -27,7 +27,7 @@ func runBenchCmd(t *testing.T, args ...string) (string, error) {
 // TestBenchRunsEveryScenario drives real in-process servers (SQLite in a
 // temporary directory) with tiny numbers and checks the report's shape.
 func TestBenchRunsEveryScenario(t *testing.T) {
-	out, err := runBenchCmd(t, "--events", "120", "--concurrency", "8", "--endpoints", "3",
+	out, err := runBenchCmd(t, "--events", "120", "--concurrency", "8", "--endpoints", "3", "--batch-size", "7",
 		"--rate", "100", "--duration", "500ms", "--backlog", "150", "--server", "inprocess", "--json")
 	if err != nil {
 		t.Fatalf("bench: %v", err)
@@ -36,7 +36,7 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json printed no report: %v\n%s", err, out)
 	}
-	if rep.Backend != "sqlite" || rep.CPUs < 1 || rep.Concurrency != 8 {
+	if rep.Backend != "sqlite" || rep.CPUs < 1 || rep.Concurrency != 8 || rep.BatchSize != 7 {
 		t.Errorf("report header = %+v", rep)
 	}
 	got := map[string]bench.Result{}
@@ -49,6 +49,7 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 		deliveries int
 	}{
 		{bench.Throughput, 1, 120},
+		{bench.Batch, 1, 120}, // 17 requests of 7, the last of 1
 		{bench.Fanout, 3, 40 * 3},
 		{bench.Latency, 1, 50},
 		{bench.Backlog, 1, 150},
@@ -77,8 +78,10 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 	if b := got[bench.Backlog]; b.SinkHits == 0 {
 		t.Errorf("the down endpoint saw no attempt: %+v", b)
 	}
-	if th := got[bench.Throughput]; th.Ratio <= 0 || th.Pass == nil || th.Target == "" {
-		t.Errorf("throughput not judged against the baseline: %+v", th)
+	for _, sc := range []string{bench.Throughput, bench.Batch} {
+		if th := got[sc]; th.Ratio <= 0 || th.Pass == nil || th.Target == "" {
+			t.Errorf("%s not judged against the baseline: %+v", sc, th)
+		}
 	}
 	if r := got[bench.Relay]; r.Ratio <= 0 || r.Pass != nil {
 		t.Errorf("relay: want a ratio to the baseline and no target: %+v", r)
@@ -86,11 +89,11 @@ func TestBenchRunsEveryScenario(t *testing.T) {
 }
 
 func TestBenchTableAndFlags(t *testing.T) {
-	out, err := runBenchCmd(t, "--events", "50", "--concurrency", "4", "--scenarios", "throughput, baseline,relay", "--server", "inprocess")
+	out, err := runBenchCmd(t, "--events", "50", "--concurrency", "4", "--scenarios", "throughput, batch,baseline,relay", "--server", "inprocess")
 	if err != nil {
 		t.Fatalf("bench: %v", err)
 	}
-	for _, want := range []string{"kinehook bench: backend sqlite", "scenario", "deliveries/s", "throughput", "baseline", "plain Go client ceiling", "relay", "storeless relay (HTTP in, HTTP out)"} {
+	for _, want := range []string{"kinehook bench: backend sqlite", "scenario", "deliveries/s", "throughput", "baseline", "plain Go client ceiling", "relay", "storeless relay (HTTP in, HTTP out)", "events posted 100 per request (POST .../events/batch): kinehook one endpoint"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

@@ -180,8 +180,10 @@ func TestJudge(t *testing.T) {
 		res     Result
 		pass    bool
 	}{
-		{"sqlite", Result{Scenario: Throughput, DeliveriesPerSec: 12000}, true},  // 12000/30000 = 0.4
-		{"sqlite", Result{Scenario: Throughput, DeliveriesPerSec: 9000}, false},  // below 10k
+		{"sqlite", Result{Scenario: Throughput, DeliveriesPerSec: 12000}, true}, // 12000/30000 = 0.4
+		{"sqlite", Result{Scenario: Throughput, DeliveriesPerSec: 9000}, false}, // below 10k
+		{"sqlite", Result{Scenario: Batch, DeliveriesPerSec: 12000}, true},      // as throughput
+		{"sqlite", Result{Scenario: Batch, DeliveriesPerSec: 8000}, false},
 		{"postgres", Result{Scenario: Throughput, DeliveriesPerSec: 6000}, true}, // no ratio goal
 		{"sqlite", Result{Scenario: Fanout, DeliveriesPerSec: 9999}, false},      // below 10k
 		{"sqlite", Result{Scenario: Latency, P99Ms: 21}, false},                  // over 20 ms

@@ -46,7 +46,7 @@ func (r *Report) header() string {
 
 // footer states the ratios to the plain client and to the relay, when they ran.
 func (r *Report) footer() string {
-	var base, thr, rel, thrCPU, relCPU float64
+	var base, thr, rel, thrCPU, relCPU, bat float64
 	var thrScope string
 	for _, res := range r.Results {
 		switch res.Scenario {
@@ -56,12 +56,18 @@ func (r *Report) footer() string {
 			thr, thrCPU, thrScope = res.DeliveriesPerSec, res.CPUMsPer1k, res.RSSScope
 		case Relay:
 			rel, relCPU = res.DeliveriesPerSec, res.CPUMsPer1k
+		case Batch:
+			bat = res.DeliveriesPerSec
 		}
 	}
 	var lines []string
 	if base > 0 && thr > 0 {
 		lines = append(lines, fmt.Sprintf("plain Go client ceiling %.0f requests/s; kinehook one endpoint %.0f deliveries/s = %.2f of it (goal >= 0.3 on SQLite)",
 			base, thr, thr/base))
+	}
+	if base > 0 && bat > 0 {
+		lines = append(lines, fmt.Sprintf("events posted %d per request (POST .../events/batch): kinehook one endpoint %.0f deliveries/s = %.2f of the plain client",
+			r.BatchSize, bat, bat/base))
 	}
 	if rel > 0 && thr > 0 {
 		l := fmt.Sprintf("storeless relay (HTTP in, HTTP out) %.0f deliveries/s; kinehook one endpoint = %.2f of it", rel, thr/rel)

@@ -118,7 +118,9 @@ type Report struct {
 	LoadAfter   string    `json:"load_average_after"`
 	Events      int       `json:"events"`
 	Concurrency int       `json:"concurrency"`
-	Results     []Result  `json:"results"`
+	// BatchSize is the events per request of the batch scenario.
+	BatchSize int      `json:"batch_size"`
+	Results   []Result `json:"results"`
 }
 
 // Run runs the configured scenarios and returns their figures. A scenario
@@ -149,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{
 		Backend: cfg.Backend, Started: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		LoadBefore: loadAverage(), Events: cfg.Events, Concurrency: cfg.Concurrency,
+		LoadBefore: loadAverage(), Events: cfg.Events, Concurrency: cfg.Concurrency, BatchSize: cfg.BatchSize,
 	}
 	defer func() { rep.LoadAfter = loadAverage() }()
 	for _, name := range cfg.Scenarios {
