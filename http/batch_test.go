@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/pgtest"
+	"github.com/kinehook/kinehook/postgres"
 )
 
 // batchOf wraps event bodies into a batch body.
@@ -98,8 +101,20 @@ func slicesRepeat(s string, n int) []string {
 	return out
 }
 
+// TestEventBatch runs on both stores: the batch is one IngestEvents call,
+// whose in-call idempotency each backend implements.
 func TestEventBatch(t *testing.T) {
-	e := newEnv(t)
+	t.Run("sqlite", func(t *testing.T) { testEventBatch(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.New(t), postgres.Options{})
+		if err != nil {
+			t.Fatalf("open postgres: %v", err)
+		}
+		testEventBatch(t, newEnvOn(t, st))
+	})
+}
+
+func testEventBatch(t *testing.T, e *env) {
 	pid, key := e.project("p")
 	e.endpoint(pid, key, nil)
 	path := "/v1/projects/" + pid + "/events/batch"

@@ -126,11 +126,17 @@ func newTestLogger(t *testing.T) *slog.Logger {
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
+	return newEnvOn(t, st, opts...)
+}
+
+// newEnvOn is newEnv on a store the test opened (closed at the end).
+func newEnvOn(t *testing.T, st kinehook.Store, opts ...envOption) *env {
+	t.Helper()
+	ctx := context.Background()
 	eng, err := delivery.New(delivery.Config{
 		Store:          st,
 		RetrySchedule:  []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
