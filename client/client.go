@@ -91,10 +91,21 @@ type Error struct {
 
 func (e *Error) Error() string {
 	msg := e.Message
-	if e.Field != "" && !strings.Contains(msg, e.Field) {
+	if e.Field != "" && !mentions(msg, e.Field) {
 		msg = e.Field + ": " + msg
 	}
 	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.StatusCode, msg)
+}
+
+// mentions reports whether an API message already names field: as is, or,
+// for an event of a batch, as "events[3]: data.status: ..." for the field
+// events[3].data.status.
+func mentions(msg, field string) bool {
+	if strings.Contains(msg, field) {
+		return true
+	}
+	head, rest, ok := strings.Cut(field, "].")
+	return ok && strings.HasPrefix(msg, head+"]: ") && strings.Contains(msg, rest)
 }
 
 // ErrorCode returns the API code of the first *Error in err's chain, or ""
@@ -147,6 +158,8 @@ type request struct {
 	body   any
 	header http.Header
 	out    any
+	// answerHeader, when not nil, receives the header of a 2xx answer.
+	answerHeader *http.Header
 }
 
 // do performs r and decodes a 2xx answer into r.out.
@@ -192,6 +205,9 @@ func (c *Client) do(ctx context.Context, r request) error {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return apiError(resp, data)
+	}
+	if r.answerHeader != nil {
+		*r.answerHeader = resp.Header
 	}
 	if hook, _ := ctx.Value(responseHookKey{}).(func(*Response)); hook != nil {
 		hook(&Response{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Header: resp.Header, Body: data})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -486,5 +487,164 @@ func TestResponseHook(t *testing.T) {
 	// Without the hook's context nothing is recorded.
 	if _, err := c.ListProjects(ctx); err != nil || len(inner) != 1 {
 		t.Fatalf("hook outside its context: %v, %d answers", err, len(inner))
+	}
+}
+
+func TestSendEvents(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	p, err := client.New(ts.url, adminKey).CreateProject(ctx, "batch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(ts.url, p.APIKey)
+	live := json.RawMessage(`{"event_id":"live-1"}`)
+	evs, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{
+		{Type: kinehook.EventMediaUpdateStatus, Data: kinehook.MediaData{ID: "vid-1", Status: kinehook.StatusProcessing}},
+		{Type: kinehook.EventMediaUpdateStatus, Data: map[string]string{"id": "vid-1", "status": "done"}},
+		{Type: kinehook.EventLiveCreated, Data: live, IdempotencyKey: "live-1"},
+		// The same key later in the batch: the event before it, not a new one.
+		{Type: kinehook.EventLiveCreated, Data: json.RawMessage(`{"event_id":"live-2"}`), IdempotencyKey: "live-1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		event    kinehook.EventType
+		resource string
+		data     string
+		replayed bool
+	}{
+		{kinehook.EventMediaUpdateStatus, "vid-1", `{"id":"vid-1","status":"processing"}`, false},
+		{kinehook.EventMediaUpdateStatus, "vid-1", `{"id":"vid-1","status":"done"}`, false},
+		{kinehook.EventLiveCreated, "live-1", `{"event_id":"live-1"}`, false},
+		{kinehook.EventLiveCreated, "live-1", `{"event_id":"live-1"}`, true},
+	}
+	if len(evs) != len(want) {
+		t.Fatalf("%d events in the answer, want %d", len(evs), len(want))
+	}
+	for i, w := range want {
+		ev := evs[i]
+		if !strings.HasPrefix(ev.ID, "msg_") || ev.Event != w.event || ev.ResourceKey != w.resource || string(ev.Data) != w.data || ev.Replayed != w.replayed || ev.CreatedAt.IsZero() {
+			t.Errorf("event %d: %+v (data %s), want %+v", i, ev, ev.Data, w)
+		}
+	}
+	if evs[0].ID == evs[1].ID || evs[1].ID == evs[2].ID || evs[3].ID != evs[2].ID {
+		t.Fatalf("ids %s %s %s %s: want three new events and the third again", evs[0].ID, evs[1].ID, evs[2].ID, evs[3].ID)
+	}
+	page, err := c.ListEvents(ctx, p.ID, client.EventListOptions{})
+	if err != nil || len(page.Data) != 3 {
+		t.Fatalf("after the batch the project lists %d events (%v), want 3", len(page.Data), err)
+	}
+
+	// The key holds across requests and across the single and batch routes.
+	again, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{
+		{Type: kinehook.EventLiveCreated, Data: live, IdempotencyKey: "live-1"},
+		{Type: kinehook.EventLiveCreated, Data: json.RawMessage(`{"event_id":"live-3"}`), IdempotencyKey: "live-3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 2 || again[0].ID != evs[2].ID || !again[0].Replayed || again[1].Replayed || again[1].ID == evs[2].ID {
+		t.Fatalf("second batch: %+v %+v", again[0], again[1])
+	}
+	single, err := c.SendEvent(ctx, p.ID, kinehook.EventLiveCreated, live, "live-3")
+	if err != nil || single.ID != again[1].ID || !single.Replayed {
+		t.Fatalf("SendEvent with a key the batch used: %v %+v, want %s replayed", err, single, again[1].ID)
+	}
+	fresh, err := c.SendEvent(ctx, p.ID, kinehook.EventLiveCreated, live, "live-4")
+	if err != nil || fresh.Replayed {
+		t.Fatalf("SendEvent with a new key: %v %+v", err, fresh)
+	}
+}
+
+// TestSendEventsAllOrNothing: one bad event refuses the whole batch with the
+// API's error naming it by index, and stores nothing, not even the
+// idempotency keys of the good ones.
+func TestSendEventsAllOrNothing(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	p, err := client.New(ts.url, adminKey).CreateProject(ctx, "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(ts.url, p.APIKey)
+	good := func(n int) client.BatchEvent {
+		return client.BatchEvent{
+			Type:           kinehook.EventMediaUpdateStatus,
+			Data:           kinehook.MediaData{ID: fmt.Sprintf("vid-%d", n), Status: kinehook.StatusDone},
+			IdempotencyKey: fmt.Sprintf("key-%d", n),
+		}
+	}
+	tooMany := make([]client.BatchEvent, client.MaxBatchEvents+1)
+	for i := range tooMany {
+		tooMany[i] = good(i)
+	}
+	cases := []struct {
+		name    string
+		send    func() error
+		status  int
+		code    string
+		field   string
+		message string // the start of the error's text after the code
+	}{
+		{"invalid status", func() error {
+			_, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{good(0), good(1),
+				{Type: kinehook.EventMediaUpdateStatus, Data: map[string]string{"id": "vid-2", "status": "failed"}}, good(3)})
+			return err
+		}, 422, kinehook.EINVALID, "events[2].data.status", "invalid (HTTP 422): events[2]: data.status: expected one of"},
+		{"unknown type", func() error {
+			_, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{{Type: "video.done", Data: map[string]string{"id": "v"}}, good(1)})
+			return err
+		}, 422, kinehook.EINVALID, "events[0].event", "invalid (HTTP 422): events[0]: event: expected one of"},
+		{"no data", func() error {
+			_, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{good(0), {Type: kinehook.EventLiveCreated}})
+			return err
+		}, 422, kinehook.EINVALID, "events[1].data", "invalid (HTTP 422): events[1]: data: expected a JSON object"},
+		{"no events", func() error {
+			_, err := c.SendEvents(ctx, p.ID, nil)
+			return err
+		}, 422, kinehook.EINVALID, "events", "invalid (HTTP 422): events is empty"},
+		{"too many events", func() error {
+			_, err := c.SendEvents(ctx, p.ID, tooMany)
+			return err
+		}, 413, kinehook.ETOOLARGE, "events", "payload_too_large (HTTP 413): a batch holds at most 1000 events, not 1001"},
+		{"an item that is not an object", func() error {
+			_, err := c.SendEventsBody(ctx, p.ID, []byte(`{"events":[{"event":"live.created","data":{"event_id":"l"}},1]}`))
+			return err
+		}, 400, kinehook.EMALFORMED, "events[1]", "malformed (HTTP 400): events[1] must be an object"},
+		{"not JSON", func() error {
+			_, err := c.SendEventsBody(ctx, p.ID, []byte(`{"events":[`))
+			return err
+		}, 400, kinehook.EMALFORMED, "body", "malformed (HTTP 400): body: malformed JSON"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.send()
+			var ae *client.Error
+			if !errors.As(err, &ae) {
+				t.Fatalf("error %v (%T) is not a *client.Error", err, err)
+			}
+			if ae.StatusCode != tc.status || ae.Code != tc.code || ae.Field != tc.field {
+				t.Errorf("got %+v, want status %d code %q field %q", ae, tc.status, tc.code, tc.field)
+			}
+			if !strings.HasPrefix(err.Error(), tc.message) {
+				t.Errorf("error text %q, want it to start with %q", err.Error(), tc.message)
+			}
+			page, err := c.ListEvents(ctx, p.ID, client.EventListOptions{})
+			if err != nil || len(page.Data) != 0 {
+				t.Fatalf("a refused batch left %d events (%v)", len(page.Data), err)
+			}
+		})
+	}
+	// The good events' keys were not kept: sending them now creates events.
+	evs, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{good(0), good(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range evs {
+		if ev.Replayed {
+			t.Errorf("event %d replays an event of a refused batch: %+v", i, ev)
+		}
 	}
 }

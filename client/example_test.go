@@ -78,3 +78,22 @@ func ExampleWithResponseHook() {
 	fmt.Println(d.Status)
 	fmt.Println(string(raw)) // every key the API sent, "next_attempt_at": null included
 }
+
+// Send several events in one request: all are stored or none, and they are
+// delivered in this order.
+func ExampleClient_SendEvents() {
+	c := client.New("http://127.0.0.1:8080", "kh_project_key")
+	evs, err := c.SendEvents(context.Background(), "prj_...", []client.BatchEvent{
+		{Type: kinehook.EventMediaUpdateStatus, Data: kinehook.MediaData{ID: "7127f2d7-0e96-40d0-9a03-2e987c096466", Status: kinehook.StatusProcessing}},
+		{Type: kinehook.EventMediaUpdateStatus, Data: kinehook.MediaData{ID: "7127f2d7-0e96-40d0-9a03-2e987c096466", Status: kinehook.StatusDone},
+			IdempotencyKey: "video-7127f2d7-done"},
+	})
+	if err != nil {
+		// A refused batch stores nothing; the error names the first bad
+		// event, e.g. invalid (HTTP 422): events[1]: data.status: ...
+		log.Fatal(err)
+	}
+	for _, ev := range evs {
+		fmt.Println(ev.ID, ev.Replayed)
+	}
+}

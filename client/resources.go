@@ -210,6 +210,11 @@ type Event struct {
 	Data        json.RawMessage    `json:"data"`
 	ResourceKey string             `json:"resource_key,omitempty"`
 	CreatedAt   time.Time          `json:"created_at"`
+	// Replayed is true when the send's idempotency key matched an earlier
+	// event: this is that event, and nothing new was created. Only the
+	// answers of SendEvent, SendEventBody, SendEvents and SendEventsBody
+	// set it.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Body returns the webhook body {"event","data"} of the event.
@@ -247,11 +252,85 @@ func (c *Client) SendEventBody(ctx context.Context, projectID string, body []byt
 		h = http.Header{"Idempotency-Key": {idempotencyKey}}
 	}
 	var out Event
-	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/events", projectID), body: body, header: h, out: &out})
+	var answer http.Header
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/events", projectID), body: body, header: h, out: &out, answerHeader: &answer})
 	if err != nil {
 		return nil, err
 	}
+	out.Replayed = answer.Get("Idempotent-Replayed") == "true"
 	return &out, nil
+}
+
+// MaxBatchEvents is the most events the API takes in one batch (a server's
+// default; more is refused with payload_too_large, as is a batch body over
+// 4 MiB).
+const MaxBatchEvents = 1000
+
+// BatchEvent is one event of SendEvents.
+type BatchEvent struct {
+	// Type is the event's type, e.g. kinehook.EventMediaUpdateStatus.
+	Type kinehook.EventType
+	// Data is the event's data: any JSON-encodable value; a json.RawMessage
+	// is sent as is.
+	Data any
+	// IdempotencyKey, when not empty, makes a repeat within 24 h (later in
+	// the same batch or in another request) return the first event instead
+	// of creating another.
+	IdempotencyKey string
+}
+
+// batchItem is a BatchEvent as the API reads it.
+type batchItem struct {
+	Event          kinehook.EventType `json:"event"`
+	Data           json.RawMessage    `json:"data"`
+	IdempotencyKey string             `json:"idempotency_key,omitempty"`
+}
+
+// SendEvents posts events in one request (POST .../events/batch): the API
+// stores all of them or none, and delivers them in this order. On success
+// the answer holds one Event per input, in the same order; Replayed marks
+// those whose idempotency key matched an earlier event. When one event is
+// invalid nothing is stored and the *Error's Field names it by index
+// ("events[3].data.status"). SendEvents does not split: more than
+// MaxBatchEvents events, or a body over 4 MiB, is refused as a whole.
+func (c *Client) SendEvents(ctx context.Context, projectID string, events []BatchEvent) ([]*Event, error) {
+	items := make([]batchItem, len(events))
+	for i, ev := range events {
+		raw, ok := ev.Data.(json.RawMessage)
+		if !ok {
+			var err error
+			if raw, err = json.Marshal(ev.Data); err != nil {
+				return nil, fmt.Errorf("encode data of event %d: %w", i, err)
+			}
+		}
+		items[i] = batchItem{Event: ev.Type, Data: raw, IdempotencyKey: ev.IdempotencyKey}
+	}
+	body, err := json.Marshal(struct {
+		Events []batchItem `json:"events"`
+	}{items})
+	if err != nil {
+		return nil, fmt.Errorf("encode events: %w", err)
+	}
+	out, err := c.SendEventsBody(ctx, projectID, body)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != len(events) {
+		return nil, fmt.Errorf("send events: the API answered %d events for the %d sent", len(out), len(events))
+	}
+	return out, nil
+}
+
+// SendEventsBody posts a complete batch body {"events": [{"event": TYPE,
+// "data": {...}, "idempotency_key"?: "..."}, ...]} byte for byte; see
+// SendEvents.
+func (c *Client) SendEventsBody(ctx context.Context, projectID string, body []byte) ([]*Event, error) {
+	var out listBody[*Event]
+	path := pathf("/v1/projects/%s/events/batch", projectID)
+	if err := c.do(ctx, request{method: http.MethodPost, path: path, body: body, out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
 }
 
 // EventListOptions filters and pages ListEvents. Zero values select everything.

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
+	"github.com/kinehook/kinehook/internal/jsonshape"
 )
 
 func init() {
@@ -172,8 +178,303 @@ func newEventsCmd() *cobra.Command {
 			return showEvent(cmd, o, ans, ev)
 		},
 	}
-	cmd.AddCommand(send, list, get)
+	cmd.AddCommand(send, newSendBatchCmd(o), list, get)
 	return cmd
+}
+
+// newSendBatchCmd builds `kinehook events send-batch --file FILE`.
+func newSendBatchCmd(o *apiOptions) *cobra.Command {
+	var file string
+	chunk := client.MaxBatchEvents
+	cmd := &cobra.Command{
+		Use:   "send-batch --file FILE",
+		Short: "Send the events of a file through the batch route, 1,000 a request",
+		Long: "Send the events of FILE (- for stdin) with POST .../events/batch. FILE is either the API's body\n" +
+			"{\"events\": [{\"event\": TYPE, \"data\": {...}, \"idempotency_key\": \"...\"}, ...]} or JSON Lines,\n" +
+			"one {\"event\", \"data\"[, \"idempotency_key\"]} object a line. Each event is sent as it is in the file.\n\n" +
+			"Up to --chunk-size events (1,000) go in one request, stored all together or not at all, and\n" +
+			"delivered in the file's order. A longer file is sent in chunks, in order: each chunk is atomic,\n" +
+			"the file as a whole is not. The first refused chunk stops the command (exit status 1); the chunks\n" +
+			"before it stay accepted. With an idempotency_key on every event, sending the file again is safe:\n" +
+			"the events already accepted come back replayed and are not created twice.",
+		Example: `  kinehook events send-batch --file events.jsonl
+  printf '%s\n' '{"event":"live.created","data":{"event_id":"l1"}}' | kinehook events send-batch --file -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if chunk < 1 || chunk > client.MaxBatchEvents {
+				return fmt.Errorf("--chunk-size %d: want 1 to %d events a request", chunk, client.MaxBatchEvents)
+			}
+			var data []byte
+			var err error
+			if file == "-" {
+				data, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				data, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return fmt.Errorf("--file: %w", err)
+			}
+			bf, err := readBatchFile(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", batchFileName(file), err)
+			}
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			n := len(bf.items)
+			chunks := (n + chunk - 1) / chunk
+			if chunks > 1 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "sending %d events in %d chunks of up to %d, in order: each chunk is stored whole or not at all, the file as a whole is not\n", n, chunks, chunk)
+			}
+			ctx, ans := recordAnswers(cmd.Context())
+			var accepted []*client.Event
+			for k := range chunks {
+				start, end := k*chunk, min((k+1)*chunk, n)
+				evs, err := c.SendEventsBody(ctx, pid, batchBody(bf.items[start:end]))
+				if err == nil && len(evs) != end-start {
+					err = fmt.Errorf("the API answered %d events for the %d sent", len(evs), end-start)
+				}
+				if err != nil {
+					ans.bodies = ans.bodies[:min(len(ans.bodies), k)] // the answers of the chunks accepted
+					if len(accepted) > 0 {
+						if perr := showBatch(cmd, o, ans, accepted); perr != nil {
+							return perr
+						}
+					}
+					return bf.chunkError(err, k, chunks, start, end)
+				}
+				accepted = append(accepted, evs...)
+			}
+			return showBatch(cmd, o, ans, accepted)
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "the events: a {\"events\": [...]} body or JSON Lines; - reads stdin")
+	cmd.Flags().IntVar(&chunk, "chunk-size", chunk, "events a request, 1 to 1000 (lower it when 1,000 of the file's events exceed the API's 4 MiB a request)")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+// showBatch prints the events a batch command got accepted: a table, or with
+// --json the API's answers as one {"data": [...]}.
+func showBatch(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, evs []*client.Event) error {
+	if o.json {
+		if len(ans.bodies) == 1 {
+			return ans.print(cmd.OutOrStdout())
+		}
+		// Every chunk's data in one list, as if it were one answer.
+		return ans.printPages(cmd.OutOrStdout())
+	}
+	rows := make([][]string, 0, len(evs))
+	for _, ev := range evs {
+		replayed := "no"
+		if ev.Replayed {
+			replayed = "yes"
+		}
+		rows = append(rows, []string{ev.ID, string(ev.Event), apiOr(eventResource(ev)), replayed})
+	}
+	return apiTable(cmd.OutOrStdout(), []string{"ID", "EVENT", "RESOURCE", "REPLAYED"}, rows)
+}
+
+// batchFileName names a send-batch file in messages.
+func batchFileName(file string) string {
+	if file == "-" {
+		return "stdin"
+	}
+	return file
+}
+
+// batchFile is the events of a send-batch file, each the bytes of its JSON
+// object as they are in the file.
+type batchFile struct {
+	items [][]byte
+	// lines holds each event's line in a JSON Lines file; nil for a
+	// {"events": [...]} body.
+	lines []int
+}
+
+// where names the file's i-th event in messages: its line, or its index in
+// the body's events.
+func (f *batchFile) where(i int) string {
+	if f.lines != nil {
+		return fmt.Sprintf("line %d", f.lines[i])
+	}
+	return fmt.Sprintf("events[%d]", i)
+}
+
+// readBatchFile reads a send-batch file: a {"events": [...]} body, or JSON
+// Lines (blank lines skipped; a file holding one event object may spread it
+// over several lines). Each event must be a JSON object of strict text (UTF-8,
+// no unpaired \u surrogate, no key twice), checked here so that a file's
+// later chunk is not refused for what could be seen before the first was
+// sent; what the events say is for the server to judge.
+func readBatchFile(data []byte) (*batchFile, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, errors.New("no events in the file")
+	}
+	var whole map[string]json.RawMessage
+	if trimmed[0] == '{' && json.Unmarshal(trimmed, &whole) == nil {
+		if _, ok := whole["events"]; ok {
+			return readBatchBody(trimmed)
+		}
+		// One event object, on one line or several.
+		lead := data[:len(data)-len(bytes.TrimLeftFunc(data, unicode.IsSpace))]
+		f := &batchFile{items: [][]byte{trimmed}, lines: []int{1 + bytes.Count(lead, []byte("\n"))}}
+		if err := checkBatchItem(f, 0); err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	if trimmed[0] == '[' {
+		return nil, errors.New(`a JSON array is not a batch file: want {"events": [...]} or JSON Lines, one event a line`)
+	}
+	f := &batchFile{lines: []int{}}
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		f.items = append(f.items, line)
+		f.lines = append(f.lines, i+1)
+		if err := checkBatchItem(f, len(f.items)-1); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// readBatchBody reads {"events": [...]}: one member, an array of events.
+func readBatchBody(body []byte) (*batchFile, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	var raw json.RawMessage
+	seen := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("not JSON: %w", err)
+		}
+		key, _ := tok.(string)
+		switch {
+		case key != "events":
+			return nil, fmt.Errorf(`unknown key %q: a batch is {"events": [...]}`, key)
+		case seen:
+			return nil, errors.New(`the key "events" is given twice`)
+		}
+		seen = true
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("not JSON: %w", err)
+		}
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil || items == nil {
+		return nil, errors.New("events must be an array of events")
+	}
+	if len(items) == 0 {
+		return nil, errors.New("no events in the file")
+	}
+	f := &batchFile{items: make([][]byte, len(items))}
+	for i, it := range items {
+		f.items[i] = it
+		if err := checkBatchItem(f, i); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// checkBatchItem checks that the file's i-th event is a JSON object of
+// strict text, as the API requires of a body.
+func checkBatchItem(f *batchFile, i int) error {
+	item := f.items[i]
+	var v json.RawMessage
+	if err := json.Unmarshal(item, &v); err != nil {
+		return fmt.Errorf("%s: not JSON: %w", f.where(i), err)
+	}
+	switch {
+	case item[0] != '{':
+		return fmt.Errorf(`%s: not a JSON object {"event": TYPE, "data": {...}}`, f.where(i))
+	case !utf8.Valid(item):
+		return fmt.Errorf("%s: not UTF-8", f.where(i))
+	case jsonshape.LoneSurrogateAt(item) >= 0:
+		return fmt.Errorf("%s: an unpaired \\u surrogate escape", f.where(i))
+	}
+	if k, dup := jsonshape.DuplicateKey(item); dup {
+		return fmt.Errorf("%s: the key %q is given twice", f.where(i), k)
+	}
+	return nil
+}
+
+// batchBody is the API's batch body holding items as they are.
+func batchBody(items [][]byte) []byte {
+	n := len(`{"events":[]}`) + len(items)
+	for _, it := range items {
+		n += len(it)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"events":[`...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, "]}"...)
+}
+
+// batchEventIndex reads the index of the API's field "events[3]..." (-1 when
+// the field names no event).
+func batchEventIndex(field string) int {
+	rest, ok := strings.CutPrefix(field, "events[")
+	if !ok {
+		return -1
+	}
+	digits, _, ok := strings.Cut(rest, "]")
+	i, err := strconv.Atoi(digits)
+	if !ok || err != nil || i < 0 {
+		return -1
+	}
+	return i
+}
+
+// chunkError describes the failure of chunk k (the file's events start to
+// end-1): which chunk, what became of it and of the others, and, when the API
+// names an event, where that event is in the file.
+func (f *batchFile) chunkError(err error, k, chunks, start, end int) error {
+	var ae *client.Error
+	refused := errors.As(err, &ae) && ae.StatusCode < 500
+	prefix := "send events"
+	if chunks > 1 {
+		what := "refused, nothing of it stored"
+		if !refused {
+			what = "failed: it may or may not have been stored"
+		}
+		span := fmt.Sprintf("events[%d] to events[%d]", start, end-1)
+		if f.lines != nil {
+			span = fmt.Sprintf("lines %d to %d", f.lines[start], f.lines[end-1])
+		}
+		prefix = fmt.Sprintf("send events: chunk %d of %d (%s) %s; %d events accepted before it",
+			k+1, chunks, span, what, start)
+		if after := len(f.items) - end; after > 0 {
+			prefix += fmt.Sprintf(", %d after it not sent", after)
+		}
+	}
+	if ae != nil {
+		if i := batchEventIndex(ae.Field); i >= 0 && start+i < end {
+			switch {
+			case f.lines != nil:
+				prefix += ": " + f.where(start+i)
+			case start > 0:
+				prefix += fmt.Sprintf(": events[%d] of the file", start+i)
+			}
+		} else if ae.Code == kinehook.ETOOLARGE && ae.Field == "" {
+			prefix += " (a smaller --chunk-size sends fewer events a request)"
+		}
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 // eventResource returns what an event is about, from its data.

@@ -100,6 +100,7 @@ func TestCLIGroupExitStatus(t *testing.T) {
 		{"events frobnicate", 1, `unknown command "frobnicate" for "kinehook events"`},
 		{"projects", 0, "Available Commands:"},
 		{"events list --limit -1", 1, "--limit -1"},
+		{"events send-batch --file - --chunk-size 0", 1, "--chunk-size 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.args, func(t *testing.T) {

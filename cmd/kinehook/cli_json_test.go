@@ -142,6 +142,14 @@ func TestCLIJSONIsTheAPIsJSON(t *testing.T) {
 		append([]string{"events", "send", "media.update.status", "--data", data, "--idempotency-key", "json-1"}, base...)...)
 	evID, _ := ev["id"].(string)
 	e.jsonCase(t, pkey, "", "POST /v1/projects/"+pid+"/events", append([]string{"events", "send", "live.finished"}, base...)...)
+	batchFile := writeFile(t, "batch.jsonl", `{"event":"live.created","data":{"event_id":"json-live"}}`+"\n"+
+		`{"event":"media.update.status","data":{"id":"7127f2d7-0e96-40d0-9a03-2e987c096466","status":"done"},"idempotency_key":"json-1"}`+"\n")
+	batch := e.jsonCase(t, pkey, "", "POST /v1/projects/"+pid+"/events/batch", append([]string{"events", "send-batch", "--file", batchFile}, base...)...)
+	if items, _ := batch["data"].([]any); len(items) != 2 {
+		t.Errorf("events send-batch --json: %v", batch)
+	} else if second, _ := items[1].(map[string]any); second["replayed"] != true || second["id"] != evID {
+		t.Errorf("events send-batch --json: the event of the repeated key is %v, want %s replayed", second, evID)
+	}
 	e.jsonCase(t, pkey, "/v1/projects/"+pid+"/events", "GET /v1/projects/"+pid+"/events", append([]string{"events", "list"}, base...)...)
 	e.jsonCase(t, pkey, "/v1/projects/"+pid+"/events?limit=1", "GET /v1/projects/"+pid+"/events?limit=1",
 		append([]string{"events", "list", "--limit", "1"}, base...)...)
