@@ -74,12 +74,8 @@ func (s *Server) createEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *pr
 		writeError(w, validationError(err))
 		return
 	}
-	if p != nil && p.admin {
-		// The admin key reaches every project; make sure this one exists.
-		if _, err := s.store.GetProject(r.Context(), pid); err != nil {
-			s.internal(w, "get project", err)
-			return
-		}
+	if !s.projectExists(w, r, p, pid) {
+		return
 	}
 	ev := &kinehook.Event{
 		ID:             kinehook.NewID(kinehook.PrefixEvent),
@@ -109,6 +105,20 @@ func (s *Server) createEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *pr
 	writeJSON(w, nethttp.StatusAccepted, viewEvent(stored, data))
 }
 
+// projectExists answers 404 (or the store's error) and returns false when the
+// admin key names a project that does not exist; a project key was already
+// checked against its own project.
+func (s *Server) projectExists(w nethttp.ResponseWriter, r *nethttp.Request, p *principal, pid string) bool {
+	if p == nil || !p.admin {
+		return true
+	}
+	if _, err := s.store.GetProject(r.Context(), pid); err != nil {
+		s.internal(w, "get project", err)
+		return false
+	}
+	return true
+}
+
 // validationError turns a parse error into a 400 (not JSON) or a 422 naming
 // the field.
 func validationError(err error) error {
@@ -133,11 +143,8 @@ func (s *Server) listEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *pri
 		writeError(w, err)
 		return
 	}
-	if p != nil && p.admin {
-		if _, err := s.store.GetProject(r.Context(), pid); err != nil {
-			s.internal(w, "get project", err)
-			return
-		}
+	if !s.projectExists(w, r, p, pid) {
+		return
 	}
 	evs, next, err := s.store.ListEvents(r.Context(), pid, f)
 	if err != nil {
@@ -264,11 +271,8 @@ func (s *Server) createEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 		writeError(w, err)
 		return
 	}
-	if p != nil && p.admin {
-		if _, err := s.store.GetProject(r.Context(), pid); err != nil {
-			s.internal(w, "get project", err)
-			return
-		}
+	if !s.projectExists(w, r, p, pid) {
+		return
 	}
 	results, err := s.disp.PublishBatch(r.Context(), evs)
 	if err != nil {
