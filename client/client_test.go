@@ -648,3 +648,50 @@ func TestSendEventsAllOrNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestEventBodiesAsGiven: a json.RawMessage is posted byte for byte (its
+// spacing and escapes are what the endpoint receives); other data is encoded
+// without HTML escaping.
+func TestEventBodiesAsGiven(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		if strings.HasSuffix(r.URL.Path, "/batch") {
+			_, _ = io.WriteString(w, `{"data":[{"id":"msg_1"},{"id":"msg_2"}]}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"id":"msg_1"}`)
+	}))
+	defer api.Close()
+	c := client.New(api.URL, "kh_x")
+	raw := json.RawMessage("{ \"id\" : \"v1\",\n \"status\":\"error\", \"message\":\"<a&b> \\u00e9\" }")
+	typed := map[string]string{"event_id": "<l&1>"}
+	if _, err := c.SendEvent(t.Context(), "prj_1", kinehook.EventMediaUpdateStatus, raw, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendEvents(t.Context(), "prj_1", []client.BatchEvent{
+		{Type: kinehook.EventMediaUpdateStatus, Data: raw, IdempotencyKey: "k<1>"},
+		{Type: kinehook.EventLiveCreated, Data: typed},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"event":"media.update.status","data":` + string(raw) + `}`,
+		`{"events":[{"event":"media.update.status","data":` + string(raw) + `,"idempotency_key":"k<1>"},{"event":"live.created","data":{"event_id":"<l&1>"}}]}`,
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("%d requests, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d body\n%s\nwant\n%s", i, got[i], want[i])
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -230,14 +231,7 @@ func (e *Event) Body() ([]byte, error) {
 // json.RawMessage is sent as is). A non-empty idempotencyKey makes repeats
 // within 24 h return the first event instead of creating another.
 func (c *Client) SendEvent(ctx context.Context, projectID string, t kinehook.EventType, data any, idempotencyKey string) (*Event, error) {
-	raw, ok := data.(json.RawMessage)
-	if !ok {
-		var err error
-		if raw, err = json.Marshal(data); err != nil {
-			return nil, fmt.Errorf("encode event data: %w", err)
-		}
-	}
-	body, err := json.Marshal(kinehook.Envelope{Event: t, Data: raw})
+	body, err := appendEvent(nil, t, data, "")
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
@@ -279,11 +273,46 @@ type BatchEvent struct {
 	IdempotencyKey string
 }
 
-// batchItem is a BatchEvent as the API reads it.
-type batchItem struct {
-	Event          kinehook.EventType `json:"event"`
-	Data           json.RawMessage    `json:"data"`
-	IdempotencyKey string             `json:"idempotency_key,omitempty"`
+// appendEvent appends {"event": t, "data": data} to b, and the idempotency
+// key when not empty. A json.RawMessage is written byte for byte (what the
+// endpoint receives); other data is encoded without HTML escaping, as the
+// API keeps every byte it is given.
+func appendEvent(b []byte, t kinehook.EventType, data any, idempotencyKey string) ([]byte, error) {
+	raw, ok := data.(json.RawMessage)
+	if !ok {
+		var err error
+		if raw, err = encodeJSON(data); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+	}
+	typ, err := encodeJSON(t)
+	if err != nil {
+		return nil, fmt.Errorf("type: %w", err)
+	}
+	b = append(b, `{"event":`...)
+	b = append(b, typ...)
+	b = append(b, `,"data":`...)
+	b = append(b, raw...)
+	if idempotencyKey != "" {
+		k, err := encodeJSON(idempotencyKey)
+		if err != nil {
+			return nil, fmt.Errorf("idempotency key: %w", err)
+		}
+		b = append(b, `,"idempotency_key":`...)
+		b = append(b, k...)
+	}
+	return append(b, '}'), nil
+}
+
+// encodeJSON is json.Marshal without HTML escaping.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // SendEvents posts events in one request (POST .../events/batch): the API
@@ -294,23 +323,17 @@ type batchItem struct {
 // ("events[3].data.status"). SendEvents does not split: more than
 // MaxBatchEvents events, or a body over 4 MiB, is refused as a whole.
 func (c *Client) SendEvents(ctx context.Context, projectID string, events []BatchEvent) ([]*Event, error) {
-	items := make([]batchItem, len(events))
+	body := []byte(`{"events":[`)
 	for i, ev := range events {
-		raw, ok := ev.Data.(json.RawMessage)
-		if !ok {
-			var err error
-			if raw, err = json.Marshal(ev.Data); err != nil {
-				return nil, fmt.Errorf("encode data of event %d: %w", i, err)
-			}
+		if i > 0 {
+			body = append(body, ',')
 		}
-		items[i] = batchItem{Event: ev.Type, Data: raw, IdempotencyKey: ev.IdempotencyKey}
+		var err error
+		if body, err = appendEvent(body, ev.Type, ev.Data, ev.IdempotencyKey); err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", i, err)
+		}
 	}
-	body, err := json.Marshal(struct {
-		Events []batchItem `json:"events"`
-	}{items})
-	if err != nil {
-		return nil, fmt.Errorf("encode events: %w", err)
-	}
+	body = append(body, "]}"...)
 	out, err := c.SendEventsBody(ctx, projectID, body)
 	if err != nil {
 		return nil, err

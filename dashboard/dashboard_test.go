@@ -292,6 +292,14 @@ func TestProjectCreate(t *testing.T) {
 			t.Fatalf("name %q: %d", name, p.status)
 		}
 	}
+	// U+0000 is refused in any field (PostgreSQL's text cannot hold it),
+	// and a path with a control character names nothing.
+	if p := admin.post("/projects", url.Values{"name": {"a\x00b"}}); p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "NUL") {
+		t.Fatalf("name with NUL: %d", p.status)
+	}
+	if p := admin.get("/projects/prj_a%00b/endpoints"); p.status != http.StatusNotFound {
+		t.Fatalf("project id with NUL: %d", p.status)
+	}
 	p := admin.post("/projects", url.Values{"name": {"Gamma live"}})
 	if p.status != http.StatusSeeOther || p.location != "/projects" {
 		t.Fatalf("create: %d %q", p.status, p.location)

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/kinehook/kinehook"
 )
@@ -179,6 +181,18 @@ func (h *Handler) withSession(next func(http.ResponseWriter, *http.Request, *ses
 				h.renderError(w, r, http.StatusForbidden, "The form's security token is missing or stale. Reload the page and try again.")
 				return
 			}
+			for _, vs := range r.PostForm {
+				if slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }) {
+					// PostgreSQL's text cannot hold it; refused on every backend.
+					h.renderError(w, r, http.StatusUnprocessableEntity, "The form holds a NUL character (U+0000), which kinehook does not store. Remove it and try again.")
+					return
+				}
+			}
+		}
+		if strings.ContainsFunc(r.URL.Path, unicode.IsControl) {
+			// No id holds one (and PostgreSQL cannot even look up a NUL).
+			h.renderError(w, r, http.StatusNotFound, "There is no page here.")
+			return
 		}
 		next(w, r, s)
 	}

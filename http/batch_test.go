@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -36,6 +37,7 @@ func TestEventBatchValidation(t *testing.T) {
 		{"malformed", `{"events":[`, nil, 400, "body"},
 		{"empty body", ``, nil, 400, "body"},
 		{"array", `[` + ok + `]`, nil, 400, "body"},
+		{"null", `null`, nil, 400, "body"},
 		{"no events", `{}`, nil, 422, "events"},
 		{"events not an array", `{"events":{}}`, nil, 422, "events"},
 		{"events null", `{"events":null}`, nil, 422, "events"},
@@ -57,6 +59,8 @@ func TestEventBatchValidation(t *testing.T) {
 		{"idempotency key not a string", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":7}`), nil, 422, "events[0].idempotency_key"},
 		{"idempotency key too long", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"` + strings.Repeat("k", 256) + `"}`), nil, 422, "events[0].idempotency_key"},
 		{"Idempotency-Key header", batchOf(ok), []string{"Idempotency-Key", "k"}, 400, "Idempotency-Key"},
+		{"empty Idempotency-Key header", batchOf(ok), []string{"Idempotency-Key", ""}, 400, "Idempotency-Key"},
+		{"idempotency key with a tab", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"a\tb"}`), nil, 422, "events[0].idempotency_key"},
 		{"too many events", batchOf(slicesRepeat(ok, DefaultMaxBatchEvents+1)...), nil, 413, "events"},
 		{"one event over 1 MiB", batchOf(ok, big), nil, 413, "events[1]"},
 		{"body over 4 MiB", batchOf(big, big, big, big, big), nil, 413, ""},
@@ -74,6 +78,27 @@ func TestEventBatchValidation(t *testing.T) {
 				t.Errorf("no error code: %.300s", r.body)
 			}
 		})
+	}
+	// The depth limit is the single body's, and so is its message.
+	deep := func(n int) string {
+		return batchOf(`{"event":"media.update.status","data":{"id":"v","status":"done","m":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}}`)
+	}
+	if r := e.do("POST", path, key, deep(DefaultMaxJSONDepth-1)); r.status != 400 || !strings.Contains(string(r.body), fmt.Sprintf("deeper than %d levels", DefaultMaxJSONDepth)) {
+		t.Errorf("an event %d levels deep: %d %s", DefaultMaxJSONDepth+1, r.status, r.body)
+	}
+	// At the limit, both routes get past the depth check to the schema (m is
+	// no field of the type: 422), one level over it both answer 400.
+	single := func(n int) string {
+		return strings.TrimSuffix(strings.TrimPrefix(deep(n), `{"events":[`), `]}`)
+	}
+	for _, tc := range []struct {
+		n, status int
+	}{{DefaultMaxJSONDepth - 2, 422}, {DefaultMaxJSONDepth - 1, 400}} {
+		one := e.do("POST", "/v1/projects/"+pid+"/events", key, single(tc.n))
+		many := e.do("POST", path, key, deep(tc.n))
+		if one.status != tc.status || many.status != tc.status {
+			t.Errorf("an event %d levels deep: single route %d, batch %d; want %d", tc.n+2, one.status, many.status, tc.status)
+		}
 	}
 	// Nothing of a refused batch is kept, not even its valid events.
 	list := e.must(e.do("GET", "/v1/projects/"+pid+"/events", key, nil), 200).json(t)["data"].([]any)
@@ -275,4 +300,63 @@ func FuzzParseBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNULIsRefusedAlike: U+0000 cannot be stored in PostgreSQL's text, so
+// the API refuses it wherever it would be (422), and a path id holding a
+// control character names nothing (404), on both backends alike; in an
+// event's data (stored as the body's bytes) it is accepted.
+func TestNULIsRefusedAlike(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testNULIsRefused(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.New(t), postgres.Options{})
+		if err != nil {
+			t.Fatalf("open postgres: %v", err)
+		}
+		testNULIsRefused(t, newEnvOn(t, st))
+	})
+}
+
+func testNULIsRefused(t *testing.T, e *env) {
+	pid, key := e.project("p")
+	ep := e.endpoint(pid, key, nil)
+	base := "/v1/projects/" + pid
+	tests := []struct {
+		name, method, path, key string
+		body                    string
+		status                  int
+	}{
+		{"project name", "POST", "/v1/projects", testAdminKey, `{"name":"a\u0000b"}`, 422},
+		{"project rename", "PATCH", base, key, `{"name":"\u0000"}`, 422},
+		{"endpoint description", "POST", base + "/endpoints", key, `{"url":"` + e.sink.URL + `/x","description":"a\u0000"}`, 422},
+		{"endpoint update", "PATCH", base + "/endpoints/" + ep["id"].(string), key, `{"description":"a\u0000"}`, 422},
+		{"webhook name", "POST", "/v1/webhooks", key, `{"name":"a\u0000","endpoint":"` + e.sink.URL + `/y","events":["live.*"]}`, 422},
+		{"batch idempotency key", "POST", base + "/events/batch", key, batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"k\u0000"}`), 422},
+		{"event id in a path", "GET", base + "/events/msg_a%00b", key, "", 404},
+		{"endpoint id in a path", "GET", base + "/endpoints/ep_%00", key, "", 404},
+		{"delivery id in a path", "GET", base + "/deliveries/dlv_%01/attempts", key, "", 404},
+		{"project id in a path", "GET", "/v1/projects/prj_%00", testAdminKey, "", 404},
+		{"data of an event", "POST", base + "/events", key, `{"event":"live.created","data":{"event_id":"a\u0000b"}}`, 202},
+		{"data of a batch", "POST", base + "/events/batch", key, batchOf(`{"event":"media.update.status","data":{"id":"v\u0000","status":"error","message":"\u0000"}}`), 202},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var body any
+			if tc.body != "" {
+				body = tc.body
+			}
+			r := e.do(tc.method, tc.path, tc.key, body)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if tc.status >= 400 && r.errCode() == "" {
+				t.Errorf("no error code: %s", r.body)
+			}
+		})
+	}
+	ps := e.must(e.do("GET", "/v1/projects", testAdminKey, nil), 200).json(t)["data"].([]any)
+	if len(ps) != 1 {
+		t.Errorf("%d projects, want 1 (nothing of the refused ones)", len(ps))
+	}
+	waitFor(t, "the two events with NUL in their data", func() bool { return e.sink.events() >= 2 })
 }

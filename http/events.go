@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/jsonshape"
 )
 
 // Event list paging.
@@ -257,7 +259,7 @@ type batchEventView struct {
 // named by index). Deliveries follow the batch's order.
 func (s *Server) createEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
 	pid := projectID(r, p)
-	if r.Header.Get("Idempotency-Key") != "" {
+	if _, given := r.Header[nethttp.CanonicalHeaderKey("Idempotency-Key")]; given {
 		writeError(w, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "Idempotency-Key", Message: `a batch takes no Idempotency-Key header; give each event its own "idempotency_key"`})
 		return
 	}
@@ -300,9 +302,10 @@ func (s *Server) parseBatch(body []byte, pid string) ([]*kinehook.Event, error) 
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: `request body is empty; expected {"events": [...]}`}
 	}
-	// The batch wraps each event in two more levels than a single body.
-	if err := checkDepth(body, s.cfg.MaxJSONDepth+2); err != nil {
-		return nil, err
+	// The batch wraps each event in two more levels than a single body;
+	// the limit (and the message) is the single body's.
+	if depth, _ := jsonshape.Of(body); depth > s.cfg.MaxJSONDepth+2 {
+		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("an event of the batch is nested deeper than %d levels", s.cfg.MaxJSONDepth)}
 	}
 	if err := checkStrictText(body); err != nil {
 		return nil, err
@@ -310,6 +313,9 @@ func (s *Server) parseBatch(body []byte, pid string) ([]*kinehook.Event, error) 
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, jsonError(err)
+	}
+	if top == nil { // null
+		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: `expected a JSON object {"events": [...]}`}
 	}
 	for k := range top {
 		if k != "events" {
@@ -350,8 +356,10 @@ func (s *Server) batchItem(item json.RawMessage, i int) (*kinehook.Event, error)
 	}
 	var idemKey string
 	if raw, ok := members["idempotency_key"]; ok {
-		if json.Unmarshal(raw, &idemKey) != nil || idemKey == "" || len(idemKey) > maxIdempotencyKey {
-			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a non-empty string of at most %d bytes", at, maxIdempotencyKey)}
+		// The same keys as an Idempotency-Key header can carry: no control
+		// characters (and so no NUL, which PostgreSQL cannot store).
+		if json.Unmarshal(raw, &idemKey) != nil || idemKey == "" || len(idemKey) > maxIdempotencyKey || strings.ContainsFunc(idemKey, unicode.IsControl) {
+			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a non-empty string of at most %d bytes without control characters", at, maxIdempotencyKey)}
 		}
 		delete(members, "idempotency_key")
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/netguard"
@@ -239,6 +240,11 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	r.Pattern = rt.Method + " " + rt.Pattern
 	for k, v := range params {
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			// No id holds one (and PostgreSQL cannot even look up a NUL).
+			writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Field: k, Message: fmt.Sprintf("no %s %q", k, v)})
+			return
+		}
 		r.SetPathValue(k, v)
 	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {

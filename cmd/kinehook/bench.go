@@ -86,8 +86,8 @@ must allow private networks, since the sink is on loopback).`,
 	f.IntVar(&o.events, "events", 50000, "events posted by the throughput scenarios and the baseline")
 	f.IntVar(&o.concurrency, "concurrency", 64, "concurrent keep-alive clients")
 	f.IntVar(&o.endpoints, "endpoints", 10, "endpoints of the fanout scenario")
-	f.IntVar(&o.batchSize, "batch-size", 100, "events per request of the batch scenario")
-	f.IntVar(&o.batchConc, "batch-concurrency", 8, "concurrent clients of the batch scenario")
+	f.IntVar(&o.batchSize, "batch-size", bench.DefaultBatchSize, "events per request of the batch scenario (1 to 1000)")
+	f.IntVar(&o.batchConc, "batch-concurrency", bench.DefaultBatchConcurrency, "concurrent clients of the batch scenario")
 	f.IntVar(&o.rate, "rate", 200, "events per second of the latency scenario")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency scenario")
 	f.IntVar(&o.backlog, "backlog", 100000, "events posted to the down endpoint of the backlog scenario")
@@ -106,6 +106,9 @@ must allow private networks, since the sink is on loopback).`,
 func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) error {
 	if o.json && o.markdown {
 		return errors.New("--json and --markdown: choose one")
+	}
+	if o.batchSize < 1 || o.batchSize > bench.MaxBatchSize || o.batchConc < 1 {
+		return fmt.Errorf("--batch-size must be 1 to %d and --batch-concurrency positive", bench.MaxBatchSize)
 	}
 	switch o.server {
 	case "auto", "inprocess", "subprocess":

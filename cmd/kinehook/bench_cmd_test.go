@@ -109,6 +109,9 @@ func TestBenchTableAndFlags(t *testing.T) {
 		{"json and markdown", []string{"--json", "--markdown"}, "choose one"},
 		{"url without key", []string{"--url", "http://127.0.0.1:1", "--key", ""}, "admin key"},
 		{"zero events", []string{"--events", "0", "--scenarios", "baseline"}, "must be positive"},
+		{"batch size 0", []string{"--batch-size", "0", "--scenarios", "batch"}, "--batch-size"},
+		{"batch size over the API's", []string{"--batch-size", "1001", "--scenarios", "batch"}, "--batch-size"},
+		{"no batch clients", []string{"--batch-concurrency", "0", "--scenarios", "batch"}, "--batch-concurrency"},
 	}
 	t.Setenv(serveAdminKeyEnv, "")
 	for _, tt := range bad {

@@ -81,7 +81,7 @@ type poster struct {
 	url    string
 	auth   string
 	bodies *bodies
-	// batch > 1 makes postAll send that many events per request to
+	// batch > 0 makes postAll send that many events per request to
 	// POST .../events/batch.
 	batch int
 }
@@ -151,7 +151,7 @@ func (f *failures) err(total int) error {
 // postAll posts events 0..n-1 with conc concurrent clients and returns the
 // number accepted.
 func (p *poster) postAll(ctx context.Context, n, conc int, fails *failures) int {
-	if p.batch > 1 {
+	if p.batch > 0 {
 		size := p.batch
 		chunks := (n + size - 1) / size
 		var accepted atomic.Int64

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -28,6 +29,13 @@ const (
 	// Batch is the throughput scenario with events posted BatchSize at a
 	// time to POST .../events/batch.
 	Batch = "batch"
+)
+
+// Batch scenario defaults, and the API's largest batch.
+const (
+	DefaultBatchSize        = 100
+	DefaultBatchConcurrency = 8
+	MaxBatchSize            = 1000
 )
 
 // AllScenarios is the default --scenarios list.
@@ -127,13 +135,16 @@ type Report struct {
 // that fails stops the run with an error; the results so far are returned.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 100
+		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.BatchConcurrency == 0 {
-		cfg.BatchConcurrency = 8
+		cfg.BatchConcurrency = DefaultBatchConcurrency
 	}
 	if cfg.Events <= 0 || cfg.Concurrency <= 0 || cfg.Endpoints <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.BacklogEvents <= 0 || cfg.BatchSize < 1 || cfg.BatchConcurrency < 1 {
 		return nil, fmt.Errorf("events, concurrency, endpoints, batch size and concurrency, rate, duration and backlog must be positive")
+	}
+	if cfg.BatchSize > MaxBatchSize {
+		return nil, fmt.Errorf("batch size %d: the API takes at most %d events a request", cfg.BatchSize, MaxBatchSize)
 	}
 	if len(cfg.Scenarios) == 0 {
 		cfg.Scenarios = AllScenarios
@@ -369,6 +380,17 @@ func measure(ctx context.Context, cfg Config, p *poster, sink *Sink, pid int, na
 	fails := &failures{}
 	ok := p.postAll(ctx, events, cfg.Concurrency, fails)
 	posted := time.Since(t0)
+	requests := events
+	if p.batch > 0 {
+		requests = (events + p.batch - 1) / p.batch
+	}
+	if ok == 0 {
+		// Nothing to wait for at the sink.
+		if err := fails.err(requests); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("no event was accepted")
+	}
 	sink.SetWant(ok * endpoints)
 	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -379,7 +401,7 @@ func measure(ctx context.Context, cfg Config, p *poster, sink *Sink, pid int, na
 		Duplicates: dups, SinkHits: hits, Failed: int(fails.n.Load()),
 	}
 	use.finish(res, got)
-	if err := fails.err(events); err != nil {
+	if err := fails.err(requests); err != nil {
 		return res, err
 	}
 	if werr != nil {

@@ -97,6 +97,35 @@ func LoneSurrogateAt(b []byte) int {
 	return -1
 }
 
+// NULAt returns the offset of the first \u0000 escape inside a string of the
+// JSON text b, or -1. JSON text cannot hold a raw NUL byte in a string, so
+// the escape is the only way U+0000 gets in; PostgreSQL's text type cannot
+// store it, so the API refuses it where it would be stored as text.
+func NULAt(b []byte) int {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 < len(b) && b[i+1] == 'u' {
+				if r, ok := hex4(b, i+2); ok && r == 0 {
+					return i
+				}
+				i += 5
+				continue
+			}
+			i++ // the escaped character
+		}
+	}
+	return -1
+}
+
 // hex4 decodes the four hex digits at b[i:i+4].
 func hex4(b []byte, i int) (rune, bool) {
 	if i+4 > len(b) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -111,4 +113,64 @@ func FuzzStrictText(f *testing.F) {
 			t.Fatalf("%q: ours %v (dup %v), jsontext %v", b, ours, dup, err)
 		}
 	})
+}
+
+func TestNULAt(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{`{"a":"b"}`, -1},
+		{`{"a":"\u0000"}`, 6},
+		{`{"a":"x\u0000y"}`, 7},
+		{`{"\u0000":1}`, 2},
+		{`{"a":"\\u0000"}`, -1}, // a backslash, then the text u0000
+		{`{"a":"\\\u0000"}`, 8},
+		{`{"a":"\u00000"}`, 6},
+		{`{"a":"\u0001"}`, -1},
+		{`{"a":"\U0000"}`, -1}, // not an escape JSON has
+		{`["\u0000"]`, 2},
+		{`{"a":1}\u0000`, -1}, // outside a string: not JSON, for the parser to refuse
+	}
+	for _, tt := range tests {
+		if got := NULAt([]byte(tt.in)); got != tt.want {
+			t.Errorf("NULAt(%s) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzNULAt: on JSON that encoding/json reads, NULAt finds a \u0000 exactly
+// when a decoded string (a key or a value) holds U+0000.
+func FuzzNULAt(f *testing.F) {
+	for _, s := range []string{`{"a":"\u0000"}`, `{"a":"\\u0000"}`, `["x","\u0000"]`, `{"\u0000":[]}`, `"\\\u0000"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var v any
+		if json.Unmarshal(b, &v) != nil {
+			return
+		}
+		if _, dup := DuplicateKey(b); dup {
+			return // encoding/json keeps the last copy of a key
+		}
+		if has, at := holdsNUL(v), NULAt(b); has != (at >= 0) {
+			t.Fatalf("NULAt(%q) = %d, but a decoded string holds NUL: %v", b, at, has)
+		}
+	})
+}
+
+func holdsNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.ContainsRune(v, 0)
+	case []any:
+		return slices.ContainsFunc(v, holdsNUL)
+	case map[string]any:
+		for k, x := range v {
+			if strings.ContainsRune(k, 0) || holdsNUL(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
