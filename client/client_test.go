@@ -695,3 +695,63 @@ func TestEventBodiesAsGiven(t *testing.T) {
 		}
 	}
 }
+
+// TestEventEncodingRefusals: what the client cannot send as the caller
+// meant is refused before any request: a json.RawMessage that is not one
+// JSON value (spliced into a batch it could end its event and start
+// another), keys or types that are not UTF-8 (encoding/json would make
+// different keys the same one).
+func TestEventEncodingRefusals(t *testing.T) {
+	var requests atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"data":[{"id":"msg_1"},{"id":"msg_2"}]}`)
+	}))
+	defer api.Close()
+	c := client.New(api.URL, "kh_x")
+	splice := json.RawMessage(`{"id":"a","status":"done"}},{"event":"media.update.status","data":{"id":"b","status":"done"}`)
+	tests := []struct {
+		name string
+		ev   client.BatchEvent
+		want string
+	}{
+		{"spliced raw data", client.BatchEvent{Type: kinehook.EventMediaUpdateStatus, Data: splice}, "not one JSON value"},
+		{"truncated raw data", client.BatchEvent{Type: kinehook.EventMediaUpdateStatus, Data: json.RawMessage(`{"id":`)}, "not one JSON value"},
+		{"key not UTF-8", client.BatchEvent{Type: kinehook.EventLiveCreated, Data: map[string]string{"event_id": "l"}, IdempotencyKey: "k\xff"}, "not UTF-8"},
+		{"type not UTF-8", client.BatchEvent{Type: "live.\xfe", Data: map[string]string{"event_id": "l"}}, "not UTF-8"},
+		{"data not encodable", client.BatchEvent{Type: kinehook.EventLiveCreated, Data: make(chan int)}, "data"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.SendEvents(t.Context(), "prj_1", []client.BatchEvent{tc.ev})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("SendEvents = %v, want an error mentioning %q", err, tc.want)
+			}
+			if raw, ok := tc.ev.Data.(json.RawMessage); ok {
+				if _, err := c.SendEvent(t.Context(), "prj_1", tc.ev.Type, raw, ""); err == nil {
+					t.Error("SendEvent sent it")
+				}
+			}
+		})
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests made for events refused locally", n)
+	}
+	// A nil json.RawMessage is sent as null, for the API to refuse with its
+	// own words (as json.Marshal wrote it).
+	bodies := make(chan string, 1)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- string(b)
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"id":"msg_1"}`)
+	}))
+	defer echo.Close()
+	if _, err := client.New(echo.URL, "kh_x").SendEvent(t.Context(), "prj_1", kinehook.EventLiveCreated, json.RawMessage(nil), ""); err != nil {
+		t.Fatal(err)
+	}
+	if body := <-bodies; body != `{"event":"live.created","data":null}` {
+		t.Errorf("nil raw data sent as %s", body)
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
 )
@@ -255,10 +257,17 @@ func (c *Client) SendEventBody(ctx context.Context, projectID string, body []byt
 	return &out, nil
 }
 
-// MaxBatchEvents is the most events the API takes in one batch (a server's
-// default; more is refused with payload_too_large, as is a batch body over
-// 4 MiB).
-const MaxBatchEvents = 1000
+// The API's limits on a batch (kinehook serve's, not configurable there):
+// more events, a larger body or a larger event is refused with
+// payload_too_large.
+const (
+	// MaxBatchEvents is the most events in one batch.
+	MaxBatchEvents = 1000
+	// MaxBatchBytes is the largest batch body.
+	MaxBatchBytes = 4 << 20
+	// MaxEventBytes is the largest event, {"event":...,"data":...}.
+	MaxEventBytes = 1 << 20
+)
 
 // BatchEvent is one event of SendEvents.
 type BatchEvent struct {
@@ -279,11 +288,25 @@ type BatchEvent struct {
 // API keeps every byte it is given.
 func appendEvent(b []byte, t kinehook.EventType, data any, idempotencyKey string) ([]byte, error) {
 	raw, ok := data.(json.RawMessage)
-	if !ok {
+	switch {
+	case ok && raw == nil:
+		raw = json.RawMessage("null") // as json.Marshal writes it; the API says what it expected
+	case ok && !json.Valid(raw):
+		// Spliced in as is, bad bytes could end this event and start another.
+		return nil, errors.New("data: the json.RawMessage is not one JSON value")
+	case !ok:
 		var err error
 		if raw, err = encodeJSON(data); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
+	}
+	// encoding/json would turn bad bytes into U+FFFD, making different keys
+	// (or types) the same one.
+	if !utf8.ValidString(string(t)) {
+		return nil, errors.New("type: not UTF-8")
+	}
+	if !utf8.ValidString(idempotencyKey) {
+		return nil, errors.New("idempotency key: not UTF-8")
 	}
 	typ, err := encodeJSON(t)
 	if err != nil {

@@ -60,7 +60,9 @@ func TestEventBatchValidation(t *testing.T) {
 		{"idempotency key too long", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"` + strings.Repeat("k", 256) + `"}`), nil, 422, "events[0].idempotency_key"},
 		{"Idempotency-Key header", batchOf(ok), []string{"Idempotency-Key", "k"}, 400, "Idempotency-Key"},
 		{"empty Idempotency-Key header", batchOf(ok), []string{"Idempotency-Key", ""}, 400, "Idempotency-Key"},
-		{"idempotency key with a tab", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"a\tb"}`), nil, 422, "events[0].idempotency_key"},
+		{"idempotency key with a newline", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"a\nb"}`), nil, 422, "events[0].idempotency_key"},
+		{"idempotency key with DEL", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"a\u007fb"}`), nil, 422, "events[0].idempotency_key"},
+		{"idempotency key with a space at the end", batchOf(`{"event":"live.created","data":{"event_id":"l"},"idempotency_key":"k "}`), nil, 422, "events[0].idempotency_key"},
 		{"too many events", batchOf(slicesRepeat(ok, DefaultMaxBatchEvents+1)...), nil, 413, "events"},
 		{"one event over 1 MiB", batchOf(ok, big), nil, 413, "events[1]"},
 		{"body over 4 MiB", batchOf(big, big, big, big, big), nil, 413, ""},
@@ -198,11 +200,12 @@ func testEventBatch(t *testing.T, e *env) {
 		t.Errorf("delivered body %s, want %s", bodies[a[2].ID], want)
 	}
 
-	// A key used by an earlier batch (or a single POST) replays that event.
-	single := e.must(e.do("POST", "/v1/projects/"+pid+"/events", key, `{"event":"live.enabled","data":{"event_id":"l3"}}`, "Idempotency-Key", "k2"), 202).json(t)
+	// A key used by an earlier batch (or a single POST) replays that event;
+	// any key a header can carry (a tab inside, U+0085) is shared alike.
+	single := e.must(e.do("POST", "/v1/projects/"+pid+"/events", key, `{"event":"live.enabled","data":{"event_id":"l3"}}`, "Idempotency-Key", "k2\t\u0085"), 202).json(t)
 	r = e.must(e.do("POST", path, key, batchOf(
 		`{"event":"live.created","data":{"event_id":"l9"},"idempotency_key":"k1"}`,
-		`{"event":"live.created","data":{"event_id":"l9"},"idempotency_key":"k2"}`,
+		`{"event":"live.created","data":{"event_id":"l9"},"idempotency_key":"k2\t\u0085"}`,
 	)), 202)
 	if err := json.Unmarshal(r.body, &ans); err != nil {
 		t.Fatal(err)
@@ -336,6 +339,7 @@ func testNULIsRefused(t *testing.T, e *env) {
 		{"endpoint id in a path", "GET", base + "/endpoints/ep_%00", key, "", 404},
 		{"delivery id in a path", "GET", base + "/deliveries/dlv_%01/attempts", key, "", 404},
 		{"project id in a path", "GET", "/v1/projects/prj_%00", testAdminKey, "", 404},
+		{"... without a key", "GET", base + "/events/msg_a%00b", "", "", 401},
 		{"data of an event", "POST", base + "/events", key, `{"event":"live.created","data":{"event_id":"a\u0000b"}}`, 202},
 		{"data of a batch", "POST", base + "/events/batch", key, batchOf(`{"event":"media.update.status","data":{"id":"v\u0000","status":"error","message":"\u0000"}}`), 202},
 	}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
@@ -347,6 +346,23 @@ func (s *Server) parseBatch(body []byte, pid string) ([]*kinehook.Event, error) 
 	return evs, nil
 }
 
+// headerLikeKey reports whether k is a key the Idempotency-Key header of
+// POST .../events could carry as it is, so that both routes share one set of
+// keys: 1 to maxIdempotencyKey bytes, no ASCII control character but tab
+// (and so no NUL, which PostgreSQL cannot store), nothing a header parser
+// would trim (a space or tab at either end).
+func headerLikeKey(k string) bool {
+	if k == "" || len(k) > maxIdempotencyKey || strings.Trim(k, " \t") != k {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // batchItem validates the i-th event of a batch.
 func (s *Server) batchItem(item json.RawMessage, i int) (*kinehook.Event, error) {
 	at := fmt.Sprintf("events[%d]", i)
@@ -356,10 +372,8 @@ func (s *Server) batchItem(item json.RawMessage, i int) (*kinehook.Event, error)
 	}
 	var idemKey string
 	if raw, ok := members["idempotency_key"]; ok {
-		// The same keys as an Idempotency-Key header can carry: no control
-		// characters (and so no NUL, which PostgreSQL cannot store).
-		if json.Unmarshal(raw, &idemKey) != nil || idemKey == "" || len(idemKey) > maxIdempotencyKey || strings.ContainsFunc(idemKey, unicode.IsControl) {
-			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a non-empty string of at most %d bytes without control characters", at, maxIdempotencyKey)}
+		if json.Unmarshal(raw, &idemKey) != nil || !headerLikeKey(idemKey) {
+			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a string of 1 to %d bytes that an Idempotency-Key header could carry: no ASCII control character but tab, no space or tab at either end", at, maxIdempotencyKey)}
 		}
 		delete(members, "idempotency_key")
 	}

@@ -183,11 +183,6 @@ func (s *Server) decodeBytes(body []byte, v any) error {
 	if err := checkStrictText(body); err != nil {
 		return err
 	}
-	if at := jsonshape.NULAt(body); at >= 0 {
-		// What these bodies hold is stored as text, which PostgreSQL
-		// cannot hold U+0000 in: refused on every backend alike.
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: "body", Message: fmt.Sprintf("text must not contain U+0000 (the \\u0000 escape at offset %d)", at)}
-	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -195,6 +190,11 @@ func (s *Server) decodeBytes(body []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "unexpected data after the JSON object"}
+	}
+	if at := jsonshape.NULAt(body); at >= 0 {
+		// What these bodies hold is stored as text, which PostgreSQL
+		// cannot hold U+0000 in: refused on every backend alike.
+		return &kinehook.Error{Code: kinehook.EINVALID, Field: "body", Message: fmt.Sprintf("text must not contain U+0000 (the \\u0000 escape at offset %d)", at)}
 	}
 	return nil
 }

@@ -239,11 +239,12 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	r.Pattern = rt.Method + " " + rt.Pattern
+	var badParam *kinehook.Error
 	for k, v := range params {
 		if strings.ContainsFunc(v, unicode.IsControl) {
-			// No id holds one (and PostgreSQL cannot even look up a NUL).
-			writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Field: k, Message: fmt.Sprintf("no %s %q", k, v)})
-			return
+			// No id holds one (and PostgreSQL cannot even look up a NUL):
+			// 404, once the key is known to reach this route.
+			badParam = &kinehook.Error{Code: kinehook.ENOTFOUND, Field: k, Message: fmt.Sprintf("no %s %q", k, v)}
 		}
 		r.SetPathValue(k, v)
 	}
@@ -279,6 +280,10 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 			writeError(w, err)
 			return
 		}
+	}
+	if badParam != nil {
+		writeError(w, badParam)
+		return
 	}
 	rt.handle(s, w, r, p)
 }

@@ -226,16 +226,29 @@ func (a *apiAnswers) printPages(w io.Writer) error {
 		data = append(data, items...)
 		last = page
 	}
-	all, err := json.Marshal(data)
+	// Without HTML escaping: the items' escapes stay as the API sent them.
+	all, err := marshalNoEscape(data)
 	if err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	last["data"] = all
-	merged, err := json.Marshal(last)
+	merged, err := marshalNoEscape(last)
 	if err != nil {
 		return fmt.Errorf("write JSON: %w", err)
 	}
 	return apiPrintRaw(w, merged)
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping (json.RawMessage
+// values are still compacted, their escapes kept).
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // apiPrintRaw writes the JSON document body indented, keys, values and

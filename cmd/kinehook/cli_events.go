@@ -218,22 +218,27 @@ func newSendBatchCmd(o *apiOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", batchFileName(file), err)
 			}
+			ends, err := bf.chunkEnds(chunk)
+			if err != nil {
+				return fmt.Errorf("%s: %w", batchFileName(file), err)
+			}
 			c, pid, err := o.setup(cmd)
 			if err != nil {
 				return err
 			}
 			n := len(bf.items)
-			chunks := (n + chunk - 1) / chunk
+			chunks := len(ends)
 			if chunks > 1 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "sending %d events in %d chunks of up to %d, in order: each chunk is stored whole or not at all, the file as a whole is not\n", n, chunks, chunk)
+				fmt.Fprintf(cmd.ErrOrStderr(), "sending %d events in %d chunks of up to %d events and 4 MiB, in order: each chunk is stored whole or not at all, the file as a whole is not\n", n, chunks, chunk)
 			}
 			ctx, ans := recordAnswers(cmd.Context())
 			var accepted []*client.Event
-			for k := range chunks {
-				start, end := k*chunk, min((k+1)*chunk, n)
+			start := 0
+			for k, end := range ends {
 				evs, err := c.SendEventsBody(ctx, pid, batchBody(bf.items[start:end]))
 				if err == nil && len(evs) != end-start {
-					err = fmt.Errorf("the API answered %d events for the %d sent", len(evs), end-start)
+					// Stored (2xx), but not as this command can list it.
+					return fmt.Errorf("send events: chunk %d of %d was stored, but the API answered %d events for the %d sent; %d events accepted before it", k+1, chunks, len(evs), end-start, start)
 				}
 				if err != nil {
 					ans.bodies = ans.bodies[:min(len(ans.bodies), k)] // the answers of the chunks accepted
@@ -245,12 +250,13 @@ func newSendBatchCmd(o *apiOptions) *cobra.Command {
 					return bf.chunkError(err, k, chunks, start, end)
 				}
 				accepted = append(accepted, evs...)
+				start = end
 			}
 			return showBatch(cmd, o, ans, accepted)
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "the events: a {\"events\": [...]} body or JSON Lines; - reads stdin")
-	cmd.Flags().IntVar(&chunk, "chunk-size", chunk, "events a request, 1 to 1000 (lower it when 1,000 of the file's events exceed the API's 4 MiB a request)")
+	cmd.Flags().IntVar(&chunk, "chunk-size", chunk, "most events a request, 1 to 1000 (a request also ends before 4 MiB)")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
@@ -438,6 +444,38 @@ func batchEventIndex(field string) int {
 		return -1
 	}
 	return i
+}
+
+// chunkEnds splits the file's events into requests, in order: each holds
+// at most size events and a body within the API's 4 MiB; it returns the end
+// index of each. An event over the API's 1 MiB is an error here, before any
+// request is sent.
+func (f *batchFile) chunkEnds(size int) ([]int, error) {
+	var ends []int
+	n, bytes := 0, len(`{"events":[]}`)
+	for i, it := range f.items {
+		if size := eventBytes(it); size > client.MaxEventBytes {
+			return nil, fmt.Errorf("%s: the event is %d bytes as the API stores it; it takes events of at most %d", f.where(i), size, client.MaxEventBytes)
+		}
+		if n > 0 && (n == size || bytes+1+len(it) > client.MaxBatchBytes) {
+			ends = append(ends, i)
+			n, bytes = 0, len(`{"events":[]}`)
+		}
+		n++
+		bytes += len(it) + 1 // and a comma
+	}
+	return append(ends, len(f.items)), nil
+}
+
+// eventBytes is the size of a batch item as the API stores and limits it:
+// {"event":...,"data":...} from the members as they are (no idempotency key,
+// no space between members).
+func eventBytes(item []byte) int {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(item, &m) != nil {
+		return len(item)
+	}
+	return len(`{"event":,"data":}`) + len(m["event"]) + len(m["data"])
 }
 
 // chunkError describes the failure of chunk k (the file's events start to

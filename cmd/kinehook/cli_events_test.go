@@ -280,7 +280,7 @@ func TestCLISendBatchChunks(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
 	}
-	if !strings.Contains(errOut, "sending 2500 events in 3 chunks of up to 1000, in order: each chunk is stored whole or not at all, the file as a whole is not") {
+	if !strings.Contains(errOut, "sending 2500 events in 3 chunks of up to 1000 events and 4 MiB, in order: each chunk is stored whole or not at all, the file as a whole is not") {
 		t.Errorf("stderr: %s", errOut)
 	}
 	posts := batchPosts(e.answers.take())
@@ -379,12 +379,52 @@ func TestCLISendBatchChunkFailure(t *testing.T) {
 	}
 }
 
+// bigMedia is a media.update.status event whose message holds n bytes.
+func bigMedia(id string, n int) string {
+	return `{"event":"media.update.status","data":{"id":"` + id + `","status":"error","message":"` + strings.Repeat("m", n) + `"}}`
+}
+
+// TestCLISendBatchSplitsBy4MiB: a request ends before the API's 4 MiB
+// whatever --chunk-size says, so a file of large events is not refused
+// halfway through.
+func TestCLISendBatchSplitsBy4MiB(t *testing.T) {
+	e := newCLIEnv(t)
+	p, err := e.admin.CreateProject(t.Context(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines strings.Builder
+	for i := range 10 {
+		lines.WriteString(bigMedia(fmt.Sprintf("big-%d", i), 600<<10) + "\n")
+	}
+	file := writeFile(t, "big.jsonl", lines.String())
+	e.answers.take()
+	_, errOut, err := e.run(t, "events", "send-batch", "--file", file, "--url", e.url, "--key", p.APIKey, "--project", p.ID)
+	if err != nil {
+		t.Fatalf("send-batch: %v\n%s", err, errOut)
+	}
+	posts := batchPosts(e.answers.take())
+	if len(posts) != 2 {
+		t.Fatalf("%d batch requests, want 2 (6 events of 600 KiB, then 4)", len(posts))
+	}
+	for i, want := range []int{6, 4} {
+		got := decodeJSON[struct{ Data []client.Event }](t, string(posts[i].body))
+		if posts[i].status != http.StatusAccepted || len(got.Data) != want {
+			t.Errorf("request %d: %d with %d events, want 202 with %d", i, posts[i].status, len(got.Data), want)
+		}
+	}
+	if n := countEvents(t, e.admin, p.ID); n != 10 {
+		t.Errorf("the project holds %d events, want 10", n)
+	}
+}
+
 // TestCLISendBatchLocalErrors: what can be seen in the file or the flags is
 // refused before any request.
 func TestCLISendBatchLocalErrors(t *testing.T) {
 	e := newCLIEnv(t)
 	good := writeFile(t, "good.jsonl", mediaLines("g", 2, -1))
 	bad := writeFile(t, "bad.jsonl", mediaLines("g", 1, -1)+"{\"event\":\n")
+	huge := writeFile(t, "huge.jsonl", mediaLines("g", 1, -1)+bigMedia("h", 1<<20)+"\n")
 	cases := []struct {
 		name string
 		args []string
@@ -395,6 +435,7 @@ func TestCLISendBatchLocalErrors(t *testing.T) {
 		{"chunk size 0", []string{"--file", good, "--chunk-size", "0"}, "--chunk-size 0: want 1 to 1000 events a request"},
 		{"chunk size 1001", []string{"--file", good, "--chunk-size", "1001"}, "--chunk-size 1001: want 1 to 1000"},
 		{"a bad line", []string{"--file", bad}, bad + ": line 2: not JSON"},
+		{"an event over 1 MiB", []string{"--file", huge}, fmt.Sprintf("%s: line 2: the event is %d bytes as the API stores it; it takes events of at most 1048576", huge, len(bigMedia("h", 1<<20)))},
 		{"positional argument", []string{good}, "unknown command"},
 	}
 	for _, tc := range cases {
