@@ -23,6 +23,11 @@ func PartitionOf(endpointID, resourceKey string) int {
 	return int(h.Sum32() % NumPartitions)
 }
 
+// MaxRetentionDays bounds a retention setting (a century): days are turned
+// into a time.Duration, which a larger count would overflow, and PostgreSQL
+// stores them as a 32-bit integer.
+const MaxRetentionDays = 36500
+
 // Project is a tenant: it owns endpoints and events and has its own API key.
 type Project struct {
 	ID        string    `json:"id"`

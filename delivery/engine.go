@@ -331,7 +331,7 @@ func (e *Engine) setEndpointLocked(es *epState, ep *kinehook.Endpoint) {
 func (e *Engine) EndpointChanged(ctx context.Context, projectID, endpointID string) {
 	e.refresh(ctx, projectID, endpointID)
 	if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, endpointID); err != nil {
-		e.log.Warn("delivery: announce endpoint", "endpoint", endpointID, "err", err)
+		e.log.Warn("delivery: announce endpoint", "endpoint_id", endpointID, "err", err)
 	}
 }
 
@@ -353,7 +353,7 @@ func (e *Engine) refresh(ctx context.Context, projectID, id string) {
 		return
 	}
 	if err != nil {
-		e.log.Error("delivery: reload endpoint", "endpoint", id, "err", err)
+		e.log.Error("delivery: reload endpoint", "endpoint_id", id, "err", err)
 		return
 	}
 	es := e.endpointStateNoLoad(ep)

@@ -98,7 +98,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 			es.backoff = int64(e.cfg.BreakerBackoff)
 			es.probeAt = nowNs + es.backoff
 			breaker = BreakerOpen
-			e.log.Warn("delivery: circuit breaker open", "endpoint", es.id, "consecutive_failures", es.consecFail)
+			e.log.Warn("delivery: circuit breaker open", "endpoint_id", es.id, "consecutive_failures", es.consecFail)
 		case es.breakerOpen && j.probe:
 			es.backoff = min(2*es.backoff, int64(e.cfg.BreakerMaxBackoff))
 			es.probeAt = nowNs + es.backoff
@@ -226,7 +226,7 @@ func (e *Engine) disableLocked(es *epState, reason string, now time.Time) Operat
 	cp.DisabledReason = reason
 	es.ep = &cp
 	es.disabling = true
-	e.log.Warn("delivery: endpoint disabled", "endpoint", es.id, "reason", reason)
+	e.log.Warn("delivery: endpoint disabled", "endpoint_id", es.id, "reason", reason)
 	e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthDisabled, Reason: reason})
 	return e.opEvent(OpEndpointDisabled, &cp, reason, es.failingSince, now)
 }
@@ -251,14 +251,14 @@ func (e *Engine) persistHealth(es *epState, u kinehook.HealthUpdate) {
 		u.At = e.clock.Now().UTC()
 		changed, err := e.store.UpdateEndpointHealth(ctx, projectID, id, u)
 		if err != nil {
-			e.log.Error("delivery: store endpoint health", "endpoint", id, "err", err)
+			e.log.Error("delivery: store endpoint health", "endpoint_id", id, "err", err)
 			return
 		}
 		if !changed {
 			return
 		}
 		if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, id); err != nil {
-			e.log.Warn("delivery: announce endpoint", "endpoint", id, "err", err)
+			e.log.Warn("delivery: announce endpoint", "endpoint_id", id, "err", err)
 		}
 	})
 }
@@ -308,7 +308,7 @@ func (e *Engine) healthLoop() {
 // delivered, like any webhook, to the endpoints that name it in their
 // filter, such as the one the project's operations_url makes.
 func (e *Engine) emit(op OperationalEvent) {
-	e.log.Info("delivery: operational event", "event", op.Event, "endpoint", op.Data.EndpointID, "reason", op.Data.Reason)
+	e.log.Info("delivery: operational event", "event", op.Event, "endpoint_id", op.Data.EndpointID, "reason", op.Data.Reason)
 	e.obs.OperationalEvent(op)
 	body, err := json.Marshal(op)
 	if err != nil {
@@ -319,7 +319,7 @@ func (e *Engine) emit(op OperationalEvent) {
 		ev := &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: op.Data.ProjectID,
 			Type: op.Event, ResourceKey: op.Data.EndpointID, Payload: body}
 		if _, err := e.Publish(ctx, ev); err != nil {
-			e.log.Warn("delivery: operational event not recorded", "event", op.Event, "endpoint", op.Data.EndpointID, "err", err)
+			e.log.Warn("delivery: operational event not recorded", "event", op.Event, "endpoint_id", op.Data.EndpointID, "err", err)
 		}
 	})
 }

@@ -244,6 +244,11 @@ func TestProjects(t *testing.T) {
 	if err != nil || stored.RetentionDays != 3 || stored.OperationsURL != e.sink.URL+"/ops" {
 		t.Errorf("patched project in the store: %+v %v", stored, err)
 	}
+	for _, days := range []int64{-1, 36501, 2147483648, 281474976710657} {
+		if r := e.do("PATCH", "/v1/projects/"+m["id"].(string), key, map[string]any{"retention_days": days}); r.status != 422 || r.errField() != "retention_days" {
+			t.Errorf("retention_days %d: %d %s", days, r.status, r.body)
+		}
+	}
 	if r := e.do("PATCH", "/v1/projects/"+m["id"].(string), key, map[string]any{"operations_url": "ftp://x"}); r.status != 422 || r.errField() != "operations_url" {
 		t.Errorf("bad operations_url: %d %s", r.status, r.body)
 	}
@@ -266,6 +271,8 @@ func TestProjects(t *testing.T) {
 		{"wrong type", `{"name":5}`, 422, "name"},
 		{"unknown field", `{"name":"x","owner":"y"}`, 422, "owner"},
 		{"trailing data", `{"name":"x"} {}`, 400, "body"},
+		{"negative retention", `{"name":"x","retention_days":-1}`, 422, "retention_days"},
+		{"retention over a century", `{"name":"x","retention_days":36501}`, 422, "retention_days"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,8 +63,8 @@ func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *
 	case utf8.RuneCountInString(in.Name) > 200:
 		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is longer than 200 characters"})
 		return
-	case in.RetentionDays < 0:
-		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: "retention_days must not be negative"})
+	case in.RetentionDays < 0 || in.RetentionDays > kinehook.MaxRetentionDays:
+		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: fmt.Sprintf("retention_days must be 0 to %d (0: the server default)", kinehook.MaxRetentionDays)})
 		return
 	}
 	if in.OperationsURL != "" {
@@ -246,8 +246,8 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *p
 		p.Name = name
 	}
 	if in.RetentionDays != nil {
-		if *in.RetentionDays < 0 {
-			writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: "retention_days must not be negative (0: the server default)"})
+		if *in.RetentionDays < 0 || *in.RetentionDays > kinehook.MaxRetentionDays {
+			writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: fmt.Sprintf("retention_days must be 0 to %d (0: the server default)", kinehook.MaxRetentionDays)})
 			return
 		}
 		p.RetentionDays = *in.RetentionDays

@@ -89,7 +89,7 @@ func New(o Options) *Metrics {
 	})
 	m.commitBatch = prom.NewHistogram(prom.HistogramOpts{
 		Name: "kinehook_store_commit_batch_size", Help: "Events per group commit.",
-		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000},
 	})
 	m.httpRequests = prom.NewCounterVec(prom.CounterOpts{
 		Name: "kinehook_http_requests_total", Help: "HTTP requests (API, dashboard, /metrics) by route pattern (\"unmatched\" when none matched) and status code.",

@@ -166,6 +166,8 @@ func (c *Cleaner) Retention(p *kinehook.Project) time.Duration {
 	if days <= 0 {
 		days = c.cfg.DefaultDays
 	}
+	// Stored before the API bounded it, a larger count would overflow.
+	days = min(days, kinehook.MaxRetentionDays)
 	return time.Duration(days) * 24 * time.Hour
 }
 

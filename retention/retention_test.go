@@ -436,7 +436,9 @@ func TestRetention(t *testing.T) {
 	for _, tc := range []struct {
 		days int
 		want time.Duration
-	}{{0, 30 * day}, {7, 7 * day}, {400, 400 * day}} {
+	}{{0, 30 * day}, {7, 7 * day}, {400, 400 * day}, {kinehook.MaxRetentionDays, kinehook.MaxRetentionDays * day},
+		// Larger counts (stored before the API bounded them) would overflow.
+		{281474976710657, kinehook.MaxRetentionDays * day}, {1000000000, kinehook.MaxRetentionDays * day}} {
 		if got := c.Retention(&kinehook.Project{RetentionDays: tc.days}); got != tc.want {
 			t.Errorf("Retention(RetentionDays=%d) = %v, want %v", tc.days, got, tc.want)
 		}

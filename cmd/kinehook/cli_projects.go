@@ -126,8 +126,8 @@ func newProjectsCmd() *cobra.Command {
 				u.Name = &uo.name
 			}
 			if fl.Changed("retention-days") {
-				if uo.retentionDays < 0 {
-					return fmt.Errorf("--retention-days %d: want 0 (the server's default) or more", uo.retentionDays)
+				if uo.retentionDays < 0 || uo.retentionDays > kinehook.MaxRetentionDays {
+					return fmt.Errorf("--retention-days %d: want 0 (the server's default) to %d", uo.retentionDays, kinehook.MaxRetentionDays)
 				}
 				u.RetentionDays = &uo.retentionDays
 			}

@@ -12,6 +12,7 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -98,7 +99,7 @@ the first start, a key is generated, stored hashed and printed once.`,
 	f.StringVar(&o.database, "database", "", "database URL; postgres://... selects PostgreSQL instead of the embedded store")
 	f.BoolVar(&o.allowPrivate, "allow-private-networks", false, "allow endpoints on loopback and private addresses (off: refused at registration and at dial time)")
 	f.StringArrayVar(&o.allowCIDR, "allow-cidr", nil, "allow one private range, e.g. 10.1.2.0/24 (repeatable; comma-separated in the environment)")
-	f.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "delays between attempts (Go durations, comma-separated); one retry after each, +/-10% jitter")
+	f.StringVar(&o.retrySchedule, "retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "delays between attempts (Go durations, comma-separated; none: no retries); one retry after each, +/-10% jitter")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 15*time.Second, "timeout of one delivery attempt")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -148,10 +149,15 @@ func serveApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error 
 	return errors.Join(errs...)
 }
 
-// parseRetrySchedule reads --retry-schedule: comma-separated positive Go durations.
+// parseRetrySchedule reads --retry-schedule: comma-separated positive Go
+// durations, or "none" for one attempt and no retry. An empty value is
+// refused: it is more often a template's blank than a wish for no retries.
 func parseRetrySchedule(s string) ([]time.Duration, error) {
 	s = strings.TrimSpace(s)
-	if s == "" {
+	switch s {
+	case "":
+		return nil, errors.New(`--retry-schedule is empty: give delays such as 5s,5m,30m, or "none" for no retries`)
+	case "none":
 		return []time.Duration{}, nil
 	}
 	var out []time.Duration
@@ -234,19 +240,42 @@ func openServeStore(ctx context.Context, o *serveOptions, log *slog.Logger) (kin
 
 // redactURL hides a password in a database URL.
 func redactURL(s string) string {
-	if i := strings.Index(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "***" + s[i:]
+	u, err := url.Parse(s)
+	if err != nil {
+		// Not a URL this can take apart: show its scheme only.
+		if i := strings.Index(s, "://"); i >= 0 {
+			return s[:i+3] + "***"
 		}
+		return "***"
 	}
-	return s
+	if u.User != nil {
+		u.User = url.User("***")
+	}
+	if q := u.Query(); q.Has("password") || q.Has("user") {
+		for _, k := range []string{"password", "user"} {
+			if q.Has(k) {
+				q.Set(k, "***")
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return strings.ReplaceAll(u.String(), "%2A%2A%2A", "***")
 }
+
+// minAdminKeyLen is the shortest KINEHOOK_ADMIN_KEY taken without a warning.
+const minAdminKeyLen = 16
 
 // ensureAdminKey makes the store's admin key hash match KINEHOOK_ADMIN_KEY,
 // or, when that is unset and no key is stored, generates a key, stores its
 // hash and prints it once on out.
 func ensureAdminKey(ctx context.Context, st kinehook.Store, envKey string, out io.Writer, log *slog.Logger) error {
 	if envKey != "" {
+		if len(envKey) < minAdminKeyLen {
+			// Accepted (a test setup may want a short one), but said: the
+			// key reaches every project, and failed guesses are only
+			// rate-limited, not locked out.
+			log.Warn("KINEHOOK_ADMIN_KEY is short: anyone who can reach the API could guess it; use 32 random bytes, e.g. `openssl rand -base64 32`", "length", len(envKey), "recommended_min", minAdminKeyLen)
+		}
 		if err := st.SetAdminKeyHash(ctx, kinehook.HashKey(envKey)); err != nil {
 			return fmt.Errorf("store admin key hash: %w", err)
 		}
@@ -284,11 +313,15 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
+	if strings.TrimSpace(o.addr) == "" {
+		// net.Listen would take every interface and a random port.
+		return errors.New("--addr is empty: give host:port, e.g. 127.0.0.1:8080 (0.0.0.0:8080 for every interface)")
+	}
 	if o.requestTimeout <= 0 {
 		return errors.New("--request-timeout must be positive")
 	}
-	if o.retentionDays < 0 || o.retentionEvery < 0 {
-		return errors.New("--retention-days and --retention-interval must not be negative")
+	if o.retentionDays < 0 || o.retentionDays > kinehook.MaxRetentionDays || o.retentionEvery < 0 {
+		return fmt.Errorf("--retention-days must be 0 to %d and --retention-interval not negative", kinehook.MaxRetentionDays)
 	}
 	if o.breakerAfter < 0 || o.disableAfter < 0 {
 		return errors.New("--breaker-threshold and --disable-after must not be negative")

@@ -98,7 +98,9 @@ func TestParseRetrySchedule(t *testing.T) {
 	}{
 		{"5s,5m,30m,2h,5h,10h,10h", []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}, true},
 		{" 100ms , 1s ", []time.Duration{100 * time.Millisecond, time.Second}, true},
-		{"", []time.Duration{}, true},
+		{"none", []time.Duration{}, true},
+		{" none ", []time.Duration{}, true},
+		{"", nil, false},
 		{"5", nil, false},
 		{"1s,,2s", nil, false},
 		{"-1s", nil, false},
@@ -137,6 +139,8 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"disable after", func(o *serveOptions) { o.disableAfter = -time.Hour }, "--disable-after"},
 		{"memory limit", func(o *serveOptions) { o.memoryLimit = "huge" }, "--memory-limit"},
 		{"addr", func(o *serveOptions) { o.addr = "127.0.0.1:99999" }, "listen"},
+		{"empty addr", func(o *serveOptions) { o.addr = " " }, "--addr is empty"},
+		{"empty retry schedule", func(o *serveOptions) { o.retrySchedule = "" }, "--retry-schedule is empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,6 +190,19 @@ func TestEnsureAdminKey(t *testing.T) {
 	if !bytes.Equal(h, kinehook.HashKey("kh_admin_from_env")) {
 		t.Error("KINEHOOK_ADMIN_KEY did not replace the stored key")
 	}
+	// A short key is taken, with a warning that never shows the key.
+	var logs bytes.Buffer
+	warn := slog.New(slog.NewTextHandler(&logs, nil))
+	if err := ensureAdminKey(ctx, st, "abc", &out, warn); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "KINEHOOK_ADMIN_KEY is short") || strings.Contains(logs.String(), "abc") {
+		t.Errorf("short key log: %s", logs.String())
+	}
+	logs.Reset()
+	if err := ensureAdminKey(ctx, st, "kh_admin_long_enough_key", &out, warn); err != nil || logs.Len() != 0 {
+		t.Errorf("a long key logged %q (err %v)", logs.String(), err)
+	}
 }
 
 func TestParseByteSize(t *testing.T) {
@@ -232,5 +249,27 @@ func TestDeliveryClientKeepsConnectionsForFullConcurrency(t *testing.T) {
 	}
 	if tr.Proxy != nil {
 		t.Error("the delivery transport honours a proxy, which would bypass the network guard")
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:pw@127.0.0.1:5432/db", "postgres://***@127.0.0.1:5432/db"},
+		{"postgres://u:p@ss@127.0.0.1/db", "postgres://***@127.0.0.1/db"},
+		{"postgres://127.0.0.1/db?sslmode=disable&password=QueryPw&user=u", "postgres://127.0.0.1/db?password=***&sslmode=disable&user=***"},
+		{"postgres://u:pw@127.0.0.1/db?password=x", "postgres://***@127.0.0.1/db?password=***"},
+		{"postgres://127.0.0.1/db", "postgres://127.0.0.1/db"},
+		{"postgres://u:pw@[::1/db", "postgres://***"},
+	}
+	for _, tc := range tests {
+		got := redactURL(tc.in)
+		if got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		for _, secret := range []string{"pw", "QueryPw", "ss@"} {
+			if strings.Contains(got, secret) && strings.Contains(tc.in, secret) {
+				t.Errorf("redactURL(%q) = %q keeps %q", tc.in, got, secret)
+			}
+		}
 	}
 }
