@@ -9,6 +9,7 @@ package jsonshape
 import (
 	"bytes"
 	"encoding/json"
+	"iter"
 )
 
 // Of returns the deepest nesting of arrays and objects in b and the number
@@ -65,36 +66,23 @@ func Of(b []byte) (maxDepth, members int) {
 // half, or -1. encoding/json reads such an escape as U+FFFD, so it hides
 // what the text says.
 func LoneSurrogateAt(b []byte) int {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !inString {
-			inString = c == '"'
-			continue
-		}
-		switch c {
-		case '"':
-			inString = false
-		case '\\':
-			if i+1 < len(b) && b[i+1] == 'u' {
-				r, ok := hex4(b, i+2)
-				switch {
-				case ok && r >= 0xD800 && r <= 0xDBFF:
-					if lo, ok := hex4(b, i+8); i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' && ok && lo >= 0xDC00 && lo <= 0xDFFF {
-						i += 11
-						continue
-					}
-					return i
-				case ok && r >= 0xDC00 && r <= 0xDFFF:
-					return i
-				}
-				i += 5
+	high := -1 // a high half waiting for its low half, right after it
+	for i, r := range uEscapes(b) {
+		if high >= 0 {
+			if i == high+6 && r >= 0xDC00 && r <= 0xDFFF {
+				high = -1
 				continue
 			}
-			i++ // the escaped character
+			return high
+		}
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF:
+			high = i
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return i
 		}
 	}
-	return -1
+	return high
 }
 
 // NULAt returns the offset of the first \u0000 escape inside a string of the
@@ -102,28 +90,40 @@ func LoneSurrogateAt(b []byte) int {
 // the escape is the only way U+0000 gets in; PostgreSQL's text type cannot
 // store it, so the API refuses it where it would be stored as text.
 func NULAt(b []byte) int {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !inString {
-			inString = c == '"'
-			continue
-		}
-		switch c {
-		case '"':
-			inString = false
-		case '\\':
-			if i+1 < len(b) && b[i+1] == 'u' {
-				if r, ok := hex4(b, i+2); ok && r == 0 {
-					return i
-				}
-				i += 5
-				continue
-			}
-			i++ // the escaped character
+	for i, r := range uEscapes(b) {
+		if r == 0 {
+			return i
 		}
 	}
 	return -1
+}
+
+// uEscapes yields the offset and value of each \uXXXX escape inside the
+// strings of the JSON text b (an escape without four hex digits is skipped).
+func uEscapes(b []byte) iter.Seq2[int, rune] {
+	return func(yield func(int, rune) bool) {
+		inString := false
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			if !inString {
+				inString = c == '"'
+				continue
+			}
+			switch c {
+			case '"':
+				inString = false
+			case '\\':
+				if i+1 < len(b) && b[i+1] == 'u' {
+					if r, ok := hex4(b, i+2); ok && !yield(i, r) {
+						return
+					}
+					i += 5
+					continue
+				}
+				i++ // the escaped character
+			}
+		}
+	}
 }
 
 // hex4 decodes the four hex digits at b[i:i+4].
