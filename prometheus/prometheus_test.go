@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,9 @@ import (
 	"github.com/kinehook/kinehook/sqlite"
 )
 
-// TestMetricsMove sends deliveries that succeed and that fail through the real
-// engine on a real SQLite store, then scrapes /metrics and checks the series moved.
+// TestMetricsMove sends deliveries that succeed, fail and hang through the
+// real engine on a real SQLite store, scraping /metrics at each step: every
+// series the operations issue names moves as the deliveries do.
 func TestMetricsMove(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
@@ -27,17 +29,28 @@ func TestMetricsMove(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 
-	var fail atomic.Bool
 	var got atomic.Int64
+	release := make(chan struct{})
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Add(1)
-		if fail.Load() {
+		switch r.URL.Path {
+		case "/bad":
 			w.WriteHeader(http.StatusInternalServerError)
-			return
+		case "/slow":
+			<-release
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.WriteHeader(http.StatusOK)
 		}
-		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(sink.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
 
 	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "m", CreatedAt: time.Now()}
 	if err := st.CreateProject(ctx, p, kinehook.HashKey("k")); err != nil {
@@ -47,63 +60,129 @@ func TestMetricsMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: sink.URL,
-		Secrets: []kinehook.EndpointSecret{{Value: secret}}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
-	if err := st.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
+	endpoint := func(path string, types ...string) *kinehook.Endpoint {
+		ep := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: sink.URL + path, EventTypes: types,
+			Secrets: []kinehook.EndpointSecret{{Value: secret}}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		if err := st.CreateEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+		return ep
 	}
+	ok := endpoint("/ok", "media.update.status")
+	bad := endpoint("/bad", "live.created")
+	slow := endpoint("/slow", "live.finished")
 
 	var eng *delivery.Engine
-	m := prometheus.New(prometheus.Options{InFlight: func() int { return 0 }})
-	eng, err = delivery.New(delivery.Config{Store: st, Observer: m, RetrySchedule: []time.Duration{}})
+	m := prometheus.New(prometheus.Options{
+		InFlight:       func() int { return eng.InFlight() },
+		OpenDeliveries: func() (map[string]int, map[string]int) { return eng.OpenCounts() },
+	})
+	// One retry an hour away: a failed attempt leaves its delivery retrying.
+	eng, err = delivery.New(delivery.Config{Store: st, Observer: m, RetrySchedule: []time.Duration{time.Hour}, BreakerThreshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.Shutdown(context.Background()) })
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		eng.Shutdown(sctx)
+	})
 
-	publish := func(n int, resource string) {
-		for i := 0; i < n; i++ {
-			body := []byte(`{"event":"media.update.status","data":{"id":"` + resource + `","status":"done"}}`)
-			ev := &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: p.ID, Type: kinehook.EventMediaUpdateStatus,
-				Payload: body, ResourceKey: resource, CreatedAt: time.Now()}
-			if _, err := eng.Publish(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
+	publish := func(typ kinehook.EventType, body string, resource string) {
+		t.Helper()
+		ev := &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: p.ID, Type: typ,
+			Payload: []byte(body), ResourceKey: resource, CreatedAt: time.Now()}
+		if _, err := eng.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
 		}
 	}
-	publish(3, "v-ok")
-	waitFor(t, func() bool { return got.Load() == 3 })
-	fail.Store(true)
-	publish(2, "v-bad")
-	waitFor(t, func() bool { return got.Load() == 5 })
-
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)
 	var text string
-	waitFor(t, func() bool {
-		text = scrape(t, srv.URL)
-		return strings.Contains(text, `kinehook_deliveries_total{endpoint_id="`+ep.ID+`",status="failed"} 2`)
-	})
-	for _, want := range []string{
-		`kinehook_events_accepted_total{event_type="media.update.status"} 5`,
-		`kinehook_delivery_attempts_total{endpoint_id="` + ep.ID + `",outcome="success"} 3`,
-		`kinehook_delivery_attempts_total{endpoint_id="` + ep.ID + `",outcome="http_error"} 2`,
-		`kinehook_deliveries_total{endpoint_id="` + ep.ID + `",status="succeeded"} 3`,
+	until := func(what string, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			text = scrape(t, srv.URL)
+			missing := ""
+			for _, w := range want {
+				if !strings.Contains(text, w+"\n") {
+					missing = w
+					break
+				}
+			}
+			if missing == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: metrics lack %q:\n%s", what, missing, grep(text, "kinehook_"))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	// Successes.
+	for i := range 3 {
+		publish(kinehook.EventMediaUpdateStatus, `{"event":"media.update.status","data":{"id":"v`+string(rune('0'+i))+`","status":"done"}}`, "v")
+	}
+	until("three successes",
+		`kinehook_events_accepted_total{event_type="media.update.status"} 3`,
+		`kinehook_delivery_attempts_total{endpoint_id="`+ok.ID+`",outcome="success"} 3`,
+		`kinehook_deliveries_total{endpoint_id="`+ok.ID+`",status="succeeded"} 3`,
 		`kinehook_delivery_latency_seconds_count 3`,
+		`kinehook_delivery_attempt_duration_seconds_count{outcome="success"} 3`,
+	)
+
+	// Failures: two streams fail once each and wait for their retry; the
+	// second failure in a row opens the endpoint's breaker.
+	publish(kinehook.EventLiveCreated, `{"event":"live.created","data":{"event_id":"l1"}}`, "l1")
+	publish(kinehook.EventLiveCreated, `{"event":"live.created","data":{"event_id":"l2"}}`, "l2")
+	until("two failures",
+		`kinehook_events_accepted_total{event_type="live.created"} 2`,
+		`kinehook_delivery_attempts_total{endpoint_id="`+bad.ID+`",outcome="http_error"} 2`,
+		`kinehook_endpoint_open_deliveries{endpoint_id="`+bad.ID+`",status="retrying"} 2`,
+		`kinehook_endpoint_queue_depth{endpoint_id="`+bad.ID+`"} 2`,
+		`kinehook_endpoint_circuit_open{endpoint_id="`+bad.ID+`"} 1`,
+	)
+	if strings.Contains(text, `kinehook_deliveries_total{endpoint_id="`+bad.ID+`"`) {
+		t.Errorf("a delivery waiting for its retry was counted final:\n%s", grep(text, "kinehook_deliveries_total"))
+	}
+
+	// An attempt in flight.
+	publish(kinehook.EventLiveFinished, `{"event":"live.finished","data":{"event_id":"l3"}}`, "l3")
+	until("one attempt in flight", `kinehook_delivery_in_flight 1`)
+	close(release)
+	until("the slow one done",
 		`kinehook_delivery_in_flight 0`,
-		`go_goroutines`,
-		`process_resident_memory_bytes`,
-	} {
+		`kinehook_deliveries_total{endpoint_id="`+slow.ID+`",status="succeeded"} 1`,
+	)
+
+	for _, want := range []string{`go_goroutines`, `process_resident_memory_bytes`, `kinehook_store_commit_duration_seconds_count`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if !strings.Contains(text, "kinehook_store_commit_batch_size_count") || strings.Contains(text, "kinehook_store_commit_batch_size_count 0\n") {
-		t.Errorf("no group commit observed:\n%s", grep(text, "kinehook_store_commit"))
+	if n := metricValue(text, "kinehook_store_commit_batch_size_count"); n < 1 || n > 6 {
+		t.Errorf("%v group commits observed for 6 events published one at a time:\n%s", n, grep(text, "kinehook_store_commit"))
 	}
+	if n := metricValue(text, "kinehook_store_commit_batch_size_sum"); n != 6 {
+		t.Errorf("group commits hold %v events, want 6", n)
+	}
+}
+
+// metricValue returns the value of the series line that starts with name
+// and a space (0 when there is none).
+func metricValue(text, name string) float64 {
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // TestEndpointDeletedDropsItsSeries: endpoints that come and go must not
