@@ -32,6 +32,17 @@ type testServer struct {
 	agents   []string
 }
 
+// project makes a project with the admin key and returns it with a client
+// holding its own key.
+func (ts *testServer) project(t *testing.T, name string) (*client.ProjectWithKey, *client.Client) {
+	t.Helper()
+	p, err := client.New(ts.url, adminKey).CreateProject(t.Context(), name)
+	if err != nil {
+		t.Fatalf("create project %s: %v", name, err)
+	}
+	return p, client.New(ts.url, p.APIKey)
+}
+
 func newTestServer(t *testing.T, cfg func(*khttp.Config)) *testServer {
 	t.Helper()
 	ts := &testServer{}
@@ -335,11 +346,7 @@ func TestProjectsEndpointsEventsDeliveries(t *testing.T) {
 func TestKinescopeWebhooks(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ctx := context.Background()
-	p, err := client.New(ts.url, adminKey).CreateProject(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(ts.url, p.APIKey)
+	p, c := ts.project(t, "k")
 	wh, err := c.CreateWebhook(ctx, client.WebhookInput{Name: "status", Endpoint: ts.sink.URL, Login: "u", Password: "pw", Events: []string{"media.update.status"}})
 	if err != nil {
 		t.Fatal(err)
@@ -493,11 +500,7 @@ func TestResponseHook(t *testing.T) {
 func TestSendEvents(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ctx := context.Background()
-	p, err := client.New(ts.url, adminKey).CreateProject(ctx, "batch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(ts.url, p.APIKey)
+	p, c := ts.project(t, "batch")
 	live := json.RawMessage(`{"event_id":"live-1"}`)
 	evs, err := c.SendEvents(ctx, p.ID, []client.BatchEvent{
 		{Type: kinehook.EventMediaUpdateStatus, Data: kinehook.MediaData{ID: "vid-1", Status: kinehook.StatusProcessing}},
@@ -564,11 +567,7 @@ func TestSendEvents(t *testing.T) {
 func TestSendEventsAllOrNothing(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ctx := context.Background()
-	p, err := client.New(ts.url, adminKey).CreateProject(ctx, "refused")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(ts.url, p.APIKey)
+	p, c := ts.project(t, "refused")
 	good := func(n int) client.BatchEvent {
 		return client.BatchEvent{
 			Type:           kinehook.EventMediaUpdateStatus,

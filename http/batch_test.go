@@ -125,17 +125,22 @@ func slicesRepeat(s string, n int) []string {
 	return out
 }
 
-// TestEventBatch runs on both stores: the batch is one IngestEvents call,
-// whose in-call idempotency each backend implements.
-func TestEventBatch(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testEventBatch(t, newEnv(t)) })
+// onBothStores runs test on an API over SQLite, then over PostgreSQL.
+func onBothStores(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, newEnv(t)) })
 	t.Run("postgres", func(t *testing.T) {
 		st, err := postgres.Open(context.Background(), pgtest.New(t), postgres.Options{})
 		if err != nil {
 			t.Fatalf("open postgres: %v", err)
 		}
-		testEventBatch(t, newEnvOn(t, st))
+		test(t, newEnvOn(t, st))
 	})
+}
+
+// TestEventBatch runs on both stores: the batch is one IngestEvents call,
+// whose in-call idempotency each backend implements.
+func TestEventBatch(t *testing.T) {
+	onBothStores(t, testEventBatch)
 }
 
 func testEventBatch(t *testing.T, e *env) {
@@ -310,14 +315,7 @@ func FuzzParseBatch(f *testing.F) {
 // control character names nothing (404), on both backends alike; in an
 // event's data (stored as the body's bytes) it is accepted.
 func TestNULIsRefusedAlike(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testNULIsRefused(t, newEnv(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		st, err := postgres.Open(context.Background(), pgtest.New(t), postgres.Options{})
-		if err != nil {
-			t.Fatalf("open postgres: %v", err)
-		}
-		testNULIsRefused(t, newEnvOn(t, st))
-	})
+	onBothStores(t, testNULIsRefused)
 }
 
 func testNULIsRefused(t *testing.T, e *env) {
