@@ -199,6 +199,17 @@ type IngestResult struct {
 	// Duplicate is true when the idempotency key matched an earlier event;
 	// nothing was created.
 	Duplicate bool
+	// Announced is true when the store told the other instances sharing it
+	// of these deliveries in the same commit (PostgreSQL's NOTIFY is
+	// transactional): the news cannot be lost between the commit and an
+	// announcement, so the engine need not announce them again.
+	Announced bool
+	// Deferred is true when the store could not confirm that every older
+	// delivery of these resources is already queued by its owner (its
+	// coordinator lost touch with the other instances). The engine must not
+	// queue these from memory: the coordinator's reload, which reads the
+	// store in acceptance order, queues them behind the older ones.
+	Deferred bool
 }
 
 // EventFilter selects events in ListEvents. Zero values select everything.

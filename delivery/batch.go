@@ -88,6 +88,7 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
+	gen := e.assignGen.Load()
 	results, err := e.store.IngestEvents(ctx, events)
 	if err == nil && len(results) != len(events) {
 		err = errors.New("store returned a wrong number of ingest results")
@@ -122,7 +123,7 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 		}
 		return
 	}
-	e.schedule(results)
+	e.schedule(results, gen)
 	for i := range events {
 		e.obs.EventAccepted(events[i].ProjectID, events[i].Type, results[i].Duplicate)
 	}
@@ -136,8 +137,11 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 }
 
 // schedule queues freshly created deliveries, each at once, and announces
-// those whose partition another instance owns.
-func (e *Engine) schedule(results []kinehook.IngestResult) {
+// those whose partition another instance owns. gen is assignGen as read
+// before the commit: when an Assign ran since, it may have loaded these
+// deliveries from the store and even finished them, so they are read again
+// (rereadLocked) instead of queued from memory.
+func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
 	type group struct {
 		ds  []*kinehook.Delivery
 		pls []*payload
@@ -145,7 +149,9 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 	groups := map[*epState]*group{}
 	var order []*epState
 	var foreign []string
+	var again []*kinehook.Delivery
 	e.assignMu.RLock()
+	reread := e.assignedSince(gen)
 	for _, res := range results {
 		if res.Duplicate || len(res.Deliveries) == 0 {
 			continue
@@ -165,7 +171,16 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 				d.CreatedAt = res.Event.CreatedAt
 			}
 			if !e.owned[d.Partition].Load() {
-				foreign = append(foreign, d.ID)
+				if !res.Announced {
+					foreign = append(foreign, d.ID)
+				}
+				continue
+			}
+			if res.Deferred {
+				continue // the coordinator's reload queues it in order
+			}
+			if reread {
+				again = append(again, d)
 				continue
 			}
 			es := e.endpointState(d.ProjectID, d.EndpointID)
@@ -186,7 +201,10 @@ func (e *Engine) schedule(results []kinehook.IngestResult) {
 	}
 	for _, es := range order {
 		g := groups[es]
-		e.enqueueAll(es, g.ds, true, g.pls, false)
+		e.enqueueAll(es, g.ds, enqNew, g.pls, nil)
+	}
+	if len(again) > 0 {
+		e.reread(again, enqNew)
 	}
 	e.assignMu.RUnlock()
 	if len(foreign) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,19 @@ type Engine struct {
 	// be enqueued and sent between the flag and the load of an older one of
 	// the same resource, overtaking it.
 	assignMu sync.RWMutex
+	// assignGen grows by one when an Assign starts and again when it ends
+	// (odd while one runs). A caller that writes deliveries to the store
+	// reads it first; finding it unchanged and even once it holds assignMu
+	// shared, it knows no Assign can have loaded those deliveries (and
+	// perhaps sent and finished them) meanwhile. See assignedSince.
+	assignGen atomic.Uint64
+
+	// loads are the reads of open deliveries from the store under way
+	// (Assign, Wake), each with the deliveries that finished since it
+	// began (see beginLoad); nLoads is len(loads) for the hot path.
+	finMu  sync.Mutex
+	loads  []*loadWindow
+	nLoads atomic.Int32
 
 	// Global in-flight cap; endpoints waiting for a slot, in turn.
 	gMu       sync.Mutex
@@ -463,6 +477,7 @@ func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kine
 	}
 	// A final delivery is reopened; an open one comes back as it is and is
 	// made due now. None back: retention removed it since the read.
+	gen := e.assignGen.Load()
 	ds, err := e.store.ReopenDeliveries(ctx, projectID, []string{deliveryID})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery: %w", err)
@@ -470,7 +485,7 @@ func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kine
 	if len(ds) == 0 {
 		return nil, fmt.Errorf("retry delivery %s: %w", deliveryID, kinehook.ErrNotFound)
 	}
-	e.scheduleNow(ctx, ds)
+	e.scheduleNow(ctx, ds, gen)
 	return ds[0], nil
 }
 
@@ -489,11 +504,12 @@ func (e *Engine) Recover(ctx context.Context, projectID, endpointID string, sinc
 		for i, d := range chunk {
 			ids[i] = d.ID
 		}
+		gen := e.assignGen.Load()
 		ds, err := e.store.ReopenDeliveries(ctx, projectID, ids)
 		if err != nil {
 			return n, fmt.Errorf("recover endpoint %s: %w", endpointID, err)
 		}
-		e.scheduleNow(ctx, ds)
+		e.scheduleNow(ctx, ds, gen)
 		n += len(ds)
 	}
 	return n, nil
@@ -512,24 +528,34 @@ func chunks[T any](s []T, n int) func(func([]T) bool) {
 }
 
 // scheduleNow queues reopened deliveries due now, or announces those in
-// partitions owned elsewhere.
-func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery) {
+// partitions owned elsewhere. gen is assignGen as read before the reopen.
+func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery, gen uint64) {
 	var foreign []string
+	var again []*kinehook.Delivery
 	byEP := map[*epState][]*kinehook.Delivery{}
+	e.assignMu.RLock()
+	reread := e.assignedSince(gen)
 	for _, d := range ds {
 		if d.Status.Final() {
 			continue
 		}
-		if !e.owned[d.Partition].Load() {
+		switch {
+		case !e.owned[d.Partition].Load():
 			foreign = append(foreign, d.ID)
-			continue
+		case reread:
+			again = append(again, d)
+		default:
+			es := e.endpointState(d.ProjectID, d.EndpointID)
+			byEP[es] = append(byEP[es], d)
 		}
-		es := e.endpointState(d.ProjectID, d.EndpointID)
-		byEP[es] = append(byEP[es], d)
 	}
 	for es, list := range byEP {
-		e.enqueueAll(es, list, true, nil, true)
+		e.enqueueAll(es, list, enqOperator, nil, nil)
 	}
+	if len(again) > 0 {
+		e.reread(again, enqOperator)
+	}
+	e.assignMu.RUnlock()
 	if len(foreign) > 0 {
 		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
 			e.log.Warn("delivery: announce deliveries", "n", len(foreign), "err", err)
@@ -537,10 +563,34 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery) {
 	}
 }
 
+// assignedSince reports whether an Assign ran, or was running, since
+// assignGen read gen. assignMu must be held shared.
+func (e *Engine) assignedSince(gen uint64) bool {
+	return gen%2 == 1 || e.assignGen.Load() != gen
+}
+
+// enqueueHow says where deliveries handed to enqueueAll come from, which
+// decides when they are due and how they meet what is already queued.
+type enqueueHow int
+
+const (
+	// enqNew: freshly committed deliveries, due at once.
+	enqNew enqueueHow = iota
+	// enqOperator: an operator's retry or recover, due at once; an open
+	// breaker sends it as its probe (probeWithLocked).
+	enqOperator
+	// enqReload: read from the store by Assign. What is queued in memory
+	// is the truth and stays as it is; what finished since the read is
+	// not queued again (see Engine.loaded).
+	enqReload
+	// enqWake: read from the store by Wake (made or reopened by another
+	// instance); due no later than the store says.
+	enqWake
+)
+
 // enqueueAll queues deliveries of one endpoint and starts what can start.
-// now makes them due at once; operator marks an operator's retry or recover,
-// which an open breaker sends as its probe at once (probeWithLocked).
-func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls []*payload, operator bool) {
+// Deliveries read from the store come with their load window w.
+func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, how enqueueHow, pls []*payload, w *loadWindow) {
 	t := e.clock.Now().UnixNano()
 	var drop []*payload
 	es.mu.Lock()
@@ -555,15 +605,16 @@ func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls 
 			pl = pls[i]
 		}
 		next := int64(0) // new and pending deliveries are due at once
-		if !now && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
+		if (how == enqReload || how == enqWake) && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
 			next = d.NextAttemptAt.UnixNano()
 		}
-		if !e.owned[d.Partition].Load() || !es.enqueue(d, next, pl, t) {
+		if !e.owned[d.Partition].Load() || e.finishedDuring(w, d.ID) ||
+			!es.enqueue(d, next, pl, t, how != enqReload) {
 			if pl != nil {
 				drop = append(drop, pl)
 			}
 		}
-		if operator && es.breakerOpen {
+		if how == enqOperator && es.breakerOpen {
 			e.probeWithLocked(es, d.ID, t)
 		}
 	}
@@ -571,6 +622,62 @@ func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, now bool, pls 
 	es.mu.Unlock()
 	e.releasePayloads(drop)
 	e.dispatch(es, send)
+}
+
+// loadWindow is one read of open deliveries from the store and their
+// queueing. finished holds the deliveries whose final result was committed
+// while it ran: it may have read them still open, and must not queue them
+// again (they would be sent twice, the second time after newer deliveries
+// of their resource).
+type loadWindow struct {
+	finished map[string]struct{}
+}
+
+// beginLoad opens a load window; endLoad closes it. A delivery that
+// finished before beginLoad is final in the store before the read starts
+// (a result is committed before its queue advances), so only those
+// finishing inside the window need remembering, and only for this window:
+// one reopened later (a manual retry) is read again by a later load.
+func (e *Engine) beginLoad() *loadWindow {
+	w := &loadWindow{finished: map[string]struct{}{}}
+	e.finMu.Lock()
+	e.loads = append(e.loads, w)
+	e.nLoads.Store(int32(len(e.loads)))
+	e.finMu.Unlock()
+	return w
+}
+
+func (e *Engine) endLoad(w *loadWindow) {
+	e.finMu.Lock()
+	if i := slices.Index(e.loads, w); i >= 0 {
+		e.loads = slices.Delete(e.loads, i, i+1)
+	}
+	e.nLoads.Store(int32(len(e.loads)))
+	e.finMu.Unlock()
+}
+
+// markFinished tells the open load windows that a delivery's final result
+// was committed; with none open it costs one atomic load.
+func (e *Engine) markFinished(id string) {
+	if e.nLoads.Load() == 0 {
+		return
+	}
+	e.finMu.Lock()
+	for _, w := range e.loads {
+		w.finished[id] = struct{}{}
+	}
+	e.finMu.Unlock()
+}
+
+// finishedDuring reports whether a delivery finished inside window w.
+func (e *Engine) finishedDuring(w *loadWindow, id string) bool {
+	if w == nil {
+		return false
+	}
+	e.finMu.Lock()
+	defer e.finMu.Unlock()
+	_, ok := w.finished[id]
+	return ok
 }
 
 // probeWithLocked serves an operator's retry (or recover) while the
@@ -596,16 +703,20 @@ func (e *Engine) probeWithLocked(es *epState, deliveryID string, now int64) {
 func (e *Engine) Assign(ctx context.Context, partitions []int) error {
 	e.assignMu.Lock()
 	defer e.assignMu.Unlock()
+	e.assignGen.Add(1)
+	defer e.assignGen.Add(1)
 	for _, p := range partitions {
 		if p >= 0 && p < kinehook.NumPartitions {
 			e.owned[p].Store(true)
 		}
 	}
+	w := e.beginLoad()
+	defer e.endLoad(w)
 	batch := map[*epState][]*kinehook.Delivery{}
 	n := 0
 	flush := func() {
 		for es, ds := range batch {
-			e.enqueueAll(es, ds, false, nil, false)
+			e.enqueueAll(es, ds, enqReload, nil, w)
 		}
 		clear(batch)
 		n = 0
@@ -674,6 +785,41 @@ func (e *Engine) Revoke(ctx context.Context, partitions []int) error {
 func (e *Engine) Wake(ctx context.Context, ids []string) error {
 	e.assignMu.RLock()
 	defer e.assignMu.RUnlock()
+	return e.rereadLocked(ctx, ids, enqWake)
+}
+
+// reread queues deliveries written to the store while an Assign ran (or
+// since one did): it may have loaded them, and sent and finished them, so
+// their state is read again (rereadLocked). If the store cannot be read they
+// are queued as they are: a delivery sent twice rather than one never sent.
+// assignMu must be held shared.
+func (e *Engine) reread(ds []*kinehook.Delivery, how enqueueHow) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := e.rereadLocked(ctx, ids, how)
+	if err == nil {
+		return
+	}
+	e.log.Warn("delivery: read deliveries again after a partition load; queueing them as they are", "n", len(ds), "err", err)
+	byEP := map[*epState][]*kinehook.Delivery{}
+	for _, d := range ds {
+		es := e.endpointState(d.ProjectID, d.EndpointID)
+		byEP[es] = append(byEP[es], d)
+	}
+	for es, list := range byEP {
+		e.enqueueAll(es, list, how, nil, nil)
+	}
+}
+
+// rereadLocked reads deliveries from the store in a load window and queues
+// those still open in partitions owned here. assignMu must be held shared.
+func (e *Engine) rereadLocked(ctx context.Context, ids []string, how enqueueHow) error {
+	w := e.beginLoad()
+	defer e.endLoad(w)
 	ds, err := e.store.DeliveriesByID(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("wake: load deliveries: %w", err)
@@ -687,7 +833,7 @@ func (e *Engine) Wake(ctx context.Context, ids []string) error {
 		byEP[es] = append(byEP[es], d)
 	}
 	for es, list := range byEP {
-		e.enqueueAll(es, list, false, nil, false)
+		e.enqueueAll(es, list, how, nil, w)
 	}
 	return nil
 }

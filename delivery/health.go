@@ -158,6 +158,11 @@ func (e *Engine) afterRecord(es *epState, it *item, final bool) {
 	e.partBusy[q.partition].Add(-1)
 	es.mu.Lock()
 	q.busy = false
+	if final {
+		// Under es.mu, so a load queueing this endpoint's deliveries sees
+		// either the item still queued or the mark.
+		e.markFinished(it.id)
+	}
 	if es.deleted {
 		es.mu.Unlock()
 		return

@@ -183,11 +183,11 @@ func (es *epState) place(q *resQueue, now int64) {
 }
 
 // enqueue adds a delivery in Seq order (never before a busy head). It
-// returns false when the delivery is already queued; a queued one that is
-// not in flight is then made due no later than nextAt.
-func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now int64) bool {
+// returns false when the delivery is already queued; with hurry, a queued
+// one that is not in flight is then made due no later than nextAt.
+func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now int64, hurry bool) bool {
 	if it, ok := es.byID[d.ID]; ok {
-		if it.nextAt > nextAt && !(it.q.busy && it.q.head() == it) {
+		if hurry && it.nextAt > nextAt && !(it.q.busy && it.q.head() == it) {
 			it.nextAt = nextAt
 			es.place(it.q, now)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -707,7 +708,10 @@ func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner,
 	}
 	switch n.Channel {
 	case channelDeliveries:
-		ids := strings.Split(rest, ",")
+		ids := c.ownedOf(strings.Split(rest, ","))
+		if len(ids) == 0 {
+			return
+		}
 		c.loadMu.Lock()
 		err := owner.Wake(ctx, ids)
 		c.loadMu.Unlock()
@@ -723,16 +727,19 @@ func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner,
 	}
 }
 
-// AnnounceDeliveries notifies the other instances of new or reopened
-// deliveries, in payloads under the NOTIFY size limit, in one statement.
-func (c *Coordinator) AnnounceDeliveries(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
+// deliveryPayloads builds the NOTIFY payloads announcing deliveries, each
+// under the size limit: "<instance> <id>[:<partition>],...". With the
+// partition, an instance wakes only for the partitions it owns instead of
+// reading every announced delivery; parts may be nil.
+func (c *Coordinator) deliveryPayloads(ids []string, parts []int16) []string {
 	var payloads []string
 	var sb strings.Builder
-	for _, id := range ids {
-		if sb.Len() > 0 && sb.Len()+1+len(id) > maxNotifyPayload {
+	for i, id := range ids {
+		entry := id
+		if parts != nil {
+			entry += ":" + strconv.Itoa(int(parts[i]))
+		}
+		if sb.Len() > 0 && sb.Len()+1+len(entry) > maxNotifyPayload {
 			payloads = append(payloads, sb.String())
 			sb.Reset()
 		}
@@ -742,9 +749,47 @@ func (c *Coordinator) AnnounceDeliveries(ctx context.Context, ids []string) erro
 		} else {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(id)
+		sb.WriteString(entry)
 	}
-	payloads = append(payloads, sb.String())
+	return append(payloads, sb.String())
+}
+
+// ownedOf keeps the announced deliveries this instance may own: those
+// whose partition is assigned here, and those announced without one. It
+// strips the partitions.
+func (c *Coordinator) ownedOf(entries []string) []string {
+	ids := entries[:0]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range entries {
+		id, part, ok := strings.Cut(e, ":")
+		if ok {
+			p, err := strconv.Atoi(part)
+			if err == nil && p >= 0 && p < kinehook.NumPartitions && !c.assigned[p] {
+				continue
+			}
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// reloadSoon asks for a reload of the owned partitions at once.
+func (c *Coordinator) reloadSoon() {
+	c.needReassign.Store(true)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// AnnounceDeliveries notifies the other instances of new or reopened
+// deliveries, in payloads under the NOTIFY size limit, in one statement.
+func (c *Coordinator) AnnounceDeliveries(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	payloads := c.deliveryPayloads(ids, nil)
 	c.mu.Lock()
 	known := !c.lastRenew.IsZero()
 	c.mu.Unlock()
@@ -877,8 +922,10 @@ const syncWait = 2 * time.Second
 // other instances are live (others), it waits for a Sync: every delivery
 // another instance announced before this commit has then been handed to the
 // owner. Then it waits for a partition load in progress, which may bring
-// older deliveries of the same resources.
-func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
+// older deliveries of the same resources. It reports false when it could
+// not confirm that within syncWait: the caller must then leave the new
+// deliveries to a reload, which reads them in acceptance order.
+func (c *Coordinator) afterIngest(ctx context.Context, others bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, syncWait)
 	defer cancel()
 	// While the LISTEN connection is down, and until the reload after it,
@@ -886,15 +933,15 @@ func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
 	for c.gap.Load() || !c.listening.Load() {
 		select {
 		case <-ctx.Done():
-			c.log.Warn("postgres: ingest: LISTEN connection down; order across instances not guaranteed for this batch")
-			return
+			c.log.Warn("postgres: ingest: LISTEN connection down; these deliveries wait for a reload of the partitions")
+			return false
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	if others {
 		if err := c.Sync(ctx); err != nil {
-			c.log.Warn("postgres: ingest: no sync with the LISTEN connection; order across instances not guaranteed for this batch", "err", err)
-			return
+			c.log.Warn("postgres: ingest: no sync with the LISTEN connection; these deliveries wait for a reload of the partitions", "err", err)
+			return false
 		}
 	}
 	// Partitions claimed but not yet loaded: once loaded they may bring
@@ -902,14 +949,14 @@ func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
 	for c.pendingAssign.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			c.log.Warn("postgres: ingest: a partition assignment is taking long; order not guaranteed for this batch")
-			return
+			c.log.Warn("postgres: ingest: a partition assignment is taking long; these deliveries wait for a reload of the partitions")
+			return false
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
 	if c.loadMu.TryLock() {
 		c.loadMu.Unlock()
-		return
+		return true
 	}
 	loaded := make(chan struct{})
 	go func() {
@@ -919,8 +966,10 @@ func (c *Coordinator) afterIngest(ctx context.Context, others bool) {
 	}()
 	select {
 	case <-loaded:
+		return true
 	case <-ctx.Done():
-		c.log.Warn("postgres: ingest: a partition load is taking long; order not guaranteed for this batch")
+		c.log.Warn("postgres: ingest: a partition load is taking long; these deliveries wait for a reload of the partitions")
+		return false
 	}
 }
 

@@ -444,3 +444,75 @@ func TestRepeatedEventWakesItsDeliveries(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestAnnouncesInItsCommit: while other instances are live, an ingest
+// announces its deliveries in its own transaction, so an instance killed
+// right after the commit (before any announcement of its own) cannot leave
+// the owners unaware of them. Each instance is woken only for the
+// partitions it owns.
+func TestIngestAnnouncesInItsCommit(t *testing.T) {
+	s1 := openTestStore(t, Options{})
+	s2, err := Open(t.Context(), testDSN, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Close() })
+	reg := &registry{by: map[int]string{}}
+	a := startCoord(t, s1, "inst-a", reg)
+	z := startCoord(t, s2, "inst-z", reg)
+	waitFor(t, 10*time.Second, "two instances share the partitions", func() bool { return settled(reg, a.owner, z.owner) })
+	p, _ := setupProject(t, s2, 1)
+	var evs []*kinehook.Event
+	for i := range 40 {
+		evs = append(evs, testEvent(p.ID, fmt.Sprintf("video-%d", i), time.Time{}))
+	}
+	res, err := s2.IngestEvents(t.Context(), evs) // and then z "dies": nothing more is announced
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine, theirs []string // a's partitions, z's
+	a.owner.mu.Lock()
+	for _, r := range res {
+		if !r.Announced || r.Deferred {
+			t.Errorf("result of %s: Announced %v Deferred %v, want announced in the commit", r.Event.ID, r.Announced, r.Deferred)
+		}
+		for _, d := range r.Deliveries {
+			if a.owner.owned[d.Partition] {
+				mine = append(mine, d.ID)
+			} else {
+				theirs = append(theirs, d.ID)
+			}
+		}
+	}
+	a.owner.mu.Unlock()
+	if len(mine) == 0 || len(theirs) == 0 {
+		t.Fatalf("40 resources fell %d/%d in the two instances' partitions; the test needs both", len(mine), len(theirs))
+	}
+	waitFor(t, 5*time.Second, "the owner is woken for the deliveries of its partitions", func() bool {
+		a.owner.mu.Lock()
+		defer a.owner.mu.Unlock()
+		for _, id := range mine {
+			if a.owner.woken[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	sctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := a.c.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	a.owner.mu.Lock()
+	for _, id := range theirs {
+		if a.owner.woken[id] != 0 {
+			t.Errorf("a was woken for %s, in a partition it does not own", id)
+		}
+	}
+	a.owner.mu.Unlock()
+	z.owner.mu.Lock()
+	if len(z.owner.woken) != 0 {
+		t.Errorf("the ingesting instance woke itself for %d deliveries", len(z.owner.woken))
+	}
+	z.owner.mu.Unlock()
+}

@@ -23,10 +23,14 @@ type projKey struct{ project, key string }
 // idempotency keys, allocates the Seq values and reads the projects' enabled
 // endpoints; the second inserts the events and deliveries (multi-row INSERT
 // ... SELECT FROM unnest) and commits. While a Coordinator of this store
-// runs and other instances are live (read in the first trip), IngestEvents
-// returns only after a Coordinator.Sync: every delivery announced by another
-// instance before this commit is queued before the caller queues these
-// (acceptance order across instances). A single instance skips it.
+// runs and other instances are live (read in the first trip), the second
+// trip also announces the new deliveries (NOTIFY, delivered only with the
+// commit: results are Announced), and IngestEvents returns only after a
+// Coordinator.Sync: every delivery announced by another instance before
+// this commit is queued before the caller queues these (acceptance order
+// across instances). A single instance skips both. When the order cannot be
+// confirmed (the LISTEN connection is down), results are Deferred and the
+// coordinator reloads its partitions from the store.
 func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
 	if len(events) == 0 {
 		return []kinehook.IngestResult{}, nil
@@ -274,8 +278,22 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 					AS u(id, pid, eid, ep, typ, res, seq, part, at)`,
 				dIDs, dPIDs, dEIDs, dEPs, dTypes, dRes, dSeqs, dParts, t, dAts)
 		}
+		announce := coord != nil && others && len(dIDs) > 0
+		if announce {
+			// In the transaction: the owners hear of these deliveries if
+			// and only if they are committed, even if this process dies
+			// right after the commit.
+			b2.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, channelDeliveries, coord.deliveryPayloads(dIDs, dParts))
+		}
 		if err := tx.SendBatch(ctx, &b2).Close(); err != nil {
 			return nil, wrap("ingest: insert events and deliveries", err)
+		}
+		if announce {
+			for i := range results {
+				if !results[i].Duplicate {
+					results[i].Announced = true
+				}
+			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -284,10 +302,15 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	if coord != nil && len(reopen) > 0 {
 		coord.wakeOpen(ctx, reopen)
 	}
-	if coord != nil && len(eIDs) > 0 {
-		// Deliveries announced by other instances before this commit are
-		// queued before the caller queues these.
-		coord.afterIngest(ctx, others)
+	if coord != nil && len(dIDs) > 0 && !coord.afterIngest(ctx, others) {
+		// Older deliveries of these resources may not be queued yet: the
+		// reload queues these after them, in acceptance order.
+		for i := range results {
+			if !results[i].Duplicate {
+				results[i].Deferred = true
+			}
+		}
+		coord.reloadSoon()
 	}
 	return results, nil
 }
