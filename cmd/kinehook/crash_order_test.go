@@ -348,5 +348,5 @@ func stopOrDump(t *testing.T, p *serveProc) {
 	}
 	f := filepath.Join(os.TempDir(), fmt.Sprintf("kinehook-hang-%d.txt", p.cmd.Process.Pid))
 	_ = os.WriteFile(f, []byte(p.stderr.String()), 0o644)
-	t.Errorf("serve did not exit within 35 s of SIGTERM; its log and goroutines are in %s", f)
+	t.Errorf("serve did not exit within 35 s of SIGTERM; its log and goroutines are in %s; the end of it:\n%s", f, tail(p.stderr.String(), 8000))
 }
