@@ -17,6 +17,12 @@ const (
 	ETOOLARGE     = "payload_too_large" // 413
 	ERATELIMITED  = "rate_limited"      // 429
 	EUNAVAILABLE  = "unavailable"       // 503
+	// ESTORAGEFULL: the server's store cannot write because its disk (or
+	// PostgreSQL's) is full; nothing of the request was stored (503).
+	ESTORAGEFULL = "storage_full"
+	// ESTOREUNAVAILABLE: the server's store cannot be reached or cannot
+	// write (connection lost, read-only or failing disk); retry later (503).
+	ESTOREUNAVAILABLE = "store_unavailable"
 )
 
 // Error is a domain error with a machine-readable code and a message meant for

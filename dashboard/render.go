@@ -8,10 +8,12 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 //go:embed templates/*.html
@@ -124,8 +126,14 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 	_, _ = w.Write(buf.Bytes())
 }
 
-// internalError logs err and shows a generic 500 page.
+// internalError logs err and shows a generic 500 page; a store outage (logged
+// once by the store's tracker) shows a 503 page instead.
 func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if code := storehealth.Of(h.store).Fail(err); code != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int(storehealth.RetryAfter/time.Second)))
+		h.renderError(w, r, http.StatusServiceUnavailable, storehealth.Error(code).Message+".")
+		return
+	}
 	h.log.Error("dashboard: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	h.renderError(w, r, http.StatusInternalServerError, "Something went wrong on the server. The details are in its log.")
 }

@@ -211,7 +211,7 @@ func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
-			e.log.Warn("delivery: announce deliveries", "n", len(foreign), "err", err)
+			e.storeWarn("delivery: announce deliveries", err, "n", len(foreign))
 		}
 	}
 }
@@ -302,7 +302,7 @@ func (e *Engine) record(results []kinehook.AttemptResult) {
 			}
 			return
 		}
-		e.log.Error("delivery: record attempts", "n", len(results), "err", err, "retry_in", delay)
+		e.storeError("delivery: record attempts", err, "n", len(results), "retry_in", delay)
 		if e.stopping.Load() && try >= 3 {
 			e.log.Error("delivery: giving up recording attempts at shutdown; the deliveries stay open", "n", len(results))
 			return

@@ -180,7 +180,7 @@ func (e *Engine) runCoordinator(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		e.log.Error("delivery: coordinator stopped; restarting", "err", err, "in", delay)
+		e.storeError("delivery: coordinator stopped; restarting", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return
@@ -345,7 +345,7 @@ func (e *Engine) setEndpointLocked(es *epState, ep *kinehook.Endpoint) {
 func (e *Engine) EndpointChanged(ctx context.Context, projectID, endpointID string) {
 	e.refresh(ctx, projectID, endpointID)
 	if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, endpointID); err != nil {
-		e.log.Warn("delivery: announce endpoint", "endpoint_id", endpointID, "err", err)
+		e.storeWarn("delivery: announce endpoint", err, "endpoint_id", endpointID)
 	}
 }
 
@@ -367,7 +367,7 @@ func (e *Engine) refresh(ctx context.Context, projectID, id string) {
 		return
 	}
 	if err != nil {
-		e.log.Error("delivery: reload endpoint", "endpoint_id", id, "err", err)
+		e.storeError("delivery: reload endpoint", err, "endpoint_id", id)
 		return
 	}
 	es := e.endpointStateNoLoad(ep)
@@ -558,7 +558,7 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery, gen u
 	e.assignMu.RUnlock()
 	if len(foreign) > 0 {
 		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
-			e.log.Warn("delivery: announce deliveries", "n", len(foreign), "err", err)
+			e.storeWarn("delivery: announce deliveries", err, "n", len(foreign))
 		}
 	}
 }

@@ -256,14 +256,14 @@ func (e *Engine) persistHealth(es *epState, u kinehook.HealthUpdate) {
 		u.At = e.clock.Now().UTC()
 		changed, err := e.store.UpdateEndpointHealth(ctx, projectID, id, u)
 		if err != nil {
-			e.log.Error("delivery: store endpoint health", "endpoint_id", id, "err", err)
+			e.storeError("delivery: store endpoint health", err, "endpoint_id", id)
 			return
 		}
 		if !changed {
 			return
 		}
 		if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, id); err != nil {
-			e.log.Warn("delivery: announce endpoint", "endpoint_id", id, "err", err)
+			e.storeWarn("delivery: announce endpoint", err, "endpoint_id", id)
 		}
 	})
 }
@@ -324,7 +324,7 @@ func (e *Engine) emit(op OperationalEvent) {
 		ev := &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: op.Data.ProjectID,
 			Type: op.Event, ResourceKey: op.Data.EndpointID, Payload: body}
 		if _, err := e.Publish(ctx, ev); err != nil {
-			e.log.Warn("delivery: operational event not recorded", "event", op.Event, "endpoint_id", op.Data.EndpointID, "err", err)
+			e.storeWarn("delivery: operational event not recorded", err, "event", op.Event, "endpoint_id", op.Data.EndpointID)
 		}
 	})
 }

@@ -243,7 +243,7 @@ func (e *Engine) dispatch(es *epState, jobs []job) {
 		bodies, err := e.store.EventPayloads(ctx, ids)
 		cancel()
 		if err != nil {
-			e.log.Error("delivery: load payloads", "n", len(ids), "err", err)
+			e.storeError("delivery: load payloads", err, "n", len(ids))
 			for _, i := range missing {
 				e.requeue(es, jobs[i], 5*time.Second)
 			}

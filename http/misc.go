@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // openAPIDoc is the OpenAPI 3.1 description of every route in routeTable.
@@ -25,9 +26,19 @@ func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request, _ *princi
 }
 
 func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+	if st := s.health.Status(); st.Down {
+		// Writes fail (a full disk answers reads): not ready until the
+		// store's probe write succeeds. The tracker logged it once.
+		writeError(w, storehealth.Error(st.Code))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
+		if code := s.health.Fail(err); code != "" {
+			writeError(w, storehealth.Error(code))
+			return
+		}
 		s.log.Warn("readiness check failed", "err", err)
 		writeError(w, &kinehook.Error{Code: kinehook.EUNAVAILABLE, Message: "the store does not answer"})
 		return

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // projectView is a project in answers; APIKey only once, at creation.
@@ -198,9 +199,14 @@ func (s *Server) syncOperationsEndpoint(r *nethttp.Request, p *kinehook.Project)
 	return nil
 }
 
-// internal answers err: domain errors as themselves, anything else as a 500
+// internal answers err: domain errors as themselves, a store outage as a 503
+// (logged once per outage, by the store's tracker), anything else as a 500
 // whose details go to the log only.
 func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
+	if code := s.health.Fail(err); code != "" {
+		writeError(w, storehealth.Error(code))
+		return
+	}
 	if kinehook.ErrorCode(err) == kinehook.EINTERNAL {
 		if errors.Is(err, context.Canceled) {
 			// The client went away (or the server is stopping): nothing

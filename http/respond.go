@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/jsonshape"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Error codes the API adds to kinehook's for transport-level answers.
@@ -50,7 +51,7 @@ func statusOf(code string) int {
 		return nethttp.StatusRequestEntityTooLarge
 	case kinehook.ERATELIMITED:
 		return nethttp.StatusTooManyRequests
-	case kinehook.EUNAVAILABLE:
+	case kinehook.EUNAVAILABLE, kinehook.ESTORAGEFULL, kinehook.ESTOREUNAVAILABLE:
 		return nethttp.StatusServiceUnavailable
 	case kinehook.ECONFLICT:
 		return nethttp.StatusConflict
@@ -74,7 +75,12 @@ func writeError(w nethttp.ResponseWriter, err error) {
 	if d.Code == kinehook.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kinehook"`)
 	}
-	writeJSON(w, statusOf(d.Code), errorBody{Error: d})
+	status := statusOf(d.Code)
+	if status == nethttp.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// Nothing here is down for good: say when trying again makes sense.
+		w.Header().Set("Retry-After", strconv.Itoa(int(storehealth.RetryAfter/time.Second)))
+	}
+	writeJSON(w, status, errorBody{Error: d})
 }
 
 // writeStatusError answers an error with an explicit status.

@@ -23,6 +23,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/netguard"
 	"github.com/kinehook/kinehook/internal/ratelimit"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Defaults for Config's limits.
@@ -110,6 +111,8 @@ type Server struct {
 	limiter *ratelimit.Keyed // per key
 	denied  *ratelimit.Keyed // per client address, requests without a valid key
 	guard   *netguard.Guard
+	// health is the store's outage tracker (nil for a store without one).
+	health *storehealth.Tracker
 
 	adminMu   sync.Mutex
 	adminHash atomic.Pointer[[]byte]
@@ -167,6 +170,7 @@ func NewServer(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		Dashboard: cfg.Dashboard,
+		health:    storehealth.Of(cfg.Store),
 	}
 	if cfg.AdminKeyHash != nil {
 		h := cfg.AdminKeyHash
@@ -267,7 +271,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 					return
 				}
 			}
-			writeError(w, err)
+			s.internal(w, "authenticate", err)
 			return
 		}
 		if s.limiter != nil {

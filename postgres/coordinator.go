@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // NOTIFY channels. Payloads start with the sending instance's id, so an
@@ -110,6 +111,8 @@ type Coordinator struct {
 	lastRenew  time.Time                    // start of the last successful renewal
 	seeded     bool                         // lease rows ensured
 	ownerCalls atomic.Int64                 // Assign/Revoke calls made (tests)
+
+	health *storehealth.Tracker // the store's: an outage is logged once there
 }
 
 var _ kinehook.Coordinator = (*Coordinator)(nil)
@@ -149,6 +152,7 @@ func NewCoordinator(s *Store, opts CoordinatorOptions) (*Coordinator, error) {
 		return nil, fmt.Errorf("postgres: coordinator pool: %w", err)
 	}
 	c.pool = pool
+	c.health = s.health
 	c.listenCfg = s.cfg.ConnConfig.Copy()
 	c.listenCfg.RuntimeParams["application_name"] = "kinehook-listen"
 	s.mu.Lock()
@@ -293,7 +297,7 @@ func (c *Coordinator) Run(ctx context.Context, owner kinehook.PartitionOwner) er
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer dcancel()
 	if _, err := c.pool.Exec(dctx, `DELETE FROM instances WHERE id = $1`, c.id); err != nil {
-		c.log.Warn("postgres: coordinator: leave instances table", "err", err)
+		c.storeWarn("postgres: coordinator: leave instances table", err)
 	}
 	c.log.Info("postgres: coordinator stopped", "released", len(parts))
 	return nil
@@ -377,7 +381,7 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.log.Warn("postgres: coordinator: heartbeat failed", "err", err)
+		c.storeWarn("postgres: coordinator: heartbeat failed", err)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		// Fence: stop delivering before our leases can expire, so that no
@@ -457,7 +461,7 @@ func (c *Coordinator) step(ctx context.Context, ops chan<- op) {
 			got, err = pgx.CollectRows(rows, pgx.RowTo[int32])
 		}
 		if err != nil {
-			c.log.Warn("postgres: coordinator: claim partitions", "err", err)
+			c.storeWarn("postgres: coordinator: claim partitions", err)
 			break
 		}
 		if len(got) > 0 {
@@ -574,7 +578,7 @@ func (c *Coordinator) runOp(ctx context.Context, owner kinehook.PartitionOwner, 
 			c.loadMu.Unlock()
 			c.log.Debug("postgres: coordinator: assigned", "partitions", parts, "reload", o.kind == opReassign, "err", err)
 			if err != nil {
-				c.log.Warn("postgres: coordinator: assign failed; reloading at the next heartbeat", "err", err)
+				c.storeWarn("postgres: coordinator: assign failed; reloading at the next heartbeat", err)
 				c.needReassign.Store(true)
 			} else if o.kind == opReassign {
 				c.gap.Store(false)
@@ -611,7 +615,7 @@ func (c *Coordinator) release(parts []int) {
 	}
 	if _, err := c.pool.Exec(ctx, `UPDATE partition_leases SET owner = NULL, expires_at = NULL
 		WHERE owner = $1 AND partition = ANY($2)`, c.id, ps); err != nil {
-		c.log.Warn("postgres: coordinator: release leases; they will expire", "err", err)
+		c.storeWarn("postgres: coordinator: release leases; they will expire", err)
 	}
 }
 
@@ -629,7 +633,7 @@ func (c *Coordinator) listen(ctx context.Context, owner kinehook.PartitionOwner,
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("postgres: coordinator: LISTEN connection", "err", err, "retry_in", backoff)
+			c.storeWarn("postgres: coordinator: LISTEN connection", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 				return
@@ -716,7 +720,7 @@ func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner,
 		err := owner.Wake(ctx, ids)
 		c.loadMu.Unlock()
 		if err != nil && ctx.Err() == nil {
-			c.log.Warn("postgres: coordinator: wake; reloading owned partitions", "err", err)
+			c.storeWarn("postgres: coordinator: wake; reloading owned partitions", err)
 			c.needReassign.Store(true)
 		}
 	case channelEndpoints:
@@ -826,7 +830,7 @@ func (c *Coordinator) retryUnsent(ctx context.Context) {
 		return
 	}
 	if err := c.AnnounceDeliveries(ctx, ids); err != nil {
-		c.log.Warn("postgres: coordinator: announce deliveries again", "n", len(ids), "err", err)
+		c.storeWarn("postgres: coordinator: announce deliveries again", err, "n", len(ids))
 		return
 	}
 	c.log.Info("postgres: coordinator: announced deliveries after a failure", "n", len(ids))
@@ -982,7 +986,7 @@ func (c *Coordinator) wakeOpen(ctx context.Context, ids []string) {
 		return
 	}
 	if err := c.AnnounceDeliveries(ctx, ids); err != nil {
-		c.log.Warn("postgres: ingest: announce deliveries of a repeated event", "err", err)
+		c.storeWarn("postgres: ingest: announce deliveries of a repeated event", err)
 	}
 	c.ownerMu.Lock()
 	owner := c.owner
@@ -994,6 +998,6 @@ func (c *Coordinator) wakeOpen(ctx context.Context, ids []string) {
 	err := owner.Wake(ctx, ids)
 	c.loadMu.Unlock()
 	if err != nil {
-		c.log.Warn("postgres: ingest: wake deliveries of a repeated event", "err", err)
+		c.storeWarn("postgres: ingest: wake deliveries of a repeated event", err)
 	}
 }

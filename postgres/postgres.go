@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Options configure a Store.
@@ -50,6 +51,8 @@ type Store struct {
 	box  kinehook.SecretBox
 	log  *slog.Logger
 	cfg  *pgxpool.Config
+	// health tells an outage (restart, full disk) from single failures.
+	health *storehealth.Tracker
 
 	mu     sync.Mutex
 	coords []*Coordinator // closed with the store
@@ -102,7 +105,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	return &Store{pool: pool, box: opts.SecretBox, log: log, cfg: cfg}, nil
+	st := &Store{pool: pool, box: opts.SecretBox, log: log, cfg: cfg}
+	st.health = storehealth.New(storehealth.Config{Name: "postgres", Classify: classify, Probe: st.probe, Logger: log})
+	return st, nil
 }
 
 func checkVersion(ctx context.Context, conn *pgx.Conn) error {
@@ -139,6 +144,7 @@ func (s *Store) Close() error {
 	for _, c := range coords {
 		_ = c.Close()
 	}
+	s.health.Close()
 	s.pool.Close()
 	return nil
 }

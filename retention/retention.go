@@ -22,6 +22,7 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Store is what the cleaner needs from a backend: the projects (for their
@@ -190,7 +191,12 @@ func (c *Cleaner) RunOnce(ctx context.Context) (Result, error) {
 	}
 	if err != nil {
 		c.runs.WithLabelValues("error").Inc()
-		c.log.Error("retention run failed", "err", err, "events_removed", res.Events, "duration", res.Duration)
+		level := slog.LevelError
+		if storehealth.Of(c.cfg.Store).Fail(err) != "" {
+			// A store outage, which the store's tracker logs as one ERROR.
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, "retention run failed", "err", err, "events_removed", res.Events, "duration", res.Duration)
 		return res, err
 	}
 	c.runs.WithLabelValues("ok").Inc()

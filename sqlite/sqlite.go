@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/storehealth"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -50,6 +51,8 @@ type Store struct {
 	r    *sql.DB            // reader pool
 	box  kinehook.SecretBox // nil: secrets in plain text
 	log  *slog.Logger
+	// health tells an outage (full disk, failing disk) from single failures.
+	health *storehealth.Tracker
 
 	// Statements prepared on the writer, reused by every transaction.
 	insIdem, selIdem, selEndpointsLite *sql.Stmt
@@ -127,6 +130,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{path: abs, w: w, box: opts.SecretBox, log: opts.Logger}
+	s.health = storehealth.New(storehealth.Config{Name: "sqlite", Classify: classify, Probe: s.probe, Logger: opts.Logger})
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
@@ -269,6 +273,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // SQLite when the last connection closes.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.health.Close()
 		if s.ckptStop != nil {
 			close(s.ckptStop)
 			<-s.ckptDone
@@ -343,7 +348,7 @@ func (s *Store) checkpointLoop(interval time.Duration) {
 		var busy, frames, done int
 		err := s.r.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
 		cancel()
-		if err != nil {
+		if err != nil && s.health.Fail(err) == "" {
 			s.log.Warn("sqlite: background checkpoint", "err", err)
 		}
 	}
