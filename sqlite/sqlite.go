@@ -135,6 +135,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	if n, err := s.sealLegacy(ctx); err != nil {
+		w.Close()
+		return nil, err
+	} else if n > 0 {
+		s.log.Info("sqlite: sealed the secrets and custom headers of older endpoints", "endpoints", n)
+	}
 	r, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		w.Close()
