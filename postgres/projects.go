@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -172,9 +173,10 @@ func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 		e.EventTypes = nil
 	}
 	// The plain columns hold values only in a row an older binary wrote
-	// since this store was opened (sealLegacy seals the others).
+	// since this store was opened (sealLegacy seals the others): this
+	// binary always empties them, so such a value is the newer one.
 	e.Login = r.login
-	if r.loginSealed != nil {
+	if r.login == "" && r.loginSealed != nil {
 		login, err := s.open(r.loginSealed)
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s login: %w", e.ID, err)
@@ -182,7 +184,7 @@ func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 		e.Login = string(login)
 	}
 	headers := r.headers
-	if r.headersSealed != nil {
+	if bytes.Equal(bytes.TrimSpace(r.headers), []byte("{}")) && r.headersSealed != nil {
 		var err error
 		if headers, err = s.open(r.headersSealed); err != nil {
 			return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)

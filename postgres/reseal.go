@@ -119,10 +119,10 @@ func (s *Store) sealLegacy(ctx context.Context) (int, error) {
 					return fmt.Errorf("endpoint %s: %w", r.id, err)
 				}
 			}
-			// A sealed column already set (written by this binary) wins:
-			// only an empty one takes the legacy value.
+			// This binary always empties the plain columns, so a value there
+			// is newer than the sealed one (an older instance wrote it).
 			if _, err := tx.Exec(ctx, `UPDATE endpoints SET login = '', headers = '{}'::jsonb,
-				login_sealed = coalesce(login_sealed, $2), headers_sealed = coalesce(headers_sealed, $3) WHERE id = $1`,
+				login_sealed = coalesce($2, login_sealed), headers_sealed = coalesce($3, headers_sealed) WHERE id = $1`,
 				r.id, login, headers); err != nil {
 				return fmt.Errorf("endpoint %s: %w", r.id, err)
 			}

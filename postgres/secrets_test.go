@@ -120,9 +120,37 @@ func TestSealsRowsOfSchema2(t *testing.T) {
 		s.Close()
 	}
 
-	// Key rotation re-seals the login and the headers too.
+	// An instance of an older release writes the plain columns: that value
+	// is the newer one, read as such, and sealed at the next Open.
 	s, err := Open(ctx, dsn, Options{SecretBox: box})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE endpoints SET login = 'newer-login', headers = '{"X-Newer": "v"}' WHERE id = 'ep_1'`); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.GetEndpoint(ctx, "prj_1", "ep_1"); err != nil || e.Login != "newer-login" || e.Headers["X-Newer"] != "v" || len(e.Headers) != 1 {
+		t.Errorf("an older instance's write reads back as %+v, %v", e, err)
+	}
+	s.Close()
+	// Key rotation re-seals the login and the headers too.
+	s, err = Open(ctx, dsn, Options{SecretBox: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if e, err := s.GetEndpoint(ctx, "prj_1", "ep_1"); err != nil || e.Login != "newer-login" || e.Headers["X-Newer"] != "v" {
+		t.Errorf("after Open sealed an older instance's write: %+v, %v", e, err)
+	}
+	var plainLogin string
+	if err := s.pool.QueryRow(ctx, `SELECT login FROM endpoints WHERE id = 'ep_1'`).Scan(&plainLogin); err != nil || plainLogin != "" {
+		t.Errorf("after Open the plain login column holds %q (%v)", plainLogin, err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE endpoints SET login = $1, headers = $2 WHERE id = 'ep_1'`, login, headers); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(ctx, dsn, Options{SecretBox: box}); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()

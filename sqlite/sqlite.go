@@ -30,7 +30,7 @@ var migrationFS embed.FS
 
 // Options configure Open.
 type Options struct {
-	// SecretBox seals endpoint secrets, logins and passwords at rest; nil
+	// SecretBox seals endpoint secrets, logins, passwords and custom headers at rest; nil
 	// stores them in plain text.
 	SecretBox kinehook.SecretBox
 	// Logger receives warnings (nil = slog.Default()).
