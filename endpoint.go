@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ValidateEndpointURL checks that u is an absolute http or https URL with a
@@ -136,4 +137,72 @@ func NewEndpointSecret(scheme string) (string, error) {
 		return "", fmt.Errorf("generate secret: %w", err)
 	}
 	return sec, nil
+}
+
+// SecretGracePeriod is how long a rotated-out signing secret keeps signing
+// beside the new one, whichever way it was rotated (API or dashboard), so a
+// receiver has a day to pick up the new secret.
+const SecretGracePeriod = 24 * time.Hour
+
+// MaskedHeaderPrefix starts every masked custom header value.
+const MaskedHeaderPrefix = "****"
+
+// maskShowMin is the shortest value whose last characters are shown: below
+// it, showing 4 characters would give away too much of the value.
+const maskShowMin = 12
+
+// MaskHeaderValue is how a custom header value is answered on read: custom
+// headers often carry credentials (a bearer token in Authorization, an API
+// key), so only "****" and the value's last 4 characters are shown, and for
+// a value under 12 characters only "****". An empty value stays empty.
+func MaskHeaderValue(v string) string {
+	if v == "" {
+		return ""
+	}
+	r := []rune(v)
+	if len(r) < maskShowMin {
+		return MaskedHeaderPrefix
+	}
+	return MaskedHeaderPrefix + string(r[len(r)-4:])
+}
+
+// MaskHeaders returns a copy of h with every value masked (MaskHeaderValue);
+// nil for no header.
+func MaskHeaders(h map[string]string) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = MaskHeaderValue(v)
+	}
+	return out
+}
+
+// KeepMaskedHeaders returns in where each value equal to the masked form of
+// the stored value of the same header (names compared case-insensitively)
+// is replaced by that stored value, so a client that sends back the headers
+// it read does not overwrite the real values with their masks. Any other
+// value is taken as given. in is not changed.
+func KeepMaskedHeaders(in, stored map[string]string) map[string]string {
+	if len(in) == 0 || len(stored) == 0 {
+		return in
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+		old, ok := stored[k]
+		if !ok {
+			for sk, sv := range stored {
+				if strings.EqualFold(sk, k) {
+					old, ok = sv, true
+					break
+				}
+			}
+		}
+		if ok && v != "" && v == MaskHeaderValue(old) {
+			out[k] = old
+		}
+	}
+	return out
 }

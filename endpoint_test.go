@@ -2,6 +2,7 @@ package kinehook
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -164,5 +165,51 @@ func TestNewEndpointSecret(t *testing.T) {
 	v1a, err := NewEndpointSecret(SchemeV1a)
 	if err != nil || !strings.HasPrefix(v1a, "whsk_") {
 		t.Fatalf("v1a secret %q, %v", v1a, err)
+	}
+}
+
+func TestMaskHeaderValue(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"42", "****"},
+		{"elevenchars", "****"},
+		{"twelve-chars", "****hars"},
+		{"Bearer eyJhbGciOiJIUzI1NiJ9.abcd", "****abcd"},
+		{"ключ-ключ-ключ-ёжик", "****ёжик"}, // characters, not bytes
+	} {
+		if got := MaskHeaderValue(tc.in); got != tc.want {
+			t.Errorf("MaskHeaderValue(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := MaskHeaders(nil); got != nil {
+		t.Errorf("MaskHeaders(nil) = %v", got)
+	}
+	in := map[string]string{"Authorization": "Bearer 0123456789abcdef", "X-Tenant": "42"}
+	got := MaskHeaders(in)
+	if got["Authorization"] != "****cdef" || got["X-Tenant"] != "****" || in["X-Tenant"] != "42" {
+		t.Errorf("MaskHeaders = %v (input now %v)", got, in)
+	}
+}
+
+func TestKeepMaskedHeaders(t *testing.T) {
+	stored := map[string]string{"Authorization": "Bearer 0123456789abcdef", "X-Tenant": "42"}
+	for _, tc := range []struct {
+		name string
+		in   map[string]string
+		want map[string]string
+	}{
+		{"sent back as read", map[string]string{"Authorization": "****cdef", "X-Tenant": "****"}, stored},
+		{"name in another case", map[string]string{"authorization": "****cdef"}, map[string]string{"authorization": "Bearer 0123456789abcdef"}},
+		{"new value", map[string]string{"Authorization": "Bearer new-token-0000", "X-Tenant": "43"}, map[string]string{"Authorization": "Bearer new-token-0000", "X-Tenant": "43"}},
+		{"mask of another value", map[string]string{"Authorization": "****zzzz"}, map[string]string{"Authorization": "****zzzz"}},
+		{"new header that looks masked", map[string]string{"X-New": "****"}, map[string]string{"X-New": "****"}},
+		{"dropped header", map[string]string{"X-Tenant": "****"}, map[string]string{"X-Tenant": "42"}},
+		{"none", map[string]string{}, map[string]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := KeepMaskedHeaders(tc.in, stored); !maps.Equal(got, tc.want) {
+				t.Errorf("KeepMaskedHeaders = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -217,7 +217,7 @@ func TestProjectsEndpointsEventsDeliveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(ep.Secret, "whsec_") || ep.URL != ts.sink.URL || len(ep.EventTypes) != 2 || ep.Headers["X-Env"] != "test" || ep.MaxInFlight != 2 {
+	if !strings.HasPrefix(ep.Secret, "whsec_") || ep.URL != ts.sink.URL || len(ep.EventTypes) != 2 || ep.Headers["X-Env"] != "****" || ep.MaxInFlight != 2 {
 		t.Fatalf("created endpoint: %+v", ep)
 	}
 	// PATCH sends only the set fields: the description and headers stay.
@@ -225,7 +225,7 @@ func TestProjectsEndpointsEventsDeliveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !up.Disabled || len(up.EventTypes) != 1 || up.Description != "sync" || up.Headers["X-Env"] != "test" || up.Secret != ep.Secret {
+	if !up.Disabled || len(up.EventTypes) != 1 || up.Description != "sync" || up.Headers["X-Env"] != "****" || up.Secret != ep.Secret {
 		t.Fatalf("updated endpoint: %+v", up)
 	}
 	up, err = c.UpdateEndpoint(ctx, p.ID, ep.ID, client.EndpointUpdate{Disabled: client.Ptr(false), EventTypes: client.Ptr([]string{})})

@@ -106,9 +106,11 @@ type EndpointCreate struct {
 // EndpointUpdate is the body of PATCH .../endpoints/{eid}: only non-nil fields
 // are sent, so only they change.
 type EndpointUpdate struct {
-	URL         *string            `json:"url,omitempty"`
-	EventTypes  *[]string          `json:"event_types,omitempty"`
-	Description *string            `json:"description,omitempty"`
+	URL         *string   `json:"url,omitempty"`
+	EventTypes  *[]string `json:"event_types,omitempty"`
+	Description *string   `json:"description,omitempty"`
+	// Headers replaces the custom headers; a value equal to the masked form
+	// the server answers ("****abcd") keeps the stored value.
 	Headers     *map[string]string `json:"headers,omitempty"`
 	Disabled    *bool              `json:"disabled,omitempty"`
 	RateLimit   *float64           `json:"rate_limit,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -444,6 +445,26 @@ func TestEndpointEdit(t *testing.T) {
 	if got.Login != "kinescope" || got.Password != "s3cret" || got.Name != "legacy" || len(got.Secrets) != 1 || got.Secrets[0].Value != ep.Secrets[0].Value {
 		t.Fatalf("edit lost hidden fields: %+v", got)
 	}
+
+	// Custom header values are shown masked; saving the form as shown keeps
+	// them, a new value replaces one.
+	got.Headers = map[string]string{"Authorization": "Bearer tok-0123456789abcdef", "X-Tenant": "42"}
+	if err := e.store.UpdateEndpoint(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	page := b.get(path)
+	mustContain(t, page, "Authorization: ****cdef", "X-Tenant: ****")
+	if strings.Contains(page.body, "0123456789abcdef") {
+		t.Error("the edit form shows a custom header value in full")
+	}
+	p = b.post(path, url.Values{"url": {"https://example.com/new"}, "headers": {"Authorization: ****cdef\r\nX-Tenant: 43"}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("edit with masked headers: %d: %s", p.status, snippet(p.body))
+	}
+	got, _ = e.store.GetEndpoint(context.Background(), e.a.ID, ep.ID)
+	if want := map[string]string{"Authorization": "Bearer tok-0123456789abcdef", "X-Tenant": "43"}; !maps.Equal(got.Headers, want) {
+		t.Errorf("after saving the masked form the store holds %v, want %v", got.Headers, want)
+	}
 }
 
 func TestEndpointDisableEnableDelete(t *testing.T) {
@@ -494,7 +515,7 @@ func TestRotateSecret(t *testing.T) {
 	if len(got.Secrets) != 2 || got.Secrets[0].Value == old || got.Secrets[1].Value != old || !got.Secrets[0].ExpiresAt.IsZero() {
 		t.Fatalf("secrets after rotation: %+v", got.Secrets)
 	}
-	if exp := got.Secrets[1].ExpiresAt; exp.Before(before.Add(rotationGrace-time.Minute)) || exp.After(time.Now().Add(rotationGrace+time.Minute)) {
+	if exp := got.Secrets[1].ExpiresAt; exp.Before(before.Add(kinehook.SecretGracePeriod-time.Minute)) || exp.After(time.Now().Add(kinehook.SecretGracePeriod+time.Minute)) {
 		t.Fatalf("old secret expires at %v, want about 24 h from now", exp)
 	}
 	show := b.follow(p)

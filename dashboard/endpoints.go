@@ -13,9 +13,6 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
-// rotationGrace is how long a rotated-out secret keeps signing beside the new one.
-const rotationGrace = 24 * time.Hour
-
 // endpointForm is the create/edit form as typed, so a refused form comes
 // back with the user's input and a message per field.
 type endpointForm struct {
@@ -71,7 +68,9 @@ func (f *endpointForm) fillChoices() {
 	}
 }
 
-// formFromEndpoint fills the edit form with an endpoint's settings.
+// formFromEndpoint fills the edit form with an endpoint's settings; custom
+// header values are masked (kinehook.MaskHeaderValue), and a value left as
+// shown keeps the stored one.
 func formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
 	f := &endpointForm{URL: e.URL, Description: e.Description, EventTypes: slices.Clone(e.EventTypes), Managed: kinehook.IsOperationsEndpoint(e.ID)}
 	names := make([]string, 0, len(e.Headers))
@@ -81,7 +80,7 @@ func formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
 	sort.Strings(names)
 	var b strings.Builder
 	for _, k := range names {
-		fmt.Fprintf(&b, "%s: %s\n", k, e.Headers[k])
+		fmt.Fprintf(&b, "%s: %s\n", k, kinehook.MaskHeaderValue(e.Headers[k]))
 	}
 	f.Headers = b.String()
 	if e.RateLimit > 0 {
@@ -152,7 +151,8 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 	e.URL = f.URL
 	e.Description = f.Description
 	e.EventTypes = types
-	e.Headers = headers
+	// A value left masked, as the edit form shows it, keeps the stored value.
+	e.Headers = kinehook.KeepMaskedHeaders(headers, e.Headers)
 	e.RateLimit = rate
 	e.MaxInFlight = inflight
 	return f, true
@@ -429,7 +429,7 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 }
 
 // endpointRotate makes a new current secret; the previous one keeps signing
-// for rotationGrace, older ones are dropped.
+// for kinehook.SecretGracePeriod, older ones are dropped.
 func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	e := h.loadEndpoint(w, r, rc)
 	if e == nil {
@@ -444,7 +444,7 @@ func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *req
 	}
 	secrets := []kinehook.EndpointSecret{{Value: sec}}
 	if len(e.Secrets) > 0 {
-		secrets = append(secrets, kinehook.EndpointSecret{Value: e.Secrets[0].Value, ExpiresAt: now.Add(rotationGrace)})
+		secrets = append(secrets, kinehook.EndpointSecret{Value: e.Secrets[0].Value, ExpiresAt: now.Add(kinehook.SecretGracePeriod)})
 	}
 	e.Secrets = secrets
 	e.UpdatedAt = now
@@ -452,7 +452,7 @@ func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *req
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID+"?reveal=1", "ok",
-		"Secret rotated. The previous secret keeps signing beside the new one until "+now.Add(rotationGrace).Format("2006-01-02 15:04 UTC")+".")
+		"Secret rotated. The previous secret keeps signing beside the new one until "+now.Add(kinehook.SecretGracePeriod).Format("2006-01-02 15:04 UTC")+".")
 }
 
 // endpointTest publishes a sample event of the chosen type. It is a real

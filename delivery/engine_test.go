@@ -239,7 +239,7 @@ func TestRequestHeadersAndSignature(t *testing.T) {
 		_, _ = w.Write(bytes.Repeat([]byte("x"), 10000))
 	})
 	h.endpoint(s.srv.URL+"/hook", func(e *kinehook.Endpoint) {
-		e.Headers = map[string]string{"X-Custom": "yes"}
+		e.Headers = map[string]string{"X-Custom": "yes", "x-api-key": "key-0123456789abcdef"}
 		e.Login, e.Password = "user", "pa:ss"
 	})
 	// The fake clock starts at real time, within the reference library's tolerance.
@@ -259,6 +259,7 @@ func TestRequestHeadersAndSignature(t *testing.T) {
 		"Content-Type":    "application/json",
 		"User-Agent":      "kinehook/" + Version,
 		"X-Custom":        "yes",
+		"X-Api-Key":       "key-0123456789abcdef", // the real value is sent
 		kinehook.HeaderID: res.Event.ID,
 		"Authorization":   "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pa:ss")),
 	} {
@@ -296,6 +297,12 @@ func TestRequestHeadersAndSignature(t *testing.T) {
 	}
 	if a[0].RequestHeaders[http.CanonicalHeaderKey(kinehook.HeaderID)] != res.Event.ID {
 		t.Errorf("recorded headers = %v, want webhook-id", a[0].RequestHeaders)
+	}
+	// Custom header values are recorded masked, as the API shows them.
+	for k, want := range map[string]string{"X-Custom": "****", "X-Api-Key": "****cdef", "Content-Type": "application/json"} {
+		if got := a[0].RequestHeaders[k]; got != want {
+			t.Errorf("recorded %s = %q, want %q", k, got, want)
+		}
 	}
 }
 

@@ -355,7 +355,7 @@ func (e *Engine) post(j job, now time.Time) attemptOutcome {
 	if err == nil {
 		h.Set(kinehook.HeaderSignature, sig)
 	}
-	out.headers = recordedHeaders(h)
+	out.headers = recordedHeaders(h, ep.Headers)
 	if err != nil {
 		out.outcome, out.err = OutcomeNetworkError, "cannot sign: "+err.Error()
 		return out
@@ -436,8 +436,10 @@ func signFor(ep *kinehook.Endpoint, id string, now time.Time, body []byte) (stri
 }
 
 // recordedHeaders is what an attempt stores of its request: everything but
-// credentials.
-func recordedHeaders(h http.Header) map[string]string {
+// credentials. Authorization keeps only its scheme; the endpoint's other
+// custom headers (custom) are masked as the API shows them, since they
+// often carry API keys and the attempts table is not sealed.
+func recordedHeaders(h http.Header, custom map[string]string) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, v := range h {
 		val := strings.Join(v, ", ")
@@ -448,10 +450,25 @@ func recordedHeaders(h http.Header) map[string]string {
 			} else {
 				val = "[redacted]"
 			}
+		default:
+			if isCustomHeader(k, custom) {
+				val = kinehook.MaskHeaderValue(val)
+			}
 		}
 		m[k] = val
 	}
 	return m
+}
+
+// isCustomHeader reports whether the canonical header name k is one of the
+// endpoint's custom headers.
+func isCustomHeader(k string, custom map[string]string) bool {
+	for c := range custom {
+		if http.CanonicalHeaderKey(c) == k {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanText makes response text safe for any store (valid UTF-8, no NUL).

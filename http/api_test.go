@@ -330,7 +330,7 @@ func TestEndpointCRUD(t *testing.T) {
 	e.must(e.do("PATCH", path, key, p), 200)
 
 	got := e.must(e.do("GET", path, key, nil), 200).json(t)
-	if got["description"] != "changed" || got["headers"].(map[string]any)["X-Tenant"] != "42" {
+	if got["description"] != "changed" || got["headers"].(map[string]any)["X-Tenant"] != "****" {
 		t.Errorf("get: %v", got)
 	}
 	list := e.must(e.do("GET", base, key, nil), 200).json(t)["data"].([]any)
@@ -342,6 +342,9 @@ func TestEndpointCRUD(t *testing.T) {
 	if sec["secret"] != secret {
 		t.Errorf("secret route: %v", sec)
 	}
+	if _, ok := sec["previous_secret_expires_at"]; ok {
+		t.Errorf("secret route names a previous secret before any rotation: %v", sec)
+	}
 	rot := e.must(e.do("POST", path+"/secret/rotate", key, nil), 200).json(t)
 	if rot["secret"] == secret || !strings.HasPrefix(rot["secret"].(string), "whsec_") {
 		t.Errorf("rotate: %v", rot)
@@ -352,6 +355,13 @@ func TestEndpointCRUD(t *testing.T) {
 	}
 	if len(stored.Secrets) != 2 || stored.Secrets[1].Value != secret || stored.Secrets[0].Value != rot["secret"] {
 		t.Fatalf("after rotation the store holds %d secrets", len(stored.Secrets))
+	}
+	// The answer says until when the previous secret keeps signing.
+	if exp, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(rot["previous_secret_expires_at"])); !exp.Equal(stored.Secrets[1].ExpiresAt) {
+		t.Errorf("rotate answers previous_secret_expires_at %v, the store holds %v", rot["previous_secret_expires_at"], stored.Secrets[1].ExpiresAt)
+	}
+	if sec := e.must(e.do("GET", path+"/secret", key, nil), 200).json(t); sec["previous_secret_expires_at"] != rot["previous_secret_expires_at"] {
+		t.Errorf("secret route after rotation: %v, want previous_secret_expires_at %v", sec, rot["previous_secret_expires_at"])
 	}
 	if d := time.Until(stored.Secrets[1].ExpiresAt); d < 23*time.Hour || d > 25*time.Hour {
 		t.Errorf("old secret expires in %v, want 24 h", d)

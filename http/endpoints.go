@@ -13,7 +13,9 @@ import (
 )
 
 // endpointView is an endpoint in answers: the contract's fields, then
-// kinehook's extensions. The password never leaves the server.
+// kinehook's extensions. The password never leaves the server, and custom
+// header values only masked (kinehook.MaskHeaderValue): they often carry
+// credentials.
 type endpointView struct {
 	ID              string            `json:"id"`
 	URL             string            `json:"url"`
@@ -38,7 +40,7 @@ type endpointView struct {
 func viewEndpoint(e *kinehook.Endpoint) endpointView {
 	v := endpointView{
 		ID: e.ID, URL: e.URL, EventTypes: e.EventTypes, Description: e.Description, Disabled: e.Disabled,
-		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ProjectID: e.ProjectID, Headers: e.Headers,
+		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ProjectID: e.ProjectID, Headers: kinehook.MaskHeaders(e.Headers),
 		RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight, SignatureScheme: schemeOf(e),
 		DisabledReason: e.DisabledReason, Name: e.Name, Login: e.Login,
 	}
@@ -126,7 +128,8 @@ func (s *Server) applyEndpoint(e *kinehook.Endpoint, in *endpointInput, creating
 		if err := kinehook.ValidateEndpointHeaders(*in.Headers); err != nil {
 			return err
 		}
-		e.Headers = *in.Headers
+		// A value sent back masked, as it was read, keeps the stored value.
+		e.Headers = kinehook.KeepMaskedHeaders(*in.Headers, e.Headers)
 		if len(e.Headers) == 0 {
 			e.Headers = nil
 		}
@@ -375,14 +378,24 @@ func (s *Server) deleteEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p 
 }
 
 // secretView answers the secret routes; PublicKey only for v1a endpoints.
+// PreviousSecretExpiresAt is when the rotated-out secret stops signing,
+// while one still signs: a receiver must accept the new secret by then.
 type secretView struct {
-	Secret    string `json:"secret"`
-	PublicKey string `json:"public_key,omitempty"`
+	Secret                  string     `json:"secret"`
+	PublicKey               string     `json:"public_key,omitempty"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 }
 
-func viewSecret(e *kinehook.Endpoint) secretView {
+func viewSecret(e *kinehook.Endpoint, now time.Time) secretView {
 	v := viewEndpoint(e)
-	return secretView{Secret: v.Secret, PublicKey: v.PublicKey}
+	out := secretView{Secret: v.Secret, PublicKey: v.PublicKey}
+	for _, sec := range e.Secrets[min(1, len(e.Secrets)):] {
+		if exp := sec.ExpiresAt; !exp.IsZero() && now.Before(exp) && (out.PreviousSecretExpiresAt == nil || exp.After(*out.PreviousSecretExpiresAt)) {
+			t := exp.UTC()
+			out.PreviousSecretExpiresAt = &t
+		}
+	}
+	return out
 }
 
 func (s *Server) getSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
@@ -391,7 +404,7 @@ func (s *Server) getSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *prin
 		s.internal(w, "get endpoint", err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, viewSecret(e))
+	writeJSON(w, nethttp.StatusOK, viewSecret(e, s.now()))
 }
 
 // rotateSecret makes a new current secret; the previous one keeps signing
@@ -435,7 +448,7 @@ func (s *Server) rotateSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 		s.internal(w, "rotate secret", err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, viewSecret(e))
+	writeJSON(w, nethttp.StatusOK, viewSecret(e, s.now()))
 }
 
 // recoverEndpoint re-sends the endpoint's failed deliveries created since

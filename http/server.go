@@ -47,8 +47,9 @@ const (
 	// client needs many of those, and guessing keys should be slow.
 	FailedAuthRate  = 100.0
 	FailedAuthBurst = 200
-	// SecretGracePeriod is how long a rotated-out secret keeps signing.
-	SecretGracePeriod = 24 * time.Hour
+	// SecretGracePeriod is how long a rotated-out secret keeps signing
+	// (kinehook.SecretGracePeriod, kept here for compatibility).
+	SecretGracePeriod = kinehook.SecretGracePeriod
 )
 
 // Config configures a Server. Store and Dispatcher are required.

@@ -28,8 +28,9 @@ import (
 
 // Options configure a Store.
 type Options struct {
-	// SecretBox seals endpoint secrets and Basic Auth passwords before they
-	// are written; nil stores them in plain text.
+	// SecretBox seals endpoint secrets, Basic Auth logins and passwords and
+	// custom header values before they are written; nil stores them in
+	// plain text.
 	SecretBox kinehook.SecretBox
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
@@ -105,9 +106,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	st := &Store{pool: pool, box: opts.SecretBox, log: log, cfg: cfg}
-	st.health = storehealth.New(storehealth.Config{Name: "postgres", Classify: classify, Probe: st.probe, Logger: log})
-	return st, nil
+	s := &Store{pool: pool, box: opts.SecretBox, log: log, cfg: cfg}
+	s.health = storehealth.New(storehealth.Config{Name: "postgres", Classify: classify, Probe: s.probe, Logger: log})
+	n, err := s.sealLegacy(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if n > 0 {
+		log.Info("postgres: sealed the logins and custom headers of older endpoints", "endpoints", n)
+	}
+	return s, nil
 }
 
 func checkVersion(ctx context.Context, conn *pgx.Conn) error {

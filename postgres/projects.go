@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -70,12 +71,17 @@ func (s *Store) ProjectByKeyHash(ctx context.Context, hash []byte) (*kinehook.Pr
 	return p, wrap("project by key", err)
 }
 
-// endpointRow is an endpoint in its stored form.
+// endpointRow is an endpoint in its stored form. login and headers are
+// the plain columns older binaries wrote (see sealLegacy); this one writes
+// them empty and keeps both sealed in loginSealed and headersSealed.
 type endpointRow struct {
-	eventTypes []string
-	headers    []byte
-	secrets    []byte
-	password   []byte
+	eventTypes    []string
+	headers       []byte
+	secrets       []byte
+	login         string
+	loginSealed   []byte
+	password      []byte
+	headersSealed []byte
 }
 
 func (s *Store) encodeEndpoint(e *kinehook.Endpoint) (*endpointRow, error) {
@@ -83,13 +89,21 @@ func (s *Store) encodeEndpoint(e *kinehook.Endpoint) (*endpointRow, error) {
 	if r.eventTypes == nil {
 		r.eventTypes = []string{}
 	}
-	headers := e.Headers
-	if headers == nil {
-		headers = map[string]string{}
-	}
+	r.headers = []byte("{}")
 	var err error
-	if r.headers, err = jsonOrNil(headers); err != nil {
-		return nil, err
+	if len(e.Headers) > 0 {
+		plain, err := jsonOrNil(e.Headers)
+		if err != nil {
+			return nil, err
+		}
+		if r.headersSealed, err = s.seal(plain); err != nil {
+			return nil, err
+		}
+	}
+	if e.Login != "" {
+		if r.loginSealed, err = s.seal([]byte(e.Login)); err != nil {
+			return nil, err
+		}
 	}
 	secrets := e.Secrets
 	if secrets == nil {
@@ -110,7 +124,8 @@ func (s *Store) encodeEndpoint(e *kinehook.Endpoint) (*endpointRow, error) {
 	return r, nil
 }
 
-// CreateEndpoint stores an endpoint; its secrets and password are sealed.
+// CreateEndpoint stores an endpoint; its secrets, login, password and
+// custom header values are sealed.
 func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error {
 	t := now()
 	if e.CreatedAt.IsZero() {
@@ -124,11 +139,12 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 		return err
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO endpoints (id, project_id, url, description, event_types, headers, disabled,
-		disabled_reason, secrets, scheme, name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		disabled_reason, secrets, scheme, name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at,
+		login_sealed, headers_sealed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
-		e.Scheme, e.Name, e.Login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince),
-		e.CreatedAt.UTC(), e.UpdatedAt.UTC())
+		e.Scheme, e.Name, r.login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince),
+		e.CreatedAt.UTC(), e.UpdatedAt.UTC(), r.loginSealed, r.headersSealed)
 	if isUniqueViolation(err) {
 		return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "an endpoint with this id exists"}
 	}
@@ -139,7 +155,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 }
 
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
-	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at`
+	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at, login_sealed, headers_sealed`
 
 func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 	var (
@@ -148,15 +164,33 @@ func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 		failingSince *time.Time
 	)
 	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled,
-		&e.DisabledReason, &r.secrets, &e.Scheme, &e.Name, &e.Login, &r.password, &e.RateLimit, &e.MaxInFlight,
-		&failingSince, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		&e.DisabledReason, &r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &e.RateLimit, &e.MaxInFlight,
+		&failingSince, &e.CreatedAt, &e.UpdatedAt, &r.loginSealed, &r.headersSealed); err != nil {
 		return nil, err
 	}
 	e.EventTypes = r.eventTypes
 	if len(e.EventTypes) == 0 {
 		e.EventTypes = nil
 	}
-	if err := json.Unmarshal(r.headers, &e.Headers); err != nil {
+	// The plain columns hold values only in a row an older binary wrote
+	// since this store was opened (sealLegacy seals the others): this
+	// binary always empties them, so such a value is the newer one.
+	e.Login = r.login
+	if r.login == "" && r.loginSealed != nil {
+		login, err := s.open(r.loginSealed)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s login: %w", e.ID, err)
+		}
+		e.Login = string(login)
+	}
+	headers := r.headers
+	if bytes.Equal(bytes.TrimSpace(r.headers), []byte("{}")) && r.headersSealed != nil {
+		var err error
+		if headers, err = s.open(r.headersSealed); err != nil {
+			return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+		}
+	}
+	if err := json.Unmarshal(headers, &e.Headers); err != nil {
 		return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
 	}
 	if len(e.Headers) == 0 {
@@ -234,12 +268,13 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	}
 	q := `UPDATE endpoints SET url = $3, description = $4, event_types = $5, headers = $6,
 		disabled = $7, disabled_reason = $8, secrets = $9, scheme = $10, name = $11, login = $12, password = $13,
-		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17
+		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17, login_sealed = $18, headers_sealed = $19
 		WHERE id = $1 AND project_id = $2`
 	args := []any{e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
-		e.Scheme, e.Name, e.Login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC()}
+		e.Scheme, e.Name, r.login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC(),
+		r.loginSealed, r.headersSealed}
 	if prev != nil {
-		q += ` AND updated_at = $18`
+		q += ` AND updated_at = $20`
 		args = append(args, prev.UTC())
 	}
 	tag, err := s.pool.Exec(ctx, q, args...)

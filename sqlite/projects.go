@@ -167,29 +167,29 @@ func unsealWith(box kinehook.SecretBox, b []byte) ([]byte, error) {
 
 // ResealSecrets is encryption key rotation (it implements the
 // internal/secretbox Resealer contract): it passes every sealed value it holds
-// (endpoint secrets, logins, passwords; the exact bytes SecretBox.Seal
-// returned) to reseal and writes back what reseal returns, in one
-// transaction, returning how many values changed. If reseal fails nothing is
-// written. Values stored in plain text (written before a key was configured)
-// are left as they are; the next update of their endpoint seals them.
+// (endpoint secrets, logins, passwords, custom headers; the exact bytes
+// SecretBox.Seal returned) to reseal and writes back what reseal returns, in
+// one transaction, returning how many values changed. If reseal fails
+// nothing is written. Values stored in plain text (written before a key was
+// configured) are sealed by Open (sealLegacy), not here.
 func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([]byte, error)) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: begin: %w", err)
 	}
 	defer rollback(tx)
-	rows, err := tx.QueryContext(ctx, `SELECT id, secrets, login, password FROM endpoints`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, secrets, login, password, headers_sealed FROM endpoints`)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: %w", err)
 	}
 	type stored struct {
 		id   string
-		cols [3][]byte
+		cols [4][]byte
 	}
 	var all []stored
 	for rows.Next() {
 		var r stored
-		if err := rows.Scan(&r.id, &r.cols[0], &r.cols[1], &r.cols[2]); err != nil {
+		if err := rows.Scan(&r.id, &r.cols[0], &r.cols[1], &r.cols[2], &r.cols[3]); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("sqlite: reseal: %w", err)
 		}
@@ -224,8 +224,8 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 				r.cols[i] = []byte{} // an empty blob, not NULL
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, login = ?, password = ? WHERE id = ?`,
-			r.cols[0], r.cols[1], r.cols[2], r.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, login = ?, password = ?, headers_sealed = ? WHERE id = ?`,
+			r.cols[0], r.cols[1], r.cols[2], r.cols[3], r.id); err != nil {
 			return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
 		}
 	}
@@ -235,28 +235,111 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 	return changed, nil
 }
 
-const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
-	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at`
+// sealLegacy seals what older rows hold in plain text: custom headers in
+// the plain headers column (before schema version 3) move, sealed, to
+// headers_sealed; and with a SecretBox, secrets, logins and passwords
+// written without one (tag plain) are sealed. Open runs it, since SQL
+// migrations have no key; it is idempotent. It returns how many endpoints
+// it rewrote.
+func (s *Store) sealLegacy(ctx context.Context) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: seal older rows: begin: %w", err)
+	}
+	defer rollback(tx)
+	rows, err := tx.QueryContext(ctx, `SELECT id, headers, secrets, login, password, headers_sealed FROM endpoints
+		WHERE headers <> '{}' OR (? AND (substr(secrets, 1, 1) = x'00' OR substr(login, 1, 1) = x'00'
+			OR substr(password, 1, 1) = x'00' OR substr(headers_sealed, 1, 1) = x'00'))`, s.box != nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: seal older rows: %w", err)
+	}
+	type stored struct {
+		id      string
+		headers string
+		cols    [4][]byte // secrets, login, password, headers_sealed
+	}
+	var all []stored
+	for rows.Next() {
+		var r stored
+		if err := rows.Scan(&r.id, &r.headers, &r.cols[0], &r.cols[1], &r.cols[2], &r.cols[3]); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("sqlite: seal older rows: %w", err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("sqlite: seal older rows: %w", err)
+	}
+	for _, r := range all {
+		var h map[string]string
+		if err := json.Unmarshal([]byte(r.headers), &h); err != nil {
+			return 0, fmt.Errorf("sqlite: seal older rows: endpoint %s headers: %w", r.id, err)
+		}
+		if len(h) > 0 && len(r.cols[3]) == 0 {
+			b, err := json.Marshal(h)
+			if err != nil {
+				return 0, fmt.Errorf("sqlite: seal older rows: endpoint %s headers: %w", r.id, err)
+			}
+			r.cols[3] = append([]byte{tagPlain}, b...) // sealed below
+		}
+		for i, c := range r.cols {
+			if c == nil {
+				r.cols[i] = []byte{} // an empty blob, not NULL
+			}
+			if len(c) == 0 || c[0] != tagPlain || s.box == nil {
+				continue
+			}
+			if r.cols[i], err = s.seal(c[1:]); err != nil {
+				return 0, fmt.Errorf("sqlite: seal older rows: endpoint %s: %w", r.id, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET headers = '{}', secrets = ?, login = ?, password = ?, headers_sealed = ? WHERE id = ?`,
+			r.cols[0], r.cols[1], r.cols[2], r.cols[3], r.id); err != nil {
+			return 0, fmt.Errorf("sqlite: seal older rows: endpoint %s: %w", r.id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: seal older rows: commit: %w", err)
+	}
+	return len(all), nil
+}
 
+const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
+	name, login, password, headers_sealed, rate_limit, max_in_flight, failing_since, created_at, updated_at`
+
+// endpointRow is an endpoint as stored. headers is the plain column rows
+// written before schema version 3 used (see sealLegacy); this code writes
+// it "{}" and keeps the headers sealed in headersSealed.
 type endpointRow struct {
-	e                              kinehook.Endpoint
-	eventTypes, headers            string
-	secrets, login, password       []byte
-	failingSince, created, updated int64
+	e                                       kinehook.Endpoint
+	eventTypes, headers                     string
+	secrets, login, password, headersSealed []byte
+	failingSince, created, updated          int64
 }
 
 func (s *Store) scanEndpoint(row interface{ Scan(...any) error }) (*kinehook.Endpoint, error) {
 	var r endpointRow
 	e := &r.e
 	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled, &e.DisabledReason,
-		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &e.RateLimit, &e.MaxInFlight, &r.failingSince, &r.created, &r.updated); err != nil {
+		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &r.headersSealed, &e.RateLimit, &e.MaxInFlight, &r.failingSince, &r.created, &r.updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(r.eventTypes), &e.EventTypes); err != nil {
 		return nil, fmt.Errorf("endpoint %s event_types: %w", e.ID, err)
 	}
-	if err := json.Unmarshal([]byte(r.headers), &e.Headers); err != nil {
+	headers := []byte(r.headers)
+	if len(r.headersSealed) > 0 {
+		var err error
+		if headers, err = s.unseal(r.headersSealed); err != nil {
+			return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+		}
+	}
+	if err := json.Unmarshal(headers, &e.Headers); err != nil {
 		return nil, fmt.Errorf("endpoint %s headers: %w", e.ID, err)
+	}
+	if len(e.Headers) == 0 {
+		e.Headers = nil
 	}
 	secrets, err := s.unseal(r.secrets)
 	if err != nil {
@@ -290,13 +373,15 @@ func (s *Store) endpointArgs(e *kinehook.Endpoint) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: encode event_types: %w", err)
 	}
-	headers := e.Headers
-	if headers == nil {
-		headers = map[string]string{}
+	var hd []byte
+	if len(e.Headers) > 0 {
+		if hd, err = json.Marshal(e.Headers); err != nil {
+			return nil, fmt.Errorf("sqlite: encode headers: %w", err)
+		}
 	}
-	hd, err := json.Marshal(headers)
+	headers, err := s.seal(hd)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: encode headers: %w", err)
+		return nil, err
 	}
 	sj, err := json.Marshal(e.Secrets)
 	if err != nil {
@@ -318,8 +403,8 @@ func (s *Store) endpointArgs(e *kinehook.Endpoint) ([]any, error) {
 	if scheme == "" {
 		scheme = kinehook.SchemeV1
 	}
-	return []any{e.URL, e.Description, string(et), string(hd), e.Disabled, e.DisabledReason, secrets, scheme,
-		e.Name, login, password, e.RateLimit, e.MaxInFlight, micros(e.FailingSince)}, nil
+	return []any{e.URL, e.Description, string(et), "{}", e.Disabled, e.DisabledReason, secrets, scheme,
+		e.Name, login, password, headers, e.RateLimit, e.MaxInFlight, micros(e.FailingSince)}, nil
 }
 
 // CreateEndpoint stores a new endpoint, sealing its secrets.
@@ -411,7 +496,7 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 		args = append(args, micros(*prev))
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, headers = ?, disabled = ?,
-		disabled_reason = ?, secrets = ?, scheme = ?, name = ?, login = ?, password = ?, rate_limit = ?, max_in_flight = ?,
+		disabled_reason = ?, secrets = ?, scheme = ?, name = ?, login = ?, password = ?, headers_sealed = ?, rate_limit = ?, max_in_flight = ?,
 		failing_since = ?, updated_at = ? WHERE id = ? AND project_id = ?`+cond, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: update endpoint %s: %w", e.ID, err)

@@ -31,7 +31,7 @@ var migrationFS embed.FS
 
 // Options configure Open.
 type Options struct {
-	// SecretBox seals endpoint secrets, logins and passwords at rest; nil
+	// SecretBox seals endpoint secrets, logins, passwords and custom headers at rest; nil
 	// stores them in plain text.
 	SecretBox kinehook.SecretBox
 	// Logger receives warnings (nil = slog.Default()).
@@ -138,6 +138,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if n, err := s.sealLegacy(ctx); err != nil {
+		w.Close()
+		return nil, err
+	} else if n > 0 {
+		s.log.Info("sqlite: sealed the secrets and custom headers of older endpoints", "endpoints", n)
 	}
 	r, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {

@@ -139,7 +139,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 func TestPlainSecretsReadWithBox(t *testing.T) {
 	// A store written without a key stays readable once a key is configured;
-	// the next write seals.
+	// Open seals what it holds (TestSealsRowsOfSchema2 reads the raw rows).
 	path := filepath.Join(t.TempDir(), "kinehook.db")
 	s := openAt(t, path, nil)
 	p, _ := fill(t, s, 1, time.Now())

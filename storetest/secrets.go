@@ -55,24 +55,30 @@ func (b *testBox) Open(ciphertext []byte) ([]byte, error) {
 	return b.aead.Open(nil, ciphertext[:n], ciphertext[n:], nil)
 }
 
-// RunSecretsAtRest checks that, with a SecretBox, endpoint secrets and Basic
-// Auth passwords never reach the raw storage in plain text and still read
-// back exactly; and, as a control that the dump is meaningful, that they do
-// appear in plain text without a box.
+// RunSecretsAtRest checks that, with a SecretBox, endpoint secrets, Basic
+// Auth logins and passwords and custom header values never reach the raw
+// storage in plain text and still read back exactly; and, as a control that
+// the dump is meaningful, that they do appear in plain text without a box.
 func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 	type planted struct {
 		secrets  []string
 		password string
+		// plain are further values that must not appear: logins, header values.
+		plain []string
 	}
 	plant := func(t *testing.T, s kinehook.Store) planted {
 		p, _ := newProject(t, s, "secretive")
 		cur := "whsec_" + randHex(24)
 		old := "whsec_" + randHex(24)
 		pw := "pw-" + randHex(12)
+		login := "login-" + randHex(12)
+		token := "Bearer tok" + randHex(16)
+		apiKey := "key" + randHex(16)
 		e := newEndpoint(t, s, p.ID, func(e *kinehook.Endpoint) {
 			e.Secrets = []kinehook.EndpointSecret{{Value: cur}, {Value: old, ExpiresAt: now().Add(24 * time.Hour)}}
-			e.Login = "login-" + randHex(4)
+			e.Login = login
 			e.Password = pw
+			e.Headers = map[string]string{"Authorization": token, "X-Api-Key": apiKey}
 		})
 		got, err := s.GetEndpoint(t.Context(), p.ID, e.ID)
 		requireNoErr(t, err, "GetEndpoint")
@@ -81,8 +87,12 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 		// Secrets set by an update (rotation) are sealed as well.
 		rotated := "whsec_" + randHex(24)
 		newPW := "pw-" + randHex(12)
+		newLogin := "login-" + randHex(12)
+		newToken := "Bearer tok" + randHex(16)
 		e.Secrets = []kinehook.EndpointSecret{{Value: rotated}, {Value: cur, ExpiresAt: now().Add(24 * time.Hour)}}
 		e.Password = newPW
+		e.Login = newLogin
+		e.Headers = map[string]string{"Authorization": newToken, "X-Api-Key": apiKey}
 		requireNoErr(t, s.UpdateEndpoint(t.Context(), e), "UpdateEndpoint")
 		all, err := s.AllEndpoints(t.Context())
 		requireNoErr(t, err, "AllEndpoints")
@@ -90,7 +100,7 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 			t.Fatalf("AllEndpoints = %d", len(all))
 		}
 		compareEndpoint(t, "rotated endpoint", all[0], e)
-		return planted{secrets: []string{rotated, cur}, password: newPW}
+		return planted{secrets: []string{rotated, cur}, password: newPW, plain: []string{newLogin, newToken, apiKey}}
 	}
 
 	t.Run("Sealed", func(t *testing.T) {
@@ -113,12 +123,18 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 		if bytes.Contains(raw, []byte(pl.password)) {
 			t.Errorf("password found in plain text in the raw storage")
 		}
+		for _, v := range pl.plain {
+			if bytes.Contains(raw, []byte(v[len(v)-16:])) {
+				t.Errorf("login or custom header value %q found in plain text in the raw storage", v)
+			}
+		}
 	})
 	t.Run("PlainControl", func(t *testing.T) {
 		s, dump := open(t, nil)
 		pl := plant(t, s)
 		raw := dump()
-		if !bytes.Contains(raw, []byte(pl.secrets[0])) || !bytes.Contains(raw, []byte(pl.password)) {
+		if !bytes.Contains(raw, []byte(pl.secrets[0])) || !bytes.Contains(raw, []byte(pl.password)) ||
+			!bytes.Contains(raw, []byte(pl.plain[0])) || !bytes.Contains(raw, []byte(pl.plain[1])) {
 			t.Errorf("without a SecretBox the secrets are not visible in the dump: the dump does not show the storage")
 		}
 	})

@@ -204,7 +204,7 @@ func TestCLIEndpoints(t *testing.T) {
 	id := fieldOf(t, out, "id")
 	secret := fieldOf(t, out, "secret")
 	if !strings.HasPrefix(secret, "whsec_") || fieldOf(t, out, "event_types") != "media.update.status, live.*" ||
-		fieldOf(t, out, "header") != "X-Team: video" || fieldOf(t, out, "rate_limit") != "25/s" || fieldOf(t, out, "max_in_flight") != "3" {
+		fieldOf(t, out, "header") != "X-Team: ****" || fieldOf(t, out, "rate_limit") != "25/s" || fieldOf(t, out, "max_in_flight") != "3" {
 		t.Fatalf("create output:\n%s", out)
 	}
 	// Unknown event type: the API's 422 invalid.
@@ -218,7 +218,7 @@ func TestCLIEndpoints(t *testing.T) {
 		t.Fatalf("list:\n%s", list)
 	}
 	got := decodeJSON[client.Endpoint](t, e.must(t, "endpoints", "get", id, "--json"))
-	if got.ID != id || got.Description != "status sync" || got.Headers["X-Team"] != "video" {
+	if got.ID != id || got.Description != "status sync" || got.Headers["X-Team"] != "****" {
 		t.Fatalf("get --json: %+v", got)
 	}
 

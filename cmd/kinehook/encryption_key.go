@@ -25,7 +25,7 @@ func newEncryptionKeyCmd() *cobra.Command {
 	cmd := apiGroup(&cobra.Command{
 		Use:   "encryption-key",
 		Short: "Generate or rotate the key that encrypts secrets at rest",
-		Long: `Endpoint signing secrets and Basic Auth credentials are stored encrypted
+		Long: `Endpoint signing secrets, Basic Auth credentials and custom header values are stored encrypted
 (AES-256-GCM). The key comes from ` + secretbox.EnvKey + ` (base64, 32 bytes;
 "NEW,OLD" during a rotation: seal with the first, open with any) or, for the
 embedded store only, from <data>/` + secretbox.KeyFileName + ` (generated with mode 0600

@@ -1,5 +1,5 @@
 // Package secretbox encrypts kinehook's secrets at rest (endpoint signing
-// secrets, Basic Auth logins and passwords) with AES-256-GCM, so a leaked
+// secrets, Basic Auth logins and passwords, custom header values) with AES-256-GCM, so a leaked
 // database dump or backup does not hand out the keys that sign webhooks.
 //
 // Every sealed blob names the key that sealed it, so the encryption key can
