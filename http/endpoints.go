@@ -110,11 +110,11 @@ func (s *Server) applyEndpoint(e *kinehook.Endpoint, in *endpointInput, creating
 		e.URL = *in.URL
 	}
 	if in.EventTypes != nil {
-		types := *in.EventTypes
-		if err := kinehook.ValidateEventTypeFilter(types); err != nil {
+		types, err := kinehook.NormalizeEventTypeFilter(*in.EventTypes)
+		if err != nil {
 			return err
 		}
-		e.EventTypes = append([]string{}, types...)
+		e.EventTypes = types
 	}
 	if in.Description != nil {
 		if utf8.RuneCountInString(*in.Description) > maxDescription {
