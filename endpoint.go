@@ -1,10 +1,13 @@
 package kinehook
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ValidateEndpointURL checks that u is an absolute http or https URL with a
@@ -193,4 +196,30 @@ func NewEndpointSecret(scheme string) (string, error) {
 		return "", fmt.Errorf("generate secret: %w", err)
 	}
 	return sec, nil
+}
+
+// endpointCursorPrefix versions the endpoint list's cursors.
+const endpointCursorPrefix = "e1:"
+
+// EncodeEndpointCursor is the next cursor of a page of endpoints whose last
+// one was created at t with id: endpoints list oldest first by (created_at,
+// id), so the next page starts after that pair, and endpoints created or
+// deleted meanwhile never shift a page.
+func EncodeEndpointCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(endpointCursorPrefix + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id))
+}
+
+// DecodeEndpointCursor reads a cursor of EncodeEndpointCursor; anything
+// else is an invalid cursor.
+func DecodeEndpointCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if v, ok := strings.CutPrefix(string(b), endpointCursorPrefix); ok {
+			us, id, ok := strings.Cut(v, ":")
+			if n, err := strconv.ParseInt(us, 10, 64); ok && err == nil && id != "" {
+				return time.UnixMicro(n).UTC(), id, nil
+			}
+		}
+	}
+	return time.Time{}, "", &Error{Code: EINVALID, Field: "cursor", Message: "cursor is not one this server returned"}
 }

@@ -678,6 +678,75 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
+// GET .../endpoints pages like the event list (limit, cursor, next_cursor);
+// without limit a project of up to 1,000 endpoints gets them all at once.
+func TestEndpointPaging(t *testing.T) {
+	e := newEnv(t)
+	pid, key := e.project("p")
+	path := "/v1/projects/" + pid + "/endpoints"
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.must(e.do("POST", path, key, map[string]any{"url": fmt.Sprintf("%s/e/%d", e.sink.URL, i)}), 201).json(t)["id"].(string))
+		time.Sleep(2 * time.Millisecond) // created_at has millisecond precision; ties go by id
+	}
+	type page struct {
+		Data       []map[string]any `json:"data"`
+		NextCursor *string          `json:"next_cursor"`
+	}
+	get := func(t *testing.T, q string) page {
+		t.Helper()
+		var b page
+		if err := json.Unmarshal(e.must(e.do("GET", path+q, key, nil), 200).body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.NextCursor == nil {
+			t.Fatal("next_cursor missing")
+		}
+		return b
+	}
+	for _, limit := range []int{0, 1, 2, 5, 1000} {
+		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
+			var seen []string
+			cursor := ""
+			for pages := 0; ; pages++ {
+				if pages > len(ids) {
+					t.Fatal("paging does not end")
+				}
+				q := url.Values{}
+				if limit > 0 {
+					q.Set("limit", fmt.Sprint(limit))
+				}
+				if cursor != "" {
+					q.Set("cursor", cursor)
+				}
+				b := get(t, "?"+q.Encode())
+				if limit > 0 && len(b.Data) > limit {
+					t.Fatalf("a page of %d with limit %d", len(b.Data), limit)
+				}
+				for _, ep := range b.Data {
+					seen = append(seen, ep["id"].(string))
+				}
+				if *b.NextCursor == "" {
+					break
+				}
+				cursor = *b.NextCursor
+			}
+			if !slices.Equal(seen, ids) {
+				t.Errorf("pages %v, want %v (oldest first)", seen, ids)
+			}
+		})
+	}
+	if b := get(t, ""); len(b.Data) != len(ids) || *b.NextCursor != "" {
+		t.Errorf("without limit: %d endpoints, next %q; want all %d in one page", len(b.Data), *b.NextCursor, len(ids))
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?limit=1001", "?cursor=nope"} {
+		r := e.do("GET", path+q, key, nil)
+		if r.status != 422 || (r.errField() != "limit" && r.errField() != "cursor") {
+			t.Errorf("%s: %d %s, want 422 naming limit or cursor", q, r.status, r.body)
+		}
+	}
+}
+
 func TestEventPagingAndFilters(t *testing.T) {
 	e := newEnv(t)
 	pid, key := e.project("p")

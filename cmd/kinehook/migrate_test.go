@@ -33,7 +33,7 @@ func TestMigrateCommand(t *testing.T) {
 		want    string // in the output
 		wantErr string
 	}{
-		{name: "first run applies", args: []string{"--database", dsn}, want: "applied migrations [1 2]"},
+		{name: "first run applies", args: []string{"--database", dsn}, want: "applied migrations [1 2 3]"},
 		{name: "second run is a no-op", args: []string{"--database", dsn}, want: "schema is up to date"},
 		{name: "from the environment", env: map[string]string{"KINEHOOK_DATABASE": dsn}, want: "schema is up to date"},
 		{name: "the flag beats the environment", env: map[string]string{"KINEHOOK_DATABASE": "postgres://nobody@127.0.0.1:1/x"},
