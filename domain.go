@@ -274,6 +274,10 @@ type Store interface {
 	CreateEndpoint(ctx context.Context, e *Endpoint) error
 	GetEndpoint(ctx context.Context, projectID, id string) (*Endpoint, error)
 	ListEndpoints(ctx context.Context, projectID string) ([]*Endpoint, error)
+	// ListEndpointsPage pages a project's endpoints in ListEndpoints' order
+	// (oldest first): up to limit of them after cursor ("" for the first
+	// page), and the next cursor ("" at the end).
+	ListEndpointsPage(ctx context.Context, projectID, cursor string, limit int) ([]*Endpoint, string, error)
 	// AllEndpoints lists every endpoint of every project (for the engine's cache).
 	AllEndpoints(ctx context.Context) ([]*Endpoint, error)
 	UpdateEndpoint(ctx context.Context, e *Endpoint) error

@@ -1,9 +1,11 @@
 package kinehook
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,25 +34,82 @@ func ValidateEndpointURL(u string) error {
 	return nil
 }
 
-// ValidateEventTypeFilter checks an endpoint's event_types: each entry is a
+// Limits on an endpoint's event-type filter. The catalog, kinehook's
+// operational types and their prefixes make about fifteen distinct entries,
+// so the bounds only refuse input that cannot be a filter (a list of 100,000
+// entries was stored and echoed back).
+const (
+	MaxEventTypeFilters = 64
+	MaxEventTypeLength  = 100
+)
+
+// NormalizeEventTypeFilter checks an endpoint's event_types and returns them
+// without repeats, in first-seen order: at most MaxEventTypeFilters entries
+// (as given, repeats counted), each of at most MaxEventTypeLength bytes and a
 // catalog or operational type, "*", or a prefix ending in ".*" that matches
-// at least one of those.
-func ValidateEventTypeFilter(filter []string) error {
+// at least one of those. Every way of setting an endpoint's filter (API,
+// dashboard, Kinescope's /v1/webhooks) goes through it.
+func NormalizeEventTypeFilter(filter []string) ([]string, error) {
+	if len(filter) > MaxEventTypeFilters {
+		return nil, &Error{Code: EINVALID, Field: "event_types", Message: fmt.Sprintf("at most %d event types, %d given", MaxEventTypeFilters, len(filter))}
+	}
+	out := make([]string, 0, len(filter))
 	for _, f := range filter {
-		if f == "*" || EventType(f).Known() || EventType(f).Operational() {
-			continue
+		if len(f) > MaxEventTypeLength {
+			return nil, &Error{Code: EINVALID, Field: "event_types", Message: fmt.Sprintf("an event type is longer than %d characters", MaxEventTypeLength)}
 		}
-		if p, ok := strings.CutSuffix(f, ".*"); ok && p != "" {
-			for _, t := range slices.Concat(EventTypes, OperationalEventTypes) {
-				if strings.HasPrefix(string(t), p+".") {
-					goto next
-				}
+		if !validFilter(f) {
+			return nil, &Error{Code: EINVALID, Field: "event_types", Message: fmt.Sprintf("unknown event type %q; expected one of %v, %v or a prefix such as \"live.*\"", f, EventTypes, OperationalEventTypes)}
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// ValidateEventTypeFilter checks an endpoint's event_types as
+// NormalizeEventTypeFilter does (repeats are allowed: they are dropped there).
+func ValidateEventTypeFilter(filter []string) error {
+	_, err := NormalizeEventTypeFilter(filter)
+	return err
+}
+
+// validFilter reports whether f is one entry of a valid filter.
+func validFilter(f string) bool {
+	if f == "*" || EventType(f).Known() || EventType(f).Operational() {
+		return true
+	}
+	if p, ok := strings.CutSuffix(f, ".*"); ok && p != "" {
+		for _, t := range slices.Concat(EventTypes, OperationalEventTypes) {
+			if strings.HasPrefix(string(t), p+".") {
+				return true
 			}
 		}
-		return &Error{Code: EINVALID, Field: "event_types", Message: fmt.Sprintf("unknown event type %q; expected one of %v, %v or a prefix such as \"live.*\"", f, EventTypes, OperationalEventTypes)}
-	next:
 	}
-	return nil
+	return false
+}
+
+// ExpandEventTypeFilter lists the concrete event types a filter selects (see
+// Endpoint.Matches), for clients that know no wildcard, such as Kinescope's:
+// each exact type where the filter names it, each prefix or "*" replaced by
+// the types it matches in catalog order, without repeats. An empty filter
+// gives every catalog type.
+func ExpandEventTypeFilter(filter []string) []EventType {
+	if len(filter) == 0 {
+		return slices.Clone(EventTypes)
+	}
+	all := slices.Concat(EventTypes, OperationalEventTypes)
+	var out []EventType
+	for _, f := range filter {
+		one := Endpoint{EventTypes: []string{f}}
+		for _, t := range all {
+			if one.Matches(t) && !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
 }
 
 // Limits on an endpoint's custom headers.
@@ -205,4 +264,30 @@ func KeepMaskedHeaders(in, stored map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// endpointCursorPrefix versions the endpoint list's cursors.
+const endpointCursorPrefix = "e1:"
+
+// EncodeEndpointCursor is the next cursor of a page of endpoints whose last
+// one was created at t with id: endpoints list oldest first by (created_at,
+// id), so the next page starts after that pair, and endpoints created or
+// deleted meanwhile never shift a page.
+func EncodeEndpointCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(endpointCursorPrefix + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id))
+}
+
+// DecodeEndpointCursor reads a cursor of EncodeEndpointCursor; anything
+// else is an invalid cursor.
+func DecodeEndpointCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if v, ok := strings.CutPrefix(string(b), endpointCursorPrefix); ok {
+			us, id, ok := strings.Cut(v, ":")
+			if n, err := strconv.ParseInt(us, 10, 64); ok && err == nil && id != "" {
+				return time.UnixMicro(n).UTC(), id, nil
+			}
+		}
+	}
+	return time.Time{}, "", &Error{Code: EINVALID, Field: "cursor", Message: "cursor is not one this server returned"}
 }

@@ -1,9 +1,11 @@
 package kinehook
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -211,5 +213,58 @@ func TestKeepMaskedHeaders(t *testing.T) {
 				t.Errorf("KeepMaskedHeaders = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestNormalizeEventTypeFilter(t *testing.T) {
+	many := func(n int, v string) []string { return slices.Repeat([]string{v}, n) }
+	tests := []struct {
+		name   string
+		filter []string
+		want   []string
+		errHas string
+	}{
+		{"nil stays empty", nil, []string{}, ""},
+		{"repeats dropped, first seen order", []string{"live.*", "media.update.status", "live.*", "media.update.status"}, []string{"live.*", "media.update.status"}, ""},
+		{"64 repeats", many(MaxEventTypeFilters, "live.*"), []string{"live.*"}, ""},
+		{"65 entries", many(MaxEventTypeFilters+1, "live.*"), nil, "at most 64 event types, 65 given"},
+		{"100,000 entries", many(100000, "live.finished"), nil, "at most 64 event types, 100000 given"},
+		{"long entry", []string{"live." + strings.Repeat("x", MaxEventTypeLength)}, nil, "longer than 100 characters"},
+		{"unknown", []string{"live.*", "video.done"}, nil, `unknown event type "video.done"`},
+	}
+	for _, tt := range tests {
+		got, err := NormalizeEventTypeFilter(tt.filter)
+		if tt.errHas != "" {
+			var ke *Error
+			if !errors.As(err, &ke) || ke.Code != EINVALID || ke.Field != "event_types" || !strings.Contains(ke.Message, tt.errHas) {
+				t.Errorf("%s: error %v, want invalid event_types containing %q", tt.name, err, tt.errHas)
+			}
+			if ke != nil && len(ke.Message) > 300 {
+				t.Errorf("%s: message of %d bytes echoes the input", tt.name, len(ke.Message))
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+}
+
+func TestExpandEventTypeFilter(t *testing.T) {
+	tests := []struct {
+		filter []string
+		want   []EventType
+	}{
+		{nil, EventTypes},
+		{[]string{"*"}, EventTypes},
+		{[]string{"live.*"}, []EventType{EventLiveCreated, EventLiveConnected, EventLiveDisconnected, EventLiveFinished, EventLiveCancelled, EventLiveEnabled}},
+		{[]string{"live.finished", "media.update.status"}, []EventType{EventLiveFinished, EventMediaUpdateStatus}},
+		{[]string{"media.*", "live.finished", "media.update.status"}, []EventType{EventMediaUpdateStatus, EventLiveFinished}},
+		{[]string{"endpoint.*"}, OperationalEventTypes},
+	}
+	for _, tt := range tests {
+		if got := ExpandEventTypeFilter(tt.filter); !slices.Equal(got, tt.want) {
+			t.Errorf("ExpandEventTypeFilter(%q) = %q, want %q", tt.filter, got, tt.want)
+		}
 	}
 }

@@ -26,6 +26,7 @@ const adminKey = "kh_admin_client_test"
 // delivery engine) and a sink endpoints can point at.
 type testServer struct {
 	url      string
+	store    kinehook.Store
 	sink     *httptest.Server
 	sinkCode atomic.Int32
 	mu       sync.Mutex
@@ -61,7 +62,75 @@ func newTestServer(t *testing.T, cfg func(*khttp.Config)) *testServer {
 	}))
 	t.Cleanup(ts.sink.Close)
 	ts.url = stack.URL
+	ts.store = stack.Store
 	return ts
+}
+
+// ListEndpoints follows every page: a project with more endpoints than one
+// page holds (1,000) gets them all, oldest first; ListEndpointsPage gives
+// one page and its cursor.
+func TestListEndpointsFollowsPages(t *testing.T) {
+	ts := newTestServer(t, nil)
+	p, c := ts.project(t, "many")
+	ctx := t.Context()
+	const n = 1003
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	want := make([]string, 0, n)
+	for i := range n {
+		// Straight into the store: 1,003 API calls would be slow. Distinct
+		// creation times keep the expected order simple.
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: fmt.Sprintf("%s/e/%d", ts.sink.URL, i),
+			Secrets: []kinehook.EndpointSecret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: at, UpdatedAt: at}
+		if err := ts.store.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	tests := []struct {
+		name string
+		list func() ([]string, error)
+	}{
+		{"ListEndpoints", func() ([]string, error) {
+			eps, err := c.ListEndpoints(ctx, p.ID)
+			return ids(eps), err
+		}},
+		{"ListEndpointsPage by 400", func() ([]string, error) {
+			var out []string
+			o := client.EndpointListOptions{Limit: 400}
+			for pages := 0; pages < 10; pages++ {
+				page, err := c.ListEndpointsPage(ctx, p.ID, o)
+				if err != nil {
+					return nil, err
+				}
+				if len(page.Data) > 400 {
+					return nil, fmt.Errorf("a page of %d", len(page.Data))
+				}
+				out = append(out, ids(page.Data)...)
+				if page.NextCursor == "" {
+					return out, nil
+				}
+				o.Cursor = page.NextCursor
+			}
+			return nil, errors.New("paging does not end")
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.list()
+			if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("%d endpoints, %v; want all %d in creation order", len(got), err, n)
+			}
+		})
+	}
+}
+
+func ids(eps []*client.Endpoint) []string {
+	out := make([]string, len(eps))
+	for i, e := range eps {
+		out[i] = e.ID
+	}
+	return out
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

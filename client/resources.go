@@ -136,13 +136,52 @@ func (c *Client) CreateEndpoint(ctx context.Context, projectID string, in Endpoi
 	return &out, nil
 }
 
-// ListEndpoints lists a project's endpoints.
+// ListEndpoints lists all of a project's endpoints, oldest first, following
+// every page of ListEndpointsPage.
 func (c *Client) ListEndpoints(ctx context.Context, projectID string) ([]*Endpoint, error) {
-	var out listBody[*Endpoint]
-	if err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints", projectID), out: &out}); err != nil {
+	var all []*Endpoint
+	cursor := ""
+	for {
+		page, err := c.ListEndpointsPage(ctx, projectID, EndpointListOptions{Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Data...)
+		if page.NextCursor == "" || page.NextCursor == cursor || len(page.Data) == 0 {
+			return all, nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// EndpointListOptions pages ListEndpointsPage.
+type EndpointListOptions struct {
+	// Limit is the page size, 1 to 1000 (0: the server's default, 1000).
+	Limit  int
+	Cursor string
+}
+
+// EndpointPage is one page of a project's endpoints, oldest first.
+// NextCursor is "" on the last page.
+type EndpointPage struct {
+	Data       []*Endpoint `json:"data"`
+	NextCursor string      `json:"next_cursor"`
+}
+
+// ListEndpointsPage returns one page of a project's endpoints.
+func (c *Client) ListEndpointsPage(ctx context.Context, projectID string, o EndpointListOptions) (*EndpointPage, error) {
+	q := url.Values{}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	var out EndpointPage
+	if err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints", projectID), query: q, out: &out}); err != nil {
 		return nil, err
 	}
-	return out.Data, nil
+	return &out, nil
 }
 
 // GetEndpoint returns one endpoint.

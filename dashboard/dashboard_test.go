@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -343,6 +344,8 @@ func TestEndpointCreate(t *testing.T) {
 		{"ftp url", url.Values{"url": {"ftp://example.com/x"}}, 422, "absolute http"},
 		{"credentials in url", url.Values{"url": {"https://u:p@example.com/x"}}, 422, "must not carry credentials"},
 		{"unknown type", url.Values{"url": {"https://example.com/x"}, "event_types": {"video.done"}}, 422, `unknown event type "video.done"`},
+		// The same rule as the API's: a form that no checkbox list produces is refused, not trimmed.
+		{"too many types", url.Values{"url": {"https://example.com/x"}, "event_types": slices.Repeat([]string{"live.*"}, 65)}, 422, "at most 64 event types, 65 given"},
 		{"bad header line", url.Values{"url": {"https://example.com/x"}, "headers": {"no colon here"}}, 422, `write each header as "Name: value"`},
 		{"reserved header", url.Values{"url": {"https://example.com/x"}, "headers": {"webhook-id: x"}}, 422, "reserved for the Standard Webhooks signature"},
 		{"hop-by-hop header", url.Values{"url": {"https://example.com/x"}, "headers": {"Connection: close"}}, 422, "cannot be customised"},

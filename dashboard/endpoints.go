@@ -115,14 +115,19 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 			f.Errors["url"] = kinehook.ErrorMessage(err)
 		}
 	}
-	types := make([]string, 0, len(f.EventTypes))
+	types := make([]string, 0, min(len(f.EventTypes), kinehook.MaxEventTypeFilters+1))
 	for _, t := range f.EventTypes {
-		if t = strings.TrimSpace(t); t != "" && !slices.Contains(types, t) {
+		if t = strings.TrimSpace(t); t != "" {
 			types = append(types, t)
 		}
 	}
-	if err := kinehook.ValidateEventTypeFilter(types); err != nil {
+	types, err := kinehook.NormalizeEventTypeFilter(types)
+	if err != nil {
 		f.Errors["event_types"] = kinehook.ErrorMessage(err)
+		// The form comes back with each value once, not all that were posted.
+		f.EventTypes = slices.DeleteFunc(uniq(f.EventTypes), func(v string) bool { return len(v) > kinehook.MaxEventTypeLength })
+		f.EventTypes = f.EventTypes[:min(len(f.EventTypes), kinehook.MaxEventTypeFilters)]
+		f.fillChoices()
 	}
 	if len(f.Description) > 1000 {
 		f.Errors["description"] = "The description is longer than 1000 characters."
@@ -156,6 +161,19 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 	e.RateLimit = rate
 	e.MaxInFlight = inflight
 	return f, true
+}
+
+// uniq returns vs without repeats, in first-seen order.
+func uniq(vs []string) []string {
+	seen := make(map[string]bool, len(vs))
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // parseHeaders reads "Name: value" lines.

@@ -36,8 +36,14 @@ const (
 	// to take 20-60k deliveries/s (the machine's ceiling), while an endpoint
 	// that hangs to the timeout ties up at most 64 connections.
 	DefaultMaxInFlightPerEndpoint = 64
-	// DefaultMaxInFlight bounds concurrent requests across all endpoints.
+	// DefaultMaxInFlight bounds concurrent requests across all endpoints
+	// when no memory limit says less (see MaxInFlightFor).
 	DefaultMaxInFlight = 2048
+	// InFlightMemory is what one request in flight costs the sender: the
+	// attempt's goroutine, the connection's two goroutines and buffers, the
+	// request and the response (64 KiB rounds up what a fan-out to 10,000
+	// endpoints measured; see TestFanOutMemory).
+	InFlightMemory = 64 << 10
 	// DefaultIngestBatch is the largest group commit.
 	DefaultIngestBatch = 500
 	// DefaultResultBatch is the largest batch of attempt results per commit.
@@ -93,8 +99,13 @@ type Config struct {
 	MaxInFlightPerEndpoint int
 	// MaxInFlight caps concurrent requests over all endpoints. When it is
 	// reached, endpoints wait for a slot in turn (round robin), never
-	// behind one global FIFO of deliveries.
+	// behind one global FIFO of deliveries. 0: MaxInFlightFor(MemoryLimit).
 	MaxInFlight int
+	// MemoryLimit is the Go memory limit the engine runs under (0: none).
+	// It sets the default MaxInFlight: one event fanned out to thousands of
+	// endpoints otherwise starts DefaultMaxInFlight requests at once, which
+	// alone outgrow a 100 MiB limit.
+	MemoryLimit int64
 
 	// IngestBatch and IngestWindow shape group commit: one store call
 	// takes up to IngestBatch events. With IngestWindow 0 a commit starts as
@@ -126,6 +137,19 @@ type Config struct {
 	UserAgent string
 }
 
+// MaxInFlightFor is the default cap on requests in flight under a Go memory
+// limit of memoryLimit bytes (0 or less: none): as many as fit in a quarter
+// of the limit at InFlightMemory each, leaving the rest to the endpoints,
+// the queues, the store and the collector's headroom; at least
+// DefaultMaxInFlightPerEndpoint, at most DefaultMaxInFlight. 100 MiB (serve's
+// default) gives 400.
+func MaxInFlightFor(memoryLimit int64) int {
+	if memoryLimit <= 0 {
+		return DefaultMaxInFlight
+	}
+	return int(min(max(memoryLimit/4/InFlightMemory, DefaultMaxInFlightPerEndpoint), DefaultMaxInFlight))
+}
+
 func (c *Config) withDefaults() Config {
 	o := *c
 	if o.Coordinator == nil {
@@ -150,7 +174,7 @@ func (c *Config) withDefaults() Config {
 		o.MaxInFlightPerEndpoint = DefaultMaxInFlightPerEndpoint
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = DefaultMaxInFlight
+		o.MaxInFlight = MaxInFlightFor(o.MemoryLimit)
 	}
 	if o.IngestBatch <= 0 {
 		o.IngestBatch = DefaultIngestBatch

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -403,6 +404,9 @@ func TestEndpointValidation(t *testing.T) {
 		{"unknown event type", map[string]any{"url": ok, "event_types": []string{"video.done"}}, 422, "event_types"},
 		{"unknown prefix", map[string]any{"url": ok, "event_types": []string{"nope.*"}}, 422, "event_types"},
 		{"event_types not a list", map[string]any{"url": ok, "event_types": "live.*"}, 422, "event_types"},
+		{"65 event types", map[string]any{"url": ok, "event_types": slices.Repeat([]string{"live.*"}, 65)}, 422, "event_types"},
+		{"100,000 event types", map[string]any{"url": ok, "event_types": slices.Repeat([]string{"live.*"}, 100000)}, 422, "event_types"},
+		{"long event type", map[string]any{"url": ok, "event_types": []string{"live." + strings.Repeat("x", 200)}}, 422, "event_types"},
 		{"secret without prefix", map[string]any{"url": ok, "secret": "abc"}, 422, "secret"},
 		{"secret too short", map[string]any{"url": ok, "secret": "whsec_QUJD"}, 422, "secret"},
 		{"secret not base64", map[string]any{"url": ok, "secret": "whsec_!!!!"}, 422, "secret"},
@@ -421,7 +425,10 @@ func TestEndpointValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("POST", base, key, tc.body)
 			if r.status != tc.status || r.errField() != tc.field {
-				t.Fatalf("got %d %s, want %d field %q", r.status, r.body, tc.status, tc.field)
+				t.Fatalf("got %d %.300s, want %d field %q", r.status, r.body, tc.status, tc.field)
+			}
+			if len(r.body) > 1000 {
+				t.Errorf("a refusal of %d bytes echoes the input", len(r.body))
 			}
 		})
 	}
@@ -681,6 +688,75 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
+// GET .../endpoints pages like the event list (limit, cursor, next_cursor);
+// without limit a project of up to 1,000 endpoints gets them all at once.
+func TestEndpointPaging(t *testing.T) {
+	e := newEnv(t)
+	pid, key := e.project("p")
+	path := "/v1/projects/" + pid + "/endpoints"
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.must(e.do("POST", path, key, map[string]any{"url": fmt.Sprintf("%s/e/%d", e.sink.URL, i)}), 201).json(t)["id"].(string))
+		time.Sleep(2 * time.Millisecond) // created_at has millisecond precision; ties go by id
+	}
+	type page struct {
+		Data       []map[string]any `json:"data"`
+		NextCursor *string          `json:"next_cursor"`
+	}
+	get := func(t *testing.T, q string) page {
+		t.Helper()
+		var b page
+		if err := json.Unmarshal(e.must(e.do("GET", path+q, key, nil), 200).body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.NextCursor == nil {
+			t.Fatal("next_cursor missing")
+		}
+		return b
+	}
+	for _, limit := range []int{0, 1, 2, 5, 1000} {
+		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
+			var seen []string
+			cursor := ""
+			for pages := 0; ; pages++ {
+				if pages > len(ids) {
+					t.Fatal("paging does not end")
+				}
+				q := url.Values{}
+				if limit > 0 {
+					q.Set("limit", fmt.Sprint(limit))
+				}
+				if cursor != "" {
+					q.Set("cursor", cursor)
+				}
+				b := get(t, "?"+q.Encode())
+				if limit > 0 && len(b.Data) > limit {
+					t.Fatalf("a page of %d with limit %d", len(b.Data), limit)
+				}
+				for _, ep := range b.Data {
+					seen = append(seen, ep["id"].(string))
+				}
+				if *b.NextCursor == "" {
+					break
+				}
+				cursor = *b.NextCursor
+			}
+			if !slices.Equal(seen, ids) {
+				t.Errorf("pages %v, want %v (oldest first)", seen, ids)
+			}
+		})
+	}
+	if b := get(t, ""); len(b.Data) != len(ids) || *b.NextCursor != "" {
+		t.Errorf("without limit: %d endpoints, next %q; want all %d in one page", len(b.Data), *b.NextCursor, len(ids))
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?limit=1001", "?cursor=nope"} {
+		r := e.do("GET", path+q, key, nil)
+		if r.status != 422 || (r.errField() != "limit" && r.errField() != "cursor") {
+			t.Errorf("%s: %d %s, want 422 naming limit or cursor", q, r.status, r.body)
+		}
+	}
+}
+
 func TestEventPagingAndFilters(t *testing.T) {
 	e := newEnv(t)
 	pid, key := e.project("p")
@@ -764,6 +840,97 @@ func TestEventPagingAndFilters(t *testing.T) {
 	}
 }
 
+// An endpoint's event_types are stored and answered without repeats, in
+// the order first given, on create and on change, whichever route sets them.
+func TestEndpointEventTypesDeduplicated(t *testing.T) {
+	e := newEnv(t)
+	pid, key := e.project("p")
+	base := "/v1/projects/" + pid + "/endpoints"
+	repeated := slices.Repeat([]string{"live.*", "media.update.status"}, 32) // 64 entries: the most allowed
+	created := e.must(e.do("POST", base, key, map[string]any{"url": e.sink.URL + "/a", "event_types": repeated}), 201).json(t)
+	id := created["id"].(string)
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   any
+		field  string
+		want   []string
+	}{
+		{"create", "", "", nil, "event_types", []string{"live.*", "media.update.status"}},
+		{"patch", "PATCH", base + "/" + id, map[string]any{"event_types": []string{"media.update.status", "media.*", "media.update.status"}}, "event_types", []string{"media.update.status", "media.*"}},
+		{"webhook put", "PUT", "/v1/webhooks/" + id, map[string]any{"events": []string{"live.finished", "live.finished", "live.created"}}, "events", []string{"live.finished", "live.created"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.method != "" {
+				e.must(e.do(tc.method, tc.path, key, tc.body), 200)
+			}
+			stored, err := e.store.GetEndpoint(t.Context(), pid, id)
+			if err != nil || !slices.Equal(stored.EventTypes, tc.want) {
+				t.Fatalf("stored %q, %v; want %q", stored.EventTypes, err, tc.want)
+			}
+			got := e.must(e.do("GET", base+"/"+id, key, nil), 200).json(t)["event_types"]
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("answered %v, want %q", got, tc.want)
+			}
+		})
+	}
+	// Too many entries are refused under each route's name for the field.
+	r := e.do("PUT", "/v1/webhooks/"+id, key, map[string]any{"events": slices.Repeat([]string{"live.*"}, 65)})
+	if r.status != 422 || r.errField() != "events" || !strings.Contains(string(r.body), "at most 64 event types") {
+		t.Errorf("65 events through /v1/webhooks: %d %s", r.status, r.body)
+	}
+}
+
+// Kinescope's clients know neither wildcards nor nameless webhooks: an
+// endpoint made through kinehook's own API shows there with the concrete
+// event types its filter selects and its description (or id) as its name.
+func TestKinescopeWebhookViewOfNativeEndpoints(t *testing.T) {
+	e := newEnv(t)
+	pid, key := e.project("p")
+	base := "/v1/projects/" + pid + "/endpoints"
+	live := []string{"live.created", "live.connected", "live.disconnected", "live.finished", "live.cancelled", "live.enabled"}
+	tests := []struct {
+		name      string
+		body      map[string]any
+		wantName  string // "" means the endpoint's id
+		wantTypes []string
+	}{
+		{"wildcard and description", map[string]any{"event_types": []string{"live.*"}, "description": "Live receiver"}, "Live receiver", live},
+		{"no filter, no description", map[string]any{}, "", append([]string{"media.update.status"}, live...)},
+		{"star", map[string]any{"event_types": []string{"*"}}, "", append([]string{"media.update.status"}, live...)},
+		{"exact types keep their order", map[string]any{"event_types": []string{"live.finished", "media.update.status"}, "name": "named"}, "named", []string{"live.finished", "media.update.status"}},
+		{"exact type and its prefix", map[string]any{"event_types": []string{"media.update.status", "media.*", "live.finished"}}, "", []string{"media.update.status", "live.finished"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.body["url"] = e.sink.URL + "/x"
+			id := e.must(e.do("POST", base, key, tc.body), 201).json(t)["id"].(string)
+			want := tc.wantName
+			if want == "" {
+				want = id
+			}
+			var one struct {
+				Data struct {
+					Name   string   `json:"name"`
+					Events []string `json:"events"`
+				}
+			}
+			if err := json.Unmarshal(e.must(e.do("GET", "/v1/webhooks/"+id, key, nil), 200).body, &one); err != nil {
+				t.Fatal(err)
+			}
+			if one.Data.Name != want || !slices.Equal(one.Data.Events, tc.wantTypes) {
+				t.Errorf("webhook view: name %q events %q; want %q %q", one.Data.Name, one.Data.Events, want, tc.wantTypes)
+			}
+			// The endpoint itself keeps its filter as given.
+			if got := e.must(e.do("GET", base+"/"+id, key, nil), 200).json(t)["name"]; tc.body["name"] == nil && got != nil {
+				t.Errorf("the endpoint's own name became %v", got)
+			}
+		})
+	}
+}
+
 func TestKinescopeWebhooks(t *testing.T) {
 	e := newEnv(t)
 	pid, key := e.project("p")
@@ -802,7 +969,8 @@ func TestKinescopeWebhooks(t *testing.T) {
 		t.Errorf("list: %s", list.body)
 	}
 	upd := e.must(e.do("PUT", "/v1/webhooks/"+id, key, map[string]any{"name": "renamed", "events": []string{"live.*"}}), 200)
-	if !strings.Contains(string(upd.body), `"renamed"`) || !strings.Contains(string(upd.body), `"live.*"`) {
+	// Kinescope's clients see the live events "live.*" selects.
+	if !strings.Contains(string(upd.body), `"renamed"`) || !strings.Contains(string(upd.body), `"events":["live.created","live.connected","live.disconnected","live.finished","live.cancelled","live.enabled"]`) {
 		t.Errorf("put: %s", upd.body)
 	}
 	e.must(e.do("GET", "/v1/webhooks/"+id, key, nil), 200)
@@ -817,6 +985,7 @@ func TestKinescopeWebhooks(t *testing.T) {
 		{"no endpoint", map[string]any{"name": "x", "events": []string{"live.created"}}, 422, "endpoint"},
 		{"no events", map[string]any{"name": "x", "endpoint": e.sink.URL}, 422, "events"},
 		{"bad event", map[string]any{"name": "x", "endpoint": e.sink.URL, "events": []string{"video.done"}}, 422, "events"},
+		{"65 events", map[string]any{"name": "x", "endpoint": e.sink.URL, "events": slices.Repeat([]string{"live.created"}, 65)}, 422, "events"},
 		{"bad url", map[string]any{"name": "x", "endpoint": "nope", "events": []string{"live.created"}}, 422, "endpoint"},
 		{"malformed", `{"name":`, 400, "body"},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -112,11 +113,11 @@ func (s *Server) applyEndpoint(e *kinehook.Endpoint, in *endpointInput, creating
 		e.URL = *in.URL
 	}
 	if in.EventTypes != nil {
-		types := *in.EventTypes
-		if err := kinehook.ValidateEventTypeFilter(types); err != nil {
+		types, err := kinehook.NormalizeEventTypeFilter(*in.EventTypes)
+		if err != nil {
 			return err
 		}
-		e.EventTypes = append([]string{}, types...)
+		e.EventTypes = types
 	}
 	if in.Description != nil {
 		if utf8.RuneCountInString(*in.Description) > maxDescription {
@@ -263,16 +264,40 @@ func (s *Server) newEndpoint(r *nethttp.Request, pid string, in *endpointInput) 
 
 func (s *Server) listEndpoints(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
 	pid := projectID(r, p)
+	limit, cursor, err := pageQuery(r, defaultEndpointPageLimit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	if _, err := s.store.GetProject(r.Context(), pid); err != nil {
 		s.internal(w, "get project", err)
 		return
 	}
-	es, err := s.store.ListEndpoints(r.Context(), pid)
+	es, next, err := s.store.ListEndpointsPage(r.Context(), pid, cursor, limit)
 	if err != nil {
 		s.internal(w, "list endpoints", err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, listBody[endpointView]{Data: views(es, viewEndpoint)})
+	writeJSON(w, nethttp.StatusOK, pageBody[endpointView]{Data: views(es, viewEndpoint), NextCursor: next})
+}
+
+// defaultEndpointPageLimit is the endpoint list's page size without limit:
+// a project of up to that many endpoints gets them all in one answer, as
+// before the list was paged.
+const defaultEndpointPageLimit = maxPageLimit
+
+// pageQuery reads the limit and cursor of a paged list.
+func pageQuery(r *nethttp.Request, def int) (int, string, error) {
+	q := r.URL.Query()
+	limit := def
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageLimit {
+			return 0, "", &kinehook.Error{Code: kinehook.EINVALID, Field: "limit", Message: fmt.Sprintf("limit must be an integer from 1 to %d", maxPageLimit)}
+		}
+		limit = n
+	}
+	return limit, q.Get("cursor"), nil
 }
 
 func (s *Server) getEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {

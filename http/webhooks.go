@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"fmt"
 	nethttp "net/http"
 	"slices"
@@ -34,10 +35,20 @@ type webhookView struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// viewWebhook shows an endpoint as Kinescope's API would: events are the
+// concrete types the filter selects (Kinescope's API never answers a
+// wildcard such as "live.*", nor an empty list), and an endpoint made
+// without a name (through kinehook's own API) is named by its description,
+// or its id.
 func viewWebhook(e *kinehook.Endpoint) webhookView {
-	v := webhookView{ID: e.ID, Name: e.Name, Endpoint: e.URL, Login: e.Login, Events: e.EventTypes, CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC()}
-	if v.Events == nil {
-		v.Events = []string{}
+	v := webhookView{ID: e.ID, Name: e.Name, Endpoint: e.URL, Login: e.Login, CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC()}
+	if v.Name == "" {
+		v.Name = cmp.Or(e.Description, e.ID)
+	}
+	types := kinehook.ExpandEventTypeFilter(e.EventTypes)
+	v.Events = make([]string, len(types))
+	for i, t := range types {
+		v.Events[i] = string(t)
 	}
 	return v
 }

@@ -241,6 +241,35 @@ func (s *Store) ListEndpoints(ctx context.Context, projectID string) ([]*kinehoo
 		`SELECT `+endpointCols+` FROM endpoints WHERE project_id = $1 ORDER BY created_at, id`, projectID)
 }
 
+// ListEndpointsPage pages a project's endpoints oldest first, by
+// (created_at, id) after the cursor's pair (index endpoints_project_page).
+func (s *Store) ListEndpointsPage(ctx context.Context, projectID, cursor string, limit int) ([]*kinehook.Endpoint, string, error) {
+	limit = min(max(limit, 1), maxListLimit)
+	var out []*kinehook.Endpoint
+	var err error
+	if cursor == "" {
+		out, err = s.queryEndpoints(ctx, "list endpoints",
+			`SELECT `+endpointCols+` FROM endpoints WHERE project_id = $1 ORDER BY created_at, id LIMIT $2`, projectID, limit+1)
+	} else {
+		t, id, derr := kinehook.DecodeEndpointCursor(cursor)
+		if derr != nil {
+			return nil, "", derr
+		}
+		out, err = s.queryEndpoints(ctx, "list endpoints",
+			`SELECT `+endpointCols+` FROM endpoints WHERE project_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`,
+			projectID, t, id, limit+1)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = kinehook.EncodeEndpointCursor(out[limit-1].CreatedAt, out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
 // AllEndpoints returns every endpoint of every project.
 func (s *Store) AllEndpoints(ctx context.Context) ([]*kinehook.Endpoint, error) {
 	return s.queryEndpoints(ctx, "all endpoints", `SELECT `+endpointCols+` FROM endpoints ORDER BY created_at, id`)

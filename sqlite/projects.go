@@ -441,7 +441,7 @@ func (s *Store) GetEndpoint(ctx context.Context, projectID, id string) (*kinehoo
 }
 
 func (s *Store) queryEndpoints(ctx context.Context, where string, args ...any) ([]*kinehook.Endpoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints `+where+` ORDER BY created_at, id`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list endpoints: %w", err)
 	}
@@ -462,12 +462,37 @@ func (s *Store) queryEndpoints(ctx context.Context, where string, args ...any) (
 
 // ListEndpoints returns a project's endpoints, oldest first.
 func (s *Store) ListEndpoints(ctx context.Context, projectID string) ([]*kinehook.Endpoint, error) {
-	return s.queryEndpoints(ctx, `WHERE project_id = ?`, projectID)
+	return s.queryEndpoints(ctx, `WHERE project_id = ? ORDER BY created_at, id`, projectID)
+}
+
+// ListEndpointsPage pages a project's endpoints oldest first, by
+// (created_at, id) after the cursor's pair (index endpoints_project_page).
+func (s *Store) ListEndpointsPage(ctx context.Context, projectID, cursor string, limit int) ([]*kinehook.Endpoint, string, error) {
+	limit = min(max(limit, 1), MaxListLimit)
+	where, args := `WHERE project_id = ?`, []any{projectID}
+	if cursor != "" {
+		t, id, err := kinehook.DecodeEndpointCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where += ` AND (created_at, id) > (?, ?)`
+		args = append(args, micros(t), id)
+	}
+	out, err := s.queryEndpoints(ctx, where+` ORDER BY created_at, id LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = kinehook.EncodeEndpointCursor(out[limit-1].CreatedAt, out[limit-1].ID)
+	}
+	return out, next, nil
 }
 
 // AllEndpoints returns every endpoint (the engine's cache).
 func (s *Store) AllEndpoints(ctx context.Context) ([]*kinehook.Endpoint, error) {
-	return s.queryEndpoints(ctx, ``)
+	return s.queryEndpoints(ctx, `ORDER BY created_at, id`)
 }
 
 // UpdateEndpoint stores every field of an existing endpoint of its project.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -185,5 +186,75 @@ func testListEventsFilters(t *testing.T, s kinehook.Store) {
 				}
 			}
 		})
+	}
+}
+
+// testListEndpointsPaging: pages follow ListEndpoints' order (oldest first,
+// ties by id) without gaps or repeats, whatever the page size; endpoints
+// created or deleted between pages never shift one; other projects' never
+// show; a cursor not from the store is invalid.
+func testListEndpointsPaging(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p, _ := newProject(t, s, "paged")
+	other, _ := newProject(t, s, "other")
+	newEndpoint(t, s, other.ID, nil)
+	same := now() // several endpoints created in the same microsecond: ordered by id
+	var want []string
+	for i := range 7 {
+		e := newEndpoint(t, s, p.ID, func(e *kinehook.Endpoint) {
+			if i >= 2 && i < 5 {
+				e.CreatedAt, e.UpdatedAt = same, same
+			}
+		})
+		want = append(want, e.ID)
+	}
+	all, err := s.ListEndpoints(ctx, p.ID)
+	requireNoErr(t, err, "ListEndpoints")
+	want = endpointIDs(all) // the order of the unpaged list
+	for _, limit := range []int{1, 2, 3, 7, 8, 1000} {
+		var got []string
+		cursor := ""
+		for pages := 0; ; pages++ {
+			if pages > len(want)+1 {
+				t.Fatalf("limit %d: the cursor never ends", limit)
+			}
+			page, next, err := s.ListEndpointsPage(ctx, p.ID, cursor, limit)
+			requireNoErr(t, err, "ListEndpointsPage")
+			if len(page) > limit {
+				t.Fatalf("limit %d: a page of %d", limit, len(page))
+			}
+			got = append(got, endpointIDs(page)...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("limit %d: pages %v, want %v", limit, got, want)
+		}
+	}
+	// The last page of an exact multiple ends with an empty cursor or an empty page.
+	page, next, err := s.ListEndpointsPage(ctx, p.ID, "", 7)
+	requireNoErr(t, err, "ListEndpointsPage")
+	if len(page) != 7 || next != "" {
+		t.Errorf("one full page: %d endpoints, next %q; want 7 and no cursor", len(page), next)
+	}
+	// Deleting the endpoint a cursor points after, and creating one, shift nothing.
+	page, next, err = s.ListEndpointsPage(ctx, p.ID, "", 3)
+	requireNoErr(t, err, "ListEndpointsPage")
+	requireNoErr(t, s.DeleteEndpoint(ctx, p.ID, page[2].ID), "DeleteEndpoint")
+	late := newEndpoint(t, s, p.ID, nil)
+	rest, _, err := s.ListEndpointsPage(ctx, p.ID, next, 1000)
+	requireNoErr(t, err, "ListEndpointsPage")
+	if got, wantRest := endpointIDs(rest), append(append([]string{}, want[3:]...), late.ID); strings.Join(got, ",") != strings.Join(wantRest, ",") {
+		t.Errorf("after a delete and a create: %v, want %v", got, wantRest)
+	}
+	for _, bad := range []string{"nope", "czE6MTI", kinehook.EncodeEndpointCursor(time.Now(), "")} {
+		if _, _, err := s.ListEndpointsPage(ctx, p.ID, bad, 10); kinehook.ErrorCode(err) != kinehook.EINVALID {
+			t.Errorf("cursor %q: %v, want invalid", bad, err)
+		}
+	}
+	if page, next, err := s.ListEndpointsPage(ctx, "prj_none", "", 10); err != nil || len(page) != 0 || next != "" {
+		t.Errorf("unknown project: %v %q %v", endpointIDs(page), next, err)
 	}
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"IngestAtomic", testIngestAtomic},
 		{"ListEventsPaging", testListEventsPaging},
 		{"ListEventsFilters", testListEventsFilters},
+		{"ListEndpointsPaging", testListEndpointsPaging},
 		{"Deliveries", testDeliveries},
 		{"OpenDeliveries", testOpenDeliveries},
 		{"RecordAttempts", testRecordAttempts},

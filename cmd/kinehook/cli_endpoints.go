@@ -175,12 +175,13 @@ func newEndpointsCmd() *cobra.Command {
 				return err
 			}
 			ctx, ans := recordAnswers(cmd.Context())
+			// Every page: the client follows next_cursor.
 			es, err := c.ListEndpoints(ctx, pid)
 			if err != nil {
 				return fmt.Errorf("list endpoints: %w", err)
 			}
 			if o.json {
-				return ans.print(cmd.OutOrStdout())
+				return ans.printPages(cmd.OutOrStdout())
 			}
 			rows := make([][]string, 0, len(es))
 			for _, e := range es {

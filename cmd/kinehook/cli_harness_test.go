@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
 	"github.com/kinehook/kinehook/internal/stacktest"
 )
@@ -23,6 +24,7 @@ const cliAdminKey = "kh_admin_cli_test_key"
 // real delivery engine) and a sink that endpoints can point at.
 type cliEnv struct {
 	url   string
+	store kinehook.Store
 	admin *client.Client
 	sink  *cliSink
 	// answers records what the API answered, byte for byte.
@@ -119,7 +121,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	t.Setenv("KINEHOOK_URL", "")
 	t.Setenv("KINEHOOK_API_KEY", "")
 	t.Setenv("KINEHOOK_PROJECT", "")
-	return &cliEnv{url: stack.URL, admin: client.New(stack.URL, cliAdminKey), sink: sink, answers: rec}
+	return &cliEnv{url: stack.URL, store: stack.Store, admin: client.New(stack.URL, cliAdminKey), sink: sink, answers: rec}
 }
 
 // cliRoot returns a fresh command tree with the API commands, so flag values

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinehook/kinehook"
 )
@@ -210,5 +212,51 @@ func TestCLIJSONIsTheAPIsJSON(t *testing.T) {
 	}
 	if got := anyJSON(t, "the CLI's output", []byte(out)); !reflect.DeepEqual(got, map[string]any{"id": eid, "deleted": true}) {
 		t.Errorf("endpoints delete --json: %s", out)
+	}
+}
+
+// endpoints list shows every endpoint of a project larger than one page of
+// the API (1,000), in the table and with --json (every page's data as one
+// list, next_cursor "").
+func TestEndpointsListFollowsPages(t *testing.T) {
+	e := newCLIEnv(t)
+	p, err := e.admin.CreateProject(t.Context(), "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1002
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	for i := range n {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		ep := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: fmt.Sprintf("%s/e/%d", e.sink.URL, i),
+			Secrets: []kinehook.EndpointSecret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, CreatedAt: at, UpdatedAt: at}
+		if err := e.store.CreateEndpoint(t.Context(), ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		count func(out string) int
+	}{
+		{"table", nil, func(out string) int { return strings.Count(out, "\nep_") }},
+		{"json", []string{"--json"}, func(out string) int {
+			var b struct {
+				Data       []map[string]any `json:"data"`
+				NextCursor *string          `json:"next_cursor"`
+			}
+			if err := json.Unmarshal([]byte(out), &b); err != nil || b.NextCursor == nil || *b.NextCursor != "" {
+				t.Errorf("--json: %v, next_cursor %v", err, b.NextCursor)
+			}
+			return len(b.Data)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := e.must(t, append([]string{"endpoints", "list", "--url", e.url, "--key", p.APIKey, "--project", p.ID}, tc.args...)...)
+			if got := tc.count(out); got != n {
+				t.Errorf("%d endpoints listed, want %d", got, n)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -341,6 +342,12 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		memlimit.Adaptive(ctx, memLimit, 250*time.Millisecond)
 	}
+	// The requests in flight are sized to the limit as set (GOMEMLIMIT's
+	// when it wins), not to what the adaptive limit is raised to.
+	if os.Getenv("GOMEMLIMIT") != "" {
+		memLimit = debug.SetMemoryLimit(-1)
+	}
+	maxInFlight := delivery.MaxInFlightFor(memLimit)
 	st, coord, err := openServeStore(ctx, o, log)
 	if err != nil {
 		return err
@@ -366,9 +373,10 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
 	})
-	client := deliveryClient(o, cidrs)
+	client := deliveryClient(o, cidrs, maxInFlight)
 	engine, err = delivery.New(delivery.Config{
 		Store:            st,
+		MaxInFlight:      maxInFlight,
 		Coordinator:      coord,
 		Client:           client,
 		RetrySchedule:    schedule,
@@ -479,11 +487,13 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 
 // deliveryClient is the engine's HTTP client: the network guard on every
 // dial, and as many idle connections per host as the engine may have in
-// flight. Endpoints often share a host (one receiver, many endpoints); an
-// idle pool smaller than the concurrency closes connections after each burst
-// only to dial them again (10 endpoints on one host spent 9% of the CPU
-// dialling with a pool of 256).
-func deliveryClient(o *serveOptions, cidrs []netip.Prefix) *nethttp.Client {
+// flight (maxInFlight). Endpoints often share a host (one receiver, many
+// endpoints); an idle pool smaller than the concurrency closes connections
+// after each burst only to dial them again (10 endpoints on one host spent
+// 9% of the CPU dialling with a pool of 256). A larger one keeps connections
+// (two goroutines and their buffers each) that the engine never uses at once,
+// so the pool over all hosts is no larger either.
+func deliveryClient(o *serveOptions, cidrs []netip.Prefix, maxInFlight int) *nethttp.Client {
 	return netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs,
-		Timeout: o.requestTimeout + 5*time.Second, MaxIdleConnsPerHost: delivery.DefaultMaxInFlight})
+		Timeout: o.requestTimeout + 5*time.Second, MaxIdleConnsPerHost: maxInFlight, MaxIdleConns: maxInFlight})
 }
