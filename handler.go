@@ -144,6 +144,10 @@ type Result struct {
 	Duplicate bool
 	// Incoming is nil when the request failed before parsing.
 	Incoming *Incoming
+	// Method, Path and WebhookID (the webhook-id header, "" when absent)
+	// are the request's, set even when Incoming is nil, so that a refusal
+	// can say which request it was.
+	Method, Path, WebhookID string
 }
 
 // Handler receives webhooks: it reads the raw body (bounded), checks the
@@ -201,6 +205,7 @@ const (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := h.serve(w, r)
 	if h.opts.OnResult != nil {
+		res.Method, res.Path, res.WebhookID = r.Method, r.URL.Path, r.Header.Get("webhook-id")
 		h.opts.OnResult(res)
 	}
 }

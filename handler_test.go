@@ -413,6 +413,16 @@ func TestHandlerReplyAndPanic(t *testing.T) {
 	if len(results) != 5 || results[3].Status != 200 || !results[3].Duplicate || results[4].Err == nil {
 		t.Errorf("results = %+v", results)
 	}
+	// Every result names its request, refused ones included.
+	results = nil
+	req := refRequest(t, refSecret, "m4", now, "{")
+	req.URL.Path = "/hooks/kinescope"
+	if status, _ := serve(h, req); status != 400 {
+		t.Fatalf("malformed body answered %d", status)
+	}
+	if len(results) != 1 || results[0].Incoming != nil || results[0].Method != "POST" || results[0].Path != "/hooks/kinescope" || results[0].WebhookID != "m4" {
+		t.Errorf("refused result = %+v; want POST /hooks/kinescope webhook-id m4", results)
+	}
 }
 
 func TestHandlerCustomDedupKey(t *testing.T) {

@@ -487,6 +487,64 @@ func TestPrivateAddressesRefused(t *testing.T) {
 	e2.must(e2.do("POST", "/v1/projects/"+pid2+"/endpoints", key2, map[string]any{"url": "http://192.168.0.1/"}), 422)
 }
 
+// TestUnicodeHostsRefused: a host written in Unicode is classified as the
+// HTTP client will dial it (after the IDNA mapping), on every surface that
+// registers a URL: endpoints (POST, PATCH), the /v1/webhooks facade, a
+// project's operations_url (POST, PATCH) and CheckEndpointURL, which the
+// dashboard uses. A host the mapping refuses is a 422 even with private
+// networks allowed.
+func TestUnicodeHostsRefused(t *testing.T) {
+	blocked := []string{
+		"http://１２７.０.０.１/", "http://127．0．0．1/", "http://127。0。0。1:8080/", "http://１２７.１/",
+		"http://０ｘ７ｆ０００００１/", "http://１６９.２５４.１６９.２５４/latest/meta-data", "http://⑯⑨.254.169.254/",
+		"http://ⓛocalhost/", "http://ＬＯＣＡＬＨＯＳＴ:9/", "http://１０.0.0.1/",
+	}
+	invalid := []string{"http://a\u200db.example.com/", "http://ex_ample.cöm/"}
+	e := newEnv(t, func(c *Config) { c.AllowPrivateNetworks = false })
+	pid, key := e.project("p")
+	ep := e.must(e.do("POST", "/v1/projects/"+pid+"/endpoints", key, map[string]any{"url": "https://example.com/hook"}), 201).json(t)
+	check := func(t *testing.T, env *env, u string, pid, key, epID, want string) {
+		t.Helper()
+		surfaces := []struct {
+			name, method, path, apiKey string
+			body                       map[string]any
+			field                      string
+		}{
+			{"endpoint create", "POST", "/v1/projects/" + pid + "/endpoints", key, map[string]any{"url": u}, "url"},
+			{"endpoint patch", "PATCH", "/v1/projects/" + pid + "/endpoints/" + epID, key, map[string]any{"url": u}, "url"},
+			{"webhooks facade", "POST", "/v1/webhooks", key, map[string]any{"name": "x", "endpoint": u, "events": []string{"live.created"}}, "endpoint"},
+			{"project create", "POST", "/v1/projects", testAdminKey, map[string]any{"name": "q", "operations_url": u}, "operations_url"},
+			{"project patch", "PATCH", "/v1/projects/" + pid, key, map[string]any{"operations_url": u}, "operations_url"},
+		}
+		for _, sf := range surfaces {
+			r := env.do(sf.method, sf.path, sf.apiKey, sf.body)
+			if r.status != 422 || r.errField() != sf.field || r.errCode() != kinehook.EINVALID || !strings.Contains(string(r.body), want) {
+				t.Errorf("%s: got %d %s, want 422 on %s saying %q", sf.name, r.status, r.body, sf.field, want)
+			}
+		}
+		if err := env.srv.CheckEndpointURL(u); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckEndpointURL (the dashboard's check) = %v; want %q", err, want)
+		}
+	}
+	for _, u := range blocked {
+		t.Run(u, func(t *testing.T) { check(t, e, u, pid, key, ep["id"].(string), "is blocked") })
+	}
+	open := newEnv(t)
+	opid, okey := open.project("p")
+	oep := open.must(open.do("POST", "/v1/projects/"+opid+"/endpoints", okey, map[string]any{"url": "https://example.com/hook"}), 201).json(t)
+	for _, u := range invalid {
+		t.Run(u, func(t *testing.T) {
+			check(t, e, u, pid, key, ep["id"].(string), "not a valid internationalised domain name")
+			check(t, open, u, opid, okey, oep["id"].(string), "not a valid internationalised domain name")
+		})
+	}
+	// A Unicode name that maps to a public name is registered as written.
+	r := e.must(e.do("POST", "/v1/projects/"+pid+"/endpoints", key, map[string]any{"url": "https://ＥＸＡＭＰＬＥ.com/hook"}), 201).json(t)
+	if r["url"] != "https://ＥＸＡＭＰＬＥ.com/hook" {
+		t.Errorf("url stored as %v", r["url"])
+	}
+}
+
 func TestPublishAndDeliver(t *testing.T) {
 	e := newEnv(t)
 	pid, key := e.project("p")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,8 +43,11 @@ func newListenCmd() *cobra.Command {
 		Long: `listen runs the kinehook receiver Handler as a program. It takes POSTs on any
 path, checks the Basic Auth credentials and/or Standard Webhooks signatures
 you give it, parses the body leniently and prints one line per handled event
-(type, resource id, status). Duplicates (same webhook-id, or same event,
-resource and status when there is no id) are answered 200 and not printed.
+(type, resource id, status) on stdout. Duplicates (same webhook-id, or same
+event, resource and status when there is no id) are answered 200 without
+being handled or forwarded again: they print no event line on stdout, only a
+"duplicate ..." note on stderr. Refused requests get a "refused: ..." note on
+stderr naming the method, path and webhook-id, the status and the reason.
 
 With --forward-to, each verified, new request is passed on to your app with
 its headers and body unchanged, and answered with your app's status and body.
@@ -228,7 +232,11 @@ func runListen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) 
 				printf(stderr, "%s %s: %v\n", in.Event.Type, in.Event.ResourceKey(), r.Err)
 			}
 		default:
-			printf(stderr, "refused: %d %s: %v\n", r.Status, r.Code, r.Err)
+			id := "(none)"
+			if r.WebhookID != "" {
+				id = listenQuote(r.WebhookID)
+			}
+			printf(stderr, "refused: %s %s webhook-id=%s: %d %s: %v\n", listenQuote(r.Method), listenQuote(r.Path), id, r.Status, r.Code, r.Err)
 		}
 	}
 	h, err := kinehook.NewHandler(opts)
@@ -260,4 +268,21 @@ func runListen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) 
 		return fmt.Errorf("listen: shutdown: %w", err)
 	}
 	return nil
+}
+
+// listenQuote prints a value taken from a request on one terminal line: as
+// is when it is short printable ASCII without spaces, else quoted (so a
+// path cannot forge output lines), and cut at 200 bytes.
+func listenQuote(s string) string {
+	const limit = 200
+	cut := ""
+	if len(s) > limit {
+		s, cut = s[:limit], "..."
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == '"' {
+			return strconv.Quote(s) + cut
+		}
+	}
+	return s + cut
 }

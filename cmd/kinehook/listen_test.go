@@ -135,28 +135,32 @@ func TestListenAgainstReferenceLibrary(t *testing.T) {
 		mutate func(*http.Request)
 		status int
 		line   string // expected on stdout, "" for nothing new
+		note   string // expected at the start of the one new stderr line, "" for none
 	}{
-		{"valid", "msg_valid", now, media, nil, 200, "media.update.status id=7127f2d7-0e96-40d0-9a03-2e987c096466 status=done"},
-		{"duplicate", "msg_valid", now, media, nil, 200, ""},
+		{"valid", "msg_valid", now, media, nil, 200, "media.update.status id=7127f2d7-0e96-40d0-9a03-2e987c096466 status=done", ""},
+		{"duplicate", "msg_valid", now, media, nil, 200, "", "duplicate media.update.status 7127f2d7-0e96-40d0-9a03-2e987c096466 (id:msg_valid) answered 200 without handling it again"},
 		{"tampered", "msg_tampered", now, media, func(r *http.Request) {
 			tampered := strings.Replace(media, "done", "dime", 1)
 			r.Body, r.GetBody, r.ContentLength = io.NopCloser(strings.NewReader(tampered)), nil, int64(len(tampered))
-		}, 401, ""},
-		{"stale", "msg_stale", now.Add(-10 * time.Minute), media, nil, 401, ""},
-		{"future", "msg_future", now.Add(10 * time.Minute), media, nil, 401, ""},
-		{"unsigned", "", now, media, nil, 401, ""},
-		{"missing id", "msg_noid", now, media, func(r *http.Request) { r.Header.Del("webhook-id") }, 401, ""},
-		{"malformed", "msg_malformed", now, `{"event":"media.update.status",`, nil, 400, ""},
-		{"missing field", "msg_nostatus", now, `{"event":"media.update.status","data":{"id":"v1"}}`, nil, 400, ""},
-		{"unknown type", "msg_unknown_type", now, `{"event":"video.done","data":{"id":"v2"}}`, nil, 200, "video.done id=v2 (unknown event type)"},
-		{"unknown status", "msg_unknown_status", now, `{"event":"media.update.status","data":{"id":"v3","status":"failed"}}`, nil, 200, "media.update.status id=v3 status=failed (unknown status)"},
-		{"live", "msg_live", now, string(kinehook.SampleEvent(kinehook.EventLiveFinished)), nil, 200, "live.finished id=abc123-def456-ghi789 video_id=7127f2d7-0e96-40d0-9a03-2e987c096466"},
-		{"any path", "msg_path", now, `{"event":"live.created","data":{"event_id":"e9"}}`, func(r *http.Request) { r.URL.Path = "/deep/path" }, 200, "live.created id=e9"},
-		{"GET", "msg_get", now, media, func(r *http.Request) { r.Method = http.MethodGet }, 405, ""},
+		}, 401, "", "refused: POST /webhooks webhook-id=msg_tampered: 401 unauthorized: "},
+		{"stale", "msg_stale", now.Add(-10 * time.Minute), media, nil, 401, "", "refused: POST /webhooks webhook-id=msg_stale: 401 "},
+		{"future", "msg_future", now.Add(10 * time.Minute), media, nil, 401, "", "refused: POST /webhooks webhook-id=msg_future: 401 "},
+		{"unsigned", "", now, media, nil, 401, "", "refused: POST /webhooks webhook-id=(none): 401 "},
+		{"missing id", "msg_noid", now, media, func(r *http.Request) { r.Header.Del("webhook-id") }, 401, "", "refused: POST /webhooks webhook-id=(none): 401 "},
+		{"odd path and id", `msg "odd" id`, now, media, func(r *http.Request) {
+			r.URL.Path, r.Header["Webhook-Signature"] = "/a b\nforged line", []string{"v1,AAAA"}
+		}, 401, "", `refused: POST "/a b\nforged line" webhook-id="msg \"odd\" id": 401 `},
+		{"malformed", "msg_malformed", now, `{"event":"media.update.status",`, nil, 400, "", "refused: POST /webhooks webhook-id=msg_malformed: 400 malformed"},
+		{"missing field", "msg_nostatus", now, `{"event":"media.update.status","data":{"id":"v1"}}`, nil, 400, "", "refused: POST /webhooks webhook-id=msg_nostatus: 400 "},
+		{"unknown type", "msg_unknown_type", now, `{"event":"video.done","data":{"id":"v2"}}`, nil, 200, "video.done id=v2 (unknown event type)", ""},
+		{"unknown status", "msg_unknown_status", now, `{"event":"media.update.status","data":{"id":"v3","status":"failed"}}`, nil, 200, "media.update.status id=v3 status=failed (unknown status)", ""},
+		{"live", "msg_live", now, string(kinehook.SampleEvent(kinehook.EventLiveFinished)), nil, 200, "live.finished id=abc123-def456-ghi789 video_id=7127f2d7-0e96-40d0-9a03-2e987c096466", ""},
+		{"any path", "msg_path", now, `{"event":"live.created","data":{"event_id":"e9"}}`, func(r *http.Request) { r.URL.Path = "/deep/path" }, 200, "live.created id=e9", ""},
+		{"GET", "msg_get", now, media, func(r *http.Request) { r.Method = http.MethodGet }, 405, "", "refused: GET /webhooks webhook-id=msg_get: 405 method_not_allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(stdout.lines())
+			before, beforeErr := len(stdout.lines()), len(stderr.lines())
 			status, body := refPost(t, base+"/webhooks", listenSecret, tt.id, tt.ts, tt.body, tt.mutate)
 			if status != tt.status {
 				t.Fatalf("status = %d (%s), want %d", status, body, tt.status)
@@ -177,10 +181,16 @@ func TestListenAgainstReferenceLibrary(t *testing.T) {
 			if tt.line != "" && (len(lines) != before+1 || !strings.Contains(lines[before], tt.line) || !strings.HasSuffix(lines[before], "-> 200")) {
 				t.Errorf("stdout = %q, want one new line containing %q", lines[before:], tt.line)
 			}
+			// The note is written after the answer: wait for it.
+			var notes []string
+			if tt.note != "" {
+				listenWait(t, "the stderr note", func() bool { return len(stderr.lines()) > beforeErr })
+			}
+			notes = stderr.lines()[beforeErr:]
+			if tt.note == "" && len(notes) != 0 || tt.note != "" && (len(notes) != 1 || !strings.HasPrefix(notes[0], tt.note)) {
+				t.Errorf("stderr gained %q, want one line starting %q", notes, tt.note)
+			}
 		})
-	}
-	if !strings.Contains(stderr.String(), "duplicate media.update.status") || !strings.Contains(stderr.String(), "refused: 401") {
-		t.Errorf("stderr lacks the duplicate and refusal notes:\n%s", stderr)
 	}
 	if strings.Contains(stderr.String(), "warning") {
 		t.Errorf("warned although a secret was given:\n%s", stderr)
@@ -367,5 +377,22 @@ func TestListenLineOfOperationalEvent(t *testing.T) {
 	line := listenLineOf(&kinehook.Incoming{ID: "msg_1", Event: ev}, 200, time.Now()).text()
 	if !strings.Contains(line, "endpoint.disabled id=ep_1") || !strings.Contains(line, "410 Gone") || strings.Contains(line, "unknown") {
 		t.Errorf("line %q", line)
+	}
+}
+
+// TestListenHelpMatchesOutput: the help says where duplicates and refusals
+// are reported, which is where TestListenAgainstReferenceLibrary finds them.
+func TestListenHelpMatchesOutput(t *testing.T) {
+	long := strings.Join(strings.Fields(newListenCmd().Long), " ")
+	for _, want := range []string{
+		`they print no event line on stdout, only a "duplicate ..." note on stderr`,
+		`Refused requests get a "refused: ..." note on stderr naming the method, path and webhook-id`,
+	} {
+		if !strings.Contains(long, want) {
+			t.Errorf("listen --help does not say %q:\n%s", want, long)
+		}
+	}
+	if strings.Contains(long, "not printed") {
+		t.Errorf("listen --help says duplicates are not printed; a note is:\n%s", long)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -82,8 +83,9 @@ func newServeCmd() *cobra.Command {
 
 Every flag can also be set in the environment as KINEHOOK_<FLAG_IN_UPPER_SNAKE>
 (for example KINEHOOK_ADDR, KINEHOOK_ALLOW_PRIVATE_NETWORKS); a flag beats the
-environment. The admin key comes from KINEHOOK_ADMIN_KEY; when it is unset on
-the first start, a key is generated, stored hashed and printed once.`,
+environment. The admin key comes from KINEHOOK_ADMIN_KEY (at least 16
+characters; a shorter one is refused); when it is unset on the first start,
+a key is generated, stored hashed and printed once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := serveApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
@@ -263,20 +265,28 @@ func redactURL(s string) string {
 	return strings.ReplaceAll(u.String(), "%2A%2A%2A", "***")
 }
 
-// minAdminKeyLen is the shortest KINEHOOK_ADMIN_KEY taken without a warning.
+// minAdminKeyLen is the shortest admin key serve accepts, in characters:
+// the key opens every project, and failed guesses are only rate-limited,
+// never locked out.
 const minAdminKeyLen = 16
+
+// checkAdminKey refuses an admin key (KINEHOOK_ADMIN_KEY, or bench's) that
+// is set but shorter than minAdminKeyLen, without showing it.
+func checkAdminKey(key string) error {
+	if n := utf8.RuneCountInString(key); key != "" && n < minAdminKeyLen {
+		return fmt.Errorf("%s is %d characters long; an admin key must have at least %d (use 32 random bytes, e.g. `openssl rand -base64 32`, or unset it to have one generated and printed on the first start)", serveAdminKeyEnv, n, minAdminKeyLen)
+	}
+	return nil
+}
 
 // ensureAdminKey makes the store's admin key hash match KINEHOOK_ADMIN_KEY,
 // or, when that is unset and no key is stored, generates a key, stores its
 // hash and prints it once on out.
 func ensureAdminKey(ctx context.Context, st kinehook.Store, envKey string, out io.Writer, log *slog.Logger) error {
+	if err := checkAdminKey(envKey); err != nil {
+		return err
+	}
 	if envKey != "" {
-		if len(envKey) < minAdminKeyLen {
-			// Accepted (a test setup may want a short one), but said: the
-			// key reaches every project, and failed guesses are only
-			// rate-limited, not locked out.
-			log.Warn("KINEHOOK_ADMIN_KEY is short: anyone who can reach the API could guess it; use 32 random bytes, e.g. `openssl rand -base64 32`", "length", len(envKey), "recommended_min", minAdminKeyLen)
-		}
 		if err := st.SetAdminKeyHash(ctx, kinehook.HashKey(envKey)); err != nil {
 			return fmt.Errorf("store admin key hash: %w", err)
 		}
@@ -327,6 +337,13 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if o.breakerAfter < 0 || o.disableAfter < 0 {
 		return errors.New("--breaker-threshold and --disable-after must not be negative")
 	}
+	adminKey := o.adminKey
+	if adminKey == "" {
+		adminKey = os.Getenv(serveAdminKeyEnv)
+	}
+	if err := checkAdminKey(adminKey); err != nil {
+		return err // before the store is opened or created
+	}
 	cidrs, err := netguard.ParseCIDRs(o.allowCIDR)
 	if err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
@@ -360,10 +377,6 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
-	adminKey := o.adminKey
-	if adminKey == "" {
-		adminKey = os.Getenv(serveAdminKeyEnv)
-	}
 	if err := ensureAdminKey(ctx, st, adminKey, stdout, log); err != nil {
 		return err
 	}

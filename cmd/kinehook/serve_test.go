@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	nethttp "net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,8 +155,42 @@ func TestServeRefusesBadSettings(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want one mentioning %q", err, tc.want)
 			}
+
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("the error shows the database password: %v", err)
+			}
+		})
+	}
+}
+
+// TestServeRefusesShortAdminKey: serve stops, before it creates a store,
+// on an admin key shorter than 16 characters from KINEHOOK_ADMIN_KEY or
+// from bench, and the message gives the length and the fix, not the key.
+func TestServeRefusesShortAdminKey(t *testing.T) {
+	tests := []struct {
+		name, env, opt string
+	}{
+		{"environment", "secret", ""},
+		{"one character", "x", ""},
+		{"bench", "", "secret"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(serveAdminKeyEnv, tc.env)
+			data := filepath.Join(t.TempDir(), "data")
+			o := &serveOptions{addr: "127.0.0.1:0", data: data, retrySchedule: "1s", requestTimeout: time.Second, logFormat: "text", logLevel: "info", shutdownTimeout: time.Second, adminKey: tc.opt}
+			var out, errb bytes.Buffer
+			err := runServe(context.Background(), o, &out, &errb)
+			n := len(tc.env + tc.opt)
+			want := fmt.Sprintf("KINEHOOK_ADMIN_KEY is %d characters long; an admin key must have at least 16 (use 32 random bytes", n)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err %v; want %q", err, want)
+			}
+			if strings.Contains(err.Error(), tc.env+tc.opt+" ") {
+				t.Errorf("the error shows the key: %v", err)
+			}
+			if _, serr := os.Stat(data); !errors.Is(serr, fs.ErrNotExist) {
+				t.Errorf("the data directory was created (%v)", serr)
 			}
 		})
 	}
@@ -190,18 +228,23 @@ func TestEnsureAdminKey(t *testing.T) {
 	if !bytes.Equal(h, kinehook.HashKey("kh_admin_from_env")) {
 		t.Error("KINEHOOK_ADMIN_KEY did not replace the stored key")
 	}
-	// A short key is taken, with a warning that never shows the key.
+	// A key shorter than 16 characters is refused, without showing it,
+	// and the stored key stays.
+	for _, short := range []string{"Q", "abc", "kh_admin_abcdef", "ключ-админа-15с"} {
+		err := ensureAdminKey(ctx, st, short, &out, log)
+		if err == nil || !strings.Contains(err.Error(), "at least 16") || strings.Contains(err.Error(), short) {
+			t.Errorf("key of %d characters: %v; want a refusal naming the minimum, not the key", len([]rune(short)), err)
+		}
+	}
+	if h, _ = st.AdminKeyHash(ctx); !bytes.Equal(h, kinehook.HashKey("kh_admin_from_env")) {
+		t.Error("a refused short key replaced the stored key")
+	}
 	var logs bytes.Buffer
 	warn := slog.New(slog.NewTextHandler(&logs, nil))
-	if err := ensureAdminKey(ctx, st, "abc", &out, warn); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(logs.String(), "KINEHOOK_ADMIN_KEY is short") || strings.Contains(logs.String(), "abc") {
-		t.Errorf("short key log: %s", logs.String())
-	}
-	logs.Reset()
-	if err := ensureAdminKey(ctx, st, "kh_admin_long_enough_key", &out, warn); err != nil || logs.Len() != 0 {
-		t.Errorf("a long key logged %q (err %v)", logs.String(), err)
+	for _, ok := range []string{"kh_admin_abcdefg", "ключ-админа-16сим", "kh_admin_long_enough_key"} {
+		if err := ensureAdminKey(ctx, st, ok, &out, warn); err != nil || logs.Len() != 0 {
+			t.Errorf("key of %d characters: err %v, logged %q", len([]rune(ok)), err, logs.String())
+		}
 	}
 }
 

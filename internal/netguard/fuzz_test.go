@@ -63,7 +63,8 @@ func FuzzBlocked(f *testing.F) {
 // FuzzParseHost checks the host parser on arbitrary strings: no panic;
 // a parsed IPv4 address prints and re-parses to itself; registration
 // refuses exactly the parsed addresses the classifier blocks, and localhost
-// names; dotted decimal agrees with netip.
+// names; dotted decimal agrees with netip. A non-ASCII host the IDNA
+// mapping refuses is a *HostError instead, whatever it parses as.
 func FuzzParseHost(f *testing.F) {
 	for _, s := range []string{"127.1", "2130706433", "0x7f000001", "017700000001", "[::1]", "[::ffff:127.0.0.1]",
 		"0.0.0.0", "localhost", "a.localhost.", "example.com", "1.2.3.4", "0x", "08", "[fe80::1%eth0]", "127.0.0.1.", "4294967296"} {
@@ -73,11 +74,21 @@ func FuzzParseHost(f *testing.F) {
 		a, ok := ParseHost(host)
 		err := CheckLiteralHost(host)
 		var be *BlockedError
+		var he *HostError
+		if errors.As(err, &he) {
+			if isASCII(host) {
+				t.Fatalf("CheckLiteralHost(%q) = %v for an ASCII host", host, err)
+			}
+			if _, nerr := NormalizeHost(he.Host); nerr == nil {
+				t.Fatalf("CheckLiteralHost(%q) = %v but %q normalises", host, err, he.Host)
+			}
+			return
+		}
 		if err != nil && !errors.As(err, &be) {
 			t.Fatalf("CheckLiteralHost(%q) = %v, not a *BlockedError", host, err)
 		}
 		if !ok {
-			if IsLocalhostName(host) && err == nil {
+			if ascii, _ := NormalizeHost(host); IsLocalhostName(ascii) && err == nil {
 				t.Fatalf("localhost name %q passed", host)
 			}
 			if np, perr := netip.ParseAddr(host); perr == nil {
@@ -104,39 +115,48 @@ func FuzzParseHost(f *testing.F) {
 
 // FuzzURLHost runs endpoint URLs through the path the API and the
 // transport take: url.Parse, Hostname, CheckLiteralHost at registration,
-// and the dial-time rewrite of the host. A URL whose host denotes a blocked
-// address must be refused at registration, and what registration lets
-// through must, if it is an address, pass the dial-time check too.
+// and a request through the real transport (net/http's own IDNA mapping of
+// the host, canonicalDial, the guard's Control; only connect(2) is
+// replaced). Registration and the dial path must give every host the same
+// verdict: blocked, not normalisable, or let through. A URL whose host
+// denotes a blocked address must be refused at registration.
 func FuzzURLHost(f *testing.F) {
 	for _, s := range []string{"http://127.1:8080/", "https://0x7f000001/", "http://[::ffff:127.0.0.1]:80/x",
 		"http://localhost./", "https://hooks.example.com/kinescope", "http://[fe80::1%25eth0]/", "http://017700000001/",
-		"http://8.8.8.8/", "http://user@10.0.0.1/", "http://0/", "http://%31%32%37.1/"} {
+		"http://8.8.8.8/", "http://user@10.0.0.1/", "http://0/", "http://%31%32%37.1/",
+		"http://１２７.０.０.１/", "http://127。0。0。1/", "http://ⓛocalhost/", "http://１６９.２５４.１６９.２５４/",
+		"http://a\u200db.example.com/", "http://münchen.de/", "http://127.0.0.1%E3%80%82/", "http://０ｘ７ｆ０００００１/"} {
 		f.Add(s)
 	}
+	var g Guard
+	tr := dialTransport(&g)
 	f.Fuzz(func(t *testing.T, raw string) {
 		u, err := url.Parse(raw)
-		if err != nil {
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return
 		}
 		host := u.Hostname()
 		regErr := CheckLiteralHost(host)
-		a, isAddr := ParseHost(host)
-		if !isAddr {
-			a, isAddr = ParseHost("[" + host + "]")
-		}
-		if !isAddr {
-			if IsLocalhostName(host) && regErr == nil {
+		reg := verdict(t, regErr)
+		if ascii, nerr := NormalizeHost(host); nerr == nil {
+			a, isAddr := ParseHost(ascii)
+			if !isAddr {
+				a, isAddr = ParseHost("[" + ascii + "]")
+			}
+			if !isAddr && IsLocalhostName(ascii) && regErr == nil {
 				t.Fatalf("%q: localhost name %q passed registration", raw, host)
 			}
-			return
+			if isAddr {
+				if _, blocked := Blocked(a); blocked != (regErr != nil) {
+					t.Fatalf("%q: host %q = %s blocked=%v, registration error %v", raw, host, a, blocked, regErr)
+				}
+			}
+		} else if reg != verdictInvalid {
+			t.Fatalf("%q: host %q does not normalise (%v) but registration says %v", raw, host, nerr, regErr)
 		}
-		_, blocked := Blocked(a)
-		if blocked != (regErr != nil) {
-			t.Fatalf("%q: host %q = %s blocked=%v, registration error %v", raw, host, a, blocked, regErr)
-		}
-		var g Guard
-		if dialErr := g.Control("tcp", netip.AddrPortFrom(a, 443).String(), nil); (dialErr != nil) != (regErr != nil) {
-			t.Fatalf("%q: registration says %v, dial says %v", raw, regErr, dialErr)
+		u.Scheme = "http" // no TLS: the dial is all that is compared
+		if dial := dialVerdict(t, tr, u); dial != reg {
+			t.Fatalf("%q: registration says %s (%v), the dial path says %s", raw, reg, regErr, dial)
 		}
 	})
 }

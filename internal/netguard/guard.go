@@ -118,25 +118,41 @@ func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
 }
 
 // CheckLiteralHost refuses a URL host that is, however spelled, an address
-// the guard blocks, or a localhost name (unless AllowPrivate). A "host:port"
-// or "[v6]:port" is accepted too. Names pass: they are checked when dialled.
+// the guard blocks, or a localhost name (unless AllowPrivate). The host is
+// classified as the HTTP client will dial it: after NormalizeHost, so
+// "１２７.０.０.１" is 127.0.0.1; a host that cannot be normalised is a
+// *HostError whatever the policy, as the dialer refuses it too. A
+// "host:port" or "[v6]:port" is accepted too. Names pass: they are checked
+// when dialled.
 func (g *Guard) CheckLiteralHost(host string) error {
+	if _, ok := ParseHost(host); !ok {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+	}
+	written := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	ascii, err := NormalizeHost(host)
+	if err != nil {
+		return err
+	}
 	if g.AllowPrivate {
 		return nil
 	}
-	a, ok := ParseHost(host)
+	a, ok := ParseHost(ascii)
 	if !ok {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-			a, ok = ParseHost(host)
+		if err := g.checkLocalhostName(ascii); err != nil {
+			be := err.(*BlockedError)
+			if written != ascii {
+				be.Host = written
+				be.Reason += fmt.Sprintf(" (%q once mapped as the HTTP client maps it)", ascii)
+			}
+			return be
 		}
-	}
-	if !ok {
-		return g.checkLocalhostName(host)
+		return nil
 	}
 	if err := g.Check(a); err != nil {
 		be := err.(*BlockedError)
-		be.Host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		be.Host = written
 		return be
 	}
 	return nil

@@ -1,10 +1,62 @@
 package netguard
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
+
+// NormalizeHost returns a URL host (without port or brackets, as
+// url.URL.Hostname gives it) as net/http's client hands it to the dialer
+// and so to the resolver: an all-ASCII host unchanged, anything else
+// through the UTS #46 mapping of idna.Lookup, the profile net/http uses
+// (idnaASCII in net/http). The mapping turns full-width digits and dots,
+// the ideographic full stop, enclosed letters and other compatibility
+// forms into ASCII ("１２７。０．０．１" is "127.0.0.1", "ⓛocalhost" is
+// "localhost"), so a host must be classified after it, never before.
+// A host the mapping refuses is a *HostError: net/http would then dial the
+// raw bytes, so kinehook refuses it at registration and at dial time alike.
+func NormalizeHost(host string) (string, error) {
+	if isASCII(host) {
+		return host, nil
+	}
+	a, err := idna.Lookup.ToASCII(host)
+	if err != nil {
+		return "", &HostError{Host: host, Err: err}
+	}
+	return a, nil
+}
+
+// HostError is a URL host that cannot be normalised to the ASCII form the
+// HTTP client and the resolver would use (see NormalizeHost).
+type HostError struct {
+	// Host is the host as written.
+	Host string
+	// Err is the IDNA mapping's error.
+	Err error
+}
+
+// Error names the host and the IDNA rule it breaks.
+func (e *HostError) Error() string {
+	return fmt.Sprintf("host %q is not a valid internationalised domain name (%v); write it in ASCII or punycode (xn--)", e.Host, e.Err)
+}
+
+// Unwrap returns the IDNA error.
+func (e *HostError) Unwrap() error { return e.Err }
+
+// isASCII is net/http's test for skipping the IDNA mapping: every byte
+// below 0x80.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseHost reads a URL host as an IP address the way resolvers do, so that
 // the spellings a C resolver (inet_aton) or a browser would turn into an
@@ -106,8 +158,9 @@ func IsLocalhostName(host string) bool {
 }
 
 // CheckLiteralHost refuses, with a *BlockedError, a URL host that is a
-// blocked address however it is spelled (see ParseHost) or a localhost
-// name, under the default policy (nothing allowed). Names that are not
+// blocked address however it is spelled (see ParseHost, NormalizeHost) or a
+// localhost name, under the default policy (nothing allowed), and with a
+// *HostError a host NormalizeHost cannot map. Names that are not
 // addresses pass: whatever they resolve to is checked at dial time. Use it
 // when an endpoint is registered, to answer 422 at once instead of failing
 // every delivery later; Guard.CheckLiteralHost applies a Guard's allow list.

@@ -80,7 +80,7 @@ func NewTransport(o ClientOptions) *http.Transport {
 	}
 	return &http.Transport{
 		Proxy:                  nil,
-		DialContext:            canonicalDial(g, d),
+		DialContext:            canonicalDial(g, d.DialContext),
 		ForceAttemptHTTP2:      true,
 		TLSClientConfig:        tlsConf,
 		TLSHandshakeTimeout:    10 * time.Second,
@@ -95,18 +95,34 @@ func NewTransport(o ClientOptions) *http.Transport {
 // canonicalDial rewrites odd address spellings ("127.1", "0x7f000001") to
 // the address they mean before dialling, so they never become DNS queries
 // and always meet the guard as the address a C resolver would produce.
+// The host goes through NormalizeHost first, as at registration: net/http
+// has already mapped a Unicode host it could map, and one it could not
+// (which it would pass on raw) is refused here with a *HostError.
 // Localhost names are refused before any lookup (when loopback is blocked),
 // since a resolver may send "localhost." to DNS.
-func canonicalDial(g *Guard, d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
+func canonicalDial(g *Guard, dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		if host, port, err := net.SplitHostPort(address); err == nil {
-			if a, ok := ParseHost(host); ok {
-				address = net.JoinHostPort(a.String(), port)
-			} else if err := g.checkLocalhostName(host); err != nil {
+		host, port, err := net.SplitHostPort(address)
+		if err != nil {
+			// The dialer refuses it too; say why in the same words as
+			// registration when the cause is a host that does not map.
+			if _, nerr := NormalizeHost(address); nerr != nil {
+				return nil, nerr
+			}
+		} else {
+			ascii, err := NormalizeHost(host)
+			if err != nil {
 				return nil, err
 			}
+			if a, ok := ParseHost(ascii); ok {
+				address = net.JoinHostPort(a.String(), port)
+			} else if err := g.checkLocalhostName(ascii); err != nil {
+				return nil, err
+			} else {
+				address = net.JoinHostPort(ascii, port)
+			}
 		}
-		return d.DialContext(ctx, network, address)
+		return dial(ctx, network, address)
 	}
 }
 
