@@ -269,6 +269,18 @@ func KeepMaskedHeaders(in, stored map[string]string) map[string]string {
 // endpointCursorPrefix versions the endpoint list's cursors.
 const endpointCursorPrefix = "e1:"
 
+// EndpointPage cuts endpoints read with one row beyond limit (to learn
+// whether more follow) to a page, and returns the page's next cursor: ""
+// when nothing follows. Both stores page this way.
+func EndpointPage(rows []*Endpoint, limit int) ([]*Endpoint, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	last := rows[limit-1]
+	return rows, EncodeEndpointCursor(last.CreatedAt, last.ID)
+}
+
 // EncodeEndpointCursor is the next cursor of a page of endpoints whose last
 // one was created at t with id: endpoints list oldest first by (created_at,
 // id), so the next page starts after that pair, and endpoints created or

@@ -482,11 +482,7 @@ func (s *Store) ListEndpointsPage(ctx context.Context, projectID, cursor string,
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = kinehook.EncodeEndpointCursor(out[limit-1].CreatedAt, out[limit-1].ID)
-	}
+	out, next := kinehook.EndpointPage(out, limit)
 	return out, next, nil
 }
 
