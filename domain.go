@@ -199,16 +199,22 @@ type IngestResult struct {
 	// Duplicate is true when the idempotency key matched an earlier event;
 	// nothing was created.
 	Duplicate bool
+	// OpenDeliveries lists, for a Duplicate, the earlier event's deliveries
+	// still open, when the store shares its work with other instances: the
+	// client may be retrying against an instance that died before
+	// announcing them, so the coordinator wakes them (AfterCommit).
+	OpenDeliveries []string
 	// Announced is true when the store told the other instances sharing it
 	// of these deliveries in the same commit (PostgreSQL's NOTIFY is
 	// transactional): the news cannot be lost between the commit and an
 	// announcement, so the engine need not announce them again.
 	Announced bool
-	// Deferred is true when the store could not confirm that every older
-	// delivery of these resources is already queued by its owner (its
-	// coordinator lost touch with the other instances). The engine must not
-	// queue these from memory: the coordinator's reload, which reads the
-	// store in acceptance order, queues them behind the older ones.
+	// Deferred is true when the coordinator (Coordinator.AfterCommit)
+	// could not confirm that every older delivery of these resources is
+	// already queued by its owner (it lost touch with the other
+	// instances). The engine must not queue these from memory: the
+	// coordinator's reload, which reads the store in acceptance order,
+	// queues them behind the older ones.
 	Deferred bool
 }
 

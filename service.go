@@ -57,7 +57,8 @@ type PartitionOwner interface {
 // Coordinator divides the delivery partitions among live instances and
 // carries news between them. A single instance owns every partition (the
 // delivery package's local coordinator); on PostgreSQL, instances lease
-// partitions with heartbeats and talk through LISTEN/NOTIFY.
+// partitions with heartbeats and talk through LISTEN/NOTIFY (package cluster
+// over the postgres driver).
 type Coordinator interface {
 	// Run assigns and revokes partitions on owner until ctx ends.
 	Run(ctx context.Context, owner PartitionOwner) error
@@ -66,4 +67,10 @@ type Coordinator interface {
 	AnnounceDeliveries(ctx context.Context, ids []string) error
 	// AnnounceEndpoint tells the other instances that an endpoint changed.
 	AnnounceEndpoint(ctx context.Context, projectID, endpointID string) error
+	// AfterCommit is called by the engine after each ingest commit, before
+	// it queues the new deliveries: it keeps acceptance order across
+	// instances, setting Deferred on results the engine must leave to the
+	// coordinator's reload, and wakes the open deliveries of repeated
+	// events (IngestResult.OpenDeliveries).
+	AfterCommit(ctx context.Context, results []IngestResult)
 }

@@ -123,6 +123,8 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 		}
 		return
 	}
+	// The coordinator marks Deferred what it cannot yet queue in order.
+	e.cfg.Coordinator.AfterCommit(ctx, results)
 	e.schedule(results, gen)
 	for i := range events {
 		e.obs.EventAccepted(events[i].ProjectID, events[i].Type, results[i].Duplicate)

@@ -675,6 +675,8 @@ func (c *partialCoordinator) AnnounceDeliveries(_ context.Context, ids []string)
 	return nil
 }
 
+func (c *partialCoordinator) AfterCommit(context.Context, []kinehook.IngestResult) {}
+
 func (c *partialCoordinator) AnnounceEndpoint(_ context.Context, _, id string) error {
 	c.mu.Lock()
 	c.endpoints = append(c.endpoints, id)

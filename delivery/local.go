@@ -35,3 +35,7 @@ func (LocalCoordinator) AnnounceDeliveries(context.Context, []string) error { re
 
 // AnnounceEndpoint does nothing: there is no other instance.
 func (LocalCoordinator) AnnounceEndpoint(context.Context, string, string) error { return nil }
+
+// AfterCommit does nothing: no other instance accepts events, so every
+// older delivery is already queued here.
+func (LocalCoordinator) AfterCommit(context.Context, []kinehook.IngestResult) {}

@@ -18,76 +18,148 @@ const idempotencyWindow = 24 * time.Hour
 
 type projKey struct{ project, key string }
 
+// ingestNews is set on the store while a cluster coordinator runs on one of
+// its Drivers (Driver.ShareIngests): each ingest then announces its new
+// deliveries in its own transaction when other instances are live.
+type ingestNews struct {
+	self     string        // this instance, not counted among the others
+	ttl      time.Duration // a heartbeat within it makes an instance live
+	channel  string
+	payloads func(ids []string, parts []int) []string
+}
+
 // IngestEvents stores events and their deliveries in one transaction. It
 // takes two round trips to PostgreSQL for a whole batch: the first claims the
 // idempotency keys, allocates the Seq values and reads the projects' enabled
 // endpoints; the second inserts the events and deliveries (multi-row INSERT
-// ... SELECT FROM unnest) and commits. While a Coordinator of this store
-// runs and other instances are live (read in the first trip), the second
-// trip also announces the new deliveries (NOTIFY, delivered only with the
-// commit: results are Announced), and IngestEvents returns only after a
-// Coordinator.Sync: every delivery announced by another instance before
-// this commit is queued before the caller queues these (acceptance order
-// across instances). A single instance skips both. When the order cannot be
-// confirmed (the LISTEN connection is down), results are Deferred and the
-// coordinator reloads its partitions from the store.
+// ... SELECT FROM unnest) and commits.
+//
+// While a cluster coordinator shares this store's work (ShareIngests), the
+// first trip also asks whether other instances are live and, if so, the
+// second announces the new deliveries (NOTIFY, delivered only with the
+// commit: results are Announced), so an instance killed right after its
+// commit cannot leave them unannounced; a repeated event's result lists its
+// open deliveries (OpenDeliveries). What follows the commit, the ordering
+// wait, is the coordinator's (Coordinator.AfterCommit), called by the
+// engine.
 func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
 	if len(events) == 0 {
 		return []kinehook.IngestResult{}, nil
 	}
-	t := now()
-	evs := make([]*kinehook.Event, len(events))
-	// dupOf[i] >= 0: event i repeats the idempotency key of event dupOf[i]
-	// in the same batch.
-	dupOf := make([]int, len(events))
-	first := map[projKey]int{}
-	var keyed []int
-	projects := map[string]bool{}
-	for i, in := range events {
-		ev := *in
-		if ev.ID == "" {
-			ev.ID = kinehook.NewID(kinehook.PrefixEvent)
-		}
-		if ev.CreatedAt.IsZero() {
-			ev.CreatedAt = t
-		}
-		ev.CreatedAt = ev.CreatedAt.UTC().Truncate(time.Microsecond)
-		evs[i] = &ev
-		dupOf[i] = -1
-		projects[ev.ProjectID] = true
-		if ev.IdempotencyKey != "" {
-			k := projKey{ev.ProjectID, ev.IdempotencyKey}
-			if j, ok := first[k]; ok {
-				dupOf[i] = j
-				continue
-			}
-			first[k] = i
-			keyed = append(keyed, i)
-		}
-	}
-	// Lock idempotency keys in a fixed order so concurrent batches cannot deadlock.
-	slices.SortFunc(keyed, func(a, b int) int {
-		if c := strings.Compare(evs[a].ProjectID, evs[b].ProjectID); c != 0 {
-			return c
-		}
-		return strings.Compare(evs[a].IdempotencyKey, evs[b].IdempotencyKey)
-	})
-
+	in := newIngest(events, s.news.Load())
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, wrap("ingest: begin", err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after Commit
+	if err := in.firstTrip(ctx, tx); err != nil {
+		return nil, err
+	}
+	if err := s.repeated(ctx, tx, in); err != nil {
+		return nil, err
+	}
+	in.build()
+	if err := in.secondTrip(ctx, tx); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, wrap("ingest: commit", err)
+	}
+	return in.results, nil
+}
 
-	// Round trip 1.
+// epFilter is an enabled endpoint as an ingest matches events to it.
+type epFilter struct {
+	id    string
+	match kinehook.Endpoint
+}
+
+// ingest is one IngestEvents call in progress.
+type ingest struct {
+	t   time.Time
+	evs []*kinehook.Event
+	// dupOf[i] >= 0: event i repeats the idempotency key of event dupOf[i]
+	// in the same batch.
+	dupOf    []int
+	keyed    []int // events with an idempotency key, first of their key
+	projects map[string]bool
+	news     *ingestNews // nil: not shared with other instances
+
+	// Read in the first round trip.
+	byProject map[string][]epFilter
+	seqs      []int64
+	claimed   map[projKey]bool // keys claimed for the events of this batch
+	others    bool             // other instances are live
+
+	results []kinehook.IngestResult
+	rows    ingestRows
+}
+
+// ingestRows are the column arrays of the new events and deliveries.
+type ingestRows struct {
+	eIDs, ePIDs, eTypes, eKeys []string
+	eRes, ePay                 [][]byte
+	eSeqs                      []int64
+	eAts                       []time.Time
+	dIDs, dPIDs, dEIDs, dEPs   []string
+	dTypes                     []string
+	dRes                       [][]byte
+	dSeqs                      []int64
+	dParts                     []int16
+	dAts                       []time.Time
+}
+
+// newIngest copies the events with their ids and times filled in, and
+// finds repeated idempotency keys.
+func newIngest(events []*kinehook.Event, news *ingestNews) *ingest {
+	in := &ingest{t: now(), evs: make([]*kinehook.Event, len(events)), dupOf: make([]int, len(events)),
+		projects: map[string]bool{}, news: news, results: make([]kinehook.IngestResult, len(events))}
+	first := map[projKey]int{}
+	for i, src := range events {
+		ev := *src
+		if ev.ID == "" {
+			ev.ID = kinehook.NewID(kinehook.PrefixEvent)
+		}
+		if ev.CreatedAt.IsZero() {
+			ev.CreatedAt = in.t
+		}
+		ev.CreatedAt = ev.CreatedAt.UTC().Truncate(time.Microsecond)
+		in.evs[i] = &ev
+		in.dupOf[i] = -1
+		in.projects[ev.ProjectID] = true
+		if ev.IdempotencyKey == "" {
+			continue
+		}
+		k := projKey{ev.ProjectID, ev.IdempotencyKey}
+		if j, ok := first[k]; ok {
+			in.dupOf[i] = j
+			continue
+		}
+		first[k] = i
+		in.keyed = append(in.keyed, i)
+	}
+	// Lock idempotency keys in a fixed order so concurrent batches cannot deadlock.
+	slices.SortFunc(in.keyed, func(a, b int) int {
+		if c := strings.Compare(in.evs[a].ProjectID, in.evs[b].ProjectID); c != 0 {
+			return c
+		}
+		return strings.Compare(in.evs[a].IdempotencyKey, in.evs[b].IdempotencyKey)
+	})
+	return in
+}
+
+// firstTrip reads the endpoints, allocates the Seq values, claims the
+// idempotency keys and, when shared, asks whether others are live.
+func (in *ingest) firstTrip(ctx context.Context, tx pgx.Tx) error {
 	var b pgx.Batch
 	b.Queue(`SELECT id, project_id, event_types FROM endpoints WHERE project_id = ANY($1) AND NOT disabled ORDER BY created_at, id`,
-		mapKeys(projects))
-	b.Queue(`SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)`, len(evs))
-	if len(keyed) > 0 {
-		pids, keys, eids, ats := make([]string, len(keyed)), make([]string, len(keyed)), make([]string, len(keyed)), make([]time.Time, len(keyed))
-		for n, i := range keyed {
-			pids[n], keys[n], eids[n], ats[n] = evs[i].ProjectID, evs[i].IdempotencyKey, evs[i].ID, evs[i].CreatedAt
+		mapKeys(in.projects))
+	b.Queue(`SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)`, len(in.evs))
+	if len(in.keyed) > 0 {
+		n := len(in.keyed)
+		pids, keys, eids, ats := make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+		for j, i := range in.keyed {
+			pids[j], keys[j], eids[j], ats[j] = in.evs[i].ProjectID, in.evs[i].IdempotencyKey, in.evs[i].ID, in.evs[i].CreatedAt
 		}
 		// A key is claimed when it is new or its event is older than the
 		// window; otherwise the row is left alone (and not returned).
@@ -97,222 +169,236 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 			WHERE idempotency_keys.created_at <= excluded.created_at - interval '24 hours'
 			RETURNING project_id, key`, pids, keys, eids, ats)
 	}
-	coord := s.activeCoordinator()
-	if coord != nil {
+	if in.news != nil {
 		b.Queue(`SELECT EXISTS (SELECT 1 FROM instances WHERE id <> $1 AND heartbeat_at > now() - $2 * interval '1 millisecond')`,
-			coord.id, coord.ttl.Milliseconds())
+			in.news.self, in.news.ttl.Milliseconds())
 	}
 	br := tx.SendBatch(ctx, &b)
-	type epFilter struct {
-		id    string
-		match kinehook.Endpoint
+	if err := in.readFirstTrip(br); err != nil {
+		br.Close()
+		return err
 	}
-	byProject := map[string][]epFilter{}
+	if err := br.Close(); err != nil {
+		return wrap("ingest: batch", err)
+	}
+	if len(in.seqs) != len(in.evs) {
+		return fmt.Errorf("postgres: ingest: allocated %d seq values for %d events", len(in.seqs), len(in.evs))
+	}
+	return nil
+}
+
+// readFirstTrip reads the first trip's answers in the order queued.
+func (in *ingest) readFirstTrip(br pgx.BatchResults) error {
+	var err error
+	if in.byProject, err = readEndpointFilters(br); err != nil {
+		return wrap("ingest: read endpoints", err)
+	}
+	rows, err := br.Query()
+	if err == nil {
+		in.seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	if err != nil {
+		return wrap("ingest: allocate seq", err)
+	}
+	slices.Sort(in.seqs)
+	in.claimed = map[projKey]bool{}
+	if len(in.keyed) > 0 {
+		if err := readClaimed(br, in.claimed); err != nil {
+			return wrap("ingest: idempotency keys", err)
+		}
+	}
+	if in.news != nil {
+		if err := br.QueryRow().Scan(&in.others); err != nil {
+			return wrap("ingest: live instances", err)
+		}
+	}
+	return nil
+}
+
+// readEndpointFilters reads the enabled endpoints by project.
+func readEndpointFilters(br pgx.BatchResults) (map[string][]epFilter, error) {
 	rows, err := br.Query()
 	if err != nil {
-		br.Close()
-		return nil, wrap("ingest: read endpoints", err)
+		return nil, err
 	}
+	defer rows.Close()
+	byProject := map[string][]epFilter{}
 	for rows.Next() {
 		var id, pid string
 		var types []string
 		if err := rows.Scan(&id, &pid, &types); err != nil {
-			rows.Close()
-			br.Close()
-			return nil, wrap("ingest: read endpoints", err)
+			return nil, err
 		}
 		byProject[pid] = append(byProject[pid], epFilter{id: id, match: kinehook.Endpoint{EventTypes: types}})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		br.Close()
-		return nil, wrap("ingest: read endpoints", err)
-	}
-	rows, err = br.Query()
-	if err != nil {
-		br.Close()
-		return nil, wrap("ingest: allocate seq", err)
-	}
-	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		br.Close()
-		return nil, wrap("ingest: allocate seq", err)
-	}
-	slices.Sort(seqs)
-	claimed := map[projKey]bool{}
-	if len(keyed) > 0 {
-		rows, err = br.Query()
-		if err != nil {
-			br.Close()
-			return nil, wrap("ingest: idempotency keys", err)
-		}
-		for rows.Next() {
-			var k projKey
-			if err := rows.Scan(&k.project, &k.key); err != nil {
-				rows.Close()
-				br.Close()
-				return nil, wrap("ingest: idempotency keys", err)
-			}
-			claimed[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			br.Close()
-			return nil, wrap("ingest: idempotency keys", err)
-		}
-	}
-	others := false
-	if coord != nil {
-		if err := br.QueryRow().Scan(&others); err != nil {
-			br.Close()
-			return nil, wrap("ingest: live instances", err)
-		}
-	}
-	if err := br.Close(); err != nil {
-		return nil, wrap("ingest: batch", err)
-	}
-	if len(seqs) != len(evs) {
-		return nil, fmt.Errorf("postgres: ingest: allocated %d seq values for %d events", len(seqs), len(evs))
-	}
+	return byProject, rows.Err()
+}
 
-	results := make([]kinehook.IngestResult, len(evs))
-	var reopen []string // open deliveries of events repeated by idempotency key
-	// Keys seen before: the earlier events come back as duplicates.
+// readClaimed reads the idempotency keys claimed for this batch.
+func readClaimed(br pgx.BatchResults, claimed map[projKey]bool) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k projKey
+		if err := rows.Scan(&k.project, &k.key); err != nil {
+			return err
+		}
+		claimed[k] = true
+	}
+	return rows.Err()
+}
+
+// repeated answers the events whose idempotency key was seen before with
+// the earlier events, as duplicates; when shared, with their open
+// deliveries too.
+func (s *Store) repeated(ctx context.Context, tx pgx.Tx, in *ingest) error {
 	var stale []int
-	for _, i := range keyed {
-		if !claimed[projKey{evs[i].ProjectID, evs[i].IdempotencyKey}] {
+	for _, i := range in.keyed {
+		if !in.claimed[projKey{in.evs[i].ProjectID, in.evs[i].IdempotencyKey}] {
 			stale = append(stale, i)
 		}
 	}
-	if len(stale) > 0 {
-		earlier, err := s.eventsByKey(ctx, tx, evs, stale)
-		if err != nil {
-			return nil, err
-		}
-		var earlierIDs []string
-		for _, i := range stale {
-			e := earlier[projKey{evs[i].ProjectID, evs[i].IdempotencyKey}]
-			if e == nil {
-				return nil, fmt.Errorf("postgres: ingest: idempotency key %q of project %s names a missing event", evs[i].IdempotencyKey, evs[i].ProjectID)
-			}
-			results[i] = kinehook.IngestResult{Event: e, Duplicate: true}
-			earlierIDs = append(earlierIDs, e.ID)
-		}
-		if s.activeCoordinator() != nil {
-			// A retry after a failure: the instance that stored the event may
-			// have died before announcing its deliveries. Wake those still open.
-			rows, err := tx.Query(ctx, `SELECT id FROM deliveries WHERE event_id = ANY($1) AND status NOT IN ('succeeded', 'failed') ORDER BY seq`, customPlan, earlierIDs)
-			if err == nil {
-				reopen, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			}
-			if err != nil {
-				return nil, wrap("ingest: open deliveries of repeated events", err)
-			}
-		}
+	if len(stale) == 0 {
+		return nil
 	}
+	earlier, err := s.eventsByKey(ctx, tx, in.evs, stale)
+	if err != nil {
+		return err
+	}
+	at := map[string]int{} // earlier event id -> result index
+	for _, i := range stale {
+		e := earlier[projKey{in.evs[i].ProjectID, in.evs[i].IdempotencyKey}]
+		if e == nil {
+			return fmt.Errorf("postgres: ingest: idempotency key %q of project %s names a missing event", in.evs[i].IdempotencyKey, in.evs[i].ProjectID)
+		}
+		in.results[i] = kinehook.IngestResult{Event: e, Duplicate: true}
+		at[e.ID] = i
+	}
+	if in.news == nil {
+		return nil
+	}
+	// A retry after a failure: the instance that stored the event may have
+	// died before announcing its deliveries. The coordinator wakes those
+	// still open.
+	rows, err := tx.Query(ctx, `SELECT event_id, id FROM deliveries WHERE event_id = ANY($1) AND status NOT IN ('succeeded', 'failed') ORDER BY seq`,
+		customPlan, mapKeys(at))
+	if err != nil {
+		return wrap("ingest: open deliveries of repeated events", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var eid, id string
+		if err := rows.Scan(&eid, &id); err != nil {
+			return wrap("ingest: open deliveries of repeated events", err)
+		}
+		r := &in.results[at[eid]]
+		r.OpenDeliveries = append(r.OpenDeliveries, id)
+	}
+	return wrap("ingest: open deliveries of repeated events", rows.Err())
+}
 
-	// Build the rows of the new events and their deliveries.
-	var (
-		eIDs, ePIDs, eTypes, eKeys []string
-		eRes, ePay                 [][]byte
-		eSeqs                      []int64
-		eAts                       []time.Time
-		dIDs, dPIDs, dEIDs, dEPs   []string
-		dTypes                     []string
-		dRes                       [][]byte
-		dSeqs                      []int64
-		dParts                     []int16
-		dAts                       []time.Time
-	)
-	for i, ev := range evs {
-		if dupOf[i] >= 0 || results[i].Event != nil {
+// build makes the new events' rows and deliveries and fills in results;
+// repeats within the batch share their first event's result.
+func (in *ingest) build() {
+	for i, ev := range in.evs {
+		if in.dupOf[i] >= 0 || in.results[i].Event != nil {
 			continue
 		}
-		ev.Seq = seqs[i]
-		eIDs, ePIDs, eTypes, eKeys = append(eIDs, ev.ID), append(ePIDs, ev.ProjectID), append(eTypes, string(ev.Type)), append(eKeys, ev.IdempotencyKey)
-		eRes, ePay, eSeqs, eAts = append(eRes, []byte(ev.ResourceKey)), append(ePay, nonNil(ev.Payload)), append(eSeqs, ev.Seq), append(eAts, ev.CreatedAt)
+		ev.Seq = in.seqs[i]
+		in.rows.addEvent(ev)
 		var ds []*kinehook.Delivery
-		for _, ep := range byProject[ev.ProjectID] {
-			if !ep.match.Matches(ev.Type) {
-				continue
+		for _, ep := range in.byProject[ev.ProjectID] {
+			if ep.match.Matches(ev.Type) {
+				d := newDelivery(ev, ep.id, in.t)
+				ds = append(ds, d)
+				in.rows.addDelivery(d)
 			}
-			d := &kinehook.Delivery{
-				ID:            kinehook.NewID(kinehook.PrefixDelivery),
-				ProjectID:     ev.ProjectID,
-				EventID:       ev.ID,
-				EndpointID:    ep.id,
-				EventType:     ev.Type,
-				ResourceKey:   ev.ResourceKey,
-				Seq:           ev.Seq,
-				Partition:     kinehook.PartitionOf(ep.id, ev.ResourceKey),
-				Status:        kinehook.DeliveryPending,
-				NextAttemptAt: t,
-				CreatedAt:     ev.CreatedAt,
-				UpdatedAt:     t,
-			}
-			ds = append(ds, d)
-			dIDs, dPIDs, dEIDs, dEPs = append(dIDs, d.ID), append(dPIDs, d.ProjectID), append(dEIDs, d.EventID), append(dEPs, d.EndpointID)
-			dTypes, dRes, dSeqs = append(dTypes, string(d.EventType)), append(dRes, []byte(d.ResourceKey)), append(dSeqs, d.Seq)
-			dParts, dAts = append(dParts, int16(d.Partition)), append(dAts, d.CreatedAt)
 		}
-		results[i] = kinehook.IngestResult{Event: ev, Deliveries: ds}
+		in.results[i] = kinehook.IngestResult{Event: ev, Deliveries: ds}
 	}
-	for i := range evs {
-		if j := dupOf[i]; j >= 0 {
-			results[i] = kinehook.IngestResult{Event: results[j].Event, Duplicate: true}
+	for i := range in.evs {
+		if j := in.dupOf[i]; j >= 0 {
+			in.results[i] = kinehook.IngestResult{Event: in.results[j].Event, Duplicate: true}
 		}
 	}
+}
 
-	// Round trip 2 (the commit follows in the same flight as the inserts'
-	// results are read).
-	if len(eIDs) > 0 {
-		var b2 pgx.Batch
-		b2.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[])`,
-			eSeqs, eIDs, ePIDs, eTypes, eRes, ePay, eKeys, eAts)
-		if len(dIDs) > 0 {
-			b2.Queue(`INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition,
-				status, attempts, next_attempt_at, last_status_code, last_error, created_at, updated_at)
-				SELECT id, pid, eid, ep, typ, res, seq, part, 'pending', 0, $9, 0, '', at, $9
-				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bigint[], $8::smallint[], $10::timestamptz[])
-					AS u(id, pid, eid, ep, typ, res, seq, part, at)`,
-				dIDs, dPIDs, dEIDs, dEPs, dTypes, dRes, dSeqs, dParts, t, dAts)
-		}
-		announce := coord != nil && others && len(dIDs) > 0
-		if announce {
-			// In the transaction: the owners hear of these deliveries if
-			// and only if they are committed, even if this process dies
-			// right after the commit.
-			b2.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, channelDeliveries, coord.deliveryPayloads(dIDs, dParts))
-		}
-		if err := tx.SendBatch(ctx, &b2).Close(); err != nil {
-			return nil, wrap("ingest: insert events and deliveries", err)
-		}
-		if announce {
-			for i := range results {
-				if !results[i].Duplicate {
-					results[i].Announced = true
-				}
+// newDelivery is the pending delivery of ev to an endpoint.
+func newDelivery(ev *kinehook.Event, endpointID string, t time.Time) *kinehook.Delivery {
+	return &kinehook.Delivery{
+		ID:            kinehook.NewID(kinehook.PrefixDelivery),
+		ProjectID:     ev.ProjectID,
+		EventID:       ev.ID,
+		EndpointID:    endpointID,
+		EventType:     ev.Type,
+		ResourceKey:   ev.ResourceKey,
+		Seq:           ev.Seq,
+		Partition:     kinehook.PartitionOf(endpointID, ev.ResourceKey),
+		Status:        kinehook.DeliveryPending,
+		NextAttemptAt: t,
+		CreatedAt:     ev.CreatedAt,
+		UpdatedAt:     t,
+	}
+}
+
+func (r *ingestRows) addEvent(ev *kinehook.Event) {
+	r.eIDs, r.ePIDs, r.eTypes, r.eKeys = append(r.eIDs, ev.ID), append(r.ePIDs, ev.ProjectID), append(r.eTypes, string(ev.Type)), append(r.eKeys, ev.IdempotencyKey)
+	r.eRes, r.ePay, r.eSeqs, r.eAts = append(r.eRes, []byte(ev.ResourceKey)), append(r.ePay, nonNil(ev.Payload)), append(r.eSeqs, ev.Seq), append(r.eAts, ev.CreatedAt)
+}
+
+func (r *ingestRows) addDelivery(d *kinehook.Delivery) {
+	r.dIDs, r.dPIDs, r.dEIDs, r.dEPs = append(r.dIDs, d.ID), append(r.dPIDs, d.ProjectID), append(r.dEIDs, d.EventID), append(r.dEPs, d.EndpointID)
+	r.dTypes, r.dRes, r.dSeqs = append(r.dTypes, string(d.EventType)), append(r.dRes, []byte(d.ResourceKey)), append(r.dSeqs, d.Seq)
+	r.dParts, r.dAts = append(r.dParts, int16(d.Partition)), append(r.dAts, d.CreatedAt)
+}
+
+// secondTrip inserts the new events and deliveries and, while other
+// instances are live, announces the deliveries in the same transaction:
+// the owners hear of them if and only if they are committed, even if this
+// process dies right after the commit.
+func (in *ingest) secondTrip(ctx context.Context, tx pgx.Tx) error {
+	r := &in.rows
+	if len(r.eIDs) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[])`,
+		r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts)
+	if len(r.dIDs) > 0 {
+		b.Queue(`INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition,
+			status, attempts, next_attempt_at, last_status_code, last_error, created_at, updated_at)
+			SELECT id, pid, eid, ep, typ, res, seq, part, 'pending', 0, $9, 0, '', at, $9
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bigint[], $8::smallint[], $10::timestamptz[])
+				AS u(id, pid, eid, ep, typ, res, seq, part, at)`,
+			r.dIDs, r.dPIDs, r.dEIDs, r.dEPs, r.dTypes, r.dRes, r.dSeqs, r.dParts, in.t, r.dAts)
+	}
+	announce := in.others && len(r.dIDs) > 0
+	if announce {
+		b.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, in.news.channel, in.news.payloads(r.dIDs, ints(r.dParts)))
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return wrap("ingest: insert events and deliveries", err)
+	}
+	if announce {
+		for i := range in.results {
+			if !in.results[i].Duplicate {
+				in.results[i].Announced = true
 			}
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, wrap("ingest: commit", err)
+	return nil
+}
+
+func ints(ps []int16) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = int(p)
 	}
-	if coord != nil && len(reopen) > 0 {
-		coord.wakeOpen(ctx, reopen)
-	}
-	if coord != nil && len(dIDs) > 0 && !coord.afterIngest(ctx, others) {
-		// Older deliveries of these resources may not be queued yet: the
-		// reload queues these after them, in acceptance order.
-		for i := range results {
-			if !results[i].Duplicate {
-				results[i].Deferred = true
-			}
-		}
-		coord.reloadSoon()
-	}
-	return results, nil
+	return out
 }
 
 func nonNil(b []byte) []byte {
@@ -322,7 +408,7 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-func mapKeys(m map[string]bool) []string {
+func mapKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

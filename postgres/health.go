@@ -63,15 +63,3 @@ func (s *Store) probe(ctx context.Context) error {
 // StoreHealth returns the tracker that tells an outage of the database (a
 // restart, a full disk) from single failures; see internal/storehealth.
 func (s *Store) StoreHealth() *storehealth.Tracker { return s.health }
-
-// storeWarn logs a failed database operation of the coordinator at WARN,
-// unless the store's tracker takes err as part of an outage, which it logs
-// once: each failure of it goes to the debug log only.
-func (c *Coordinator) storeWarn(msg string, err error, args ...any) {
-	args = append(args, "err", err)
-	if c.health.Fail(err) != "" {
-		c.log.Debug(msg, args...)
-		return
-	}
-	c.log.Warn(msg, args...)
-}

@@ -1,7 +1,8 @@
 // Package postgres is the PostgreSQL backend of kinehook: a kinehook.Store
 // for many stateless `kinehook serve` instances sharing one database, and a
-// kinehook.Coordinator that splits the delivery partitions among them with
-// leases and carries news between them with LISTEN/NOTIFY.
+// Driver on which package cluster's Coordinator splits the delivery
+// partitions among them with leases and carries news between them with
+// LISTEN/NOTIFY.
 //
 // The store keeps the same contract as the embedded SQLite store (both pass
 // the storetest suite). Migrations are embedded and applied at Open under an
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,7 +37,7 @@ type Options struct {
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
 	// MaxConns bounds the connection pool (0: DefaultMaxConns). Each instance
-	// uses up to this many connections plus a few for its Coordinator.
+	// uses up to this many connections plus a few for its Driver.
 	MaxConns int32
 	// SkipMigrate leaves the schema alone at Open (for deployments that run
 	// `kinehook migrate` separately); Open then checks the schema version.
@@ -55,8 +57,11 @@ type Store struct {
 	// health tells an outage (restart, full disk) from single failures.
 	health *storehealth.Tracker
 
-	mu     sync.Mutex
-	coords []*Coordinator // closed with the store
+	mu      sync.Mutex
+	drivers []*Driver // closed with the store
+	// news, set while a cluster coordinator runs on a Driver of this
+	// store, makes each ingest announce its deliveries in its commit.
+	news atomic.Pointer[ingestNews]
 }
 
 var _ kinehook.Store = (*Store)(nil)
@@ -144,14 +149,14 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the pool, waiting for connections in use to be returned, and
-// the pools of the Coordinators made from this store.
+// the pools of the Drivers made from this store.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	coords := s.coords
-	s.coords = nil
+	drivers := s.drivers
+	s.drivers = nil
 	s.mu.Unlock()
-	for _, c := range coords {
-		_ = c.Close()
+	for _, d := range drivers {
+		_ = d.Close()
 	}
 	s.health.Close()
 	s.pool.Close()

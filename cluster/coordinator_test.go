@@ -1,4 +1,4 @@
-package postgres
+package cluster
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/postgres"
 )
 
 // registry is the ground truth of who delivers what across fake owners: it
@@ -117,19 +118,16 @@ type runningCoord struct {
 	done   chan error
 }
 
-func startCoord(t *testing.T, s *Store, name string, reg *registry) *runningCoord {
+func startCoord(t *testing.T, s *postgres.Store, name string, reg *registry) *runningCoord {
 	t.Helper()
-	c, err := NewCoordinator(s, CoordinatorOptions{InstanceID: name, Heartbeat: 200 * time.Millisecond, LeaseTTL: time.Second, StopTimeout: 5 * time.Second})
+	c, err := newCoord(s, Options{InstanceID: name, Heartbeat: 200 * time.Millisecond, LeaseTTL: time.Second, StopTimeout: 5 * time.Second})
 	if err != nil {
-		t.Fatalf("NewCoordinator: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rc := &runningCoord{c: c, owner: newFakeOwner(name, reg), cancel: cancel, done: make(chan error, 1)}
 	go func() { rc.done <- c.Run(ctx, rc.owner) }()
-	t.Cleanup(func() {
-		rc.stop(t)
-		c.Close()
-	})
+	t.Cleanup(func() { rc.stop(t) })
 	return rc
 }
 
@@ -188,7 +186,7 @@ func checkNoConflicts(t *testing.T, reg *registry) {
 }
 
 func TestCoordinatorSharesAndFailsOver(t *testing.T) {
-	s := openTestStore(t, Options{})
+	s := openStore(t)
 	reg := &registry{by: map[int]string{}}
 	a := startCoord(t, s, "inst-a", reg)
 	waitFor(t, 5*time.Second, "one instance owns every partition", func() bool { return settled(reg, a.owner) })
@@ -229,7 +227,7 @@ func TestCoordinatorSharesAndFailsOver(t *testing.T) {
 	checkNoConflicts(t, reg)
 
 	var rows int
-	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM instances WHERE id = 'inst-b'`).Scan(&rows); err != nil || rows != 0 {
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM instances WHERE id = 'inst-b'`).Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("a stopped instance stays in the instances table (%d rows, %v)", rows, err)
 	}
 	if got := a.c.Owned(); len(got) != kinehook.NumPartitions {
@@ -241,7 +239,7 @@ func TestCoordinatorSharesAndFailsOver(t *testing.T) {
 }
 
 func TestCoordinatorNotifications(t *testing.T) {
-	s := openTestStore(t, Options{})
+	s := openStore(t)
 	reg := &registry{by: map[int]string{}}
 	a := startCoord(t, s, "inst-a", reg)
 	b := startCoord(t, s, "inst-b", reg)
@@ -302,7 +300,7 @@ func TestCoordinatorNotifications(t *testing.T) {
 }
 
 func TestCoordinatorListenReconnect(t *testing.T) {
-	s := openTestStore(t, Options{})
+	s := openStore(t)
 	reg := &registry{by: map[int]string{}}
 	a := startCoord(t, s, "inst-a", reg)
 	b := startCoord(t, s, "inst-b", reg)
@@ -312,7 +310,7 @@ func TestCoordinatorListenReconnect(t *testing.T) {
 	b.owner.mu.Unlock()
 
 	var killed int
-	err := s.pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	err := s.Pool().QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name = 'kinehook-listen'`).Scan(&killed)
 	if err != nil || killed != 2 {
 		t.Fatalf("terminated %d LISTEN connections (%v), want 2", killed, err)
@@ -342,20 +340,18 @@ func TestCoordinatorListenReconnect(t *testing.T) {
 
 func TestCoordinatorOptions(t *testing.T) {
 	requirePG(t)
-	s := openTestStore(t, Options{})
-	if _, err := NewCoordinator(s, CoordinatorOptions{Heartbeat: time.Second, LeaseTTL: time.Second}); err == nil {
+	s := openStore(t)
+	if _, err := newCoord(s, Options{Heartbeat: time.Second, LeaseTTL: time.Second}); err == nil {
 		t.Error("a lease TTL shorter than two heartbeats was accepted")
 	}
-	c1, err := NewCoordinator(s, CoordinatorOptions{})
+	c1, err := newCoord(s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c1.Close()
-	c2, err := NewCoordinator(s, CoordinatorOptions{})
+	c2, err := newCoord(s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c2.Close()
 	if c1.ID() == "" || c1.ID() == c2.ID() {
 		t.Errorf("instance ids %q and %q: want distinct, non-empty", c1.ID(), c2.ID())
 	}
@@ -367,19 +363,20 @@ func TestCoordinatorOptions(t *testing.T) {
 	}
 }
 
-// TestIngestWaitsForEarlierNews: while a coordinator runs, IngestEvents
+// TestIngestWaitsForEarlierNews: while a coordinator runs, AfterCommit
 // returns only after the instance has handled every announcement committed
-// before its commit, so deliveries accepted elsewhere first are queued first.
+// before the ingest's commit, so deliveries accepted elsewhere first are
+// queued first.
 func TestIngestWaitsForEarlierNews(t *testing.T) {
-	s1 := openTestStore(t, Options{})
-	s2, err := Open(t.Context(), testDSN, Options{})
+	s1 := openStore(t)
+	s2, err := postgres.Open(t.Context(), testDSN, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s2.Close() })
 	reg := &registry{by: map[int]string{}}
 	a := startCoord(t, s1, "inst-a", reg)
-	other, err := NewCoordinator(s2, CoordinatorOptions{InstanceID: "inst-z", Heartbeat: 200 * time.Millisecond, LeaseTTL: time.Second})
+	other, err := newCoord(s2, Options{InstanceID: "inst-z", Heartbeat: 200 * time.Millisecond, LeaseTTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,8 +390,13 @@ func TestIngestWaitsForEarlierNews(t *testing.T) {
 		if err := other.AnnounceDeliveries(t.Context(), ids); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s1.IngestEvents(t.Context(), []*kinehook.Event{testEvent(p.ID, "v", time.Time{})}); err != nil {
+		res, err := s1.IngestEvents(t.Context(), []*kinehook.Event{testEvent(p.ID, "v", time.Time{})})
+		if err != nil {
 			t.Fatal(err)
+		}
+		a.c.AfterCommit(t.Context(), res)
+		if res[0].Deferred {
+			t.Errorf("round %d: the ingest was deferred", round)
 		}
 		a.owner.mu.Lock()
 		got := 0
@@ -403,7 +405,7 @@ func TestIngestWaitsForEarlierNews(t *testing.T) {
 		}
 		a.owner.mu.Unlock()
 		if got != len(ids) {
-			t.Errorf("round %d: IngestEvents returned before %d of %d earlier announcements were handled", round, len(ids)-got, len(ids))
+			t.Errorf("round %d: AfterCommit returned before %d of %d earlier announcements were handled", round, len(ids)-got, len(ids))
 		}
 	}
 }
@@ -413,8 +415,8 @@ func TestIngestWaitsForEarlierNews(t *testing.T) {
 // reaches another instance, which must wake the stored deliveries before
 // answering, or later events of the resource would overtake them.
 func TestRepeatedEventWakesItsDeliveries(t *testing.T) {
-	s1 := openTestStore(t, Options{})
-	dying, err := Open(t.Context(), testDSN, Options{})
+	s1 := openStore(t)
+	dying, err := postgres.Open(t.Context(), testDSN, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,6 +438,10 @@ func TestRepeatedEventWakesItsDeliveries(t *testing.T) {
 	if err != nil || !again[0].Duplicate || again[0].Event.ID != first.ID {
 		t.Fatalf("retry: %+v %v", again, err)
 	}
+	if len(again[0].OpenDeliveries) != 2 {
+		t.Errorf("the repeated event lists %d open deliveries, want 2", len(again[0].OpenDeliveries))
+	}
+	a.c.AfterCommit(t.Context(), again)
 	a.owner.mu.Lock()
 	defer a.owner.mu.Unlock()
 	for _, d := range res[0].Deliveries {
@@ -451,8 +457,8 @@ func TestRepeatedEventWakesItsDeliveries(t *testing.T) {
 // the owners unaware of them. Each instance is woken only for the
 // partitions it owns.
 func TestIngestAnnouncesInItsCommit(t *testing.T) {
-	s1 := openTestStore(t, Options{})
-	s2, err := Open(t.Context(), testDSN, Options{})
+	s1 := openStore(t)
+	s2, err := postgres.Open(t.Context(), testDSN, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,6 +476,7 @@ func TestIngestAnnouncesInItsCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	z.c.AfterCommit(t.Context(), res)
 	var mine, theirs []string // a's partitions, z's
 	a.owner.mu.Lock()
 	for _, r := range res {

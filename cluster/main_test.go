@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/pgtest"
+	"github.com/kinehook/kinehook/postgres"
+)
+
+// The tests run against a real PostgreSQL through package postgres's
+// Driver: KINEHOOK_TEST_POSTGRES names a server (default the local one);
+// TestMain creates a fresh database for this package and drops it at the
+// end.
+var (
+	testDSN     string // the package's own database
+	testSkipMsg string // why the tests skip (PostgreSQL unreachable, outside CI)
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dsn, drop, err := pgtest.Create(context.Background())
+	var unreachable *pgtest.ErrUnreachable
+	switch {
+	case errors.As(err, &unreachable) && os.Getenv("CI") == "":
+		testSkipMsg = "SKIPPING POSTGRESQL TESTS: " + err.Error() + ". Start PostgreSQL or set KINEHOOK_TEST_POSTGRES."
+		fmt.Fprintln(os.Stderr, "!!!!! "+testSkipMsg)
+		return m.Run()
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "FAIL:", err, "; CI must run the PostgreSQL tests (see .ci/run)")
+		return 1
+	}
+	defer drop()
+	testDSN = dsn
+	mctx, mcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer mcancel()
+	if _, err := postgres.Migrate(mctx, testDSN); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: migrate the test database:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// requirePG skips (loudly) when PostgreSQL is unreachable outside CI.
+func requirePG(t testing.TB) {
+	t.Helper()
+	if testSkipMsg != "" {
+		t.Skip(testSkipMsg)
+	}
+}
+
+// openStore empties the test database and opens a store on it.
+func openStore(t testing.TB) *postgres.Store {
+	t.Helper()
+	requirePG(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testDSN)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DELETE FROM settings; DELETE FROM endpoints; DELETE FROM projects;
+		DELETE FROM events; DELETE FROM idempotency_keys; DELETE FROM deliveries; DELETE FROM attempts; DELETE FROM instances;
+		UPDATE partition_leases SET owner = NULL, expires_at = NULL`); err != nil {
+		t.Fatalf("reset database: %v", err)
+	}
+	s, err := postgres.Open(t.Context(), testDSN, postgres.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// newCoord returns a Coordinator over a new Driver of s (closed with s).
+func newCoord(s *postgres.Store, opts Options) (*Coordinator, error) {
+	d, err := postgres.NewDriver(s)
+	if err != nil {
+		return nil, err
+	}
+	return New(d, opts)
+}
+
+func testEvent(projectID, resource string, at time.Time) *kinehook.Event {
+	return &kinehook.Event{
+		ID:          kinehook.NewID(kinehook.PrefixEvent),
+		ProjectID:   projectID,
+		Type:        kinehook.EventMediaUpdateStatus,
+		Payload:     []byte(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, resource)),
+		ResourceKey: resource,
+		CreatedAt:   at,
+	}
+}
+
+// setupProject creates a project with n endpoints taking every event type.
+func setupProject(t testing.TB, s *postgres.Store, n int) (*kinehook.Project, []*kinehook.Endpoint) {
+	t.Helper()
+	ctx := context.Background()
+	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "p"}
+	if err := s.CreateProject(ctx, p, kinehook.HashKey(p.ID)); err != nil {
+		t.Fatal(err)
+	}
+	var eps []*kinehook.Endpoint
+	for range n {
+		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: "https://example.com/h",
+			Secrets: []kinehook.EndpointSecret{{Value: "whsec_x"}}}
+		if err := s.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, e)
+	}
+	return p, eps
+}
