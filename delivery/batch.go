@@ -93,6 +93,11 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	if err == nil && len(results) != len(events) {
 		err = errors.New("store returned a wrong number of ingest results")
 	}
+	if err == nil {
+		// Part of the commit's latency: the coordinator's ordering wait,
+		// which marks Deferred what it cannot yet queue in order.
+		e.cfg.Coordinator.AfterCommit(ctx, results)
+	}
 	storeDown := false
 	if err != nil {
 		storeDown = errors.Is(err, context.DeadlineExceeded) || e.store.Ping(ctx) != nil
@@ -123,8 +128,6 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 		}
 		return
 	}
-	// The coordinator marks Deferred what it cannot yet queue in order.
-	e.cfg.Coordinator.AfterCommit(ctx, results)
 	e.schedule(results, gen)
 	for i := range events {
 		e.obs.EventAccepted(events[i].ProjectID, events[i].Type, results[i].Duplicate)
