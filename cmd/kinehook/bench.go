@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -171,8 +172,12 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 			return errors.New("--url needs the server's admin key: --key or " + serveAdminKeyEnv)
 		}
 		backend = "remote"
-		srv := remoteBenchServer(o, key, stderr)
+		// Found when a scenario first needs the server (not for the
+		// baseline or the relay alone).
+		var once sync.Once
+		var srv *bench.Server
 		start = func(context.Context, string) (*bench.Server, error) {
+			once.Do(func() { srv = remoteBenchServer(o, key, stderr) })
 			s := *srv
 			return &s, nil
 		}
