@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ type benchOptions struct {
 	database    string
 	url         string
 	key         string
+	pid         int
+	repeat      int
 	server      string
 	timeout     time.Duration
 	json        bool
@@ -74,7 +77,15 @@ webhook arrives. Scenarios:
 By default each scenario gets a fresh server on a temporary data directory (in
 this process; the backlog one as a subprocess); --database postgres://...
 runs it on PostgreSQL; --url and --key measure a server already running (it
-must allow private networks, since the sink is on loopback).`,
+must allow private networks, since the sink is on loopback). Its CPU per
+delivery is that process's user+system time from /proc/PID/stat over each
+measured interval, divided by the deliveries: --pid names the process, or it
+is the one listening on the URL's loopback port; when neither is possible
+the report says "not measured" and why. --repeat N runs each scenario N times
+and reports the median, with the range of deliveries/s and CPU per delivery.
+
+One endpoint, one event per request, C keep-alive clients:
+  kinehook bench --url http://127.0.0.1:8080 --scenarios throughput --concurrency C --repeat 5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -95,6 +106,8 @@ must allow private networks, since the sink is on loopback).`,
 	f.StringVar(&o.database, "database", "", "postgres://... runs the servers on PostgreSQL (default: SQLite in a temporary directory)")
 	f.StringVar(&o.url, "url", "", "measure the server already running at this base URL instead of starting one")
 	f.StringVar(&o.key, "key", "", "admin key of the server at --url (default: $KINEHOOK_ADMIN_KEY)")
+	f.IntVar(&o.pid, "pid", 0, "process id of the server at --url, whose CPU is measured (default: the process listening on the URL's loopback port)")
+	f.IntVar(&o.repeat, "repeat", 1, "run each scenario this many times and report the median (with min-max of deliveries/s and CPU per delivery)")
 	f.StringVar(&o.server, "server", "auto", "where started servers run: auto (in process; backlog as a subprocess), inprocess or subprocess")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long a scenario waits for its deliveries")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -106,6 +119,12 @@ must allow private networks, since the sink is on loopback).`,
 func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) error {
 	if o.json && o.markdown {
 		return errors.New("--json and --markdown: choose one")
+	}
+	if o.repeat < 1 {
+		return fmt.Errorf("--repeat %d: want 1 or more runs per scenario", o.repeat)
+	}
+	if o.pid != 0 && (o.url == "" || o.pid < 0) {
+		return fmt.Errorf("--pid %d: give a positive process id, with --url (a server bench starts is measured anyway)", o.pid)
 	}
 	if o.batchSize < 1 || o.batchSize > bench.MaxBatchSize || o.batchConc < 1 {
 		return fmt.Errorf("--batch-size must be 1 to %d and --batch-concurrency positive", bench.MaxBatchSize)
@@ -153,8 +172,14 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 			return errors.New("--url needs the server's admin key: --key or " + serveAdminKeyEnv)
 		}
 		backend = "remote"
+		// Found when a scenario first needs the server (not for the
+		// baseline or the relay alone).
+		var once sync.Once
+		var srv *bench.Server
 		start = func(context.Context, string) (*bench.Server, error) {
-			return &bench.Server{URL: strings.TrimRight(o.url, "/"), AdminKey: key, PID: -1}, nil
+			once.Do(func() { srv = remoteBenchServer(o, key, stderr) })
+			s := *srv
+			return &s, nil
 		}
 	}
 	if o.cpuprofile != "" {
@@ -171,7 +196,7 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 	rep, err := bench.Run(ctx, bench.Config{
 		Backend: backend, Events: o.events, Concurrency: o.concurrency, Endpoints: o.endpoints,
 		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
-		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios,
+		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios, Repeat: o.repeat,
 		Timeout: o.timeout, Start: start, Progress: stderr,
 	})
 	if rep != nil && len(rep.Results) > 0 || err == nil {
@@ -189,6 +214,29 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 		}
 	}
 	return err
+}
+
+// remoteBenchServer is the server at --url, with its process (--pid, or the
+// one listening on the URL's loopback port) when it can be measured, and
+// why not otherwise.
+func remoteBenchServer(o *benchOptions, key string, stderr io.Writer) *bench.Server {
+	srv := &bench.Server{URL: strings.TrimRight(o.url, "/"), AdminKey: key, PID: -1}
+	pid, how := o.pid, "--pid"
+	var err error
+	if pid > 0 {
+		err = bench.CheckPID(pid)
+	} else {
+		pid, err = bench.ServerPID(o.url)
+		how = "listening on " + o.url
+	}
+	if err != nil {
+		srv.CPUNotMeasured = err.Error()
+		fmt.Fprintf(stderr, "bench: server CPU per delivery not measured: %v\n", err)
+		return srv
+	}
+	srv.PID, srv.External = pid, true
+	fmt.Fprintf(stderr, "bench: measuring the CPU of server process %d (%s)\n", pid, how)
+	return srv
 }
 
 // newBenchKey is a random admin key for a server the benchmark starts.

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,6 +113,9 @@ func TestBenchTableAndFlags(t *testing.T) {
 		{"json and markdown", []string{"--json", "--markdown"}, "choose one"},
 		{"url without key", []string{"--url", "http://127.0.0.1:1", "--key", ""}, "admin key"},
 		{"zero events", []string{"--events", "0", "--scenarios", "baseline"}, "must be positive"},
+		{"repeat 0", []string{"--repeat", "0", "--scenarios", "baseline"}, "--repeat"},
+		{"pid without url", []string{"--pid", "1", "--scenarios", "baseline"}, "--pid"},
+		{"negative pid", []string{"--url", "http://127.0.0.1:1", "--key", "k", "--pid", "-2"}, "--pid"},
 		{"batch size 0", []string{"--batch-size", "0", "--scenarios", "batch"}, "--batch-size"},
 		{"batch size over the API's", []string{"--batch-size", "1001", "--scenarios", "batch"}, "--batch-size"},
 		{"no batch clients", []string{"--batch-concurrency", "0", "--scenarios", "batch"}, "--batch-concurrency"},
@@ -122,4 +129,90 @@ func TestBenchTableAndFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBenchURLMeasuresTheServersCPU runs `kinehook serve` as a child
+// process and `kinehook bench --url` against it: the bench finds the server
+// by its listening port (or takes --pid) and reports the server's own CPU
+// per delivery, in the table and in --json.
+func TestBenchURLMeasuresTheServersCPU(t *testing.T) {
+	bin := buildKinehook(t)
+	const key = "kh_admin_bench_url_test_key"
+	srv := startServe(t, bin, t.TempDir(), []string{serveAdminKeyEnv + "=" + key},
+		"--allow-private-networks", "--api-rate-limit", "0", "--log-level", "error")
+	pid := srv.cmd.Process.Pid
+	benchURL := func(args ...string) string {
+		t.Helper()
+		args = append([]string{"bench", "--url", srv.url, "--key", key, "--scenarios", "throughput",
+			"--events", "400", "--concurrency", "4"}, args...)
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kinehook %v: %v\n%s\nstderr:\n%s", args, err, out, stderr.String())
+		}
+		return string(out)
+	}
+
+	text := benchURL("--repeat", "2")
+	m := regexp.MustCompile(`server CPU per delivery \(pid (\d+);.* median of 2 runs .*\): throughput (\d+) us \((\d+)-(\d+)\)`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no server CPU per delivery in the report:\n%s", text)
+	}
+	if m[1] != strconv.Itoa(pid) {
+		t.Errorf("measured pid %s, want the server's %d", m[1], pid)
+	}
+	if us, _ := strconv.Atoi(m[2]); us <= 0 {
+		t.Errorf("server CPU per delivery %s us, want a positive figure:\n%s", m[2], text)
+	}
+	if !strings.Contains(text, "median of 2 runs per scenario") || strings.Contains(text, "not measured") {
+		t.Errorf("report:\n%s", text)
+	}
+
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(benchURL("--pid", strconv.Itoa(pid), "--json")), &rep); err != nil {
+		t.Fatalf("bench --json: %v", err)
+	}
+	if len(rep.Results) != 1 {
+		t.Fatalf("results: %+v", rep.Results)
+	}
+	r := rep.Results[0]
+	if r.RSSScope != "server" || r.ServerPID != pid || r.CPUMsPer1k <= 0 || r.Deliveries != 400 || r.PeakRSSMB <= 0 || r.CPUNotMeasured != "" {
+		t.Errorf("--json result: %+v", r)
+	}
+}
+
+// TestBenchURLSaysWhenCPUIsNotMeasured: a --pid that names no process is
+// reported, not fatal; the scenario still runs against the server.
+func TestBenchURLSaysWhenCPUIsNotMeasured(t *testing.T) {
+	srv, key := startTestBenchServer(t)
+	out, err := runBenchCmd(t, "--url", srv, "--key", key, "--pid", "1073741824", "--scenarios", "throughput",
+		"--events", "30", "--concurrency", "2")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	if !strings.Contains(out, "server CPU per delivery not measured: pid 1073741824") || !strings.Contains(out, "remote") {
+		t.Errorf("report:\n%s", out)
+	}
+}
+
+// startTestBenchServer runs an in-process server as bench does and returns its
+// URL and admin key.
+func startTestBenchServer(t *testing.T) (string, string) {
+	t.Helper()
+	key, err := newBenchKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startBenchInProcess(&benchOptions{}, t.TempDir(), key, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return srv.URL, key
 }

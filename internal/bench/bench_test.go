@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,79 @@ func TestJudge(t *testing.T) {
 		if got.Pass == nil || *got.Pass != tt.pass {
 			t.Errorf("%s %s %+v: pass = %v, want %v", tt.backend, tt.res.Scenario, tt.res, got.Pass, tt.pass)
 		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"none", nil, 0},
+		{"one", []float64{7}, 7},
+		{"two: the mean of both", []float64{200, 100}, 150},
+		{"three unsorted", []float64{3, 1, 2}, 2},
+		{"five with an outlier", []float64{180, 950, 175, 190, 170}, 180},
+		{"four", []float64{4, 1, 3, 2}, 2.5},
+		{"repeats", []float64{5, 5, 1, 5}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.in)
+			if got := median(in); got != tt.want {
+				t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+			}
+			if !slices.Equal(in, tt.in) {
+				t.Errorf("median reordered its input: %v", in)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	runs := []Result{
+		{Scenario: Throughput, Endpoints: 1, Events: 100, Deliveries: 100, DeliveriesPerSec: 5000, CPUMsPer1k: 200, P99Ms: 3, RSSScope: "server", ServerPID: 42},
+		{Scenario: Throughput, Endpoints: 1, Events: 100, Deliveries: 100, DeliveriesPerSec: 7000, CPUMsPer1k: 150, P99Ms: 9, RSSScope: "server", ServerPID: 42},
+		{Scenario: Throughput, Endpoints: 1, Events: 100, Deliveries: 100, DeliveriesPerSec: 6000, CPUMsPer1k: 400, P99Ms: 4, RSSScope: "server", ServerPID: 42},
+	}
+	got := summarize(runs)
+	want := struct{ dps, dlo, dhi, cpu, clo, chi, p99 float64 }{6000, 5000, 7000, 200, 150, 400, 4}
+	if got.DeliveriesPerSec != want.dps || got.DeliveriesPerSecMin != want.dlo || got.DeliveriesPerSecMax != want.dhi ||
+		got.CPUMsPer1k != want.cpu || got.CPUMsPer1kMin != want.clo || got.CPUMsPer1kMax != want.chi || got.P99Ms != want.p99 {
+		t.Errorf("summarize = %+v, want %+v", got, want)
+	}
+	if len(got.Runs) != 3 || got.Deliveries != 100 || got.ServerPID != 42 || got.Scenario != Throughput {
+		t.Errorf("summarize kept %d runs, %d deliveries, pid %d, scenario %q", len(got.Runs), got.Deliveries, got.ServerPID, got.Scenario)
+	}
+}
+
+func TestReportServerCPU(t *testing.T) {
+	rep := &Report{Backend: "remote", Repeat: 5, Results: []Result{
+		{Scenario: Throughput, Deliveries: 10, DeliveriesPerSec: 6000, DeliveriesPerSecMin: 5000, DeliveriesPerSecMax: 7000,
+			CPUMsPer1k: 183, CPUMsPer1kMin: 170, CPUMsPer1kMax: 201, RSSScope: "server", ServerPID: 4242},
+		{Scenario: Baseline, DeliveriesPerSec: 30000, CPUMsPer1k: 50, RSSScope: "client+sink"},
+	}}
+	var b strings.Builder
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"median of 5 runs per scenario", "deliveries/s min-max", "5000-7000", "170-201",
+		"server CPU per delivery (pid 4242;", "throughput 183 us (170-201)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "baseline 50 us") {
+		t.Errorf("the baseline's client+sink CPU is not the server's:\n%s", b.String())
+	}
+
+	none := &Report{Backend: "remote", Results: []Result{{Scenario: Throughput, RSSScope: "remote", CPUNotMeasured: "host \"h\" is not a loopback address"}}}
+	b.Reset()
+	if err := none.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `server CPU per delivery not measured: host "h" is not a loopback address`) || strings.Contains(b.String(), "min-max") {
+		t.Errorf("markdown:\n%s", b.String())
 	}
 }

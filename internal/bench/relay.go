@@ -101,7 +101,7 @@ func runRelay(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	p.url = r.url + "/"
-	res, err := measure(ctx, cfg, p, sink, 0, Relay, 1, cfg.Events)
+	res, err := measure(ctx, cfg, p, sink, &Server{PID: 0}, Relay, 1, cfg.Events)
 	if err != nil {
 		return res, err
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +14,48 @@ import (
 // columns of the table, in order.
 var columns = []string{"scenario", "endpoints", "events", "deliveries", "seconds", "deliveries/s", "x baseline",
 	"p50 ms", "p99 ms", "max ms", "peak RSS MB", "CPU ms/1k", "alloc MB/1k", "scope", "target", "ok"}
+
+// repeatColumns follow deliveries/s and CPU ms/1k when scenarios ran
+// several times.
+var repeatColumns = [2]string{"deliveries/s min-max", "CPU ms/1k min-max"}
+
+// columns of this report's table: the ranges only for repeated runs.
+func (r *Report) columns() []string {
+	if r.Repeat <= 1 {
+		return columns
+	}
+	return withRanges(columns, repeatColumns[0], repeatColumns[1])
+}
+
+// withRanges inserts the two range cells after deliveries/s and CPU ms/1k.
+func withRanges(row []string, deliveries, cpu string) []string {
+	out := make([]string, 0, len(row)+2)
+	for i, c := range row {
+		out = append(out, c)
+		switch columns[i] {
+		case "deliveries/s":
+			out = append(out, deliveries)
+		case "CPU ms/1k":
+			out = append(out, cpu)
+		}
+	}
+	return out
+}
+
+// cellsOf is a result's row in a table of report r.
+func (r *Report) cellsOf(res *Result) []string {
+	c := res.cells()
+	if r.Repeat <= 1 {
+		return c
+	}
+	rng := func(lo, hi float64) string {
+		if lo == 0 && hi == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(lo, 'f', 0, 64) + "-" + strconv.FormatFloat(hi, 'f', 0, 64)
+	}
+	return withRanges(c, rng(res.DeliveriesPerSecMin, res.DeliveriesPerSecMax), rng(res.CPUMsPer1kMin, res.CPUMsPer1kMax))
+}
 
 func (r *Result) cells() []string {
 	f0 := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
@@ -40,8 +84,50 @@ func (r *Result) cells() []string {
 
 // header is the run's context: backend, machine, load.
 func (r *Report) header() string {
-	return fmt.Sprintf("kinehook bench: backend %s, %d CPUs, %s, %d events, %d clients, load average %s -> %s",
-		r.Backend, r.CPUs, r.GoVersion, r.Events, r.Concurrency, r.LoadBefore, r.LoadAfter)
+	runs := ""
+	if r.Repeat > 1 {
+		runs = fmt.Sprintf(", median of %d runs per scenario", r.Repeat)
+	}
+	return fmt.Sprintf("kinehook bench: backend %s, %d CPUs, %s, %d events, %d clients%s, load average %s -> %s",
+		r.Backend, r.CPUs, r.GoVersion, r.Events, r.Concurrency, runs, r.LoadBefore, r.LoadAfter)
+}
+
+// serverCPU states the server's own CPU per delivery of each scenario that
+// measured a server process, and why it was not measured where it was not.
+func (r *Report) serverCPU() []string {
+	var figs, notes []string
+	pids := map[int]bool{}
+	for _, res := range r.Results {
+		if res.CPUNotMeasured != "" && !slices.Contains(notes, res.CPUNotMeasured) {
+			notes = append(notes, res.CPUNotMeasured)
+		}
+		if res.RSSScope != "server" || res.CPUMsPer1k <= 0 || res.Scenario == Backlog {
+			continue
+		}
+		pids[res.ServerPID] = true
+		f := fmt.Sprintf("%s %.0f us", res.Scenario, res.CPUMsPer1k)
+		if res.CPUMsPer1kMax > 0 {
+			f += fmt.Sprintf(" (%.0f-%.0f)", res.CPUMsPer1kMin, res.CPUMsPer1kMax)
+		}
+		figs = append(figs, f)
+	}
+	var lines []string
+	if len(figs) > 0 {
+		who := "pid " + strconv.Itoa(slices.Collect(maps.Keys(pids))[0])
+		if len(pids) > 1 {
+			who = "a fresh process per scenario"
+		}
+		runs := ""
+		if r.Repeat > 1 {
+			runs = fmt.Sprintf(", median of %d runs (min-max)", r.Repeat)
+		}
+		lines = append(lines, fmt.Sprintf("server CPU per delivery (%s; user+system from /proc/PID/stat over the measured interval / deliveries%s): %s",
+			who, runs, strings.Join(figs, ", ")))
+	}
+	for _, n := range notes {
+		lines = append(lines, "server CPU per delivery not measured: "+n)
+	}
+	return lines
 }
 
 // footer states the ratios to the plain client and to the relay, when they ran.
@@ -60,7 +146,7 @@ func (r *Report) footer() string {
 			bat = res.DeliveriesPerSec
 		}
 	}
-	var lines []string
+	lines := r.serverCPU()
 	if base > 0 && thr > 0 {
 		lines = append(lines, fmt.Sprintf("plain Go client ceiling %.0f requests/s; kinehook one endpoint %.0f deliveries/s = %.2f of it (goal >= 0.3 on SQLite)",
 			base, thr, thr/base))
@@ -86,9 +172,9 @@ func (r *Report) footer() string {
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, r.header())
-	fmt.Fprintln(tw, strings.Join(columns, "\t"))
+	fmt.Fprintln(tw, strings.Join(r.columns(), "\t"))
 	for i := range r.Results {
-		fmt.Fprintln(tw, strings.Join(r.Results[i].cells(), "\t"))
+		fmt.Fprintln(tw, strings.Join(r.cellsOf(&r.Results[i]), "\t"))
 	}
 	if f := r.footer(); f != "" {
 		fmt.Fprintln(tw, f)
@@ -103,9 +189,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", r.header())
-	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(columns, " | "), strings.Repeat("---|", len(columns)))
+	cols := r.columns()
+	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	for i := range r.Results {
-		fmt.Fprintf(&b, "| %s |\n", strings.Join(r.Results[i].cells(), " | "))
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(r.cellsOf(&r.Results[i]), " | "))
 	}
 	if f := r.footer(); f != "" {
 		fmt.Fprintf(&b, "\n%s\n", f)

@@ -45,9 +45,16 @@ var AllScenarios = []string{Throughput, Batch, Fanout, Latency, Backlog, Baselin
 type Server struct {
 	// URL is the API's base URL; AdminKey reaches every route.
 	URL, AdminKey string
-	// PID is the server's process when it is a subprocess; 0 when it runs
-	// in this process; -1 when it is elsewhere (--url).
+	// PID is the server's process when it is a subprocess or a server
+	// already running on this machine (--url); 0 when it runs in this
+	// process; -1 when it cannot be measured (CPUNotMeasured says why).
 	PID int
+	// External says the server was running before this run: its CPU is
+	// measured the same way, but its VmHWM covers its whole life, so its
+	// peak RSS is sampled from VmRSS over each scenario instead.
+	External bool
+	// CPUNotMeasured says why a server with PID -1 has no CPU figures.
+	CPUNotMeasured string
 	// Stop shuts the server down (nil for a server this run did not start).
 	Stop func() error
 }
@@ -71,6 +78,9 @@ type Config struct {
 	BacklogEvents int
 	// Scenarios to run, in order (AllScenarios when empty).
 	Scenarios []string
+	// Repeat runs each scenario this many times (0 or 1: once) and reports
+	// the median of each figure, with the range of deliveries/s and CPU.
+	Repeat int
 	// Timeout bounds each scenario's wait for its deliveries.
 	Timeout time.Duration
 	// Start gives a fresh server for one scenario; Backlog is asked for a
@@ -101,8 +111,13 @@ type Result struct {
 	// RSSScope says whose memory and CPU: "server" (a subprocess) or
 	// "process" (server, load generator and sink together).
 	RSSScope string `json:"scope"`
-	// CPUMsPer1k is CPU milliseconds per 1,000 deliveries (of RSSScope).
+	// CPUMsPer1k is CPU milliseconds per 1,000 deliveries (of RSSScope),
+	// i.e. CPU microseconds per delivery.
 	CPUMsPer1k float64 `json:"cpu_ms_per_1k"`
+	// ServerPID is the measured server process (scope "server").
+	ServerPID int `json:"server_pid,omitempty"`
+	// CPUNotMeasured says why the server's CPU is not in CPUMsPer1k.
+	CPUNotMeasured string `json:"cpu_not_measured,omitempty"`
 	// AllocMBPer1k is heap allocated per 1,000 deliveries (in-process only).
 	AllocMBPer1k float64 `json:"alloc_mb_per_1k,omitempty"`
 	// SinkHits counts every request the sink saw (attempts at a down one).
@@ -114,6 +129,13 @@ type Result struct {
 	Pass   *bool  `json:"pass,omitempty"`
 	// Ratio is deliveries/s over the baseline's requests/s.
 	Ratio float64 `json:"ratio_to_baseline,omitempty"`
+	// With Config.Repeat > 1 every figure above is the median of the runs
+	// (listed in Runs), and these give the range of the two that matter.
+	DeliveriesPerSecMin float64  `json:"deliveries_per_sec_min,omitempty"`
+	DeliveriesPerSecMax float64  `json:"deliveries_per_sec_max,omitempty"`
+	CPUMsPer1kMin       float64  `json:"cpu_ms_per_1k_min,omitempty"`
+	CPUMsPer1kMax       float64  `json:"cpu_ms_per_1k_max,omitempty"`
+	Runs                []Result `json:"runs,omitempty"`
 }
 
 // Report is a whole run.
@@ -127,8 +149,10 @@ type Report struct {
 	Events      int       `json:"events"`
 	Concurrency int       `json:"concurrency"`
 	// BatchSize is the events per request of the batch scenario.
-	BatchSize int      `json:"batch_size"`
-	Results   []Result `json:"results"`
+	BatchSize int `json:"batch_size"`
+	// Repeat is the runs per scenario (each result the median of them).
+	Repeat  int      `json:"repeat,omitempty"`
+	Results []Result `json:"results"`
 }
 
 // Run runs the configured scenarios and returns their figures. A scenario
@@ -160,35 +184,112 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
+	if cfg.Repeat < 0 {
+		return nil, fmt.Errorf("repeat %d: want 1 or more runs per scenario", cfg.Repeat)
+	}
+	runs := max(cfg.Repeat, 1)
 	rep := &Report{
 		Backend: cfg.Backend, Started: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		LoadBefore: loadAverage(), Events: cfg.Events, Concurrency: cfg.Concurrency, BatchSize: cfg.BatchSize,
 	}
+	if runs > 1 {
+		rep.Repeat = runs
+	}
 	defer func() { rep.LoadAfter = loadAverage() }()
 	for _, name := range cfg.Scenarios {
-		fmt.Fprintf(cfg.Progress, "bench: %s ...\n", name)
-		var res *Result
-		var err error
-		switch name {
-		case Baseline:
-			res, err = runBaseline(ctx, cfg)
-		case Relay:
-			res, err = runRelay(ctx, cfg)
-		default:
-			res, err = runOnServer(ctx, cfg, name)
+		var all []Result
+		for i := range runs {
+			label := name
+			if runs > 1 {
+				label = fmt.Sprintf("%s (run %d of %d)", name, i+1, runs)
+			}
+			fmt.Fprintf(cfg.Progress, "bench: %s ...\n", label)
+			res, err := runScenario(ctx, cfg, name)
+			if err != nil {
+				return rep, fmt.Errorf("scenario %s: %w", label, err)
+			}
+			cpu := ""
+			if res.CPUMsPer1k > 0 {
+				cpu = fmt.Sprintf(", CPU %.0f us per delivery (%s)", res.CPUMsPer1k, res.RSSScope)
+			}
+			if name == Backlog {
+				fmt.Fprintf(cfg.Progress, "bench: %s: %.0f events/s accepted, server peak RSS %.1f MB\n", label, res.EventsPerSec, res.PeakRSSMB)
+			} else {
+				fmt.Fprintf(cfg.Progress, "bench: %s: %.0f deliveries/s%s\n", label, res.DeliveriesPerSec, cpu)
+			}
+			all = append(all, *res)
 		}
-		if err != nil {
-			return rep, fmt.Errorf("scenario %s: %w", name, err)
-		}
-		if name == Backlog {
-			fmt.Fprintf(cfg.Progress, "bench: %s: %.0f events/s accepted, server peak RSS %.1f MB\n", name, res.EventsPerSec, res.PeakRSSMB)
+		if runs == 1 {
+			rep.Results = append(rep.Results, all[0])
 		} else {
-			fmt.Fprintf(cfg.Progress, "bench: %s: %.0f deliveries/s\n", name, res.DeliveriesPerSec)
+			rep.Results = append(rep.Results, summarize(all))
 		}
-		rep.Results = append(rep.Results, *res)
 	}
 	rep.judge(cfg.Backend)
 	return rep, nil
+}
+
+// runScenario runs scenario name once.
+func runScenario(ctx context.Context, cfg Config, name string) (*Result, error) {
+	switch name {
+	case Baseline:
+		return runBaseline(ctx, cfg)
+	case Relay:
+		return runRelay(ctx, cfg)
+	default:
+		return runOnServer(ctx, cfg, name)
+	}
+}
+
+// summarize is one result for repeated runs of a scenario: each figure the
+// median of the runs, the runs themselves and the range of deliveries/s and
+// CPU per delivery.
+func summarize(runs []Result) Result {
+	res := runs[0]
+	res.Runs = runs
+	fig := func(get func(*Result) float64) (med, lo, hi float64) {
+		xs := make([]float64, len(runs))
+		for i := range runs {
+			xs[i] = get(&runs[i])
+		}
+		return median(xs), slices.Min(xs), slices.Max(xs)
+	}
+	med := func(get func(*Result) float64) float64 { m, _, _ := fig(get); return m }
+	res.DeliveriesPerSec, res.DeliveriesPerSecMin, res.DeliveriesPerSecMax = fig(func(r *Result) float64 { return r.DeliveriesPerSec })
+	res.CPUMsPer1k, res.CPUMsPer1kMin, res.CPUMsPer1kMax = fig(func(r *Result) float64 { return r.CPUMsPer1k })
+	res.EventsPerSec = med(func(r *Result) float64 { return r.EventsPerSec })
+	res.Seconds = med(func(r *Result) float64 { return r.Seconds })
+	res.P50Ms = med(func(r *Result) float64 { return r.P50Ms })
+	res.P99Ms = med(func(r *Result) float64 { return r.P99Ms })
+	res.MaxMs = med(func(r *Result) float64 { return r.MaxMs })
+	res.PeakRSSMB = med(func(r *Result) float64 { return r.PeakRSSMB })
+	res.RSSMB = med(func(r *Result) float64 { return r.RSSMB })
+	res.AllocMBPer1k = med(func(r *Result) float64 { return r.AllocMBPer1k })
+	res.Deliveries = int(med(func(r *Result) float64 { return float64(r.Deliveries) }))
+	res.SinkHits = int64(med(func(r *Result) float64 { return float64(r.SinkHits) }))
+	res.Duplicates = int(med(func(r *Result) float64 { return float64(r.Duplicates) }))
+	res.Failed = int(med(func(r *Result) float64 { return float64(r.Failed) }))
+	for _, r := range runs {
+		if r.CPUNotMeasured != "" {
+			res.CPUNotMeasured = r.CPUNotMeasured
+		}
+	}
+	return res
+}
+
+// median is the middle of xs (the mean of the two middle values for an even
+// count; 0 for none). xs is not changed.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // runOnServer starts a server, runs one scenario on it and stops it.
@@ -236,6 +337,8 @@ func setup(ctx context.Context, cfg Config, srv *Server, sinkURL string, n int) 
 // usage measures CPU and allocations of the server over a scenario.
 type usage struct {
 	pid      int
+	external bool   // peak RSS from VmRSS samples, not VmHWM
+	noCPU    string // why CPU is not measured (pid -1 or unreadable)
 	cpu0     time.Duration
 	alloc0   uint64
 	peakRSS  int64
@@ -244,10 +347,18 @@ type usage struct {
 	done     chan struct{}
 }
 
-func startUsage(pid int) *usage {
-	u := &usage{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
-	u.cpu0 = u.cpu()
-	if pid == 0 {
+// startUsage starts measuring srv (PID 0: this process); the CPU reading
+// is taken now, as close to the first POST as possible.
+func startUsage(srv *Server) *usage {
+	u := &usage{pid: srv.PID, external: srv.External, noCPU: srv.CPUNotMeasured, stop: make(chan struct{}), done: make(chan struct{})}
+	if u.pid < 0 && u.noCPU == "" {
+		u.noCPU = "the server runs elsewhere"
+	}
+	var err error
+	if u.cpu0, err = u.cpu(); err != nil {
+		u.noCPU = err.Error()
+	}
+	if u.pid == 0 {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		u.alloc0 = ms.TotalAlloc
@@ -278,7 +389,7 @@ func (u *usage) sample() {
 	if err != nil {
 		return
 	}
-	if u.pid > 0 && peak > u.peakRSS {
+	if u.pid > 0 && !u.external && peak > u.peakRSS {
 		u.peakRSS = peak
 	}
 	if rss > u.peakRSS {
@@ -286,15 +397,14 @@ func (u *usage) sample() {
 	}
 }
 
-func (u *usage) cpu() time.Duration {
+func (u *usage) cpu() (time.Duration, error) {
 	switch {
 	case u.pid == 0:
-		return cputime.Self()
+		return cputime.Self(), nil
 	case u.pid > 0:
-		d, _ := procCPU(u.pid)
-		return d
+		return procCPU(u.pid)
 	}
-	return 0
+	return 0, nil
 }
 
 // finish fills res's CPU, allocation and memory figures for deliveries.
@@ -312,12 +422,20 @@ func (u *usage) finish(res *Result, deliveries int) {
 		}
 	case u.pid > 0:
 		res.RSSScope = "server"
+		res.ServerPID = u.pid
 	default:
 		res.RSSScope = "remote"
+		res.CPUNotMeasured = u.noCPU
 		return
 	}
-	if deliveries > 0 {
-		res.CPUMsPer1k = float64((u.cpu() - u.cpu0).Microseconds()) / 1000 / float64(deliveries) * 1000
+	cpu1, err := u.cpu()
+	switch {
+	case u.noCPU != "":
+		res.CPUNotMeasured = u.noCPU
+	case err != nil:
+		res.CPUNotMeasured = err.Error()
+	case deliveries > 0:
+		res.CPUMsPer1k = float64((cpu1 - u.cpu0).Microseconds()) / 1000 / float64(deliveries) * 1000
 	}
 	res.PeakRSSMB = float64(u.peakRSS) / (1 << 20)
 	if _, rss, err := procMem(max(u.pid, 0)); err == nil {
@@ -359,13 +477,13 @@ func runThroughput(ctx context.Context, cfg Config, srv *Server, name string, en
 		p.batch = cfg.BatchSize
 		cfg.Concurrency = cfg.BatchConcurrency
 	}
-	return measure(ctx, cfg, p, sink, srv.PID, name, endpoints, events)
+	return measure(ctx, cfg, p, sink, srv, name, endpoints, events)
 }
 
 // measure warms p's server up, then posts events through it as fast as
 // cfg.Concurrency clients can and measures deliveries/s until the last of
-// events x endpoints arrives at sink; pid is the server's (see startUsage).
-func measure(ctx context.Context, cfg Config, p *poster, sink *Sink, pid int, name string, endpoints, events int) (*Result, error) {
+// events x endpoints arrives at sink; srv is the server (see startUsage).
+func measure(ctx context.Context, cfg Config, p *poster, sink *Sink, srv *Server, name string, endpoints, events int) (*Result, error) {
 	if err := warmUp(ctx, cfg, p, sink, endpoints); err != nil {
 		return nil, err
 	}
@@ -375,7 +493,7 @@ func measure(ctx context.Context, cfg Config, p *poster, sink *Sink, pid int, na
 		return nil, err
 	}
 	sink.Reset(events * endpoints)
-	use := startUsage(pid)
+	use := startUsage(srv)
 	t0 := time.Now()
 	fails := &failures{}
 	ok := p.postAll(ctx, events, cfg.Concurrency, fails)
@@ -435,7 +553,7 @@ func runLatency(ctx context.Context, cfg Config, srv *Server) (*Result, error) {
 	}
 	n := int(float64(cfg.Rate) * cfg.Duration.Seconds())
 	sink.Reset(n)
-	use := startUsage(srv.PID)
+	use := startUsage(srv)
 	t0 := time.Now()
 	fails := &failures{}
 	sent := p.postAtRate(ctx, cfg.Rate, cfg.Duration, cfg.Concurrency, fails)
@@ -496,7 +614,7 @@ func runBacklog(ctx context.Context, cfg Config, srv *Server) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	use := startUsage(srv.PID)
+	use := startUsage(srv)
 	t0 := time.Now()
 	fails := &failures{}
 	ok := p.postAll(ctx, cfg.BacklogEvents, cfg.Concurrency, fails)
@@ -534,7 +652,7 @@ func runBaseline(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	sink.Reset(cfg.Events)
-	use := startUsage(0)
+	use := startUsage(&Server{PID: 0})
 	t0 := time.Now()
 	ok, err := postSigned(ctx, sink.URL+"/baseline", cfg.Events, cfg.Concurrency, fails)
 	if err != nil {
