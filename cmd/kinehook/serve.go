@@ -377,6 +377,10 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
+	abilities, err := requireAbilities(st, coord)
+	if err != nil {
+		return err
+	}
 	if err := ensureAdminKey(ctx, st, adminKey, stdout, log); err != nil {
 		return err
 	}
@@ -419,10 +423,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if rate <= 0 {
 		rate = -1
 	}
-	var ready func() error
-	if r, ok := coord.(interface{ Ready() error }); ok {
-		ready = r.Ready // PostgreSQL: not ready while the leases cannot be renewed
-	}
+	ready := abilities.ready // PostgreSQL: not ready while the leases cannot be renewed
 	api, err := khttp.NewServer(khttp.Config{
 		Store: st, Dispatcher: engine, Logger: log, Ready: ready,
 		AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs,
@@ -466,14 +467,12 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 
 	// Retention: shortly after start, then every --retention-interval, with
 	// its metrics on /metrics; stopped (and waited for) before the store closes.
-	if rs, ok := st.(retention.Store); ok {
-		cleaner, err := retention.New(retention.Config{Store: rs, DefaultDays: o.retentionDays, Interval: o.retentionEvery, Logger: log})
-		if err != nil {
-			return fmt.Errorf("--retention-days/--retention-interval: %w", err)
-		}
-		metrics.Registry().MustRegister(cleaner.Collectors()...)
-		defer cleaner.Start(ctx)()
+	cleaner, err := retention.New(retention.Config{Store: abilities.retention, DefaultDays: o.retentionDays, Interval: o.retentionEvery, Logger: log})
+	if err != nil {
+		return fmt.Errorf("--retention-days/--retention-interval: %w", err)
 	}
+	metrics.Registry().MustRegister(cleaner.Collectors()...)
+	defer cleaner.Start(ctx)()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
