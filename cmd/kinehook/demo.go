@@ -25,8 +25,8 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/examples/statussync/statussync"
-	"github.com/kinehook/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/internal/statussync"
 )
 
 func init() { rootCmd.AddCommand(newDemoCmd()) }

@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/simulator"
 )
 
 func init() { rootCmd.AddCommand(newSimulateCmd()) }
