@@ -576,18 +576,20 @@ func (t *deliveryTracker) counts() trackerCounts {
 	return trackerCounts{t.succeeded, t.failed, len(t.open), t.retrying}
 }
 
+// trackerResult is what one event's deliveries say, for poll.
+type trackerResult struct {
+	final             bool
+	succeeded, failed int
+	retrying          bool
+}
+
 // poll asks the API about open events (up to 400 per call, 8 at a time) and
 // counts those whose deliveries are final.
 func (t *deliveryTracker) poll(ctx context.Context) {
 	t.mu.Lock()
 	ids := append([]string(nil), t.open[:min(len(t.open), 400)]...)
 	t.mu.Unlock()
-	type result struct {
-		final             bool
-		succeeded, failed int
-		retrying          bool
-	}
-	results := make([]result, len(ids))
+	results := make([]trackerResult, len(ids))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i, id := range ids {
@@ -600,29 +602,41 @@ func (t *deliveryTracker) poll(ctx context.Context) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			rctx, cancel := demoRequestCtx(ctx)
-			defer cancel()
-			ds, err := t.c.ListDeliveries(rctx, t.pid, id)
-			if err != nil {
-				return
-			}
-			r := result{final: true}
-			for _, d := range ds {
-				switch d.Status {
-				case kinehook.DeliverySucceeded:
-					r.succeeded++
-				case kinehook.DeliveryFailed:
-					r.failed++
-				case kinehook.DeliveryRetrying:
-					r.retrying, r.final = true, false
-				default:
-					r.final = false
-				}
-			}
-			results[i] = r
+			results[i] = t.ask(ctx, id)
 		})
 	}
 	wg.Wait()
+	t.record(ids, results)
+}
+
+// ask lists the deliveries of event id; a zero result (not final) when the
+// API did not answer.
+func (t *deliveryTracker) ask(ctx context.Context, id string) trackerResult {
+	rctx, cancel := demoRequestCtx(ctx)
+	defer cancel()
+	ds, err := t.c.ListDeliveries(rctx, t.pid, id)
+	if err != nil {
+		return trackerResult{}
+	}
+	r := trackerResult{final: true}
+	for _, d := range ds {
+		switch d.Status {
+		case kinehook.DeliverySucceeded:
+			r.succeeded++
+		case kinehook.DeliveryFailed:
+			r.failed++
+		case kinehook.DeliveryRetrying:
+			r.retrying, r.final = true, false
+		default:
+			r.final = false
+		}
+	}
+	return r
+}
+
+// record counts the events of ids whose deliveries are final and keeps the
+// others open.
+func (t *deliveryTracker) record(ids []string, results []trackerResult) {
 	done := map[string]bool{}
 	retrying := 0
 	t.mu.Lock()
