@@ -213,6 +213,9 @@ func (c *Coordinator) assignedLocked() []int {
 	return out
 }
 
+// Wiring requires readiness of a coordinator (see requireAbilities in cmd).
+var _ kinehook.ReadinessChecker = (*Coordinator)(nil)
+
 // Ready reports whether the coordinator is in touch with the database: its
 // leases were renewed within the TTL and its listening connection is up. It
 // is meant for readiness checks.

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ResealSecrets is encryption key rotation (the internal/secretbox Resealer
+// ResealSecrets is encryption key rotation (the kinehook.Resealer
 // contract): it passes every sealed value (endpoint secrets, Basic Auth
 // logins and passwords, custom headers; exactly as SecretBox.Seal returned
 // them) to reseal and writes

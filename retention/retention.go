@@ -5,8 +5,8 @@
 // whose delivery is still pending or retrying. On the embedded store it then
 // returns the freed pages to the file system (incremental vacuum).
 //
-// The cleaner works through the small Store interface below, which both the
-// sqlite and the postgres stores implement; the batching and the "never
+// The cleaner works through kinehook.RetentionStore, which both the sqlite
+// and the postgres stores implement; the batching and the "never
 // remove open work" rule live in their DeleteBefore.
 package retention
 
@@ -26,16 +26,10 @@ import (
 )
 
 // Store is what the cleaner needs from a backend: the projects (for their
-// retention override) and batched deletion of old, finished events.
-// *sqlite.Store and *postgres.Store implement it.
-type Store interface {
-	ListProjects(ctx context.Context) ([]*kinehook.Project, error)
-	// DeleteBefore removes the project's events created before before, with
-	// their deliveries, attempts and idempotency keys, in transactions of at
-	// most batch events, keeping every event with a pending or retrying
-	// delivery. It returns how many events it removed.
-	DeleteBefore(ctx context.Context, projectID string, before time.Time, batch int) (int, error)
-}
+// retention override) and batched deletion of old, finished events. It is
+// kinehook.RetentionStore, named in the root package so that wiring can
+// require it of a store.
+type Store = kinehook.RetentionStore
 
 // Vacuumer is implemented by stores whose file keeps freed space until told
 // to give it back (the embedded SQLite store). The cleaner calls it after a

@@ -166,7 +166,7 @@ func unsealWith(box kinehook.SecretBox, b []byte) ([]byte, error) {
 }
 
 // ResealSecrets is encryption key rotation (it implements the
-// internal/secretbox Resealer contract): it passes every sealed value it holds
+// kinehook.Resealer contract): it passes every sealed value it holds
 // (endpoint secrets, logins, passwords, custom headers; the exact bytes
 // SecretBox.Seal returned) to reseal and writes back what reseal returns, in
 // one transaction, returning how many values changed. If reseal fails

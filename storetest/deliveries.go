@@ -249,23 +249,7 @@ func testRecordAttempts(t *testing.T, s kinehook.Store) {
 	// The error of the second attempt was the last error for a while.
 	atts, err := s.ListAttempts(ctx, f.p.ID, d1.ID)
 	requireNoErr(t, err, "ListAttempts")
-	wantAtts := []kinehook.Attempt{first.Attempt, second.Attempt, third.Attempt}
-	if len(atts) != len(wantAtts) {
-		t.Fatalf("ListAttempts = %d attempts, want %d", len(atts), len(wantAtts))
-	}
-	for i, w := range wantAtts {
-		g := atts[i]
-		if g.ID != w.ID || g.DeliveryID != w.DeliveryID || g.StatusCode != w.StatusCode || g.Error != w.Error ||
-			g.DurationMS != w.DurationMS || g.ResponseBody != w.ResponseBody {
-			t.Errorf("attempt %d = %+v, want %+v", i, *g, w)
-		}
-		assertTimeEq(t, fmt.Sprintf("attempt %d AttemptedAt", i), g.AttemptedAt, w.AttemptedAt)
-		if len(g.RequestHeaders) != 0 || len(w.RequestHeaders) != 0 {
-			if !maps.Equal(g.RequestHeaders, w.RequestHeaders) {
-				t.Errorf("attempt %d RequestHeaders = %v, want %v", i, g.RequestHeaders, w.RequestHeaders)
-			}
-		}
-	}
+	assertAttempts(t, atts, []kinehook.Attempt{first.Attempt, second.Attempt, third.Attempt})
 
 	// The last error is the attempt's error.
 	d3 := f.byEvent[f.events[1].ID][0]
@@ -278,8 +262,15 @@ func testRecordAttempts(t *testing.T, s kinehook.Store) {
 		t.Errorf("d3 LastError = %q, code %d", got.LastError, got.LastStatusCode)
 	}
 
-	// Not found and empty cases.
-	_, err = s.ListAttempts(ctx, kinehook.NewID(kinehook.PrefixProject), d1.ID)
+	testListAttemptsEdges(t, s, f, d1.ID)
+}
+
+// testListAttemptsEdges checks ListAttempts on another project, an unknown
+// delivery and an untried one, and RecordAttempts of nothing.
+func testListAttemptsEdges(t *testing.T, s kinehook.Store, f *fixture, triedID string) {
+	t.Helper()
+	ctx := t.Context()
+	_, err := s.ListAttempts(ctx, kinehook.NewID(kinehook.PrefixProject), triedID)
 	assertNotFound(t, err, "ListAttempts(other project)")
 	_, err = s.ListAttempts(ctx, f.p.ID, kinehook.NewID(kinehook.PrefixDelivery))
 	assertNotFound(t, err, "ListAttempts(unknown delivery)")
@@ -289,6 +280,27 @@ func testRecordAttempts(t *testing.T, s kinehook.Store) {
 		t.Errorf("ListAttempts of an untried delivery = %d", len(none))
 	}
 	requireNoErr(t, s.RecordAttempts(ctx, nil), "RecordAttempts(nil)")
+}
+
+// assertAttempts checks that the attempts listed are want, field by field.
+func assertAttempts(t *testing.T, atts []*kinehook.Attempt, want []kinehook.Attempt) {
+	t.Helper()
+	if len(atts) != len(want) {
+		t.Fatalf("ListAttempts = %d attempts, want %d", len(atts), len(want))
+	}
+	for i, w := range want {
+		g := atts[i]
+		if g.ID != w.ID || g.DeliveryID != w.DeliveryID || g.StatusCode != w.StatusCode || g.Error != w.Error ||
+			g.DurationMS != w.DurationMS || g.ResponseBody != w.ResponseBody {
+			t.Errorf("attempt %d = %+v, want %+v", i, *g, w)
+		}
+		assertTimeEq(t, fmt.Sprintf("attempt %d AttemptedAt", i), g.AttemptedAt, w.AttemptedAt)
+		if len(g.RequestHeaders) != 0 || len(w.RequestHeaders) != 0 {
+			if !maps.Equal(g.RequestHeaders, w.RequestHeaders) {
+				t.Errorf("attempt %d RequestHeaders = %v, want %v", i, g.RequestHeaders, w.RequestHeaders)
+			}
+		}
+	}
 }
 
 func testRecordAttemptsLargeBatch(t *testing.T, s kinehook.Store) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kinehook/kinehook/client"
 )
@@ -171,6 +172,23 @@ func recordAnswers(ctx context.Context) (context.Context, *apiAnswers) {
 	return client.WithResponseHook(ctx, func(r *client.Response) {
 		a.bodies = append(a.bodies, r.Body)
 	}), a
+}
+
+// show prints the answer of a command's request: the API's own JSON with
+// --json, what text writes otherwise.
+func (o *apiOptions) show(cmd *cobra.Command, ans *apiAnswers, text func(w io.Writer) error) error {
+	if o.json {
+		return ans.print(cmd.OutOrStdout())
+	}
+	return text(cmd.OutOrStdout())
+}
+
+// setIfChanged points *dst at v when the flag name was given on the command
+// line: the PATCH bodies send only what the user set.
+func setIfChanged[T any](fl *pflag.FlagSet, name string, dst **T, v *T) {
+	if fl.Changed(name) {
+		*dst = v
+	}
 }
 
 // apiCall is the RunE of a command that makes one API call (call, which

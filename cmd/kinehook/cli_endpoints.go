@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kinehook/kinehook/client"
 )
@@ -105,7 +107,8 @@ func endpointPairs(e *client.Endpoint) [][2]string {
 	return pairs
 }
 
-// newEndpointsCmd builds `kinehook endpoints ...`.
+// newEndpointsCmd builds `kinehook endpoints ...`: the group and its shared
+// flags; each subcommand has its own builder below.
 func newEndpointsCmd() *cobra.Command {
 	o := &apiOptions{withProject: true}
 	cmd := apiGroup(&cobra.Command{
@@ -114,14 +117,27 @@ func newEndpointsCmd() *cobra.Command {
 		Short:   "Manage a project's endpoints (the URLs that receive events)",
 	})
 	o.register(cmd)
+	cmd.AddCommand(newEndpointCreateCmd(o), newEndpointListCmd(o), newEndpointGetCmd(o),
+		newEndpointUpdateCmd(o), newEndpointDeleteCmd(o), newEndpointSecretCmd(o),
+		newEndpointRotateCmd(o), newEndpointRecoverCmd(o))
+	return cmd
+}
 
-	show := func(cmd *cobra.Command, ans *apiAnswers, e *client.Endpoint) error {
-		if o.json {
-			return ans.print(cmd.OutOrStdout())
-		}
-		return apiFields(cmd.OutOrStdout(), endpointPairs(e))
-	}
+// showEndpoint prints an endpoint: the API's JSON with --json, else label/value lines.
+func showEndpoint(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, e *client.Endpoint) error {
+	return o.show(cmd, ans, func(w io.Writer) error { return apiFields(w, endpointPairs(e)) })
+}
 
+// showSecret prints a signing secret: the API's JSON with --json, else the secret alone.
+func showSecret(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, secret string) error {
+	return o.show(cmd, ans, func(w io.Writer) error {
+		fmt.Fprintln(w, secret)
+		return nil
+	})
+}
+
+// newEndpointCreateCmd builds `endpoints create`.
+func newEndpointCreateCmd(o *apiOptions) *cobra.Command {
 	cf := &endpointFlags{}
 	create := &cobra.Command{
 		Use:   "create --url ENDPOINT_URL | create ENDPOINT_URL",
@@ -133,39 +149,46 @@ func newEndpointsCmd() *cobra.Command {
 		Example: `  KINEHOOK_URL=http://127.0.0.1:8080 kinehook endpoints create --project prj_... --url https://example.com/webhooks --event-type media.update.status
   kinehook endpoints create https://example.com/webhooks --url http://127.0.0.1:8080 --key kh_... --project prj_...`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var arg string
-			if len(args) == 1 {
-				arg = args[0]
-			}
-			if err := cf.resolveURL(o, arg); err != nil {
-				return err
-			}
-			if cf.url == "" {
-				return fmt.Errorf("the endpoint's URL is required: --url URL (or an argument)")
-			}
-			h, err := parseHeaders(cf.headers)
-			if err != nil {
-				return err
-			}
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
-			e, err := c.CreateEndpoint(ctx, pid, client.EndpointCreate{
-				URL: cf.url, EventTypes: cf.eventTypes, Description: cf.description, Headers: h,
-				Disabled: cf.disabled, RateLimit: cf.rateLimit, MaxInFlight: cf.maxInFlight, Secret: cf.secret,
-			})
-			if err != nil {
-				return fmt.Errorf("create endpoint: %w", err)
-			}
-			return show(cmd, ans, e)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runEndpointCreate(cmd, o, cf, args) },
 	}
 	cf.register(create, false)
+	return create
+}
 
-	list := &cobra.Command{
+// runEndpointCreate registers the endpoint the flags (and the optional URL argument) describe.
+func runEndpointCreate(cmd *cobra.Command, o *apiOptions, cf *endpointFlags, args []string) error {
+	var arg string
+	if len(args) == 1 {
+		arg = args[0]
+	}
+	if err := cf.resolveURL(o, arg); err != nil {
+		return err
+	}
+	if cf.url == "" {
+		return fmt.Errorf("the endpoint's URL is required: --url URL (or an argument)")
+	}
+	h, err := parseHeaders(cf.headers)
+	if err != nil {
+		return err
+	}
+	c, pid, err := o.setup(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, ans := recordAnswers(cmd.Context())
+	e, err := c.CreateEndpoint(ctx, pid, client.EndpointCreate{
+		URL: cf.url, EventTypes: cf.eventTypes, Description: cf.description, Headers: h,
+		Disabled: cf.disabled, RateLimit: cf.rateLimit, MaxInFlight: cf.maxInFlight, Secret: cf.secret,
+	})
+	if err != nil {
+		return fmt.Errorf("create endpoint: %w", err)
+	}
+	return showEndpoint(cmd, o, ans, e)
+}
+
+// newEndpointListCmd builds `endpoints list`.
+func newEndpointListCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List the project's endpoints",
 		Args:  cobra.NoArgs,
@@ -183,25 +206,33 @@ func newEndpointsCmd() *cobra.Command {
 			if o.json {
 				return ans.printPages(cmd.OutOrStdout())
 			}
-			rows := make([][]string, 0, len(es))
-			for _, e := range es {
-				types := "all"
-				if len(e.EventTypes) > 0 {
-					types = strings.Join(e.EventTypes, ",")
-				}
-				state := "enabled"
-				if e.Disabled {
-					state = "disabled"
-				} else if !e.FailingSince.IsZero() {
-					state = "failing since " + apiTime(e.FailingSince)
-				}
-				rows = append(rows, []string{e.ID, e.URL, types, state, apiTime(e.CreatedAt)})
-			}
-			return apiTable(cmd.OutOrStdout(), []string{"ID", "URL", "EVENT_TYPES", "STATE", "CREATED"}, rows)
+			return apiTable(cmd.OutOrStdout(), []string{"ID", "URL", "EVENT_TYPES", "STATE", "CREATED"}, endpointRows(es))
 		},
 	}
+}
 
-	get := &cobra.Command{
+// endpointRows are the rows of `endpoints list`.
+func endpointRows(es []*client.Endpoint) [][]string {
+	rows := make([][]string, 0, len(es))
+	for _, e := range es {
+		types := "all"
+		if len(e.EventTypes) > 0 {
+			types = strings.Join(e.EventTypes, ",")
+		}
+		state := "enabled"
+		if e.Disabled {
+			state = "disabled"
+		} else if !e.FailingSince.IsZero() {
+			state = "failing since " + apiTime(e.FailingSince)
+		}
+		rows = append(rows, []string{e.ID, e.URL, types, state, apiTime(e.CreatedAt)})
+	}
+	return rows
+}
+
+// newEndpointGetCmd builds `endpoints get`.
+func newEndpointGetCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "get ENDPOINT_ID",
 		Short: "Show one endpoint",
 		Args:  cobra.ExactArgs(1),
@@ -215,64 +246,25 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("get endpoint %s: %w", args[0], err)
 			}
-			return show(cmd, ans, e)
+			return showEndpoint(cmd, o, ans, e)
 		},
 	}
+}
 
+// newEndpointUpdateCmd builds `endpoints update`.
+func newEndpointUpdateCmd(o *apiOptions) *cobra.Command {
 	uf := &endpointFlags{}
 	update := &cobra.Command{
 		Use:   "update ENDPOINT_ID [flags]",
 		Short: "Change an endpoint: only the flags given change",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u client.EndpointUpdate
-			fl := cmd.Flags()
-			changed := false
 			if err := uf.resolveURL(o, ""); err != nil {
 				return err
 			}
-			if uf.url != "" {
-				u.URL, changed = &uf.url, true
-			}
-			if fl.Changed("event-type") && uf.allEvents {
-				return fmt.Errorf("--event-type and --all-events exclude each other")
-			}
-			if fl.Changed("event-type") {
-				u.EventTypes, changed = &uf.eventTypes, true
-			}
-			if uf.allEvents {
-				u.EventTypes, changed = client.Ptr([]string{}), true
-			}
-			if fl.Changed("description") {
-				u.Description, changed = &uf.description, true
-			}
-			if fl.Changed("header") && uf.noHeaders {
-				return fmt.Errorf("--header and --clear-headers exclude each other")
-			}
-			if fl.Changed("header") {
-				h, err := parseHeaders(uf.headers)
-				if err != nil {
-					return err
-				}
-				u.Headers, changed = &h, true
-			}
-			if uf.noHeaders {
-				u.Headers, changed = client.Ptr(map[string]string{}), true
-			}
-			if fl.Changed("disabled") {
-				u.Disabled, changed = &uf.disabled, true
-			}
-			if fl.Changed("rate-limit") {
-				u.RateLimit, changed = &uf.rateLimit, true
-			}
-			if fl.Changed("max-in-flight") {
-				u.MaxInFlight, changed = &uf.maxInFlight, true
-			}
-			if fl.Changed("secret") {
-				u.Secret, changed = &uf.secret, true
-			}
-			if !changed {
-				return fmt.Errorf("nothing to change: give at least one of --url, --event-type, --all-events, --description, --header, --clear-headers, --disabled, --rate-limit, --max-in-flight, --secret")
+			u, err := uf.changes(cmd.Flags())
+			if err != nil {
+				return err
 			}
 			c, pid, err := o.setup(cmd)
 			if err != nil {
@@ -283,12 +275,64 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("update endpoint %s: %w", args[0], err)
 			}
-			return show(cmd, ans, e)
+			return showEndpoint(cmd, o, ans, e)
 		},
 	}
 	uf.register(update, true)
+	return update
+}
 
-	del := &cobra.Command{
+// changes is the update the flags given ask for (f.url already resolved):
+// only the flags set on the command line change.
+func (f *endpointFlags) changes(fl *pflag.FlagSet) (client.EndpointUpdate, error) {
+	var u client.EndpointUpdate
+	if fl.Changed("event-type") && f.allEvents {
+		return u, fmt.Errorf("--event-type and --all-events exclude each other")
+	}
+	if fl.Changed("header") && f.noHeaders {
+		return u, fmt.Errorf("--header and --clear-headers exclude each other")
+	}
+	if f.url != "" {
+		u.URL = &f.url
+	}
+	if fl.Changed("event-type") {
+		u.EventTypes = &f.eventTypes
+	}
+	if f.allEvents {
+		u.EventTypes = client.Ptr([]string{})
+	}
+	if err := f.headerChange(fl, &u); err != nil {
+		return u, err
+	}
+	setIfChanged(fl, "description", &u.Description, &f.description)
+	setIfChanged(fl, "disabled", &u.Disabled, &f.disabled)
+	setIfChanged(fl, "rate-limit", &u.RateLimit, &f.rateLimit)
+	setIfChanged(fl, "max-in-flight", &u.MaxInFlight, &f.maxInFlight)
+	setIfChanged(fl, "secret", &u.Secret, &f.secret)
+	if u == (client.EndpointUpdate{}) {
+		return u, fmt.Errorf("nothing to change: give at least one of --url, --event-type, --all-events, --description, --header, --clear-headers, --disabled, --rate-limit, --max-in-flight, --secret")
+	}
+	return u, nil
+}
+
+// headerChange sets u.Headers from --header or --clear-headers, if given.
+func (f *endpointFlags) headerChange(fl *pflag.FlagSet, u *client.EndpointUpdate) error {
+	if fl.Changed("header") {
+		h, err := parseHeaders(f.headers)
+		if err != nil {
+			return err
+		}
+		u.Headers = &h
+	}
+	if f.noHeaders {
+		u.Headers = client.Ptr(map[string]string{})
+	}
+	return nil
+}
+
+// newEndpointDeleteCmd builds `endpoints delete`.
+func newEndpointDeleteCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "delete ENDPOINT_ID",
 		Short: "Delete an endpoint (its open deliveries become failed)",
 		Args:  cobra.ExactArgs(1),
@@ -308,15 +352,11 @@ func newEndpointsCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
 
-	secretOut := func(cmd *cobra.Command, ans *apiAnswers, secret string) error {
-		if o.json {
-			return ans.print(cmd.OutOrStdout())
-		}
-		fmt.Fprintln(cmd.OutOrStdout(), secret)
-		return nil
-	}
-	secret := &cobra.Command{
+// newEndpointSecretCmd builds `endpoints secret`.
+func newEndpointSecretCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "secret ENDPOINT_ID",
 		Short: "Print the endpoint's signing secret",
 		Args:  cobra.ExactArgs(1),
@@ -330,10 +370,14 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("get secret of endpoint %s: %w", args[0], err)
 			}
-			return secretOut(cmd, ans, s)
+			return showSecret(cmd, o, ans, s)
 		},
 	}
-	rotate := &cobra.Command{
+}
+
+// newEndpointRotateCmd builds `endpoints rotate`.
+func newEndpointRotateCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "rotate ENDPOINT_ID",
 		Short: "Make a new signing secret (the old one keeps signing beside it for 24 h)",
 		Args:  cobra.ExactArgs(1),
@@ -347,10 +391,13 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("rotate secret of endpoint %s: %w", args[0], err)
 			}
-			return secretOut(cmd, ans, s)
+			return showSecret(cmd, o, ans, s)
 		},
 	}
+}
 
+// newEndpointRecoverCmd builds `endpoints recover`.
+func newEndpointRecoverCmd(o *apiOptions) *cobra.Command {
 	var since string
 	recoverCmd := &cobra.Command{
 		Use:   "recover ENDPOINT_ID --since TIME",
@@ -375,15 +422,12 @@ func newEndpointsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("recover endpoint %s: %w", args[0], err)
 			}
-			if o.json {
-				return ans.print(cmd.OutOrStdout())
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "re-sending %d failed deliveries of %s since %s\n", r.Recovered, args[0], apiTime(t))
-			return nil
+			return o.show(cmd, ans, func(w io.Writer) error {
+				fmt.Fprintf(w, "re-sending %d failed deliveries of %s since %s\n", r.Recovered, args[0], apiTime(t))
+				return nil
+			})
 		},
 	}
 	recoverCmd.Flags().StringVar(&since, "since", "", "re-send failures since this time (RFC 3339, a date, or a duration like 2h)")
-
-	cmd.AddCommand(create, list, get, update, del, secret, rotate, recoverCmd)
-	return cmd
+	return recoverCmd
 }

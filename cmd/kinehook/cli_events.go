@@ -26,7 +26,8 @@ func init() {
 	rootCmd.AddCommand(newDeliveriesCmd())
 }
 
-// newEventsCmd builds `kinehook events send|list|get`.
+// newEventsCmd builds `kinehook events send|send-batch|list|get`: the group
+// and its shared flags; each subcommand has its own builder.
 func newEventsCmd() *cobra.Command {
 	o := &apiOptions{withProject: true}
 	cmd := apiGroup(&cobra.Command{
@@ -35,7 +36,12 @@ func newEventsCmd() *cobra.Command {
 		Short:   "Send and inspect a project's events",
 	})
 	o.register(cmd)
+	cmd.AddCommand(newEventSendCmd(o), newSendBatchCmd(o), newEventListCmd(o), newEventGetCmd(o))
+	return cmd
+}
 
+// newEventSendCmd builds `events send`.
+func newEventSendCmd(o *apiOptions) *cobra.Command {
 	var data, idemKey string
 	send := &cobra.Command{
 		Use:   "send TYPE [--data JSON]",
@@ -48,22 +54,9 @@ func newEventsCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t := kinehook.EventType(args[0])
-			var raw json.RawMessage
-			if data != "" {
-				if !json.Valid([]byte(data)) {
-					return fmt.Errorf("--data is not valid JSON")
-				}
-				raw = json.RawMessage(data)
-			} else {
-				sample := kinehook.SampleEvent(t)
-				if sample == nil {
-					return fmt.Errorf("%q is not in the catalog, so there is no sample data: pass --data", t)
-				}
-				var env kinehook.Envelope
-				if err := json.Unmarshal(sample, &env); err != nil {
-					return fmt.Errorf("read sample of %s: %w", t, err)
-				}
-				raw = env.Data
+			raw, err := eventData(t, data)
+			if err != nil {
+				return err
 			}
 			c, pid, err := o.setup(cmd)
 			if err != nil {
@@ -79,77 +72,44 @@ func newEventsCmd() *cobra.Command {
 	}
 	send.Flags().StringVar(&data, "data", "", "the event's data object as JSON (default: the seed's example)")
 	send.Flags().StringVar(&idemKey, "idempotency-key", "", "the same key within 24 h returns the first event and creates nothing")
+	return send
+}
 
-	var lo struct {
-		event, cursor, resource, status, since, until string
-		limit                                         int
-		all                                           bool
+// eventData is the data `events send` sends: --data, or else the catalog's
+// sample data of t.
+func eventData(t kinehook.EventType, data string) (json.RawMessage, error) {
+	if data != "" {
+		if !json.Valid([]byte(data)) {
+			return nil, fmt.Errorf("--data is not valid JSON")
+		}
+		return json.RawMessage(data), nil
 	}
+	sample := kinehook.SampleEvent(t)
+	if sample == nil {
+		return nil, fmt.Errorf("%q is not in the catalog, so there is no sample data: pass --data", t)
+	}
+	var env kinehook.Envelope
+	if err := json.Unmarshal(sample, &env); err != nil {
+		return nil, fmt.Errorf("read sample of %s: %w", t, err)
+	}
+	return env.Data, nil
+}
+
+// eventListFlags are the flags of `events list`.
+type eventListFlags struct {
+	event, cursor, resource, status, since, until string
+	limit                                         int
+	all                                           bool
+}
+
+// newEventListCmd builds `events list`.
+func newEventListCmd(o *apiOptions) *cobra.Command {
+	lo := &eventListFlags{}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the project's events, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if lo.limit < 0 || lo.limit > maxEventsLimit {
-				return fmt.Errorf("--limit %d: want 1 to %d events a page (0: the server's default)", lo.limit, maxEventsLimit)
-			}
-			opts := client.EventListOptions{
-				Event: kinehook.EventType(lo.event), Cursor: lo.cursor, Limit: lo.limit,
-				ResourceKey: lo.resource, Status: kinehook.DeliveryStatus(lo.status),
-			}
-			now := time.Now()
-			for _, tf := range []struct {
-				flag, v string
-				dst     *time.Time
-			}{{"since", lo.since, &opts.Since}, {"until", lo.until, &opts.Until}} {
-				if tf.v == "" {
-					continue
-				}
-				t, err := parseSince(tf.v, now)
-				if err != nil {
-					return fmt.Errorf("--%s: %w", tf.flag, err)
-				}
-				*tf.dst = t
-			}
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
-			var page client.EventPage
-			if lo.all {
-				for ev, err := range c.AllEvents(ctx, pid, opts) {
-					if err != nil {
-						return fmt.Errorf("list events: %w", err)
-					}
-					page.Data = append(page.Data, ev)
-				}
-			} else {
-				p, err := c.ListEvents(ctx, pid, opts)
-				if err != nil {
-					return fmt.Errorf("list events: %w", err)
-				}
-				page = *p
-			}
-			if o.json {
-				if lo.all {
-					// Every page's data in one list, as if it were one page.
-					return ans.printPages(cmd.OutOrStdout())
-				}
-				return ans.print(cmd.OutOrStdout())
-			}
-			rows := make([][]string, 0, len(page.Data))
-			for _, ev := range page.Data {
-				rows = append(rows, []string{ev.ID, string(ev.Event), apiOr(eventResource(ev)), eventDetail(ev), apiTime(ev.CreatedAt)})
-			}
-			if err := apiTable(cmd.OutOrStdout(), []string{"ID", "EVENT", "RESOURCE", "DETAIL", "CREATED"}, rows); err != nil {
-				return err
-			}
-			if page.NextCursor != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s\n", page.NextCursor)
-			}
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return runEventList(cmd, o, lo) },
 	}
 	lf := list.Flags()
 	lf.StringVar(&lo.event, "event", "", "only this event type")
@@ -160,8 +120,87 @@ func newEventsCmd() *cobra.Command {
 	lf.StringVar(&lo.since, "since", "", "only events created since (RFC 3339, a date, or a duration like 2h)")
 	lf.StringVar(&lo.until, "until", "", "only events created before (RFC 3339, a date, or a duration like 2h)")
 	lf.BoolVar(&lo.all, "all", false, "follow the cursor through every page")
+	return list
+}
 
-	get := &cobra.Command{
+// options checks the flags of `events list` and turns them into the client's list options.
+func (lo *eventListFlags) options(now time.Time) (client.EventListOptions, error) {
+	if lo.limit < 0 || lo.limit > maxEventsLimit {
+		return client.EventListOptions{}, fmt.Errorf("--limit %d: want 1 to %d events a page (0: the server's default)", lo.limit, maxEventsLimit)
+	}
+	opts := client.EventListOptions{
+		Event: kinehook.EventType(lo.event), Cursor: lo.cursor, Limit: lo.limit,
+		ResourceKey: lo.resource, Status: kinehook.DeliveryStatus(lo.status),
+	}
+	for _, tf := range []struct {
+		flag, v string
+		dst     *time.Time
+	}{{"since", lo.since, &opts.Since}, {"until", lo.until, &opts.Until}} {
+		if tf.v == "" {
+			continue
+		}
+		t, err := parseSince(tf.v, now)
+		if err != nil {
+			return opts, fmt.Errorf("--%s: %w", tf.flag, err)
+		}
+		*tf.dst = t
+	}
+	return opts, nil
+}
+
+// runEventList lists events: one page, or every page with --all.
+func runEventList(cmd *cobra.Command, o *apiOptions, lo *eventListFlags) error {
+	opts, err := lo.options(time.Now())
+	if err != nil {
+		return err
+	}
+	c, pid, err := o.setup(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, ans := recordAnswers(cmd.Context())
+	page, err := fetchEvents(ctx, c, pid, opts, lo.all)
+	if err != nil {
+		return fmt.Errorf("list events: %w", err)
+	}
+	if o.json {
+		if lo.all {
+			// Every page's data in one list, as if it were one page.
+			return ans.printPages(cmd.OutOrStdout())
+		}
+		return ans.print(cmd.OutOrStdout())
+	}
+	rows := make([][]string, 0, len(page.Data))
+	for _, ev := range page.Data {
+		rows = append(rows, []string{ev.ID, string(ev.Event), apiOr(eventResource(ev)), eventDetail(ev), apiTime(ev.CreatedAt)})
+	}
+	if err := apiTable(cmd.OutOrStdout(), []string{"ID", "EVENT", "RESOURCE", "DETAIL", "CREATED"}, rows); err != nil {
+		return err
+	}
+	if page.NextCursor != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s\n", page.NextCursor)
+	}
+	return nil
+}
+
+// fetchEvents gets one page of events, or with all every page as one.
+func fetchEvents(ctx context.Context, c *client.Client, pid string, opts client.EventListOptions, all bool) (*client.EventPage, error) {
+	if !all {
+		return c.ListEvents(ctx, pid, opts)
+	}
+	var page client.EventPage
+	for ev, err := range c.AllEvents(ctx, pid, opts) {
+		if err != nil {
+			return nil, err
+		}
+		page.Data = append(page.Data, ev)
+	}
+	return &page, nil
+}
+
+// newEventGetCmd builds `events get`.
+func newEventGetCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "get EVENT_ID",
 		Short: "Show one event with its payload",
 		Args:  cobra.ExactArgs(1),
@@ -178,8 +217,6 @@ func newEventsCmd() *cobra.Command {
 			return showEvent(cmd, o, ans, ev)
 		},
 	}
-	cmd.AddCommand(send, newSendBatchCmd(o), list, get)
-	return cmd
 }
 
 // newSendBatchCmd builds `kinehook events send-batch --file FILE`.
@@ -200,65 +237,79 @@ func newSendBatchCmd(o *apiOptions) *cobra.Command {
 		Example: `  kinehook events send-batch --file events.jsonl
   printf '%s\n' '{"event":"live.created","data":{"event_id":"l1"}}' | kinehook events send-batch --file -`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if chunk < 1 || chunk > client.MaxBatchEvents {
-				return fmt.Errorf("--chunk-size %d: want 1 to %d events a request", chunk, client.MaxBatchEvents)
-			}
-			var data []byte
-			var err error
-			if file == "-" {
-				data, err = io.ReadAll(cmd.InOrStdin())
-			} else {
-				data, err = os.ReadFile(file)
-			}
-			if err != nil {
-				return fmt.Errorf("--file: %w", err)
-			}
-			bf, err := readBatchFile(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", batchFileName(file), err)
-			}
-			ends, err := bf.chunkEnds(chunk)
-			if err != nil {
-				return fmt.Errorf("%s: %w", batchFileName(file), err)
-			}
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			n := len(bf.items)
-			chunks := len(ends)
-			if chunks > 1 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "sending %d events in %d chunks of up to %d events and 4 MiB, in order: each chunk is stored whole or not at all, the file as a whole is not\n", n, chunks, chunk)
-			}
-			ctx, ans := recordAnswers(cmd.Context())
-			var accepted []*client.Event
-			start := 0
-			for k, end := range ends {
-				evs, err := c.SendEventsBody(ctx, pid, batchBody(bf.items[start:end]))
-				if err == nil && len(evs) != end-start {
-					// Stored (2xx), but not as this command can list it.
-					return fmt.Errorf("send events: chunk %d of %d was stored, but the API answered %d events for the %d sent; %d events accepted before it", k+1, chunks, len(evs), end-start, start)
-				}
-				if err != nil {
-					ans.bodies = ans.bodies[:min(len(ans.bodies), k)] // the answers of the chunks accepted
-					if len(accepted) > 0 {
-						if perr := showBatch(cmd, o, ans, accepted); perr != nil {
-							return perr
-						}
-					}
-					return bf.chunkError(err, k, chunks, start, end)
-				}
-				accepted = append(accepted, evs...)
-				start = end
-			}
-			return showBatch(cmd, o, ans, accepted)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runSendBatch(cmd, o, file, chunk) },
 	}
 	cmd.Flags().StringVar(&file, "file", "", "the events: a {\"events\": [...]} body or JSON Lines; - reads stdin")
 	cmd.Flags().IntVar(&chunk, "chunk-size", chunk, "most events a request, 1 to 1000 (a request also ends before 4 MiB)")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// runSendBatch sends the events of file, chunk events at most a request.
+func runSendBatch(cmd *cobra.Command, o *apiOptions, file string, chunk int) error {
+	if chunk < 1 || chunk > client.MaxBatchEvents {
+		return fmt.Errorf("--chunk-size %d: want 1 to %d events a request", chunk, client.MaxBatchEvents)
+	}
+	bf, ends, err := loadBatchFile(cmd, file, chunk)
+	if err != nil {
+		return err
+	}
+	c, pid, err := o.setup(cmd)
+	if err != nil {
+		return err
+	}
+	n := len(bf.items)
+	chunks := len(ends)
+	if chunks > 1 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "sending %d events in %d chunks of up to %d events and 4 MiB, in order: each chunk is stored whole or not at all, the file as a whole is not\n", n, chunks, chunk)
+	}
+	ctx, ans := recordAnswers(cmd.Context())
+	var accepted []*client.Event
+	start := 0
+	for k, end := range ends {
+		evs, err := c.SendEventsBody(ctx, pid, batchBody(bf.items[start:end]))
+		if err == nil && len(evs) != end-start {
+			// Stored (2xx), but not as this command can list it.
+			return fmt.Errorf("send events: chunk %d of %d was stored, but the API answered %d events for the %d sent; %d events accepted before it", k+1, chunks, len(evs), end-start, start)
+		}
+		if err != nil {
+			ans.bodies = ans.bodies[:min(len(ans.bodies), k)] // the answers of the chunks accepted
+			if len(accepted) > 0 {
+				if perr := showBatch(cmd, o, ans, accepted); perr != nil {
+					return perr
+				}
+			}
+			return bf.chunkError(err, k, chunks, start, end)
+		}
+		accepted = append(accepted, evs...)
+		start = end
+	}
+	return showBatch(cmd, o, ans, accepted)
+}
+
+// loadBatchFile reads and checks the send-batch file (- for stdin) and
+// splits it into requests of at most chunk events; it returns the end index
+// of each request.
+func loadBatchFile(cmd *cobra.Command, file string, chunk int) (*batchFile, []int, error) {
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(cmd.InOrStdin())
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--file: %w", err)
+	}
+	bf, err := readBatchFile(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", batchFileName(file), err)
+	}
+	ends, err := bf.chunkEnds(chunk)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", batchFileName(file), err)
+	}
+	return bf, ends, nil
 }
 
 // showBatch prints the events a batch command got accepted: a table, or with
@@ -568,7 +619,8 @@ func showEvent(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, ev *client.Ev
 	return nil
 }
 
-// newDeliveriesCmd builds `kinehook deliveries list|get|attempts|retry`.
+// newDeliveriesCmd builds `kinehook deliveries list|get|attempts|retry`: the
+// group and its shared flags; each subcommand has its own builder.
 func newDeliveriesCmd() *cobra.Command {
 	o := &apiOptions{withProject: true}
 	cmd := apiGroup(&cobra.Command{
@@ -577,8 +629,13 @@ func newDeliveriesCmd() *cobra.Command {
 		Short:   "Inspect and retry deliveries (one event on its way to one endpoint)",
 	})
 	o.register(cmd)
+	cmd.AddCommand(newDeliveryListCmd(o), newDeliveryGetCmd(o), newDeliveryAttemptsCmd(o), newDeliveryRetryCmd(o))
+	return cmd
+}
 
-	list := &cobra.Command{
+// newDeliveryListCmd builds `deliveries list`.
+func newDeliveryListCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list EVENT_ID",
 		Short: "List an event's deliveries",
 		Args:  cobra.ExactArgs(1),
@@ -591,17 +648,16 @@ func newDeliveriesCmd() *cobra.Command {
 		}, func(w io.Writer, ds []*kinehook.Delivery) error {
 			rows := make([][]string, 0, len(ds))
 			for _, d := range ds {
-				code := "-"
-				if d.LastStatusCode != 0 {
-					code = strconv.Itoa(d.LastStatusCode)
-				}
-				rows = append(rows, []string{d.ID, d.EndpointID, string(d.Status), strconv.Itoa(d.Attempts), code, apiTime(d.NextAttemptAt)})
+				rows = append(rows, []string{d.ID, d.EndpointID, string(d.Status), strconv.Itoa(d.Attempts), statusCode(d.LastStatusCode), apiTime(d.NextAttemptAt)})
 			}
 			return apiTable(w, []string{"ID", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST_CODE", "NEXT_ATTEMPT"}, rows)
 		}),
 	}
+}
 
-	get := &cobra.Command{
+// newDeliveryGetCmd builds `deliveries get`.
+func newDeliveryGetCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "get DELIVERY_ID",
 		Short: "Show one delivery: its status, attempts so far, last answer and next attempt",
 		Args:  cobra.ExactArgs(1),
@@ -615,8 +671,11 @@ func newDeliveriesCmd() *cobra.Command {
 			return apiFields(w, deliveryPairs(d))
 		}),
 	}
+}
 
-	attempts := &cobra.Command{
+// newDeliveryAttemptsCmd builds `deliveries attempts`.
+func newDeliveryAttemptsCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "attempts DELIVERY_ID",
 		Short: "List every HTTP attempt of a delivery",
 		Args:  cobra.ExactArgs(1),
@@ -629,17 +688,16 @@ func newDeliveriesCmd() *cobra.Command {
 		}, func(w io.Writer, as []*kinehook.Attempt) error {
 			rows := make([][]string, 0, len(as))
 			for _, a := range as {
-				code := "-"
-				if a.StatusCode != 0 {
-					code = strconv.Itoa(a.StatusCode)
-				}
-				rows = append(rows, []string{apiOr(a.ID), apiTime(a.AttemptedAt), code, strconv.FormatFloat(a.DurationMS, 'f', 1, 64), apiOr(a.Error), apiOr(oneLine(a.ResponseBody, 60))})
+				rows = append(rows, []string{apiOr(a.ID), apiTime(a.AttemptedAt), statusCode(a.StatusCode), strconv.FormatFloat(a.DurationMS, 'f', 1, 64), apiOr(a.Error), apiOr(oneLine(a.ResponseBody, 60))})
 			}
 			return apiTable(w, []string{"ID", "ATTEMPTED_AT", "STATUS", "DURATION_MS", "ERROR", "RESPONSE"}, rows)
 		}),
 	}
+}
 
-	retry := &cobra.Command{
+// newDeliveryRetryCmd builds `deliveries retry`.
+func newDeliveryRetryCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "retry DELIVERY_ID",
 		Short: "Send a delivery again now",
 		Args:  cobra.ExactArgs(1),
@@ -654,16 +712,19 @@ func newDeliveriesCmd() *cobra.Command {
 			return err
 		}),
 	}
-	cmd.AddCommand(list, get, attempts, retry)
-	return cmd
+}
+
+// statusCode formats an HTTP status for tables ("-" when there was none).
+func statusCode(code int) string {
+	if code == 0 {
+		return "-"
+	}
+	return strconv.Itoa(code)
 }
 
 // deliveryPairs prints a delivery as label/value lines.
 func deliveryPairs(d *kinehook.Delivery) [][2]string {
-	code := "-"
-	if d.LastStatusCode != 0 {
-		code = strconv.Itoa(d.LastStatusCode)
-	}
+	code := statusCode(d.LastStatusCode)
 	next := "-"
 	if !d.NextAttemptAt.IsZero() && !d.Status.Final() {
 		next = apiTime(d.NextAttemptAt)

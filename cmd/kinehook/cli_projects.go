@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
@@ -13,7 +16,8 @@ import (
 
 func init() { rootCmd.AddCommand(newProjectsCmd()) }
 
-// newProjectsCmd builds `kinehook projects create|list|get|update`.
+// newProjectsCmd builds `kinehook projects create|list|get|update`: the group
+// and its shared flags; each subcommand has its own builder below.
 func newProjectsCmd() *cobra.Command {
 	o := &apiOptions{}
 	cmd := apiGroup(&cobra.Command{
@@ -26,8 +30,18 @@ func newProjectsCmd() *cobra.Command {
 			"The key is --key or KINEHOOK_API_KEY.",
 	})
 	o.register(cmd)
+	cmd.AddCommand(newProjectCreateCmd(o), newProjectListCmd(o), newProjectGetCmd(o), newProjectUpdateCmd(o))
+	return cmd
+}
 
-	create := &cobra.Command{
+// showProject prints a project: the API's JSON with --json, else label/value lines.
+func showProject(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, p *kinehook.Project) error {
+	return o.show(cmd, ans, func(w io.Writer) error { return apiFields(w, projectPairs(p)) })
+}
+
+// newProjectCreateCmd builds `projects create`.
+func newProjectCreateCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a project and print its API key (shown only once; admin key)",
 		Args:  cobra.ExactArgs(1),
@@ -53,40 +67,33 @@ func newProjectsCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
 
-	list := &cobra.Command{
+// newProjectListCmd builds `projects list`.
+func newProjectListCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List projects (a project key: only its own)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, ans := recordAnswers(cmd.Context())
+		RunE: apiCall(o, func(ctx context.Context, c *client.Client, _ string, _ []string) ([]*kinehook.Project, error) {
 			ps, err := c.ListProjects(ctx)
 			if err != nil {
-				return fmt.Errorf("list projects: %w", err)
+				return nil, fmt.Errorf("list projects: %w", err)
 			}
-			if o.json {
-				return ans.print(cmd.OutOrStdout())
-			}
+			return ps, nil
+		}, func(w io.Writer, ps []*kinehook.Project) error {
 			rows := make([][]string, 0, len(ps))
 			for _, p := range ps {
 				rows = append(rows, []string{p.ID, p.Name, apiTime(p.CreatedAt)})
 			}
-			return apiTable(cmd.OutOrStdout(), []string{"ID", "NAME", "CREATED"}, rows)
-		},
+			return apiTable(w, []string{"ID", "NAME", "CREATED"}, rows)
+		}),
 	}
+}
 
-	show := func(cmd *cobra.Command, ans *apiAnswers, p *kinehook.Project) error {
-		if o.json {
-			return ans.print(cmd.OutOrStdout())
-		}
-		return apiFields(cmd.OutOrStdout(), projectPairs(p))
-	}
-
-	get := &cobra.Command{
+// newProjectGetCmd builds `projects get`.
+func newProjectGetCmd(o *apiOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "get [PROJECT_ID]",
 		Short: "Show a project (default: KINEHOOK_PROJECT, or the key's only project)",
 		Args:  cobra.MaximumNArgs(1),
@@ -100,14 +107,20 @@ func newProjectsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("get project %s: %w", pid, err)
 			}
-			return show(cmd, ans, p)
+			return showProject(cmd, o, ans, p)
 		},
 	}
+}
 
-	var uo struct {
-		name, operationsURL string
-		retentionDays       int
-	}
+// projectUpdateFlags are the flags of `projects update`.
+type projectUpdateFlags struct {
+	name, operationsURL string
+	retentionDays       int
+}
+
+// newProjectUpdateCmd builds `projects update`.
+func newProjectUpdateCmd(o *apiOptions) *cobra.Command {
+	uo := &projectUpdateFlags{}
 	update := &cobra.Command{
 		Use:   "update [PROJECT_ID] [--name N] [--retention-days D] [--operations-url U]",
 		Short: "Change a project: only the flags given change",
@@ -120,22 +133,9 @@ func newProjectsCmd() *cobra.Command {
   kinehook projects update prj_... --operations-url ''                          # remove it`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u client.ProjectUpdate
-			fl := cmd.Flags()
-			if fl.Changed("name") {
-				u.Name = &uo.name
-			}
-			if fl.Changed("retention-days") {
-				if uo.retentionDays < 0 || uo.retentionDays > kinehook.MaxRetentionDays {
-					return fmt.Errorf("--retention-days %d: want 0 (the server's default) to %d", uo.retentionDays, kinehook.MaxRetentionDays)
-				}
-				u.RetentionDays = &uo.retentionDays
-			}
-			if fl.Changed("operations-url") {
-				u.OperationsURL = &uo.operationsURL
-			}
-			if u == (client.ProjectUpdate{}) {
-				return errors.New("nothing to change: give at least one of --name, --retention-days, --operations-url")
+			u, err := uo.changes(cmd.Flags())
+			if err != nil {
+				return err
 			}
 			c, pid, err := o.projectArg(cmd, args)
 			if err != nil {
@@ -146,16 +146,30 @@ func newProjectsCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("update project %s: %w", pid, err)
 			}
-			return show(cmd, ans, p)
+			return showProject(cmd, o, ans, p)
 		},
 	}
 	uf := update.Flags()
 	uf.StringVar(&uo.name, "name", "", "the project's name (1 to 200 characters)")
 	uf.IntVar(&uo.retentionDays, "retention-days", 0, "days events are kept (0 = the server's default)")
 	uf.StringVar(&uo.operationsURL, "operations-url", "", "URL receiving operational events such as endpoint.disabled ('' removes it)")
+	return update
+}
 
-	cmd.AddCommand(create, list, get, update)
-	return cmd
+// changes is the update the flags given ask for: only the flags set on the
+// command line are sent.
+func (uo *projectUpdateFlags) changes(fl *pflag.FlagSet) (client.ProjectUpdate, error) {
+	var u client.ProjectUpdate
+	setIfChanged(fl, "name", &u.Name, &uo.name)
+	if fl.Changed("retention-days") && (uo.retentionDays < 0 || uo.retentionDays > kinehook.MaxRetentionDays) {
+		return u, fmt.Errorf("--retention-days %d: want 0 (the server's default) to %d", uo.retentionDays, kinehook.MaxRetentionDays)
+	}
+	setIfChanged(fl, "retention-days", &u.RetentionDays, &uo.retentionDays)
+	setIfChanged(fl, "operations-url", &u.OperationsURL, &uo.operationsURL)
+	if u == (client.ProjectUpdate{}) {
+		return u, errors.New("nothing to change: give at least one of --name, --retention-days, --operations-url")
+	}
+	return u, nil
 }
 
 // projectArg returns the client and the project of `projects get|update

@@ -25,8 +25,8 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/examples/statussync/statussync"
-	"github.com/kinehook/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/internal/statussync"
 )
 
 func init() { rootCmd.AddCommand(newDemoCmd()) }
@@ -122,84 +122,134 @@ func freeLoopbackAddr(addr string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// runDemo runs the demo until ctx ends or o.duration passes.
+// runDemo runs the demo until ctx ends or o.duration passes: the server,
+// the receiver, a project and endpoint, then the simulator, watched until
+// it ends; each step is a function below.
 func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err error) {
-	rate, err := parseRate(o.rate)
+	rate, err := checkDemoOptions(o)
 	if err != nil {
-		return fmt.Errorf("--rate: %w", err)
+		return err
 	}
-	if o.flaky < 0 || o.flaky > 1 {
-		return fmt.Errorf("--flaky must be between 0 and 1")
-	}
-	if o.every <= 0 {
-		o.every = 2 * time.Second
-	}
-	stdout = &lockedWriter{w: stdout}
-	dir, err := os.MkdirTemp("", "kinehook-demo-")
-	if err != nil {
+	d := &demoRun{o: o, rate: rate, stdout: &lockedWriter{w: stdout}}
+	if d.dir, err = os.MkdirTemp("", "kinehook-demo-"); err != nil {
 		return fmt.Errorf("create a data folder: %w", err)
 	}
-	var addr string
-	dbPath := filepath.Join(dir, "statussync.db")
-	defer func() {
-		if o.keepData {
-			fmt.Fprintf(stdout, "data kept in %s (run `kinehook serve --data %s --addr %s` to look again;\n  the receiver's tables: sqlite3 %s 'select status, count(*) from videos group by status')\n", dir, dir, addr, dbPath)
-			return
-		}
-		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
-			err = fmt.Errorf("remove the data folder: %w", rerr)
-		}
-	}()
+	d.dbPath = filepath.Join(d.dir, "statussync.db")
+	defer d.removeData(&err)
 
 	// 1. The server: `kinehook serve` itself with the demo's flags.
-	srv, err := startDemoServer(ctx, o.addr, dir, stderr)
+	srv, err := startDemoServer(ctx, o.addr, d.dir, stderr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
 		return err
 	}
+	d.srv, d.addr, d.base = srv, srv.addr, "http://"+srv.addr
 	// The receiver stops after the server, so deliveries in flight while
 	// the server drains are answered rather than refused.
-	stopReceiver := func() {}
+	stopReceiver := func() error { return nil }
 	defer func() {
 		serr := srv.stop()
-		stopReceiver()
+		if rerr := stopReceiver(); rerr != nil && err == nil {
+			err = rerr
+		}
 		if serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	addr = srv.addr
-	base, adminKey, served := "http://"+srv.addr, srv.adminKey, srv.served
-	admin := client.New(base, adminKey)
-
 	// 2. The receiver, on its own free port.
-	secret, err := kinehook.GenerateSecret()
-	if err != nil {
-		return fmt.Errorf("generate a signing secret: %w", err)
-	}
-	recv, err := newDemoReceiver(ctx, dbPath, secret, o.flaky, stdout)
+	stop, err := d.startReceiver(ctx)
 	if err != nil {
 		return err
+	}
+	stopReceiver = stop
+	// 3. A project and an endpoint pointing at the receiver.
+	if err := d.createProject(ctx); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil // stopped while starting
+	}
+	d.banner()
+	// 4. The simulator, endless until Ctrl-C or --duration.
+	return d.simulate(ctx)
+}
+
+// checkDemoOptions checks the demo's flags and returns its rate.
+func checkDemoOptions(o *demoOptions) (float64, error) {
+	rate, err := parseRate(o.rate)
+	if err != nil {
+		return 0, fmt.Errorf("--rate: %w", err)
+	}
+	if o.flaky < 0 || o.flaky > 1 {
+		return 0, fmt.Errorf("--flaky must be between 0 and 1")
+	}
+	if o.every <= 0 {
+		o.every = 2 * time.Second
+	}
+	return rate, nil
+}
+
+// demoRun is one run of the demo: what its steps set up for the next ones.
+type demoRun struct {
+	o      *demoOptions
+	rate   float64
+	stdout io.Writer
+
+	dir, dbPath string // the data folder, and the receiver's SQLite file in it
+	srv         *demoServer
+	addr, base  string // the server's address and URL
+
+	secret      string
+	recv        *demoReceiver
+	receiverURL string
+
+	project  *client.ProjectWithKey
+	endpoint *client.Endpoint
+}
+
+// removeData removes the data folder (or says where it was kept), setting
+// *err if that fails and nothing else did.
+func (d *demoRun) removeData(err *error) {
+	if d.o.keepData {
+		fmt.Fprintf(d.stdout, "data kept in %s (run `kinehook serve --data %s --addr %s` to look again;\n  the receiver's tables: sqlite3 %s 'select status, count(*) from videos group by status')\n", d.dir, d.dir, d.addr, d.dbPath)
+		return
+	}
+	if rerr := os.RemoveAll(d.dir); rerr != nil && *err == nil {
+		*err = fmt.Errorf("remove the data folder: %w", rerr)
+	}
+}
+
+// startReceiver starts the statussync receiver on a free loopback port and
+// returns what stops it.
+func (d *demoRun) startReceiver(ctx context.Context) (stop func() error, err error) {
+	if d.secret, err = kinehook.GenerateSecret(); err != nil {
+		return nil, fmt.Errorf("generate a signing secret: %w", err)
+	}
+	recv, err := newDemoReceiver(ctx, d.dbPath, d.secret, d.o.flaky, d.stdout)
+	if err != nil {
+		return nil, err
 	}
 	rln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = recv.Close()
-		return fmt.Errorf("receiver: listen: %w", err)
+		return nil, fmt.Errorf("receiver: listen: %w", err)
 	}
 	rsrv := &http.Server{Handler: recv, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = rsrv.Serve(rln) }()
-	stopReceiver = func() {
+	d.recv, d.receiverURL = recv, "http://"+rln.Addr().String()+"/webhooks"
+	return func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = rsrv.Shutdown(sctx)
-		if cerr := recv.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}
-	receiverURL := "http://" + rln.Addr().String() + "/webhooks"
+		return recv.Close()
+	}, nil
+}
 
-	// 3. A project and an endpoint pointing at the receiver.
+// createProject creates the demo project and its endpoint at the receiver.
+func (d *demoRun) createProject(ctx context.Context) error {
+	admin := client.New(d.base, d.srv.adminKey)
 	rctx, rcancel := demoRequestCtx(ctx)
 	defer rcancel()
 	p, err := admin.CreateProject(rctx, "demo")
@@ -207,16 +257,19 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 		return fmt.Errorf("create the demo project: %w", err)
 	}
 	ep, err := admin.CreateEndpoint(rctx, p.ID, client.EndpointCreate{
-		URL: receiverURL, Secret: secret, Description: "kinehook demo receiver (examples/statussync)",
+		URL: d.receiverURL, Secret: d.secret, Description: "kinehook demo receiver (examples/statussync)",
 	})
 	if err != nil {
 		return fmt.Errorf("create the demo endpoint: %w", err)
 	}
-	if ctx.Err() != nil {
-		return nil // stopped while starting
-	}
+	d.project, d.endpoint = p, ep
+	return nil
+}
 
-	fmt.Fprintf(stdout, `kinehook demo is running.
+// banner prints where everything is.
+func (d *demoRun) banner() {
+	p := d.project
+	fmt.Fprintf(d.stdout, `kinehook demo is running.
 
   Dashboard:    %s/
   Sign in with: %s   (the demo project's key; admin key: %s)
@@ -227,29 +280,33 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 
 Simulating a video platform at %s events/s. Press Ctrl-C to stop.
 
-`, base, p.APIKey, adminKey, p.APIKey, base, p.ID, receiverURL, ep.ID, dbPath, dir, strconv.FormatFloat(rate, 'f', -1, 64))
+`, d.base, p.APIKey, d.srv.adminKey, p.APIKey, d.base, p.ID, d.receiverURL, d.endpoint.ID, d.dbPath, d.dir, strconv.FormatFloat(d.rate, 'f', -1, 64))
+}
 
-	// 4. The simulator, endless until Ctrl-C or --duration.
+// simulate runs the simulator until ctx ends or --duration passes, printing
+// a summary every --every, then waits for the last deliveries and prints the
+// final counts.
+func (d *demoRun) simulate(ctx context.Context) error {
 	runCtx := ctx
-	if o.duration > 0 {
+	if d.o.duration > 0 {
 		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, o.duration)
+		runCtx, cancel = context.WithTimeout(ctx, d.o.duration)
 		defer cancel()
 	}
 	cfg := simulator.DefaultConfig()
 	cfg.Media, cfg.Live = 0, 0
-	cfg.Seed = o.seed
-	if o.seed == 0 {
+	cfg.Seed = d.o.seed
+	if d.o.seed == 0 {
 		cfg.Seed = randomSeed()
 	}
 	gen, err := simulator.NewGenerator(cfg)
 	if err != nil {
 		return err
 	}
-	projectClient := client.New(base, p.APIKey)
-	tracker := newDeliveryTracker(projectClient, p.ID)
+	projectClient := client.New(d.base, d.project.APIKey)
+	tracker := newDeliveryTracker(projectClient, d.project.ID)
 	send := func(ctx context.Context, body []byte, key string) error {
-		ev, err := projectClient.SendEventBody(ctx, p.ID, body, key)
+		ev, err := projectClient.SendEventBody(ctx, d.project.ID, body, key)
 		if err != nil {
 			return simRetryable(err)
 		}
@@ -264,28 +321,41 @@ Simulating a video platform at %s events/s. Press Ctrl-C to stop.
 	start := time.Now()
 	go func() {
 		defer close(simDone)
-		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: rate, Concurrency: demoConcurrency, Active: 8, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
+		_ = simulator.Run(runCtx, gen, send, simulator.RunConfig{Rate: d.rate, Concurrency: demoConcurrency, Active: 8, RunID: "demo-" + strconv.FormatUint(cfg.Seed, 36)}, stats)
 		simTime = time.Since(start)
 	}()
+	if err := d.watch(ctx, runCtx, simDone, start, stats, tracker); err != nil {
+		return err
+	}
+	<-simDone
+	d.finish(ctx, start, stats, tracker, simTime)
+	return nil
+}
 
-	tick := time.NewTicker(o.every)
+// watch prints the summary every --every until the simulator is done, and
+// fails if the server stops on its own.
+func (d *demoRun) watch(ctx, runCtx context.Context, simDone <-chan struct{}, start time.Time, stats *simulator.Stats, tracker *deliveryTracker) error {
+	tick := time.NewTicker(d.o.every)
 	defer tick.Stop()
-loop:
 	for {
 		select {
 		case <-runCtx.Done():
-			break loop
+			return nil
 		case <-simDone:
-			break loop
-		case serr := <-served:
-			srv.down = true
+			return nil
+		case serr := <-d.srv.served:
+			d.srv.down = true
 			return fmt.Errorf("the server stopped: %v", serr)
 		case <-tick.C:
 			tracker.poll(ctx)
-			fmt.Fprintln(stdout, demoLine(time.Since(start), stats, tracker, recv))
+			fmt.Fprintln(d.stdout, demoLine(time.Since(start), stats, tracker, d.recv))
 		}
 	}
-	<-simDone
+}
+
+// finish waits for the last deliveries when --duration ended, and prints the
+// final counts.
+func (d *demoRun) finish(ctx context.Context, start time.Time, stats *simulator.Stats, tracker *deliveryTracker, simTime time.Duration) {
 	if ctx.Err() == nil {
 		// --duration ended: give the last deliveries (a refused first attempt
 		// is retried after 1 s, and holds its resource's later events) up to
@@ -308,13 +378,12 @@ loop:
 	if ctx.Err() != nil {
 		label = "stopped (deliveries as last checked): "
 	}
-	fmt.Fprintln(stdout)
-	fmt.Fprintln(stdout, label+demoLine(time.Since(start), stats, tracker, recv))
-	fmt.Fprintln(stdout, "receiver (examples/statussync): "+recv.summary(context.WithoutCancel(ctx)))
-	if note := demoRateNote(stats.Sent.Load(), simTime, rate); note != "" {
-		fmt.Fprintln(stdout, note)
+	fmt.Fprintln(d.stdout)
+	fmt.Fprintln(d.stdout, label+demoLine(time.Since(start), stats, tracker, d.recv))
+	fmt.Fprintln(d.stdout, "receiver (examples/statussync): "+d.recv.summary(context.WithoutCancel(ctx)))
+	if note := demoRateNote(stats.Sent.Load(), simTime, d.rate); note != "" {
+		fmt.Fprintln(d.stdout, note)
 	}
-	return nil
 }
 
 // demoConcurrency is how many posts the demo's simulator has in flight.
@@ -507,18 +576,20 @@ func (t *deliveryTracker) counts() trackerCounts {
 	return trackerCounts{t.succeeded, t.failed, len(t.open), t.retrying}
 }
 
+// trackerResult is what one event's deliveries say, for poll.
+type trackerResult struct {
+	final             bool
+	succeeded, failed int
+	retrying          bool
+}
+
 // poll asks the API about open events (up to 400 per call, 8 at a time) and
 // counts those whose deliveries are final.
 func (t *deliveryTracker) poll(ctx context.Context) {
 	t.mu.Lock()
 	ids := append([]string(nil), t.open[:min(len(t.open), 400)]...)
 	t.mu.Unlock()
-	type result struct {
-		final             bool
-		succeeded, failed int
-		retrying          bool
-	}
-	results := make([]result, len(ids))
+	results := make([]trackerResult, len(ids))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i, id := range ids {
@@ -531,29 +602,41 @@ func (t *deliveryTracker) poll(ctx context.Context) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			rctx, cancel := demoRequestCtx(ctx)
-			defer cancel()
-			ds, err := t.c.ListDeliveries(rctx, t.pid, id)
-			if err != nil {
-				return
-			}
-			r := result{final: true}
-			for _, d := range ds {
-				switch d.Status {
-				case kinehook.DeliverySucceeded:
-					r.succeeded++
-				case kinehook.DeliveryFailed:
-					r.failed++
-				case kinehook.DeliveryRetrying:
-					r.retrying, r.final = true, false
-				default:
-					r.final = false
-				}
-			}
-			results[i] = r
+			results[i] = t.ask(ctx, id)
 		})
 	}
 	wg.Wait()
+	t.record(ids, results)
+}
+
+// ask lists the deliveries of event id; a zero result (not final) when the
+// API did not answer.
+func (t *deliveryTracker) ask(ctx context.Context, id string) trackerResult {
+	rctx, cancel := demoRequestCtx(ctx)
+	defer cancel()
+	ds, err := t.c.ListDeliveries(rctx, t.pid, id)
+	if err != nil {
+		return trackerResult{}
+	}
+	r := trackerResult{final: true}
+	for _, d := range ds {
+		switch d.Status {
+		case kinehook.DeliverySucceeded:
+			r.succeeded++
+		case kinehook.DeliveryFailed:
+			r.failed++
+		case kinehook.DeliveryRetrying:
+			r.retrying, r.final = true, false
+		default:
+			r.final = false
+		}
+	}
+	return r
+}
+
+// record counts the events of ids whose deliveries are final and keeps the
+// others open.
+func (t *deliveryTracker) record(ids []string, results []trackerResult) {
 	done := map[string]bool{}
 	retrying := 0
 	t.mu.Lock()

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/examples/statussync/statussync"
+	"github.com/kinehook/kinehook/internal/statussync"
 )
 
 // demoBuffer is a bytes.Buffer safe to write and read from two goroutines.

@@ -98,9 +98,11 @@ secret stays readable: run it again.`,
 	return cmd
 }
 
-// resealStore is a store that can re-seal its secrets.
+// resealStore is a store that can re-seal its secrets. Both stores are
+// (their abilities.go checks it at compile time), so opening one gives it
+// without a type assertion that could fail at run time.
 type resealStore interface {
-	secretbox.Resealer
+	kinehook.Resealer
 	Close() error
 }
 
@@ -112,48 +114,16 @@ func runEncryptionKeyRotate(ctx context.Context, data, database string, out io.W
 	if pg && !strings.HasPrefix(database, "postgres://") && !strings.HasPrefix(database, "postgresql://") {
 		return fmt.Errorf("--database %q is not a postgres:// URL; leave it empty for the embedded store in --data", redactURL(database))
 	}
-	// Refuse before touching the key file if the store cannot re-seal.
-	var probe any = (*sqlite.Store)(nil)
-	if pg {
-		probe = (*postgres.Store)(nil)
-	}
-	if _, ok := probe.(secretbox.Resealer); !ok {
-		return fmt.Errorf("this build's %T cannot re-seal secrets (it lacks ResealSecrets); nothing was changed", probe)
-	}
 	dbPath := filepath.Join(data, "kinehook.db")
 	if !pg {
 		if _, err := os.Stat(dbPath); err != nil {
 			return fmt.Errorf("no embedded store at %s (wrong --data?): %w", dbPath, err)
 		}
 	}
-
-	var (
-		box    *secretbox.Box
-		finish func() error
-		err    error
-	)
-	switch _, envSet, envErr := secretbox.FromEnv(); {
-	case envErr != nil:
-		return envErr
-	case pg:
-		box, err = secretbox.LoadRequired()
-	case envSet:
-		box, _, err = secretbox.FromEnv()
-	default:
-		var rot *secretbox.FileRotation
-		rot, err = secretbox.BeginFileRotation(data)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("neither %s nor a key file in %s: there is no key to rotate (%w)", secretbox.EnvKey, data, err)
-		}
-		if rot != nil {
-			box, finish = rot.Box, rot.Finish
-			fmt.Fprintf(out, "key file %s: new key %s added in front of %s\n", filepath.Join(data, secretbox.KeyFileName), box.PrimaryKeyID(), strings.Join(box.KeyIDs()[1:], ", "))
-		}
-	}
+	box, finish, err := rotationBox(pg, data, out)
 	if err != nil {
 		return err
 	}
-
 	st, err := openResealStore(ctx, pg, dbPath, database, box)
 	if err != nil {
 		return err
@@ -169,6 +139,38 @@ func runEncryptionKeyRotate(ctx context.Context, data, database string, out io.W
 		return err
 	}
 	fmt.Fprintf(out, "re-sealed %d secrets with key %s\n", n, box.PrimaryKeyID())
+	return finishRotation(box, finish, out)
+}
+
+// rotationBox is the key set to re-seal with: from the environment
+// (required with PostgreSQL), else the key file of data with a new key put
+// in front, finish then dropping the old keys from the file.
+func rotationBox(pg bool, data string, out io.Writer) (box *secretbox.Box, finish func() error, err error) {
+	switch _, envSet, envErr := secretbox.FromEnv(); {
+	case envErr != nil:
+		return nil, nil, envErr
+	case pg:
+		box, err = secretbox.LoadRequired()
+		return box, nil, err
+	case envSet:
+		box, _, err = secretbox.FromEnv()
+		return box, nil, err
+	}
+	rot, err := secretbox.BeginFileRotation(data)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("neither %s nor a key file in %s: there is no key to rotate (%w)", secretbox.EnvKey, data, err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	box = rot.Box
+	fmt.Fprintf(out, "key file %s: new key %s added in front of %s\n", filepath.Join(data, secretbox.KeyFileName), box.PrimaryKeyID(), strings.Join(box.KeyIDs()[1:], ", "))
+	return box, rot.Finish, nil
+}
+
+// finishRotation drops the old keys from the key file (finish) or, with
+// keys from the environment, says what to do with them.
+func finishRotation(box *secretbox.Box, finish func() error, out io.Writer) error {
 	if finish != nil {
 		if err := finish(); err != nil {
 			return fmt.Errorf("every secret is re-sealed, but dropping the old key from the key file failed (the file keeps both keys): %w", err)
@@ -184,27 +186,18 @@ func runEncryptionKeyRotate(ctx context.Context, data, database string, out io.W
 	return nil
 }
 
-// openResealStore opens the store with box and checks it can re-seal.
+// openResealStore opens the store with box.
 func openResealStore(ctx context.Context, pg bool, dbPath, database string, box kinehook.SecretBox) (resealStore, error) {
-	var (
-		st  kinehook.Store
-		err error
-	)
 	if pg {
-		st, err = postgres.Open(ctx, database, postgres.Options{SecretBox: box})
+		st, err := postgres.Open(ctx, database, postgres.Options{SecretBox: box})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL %s: %w", redactURL(database), err)
 		}
-	} else {
-		st, err = sqlite.Open(ctx, dbPath, sqlite.Options{SecretBox: box})
-		if err != nil {
-			return nil, fmt.Errorf("open the embedded store %s: %w", dbPath, err)
-		}
+		return st, nil
 	}
-	rs, ok := st.(resealStore)
-	if !ok {
-		st.Close()
-		return nil, fmt.Errorf("store %T cannot re-seal secrets", st)
+	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{SecretBox: box})
+	if err != nil {
+		return nil, fmt.Errorf("open the embedded store %s: %w", dbPath, err)
 	}
-	return rs, nil
+	return st, nil
 }

@@ -189,55 +189,10 @@ func runListen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) 
 			return fmt.Errorf("--secret %s...: that is a public key; pass it with --public-key", s[:8])
 		}
 	}
-	var mu sync.Mutex // serialises output lines
-	printf := func(w io.Writer, format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, format, args...)
-	}
-	opts := kinehook.HandlerOptions{
-		Secrets:              o.secrets,
-		PublicKeys:           o.publicKeys,
-		BasicAuth:            basic,
-		AllowUnauthenticated: true,
-		Logger:               slog.New(slog.DiscardHandler),
-	}
-	if o.forwardTo != "" {
-		if !strings.HasPrefix(o.forwardTo, "http://") && !strings.HasPrefix(o.forwardTo, "https://") {
-			return fmt.Errorf("--forward-to %q: want an http:// or https:// URL", o.forwardTo)
-		}
-		fw := &listenForwarder{url: o.forwardTo, client: &http.Client{
-			// No Accept-Encoding of its own: the app sees the sender's
-			// headers, and answers the way the sender asked.
-			Transport:     &http.Transport{DisableCompression: true, Proxy: nil},
-			Timeout:       30 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}}
-		opts.OnEvent = fw.forward
-	}
-	opts.OnResult = func(r kinehook.Result) {
-		in := r.Incoming
-		switch {
-		case in != nil && r.Duplicate:
-			printf(stderr, "duplicate %s %s (%s) answered %d without handling it again\n", in.Event.Type, in.Event.ResourceKey(), in.DedupKey, r.Status)
-		case in != nil:
-			line := listenLineOf(in, r.Status, time.Now())
-			if o.json {
-				b, _ := json.Marshal(line)
-				printf(stdout, "%s\n", b)
-			} else {
-				printf(stdout, "%s\n", line.text())
-			}
-			if r.Err != nil {
-				printf(stderr, "%s %s: %v\n", in.Event.Type, in.Event.ResourceKey(), r.Err)
-			}
-		default:
-			id := "(none)"
-			if r.WebhookID != "" {
-				id = listenQuote(r.WebhookID)
-			}
-			printf(stderr, "refused: %s %s webhook-id=%s: %d %s: %v\n", listenQuote(r.Method), listenQuote(r.Path), id, r.Status, r.Code, r.Err)
-		}
+	out := &listenPrinter{stdout: stdout, stderr: stderr, json: o.json}
+	opts, err := listenHandlerOptions(o, basic, out)
+	if err != nil {
+		return err
 	}
 	h, err := kinehook.NewHandler(opts)
 	if err != nil {
@@ -248,12 +203,12 @@ func runListen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) 
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	printf(stderr, "kinehook listen: listening on http://%s (any path)\n", ln.Addr())
+	out.printf(stderr, "kinehook listen: listening on http://%s (any path)\n", ln.Addr())
 	if len(o.secrets)+len(o.publicKeys) == 0 && basic == nil {
-		printf(stderr, "kinehook listen: warning: no --secret, --public-key or --basic-auth given; accepting unsigned requests from anyone\n")
+		out.printf(stderr, "kinehook listen: warning: no --secret, --public-key or --basic-auth given; accepting unsigned requests from anyone\n")
 	}
 	if o.forwardTo != "" {
-		printf(stderr, "kinehook listen: forwarding verified requests to %s\n", o.forwardTo)
+		out.printf(stderr, "kinehook listen: forwarding verified requests to %s\n", o.forwardTo)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -268,6 +223,76 @@ func runListen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) 
 		return fmt.Errorf("listen: shutdown: %w", err)
 	}
 	return nil
+}
+
+// listenHandlerOptions are the receiver Handler's options from listen's
+// flags: its credentials, the forwarder of --forward-to, and out's report
+// of every request.
+func listenHandlerOptions(o *listenOptions, basic *kinehook.BasicAuth, out *listenPrinter) (kinehook.HandlerOptions, error) {
+	opts := kinehook.HandlerOptions{
+		Secrets:              o.secrets,
+		PublicKeys:           o.publicKeys,
+		BasicAuth:            basic,
+		AllowUnauthenticated: true,
+		Logger:               slog.New(slog.DiscardHandler),
+		OnResult:             out.result,
+	}
+	if o.forwardTo == "" {
+		return opts, nil
+	}
+	if !strings.HasPrefix(o.forwardTo, "http://") && !strings.HasPrefix(o.forwardTo, "https://") {
+		return opts, fmt.Errorf("--forward-to %q: want an http:// or https:// URL", o.forwardTo)
+	}
+	fw := &listenForwarder{url: o.forwardTo, client: &http.Client{
+		// No Accept-Encoding of its own: the app sees the sender's
+		// headers, and answers the way the sender asked.
+		Transport:     &http.Transport{DisableCompression: true, Proxy: nil},
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	opts.OnEvent = fw.forward
+	return opts, nil
+}
+
+// listenPrinter writes listen's lines: events on stdout, notes on stderr,
+// one whole line at a time.
+type listenPrinter struct {
+	mu             sync.Mutex // serialises output lines
+	stdout, stderr io.Writer
+	json           bool
+}
+
+// printf writes one line to w.
+func (p *listenPrinter) printf(w io.Writer, format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(w, format, args...)
+}
+
+// result reports one request: an event line, a duplicate or a refusal.
+func (p *listenPrinter) result(r kinehook.Result) {
+	in := r.Incoming
+	switch {
+	case in != nil && r.Duplicate:
+		p.printf(p.stderr, "duplicate %s %s (%s) answered %d without handling it again\n", in.Event.Type, in.Event.ResourceKey(), in.DedupKey, r.Status)
+	case in != nil:
+		line := listenLineOf(in, r.Status, time.Now())
+		if p.json {
+			b, _ := json.Marshal(line)
+			p.printf(p.stdout, "%s\n", b)
+		} else {
+			p.printf(p.stdout, "%s\n", line.text())
+		}
+		if r.Err != nil {
+			p.printf(p.stderr, "%s %s: %v\n", in.Event.Type, in.Event.ResourceKey(), r.Err)
+		}
+	default:
+		id := "(none)"
+		if r.WebhookID != "" {
+			id = listenQuote(r.WebhookID)
+		}
+		p.printf(p.stderr, "refused: %s %s webhook-id=%s: %d %s: %v\n", listenQuote(r.Method), listenQuote(r.Path), id, r.Status, r.Code, r.Err)
+	}
 }
 
 // listenQuote prints a value taken from a request on one terminal line: as

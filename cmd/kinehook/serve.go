@@ -316,42 +316,11 @@ func ensureAdminKey(ctx context.Context, st kinehook.Store, envKey string, out i
 // taking requests, let the engine finish or hand back in-flight deliveries,
 // close the store.
 func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (err error) {
-	log, err := newServeLogger(stderr, o.logFormat, o.logLevel)
+	flags, err := parseServeFlags(o, stderr)
 	if err != nil {
 		return err
 	}
-	schedule, err := parseRetrySchedule(o.retrySchedule)
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(o.addr) == "" {
-		// net.Listen would take every interface and a random port.
-		return errors.New("--addr is empty: give host:port, e.g. 127.0.0.1:8080 (0.0.0.0:8080 for every interface)")
-	}
-	if o.requestTimeout <= 0 {
-		return errors.New("--request-timeout must be positive")
-	}
-	if o.retentionDays < 0 || o.retentionDays > kinehook.MaxRetentionDays || o.retentionEvery < 0 {
-		return fmt.Errorf("--retention-days must be 0 to %d and --retention-interval not negative", kinehook.MaxRetentionDays)
-	}
-	if o.breakerAfter < 0 || o.disableAfter < 0 {
-		return errors.New("--breaker-threshold and --disable-after must not be negative")
-	}
-	adminKey := o.adminKey
-	if adminKey == "" {
-		adminKey = os.Getenv(serveAdminKeyEnv)
-	}
-	if err := checkAdminKey(adminKey); err != nil {
-		return err // before the store is opened or created
-	}
-	cidrs, err := netguard.ParseCIDRs(o.allowCIDR)
-	if err != nil {
-		return fmt.Errorf("--allow-cidr: %w", err)
-	}
-	memLimit, err := parseByteSize(o.memoryLimit)
-	if err != nil {
-		return fmt.Errorf("--memory-limit: %w", err)
-	}
+	log, schedule, adminKey, cidrs, memLimit := flags.log, flags.schedule, flags.adminKey, flags.cidrs, flags.memLimit
 	// A soft limit makes the collector work before the heap doubles a large
 	// live set (a long backlog). It is a floor, not a wall: when the memory
 	// really needed outgrows it (thousands of deliveries in flight) and the
@@ -377,6 +346,10 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
+	abilities, err := requireAbilities(st, coord)
+	if err != nil {
+		return err
+	}
 	if err := ensureAdminKey(ctx, st, adminKey, stdout, log); err != nil {
 		return err
 	}
@@ -419,10 +392,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if rate <= 0 {
 		rate = -1
 	}
-	var ready func() error
-	if r, ok := coord.(interface{ Ready() error }); ok {
-		ready = r.Ready // PostgreSQL: not ready while the leases cannot be renewed
-	}
+	ready := abilities.ready // PostgreSQL: not ready while the leases cannot be renewed
 	api, err := khttp.NewServer(khttp.Config{
 		Store: st, Dispatcher: engine, Logger: log, Ready: ready,
 		AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs,
@@ -466,14 +436,12 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 
 	// Retention: shortly after start, then every --retention-interval, with
 	// its metrics on /metrics; stopped (and waited for) before the store closes.
-	if rs, ok := st.(retention.Store); ok {
-		cleaner, err := retention.New(retention.Config{Store: rs, DefaultDays: o.retentionDays, Interval: o.retentionEvery, Logger: log})
-		if err != nil {
-			return fmt.Errorf("--retention-days/--retention-interval: %w", err)
-		}
-		metrics.Registry().MustRegister(cleaner.Collectors()...)
-		defer cleaner.Start(ctx)()
+	cleaner, err := retention.New(retention.Config{Store: abilities.retention, DefaultDays: o.retentionDays, Interval: o.retentionEvery, Logger: log})
+	if err != nil {
+		return fmt.Errorf("--retention-days/--retention-interval: %w", err)
 	}
+	metrics.Registry().MustRegister(cleaner.Collectors()...)
+	defer cleaner.Start(ctx)()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

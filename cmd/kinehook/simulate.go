@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/simulator"
 )
 
 func init() { rootCmd.AddCommand(newSimulateCmd()) }
@@ -51,6 +51,7 @@ func parseRate(s string) (float64, error) {
 	return v, nil
 }
 
+// newSimulateCmd builds `kinehook simulate`.
 func newSimulateCmd() *cobra.Command {
 	o := &simulateOptions{api: apiOptions{withProject: true}, gen: simulator.DefaultConfig()}
 	cmd := &cobra.Command{
@@ -68,42 +69,7 @@ apart in the summary and never counted as complete. --media 0 --live 0 runs
 endlessly (until --duration or Ctrl-C).`,
 		Example: `  kinehook simulate --url http://127.0.0.1:8080 --key kh_... --project prj_... --rate 100/s --media 500 --live 50`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			c, pid, err := o.api.setup(cmd)
-			if err != nil {
-				return err
-			}
-			if _, err := c.GetProject(ctx, pid); err != nil {
-				return fmt.Errorf("check project %s: %w", pid, err)
-			}
-			rate, err := parseRate(o.rate)
-			if err != nil {
-				return err
-			}
-			seed := o.seed
-			if !cmd.Flags().Changed("seed") {
-				seed = randomSeed()
-			}
-			o.gen.Seed = seed
-			rc := simulator.RunConfig{Rate: rate, Concurrency: o.concurrency}
-			stats, err := runSimulation(ctx, c, pid, o.gen, rc, o.duration, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if o.api.json {
-				if err := apiPrintJSON(cmd.OutOrStdout(), simSummaryJSON(stats, seed)); err != nil {
-					return err
-				}
-			} else {
-				writeSimSummary(cmd.OutOrStdout(), stats, seed)
-			}
-			if n := stats.Stats.Errors.Load(); n > 0 {
-				return fmt.Errorf("%d events failed, %d lifecycles abandoned; last error: %w", n, stats.Stats.Abandoned.Load(), stats.Stats.LastError())
-			}
-			return nil
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runSimulate(cmd, o) },
 	}
 	o.api.register(cmd)
 	f := cmd.Flags()
@@ -121,6 +87,46 @@ endlessly (until --duration or Ctrl-C).`,
 	return cmd
 }
 
+// runSimulate runs `kinehook simulate`: it checks the project, posts the
+// streams and prints the summary; it fails when any event failed.
+func runSimulate(cmd *cobra.Command, o *simulateOptions) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, pid, err := o.api.setup(cmd)
+	if err != nil {
+		return err
+	}
+	if _, err := c.GetProject(ctx, pid); err != nil {
+		return fmt.Errorf("check project %s: %w", pid, err)
+	}
+	rate, err := parseRate(o.rate)
+	if err != nil {
+		return err
+	}
+	seed := o.seed
+	if !cmd.Flags().Changed("seed") {
+		seed = randomSeed()
+	}
+	o.gen.Seed = seed
+	rc := simulator.RunConfig{Rate: rate, Concurrency: o.concurrency}
+	stats, err := runSimulation(ctx, c, pid, o.gen, rc, o.duration, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	if o.api.json {
+		if err := apiPrintJSON(cmd.OutOrStdout(), simSummaryJSON(stats, seed)); err != nil {
+			return err
+		}
+	} else {
+		writeSimSummary(cmd.OutOrStdout(), stats, seed)
+	}
+	if n := stats.Stats.Errors.Load(); n > 0 {
+		return fmt.Errorf("%d events failed, %d lifecycles abandoned; last error: %w", n, stats.Stats.Abandoned.Load(), stats.Stats.LastError())
+	}
+	return nil
+}
+
+// randomSeed is a seed for the simulator when none is given.
 func randomSeed() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])

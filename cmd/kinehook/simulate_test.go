@@ -17,7 +17,7 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
-	"github.com/kinehook/kinehook/internal/simulator"
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/simulator"
 	"github.com/kinehook/kinehook/internal/stacktest"
 )
 

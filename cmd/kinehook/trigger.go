@@ -138,33 +138,12 @@ type triggerResult struct {
 	Error     string          `json:"error,omitempty"`
 }
 
+// runTrigger sends --count signed requests of event type t to --url and
+// prints each answer; it fails when any was not answered 2xx.
 func runTrigger(cmd *cobra.Command, o *triggerOptions, t kinehook.EventType) error {
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if !strings.HasPrefix(o.url, "http://") && !strings.HasPrefix(o.url, "https://") {
-		return fmt.Errorf("--url %q: want an http:// or https:// URL", o.url)
-	}
-	if o.count < 1 {
-		return errors.New("--count must be at least 1")
-	}
-	body, err := triggerBody(t, o.data)
+	req, err := prepareTrigger(o, t, cmd.ErrOrStderr())
 	if err != nil {
 		return err
-	}
-	if _, err := kinehook.ParseStrict(body); err != nil {
-		fmt.Fprintf(errOut, "warning: sending a body Kinescope would not send: %v\n", err)
-	}
-	basic, err := parseBasicAuth(o.basicAuth)
-	if err != nil {
-		return err
-	}
-	extra, err := triggerHeaders(o.headers)
-	if err != nil {
-		return err
-	}
-	for _, s := range o.secrets {
-		if _, err := kinehook.Sign([]string{s}, "msg_check", time.Now(), nil); err != nil {
-			return fmt.Errorf("--secret: %w", err)
-		}
 	}
 	client := &http.Client{
 		Timeout:       o.timeout,
@@ -172,39 +151,85 @@ func runTrigger(cmd *cobra.Command, o *triggerOptions, t kinehook.EventType) err
 	}
 	failed := 0
 	for range o.count {
-		id := o.id
-		if id == "" {
-			id = kinehook.NewID(kinehook.PrefixEvent)
-		}
-		res := triggerResult{Event: string(t), WebhookID: id}
-		status, answer, err := triggerSend(cmd, client, o, body, id, basic, extra)
-		res.Status = status
-		switch {
-		case err != nil:
-			res.Error = err.Error()
-		case json.Valid(answer):
-			res.Body = json.RawMessage(bytes.TrimSpace(answer))
-		default:
-			res.BodyText = string(answer)
-		}
-		if err != nil || status < 200 || status > 299 {
+		if !triggerOnce(cmd, client, o, t, req) {
 			failed++
 		}
-		if o.json {
-			b, _ := json.Marshal(res)
-			fmt.Fprintf(out, "%s\n", b)
-			continue
-		}
-		if err != nil {
-			fmt.Fprintf(out, "%s webhook-id=%s -> error: %v\n", t, id, err)
-			continue
-		}
-		fmt.Fprintf(out, "%s webhook-id=%s -> %d %s %s\n", t, id, status, http.StatusText(status), strings.TrimSpace(string(answer)))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d requests were not answered 2xx", failed, o.count)
 	}
 	return nil
+}
+
+// triggerRequest is what every request of one trigger sends.
+type triggerRequest struct {
+	body  []byte
+	basic *kinehook.BasicAuth
+	extra http.Header
+}
+
+// prepareTrigger checks trigger's flags and builds the request's body and
+// headers (warning on errOut about a body Kinescope would not send).
+func prepareTrigger(o *triggerOptions, t kinehook.EventType, errOut io.Writer) (*triggerRequest, error) {
+	if !strings.HasPrefix(o.url, "http://") && !strings.HasPrefix(o.url, "https://") {
+		return nil, fmt.Errorf("--url %q: want an http:// or https:// URL", o.url)
+	}
+	if o.count < 1 {
+		return nil, errors.New("--count must be at least 1")
+	}
+	body, err := triggerBody(t, o.data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := kinehook.ParseStrict(body); err != nil {
+		fmt.Fprintf(errOut, "warning: sending a body Kinescope would not send: %v\n", err)
+	}
+	basic, err := parseBasicAuth(o.basicAuth)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := triggerHeaders(o.headers)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range o.secrets {
+		if _, err := kinehook.Sign([]string{s}, "msg_check", time.Now(), nil); err != nil {
+			return nil, fmt.Errorf("--secret: %w", err)
+		}
+	}
+	return &triggerRequest{body: body, basic: basic, extra: extra}, nil
+}
+
+// triggerOnce sends one request and prints its outcome; false when it was
+// not answered 2xx.
+func triggerOnce(cmd *cobra.Command, client *http.Client, o *triggerOptions, t kinehook.EventType, r *triggerRequest) bool {
+	out := cmd.OutOrStdout()
+	id := o.id
+	if id == "" {
+		id = kinehook.NewID(kinehook.PrefixEvent)
+	}
+	res := triggerResult{Event: string(t), WebhookID: id}
+	status, answer, err := triggerSend(cmd, client, o, r.body, id, r.basic, r.extra)
+	res.Status = status
+	switch {
+	case err != nil:
+		res.Error = err.Error()
+	case json.Valid(answer):
+		res.Body = json.RawMessage(bytes.TrimSpace(answer))
+	default:
+		res.BodyText = string(answer)
+	}
+	ok := err == nil && status >= 200 && status <= 299
+	switch {
+	case o.json:
+		b, _ := json.Marshal(res)
+		fmt.Fprintf(out, "%s\n", b)
+	case err != nil:
+		fmt.Fprintf(out, "%s webhook-id=%s -> error: %v\n", t, id, err)
+	default:
+		fmt.Fprintf(out, "%s webhook-id=%s -> %d %s %s\n", t, id, status, http.StatusText(status), strings.TrimSpace(string(answer)))
+	}
+	return ok
 }
 
 // triggerSend makes one request and returns the answer's status and body.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/kinehook/kinehook"
 )
 
 // EnvKey is the environment variable holding the encryption key(s):
@@ -190,19 +192,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Resealer is what a store offers for key rotation: it passes every sealed
-// secret it holds (the exact bytes SecretBox.Seal returned) to reseal and
-// writes back what reseal returns, in one transaction, returning how many
-// values it rewrote. Values reseal returns unchanged need not be written.
-// If reseal fails, the store writes nothing and returns the error.
-type Resealer interface {
-	ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([]byte, error)) (int, error)
-}
-
 // Rotate re-seals every secret r holds with box's primary key (box must
 // hold every key a stored secret may be sealed with). It returns how many
 // values were rewritten.
-func Rotate(ctx context.Context, r Resealer, box *Box) (int, error) {
+func Rotate(ctx context.Context, r kinehook.Resealer, box *Box) (int, error) {
 	n, err := r.ResealSecrets(ctx, box.Reseal)
 	if err != nil {
 		return n, fmt.Errorf("re-seal secrets with key %s: %w", box.PrimaryKeyID(), err)

@@ -186,6 +186,35 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 	if gen == nil || send == nil || stats == nil {
 		return errors.New("simulator: Run needs a generator, a sender and stats")
 	}
+	rc = rc.withDefaults()
+	r := &runner{
+		ctx: ctx, gen: gen, send: send, rc: rc, stats: stats, pacer: &pacer{},
+		allDone: make(chan struct{}), ready: make(chan *active, rc.Active),
+	}
+	if rc.Rate > 0 {
+		r.pacer.interval = time.Duration(float64(time.Second) / rc.Rate)
+	}
+	for range rc.Active {
+		a := r.nextStream()
+		if a == nil {
+			break
+		}
+		r.inPlay.Add(1)
+		r.ready <- a
+	}
+	if r.inPlay.Load() == 0 {
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range rc.Concurrency {
+		wg.Go(r.work)
+	}
+	wg.Wait()
+	return nil
+}
+
+// withDefaults fills in the zero fields of rc.
+func (rc RunConfig) withDefaults() RunConfig {
 	if rc.Concurrency <= 0 {
 		rc.Concurrency = 4
 	}
@@ -196,136 +225,158 @@ func Run(ctx context.Context, gen *Generator, send Sender, rc RunConfig, stats *
 	if rc.MaxRetries <= 0 {
 		rc.MaxRetries = 8
 	}
-	p := &pacer{}
-	if rc.Rate > 0 {
-		p.interval = time.Duration(float64(time.Second) / rc.Rate)
-	}
+	return rc
+}
 
-	var (
-		genMu   sync.Mutex
-		onErrMu sync.Mutex
-		seq     int64
-		inPlay  atomic.Int64
-		allDone = make(chan struct{})
-		ready   = make(chan *active, rc.Active)
-	)
-	nextStream := func() *active {
-		genMu.Lock()
-		defer genMu.Unlock()
-		s, ok := gen.Next()
-		if !ok {
-			return nil
-		}
-		stats.Started.Add(1)
-		return &active{s: s}
-	}
-	for range rc.Active {
-		a := nextStream()
-		if a == nil {
-			break
-		}
-		inPlay.Add(1)
-		ready <- a
-	}
-	if inPlay.Load() == 0 {
+// runner is one Run: the streams in play, handed between its workers
+// through ready.
+type runner struct {
+	ctx   context.Context
+	gen   *Generator
+	send  Sender
+	rc    RunConfig
+	stats *Stats
+	pacer *pacer
+
+	genMu   sync.Mutex
+	onErrMu sync.Mutex
+	seq     atomic.Int64
+	inPlay  atomic.Int64  // streams started and not yet over
+	allDone chan struct{} // closed when inPlay drops to 0
+	ready   chan *active  // streams whose next event may be posted
+}
+
+// nextStream starts the generator's next stream; nil when it is done.
+func (r *runner) nextStream() *active {
+	r.genMu.Lock()
+	defer r.genMu.Unlock()
+	s, ok := r.gen.Next()
+	if !ok {
 		return nil
 	}
+	r.stats.Started.Add(1)
+	return &active{s: s}
+}
 
-	post := func(a *active) postResult {
-		body := a.s.Bodies[a.next]
-		key := fmt.Sprintf("%s-%d", rc.RunID, atomic.AddInt64(&seq, 1))
-		if rc.RunID == "" {
-			key = ""
+// work is one worker: it posts the next event of a ready stream, in turn,
+// until every stream is over or the run's context ends.
+func (r *runner) work() {
+	for {
+		var a *active
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.allDone:
+			return
+		case a = <-r.ready:
 		}
-		for try := 0; ; try++ {
-			// A post in flight when ctx ends may still be accepted: let it
-			// finish (briefly) so that what the server holds is counted.
-			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			stop := context.AfterFunc(ctx, func() { time.AfterFunc(postGrace, cancel) })
-			err := send(sctx, body, key)
-			stop()
-			cancel()
-			if err == nil {
-				stats.Sent.Add(1)
-				return postSent
-			}
-			if ctx.Err() != nil {
-				// Stopping (the post may have been cancelled after the
-				// grace, or have failed because the run is ending): the
-				// lifecycle is cut short, not abandoned.
+		if !r.pacer.wait(r.ctx) {
+			return
+		}
+		if !r.advance(a) || r.ctx.Err() != nil {
+			return
+		}
+		r.handOn(a)
+	}
+}
+
+// advance posts a's next event and counts how it went; false when the run
+// is being cut short.
+func (r *runner) advance(a *active) bool {
+	switch r.post(a) {
+	case postCut:
+		return false
+	case postSent:
+		a.next++
+		if a.next == len(a.s.Bodies) {
+			r.stats.complete(a.s)
+		}
+	case postFailed:
+		// Its later events must not overtake the refused one:
+		// the lifecycle stops here (stats.fail counted it).
+		a.next = len(a.s.Bodies)
+	}
+	return true
+}
+
+// handOn puts a back in play if it has events left, else a new stream in
+// its place, else counts it over (closing allDone after the last one).
+func (r *runner) handOn(a *active) {
+	if a.next < len(a.s.Bodies) {
+		r.ready <- a
+		return
+	}
+	if n := r.nextStream(); n != nil {
+		r.ready <- n
+		return
+	}
+	if r.inPlay.Add(-1) == 0 {
+		close(r.allDone)
+	}
+}
+
+// post sends a's next event, retrying while the sender says so (up to
+// rc.MaxRetries times).
+func (r *runner) post(a *active) postResult {
+	body := a.s.Bodies[a.next]
+	key := fmt.Sprintf("%s-%d", r.rc.RunID, r.seq.Add(1))
+	if r.rc.RunID == "" {
+		key = ""
+	}
+	for try := 0; ; try++ {
+		err := r.sendOnce(body, key)
+		if err == nil {
+			r.stats.Sent.Add(1)
+			return postSent
+		}
+		if r.ctx.Err() != nil {
+			// Stopping (the post may have been cancelled after the
+			// grace, or have failed because the run is ending): the
+			// lifecycle is cut short, not abandoned.
+			return postCut
+		}
+		var re *RetryableError
+		if errors.As(err, &re) && try < r.rc.MaxRetries {
+			r.stats.Throttled.Add(1)
+			if !r.backOff(re.Wait, try) {
 				return postCut
 			}
-			var re *RetryableError
-			if errors.As(err, &re) && try < rc.MaxRetries {
-				stats.Throttled.Add(1)
-				wait := re.Wait
-				if wait <= 0 {
-					wait = time.Duration(50<<min(try, 6)) * time.Millisecond
-				}
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-					continue
-				case <-ctx.Done():
-					t.Stop()
-					return postCut
-				}
-			}
-			stats.fail(a.s, err)
-			if rc.OnError != nil {
-				onErrMu.Lock()
-				rc.OnError(body, err)
-				onErrMu.Unlock()
-			}
-			return postFailed
+			continue
 		}
+		r.stats.fail(a.s, err)
+		if r.rc.OnError != nil {
+			r.onErrMu.Lock()
+			r.rc.OnError(body, err)
+			r.onErrMu.Unlock()
+		}
+		return postFailed
 	}
+}
 
-	var wg sync.WaitGroup
-	for range rc.Concurrency {
-		wg.Go(func() {
-			for {
-				var a *active
-				select {
-				case <-ctx.Done():
-					return
-				case <-allDone:
-					return
-				case a = <-ready:
-				}
-				if !p.wait(ctx) {
-					return
-				}
-				switch post(a) {
-				case postCut:
-					return
-				case postSent:
-					a.next++
-					if a.next == len(a.s.Bodies) {
-						stats.complete(a.s)
-					}
-				case postFailed:
-					// Its later events must not overtake the refused one:
-					// the lifecycle stops here (stats.fail counted it).
-					a.next = len(a.s.Bodies)
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				if a.next < len(a.s.Bodies) {
-					ready <- a
-					continue
-				}
-				if n := nextStream(); n != nil {
-					ready <- n
-					continue
-				}
-				if inPlay.Add(-1) == 0 {
-					close(allDone)
-				}
-			}
-		})
+// sendOnce makes one post. A post in flight when the run's context ends may
+// still be accepted: it may finish (within postGrace) so that what the
+// server holds is counted.
+func (r *runner) sendOnce(body []byte, key string) error {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(r.ctx))
+	stop := context.AfterFunc(r.ctx, func() { time.AfterFunc(postGrace, cancel) })
+	err := r.send(sctx, body, key)
+	stop()
+	cancel()
+	return err
+}
+
+// backOff waits before retry try+1: wait, or else an exponential delay;
+// false when the run's context ended first.
+func (r *runner) backOff(wait time.Duration, try int) bool {
+	if wait <= 0 {
+		wait = time.Duration(50<<min(try, 6)) * time.Millisecond
 	}
-	wg.Wait()
-	return nil
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
 }

@@ -4,7 +4,9 @@
 // callbacks plug into a kinehook.Handler, and a Notifier told when a video
 // is done, fails or is aborted and when a stream's recording is available.
 //
-// It is the library half of the runnable receiver in examples/statussync
-// (`go run ./examples/statussync`), importable so that other programs, such
-// as `kinehook demo`, run the very same receiver.
+// It lives in internal/ because the binary runs it (`kinehook demo`'s
+// receiver) and a binary does not import examples/. The runnable receiver
+// is examples/statussync (`go run ./examples/statussync`); programs outside
+// this module import it as github.com/kinehook/kinehook/examples/statussync/statussync,
+// which names the same types.
 package statussync

@@ -1,0 +1,43 @@
+package kinehook
+
+import (
+	"context"
+	"time"
+)
+
+// The abilities below are what some configurations need of a store (or of
+// a coordinator) beyond Store. They are named here, not discovered by type
+// assertion in cmd/, so that wiring can require them: a server whose store
+// lacks one refuses to start instead of silently running without it. Both
+// stores implement all of them (checked at compile time in sqlite/ and
+// postgres/).
+
+// RetentionStore is a store that can remove old, finished events: what the
+// retention cleaner (package retention) needs, and so what `kinehook serve`
+// needs, since any project may set a retention.
+type RetentionStore interface {
+	ListProjects(ctx context.Context) ([]*Project, error)
+	// DeleteBefore removes the project's events created before before, with
+	// their deliveries, attempts and idempotency keys, in transactions of at
+	// most batch events, keeping every event with a pending or retrying
+	// delivery. It returns how many events it removed.
+	DeleteBefore(ctx context.Context, projectID string, before time.Time, batch int) (int, error)
+}
+
+// Resealer is a store that can re-seal its secrets, what encryption key
+// rotation needs: it passes every sealed secret it holds (the exact bytes
+// SecretBox.Seal returned) to reseal and writes back what reseal returns, in
+// one transaction, returning how many values it rewrote. Values reseal
+// returns unchanged need not be written. If reseal fails, the store writes
+// nothing and returns the error.
+type Resealer interface {
+	ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([]byte, error)) (int, error)
+}
+
+// ReadinessChecker reports whether this instance can do its share of the
+// work now (a coordinator: not while its leases cannot be renewed). The
+// API's readiness check answers from it; `kinehook serve` requires it of
+// every coordinator.
+type ReadinessChecker interface {
+	Ready() error
+}
