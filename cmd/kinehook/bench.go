@@ -20,8 +20,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/bench"
 	"github.com/kinehook/kinehook/delivery"
-	"github.com/kinehook/kinehook/internal/bench"
 	"github.com/kinehook/kinehook/internal/secretbox"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kinehook/kinehook/internal/bench"
+	"github.com/kinehook/kinehook/cmd/kinehook/internal/bench"
 )
 
 // runBenchCmd runs `kinehook bench` with args and returns stdout.
