@@ -18,6 +18,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/webhook"
 )
 
 // testEnv is a dashboard over a real SQLite store and a real delivery
@@ -90,7 +91,8 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if schedule == nil {
 		schedule = []time.Duration{}
 	}
-	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second})
+	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second,
+		Transports: webhook.Transports(webhook.Options{})})
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}

@@ -189,7 +189,7 @@ func TestPublishBatchEmptyAndStopped(t *testing.T) {
 		t.Errorf("empty batch = %v, %v; want nothing, no error", res, err)
 	}
 	h.stop()
-	e, err := New(Config{Store: openStore(t, t.TempDir()+"/x.db")})
+	e, err := New(Config{Store: openStore(t, t.TempDir()+"/x.db"), Transports: httpTransports(0)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func newBenchEnv(b *testing.B, endpoints int, sinkURL string, extraURLs ...strin
 		}
 	}
 	env.dbg = &batchObserver{}
-	env.eng, err = New(Config{Store: st, Observer: env.dbg})
+	env.eng, err = New(Config{Store: st, Observer: env.dbg, Transports: httpTransports(0)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,21 +1,23 @@
 // Package delivery is kinehook's delivery engine: it accepts events through
-// group commit, keeps the schedule of every open delivery in memory, and sends
-// signed webhooks with retries, per-(endpoint, resource) ordering, per-endpoint
-// isolation and endpoint health (410, Retry-After, circuit breaker,
+// group commit, keeps the schedule of every open delivery in memory, and signs
+// each attempt and hands it to a Transport (package webhook sends it as an
+// HTTP POST), with retries, per-(endpoint, resource) ordering, per-endpoint
+// isolation and endpoint health (gone, back-off, circuit breaker,
 // auto-disable, rate limits). The store is the durable log; nothing on the hot
 // path polls it.
 package delivery
 
 import (
 	"log/slog"
+	"maps"
 	"math/rand/v2"
-	"net/http"
 	"time"
 
 	"github.com/kinehook/kinehook"
 )
 
-// Version is sent in the User-Agent header ("kinehook/<Version>"). The build
+// Version is the build's version; the HTTP transport sends it in the
+// User-Agent header ("kinehook/<Version>"). The build
 // may override it with -ldflags "-X github.com/kinehook/kinehook/delivery.Version=...".
 var Version = "dev"
 
@@ -65,21 +67,21 @@ const (
 	DefaultDisableAfter = 5 * 24 * time.Hour
 	// MaxRetryAfter caps an endpoint's Retry-After.
 	MaxRetryAfter = time.Hour
-	// ResponseBodyLimit is how much of a response body an attempt records.
+	// ResponseBodyLimit is how much of a response body an attempt records
+	// (Result.Response).
 	ResponseBodyLimit = 4 << 10
 )
 
-// Config configures an Engine. Only Store is required.
+// Config configures an Engine. Store and Transports are required.
 type Config struct {
 	Store kinehook.Store
 	// Coordinator shares partitions among instances; nil means
 	// LocalCoordinator (this instance owns every partition).
 	Coordinator kinehook.Coordinator
-	// Client sends the webhooks. Its transport is where the caller puts the
-	// SSRF guard. The engine never follows redirects, whatever the client's
-	// CheckRedirect says. Nil: a plain client whose transport keeps
-	// MaxInFlightPerEndpoint idle connections per host.
-	Client *http.Client
+	// Transports carry the messages, keyed by the kind of endpoint they
+	// serve; required: TransportWebhook, the HTTP one (package webhook),
+	// which carries every endpoint today.
+	Transports map[string]Transport
 	// RetrySchedule: the first attempt goes at once, then one retry after
 	// each delay (len+1 attempts), each delay with up to +/-10% jitter.
 	// Nil: DefaultRetrySchedule.
@@ -132,9 +134,6 @@ type Config struct {
 	// DisableAfter disables an endpoint failing continuously that long
 	// (0: DefaultDisableAfter; negative: never).
 	DisableAfter time.Duration
-
-	// UserAgent overrides "kinehook/<Version>".
-	UserAgent string
 }
 
 // MaxInFlightFor is the default cap on requests in flight under a Go memory
@@ -203,21 +202,7 @@ func (c *Config) withDefaults() Config {
 	if o.DisableAfter == 0 {
 		o.DisableAfter = DefaultDisableAfter
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = "kinehook/" + Version
-	}
-	if o.Client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = o.MaxInFlight
-		// Several endpoints may share a host: keep as many idle connections as can be in flight.
-		t.MaxIdleConnsPerHost = o.MaxInFlight
-		o.Client = &http.Client{Transport: t}
-	}
-	// Never follow redirects, whatever the caller's client would do.
-	cl := *o.Client
-	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	cl.Timeout = 0 // the engine bounds each attempt with RequestTimeout
-	o.Client = &cl
+	o.Transports = maps.Clone(o.Transports) // the caller's map may change later
 	return o
 }
 
@@ -244,21 +229,24 @@ func (RealClock) Now() time.Time { return time.Now() }
 // AfterFunc wraps time.AfterFunc.
 func (RealClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
-// Outcome classifies an attempt for metrics.
+// Outcome classifies an attempt, whatever its transport: the engine's
+// retry and health logic and the metrics read it.
 type Outcome string
 
 // Attempt outcomes.
 const (
 	OutcomeSuccess = Outcome("success")
-	// OutcomeHTTPError: the endpoint answered a non-2xx status.
+	// OutcomeHTTPError: the endpoint answered with a failure (for HTTP, a
+	// status other than 2xx; the value keeps its name in the metrics).
 	OutcomeHTTPError = Outcome("http_error")
 	// OutcomeTimeout: no complete answer within RequestTimeout.
 	OutcomeTimeout = Outcome("timeout")
 	// OutcomeNetworkError: connection refused, reset, DNS, refused by the transport's guard...
 	OutcomeNetworkError = Outcome("network_error")
-	// OutcomeBackoff: 429 or 503 with Retry-After; does not use up an attempt.
+	// OutcomeBackoff: the endpoint asked for a pause (HTTP: 429 or 503 with
+	// Retry-After); does not use up an attempt.
 	OutcomeBackoff = Outcome("backoff")
-	// OutcomeGone: 410, the endpoint is disabled.
+	// OutcomeGone: the endpoint is gone (HTTP: 410) and gets disabled.
 	OutcomeGone = Outcome("gone")
 )
 
@@ -279,7 +267,7 @@ type Observer interface {
 	EventAccepted(projectID string, eventType kinehook.EventType, duplicate bool)
 	// IngestCommitted: one group commit of n events took d.
 	IngestCommitted(n int, d time.Duration)
-	// AttemptFinished: one HTTP attempt ended.
+	// AttemptFinished: one attempt ended.
 	AttemptFinished(endpointID string, outcome Outcome, d time.Duration)
 	// DeliveryFinished: a delivery reached a final status; latency runs
 	// from the event's acceptance.

@@ -105,6 +105,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("delivery: Config.Store is required")
 	}
+	if cfg.Transports[TransportWebhook] == nil {
+		return nil, errors.New("delivery: Config.Transports needs the HTTP transport under TransportWebhook (webhook.New)")
+	}
 	for _, d := range cfg.RetrySchedule {
 		if d < 0 {
 			return nil, fmt.Errorf("delivery: negative retry delay %s", d)

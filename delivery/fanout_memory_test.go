@@ -62,7 +62,8 @@ func TestFanOutMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eng, err := New(Config{Store: st, RetrySchedule: []time.Duration{time.Minute}, MemoryLimit: limit})
+	eng, err := New(Config{Store: st, RetrySchedule: []time.Duration{time.Minute}, MemoryLimit: limit,
+		Transports: httpTransports(MaxInFlightFor(limit))})
 	if err != nil {
 		t.Fatal(err)
 	}

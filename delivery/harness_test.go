@@ -292,6 +292,7 @@ func (h *harness) start() {
 	h.t.Helper()
 	c := Config{
 		Store:            h.store,
+		Transports:       httpTransports(0),
 		Clock:            h.clock,
 		Observer:         h.obs,
 		RetrySchedule:    []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute},

@@ -46,7 +46,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	attempts := it.attempts
 	status := kinehook.DeliveryRetrying
 	var next int64
-	switch out.outcome {
+	switch out.Outcome {
 	case OutcomeSuccess:
 		attempts++
 		status = kinehook.DeliverySucceeded
@@ -62,7 +62,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		}
 	case OutcomeBackoff:
 		// The endpoint asked us to slow down: not a failure, no attempt used.
-		next = nowNs + int64(out.retryAfter)
+		next = nowNs + int64(out.RetryAfter)
 		es.pausedUntil = max(es.pausedUntil, next)
 	default:
 		attempts++
@@ -84,7 +84,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		}
 		reason := ""
 		switch {
-		case out.outcome == OutcomeGone:
+		case out.Outcome == OutcomeGone:
 			reason = "endpoint answered 410 Gone"
 		case e.cfg.DisableAfter > 0 && nowNs-es.failingSince >= int64(e.cfg.DisableAfter):
 			reason = fmt.Sprintf("endpoint failing continuously since %s", time.Unix(0, es.failingSince).UTC().Format(time.RFC3339))
@@ -125,11 +125,11 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 			ID:             out.id,
 			DeliveryID:     it.id,
 			AttemptedAt:    at,
-			StatusCode:     out.status,
-			Error:          out.err,
-			DurationMS:     float64(out.duration.Microseconds()) / 1000,
-			ResponseBody:   out.body,
-			RequestHeaders: out.headers,
+			StatusCode:     out.StatusCode,
+			Error:          out.Err,
+			DurationMS:     float64(out.Duration.Microseconds()) / 1000,
+			ResponseBody:   out.Response,
+			RequestHeaders: out.Headers,
 		},
 		Status:   status,
 		Attempts: int(attempts),

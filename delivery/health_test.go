@@ -607,45 +607,6 @@ func TestRevokeAndAssign(t *testing.T) {
 	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 120 * time.Second, true},
-		{" 5 ", 5 * time.Second, true},
-		{"0", 0, true},
-		{"-1", 0, false},
-		{"", 0, false},
-		{"soon", 0, false},
-		{"99999999999999", MaxRetryAfter, true},
-		{now.Add(time.Minute).Format(http.TimeFormat), time.Minute, true},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
-	}
-	for _, tc := range tests {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"120", "Fri, 27 Nov 2026 03:00:00 GMT", "", "-5", "1e9"} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parseRetryAfter(s, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
-		}
-	})
-}
-
 // partialCoordinator owns every partition but one and records announcements.
 type partialCoordinator struct {
 	skip      int

@@ -1,17 +1,12 @@
 package delivery
 
 import (
-	"bytes"
 	"container/heap"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -255,7 +250,8 @@ func (e *Engine) dispatch(es *epState, jobs []job) {
 			b, ok := bodies[j.it.eventID]
 			if !ok {
 				// The event is gone (retention): nothing can be sent.
-				e.finish(es, j, attemptOutcome{id: kinehook.NewID(kinehook.PrefixAttempt), outcome: OutcomeNetworkError, err: "event payload no longer stored", final: true}, e.clock.Now())
+				e.finish(es, j, attemptOutcome{id: kinehook.NewID(kinehook.PrefixAttempt),
+					Result: Result{Outcome: OutcomeNetworkError, Err: "event payload no longer stored"}, final: true}, e.clock.Now())
 				continue
 			}
 			j.body = b
@@ -306,124 +302,62 @@ func (e *Engine) attachPrefetched(es *epState, items []*item, bodies map[string]
 
 // attemptOutcome is what one attempt led to.
 type attemptOutcome struct {
-	id         string // the attempt's request id, stored and logged
-	outcome    Outcome
-	status     int
-	err        string
-	body       string
-	duration   time.Duration
-	retryAfter time.Duration
-	headers    map[string]string
-	final      bool // fail the delivery whatever its attempts
+	id string // the attempt's request id, stored and logged
+	Result
+	final bool // fail the delivery whatever its attempts
 }
 
-// attempt makes one HTTP request and hands its outcome to finish.
+// attempt sends one message and hands its outcome to finish.
 func (e *Engine) attempt(es *epState, j job) {
 	now := e.clock.Now()
-	out := e.post(j, now)
-	if out.outcome == "" { // cancelled by Shutdown: hand back, record nothing
+	out, ok := e.send(j, now)
+	if !ok { // cancelled by Shutdown: hand back, record nothing
 		e.abandon(es, j)
 		return
 	}
 	out.id = kinehook.NewID(kinehook.PrefixAttempt)
-	e.obs.AttemptFinished(es.id, out.outcome, out.duration)
+	e.obs.AttemptFinished(es.id, out.Outcome, out.Duration)
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		// The attempt's id is stored with it: the attempts API shows it.
 		e.log.Debug("delivery attempt", "attempt_id", out.id, "delivery_id", j.it.id,
-			"event_id", j.it.eventID, "endpoint_id", es.id, "outcome", string(out.outcome), "status_code", out.status,
-			"duration_ms", float64(out.duration.Microseconds())/1000, "error", out.err)
+			"event_id", j.it.eventID, "endpoint_id", es.id, "outcome", string(out.Outcome), "status_code", out.StatusCode,
+			"duration_ms", float64(out.Duration.Microseconds())/1000, "error", out.Err)
 	}
 	e.finish(es, j, out, now)
 }
 
-func (e *Engine) post(j job, now time.Time) attemptOutcome {
-	ep := j.ep
-	ts := strconv.FormatInt(now.Unix(), 10)
-	h := make(http.Header, 8+len(ep.Headers))
-	for k, v := range ep.Headers {
-		h.Set(k, v)
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", e.cfg.UserAgent)
-	h.Set(kinehook.HeaderID, j.it.eventID)
-	h.Set(kinehook.HeaderTimestamp, ts)
-	if ep.Login != "" || ep.Password != "" {
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
-	}
-	out := attemptOutcome{}
-	sig, err := signFor(ep, j.it.eventID, now, j.body)
-	if err == nil {
-		h.Set(kinehook.HeaderSignature, sig)
-	}
-	out.headers = recordedHeaders(h, ep.Headers)
-	if err != nil {
-		out.outcome, out.err = OutcomeNetworkError, "cannot sign: "+err.Error()
-		return out
-	}
-	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(j.body))
-	if err != nil {
-		out.outcome, out.err = OutcomeNetworkError, "bad request: "+err.Error()
-		return out
-	}
-	req.Header = h
-	start := time.Now()
-	resp, err := e.cfg.Client.Do(req)
-	if err == nil {
-		// The status decides; a body cut short is only noted.
-		b, rerr := io.ReadAll(io.LimitReader(resp.Body, ResponseBodyLimit))
-		out.body = cleanText(b)
-		if rerr == nil {
-			// Drain a little more so the connection can be reused.
-			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-		} else {
-			out.body += "\n[response body cut short: " + cleanText([]byte(rerr.Error())) + "]"
-		}
-		resp.Body.Close()
-		out.status = resp.StatusCode
-	}
-	out.duration = time.Since(start)
-	switch {
-	case e.sendCtx.Err() != nil:
-		return attemptOutcome{} // shutdown
-	case err != nil && errors.Is(err, context.DeadlineExceeded):
-		out.outcome, out.err = OutcomeTimeout, fmt.Sprintf("timeout: no complete response within %s", e.cfg.RequestTimeout)
-	case err != nil:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			out.outcome = OutcomeTimeout
-		} else {
-			out.outcome = OutcomeNetworkError
-		}
-		out.err = cleanText([]byte(unwrapURLError(err).Error()))
-	case out.status >= 200 && out.status < 300:
-		out.outcome = OutcomeSuccess
-	case out.status == http.StatusGone:
-		out.outcome, out.err = OutcomeGone, "HTTP 410 Gone: endpoint disabled"
-	case out.status == http.StatusTooManyRequests || out.status == http.StatusServiceUnavailable:
-		out.outcome, out.err = OutcomeHTTPError, "HTTP "+strconv.Itoa(out.status)
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
-			out.outcome = OutcomeBackoff
-			out.retryAfter = min(max(d, time.Second), MaxRetryAfter)
-			out.err += fmt.Sprintf(" with Retry-After: backing off %s", out.retryAfter)
-		}
-	case out.status >= 300 && out.status < 400:
-		out.outcome, out.err = OutcomeHTTPError, fmt.Sprintf("HTTP %d: redirects are not followed", out.status)
-	default:
-		out.outcome, out.err = OutcomeHTTPError, "HTTP "+strconv.Itoa(out.status)
-	}
-	return out
+// transport is the one that carries deliveries to ep: the selection point
+// for endpoints of other kinds (every endpoint is a webhook today).
+func (e *Engine) transport(*kinehook.Endpoint) Transport {
+	return e.cfg.Transports[TransportWebhook]
 }
 
-func unwrapURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
+// send signs the job's message, has the endpoint's transport carry it within
+// RequestTimeout and makes its result safe to store; ok is false when
+// Shutdown cancelled it.
+func (e *Engine) send(j job, now time.Time) (out attemptOutcome, ok bool) {
+	ep := j.ep
+	sig, err := signFor(ep, j.it.eventID, now, j.body)
+	if err != nil {
+		out.Outcome, out.Err = OutcomeNetworkError, "cannot sign: "+err.Error()
+		return out, true
 	}
-	return err
+	m := Message{Endpoint: ep, ID: j.it.eventID, Timestamp: strconv.FormatInt(now.Unix(), 10),
+		Signature: sig, Body: j.body, Now: now}
+	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
+	out.Result = e.transport(ep).Send(ctx, m)
+	cancel()
+	if e.sendCtx.Err() != nil {
+		return attemptOutcome{}, false
+	}
+	if out.Outcome == OutcomeTimeout && out.Err == "" {
+		out.Err = fmt.Sprintf("timeout: no complete response within %s", e.cfg.RequestTimeout)
+	}
+	if out.Outcome == OutcomeBackoff {
+		out.RetryAfter = BoundRetryAfter(out.RetryAfter)
+	}
+	out.Err, out.Response = cleanText(out.Err), cleanText(out.Response)
+	return out, true
 }
 
 // signFor signs with the endpoint's scheme and active secrets.
@@ -435,68 +369,12 @@ func signFor(ep *kinehook.Endpoint, id string, now time.Time, body []byte) (stri
 	return kinehook.Sign(secrets, id, now, body)
 }
 
-// recordedHeaders is what an attempt stores of its request: everything but
-// credentials. Authorization keeps only its scheme; the endpoint's other
-// custom headers (custom) are masked as the API shows them, since they
-// often carry API keys and the attempts table is not sealed.
-func recordedHeaders(h http.Header, custom map[string]string) map[string]string {
-	m := make(map[string]string, len(h))
-	for k, v := range h {
-		val := strings.Join(v, ", ")
-		switch strings.ToLower(k) {
-		case "authorization", "proxy-authorization":
-			if i := strings.IndexByte(val, ' '); i > 0 {
-				val = val[:i] + " [redacted]"
-			} else {
-				val = "[redacted]"
-			}
-		default:
-			if isCustomHeader(k, custom) {
-				val = kinehook.MaskHeaderValue(val)
-			}
-		}
-		m[k] = val
-	}
-	return m
-}
-
-// isCustomHeader reports whether the canonical header name k is one of the
-// endpoint's custom headers.
-func isCustomHeader(k string, custom map[string]string) bool {
-	for c := range custom {
-		if http.CanonicalHeaderKey(c) == k {
-			return true
-		}
-	}
-	return false
-}
-
-// cleanText makes response text safe for any store (valid UTF-8, no NUL).
-func cleanText(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
+// cleanText makes a transport's text safe for any store (valid UTF-8, no
+// NUL); valid text comes back as is, without a copy.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "")
 	}
 	return s
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/webhook"
 )
 
 // BenchmarkCreateEvent measures POST /v1/projects/{pid}/events through the
@@ -31,7 +32,7 @@ func BenchmarkCreateEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	eng, err := delivery.New(delivery.Config{Store: st, Logger: quiet})
+	eng, err := delivery.New(delivery.Config{Store: st, Logger: quiet, Transports: webhook.Transports(webhook.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/webhook"
 )
 
 const testAdminKey = "kh_admin_test_key"
@@ -139,6 +140,7 @@ func newEnvOn(t *testing.T, st kinehook.Store, opts ...envOption) *env {
 	ctx := context.Background()
 	eng, err := delivery.New(delivery.Config{
 		Store:          st,
+		Transports:     webhook.Transports(webhook.Options{}),
 		RetrySchedule:  []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
 		RequestTimeout: 2 * time.Second,
 		Logger:         newTestLogger(t),

@@ -16,6 +16,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/webhook"
 )
 
 // TestMetricsMove sends deliveries that succeed, fail and hang through the
@@ -78,7 +79,8 @@ func TestMetricsMove(t *testing.T) {
 		OpenDeliveries: func() (map[string]int, map[string]int) { return eng.OpenCounts() },
 	})
 	// One retry an hour away: a failed attempt leaves its delivery retrying.
-	eng, err = delivery.New(delivery.Config{Store: st, Observer: m, RetrySchedule: []time.Duration{time.Hour}, BreakerThreshold: 2})
+	eng, err = delivery.New(delivery.Config{Store: st, Observer: m, RetrySchedule: []time.Duration{time.Hour}, BreakerThreshold: 2,
+		Transports: webhook.Transports(webhook.Options{})})
 	if err != nil {
 		t.Fatal(err)
 	}

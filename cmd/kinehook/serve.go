@@ -36,6 +36,7 @@ import (
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/retention"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/webhook"
 )
 
 // serveOptions are the flags of `kinehook serve`; each is also read from
@@ -359,12 +360,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
 	})
-	client := deliveryClient(o, cidrs, maxInFlight)
 	engine, err = delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,
 		Coordinator:      coord,
-		Client:           client,
+		Transports:       webhook.Transports(webhook.Options{Client: deliveryClient(o, cidrs, maxInFlight)}),
 		RetrySchedule:    schedule,
 		RequestTimeout:   o.requestTimeout,
 		BreakerThreshold: never(o.breakerAfter),

@@ -16,6 +16,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/webhook"
 )
 
 // Stack is a running API with its store and engine.
@@ -36,7 +37,8 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
-	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second})
+	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second,
+		Transports: webhook.Transports(webhook.Options{})})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
 	}

@@ -1,0 +1,195 @@
+package delivery
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinehook/kinehook"
+)
+
+// NewHTTPTransport makes package webhook's transport keeping maxIdle idle
+// connections (0: its default); link_test.go sets it, since this package
+// cannot import webhook.
+var NewHTTPTransport func(maxIdle int) Transport
+
+// httpTransports is Config.Transports with the HTTP transport.
+func httpTransports(maxIdle int) map[string]Transport {
+	return map[string]Transport{TransportWebhook: NewHTTPTransport(maxIdle)}
+}
+
+// memTransport is a second transport, in memory: it records every message
+// and answers what answer says. It shows that the engine's signing,
+// ordering, retries and health work over any transport.
+type memTransport struct {
+	mu     sync.Mutex
+	msgs   []Message
+	ch     chan Message
+	answer func(m Message, n int) Result // n: messages received so far
+}
+
+func newMemTransport(answer func(Message, int) Result) *memTransport {
+	return &memTransport{ch: make(chan Message, 100), answer: answer}
+}
+
+func (t *memTransport) Send(_ context.Context, m Message) Result {
+	t.mu.Lock()
+	t.msgs = append(t.msgs, m)
+	n := len(t.msgs)
+	t.mu.Unlock()
+	t.ch <- m
+	return t.answer(m, n)
+}
+
+func (t *memTransport) next(tb testing.TB) Message {
+	tb.Helper()
+	select {
+	case m := <-t.ch:
+		return m
+	case <-time.After(waitLimit):
+		tb.Fatalf("no message within %s", waitLimit)
+		return Message{}
+	}
+}
+
+func (t *memTransport) none(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	select {
+	case m := <-t.ch:
+		tb.Fatalf("unexpected message %s", m.ID)
+	case <-time.After(d):
+	}
+}
+
+// memHarness is a harness whose every endpoint is served by tr.
+func memHarness(t *testing.T, tr Transport, cfg func(*Config)) *harness {
+	return newHarness(t, func(c *Config) {
+		c.Transports = map[string]Transport{TransportWebhook: tr}
+		if cfg != nil {
+			cfg(c)
+		}
+	})
+}
+
+// The engine signs each message once, with the Standard Webhooks headers
+// any transport carries: the reference verifier accepts them over the body.
+func TestTransportGetsSignedMessage(t *testing.T) {
+	t.Parallel()
+	tr := newMemTransport(func(Message, int) Result {
+		return Result{Outcome: OutcomeSuccess, StatusCode: 0, Response: "queued", Headers: map[string]string{"topic": "orders"}}
+	})
+	h := memHarness(t, tr, nil)
+	ep := h.endpoint("https://queue.invalid/orders", nil)
+	ev := h.event("vid")
+	res, err := h.eng.Publish(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tr.next(t)
+	if m.Endpoint.ID != ep.ID || m.ID != ev.ID || string(m.Body) != string(ev.Payload) {
+		t.Errorf("message = endpoint %s id %s body %s; want %s, %s, the payload", m.Endpoint.ID, m.ID, m.Body, ep.ID, ev.ID)
+	}
+	if want := strconv.FormatInt(h.clock.Now().Unix(), 10); m.Timestamp != want || !m.Now.Equal(h.clock.Now()) {
+		t.Errorf("timestamp %s, now %v; want %s, the engine's clock", m.Timestamp, m.Now, want)
+	}
+	v, err := kinehook.NewVerifier([]string{testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := http.Header{}
+	hd.Set(kinehook.HeaderID, m.ID)
+	hd.Set(kinehook.HeaderTimestamp, m.Timestamp)
+	hd.Set(kinehook.HeaderSignature, m.Signature)
+	if err := v.Verify(hd, m.Body, h.clock.Now()); err != nil {
+		t.Errorf("signature rejected: %v", err)
+	}
+	d := h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+	a := h.attempts(d.ID)
+	if len(a) != 1 || a[0].StatusCode != 0 || a[0].ResponseBody != "queued" || a[0].RequestHeaders["topic"] != "orders" {
+		t.Errorf("attempts = %+v, want the transport's result recorded", a)
+	}
+}
+
+// Over any transport: a failure is retried on schedule, the resource's next
+// event waits behind it, and the attempt records the transport's status
+// and error (cleaned for the store).
+func TestTransportRetriesInOrder(t *testing.T) {
+	t.Parallel()
+	tr := newMemTransport(func(_ Message, n int) Result {
+		if n == 1 {
+			return Result{Outcome: OutcomeHTTPError, StatusCode: 7, Err: "broker said no\x00"}
+		}
+		return Result{Outcome: OutcomeSuccess}
+	})
+	h := memHarness(t, tr, nil)
+	h.endpoint("https://queue.invalid/orders", nil)
+	first, second := h.publish("A"), h.publish("A")
+	if m := tr.next(t); m.ID != first.Event.ID {
+		t.Fatalf("first message %s, want %s", m.ID, first.Event.ID)
+	}
+	d := h.waitStatus(first.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+	if d.LastStatusCode != 7 {
+		t.Errorf("LastStatusCode = %d, want the transport's 7", d.LastStatusCode)
+	}
+	if a := h.attempts(d.ID); len(a) != 1 || a[0].Error != "broker said no" {
+		t.Errorf("attempts = %+v, want the transport's error without NUL", a)
+	}
+	tr.none(t, 30*time.Millisecond) // the second event waits for the first
+	h.clock.Advance(2 * time.Minute)
+	for _, want := range []string{first.Event.ID, second.Event.ID} {
+		if m := tr.next(t); m.ID != want {
+			t.Fatalf("message %s, want %s", m.ID, want)
+		}
+	}
+	h.waitStatus(first.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
+	h.waitStatus(second.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
+}
+
+// The breaker counts any transport's failures, and the engine words a
+// transport's bare timeout and bounds its back-off.
+func TestTransportHealth(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		res     Result
+		err     string
+		breaker bool
+	}{
+		{"failures open the breaker", Result{Outcome: OutcomeNetworkError, Err: "connection refused"}, "connection refused", true},
+		{"bare timeout", Result{Outcome: OutcomeTimeout}, "timeout: no complete response within 15s", true},
+		{"backoff is not failure", Result{Outcome: OutcomeBackoff, RetryAfter: 10 * time.Hour, Err: "slow down"}, "slow down", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newMemTransport(func(Message, int) Result { return tc.res })
+			h := memHarness(t, tr, func(c *Config) { c.BreakerThreshold = 2 })
+			h.endpoint("https://queue.invalid/orders", nil)
+			res := []kinehook.IngestResult{h.publish("A"), h.publish("B")}
+			tr.next(t)
+			d := h.waitFor(res[0].Deliveries[0].ID, "retrying", func(d *kinehook.Delivery) bool {
+				return d.Status == kinehook.DeliveryRetrying && d.LastError != ""
+			})
+			if d.LastError != tc.err {
+				t.Errorf("error = %q, want %q", d.LastError, tc.err)
+			}
+			if tc.res.Outcome == OutcomeBackoff {
+				if got := d.NextAttemptAt.Sub(h.clock.Now()); got < MaxRetryAfter-time.Second || got > MaxRetryAfter {
+					t.Errorf("next attempt in %v, want the 10 h asked bounded to MaxRetryAfter", got)
+				}
+				tr.none(t, 30*time.Millisecond) // the whole endpoint pauses
+				return
+			}
+			tr.next(t)
+			h.waitStatus(res[1].Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
+			breakers, _ := h.obs.snapshot()
+			if len(breakers) != 1 || breakers[0] != BreakerOpen || !strings.Contains(d.LastError, tc.err) {
+				t.Errorf("breaker changes = %v, want it open after 2 failures", breakers)
+			}
+		})
+	}
+}

@@ -1,0 +1,235 @@
+// Package webhook sends deliveries as HTTP POST webhooks: it is the delivery
+// engine's HTTP transport. It owns everything HTTP about an attempt (the
+// client, Basic Auth, custom headers, redirect refusal, the response body
+// limit, status classification and Retry-After); the engine signs, orders,
+// retries and keeps endpoint health whatever transport it drives.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/delivery"
+)
+
+// Options configures a Transport.
+type Options struct {
+	// Client sends the requests. Its transport is where the caller puts the
+	// SSRF guard. Redirects are never followed, whatever its CheckRedirect
+	// says, and its Timeout is ignored: the engine bounds each attempt.
+	// Nil: a plain client keeping MaxIdleConns idle connections per host.
+	Client *http.Client
+	// MaxIdleConns sizes the default client's idle pool, per host and in
+	// all: as many as the engine may have in flight, since several endpoints
+	// may share a host (0: delivery.DefaultMaxInFlight).
+	MaxIdleConns int
+	// UserAgent overrides "kinehook/<delivery.Version>".
+	UserAgent string
+}
+
+// Transport posts each message to its endpoint's URL.
+type Transport struct {
+	client    *http.Client
+	userAgent string
+}
+
+var _ delivery.Transport = (*Transport)(nil)
+
+// New returns the HTTP transport.
+func New(o Options) *Transport {
+	if o.Client == nil {
+		n := o.MaxIdleConns
+		if n <= 0 {
+			n = delivery.DefaultMaxInFlight
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = n, n
+		o.Client = &http.Client{Transport: t}
+	}
+	cl := *o.Client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cl.Timeout = 0 // the engine bounds each attempt through the context
+	if o.UserAgent == "" {
+		o.UserAgent = "kinehook/" + delivery.Version
+	}
+	return &Transport{client: &cl, userAgent: o.UserAgent}
+}
+
+// Send posts m.Body to m.Endpoint.URL with the signature headers, and
+// classifies the answer: 2xx success, 410 gone, 429/503 with Retry-After
+// back off, 3xx (not followed) and every other status failure.
+func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
+	ep := m.Endpoint
+	h := make(http.Header, 8+len(ep.Headers))
+	for k, v := range ep.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", t.userAgent)
+	h.Set(kinehook.HeaderID, m.ID)
+	h.Set(kinehook.HeaderTimestamp, m.Timestamp)
+	if ep.Login != "" || ep.Password != "" {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
+	}
+	h.Set(kinehook.HeaderSignature, m.Signature)
+	out := delivery.Result{Headers: recordedHeaders(h, ep.Headers)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(m.Body))
+	if err != nil {
+		out.Outcome, out.Err = delivery.OutcomeNetworkError, "bad request: "+err.Error()
+		return out
+	}
+	req.Header = h
+	start := time.Now()
+	resp, err := t.client.Do(req)
+	var retryAfter string
+	if err == nil {
+		out.Response = readExcerpt(resp.Body)
+		resp.Body.Close()
+		out.StatusCode = resp.StatusCode
+		retryAfter = resp.Header.Get("Retry-After")
+	}
+	out.Duration = time.Since(start)
+	if err != nil {
+		classifyError(&out, err)
+	} else {
+		classifyStatus(&out, retryAfter, m.Now)
+	}
+	return out
+}
+
+// readExcerpt reads the first delivery.ResponseBodyLimit bytes of a
+// response body. The status decides; a body cut short is only noted.
+func readExcerpt(body io.Reader) string {
+	b, err := io.ReadAll(io.LimitReader(body, delivery.ResponseBodyLimit))
+	s := string(b)
+	if err != nil {
+		return s + "\n[response body cut short: " + err.Error() + "]"
+	}
+	// Drain a little more so the connection can be reused.
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+	return s
+}
+
+// classifyError sorts a request that got no answer: the deadline (the
+// engine writes its text), a network timeout, anything else.
+func classifyError(out *delivery.Result, err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		out.Outcome = delivery.OutcomeTimeout
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		out.Outcome = delivery.OutcomeTimeout
+	} else {
+		out.Outcome = delivery.OutcomeNetworkError
+	}
+	out.Err = unwrapURLError(err).Error()
+}
+
+// classifyStatus sorts an answer by its status; now is when the attempt
+// began, from which a Retry-After date counts.
+func classifyStatus(out *delivery.Result, retryAfter string, now time.Time) {
+	status := out.StatusCode
+	switch {
+	case status >= 200 && status < 300:
+		out.Outcome = delivery.OutcomeSuccess
+	case status == http.StatusGone:
+		out.Outcome, out.Err = delivery.OutcomeGone, "HTTP 410 Gone: endpoint disabled"
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		out.Outcome, out.Err = delivery.OutcomeHTTPError, "HTTP "+strconv.Itoa(status)
+		if d, ok := parseRetryAfter(retryAfter, now); ok {
+			out.Outcome = delivery.OutcomeBackoff
+			out.RetryAfter = delivery.BoundRetryAfter(d)
+			out.Err += fmt.Sprintf(" with Retry-After: backing off %s", out.RetryAfter)
+		}
+	case status >= 300 && status < 400:
+		out.Outcome, out.Err = delivery.OutcomeHTTPError, fmt.Sprintf("HTTP %d: redirects are not followed", status)
+	default:
+		out.Outcome, out.Err = delivery.OutcomeHTTPError, "HTTP "+strconv.Itoa(status)
+	}
+}
+
+// unwrapURLError drops the "Post <url>: " that net/http puts before the
+// cause: the attempt is recorded with its endpoint already.
+func unwrapURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// recordedHeaders is what an attempt stores of its request: everything but
+// credentials. Authorization keeps only its scheme; the endpoint's other
+// custom headers (custom) are masked as the API shows them, since they
+// often carry API keys and the attempts table is not sealed.
+func recordedHeaders(h http.Header, custom map[string]string) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		val := strings.Join(v, ", ")
+		switch strings.ToLower(k) {
+		case "authorization", "proxy-authorization":
+			if i := strings.IndexByte(val, ' '); i > 0 {
+				val = val[:i] + " [redacted]"
+			} else {
+				val = "[redacted]"
+			}
+		default:
+			if isCustomHeader(k, custom) {
+				val = kinehook.MaskHeaderValue(val)
+			}
+		}
+		m[k] = val
+	}
+	return m
+}
+
+// isCustomHeader reports whether the canonical header name k is one of the
+// endpoint's custom headers.
+func isCustomHeader(k string, custom map[string]string) bool {
+	for c := range custom {
+		if http.CanonicalHeaderKey(c) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > int64(delivery.MaxRetryAfter/time.Second) {
+			return delivery.MaxRetryAfter, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// Transports is delivery.Config.Transports holding only the HTTP transport
+// New(o) makes: all an engine needs while every endpoint is a webhook.
+func Transports(o Options) map[string]delivery.Transport {
+	return map[string]delivery.Transport{delivery.TransportWebhook: New(o)}
+}
