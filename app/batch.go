@@ -84,21 +84,9 @@ func headerLikeKey(k string) bool {
 // batchItem validates the i-th event of a batch.
 func (a *App) batchItem(item json.RawMessage, i int) (*kinehook.Event, error) {
 	at := fmt.Sprintf("events[%d]", i)
-	var members map[string]json.RawMessage
-	if json.Unmarshal(item, &members) != nil || members == nil {
-		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Field: at, Message: at + ` must be an object {"event": TYPE, "data": {...}}`}
-	}
-	var idemKey string
-	if raw, ok := members["idempotency_key"]; ok {
-		if json.Unmarshal(raw, &idemKey) != nil || !headerLikeKey(idemKey) {
-			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a string of 1 to %d bytes that an Idempotency-Key header could carry: no ASCII control character but tab, no space or tab at either end", at, MaxIdempotencyKey)}
-		}
-		delete(members, "idempotency_key")
-	}
-	for _, k := range slices.Sorted(maps.Keys(members)) {
-		if k != "event" && k != "data" {
-			return nil, &kinehook.Error{Code: kinehook.EINVALID, Field: at + "." + k, Message: fmt.Sprintf(`%s: unknown field %q; an event of a batch is {"event", "data", "idempotency_key"?}`, at, k)}
-		}
+	members, idemKey, err := batchMembers(item, at)
+	if err != nil {
+		return nil, err
 	}
 	// Rebuild the webhook body from the members as posted (the bytes of
 	// each unchanged); ParseStrict names what is missing or wrong.
@@ -137,4 +125,26 @@ func (a *App) batchItem(item json.RawMessage, i int) (*kinehook.Event, error) {
 		ResourceKey:    parsed.ResourceKey(),
 		IdempotencyKey: idemKey,
 	}, nil
+}
+
+// batchMembers reads the i-th event of a batch (named at) as its members,
+// taking out its idempotency key; only "event" and "data" remain.
+func batchMembers(item json.RawMessage, at string) (map[string]json.RawMessage, string, error) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(item, &members) != nil || members == nil {
+		return nil, "", &kinehook.Error{Code: kinehook.EMALFORMED, Field: at, Message: at + ` must be an object {"event": TYPE, "data": {...}}`}
+	}
+	var idemKey string
+	if raw, ok := members["idempotency_key"]; ok {
+		if json.Unmarshal(raw, &idemKey) != nil || !headerLikeKey(idemKey) {
+			return nil, "", &kinehook.Error{Code: kinehook.EINVALID, Field: at + ".idempotency_key", Message: fmt.Sprintf("%s.idempotency_key must be a string of 1 to %d bytes that an Idempotency-Key header could carry: no ASCII control character but tab, no space or tab at either end", at, MaxIdempotencyKey)}
+		}
+		delete(members, "idempotency_key")
+	}
+	for _, k := range slices.Sorted(maps.Keys(members)) {
+		if k != "event" && k != "data" {
+			return nil, "", &kinehook.Error{Code: kinehook.EINVALID, Field: at + "." + k, Message: fmt.Sprintf(`%s: unknown field %q; an event of a batch is {"event", "data", "idempotency_key"?}`, at, k)}
+		}
+	}
+	return members, idemKey, nil
 }

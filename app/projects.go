@@ -193,19 +193,25 @@ func (a *App) syncOperationsEndpoint(ctx context.Context, p *kinehook.Project) e
 		if err != nil {
 			return fmt.Errorf("get project: %w", err)
 		}
-		url := cur.OperationsURL
-		switch {
-		case url == "" && !ep.Disabled:
-			ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
-		case url != "" && (ep.URL != url || (ep.Disabled && ep.DisabledReason == kinehook.OperationsURLCleared)):
-			ep.URL, ep.Disabled, ep.DisabledReason = url, false, ""
-		default:
-			return errUnchanged
-		}
-		return nil
+		return alignOperationsEndpoint(ep, cur.OperationsURL)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return fmt.Errorf("update operations endpoint: %w", err)
+	}
+	return nil
+}
+
+// alignOperationsEndpoint makes the operations endpoint ep agree with the
+// project's operations_url (see syncOperationsEndpoint); errUnchanged when
+// it already does.
+func alignOperationsEndpoint(ep *kinehook.Endpoint, url string) error {
+	switch {
+	case url == "" && !ep.Disabled:
+		ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
+	case url != "" && (ep.URL != url || (ep.Disabled && ep.DisabledReason == kinehook.OperationsURLCleared)):
+		ep.URL, ep.Disabled, ep.DisabledReason = url, false, ""
+	default:
+		return errUnchanged
 	}
 	return nil
 }

@@ -235,22 +235,7 @@ func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 			h.internalError(w, r, fmt.Errorf("list attempts: %w", err))
 			return
 		}
-		dv := deliveryView{D: d, Endpoint: e}
-		for i, a := range as {
-			av := attemptView{A: a, N: i + 1, OK: a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == ""}
-			if a.Error != fmt.Sprintf("HTTP %d", a.StatusCode) {
-				av.Error = a.Error // "HTTP 500" alone repeats the status badge
-			}
-			for _, k := range sortedKeys(a.RequestHeaders) {
-				v := a.RequestHeaders[k]
-				if strings.EqualFold(k, "Authorization") && !strings.Contains(v, "[redacted]") {
-					v = "[redacted]" // the engine redacts it; never show credentials in any case
-				}
-				av.Headers = append(av.Headers, header{Name: k, Value: v})
-			}
-			dv.Attempts = append(dv.Attempts, av)
-		}
-		page.Deliveries = append(page.Deliveries, dv)
+		page.Deliveries = append(page.Deliveries, deliveryView{D: d, Endpoint: e, Attempts: attemptViews(as)})
 	}
 	h.render(w, r, http.StatusOK, "event", &pageData{Session: rc.s, Title: "Event " + ev.ID, Project: rc.project, Base: rc.base,
 		Nav: "events", LiveSrc: live, Page: page})
@@ -276,6 +261,27 @@ func (h *Handler) deliveryRetry(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	h.redirectFlash(w, r, rc.s, back, "ok", "Delivery "+d.ID+" is being sent again.")
+}
+
+// attemptViews shows a delivery's attempts, numbered from 1, with their
+// request headers in order and credentials redacted.
+func attemptViews(as []*kinehook.Attempt) []attemptView {
+	var out []attemptView
+	for i, a := range as {
+		av := attemptView{A: a, N: i + 1, OK: a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == ""}
+		if a.Error != fmt.Sprintf("HTTP %d", a.StatusCode) {
+			av.Error = a.Error // "HTTP 500" alone repeats the status badge
+		}
+		for _, k := range sortedKeys(a.RequestHeaders) {
+			v := a.RequestHeaders[k]
+			if strings.EqualFold(k, "Authorization") && !strings.Contains(v, "[redacted]") {
+				v = "[redacted]" // the engine redacts it; never show credentials in any case
+			}
+			av.Headers = append(av.Headers, header{Name: k, Value: v})
+		}
+		out = append(out, av)
+	}
+	return out
 }
 
 // sortedKeys returns m's keys in order, for stable header listings.

@@ -266,7 +266,7 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("decoded %q, which a strict parser refuses: %v", b, err)
 		}
 		if in.URL != nil && s.app != nil {
-			_ = s.checkURL(*in.URL, "url")
+			_ = s.app.CheckURL(*in.URL, "url")
 		}
 		if in.Headers != nil {
 			_ = kinehook.ValidateEndpointHeaders(*in.Headers)

@@ -296,26 +296,8 @@ func (s *Server) route(w nethttp.ResponseWriter, r *nethttp.Request, reqID strin
 	}
 	var p *app.Principal
 	if rt.Auth != authNone {
-		var err error
-		p, err = s.authenticate(r)
-		if err != nil {
-			if s.denied != nil {
-				if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
-					writeRateLimited(w, wait, "requests without a valid key from this address")
-					return
-				}
-			}
-			s.internal(w, "authenticate", err)
-			return
-		}
-		if s.limiter != nil {
-			if ok, wait := s.limiter.Allow(p.KeyID); !ok {
-				writeRateLimited(w, wait, "this key")
-				return
-			}
-		}
-		if err := s.authorize(rt, r, p); err != nil {
-			writeError(w, err)
+		var ok bool
+		if p, ok = s.admitKey(w, r, rt); !ok {
 			return
 		}
 	}
@@ -324,6 +306,34 @@ func (s *Server) route(w nethttp.ResponseWriter, r *nethttp.Request, reqID strin
 		return
 	}
 	rt.handle(s, w, r, p)
+}
+
+// admitKey authenticates the request's key, applies the rate limits (per
+// client address without a valid key, per key with one) and checks that the
+// key may use rt; false means it answered.
+func (s *Server) admitKey(w nethttp.ResponseWriter, r *nethttp.Request, rt *route) (*app.Principal, bool) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		if s.denied != nil {
+			if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
+				writeRateLimited(w, wait, "requests without a valid key from this address")
+				return nil, false
+			}
+		}
+		s.internal(w, "authenticate", err)
+		return nil, false
+	}
+	if s.limiter != nil {
+		if ok, wait := s.limiter.Allow(p.KeyID); !ok {
+			writeRateLimited(w, wait, "this key")
+			return nil, false
+		}
+	}
+	if err := s.authorize(rt, r, p); err != nil {
+		writeError(w, err)
+		return nil, false
+	}
+	return p, true
 }
 
 // isAPIPath reports whether path belongs to the API (and so never to the dashboard).
