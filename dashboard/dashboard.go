@@ -8,9 +8,10 @@
 //
 // New returns an http.Handler meant to be mounted at "/" of `kinehook serve`,
 // beside the JSON API. The dashboard answers every path except the API's own:
-// it never serves /v1/..., /healthz, /readyz or /openapi.json, so a ServeMux
-// that registers those patterns and then "/" for the dashboard routes each
-// request to exactly one of them. The dashboard's paths are:
+// it never serves /v1/..., /healthz, /readyz or /openapi.json, so the
+// server's top-level router sends those to the API and the rest here
+// (HasPage tells it which paths are pages, for clients that are not
+// browsers). The dashboard's paths are:
 //
 //	GET  /                      redirect to the sign-in page or the project
 //	GET  /login, POST /login    sign in with a project key or the admin key
@@ -30,38 +31,41 @@
 // compared in constant time, and cross-origin unsafe requests are refused
 // (net/http's CrossOriginProtection). A project key sees only its project;
 // other projects' pages answer 404.
+//
+// The dashboard is an adapter over the application layer (package app),
+// like the JSON API beside it: every change goes through the app, which
+// holds the rules and tells the delivery engine.
 package dashboard
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
-	khttp "github.com/kinehook/kinehook/http"
+	"github.com/kinehook/kinehook/app"
 )
 
 // Config is what the dashboard needs from the server it is mounted in.
 type Config struct {
-	// Store is the durable store; the dashboard reads and edits projects,
-	// endpoints, events, deliveries and attempts through it.
+	// Store is the durable store; the dashboard's views (health figures,
+	// live updates) read it directly.
 	Store kinehook.Store
-	// Dispatcher publishes test events, retries deliveries, recovers
-	// failures and hears about endpoint changes.
+	// Dispatcher is the delivery engine (for the App made when App is nil).
 	Dispatcher kinehook.Dispatcher
-	// AdminKeyHash returns kinehook.HashKey of the admin key. Nil means
-	// Store.AdminKeyHash.
-	AdminKeyHash func(ctx context.Context) ([]byte, error)
-	// CheckURL, when set, is an extra policy for endpoint URLs beyond
-	// kinehook.ValidateEndpointURL (the server passes the JSON API's
-	// private-network rule so both interfaces refuse the same URLs). Its
-	// error's kinehook.ErrorMessage is shown under the URL field.
+	// App runs every use case: sign-in, projects, endpoint changes, test
+	// events, retries and recoveries. Pass the one the JSON API uses, so
+	// both interfaces apply the same rules (the endpoint URL policy among
+	// them). Nil makes one over Store and Dispatcher that lets endpoints
+	// use private network addresses.
+	App *app.App
+	// CheckURL, when set, is an extra policy for endpoint URLs beyond the
+	// App's. Its error's kinehook.ErrorMessage is shown under the URL field.
 	CheckURL func(rawURL string) error
 	// Logger receives errors the user only sees as "internal error"
 	// (nil: slog.Default()).
@@ -85,7 +89,7 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	store    kinehook.Store
-	disp     kinehook.Dispatcher
+	app      *app.App
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessionStore
@@ -112,8 +116,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Dispatcher == nil {
 		return nil, errors.New("dashboard: Config.Dispatcher is required")
 	}
-	if cfg.AdminKeyHash == nil {
-		cfg.AdminKeyHash = cfg.Store.AdminKeyHash
+	if cfg.App == nil {
+		a, err := app.New(app.Config{Store: cfg.Store, Dispatcher: cfg.Dispatcher, AllowPrivateNetworks: true, Now: cfg.Now})
+		if err != nil {
+			return nil, fmt.Errorf("dashboard: %w", err)
+		}
+		cfg.App = a
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -137,7 +145,7 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{
 		cfg:      cfg,
 		store:    cfg.Store,
-		disp:     cfg.Dispatcher,
+		app:      cfg.App,
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		sessions: newSessionStore(cfg.SessionTTL, cfg.Now),
@@ -199,6 +207,15 @@ func (h *Handler) serverDone(r *http.Request) <-chan struct{} {
 
 // ServeHTTP serves the dashboard.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.root.ServeHTTP(w, r) }
+
+// HasPage reports whether r names one of the dashboard's pages (whatever
+// that page then answers), as opposed to a path only its catch-all "no page
+// here" answers. A top-level router uses it to give clients that are not
+// browsers the API's JSON 404 instead of the dashboard's HTML one.
+func (h *Handler) HasPage(r *http.Request) bool {
+	_, pattern := h.mux.Handler(r)
+	return pattern != "/"
+}
 
 func (h *Handler) routes() {
 	m := h.mux
@@ -276,7 +293,7 @@ func (h *Handler) projects(w http.ResponseWriter, r *http.Request, s *session) {
 		http.Redirect(w, r, "/projects/"+s.projectID+"/endpoints", http.StatusSeeOther)
 		return
 	}
-	ps, err := h.store.ListProjects(r.Context())
+	ps, err := h.app.ListProjects(r.Context(), adminPrincipal)
 	if err != nil {
 		h.internalError(w, r, fmt.Errorf("list projects: %w", err))
 		return
@@ -298,14 +315,13 @@ func (h *Handler) projectCreate(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	f := &projectForm{Name: strings.TrimSpace(r.PostForm.Get("name"))}
-	switch {
-	case f.Name == "":
-		f.Error = "Enter a name for the project."
-	case utf8.RuneCountInString(f.Name) > 200:
-		f.Error = "The name is longer than 200 characters."
-	}
-	if f.Error != "" {
-		ps, err := h.store.ListProjects(r.Context())
+	p, key, err := h.app.CreateProject(r.Context(), app.ProjectInput{Name: f.Name})
+	if kinehook.ErrorCode(err) == kinehook.EINVALID {
+		f.Error = "The name is longer than " + strconv.Itoa(app.MaxProjectName) + " characters."
+		if f.Name == "" {
+			f.Error = "Enter a name for the project."
+		}
+		ps, err := h.app.ListProjects(r.Context(), adminPrincipal)
 		if err != nil {
 			h.internalError(w, r, fmt.Errorf("list projects: %w", err))
 			return
@@ -313,15 +329,13 @@ func (h *Handler) projectCreate(w http.ResponseWriter, r *http.Request, s *sessi
 		h.render(w, r, http.StatusUnprocessableEntity, "projects", &pageData{Session: s, Title: "Projects", Projects: ps, Page: f})
 		return
 	}
-	key, err := khttp.NewProjectKey()
 	if err != nil {
-		h.internalError(w, r, err)
-		return
-	}
-	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: f.Name, CreatedAt: h.now().UTC().Truncate(time.Millisecond)}
-	if err := h.store.CreateProject(r.Context(), p, kinehook.HashKey(key)); err != nil {
 		h.internalError(w, r, fmt.Errorf("create project: %w", err))
 		return
 	}
 	h.redirectFlash(w, r, s, "/projects", "ok", "Project "+p.Name+" created. Its API key is shown only this once; keep it: "+key)
 }
+
+// adminPrincipal is the admin, for the admin's project picker (sessions
+// are checked by withSession; the app lists what the admin sees).
+var adminPrincipal = &app.Principal{Admin: true}

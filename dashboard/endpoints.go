@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 )
 
 // endpointForm is the create/edit form as typed, so a refused form comes
@@ -93,9 +95,11 @@ func formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
 	return f
 }
 
-// parseEndpointForm reads and validates the form into e; it returns the form
-// (with Errors set when invalid).
-func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*endpointForm, bool) {
+// parseEndpointForm reads the form and checks it field by field with the
+// app's rules (app.CheckURL, app.CheckDescription, ...), so that a refused
+// form comes back with a message under every wrong field; it returns the
+// form (with Errors set when invalid) and the change it asks for.
+func (h *Handler) parseEndpointForm(r *http.Request, managed bool) (*endpointForm, app.EndpointInput, bool) {
 	pf := r.PostForm
 	f := &endpointForm{
 		URL:         strings.TrimSpace(pf.Get("url")),
@@ -105,16 +109,39 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 		RateLimit:   strings.TrimSpace(pf.Get("rate_limit")),
 		MaxInFlight: strings.TrimSpace(pf.Get("max_in_flight")),
 		Errors:      map[string]string{},
-		Managed:     e != nil && kinehook.IsOperationsEndpoint(e.ID),
+		Managed:     managed,
 	}
 	f.fillChoices()
-	if err := kinehook.ValidateEndpointURL(f.URL); err != nil {
+	h.checkFormURL(f)
+	types := f.checkTypes()
+	if err := app.CheckDescription(f.Description); err != nil {
+		f.Errors["description"] = fmt.Sprintf("The description is longer than %d characters.", app.MaxDescription)
+	}
+	headers, err := parseHeaders(f.Headers)
+	if err != nil {
+		f.Errors["headers"] = err.Error()
+	}
+	rate, inflight := f.checkLimits()
+	if len(f.Errors) > 0 {
+		return f, app.EndpointInput{}, false
+	}
+	return f, app.EndpointInput{URL: &f.URL, Description: &f.Description, EventTypes: &types,
+		Headers: &headers, RateLimit: &rate, MaxInFlight: &inflight}, true
+}
+
+// checkFormURL checks the form's URL: the app's rules, then Config.CheckURL.
+func (h *Handler) checkFormURL(f *endpointForm) {
+	if err := h.app.CheckURL(f.URL, "url"); err != nil {
 		f.Errors["url"] = kinehook.ErrorMessage(err)
 	} else if h.cfg.CheckURL != nil {
 		if err := h.cfg.CheckURL(f.URL); err != nil {
 			f.Errors["url"] = kinehook.ErrorMessage(err)
 		}
 	}
+}
+
+// checkTypes returns the form's event-type filter, normalised.
+func (f *endpointForm) checkTypes() []string {
 	types := make([]string, 0, min(len(f.EventTypes), kinehook.MaxEventTypeFilters+1))
 	for _, t := range f.EventTypes {
 		if t = strings.TrimSpace(t); t != "" {
@@ -129,38 +156,28 @@ func (h *Handler) parseEndpointForm(r *http.Request, e *kinehook.Endpoint) (*end
 		f.EventTypes = f.EventTypes[:min(len(f.EventTypes), kinehook.MaxEventTypeFilters)]
 		f.fillChoices()
 	}
-	if len(f.Description) > 1000 {
-		f.Errors["description"] = "The description is longer than 1000 characters."
-	}
-	headers, err := parseHeaders(f.Headers)
-	if err != nil {
-		f.Errors["headers"] = err.Error()
-	}
+	return types
+}
+
+// checkLimits reads the form's rate limit and in-flight bound (0 when empty).
+func (f *endpointForm) checkLimits() (float64, int) {
 	var rate float64
 	if f.RateLimit != "" {
+		var err error
 		rate, err = strconv.ParseFloat(f.RateLimit, 64)
-		if err != nil || rate < 0 || rate > 1e6 || rate != rate {
-			f.Errors["rate_limit"] = "Enter deliveries per second as a number from 0 (unlimited) to 1000000."
+		if err != nil || app.CheckRateLimit(rate) != nil {
+			f.Errors["rate_limit"] = fmt.Sprintf("Enter deliveries per second as a number from 0 (unlimited) to %d.", int(app.MaxRateLimit))
 		}
 	}
 	var inflight int
 	if f.MaxInFlight != "" {
+		var err error
 		inflight, err = strconv.Atoi(f.MaxInFlight)
-		if err != nil || inflight < 0 || inflight > 10000 {
-			f.Errors["max_in_flight"] = "Enter a whole number from 0 (server default) to 10000."
+		if err != nil || app.CheckMaxInFlight(inflight) != nil {
+			f.Errors["max_in_flight"] = fmt.Sprintf("Enter a whole number from 0 (server default) to %d.", app.MaxInFlightCap)
 		}
 	}
-	if len(f.Errors) > 0 {
-		return f, false
-	}
-	e.URL = f.URL
-	e.Description = f.Description
-	e.EventTypes = types
-	// A value left masked, as the edit form shows it, keeps the stored value.
-	e.Headers = kinehook.KeepMaskedHeaders(headers, e.Headers)
-	e.RateLimit = rate
-	e.MaxInFlight = inflight
-	return f, true
+	return rate, inflight
 }
 
 // uniq returns vs without repeats, in first-seen order.
@@ -216,7 +233,7 @@ type endpointListPage struct {
 
 func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	live := h.liveSrc(r.Context(), rc, "")
-	eps, err := h.store.ListEndpoints(r.Context(), rc.project.ID)
+	eps, err := h.app.ListEndpoints(r.Context(), rc.project.ID)
 	if err != nil {
 		h.internalError(w, r, fmt.Errorf("list endpoints: %w", err))
 		return
@@ -249,39 +266,42 @@ func (h *Handler) endpointNew(w http.ResponseWriter, r *http.Request, rc *reqCtx
 }
 
 func (h *Handler) endpointCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	now := h.now().UTC()
-	sec, err := kinehook.NewEndpointSecret(kinehook.SchemeV1)
-	if err != nil {
-		h.internalError(w, r, err)
-		return
+	f, in, ok := h.parseEndpointForm(r, false)
+	var e *kinehook.Endpoint
+	if ok {
+		var err error
+		e, err = h.app.CreateEndpoint(r.Context(), rc.project.ID, in)
+		if !formError(f, err) {
+			if err != nil {
+				h.internalError(w, r, fmt.Errorf("create endpoint: %w", err))
+				return
+			}
+		}
 	}
-	e := &kinehook.Endpoint{
-		ID:        kinehook.NewID(kinehook.PrefixEndpoint),
-		ProjectID: rc.project.ID,
-		Secrets:   []kinehook.EndpointSecret{{Value: sec}},
-		Scheme:    kinehook.SchemeV1,
-		CreatedAt: now,
-		UpdatedAt: now,
-	}
-	f, ok := h.parseEndpointForm(r, e)
-	if !ok {
+	if len(f.Errors) > 0 {
 		h.render(w, r, http.StatusUnprocessableEntity, "endpoint_new", &pageData{
 			Session: rc.s, Title: "New endpoint", Project: rc.project, Base: rc.base, Nav: "endpoints", Page: f,
 			Flashes: []flash{{Kind: "error", Text: "The endpoint was not created: please correct the fields marked below."}},
 		})
 		return
 	}
-	if err := h.store.CreateEndpoint(r.Context(), e); err != nil {
-		h.internalError(w, r, fmt.Errorf("create endpoint: %w", err))
-		return
-	}
-	h.disp.EndpointChanged(r.Context(), rc.project.ID, e.ID)
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID+"?reveal=1", "ok", "Endpoint created. Its signing secret is shown below; give it to the receiver.")
+}
+
+// formError puts an app's refusal of one field (EINVALID naming it) under
+// that field of the form and reports whether it did.
+func formError(f *endpointForm, err error) bool {
+	var ke *kinehook.Error
+	if !errors.As(err, &ke) || ke.Code != kinehook.EINVALID || ke.Field == "" {
+		return false
+	}
+	f.Errors[ke.Field] = ke.Message
+	return true
 }
 
 // loadEndpoint fetches the endpoint named in the path, rendering 404 itself.
 func (h *Handler) loadEndpoint(w http.ResponseWriter, r *http.Request, rc *reqCtx) *kinehook.Endpoint {
-	e, err := h.store.GetEndpoint(r.Context(), rc.project.ID, r.PathValue("eid"))
+	e, err := h.app.GetEndpoint(r.Context(), rc.project.ID, r.PathValue("eid"))
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such endpoint in this project.")
 		return nil
@@ -368,11 +388,15 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
-	orig := *e
-	prev := e.UpdatedAt
-	f, ok := h.parseEndpointForm(r, e)
+	f, in, ok := h.parseEndpointForm(r, kinehook.IsOperationsEndpoint(e.ID))
+	in.Seen = e.UpdatedAt
+	var err error
+	if ok {
+		_, err = h.app.PatchEndpoint(r.Context(), rc.project.ID, e.ID, in)
+		ok = !formError(f, err)
+	}
 	if !ok {
-		d, err := h.endpointPageData(r, rc, &orig, f)
+		d, err := h.endpointPageData(r, rc, e, f)
 		if err != nil {
 			h.internalError(w, r, err)
 			return
@@ -381,39 +405,35 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 		h.render(w, r, http.StatusUnprocessableEntity, "endpoint", d)
 		return
 	}
-	if kinehook.IsOperationsEndpoint(e.ID) && (e.URL != orig.URL || !slices.Equal(e.EventTypes, orig.EventTypes)) {
-		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL: change that setting to move it. Its URL and event types are not edited here.")
-		return
-	}
-	e.UpdatedAt = h.now().UTC()
-	if !h.saveEndpoint(w, r, rc, e, prev) {
+	if h.changeFailed(w, r, err) {
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID, "ok", "Endpoint saved.")
 }
 
-// saveEndpoint writes e, read when its UpdatedAt was prev, and tells the
-// engine; false means an error page was rendered. A change made since the
-// read (the delivery engine disabling the endpoint, another tab) is not
-// overwritten: the page asks to reload instead.
-func (h *Handler) saveEndpoint(w http.ResponseWriter, r *http.Request, rc *reqCtx, e *kinehook.Endpoint, prev time.Time) bool {
-	if !e.UpdatedAt.After(prev) {
-		e.UpdatedAt = prev.Add(time.Microsecond)
-	}
-	err := h.store.UpdateEndpointIfUnchanged(r.Context(), e, prev)
-	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+// changeFailed renders the page for an endpoint change the app refused and
+// reports whether there was one. A change made since the read (the delivery
+// engine disabling the endpoint, another tab) is never overwritten: the
+// page asks to repeat the change instead.
+func (h *Handler) changeFailed(w http.ResponseWriter, r *http.Request, err error) bool {
+	var ke *kinehook.Error
+	errors.As(err, &ke)
+	switch {
+	case err == nil:
+		return false
+	case kinehook.ErrorCode(err) == kinehook.ENOTFOUND:
 		h.renderError(w, r, http.StatusNotFound, "There is no such endpoint in this project.")
-		return false
-	}
-	if kinehook.ErrorCode(err) == kinehook.ECONFLICT {
-		h.renderError(w, r, http.StatusConflict, "This endpoint changed while you were saving (the delivery engine may have disabled it). Nothing was saved: open it again and repeat the change.")
-		return false
-	}
-	if err != nil {
+	case kinehook.ErrorCode(err) != kinehook.ECONFLICT:
 		h.internalError(w, r, fmt.Errorf("update endpoint: %w", err))
-		return false
+	case ke.Field == "url", ke.Field == "event_types":
+		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL: change that setting to move it. Its URL and event types are not edited here.")
+	case ke.Field == "disabled":
+		h.renderError(w, r, http.StatusConflict, "The project's operations URL is not set: set it again (API or kinehook projects update --operations-url) to enable this endpoint.")
+	case ke.Field == "id":
+		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL and stays with the project: clearing that setting disables it.")
+	default:
+		h.renderError(w, r, http.StatusConflict, "This endpoint changed while you were saving (the delivery engine may have disabled it). Nothing was saved: open it again and repeat the change.")
 	}
-	h.disp.EndpointChanged(r.Context(), rc.project.ID, e.ID)
 	return true
 }
 
@@ -423,58 +443,40 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 		if e == nil {
 			return
 		}
-		// rc.project was read for this request.
-		if !disabled && kinehook.IsOperationsEndpoint(e.ID) && rc.project.OperationsURL == "" {
-			h.renderError(w, r, http.StatusConflict, "The project's operations URL is not set: set it again (API or kinehook projects update --operations-url) to enable this endpoint.")
+		in := app.EndpointInput{Disabled: &disabled, DisableReason: "disabled in the dashboard", Seen: e.UpdatedAt}
+		_, err := h.app.PatchEndpoint(r.Context(), rc.project.ID, e.ID, in)
+		if h.changeFailed(w, r, err) {
 			return
 		}
-		prev := e.UpdatedAt
-		e.Disabled = disabled
 		msg := "Endpoint enabled: new events reach it again."
-		e.DisabledReason = ""
 		if disabled {
-			e.DisabledReason = "disabled in the dashboard"
 			msg = "Endpoint disabled: new events are not delivered to it."
-		} else {
-			e.FailingSince = time.Time{}
-		}
-		e.UpdatedAt = h.now().UTC()
-		if !h.saveEndpoint(w, r, rc, e, prev) {
-			return
 		}
 		h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID, "ok", msg)
 	}
 }
 
 // endpointRotate makes a new current secret; the previous one keeps signing
-// for kinehook.SecretGracePeriod, older ones are dropped.
+// for kinehook.SecretGracePeriod, older ones are dropped (app.RotateSecret).
 func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	e := h.loadEndpoint(w, r, rc)
 	if e == nil {
 		return
 	}
-	prev := e.UpdatedAt
-	now := h.now().UTC()
-	sec, err := kinehook.NewEndpointSecret(e.Scheme)
-	if err != nil {
-		h.internalError(w, r, err)
+	e, err := h.app.RotateSecret(r.Context(), rc.project.ID, e.ID, "", e.UpdatedAt)
+	if h.changeFailed(w, r, err) {
 		return
 	}
-	secrets := []kinehook.EndpointSecret{{Value: sec}}
-	if len(e.Secrets) > 0 {
-		secrets = append(secrets, kinehook.EndpointSecret{Value: e.Secrets[0].Value, ExpiresAt: now.Add(kinehook.SecretGracePeriod)})
+	msg := "Secret rotated."
+	if exp := app.PreviousSecretExpiry(e, h.now()); !exp.IsZero() {
+		msg += " The previous secret keeps signing beside the new one until " + exp.UTC().Format("2006-01-02 15:04 UTC") + "."
 	}
-	e.Secrets = secrets
-	e.UpdatedAt = now
-	if !h.saveEndpoint(w, r, rc, e, prev) {
-		return
-	}
-	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID+"?reveal=1", "ok",
-		"Secret rotated. The previous secret keeps signing beside the new one until "+now.Add(kinehook.SecretGracePeriod).Format("2006-01-02 15:04 UTC")+".")
+	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID+"?reveal=1", "ok", msg)
 }
 
-// endpointTest publishes a sample event of the chosen type. It is a real
-// event of the project, so every endpoint whose filter selects the type gets it.
+// endpointTest publishes a sample event of the chosen type
+// (app.SendTestEvent). It is a real event of the project, so every endpoint
+// whose filter selects the type gets it.
 func (h *Handler) endpointTest(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	e := h.loadEndpoint(w, r, rc)
 	if e == nil {
@@ -482,30 +484,22 @@ func (h *Handler) endpointTest(w http.ResponseWriter, r *http.Request, rc *reqCt
 	}
 	back := rc.base + "/endpoints/" + e.ID
 	t := kinehook.EventType(r.PostForm.Get("type"))
-	if !t.Known() {
-		h.redirectFlash(w, r, rc.s, back, "error", fmt.Sprintf("Choose an event type from the catalog (got %q).", t))
-		return
-	}
-	if !e.Matches(t) {
-		h.redirectFlash(w, r, rc.s, back, "error", fmt.Sprintf("This endpoint's filter does not select %s, so a test event would not reach it.", t))
-		return
-	}
-	if e.Disabled {
-		h.redirectFlash(w, r, rc.s, back, "error", "This endpoint is disabled; enable it before sending a test event.")
-		return
-	}
-	ev, err := sampleEvent(rc.project.ID, t, h.now())
+	res, err := h.app.SendTestEvent(r.Context(), rc.project.ID, e.ID, t)
 	if err != nil {
-		h.internalError(w, r, err)
-		return
-	}
-	res, err := h.disp.Publish(r.Context(), ev)
-	if err != nil {
-		if code := kinehook.ErrorCode(err); code != kinehook.EINTERNAL {
+		var ke *kinehook.Error
+		errors.As(err, &ke)
+		switch {
+		case kinehook.ErrorCode(err) == kinehook.EINTERNAL:
+			h.internalError(w, r, err)
+		case ke.Field == app.FieldTestType:
+			h.redirectFlash(w, r, rc.s, back, "error", fmt.Sprintf("Choose an event type from the catalog (got %q).", t))
+		case ke.Field == app.FieldTestFilter:
+			h.redirectFlash(w, r, rc.s, back, "error", fmt.Sprintf("This endpoint's filter does not select %s, so a test event would not reach it.", t))
+		case ke.Field == app.FieldTestDisabled:
+			h.redirectFlash(w, r, rc.s, back, "error", "This endpoint is disabled; enable it before sending a test event.")
+		default:
 			h.redirectFlash(w, r, rc.s, back, "error", "The test event was refused: "+kinehook.ErrorMessage(err))
-			return
 		}
-		h.internalError(w, r, fmt.Errorf("publish test event: %w", err))
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/events/"+res.Event.ID, "ok",
@@ -538,7 +532,7 @@ func (h *Handler) endpointRecover(w http.ResponseWriter, r *http.Request, rc *re
 		h.redirectFlash(w, r, rc.s, back, "error", "Nothing was recovered: the time is in the future.")
 		return
 	}
-	n, err := h.disp.Recover(r.Context(), rc.project.ID, e.ID, since)
+	n, err := h.app.RecoverEndpoint(r.Context(), rc.project.ID, e.ID, since)
 	if err != nil {
 		h.internalError(w, r, fmt.Errorf("recover: %w", err))
 		return
@@ -551,15 +545,9 @@ func (h *Handler) endpointDelete(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
-	if kinehook.IsOperationsEndpoint(e.ID) {
-		h.renderError(w, r, http.StatusConflict, "This endpoint is made by the project's operations URL and stays with the project: clearing that setting disables it.")
+	if h.changeFailed(w, r, h.app.DeleteEndpoint(r.Context(), rc.project.ID, e.ID)) {
 		return
 	}
-	if err := h.store.DeleteEndpoint(r.Context(), rc.project.ID, e.ID); err != nil {
-		h.internalError(w, r, fmt.Errorf("delete endpoint: %w", err))
-		return
-	}
-	h.disp.EndpointChanged(r.Context(), rc.project.ID, e.ID)
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints", "ok", "Endpoint "+e.URL+" deleted.")
 }
 

@@ -136,7 +136,7 @@ func (h *Handler) eventList(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		h.render(w, r, http.StatusBadRequest, "events", d)
 		return
 	}
-	evs, next, err := h.store.ListEvents(r.Context(), rc.project.ID, ef)
+	evs, next, err := h.app.ListEvents(r.Context(), rc.project.ID, ef, true)
 	if kinehook.ErrorCode(err) == kinehook.EINVALID || kinehook.ErrorCode(err) == kinehook.EMALFORMED {
 		page.Error = "This page link is no longer valid: " + kinehook.ErrorMessage(err)
 		h.render(w, r, http.StatusBadRequest, "events", d)
@@ -146,27 +146,8 @@ func (h *Handler) eventList(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		h.internalError(w, r, fmt.Errorf("list events: %w", err))
 		return
 	}
-	var missing []string
 	for _, ev := range evs {
-		if len(ev.Payload) == 0 {
-			missing = append(missing, ev.ID)
-		}
-	}
-	if len(missing) > 0 {
-		// A store may leave payloads out of lists; one read fetches them.
-		m, err := h.store.EventPayloads(r.Context(), missing)
-		if err != nil {
-			h.internalError(w, r, fmt.Errorf("event payloads: %w", err))
-			return
-		}
-		for _, ev := range evs {
-			if len(ev.Payload) == 0 {
-				ev.Payload = m[ev.ID]
-			}
-		}
-	}
-	for _, ev := range evs {
-		ds, err := h.store.ListDeliveries(r.Context(), rc.project.ID, ev.ID)
+		ds, err := h.app.ListDeliveries(r.Context(), rc.project.ID, ev.ID)
 		if err != nil {
 			h.internalError(w, r, fmt.Errorf("list deliveries: %w", err))
 			return
@@ -223,25 +204,16 @@ type eventPage struct {
 func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx := r.Context()
 	live := h.liveSrc(ctx, rc, r.PathValue("id"))
-	ev, err := h.store.GetEvent(ctx, rc.project.ID, r.PathValue("id"))
+	ev, err := h.app.GetEvent(ctx, rc.project.ID, r.PathValue("id"))
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such event in this project.")
 		return
 	}
 	if err != nil {
-		h.internalError(w, r, fmt.Errorf("get event: %w", err))
+		h.internalError(w, r, err)
 		return
 	}
-	if len(ev.Payload) == 0 {
-		// A store may leave payloads out of event reads; fetch it apart.
-		m, err := h.store.EventPayloads(ctx, []string{ev.ID})
-		if err != nil {
-			h.internalError(w, r, fmt.Errorf("event payload: %w", err))
-			return
-		}
-		ev.Payload = m[ev.ID]
-	}
-	ds, err := h.store.ListDeliveries(ctx, rc.project.ID, ev.ID)
+	ds, err := h.app.ListDeliveries(ctx, rc.project.ID, ev.ID)
 	if err != nil {
 		h.internalError(w, r, fmt.Errorf("list deliveries: %w", err))
 		return
@@ -251,41 +223,26 @@ func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	for _, d := range ds {
 		e, seen := endpoints[d.EndpointID]
 		if !seen {
-			e, err = h.store.GetEndpoint(ctx, rc.project.ID, d.EndpointID)
+			e, err = h.app.GetEndpoint(ctx, rc.project.ID, d.EndpointID)
 			if err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
 				h.internalError(w, r, fmt.Errorf("get endpoint: %w", err))
 				return
 			}
 			endpoints[d.EndpointID] = e
 		}
-		as, err := h.store.ListAttempts(ctx, rc.project.ID, d.ID)
+		as, err := h.app.ListAttempts(ctx, rc.project.ID, d.ID)
 		if err != nil {
 			h.internalError(w, r, fmt.Errorf("list attempts: %w", err))
 			return
 		}
-		dv := deliveryView{D: d, Endpoint: e}
-		for i, a := range as {
-			av := attemptView{A: a, N: i + 1, OK: a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == ""}
-			if a.Error != fmt.Sprintf("HTTP %d", a.StatusCode) {
-				av.Error = a.Error // "HTTP 500" alone repeats the status badge
-			}
-			for _, k := range sortedKeys(a.RequestHeaders) {
-				v := a.RequestHeaders[k]
-				if strings.EqualFold(k, "Authorization") && !strings.Contains(v, "[redacted]") {
-					v = "[redacted]" // the engine redacts it; never show credentials in any case
-				}
-				av.Headers = append(av.Headers, header{Name: k, Value: v})
-			}
-			dv.Attempts = append(dv.Attempts, av)
-		}
-		page.Deliveries = append(page.Deliveries, dv)
+		page.Deliveries = append(page.Deliveries, deliveryView{D: d, Endpoint: e, Attempts: attemptViews(as)})
 	}
 	h.render(w, r, http.StatusOK, "event", &pageData{Session: rc.s, Title: "Event " + ev.ID, Project: rc.project, Base: rc.base,
 		Nav: "events", LiveSrc: live, Page: page})
 }
 
 func (h *Handler) deliveryRetry(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	d, err := h.store.GetDelivery(r.Context(), rc.project.ID, r.PathValue("did"))
+	d, err := h.app.GetDelivery(r.Context(), rc.project.ID, r.PathValue("did"))
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such delivery in this project.")
 		return
@@ -295,7 +252,7 @@ func (h *Handler) deliveryRetry(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	back := rc.base + "/events/" + d.EventID
-	if _, err := h.disp.Retry(r.Context(), rc.project.ID, d.ID); err != nil {
+	if _, err := h.app.RetryDelivery(r.Context(), rc.project.ID, d.ID); err != nil {
 		if code := kinehook.ErrorCode(err); code != kinehook.EINTERNAL {
 			h.redirectFlash(w, r, rc.s, back, "error", "The delivery was not retried: "+kinehook.ErrorMessage(err))
 			return
@@ -304,6 +261,27 @@ func (h *Handler) deliveryRetry(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	h.redirectFlash(w, r, rc.s, back, "ok", "Delivery "+d.ID+" is being sent again.")
+}
+
+// attemptViews shows a delivery's attempts, numbered from 1, with their
+// request headers in order and credentials redacted.
+func attemptViews(as []*kinehook.Attempt) []attemptView {
+	var out []attemptView
+	for i, a := range as {
+		av := attemptView{A: a, N: i + 1, OK: a.StatusCode >= 200 && a.StatusCode < 300 && a.Error == ""}
+		if a.Error != fmt.Sprintf("HTTP %d", a.StatusCode) {
+			av.Error = a.Error // "HTTP 500" alone repeats the status badge
+		}
+		for _, k := range sortedKeys(a.RequestHeaders) {
+			v := a.RequestHeaders[k]
+			if strings.EqualFold(k, "Authorization") && !strings.Contains(v, "[redacted]") {
+				v = "[redacted]" // the engine redacts it; never show credentials in any case
+			}
+			av.Headers = append(av.Headers, header{Name: k, Value: v})
+		}
+		out = append(out, av)
+	}
+	return out
 }
 
 // sortedKeys returns m's keys in order, for stable header listings.

@@ -207,7 +207,7 @@ func (h *Handler) withProject(next func(http.ResponseWriter, *http.Request, *req
 			h.renderError(w, r, http.StatusNotFound, "There is no such project.")
 			return
 		}
-		p, err := h.store.GetProject(r.Context(), pid)
+		p, err := h.app.GetProject(r.Context(), pid)
 		if errors.Is(err, kinehook.ErrNotFound) || kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 			h.renderError(w, r, http.StatusNotFound, "There is no such project.")
 			return
@@ -243,8 +243,8 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 	h.render(w, r, status, "login", d)
 }
 
-// login checks the key: the admin key by constant-time comparison of
-// hashes, a project key by lookup of its hash.
+// login checks the key (app.App.Authenticate: the admin key or a project
+// key) and starts a session for it.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
@@ -261,27 +261,21 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.showLogin(w, r, http.StatusUnprocessableEntity, "Enter a project key or the admin key.")
 		return
 	}
-	hash := kinehook.HashKey(key)
-	var s *session
-	admin, err := h.cfg.AdminKeyHash(r.Context())
-	if err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
-		h.internalError(w, r, fmt.Errorf("admin key hash: %w", err))
+	p, err := h.app.Authenticate(r.Context(), key)
+	if kinehook.ErrorCode(err) == kinehook.EUNAUTHORIZED {
+		h.log.Info("dashboard: sign-in refused", "remote", r.RemoteAddr)
+		h.showLogin(w, r, http.StatusUnauthorized, "That key is not valid.")
 		return
 	}
-	if len(admin) > 0 && subtle.ConstantTimeCompare(hash, admin) == 1 {
+	if err != nil {
+		h.internalError(w, r, fmt.Errorf("sign in: %w", err))
+		return
+	}
+	var s *session
+	if p.Admin {
 		s = h.sessions.create(true, "")
 	} else {
-		p, err := h.store.ProjectByKeyHash(r.Context(), hash)
-		switch {
-		case kinehook.ErrorCode(err) == kinehook.ENOTFOUND:
-			h.log.Info("dashboard: sign-in refused", "remote", r.RemoteAddr)
-			h.showLogin(w, r, http.StatusUnauthorized, "That key is not valid.")
-			return
-		case err != nil:
-			h.internalError(w, r, fmt.Errorf("project by key: %w", err))
-			return
-		}
-		s = h.sessions.create(false, p.ID)
+		s = h.sessions.create(false, p.Project.ID)
 	}
 	h.setCookie(w, h.cookieName(loginCSRFCookie, secureLoginCookie), "", -1)
 	h.setCookie(w, h.cookieName(sessionCookie, secureSessionCookie), s.id, int(h.cfg.SessionTTL/time.Second))

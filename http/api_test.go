@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 )
 
 func TestHealthAndPublicRoutes(t *testing.T) {
@@ -303,7 +304,7 @@ func TestEndpointCRUD(t *testing.T) {
 		t.Error("endpoint shows a password field")
 	}
 	secret := m["secret"].(string)
-	if err := validateSecret(kinehook.SchemeV1, secret); err != nil {
+	if err := app.CheckSecret(kinehook.SchemeV1, secret); err != nil {
 		t.Errorf("generated secret %q: %v", secret, err)
 	}
 	if m["rate_limit"].(float64) != 5.5 || m["max_in_flight"].(float64) != 3 || m["signature_scheme"] != "v1" {
@@ -1060,47 +1061,6 @@ func TestKinescopeWebhooks(t *testing.T) {
 	e.must(e.do("DELETE", "/v1/webhooks/"+id, key2, nil), 404)
 	e.must(e.do("DELETE", "/v1/webhooks/"+id, key, nil), 200)
 	e.must(e.do("GET", "/v1/webhooks/"+id, key, nil), 404)
-}
-
-func TestDashboardMount(t *testing.T) {
-	e := newEnv(t)
-	e.srv.Dashboard = nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		if r.URL.Path != "/" && r.URL.Path != "/login" {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(404)
-			_, _ = w.Write([]byte("<p>no page</p>"))
-			return
-		}
-		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write([]byte("<h1>dashboard</h1>"))
-	})
-	tests := []struct {
-		path, accept string
-		status       int
-		json         bool
-	}{
-		{"/", "text/html", 200, false},
-		{"/login", "*/*", 200, false},
-		{"/nope", "text/html", 404, false},
-		{"/nope", "*/*", 404, true},
-		{"/v1/nope", "text/html", 404, true},
-		{"/healthz", "text/html", 200, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.path+" "+tc.accept, func(t *testing.T) {
-			r := e.do("GET", tc.path, "", nil, "Accept", tc.accept)
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
-			}
-			isJSON := r.header.Get("Content-Type") == "application/json"
-			if isJSON != tc.json {
-				t.Errorf("JSON %v, want %v: %s", isJSON, tc.json, r.body)
-			}
-			if tc.status == 404 && tc.json && r.errCode() != kinehook.ENOTFOUND {
-				t.Errorf("404 body %s", r.body)
-			}
-		})
-	}
 }
 
 func TestRequestIDPatternMetricsPprof(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/postgres"
 )
@@ -265,9 +265,9 @@ func FuzzParseBatch(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	s := &Server{cfg: Config{MaxJSONDepth: DefaultMaxJSONDepth, MaxBodyBytes: 4096, MaxBatchEvents: 20}, now: time.Now}
+	a := bareApp(f, app.Limits{MaxJSONDepth: DefaultMaxJSONDepth, MaxEventBytes: 4096, MaxBatchEvents: 20})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		evs, err := s.parseBatch(b, "prj_x")
+		evs, err := a.ParseBatch(b, "prj_x")
 		if err != nil {
 			switch code := kinehook.ErrorCode(err); code {
 			case kinehook.EMALFORMED, kinehook.EINVALID, kinehook.ETOOLARGE:

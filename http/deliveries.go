@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 )
 
 // deliveryView is a delivery in answers. next_attempt_at is null when no
@@ -47,20 +48,17 @@ type attemptView struct {
 	ResponseBody string    `json:"response_body"`
 }
 
-// maxResponseBody is how much of a response body an attempt keeps.
-const maxResponseBody = 4096
-
 func viewAttempt(a *kinehook.Attempt) attemptView {
 	body := a.ResponseBody
-	if len(body) > maxResponseBody {
-		body = body[:maxResponseBody]
+	if len(body) > app.MaxResponseBody {
+		body = body[:app.MaxResponseBody]
 	}
 	return attemptView{ID: a.ID, AttemptedAt: a.AttemptedAt.UTC(), StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.DurationMS, ResponseBody: body}
 }
 
-func (s *Server) listDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+func (s *Server) listDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	// The store answers not found for an event of another project.
-	ds, err := s.store.ListDeliveries(r.Context(), projectID(r, p), r.PathValue("id"))
+	ds, err := s.app.ListDeliveries(r.Context(), projectID(r, p), r.PathValue("id"))
 	if err != nil {
 		s.internal(w, "list deliveries", err)
 		return
@@ -68,8 +66,8 @@ func (s *Server) listDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p 
 	writeJSON(w, nethttp.StatusOK, listBody[deliveryView]{Data: views(ds, viewDelivery)})
 }
 
-func (s *Server) getDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	d, err := s.store.GetDelivery(r.Context(), projectID(r, p), r.PathValue("did"))
+func (s *Server) getDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	d, err := s.app.GetDelivery(r.Context(), projectID(r, p), r.PathValue("did"))
 	if err != nil {
 		s.internal(w, "get delivery", err)
 		return
@@ -77,9 +75,9 @@ func (s *Server) getDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *pr
 	writeJSON(w, nethttp.StatusOK, viewDelivery(d))
 }
 
-func (s *Server) listAttempts(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+func (s *Server) listAttempts(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	// The store answers not found for a delivery of another project.
-	as, err := s.store.ListAttempts(r.Context(), projectID(r, p), r.PathValue("did"))
+	as, err := s.app.ListAttempts(r.Context(), projectID(r, p), r.PathValue("did"))
 	if err != nil {
 		s.internal(w, "list attempts", err)
 		return
@@ -88,13 +86,8 @@ func (s *Server) listAttempts(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 }
 
 // retryDelivery sends a delivery again now, whatever its state.
-func (s *Server) retryDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid, did := projectID(r, p), r.PathValue("did")
-	if _, err := s.store.GetDelivery(r.Context(), pid, did); err != nil {
-		s.internal(w, "get delivery", err)
-		return
-	}
-	d, err := s.disp.Retry(r.Context(), pid, did)
+func (s *Server) retryDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	d, err := s.app.RetryDelivery(r.Context(), projectID(r, p), r.PathValue("did"))
 	if err != nil {
 		s.internal(w, "retry delivery", err)
 		return

@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	nethttp "net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 )
 
 // endpointView is an endpoint in answers: the contract's fields, then
@@ -42,7 +41,7 @@ func viewEndpoint(e *kinehook.Endpoint) endpointView {
 	v := endpointView{
 		ID: e.ID, URL: e.URL, EventTypes: e.EventTypes, Description: e.Description, Disabled: e.Disabled,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ProjectID: e.ProjectID, Headers: kinehook.MaskHeaders(e.Headers),
-		RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight, SignatureScheme: schemeOf(e),
+		RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight, SignatureScheme: app.SchemeOf(e),
 		DisabledReason: e.DisabledReason, Name: e.Name, Login: e.Login,
 	}
 	if v.EventTypes == nil {
@@ -59,13 +58,6 @@ func viewEndpoint(e *kinehook.Endpoint) endpointView {
 		v.FailingSince = &t
 	}
 	return v
-}
-
-func schemeOf(e *kinehook.Endpoint) string {
-	if e.Scheme == "" {
-		return kinehook.SchemeV1
-	}
-	return e.Scheme
 }
 
 // endpointInput is the body of endpoint create and PATCH. Absent fields
@@ -94,153 +86,22 @@ type endpointInput struct {
 	FailingSince   json.RawMessage `json:"failing_since"`
 }
 
-// Limits on endpoint fields.
-const (
-	maxDescription = 1000
-	maxInFlightCap = 10000
-)
-
-// applyEndpoint validates in and writes it into e. When creating, missing
-// fields get their defaults (and a url is required).
-func (s *Server) applyEndpoint(e *kinehook.Endpoint, in *endpointInput, creating bool) error {
-	if in.URL != nil || creating {
-		if in.URL == nil || *in.URL == "" {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "url", Message: "url is required"}
-		}
-		if err := s.checkURL(*in.URL, "url"); err != nil {
-			return err
-		}
-		e.URL = *in.URL
+// toApp is the endpoint change the input asks for.
+func (in *endpointInput) toApp() app.EndpointInput {
+	return app.EndpointInput{
+		URL: in.URL, EventTypes: in.EventTypes, Description: in.Description, Secret: in.Secret,
+		Headers: in.Headers, Disabled: in.Disabled, RateLimit: in.RateLimit, MaxInFlight: in.MaxInFlight,
+		SignatureScheme: in.SignatureScheme, Name: in.Name, Login: in.Login, Password: in.Password,
 	}
-	if in.EventTypes != nil {
-		types, err := kinehook.NormalizeEventTypeFilter(*in.EventTypes)
-		if err != nil {
-			return err
-		}
-		e.EventTypes = types
-	}
-	if in.Description != nil {
-		if utf8.RuneCountInString(*in.Description) > maxDescription {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "description", Message: fmt.Sprintf("description is longer than %d characters", maxDescription)}
-		}
-		e.Description = *in.Description
-	}
-	if in.Headers != nil {
-		if err := kinehook.ValidateEndpointHeaders(*in.Headers); err != nil {
-			return err
-		}
-		// A value sent back masked, as it was read, keeps the stored value.
-		e.Headers = kinehook.KeepMaskedHeaders(*in.Headers, e.Headers)
-		if len(e.Headers) == 0 {
-			e.Headers = nil
-		}
-	}
-	if in.Disabled != nil {
-		e.Disabled = *in.Disabled
-		if e.Disabled {
-			if e.DisabledReason == "" {
-				e.DisabledReason = "disabled through the API"
-			}
-		} else {
-			e.DisabledReason = ""
-			e.FailingSince = time.Time{}
-		}
-	}
-	if in.RateLimit != nil {
-		if *in.RateLimit < 0 || *in.RateLimit > 1e6 {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "rate_limit", Message: "rate_limit must be between 0 (unlimited) and 1000000 deliveries per second"}
-		}
-		e.RateLimit = *in.RateLimit
-	}
-	if in.MaxInFlight != nil {
-		if *in.MaxInFlight < 0 || *in.MaxInFlight > maxInFlightCap {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "max_in_flight", Message: fmt.Sprintf("max_in_flight must be between 0 (server default) and %d", maxInFlightCap)}
-		}
-		e.MaxInFlight = *in.MaxInFlight
-	}
-	if in.Name != nil {
-		if utf8.RuneCountInString(*in.Name) > 200 {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is longer than 200 characters"}
-		}
-		e.Name = *in.Name
-	}
-	if in.Login != nil {
-		if strings.Contains(*in.Login, ":") || strings.ContainsAny(*in.Login, "\r\n") {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "login", Message: "login must not contain ':' or line breaks (HTTP Basic Auth)"}
-		}
-		e.Login = *in.Login
-	}
-	if in.Password != nil {
-		e.Password = *in.Password
-	}
-	if e.Password != "" && e.Login == "" {
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: "login", Message: "a password needs a login"}
-	}
-	return s.applySecret(e, in, creating)
 }
 
-// applySecret handles signature_scheme and secret: a given secret must suit
-// the scheme; a new scheme without a secret gets a fresh one.
-func (s *Server) applySecret(e *kinehook.Endpoint, in *endpointInput, creating bool) error {
-	scheme := schemeOf(e)
-	schemeChanged := false
-	if in.SignatureScheme != nil {
-		switch *in.SignatureScheme {
-		case kinehook.SchemeV1, kinehook.SchemeV1a:
-		default:
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "signature_scheme", Message: fmt.Sprintf("signature_scheme must be %q (HMAC-SHA256) or %q (ed25519)", kinehook.SchemeV1, kinehook.SchemeV1a)}
-		}
-		schemeChanged = *in.SignatureScheme != scheme
-		scheme = *in.SignatureScheme
-	}
-	e.Scheme = scheme
-	if in.Secret != nil && *in.Secret != "" {
-		if err := validateSecret(scheme, *in.Secret); err != nil {
-			return err
-		}
-		e.Secrets = []kinehook.EndpointSecret{{Value: *in.Secret}}
-		return nil
-	}
-	if creating || schemeChanged || len(e.Secrets) == 0 {
-		sec, err := kinehook.NewEndpointSecret(scheme)
-		if err != nil {
-			return err
-		}
-		e.Secrets = []kinehook.EndpointSecret{{Value: sec}}
-	}
-	return nil
-}
-
-// validateSecret checks a caller-chosen secret for scheme.
-func validateSecret(scheme, secret string) error {
-	if scheme == kinehook.SchemeV1a {
-		if _, err := kinehook.DecodePrivateKey(secret); err != nil {
-			return &kinehook.Error{Code: kinehook.EINVALID, Field: "secret", Message: "a v1a secret must be whsk_ followed by the base64 of an ed25519 seed (32 bytes)"}
-		}
-		return nil
-	}
-	if !strings.HasPrefix(secret, kinehook.SecretPrefix) {
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: "secret", Message: "secret must start with whsec_"}
-	}
-	key, err := kinehook.DecodeSecret(secret)
-	if err != nil || len(key) < 24 || len(key) > 64 {
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: "secret", Message: "secret must be whsec_ followed by the base64 of 24 to 64 random bytes"}
-	}
-	return nil
-}
-
-func (s *Server) createEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid := projectID(r, p)
+func (s *Server) createEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	var in endpointInput
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		writeError(w, err)
 		return
 	}
-	if _, err := s.store.GetProject(r.Context(), pid); err != nil {
-		s.internal(w, "get project", err)
-		return
-	}
-	e, err := s.newEndpoint(r, pid, &in)
+	e, err := s.app.CreateEndpoint(r.Context(), projectID(r, p), in.toApp())
 	if err != nil {
 		s.internal(w, "create endpoint", err)
 		return
@@ -248,32 +109,13 @@ func (s *Server) createEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p 
 	writeJSON(w, nethttp.StatusCreated, viewEndpoint(e))
 }
 
-// newEndpoint validates, stores and announces a new endpoint.
-func (s *Server) newEndpoint(r *nethttp.Request, pid string, in *endpointInput) (*kinehook.Endpoint, error) {
-	now := s.now().UTC().Truncate(time.Millisecond)
-	e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: pid, CreatedAt: now, UpdatedAt: now}
-	if err := s.applyEndpoint(e, in, true); err != nil {
-		return nil, err
-	}
-	if err := s.store.CreateEndpoint(r.Context(), e); err != nil {
-		return nil, fmt.Errorf("store endpoint: %w", err)
-	}
-	s.disp.EndpointChanged(r.Context(), pid, e.ID)
-	return e, nil
-}
-
-func (s *Server) listEndpoints(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid := projectID(r, p)
+func (s *Server) listEndpoints(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	limit, cursor, err := pageQuery(r, defaultEndpointPageLimit)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if _, err := s.store.GetProject(r.Context(), pid); err != nil {
-		s.internal(w, "get project", err)
-		return
-	}
-	es, next, err := s.store.ListEndpointsPage(r.Context(), pid, cursor, limit)
+	es, next, err := s.app.ListEndpointsPage(r.Context(), projectID(r, p), cursor, limit)
 	if err != nil {
 		s.internal(w, "list endpoints", err)
 		return
@@ -284,7 +126,7 @@ func (s *Server) listEndpoints(w nethttp.ResponseWriter, r *nethttp.Request, p *
 // defaultEndpointPageLimit is the endpoint list's page size without limit:
 // a project of up to that many endpoints gets them all in one answer, as
 // before the list was paged.
-const defaultEndpointPageLimit = maxPageLimit
+const defaultEndpointPageLimit = app.MaxPageLimit
 
 // pageQuery reads the limit and cursor of a paged list.
 func pageQuery(r *nethttp.Request, def int) (int, string, error) {
@@ -292,16 +134,16 @@ func pageQuery(r *nethttp.Request, def int) (int, string, error) {
 	limit := def
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageLimit {
-			return 0, "", &kinehook.Error{Code: kinehook.EINVALID, Field: "limit", Message: fmt.Sprintf("limit must be an integer from 1 to %d", maxPageLimit)}
+		if err != nil || n < 1 || n > app.MaxPageLimit {
+			return 0, "", &kinehook.Error{Code: kinehook.EINVALID, Field: "limit", Message: fmt.Sprintf("limit must be an integer from 1 to %d", app.MaxPageLimit)}
 		}
 		limit = n
 	}
 	return limit, q.Get("cursor"), nil
 }
 
-func (s *Server) getEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	e, err := s.store.GetEndpoint(r.Context(), projectID(r, p), r.PathValue("eid"))
+func (s *Server) getEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	e, err := s.app.GetEndpoint(r.Context(), projectID(r, p), r.PathValue("eid"))
 	if err != nil {
 		s.internal(w, "get endpoint", err)
 		return
@@ -309,38 +151,13 @@ func (s *Server) getEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *pr
 	writeJSON(w, nethttp.StatusOK, viewEndpoint(e))
 }
 
-func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid := projectID(r, p)
+func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	var in endpointInput
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		writeError(w, err)
 		return
 	}
-	if kinehook.IsOperationsEndpoint(r.PathValue("eid")) {
-		// Its project's operations_url decides what may change here.
-		unlock := s.lockProject(pid)
-		defer unlock()
-	}
-	e, err := s.updateEndpoint(r, pid, r.PathValue("eid"), func(e *kinehook.Endpoint) error {
-		if kinehook.IsOperationsEndpoint(e.ID) {
-			if in.URL != nil && *in.URL != e.URL {
-				return errManaged("url", "its url is the project's operations_url: change that instead")
-			}
-			if in.EventTypes != nil && !slices.Equal(*in.EventTypes, e.EventTypes) {
-				return errManaged("event_types", "it receives the project's operational events (endpoint.*)")
-			}
-			if in.Disabled != nil && !*in.Disabled && e.Disabled {
-				p, err := s.store.GetProject(r.Context(), pid)
-				if err != nil {
-					return fmt.Errorf("get project: %w", err)
-				}
-				if p.OperationsURL == "" {
-					return errManaged("disabled", "the project's operations_url is not set: set that to enable it")
-				}
-			}
-		}
-		return s.applyEndpoint(e, &in, false)
-	})
+	e, err := s.app.PatchEndpoint(r.Context(), projectID(r, p), r.PathValue("eid"), in.toApp())
 	if err != nil {
 		s.internal(w, "update endpoint", err)
 		return
@@ -348,57 +165,11 @@ func (s *Server) patchEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *
 	writeJSON(w, nethttp.StatusOK, viewEndpoint(e))
 }
 
-// updateEndpoint reads an endpoint, changes it with fn, stores and announces
-// it. The write holds only if nobody changed the endpoint since the read (the
-// delivery engine disabling it, say); otherwise it reads and applies fn
-// again, a few times, before answering 409.
-func (s *Server) updateEndpoint(r *nethttp.Request, pid, eid string, fn func(*kinehook.Endpoint) error) (*kinehook.Endpoint, error) {
-	for try := 0; ; try++ {
-		e, err := s.store.GetEndpoint(r.Context(), pid, eid)
-		if err != nil {
-			return nil, fmt.Errorf("get endpoint: %w", err)
-		}
-		prev := e.UpdatedAt
-		if err := fn(e); err != nil {
-			return nil, err
-		}
-		e.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
-		if !e.UpdatedAt.After(prev) {
-			e.UpdatedAt = prev.Add(time.Millisecond).Truncate(time.Millisecond)
-		}
-		err = s.store.UpdateEndpointIfUnchanged(r.Context(), e, prev)
-		if kinehook.ErrorCode(err) == kinehook.ECONFLICT && try < 4 {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("store endpoint: %w", err)
-		}
-		s.disp.EndpointChanged(r.Context(), pid, eid)
-		return e, nil
-	}
-}
-
-// errManaged refuses a change to what a project's operations_url owns in the
-// endpoint it made.
-func errManaged(field, why string) error {
-	return &kinehook.Error{Code: kinehook.ECONFLICT, Field: field, Message: "this endpoint is made by the project's operations_url; " + why}
-}
-
-func (s *Server) deleteEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid, eid := projectID(r, p), r.PathValue("eid")
-	if kinehook.IsOperationsEndpoint(eid) {
-		if _, err := s.store.GetEndpoint(r.Context(), pid, eid); err != nil {
-			s.internal(w, "get endpoint", err)
-			return
-		}
-		writeError(w, errManaged("id", `it stays with the project: setting the project's operations_url to "" disables it`))
-		return
-	}
-	if err := s.store.DeleteEndpoint(r.Context(), pid, eid); err != nil {
+func (s *Server) deleteEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	if err := s.app.DeleteEndpoint(r.Context(), projectID(r, p), r.PathValue("eid")); err != nil {
 		s.internal(w, "delete endpoint", err)
 		return
 	}
-	s.disp.EndpointChanged(r.Context(), pid, eid)
 	w.WriteHeader(nethttp.StatusNoContent)
 }
 
@@ -414,17 +185,15 @@ type secretView struct {
 func viewSecret(e *kinehook.Endpoint, now time.Time) secretView {
 	v := viewEndpoint(e)
 	out := secretView{Secret: v.Secret, PublicKey: v.PublicKey}
-	for _, sec := range e.Secrets[min(1, len(e.Secrets)):] {
-		if exp := sec.ExpiresAt; !exp.IsZero() && now.Before(exp) && (out.PreviousSecretExpiresAt == nil || exp.After(*out.PreviousSecretExpiresAt)) {
-			t := exp.UTC()
-			out.PreviousSecretExpiresAt = &t
-		}
+	if exp := app.PreviousSecretExpiry(e, now); !exp.IsZero() {
+		t := exp.UTC()
+		out.PreviousSecretExpiresAt = &t
 	}
 	return out
 }
 
-func (s *Server) getSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	e, err := s.store.GetEndpoint(r.Context(), projectID(r, p), r.PathValue("eid"))
+func (s *Server) getSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	e, err := s.app.GetEndpoint(r.Context(), projectID(r, p), r.PathValue("eid"))
 	if err != nil {
 		s.internal(w, "get endpoint", err)
 		return
@@ -434,7 +203,7 @@ func (s *Server) getSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *prin
 
 // rotateSecret makes a new current secret; the previous one keeps signing
 // beside it for SecretGracePeriod. A body {"secret"} chooses the new secret.
-func (s *Server) rotateSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
+func (s *Server) rotateSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		writeError(w, err)
@@ -449,26 +218,7 @@ func (s *Server) rotateSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 			return
 		}
 	}
-	e, err := s.updateEndpoint(r, projectID(r, p), r.PathValue("eid"), func(e *kinehook.Endpoint) error {
-		scheme := schemeOf(e)
-		next := in.Secret
-		if next != "" {
-			if err := validateSecret(scheme, next); err != nil {
-				return err
-			}
-		} else {
-			var err error
-			if next, err = kinehook.NewEndpointSecret(scheme); err != nil {
-				return err
-			}
-		}
-		secrets := []kinehook.EndpointSecret{{Value: next}}
-		if len(e.Secrets) > 0 && e.Secrets[0].Value != next {
-			secrets = append(secrets, kinehook.EndpointSecret{Value: e.Secrets[0].Value, ExpiresAt: s.now().UTC().Add(SecretGracePeriod)})
-		}
-		e.Secrets = secrets
-		return nil
-	})
+	e, err := s.app.RotateSecret(r.Context(), projectID(r, p), r.PathValue("eid"), in.Secret, time.Time{})
 	if err != nil {
 		s.internal(w, "rotate secret", err)
 		return
@@ -478,8 +228,7 @@ func (s *Server) rotateSecret(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 
 // recoverEndpoint re-sends the endpoint's failed deliveries created since
 // the given time.
-func (s *Server) recoverEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	pid, eid := projectID(r, p), r.PathValue("eid")
+func (s *Server) recoverEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		writeError(w, err)
@@ -501,11 +250,7 @@ func (s *Server) recoverEndpoint(w nethttp.ResponseWriter, r *nethttp.Request, p
 	if in.Since != nil {
 		since = *in.Since
 	}
-	if _, err := s.store.GetEndpoint(r.Context(), pid, eid); err != nil {
-		s.internal(w, "get endpoint", err)
-		return
-	}
-	n, err := s.disp.Recover(r.Context(), pid, eid, since)
+	n, err := s.app.RecoverEndpoint(r.Context(), projectID(r, p), r.PathValue("eid"), since)
 	if err != nil {
 		s.internal(w, "recover endpoint", err)
 		return

@@ -18,7 +18,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/netguard"
+	"github.com/kinehook/kinehook/app"
 )
 
 func TestRequestLimits(t *testing.T) {
@@ -137,7 +137,7 @@ func TestCheckDepth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := checkDepth([]byte(tc.in), 32); (err == nil) != tc.ok {
+			if err := app.CheckJSONDepth([]byte(tc.in), 32); (err == nil) != tc.ok {
 				t.Fatalf("checkDepth ok=%v, want %v", err == nil, tc.ok)
 			}
 		})
@@ -248,7 +248,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	// The decoder and validators need no store: a bare server with the default limits.
-	s := &Server{cfg: Config{MaxJSONDepth: DefaultMaxJSONDepth, MaxBodyBytes: DefaultMaxBodyBytes}, guard: &netguard.Guard{}}
+	s := &Server{cfg: Config{MaxJSONDepth: DefaultMaxJSONDepth, MaxBodyBytes: DefaultMaxBodyBytes}, app: bareApp(f, app.Limits{})}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var in endpointInput
 		err := s.decodeBytes(b, &in)
@@ -259,14 +259,14 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 			return
 		}
-		if checkDepth(b, DefaultMaxJSONDepth) != nil {
+		if app.CheckJSONDepth(b, DefaultMaxJSONDepth) != nil {
 			t.Fatal("decoded a body deeper than the limit")
 		}
 		if err := strictJSON(b); err != nil {
 			t.Fatalf("decoded %q, which a strict parser refuses: %v", b, err)
 		}
-		if in.URL != nil && s.guard != nil {
-			_ = s.checkURL(*in.URL, "url")
+		if in.URL != nil && s.app != nil {
+			_ = s.app.CheckURL(*in.URL, "url")
 		}
 		if in.Headers != nil {
 			_ = kinehook.ValidateEndpointHeaders(*in.Headers)
@@ -321,4 +321,14 @@ func TestInternalLogsCancellationQuietly(t *testing.T) {
 			t.Errorf("%v answered %d %s", tc.err, w.Code, w.Body)
 		}
 	}
+}
+
+// bareApp is an App for tests of its parsers and validators, which need no
+// store or engine (any use of them panics).
+func bareApp(t testing.TB, l app.Limits) *app.App {
+	a, err := app.New(app.Config{Store: struct{ kinehook.Store }{}, Dispatcher: struct{ kinehook.Dispatcher }{}, Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

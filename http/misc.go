@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
@@ -21,11 +22,11 @@ var openAPIDoc []byte
 // OpenAPI returns the embedded OpenAPI 3.1 document.
 func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
 
-func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	if st := s.health.Status(); st.Down {
 		// Writes fail (a full disk answers reads): not ready until the
 		// store's probe write succeeds. The tracker logged it once.
@@ -53,7 +54,7 @@ func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *princip
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Server) openapi(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) openapi(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
@@ -62,7 +63,7 @@ func (s *Server) openapi(w nethttp.ResponseWriter, r *nethttp.Request, _ *princi
 }
 
 // metrics serves Config.Metrics (Prometheus text format).
-func (s *Server) metrics(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) metrics(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	if s.cfg.Metrics == nil {
 		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: "metrics are not enabled on this server"})
 		return
@@ -86,7 +87,7 @@ func pprofHandler(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 }
 
-func (s *Server) eventTypes(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) eventTypes(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	writeJSON(w, nethttp.StatusOK, listBody[kinehook.EventTypeInfo]{Data: kinehook.Catalog()})
 }
 

@@ -2,18 +2,13 @@ package http
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	nethttp "net/http"
-	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
@@ -37,16 +32,11 @@ func viewProject(p *kinehook.Project) projectView {
 	return v
 }
 
-// NewProjectKey returns a new project API key: "kh_" and 32 random bytes in base64url.
-func NewProjectKey() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("generate API key: %w", err)
-	}
-	return "kh_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
+// NewProjectKey returns a new project API key (app.NewProjectKey, kept
+// here for compatibility).
+func NewProjectKey() (string, error) { return app.NewProjectKey() }
 
-func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	var in struct {
 		Name          string `json:"name"`
 		RetentionDays int    `json:"retention_days"`
@@ -56,42 +46,9 @@ func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *
 		writeError(w, err)
 		return
 	}
-	in.Name = strings.TrimSpace(in.Name)
-	switch {
-	case in.Name == "":
-		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is required"})
-		return
-	case utf8.RuneCountInString(in.Name) > 200:
-		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name is longer than 200 characters"})
-		return
-	case in.RetentionDays < 0 || in.RetentionDays > kinehook.MaxRetentionDays:
-		writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: fmt.Sprintf("retention_days must be 0 to %d (0: the server default)", kinehook.MaxRetentionDays)})
-		return
-	}
-	if in.OperationsURL != "" {
-		if err := s.checkURL(in.OperationsURL, "operations_url"); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	key, err := NewProjectKey()
+	p, key, err := s.app.CreateProject(r.Context(), app.ProjectInput{Name: in.Name, RetentionDays: in.RetentionDays, OperationsURL: in.OperationsURL})
 	if err != nil {
-		writeError(w, err)
-		return
-	}
-	p := &kinehook.Project{
-		ID:            kinehook.NewID(kinehook.PrefixProject),
-		Name:          in.Name,
-		CreatedAt:     s.now().UTC().Truncate(time.Millisecond),
-		RetentionDays: in.RetentionDays,
-		OperationsURL: in.OperationsURL,
-	}
-	if err := s.store.CreateProject(r.Context(), p, kinehook.HashKey(key)); err != nil {
 		s.internal(w, "create project", err)
-		return
-	}
-	if err := s.syncOperationsEndpoint(r, p); err != nil {
-		s.internal(w, "operations endpoint", err)
 		return
 	}
 	v := viewProject(p)
@@ -101,12 +58,8 @@ func (s *Server) createProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *
 
 // listProjects lists every project for the admin key, and only its own for a
 // project key (so a client holding a project key can find its project id).
-func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, p *principal) {
-	if !p.admin {
-		writeJSON(w, nethttp.StatusOK, listBody[projectView]{Data: []projectView{viewProject(p.project)}})
-		return
-	}
-	ps, err := s.store.ListProjects(r.Context())
+func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	ps, err := s.app.ListProjects(r.Context(), p)
 	if err != nil {
 		s.internal(w, "list projects", err)
 		return
@@ -114,89 +67,13 @@ func (s *Server) listProjects(w nethttp.ResponseWriter, r *nethttp.Request, p *p
 	writeJSON(w, nethttp.StatusOK, listBody[projectView]{Data: views(ps, viewProject)})
 }
 
-func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
-	p, err := s.store.GetProject(r.Context(), r.PathValue("pid"))
+func (s *Server) getProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
+	p, err := s.app.GetProject(r.Context(), r.PathValue("pid"))
 	if err != nil {
 		s.internal(w, "get project", err)
 		return
 	}
 	writeJSON(w, nethttp.StatusOK, viewProject(p))
-}
-
-// errUnchanged tells updateEndpoint's caller that nothing needed writing.
-var errUnchanged = errors.New("unchanged")
-
-// lockProject takes the project's settings lock; the returned func frees it.
-func (s *Server) lockProject(pid string) func() {
-	m, _ := s.projLocks.LoadOrStore(pid, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
-}
-
-// syncOperationsEndpoint makes the endpoint of the project's operations_url
-// (kinehook.OperationsEndpointID) agree with it after the setting was given
-// (callers hold the project's lock): created, subscribed to the operational
-// events (endpoint.*) with a secret of its own, the first time; moved to a
-// new URL and enabled (secret and history kept); enabled again when it was
-// disabled because the setting had been cleared (not when someone or a 410
-// disabled it and the same URL is sent again); disabled when the setting is
-// cleared (its open deliveries wait for a URL; the endpoint is the project's
-// one operations endpoint for good, so its history never attaches to
-// another). Its writes are conditional, like the endpoint API's, so a
-// concurrent change of its other fields is neither lost nor undoes this.
-func (s *Server) syncOperationsEndpoint(r *nethttp.Request, p *kinehook.Project) error {
-	ctx := r.Context()
-	id := kinehook.OperationsEndpointID(p.ID)
-	_, err := s.store.GetEndpoint(ctx, p.ID, id)
-	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
-		if p.OperationsURL == "" {
-			return nil
-		}
-		secret, err := kinehook.GenerateSecret()
-		if err != nil {
-			return err
-		}
-		now := s.now().UTC().Truncate(time.Millisecond)
-		ep := &kinehook.Endpoint{ID: id, ProjectID: p.ID, URL: p.OperationsURL,
-			EventTypes:  []string{"endpoint.*"},
-			Description: "operational events of the project (made by its operations_url)",
-			Secrets:     []kinehook.EndpointSecret{{Value: secret}}, Scheme: kinehook.SchemeV1,
-			CreatedAt: now, UpdatedAt: now}
-		err = s.store.CreateEndpoint(ctx, ep)
-		if err == nil {
-			s.disp.EndpointChanged(ctx, p.ID, id)
-			return nil
-		}
-		// Another instance made it meanwhile: bring that one in line.
-		if _, gerr := s.store.GetEndpoint(ctx, p.ID, id); gerr != nil {
-			return fmt.Errorf("create operations endpoint: %w", err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("get operations endpoint: %w", err)
-	}
-	_, err = s.updateEndpoint(r, p.ID, id, func(ep *kinehook.Endpoint) error {
-		// The setting as stored now, not as this request left it: another
-		// instance may have changed it since (the lock is per process).
-		cur, err := s.store.GetProject(ctx, p.ID)
-		if err != nil {
-			return fmt.Errorf("get project: %w", err)
-		}
-		url := cur.OperationsURL
-		switch {
-		case url == "" && !ep.Disabled:
-			ep.Disabled, ep.DisabledReason = true, kinehook.OperationsURLCleared
-		case url != "" && (ep.URL != url || (ep.Disabled && ep.DisabledReason == kinehook.OperationsURLCleared)):
-			ep.URL, ep.Disabled, ep.DisabledReason = url, false, ""
-		default:
-			return errUnchanged
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errUnchanged) {
-		return fmt.Errorf("update operations endpoint: %w", err)
-	}
-	return nil
 }
 
 // internal answers err: domain errors as themselves, a store outage as a 503
@@ -221,7 +98,7 @@ func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
 
 // patchProject changes the given fields of a project: name, retention_days,
 // operations_url (empty string removes it).
-func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *principal) {
+func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	var in struct {
 		Name          *string `json:"name"`
 		RetentionDays *int    `json:"retention_days"`
@@ -234,50 +111,10 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *p
 		writeError(w, err)
 		return
 	}
-	// Read, change, write and sync as one step per project, so two PATCHes
-	// cannot leave the project and its operations endpoint disagreeing.
-	unlock := s.lockProject(r.PathValue("pid"))
-	defer unlock()
-	p, err := s.store.GetProject(r.Context(), r.PathValue("pid"))
+	p, err := s.app.UpdateProject(r.Context(), r.PathValue("pid"), app.ProjectPatch{Name: in.Name, RetentionDays: in.RetentionDays, OperationsURL: in.OperationsURL})
 	if err != nil {
-		s.internal(w, "get project", err)
-		return
-	}
-	if in.Name != nil {
-		name := strings.TrimSpace(*in.Name)
-		if name == "" || utf8.RuneCountInString(name) > 200 {
-			writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "name", Message: "name must be 1 to 200 characters"})
-			return
-		}
-		p.Name = name
-	}
-	if in.RetentionDays != nil {
-		if *in.RetentionDays < 0 || *in.RetentionDays > kinehook.MaxRetentionDays {
-			writeError(w, &kinehook.Error{Code: kinehook.EINVALID, Field: "retention_days", Message: fmt.Sprintf("retention_days must be 0 to %d (0: the server default)", kinehook.MaxRetentionDays)})
-			return
-		}
-		p.RetentionDays = *in.RetentionDays
-	}
-	if in.OperationsURL != nil {
-		if *in.OperationsURL != "" {
-			if err := s.checkURL(*in.OperationsURL, "operations_url"); err != nil {
-				writeError(w, err)
-				return
-			}
-		}
-		p.OperationsURL = *in.OperationsURL
-	}
-	if err := s.store.UpdateProject(r.Context(), p); err != nil {
 		s.internal(w, "update project", err)
 		return
 	}
-	if in.OperationsURL != nil {
-		if err := s.syncOperationsEndpoint(r, p); err != nil {
-			s.internal(w, "operations endpoint", err)
-			return
-		}
-	}
-	// The cached project of this key is stale now.
-	s.keyCache.Clear()
 	writeJSON(w, nethttp.StatusOK, viewProject(p))
 }

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/internal/jsonshape"
 	"github.com/kinehook/kinehook/internal/storehealth"
 )
@@ -180,33 +180,6 @@ func drainRefused(w nethttp.ResponseWriter, body io.Reader, remain int64) {
 	_, _ = io.CopyN(io.Discard, body, maxDrainBytes)
 }
 
-// checkStrictText refuses what encoding/json would read without a word but
-// other parsers read differently: bytes that are not UTF-8, an unpaired \u
-// surrogate escape, a member name given twice.
-func checkStrictText(b []byte) error {
-	malformed := func(msg string) error {
-		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: msg}
-	}
-	if !utf8.Valid(b) {
-		return malformed("request body is not UTF-8")
-	}
-	if at := jsonshape.LoneSurrogateAt(b); at >= 0 {
-		return malformed(fmt.Sprintf("unpaired \\u surrogate escape at offset %d", at))
-	}
-	if k, dup := jsonshape.DuplicateKey(b); dup {
-		return malformed(fmt.Sprintf("the key %q is given twice", k))
-	}
-	return nil
-}
-
-// checkDepth refuses JSON nested deeper than limit arrays/objects.
-func checkDepth(b []byte, limit int) error {
-	if depth, _ := jsonshape.Of(b); depth > limit {
-		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("JSON is nested deeper than %d levels", limit)}
-	}
-	return nil
-}
-
 // decodeJSON reads a JSON object body into v strictly: limits, depth, no
 // unknown fields (named in the error), no trailing data.
 func (s *Server) decodeJSON(w nethttp.ResponseWriter, r *nethttp.Request, v any) error {
@@ -222,16 +195,16 @@ func (s *Server) decodeBytes(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "request body is empty; expected a JSON object"}
 	}
-	if err := checkDepth(body, s.cfg.MaxJSONDepth); err != nil {
+	if err := app.CheckJSONDepth(body, s.cfg.MaxJSONDepth); err != nil {
 		return err
 	}
-	if err := checkStrictText(body); err != nil {
+	if err := app.CheckStrictText(body); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return app.JSONError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "unexpected data after the JSON object"}
@@ -242,48 +215,4 @@ func (s *Server) decodeBytes(body []byte, v any) error {
 		return &kinehook.Error{Code: kinehook.EINVALID, Field: "body", Message: fmt.Sprintf("text must not contain U+0000 (the \\u0000 escape at offset %d)", at)}
 	}
 	return nil
-}
-
-// jsonError turns a decoding error into a 400 (syntax) or 422 (wrong field).
-func jsonError(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: "expected a JSON object"}
-		}
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: te.Field, Message: fmt.Sprintf("%s must be a %s, not a JSON %s", te.Field, jsonKind(te.Type.String()), te.Value)}
-	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("malformed JSON: %v", err)}
-	}
-	var pe *time.ParseError
-	if errors.As(err, &pe) {
-		return &kinehook.Error{Code: kinehook.EINVALID, Message: fmt.Sprintf("a time must be RFC 3339, e.g. 2026-01-02T15:04:05Z: %v", err)}
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return &kinehook.Error{Code: kinehook.EINVALID, Field: f, Message: fmt.Sprintf("unknown field %q", f)}
-	}
-	var ke *kinehook.Error
-	if errors.As(err, &ke) {
-		return ke
-	}
-	return &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: fmt.Sprintf("malformed JSON: %v", err)}
-}
-
-func jsonKind(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "[]"):
-		return "array"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"):
-		return "object"
-	case goType == "string", goType == "*string":
-		return "string"
-	case goType == "bool", goType == "*bool":
-		return "boolean"
-	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
-		return "number"
-	}
-	return goType
 }

@@ -2,6 +2,8 @@ package http
 
 import (
 	nethttp "net/http"
+
+	"github.com/kinehook/kinehook/app"
 )
 
 // authKind is who may call a route.
@@ -20,7 +22,7 @@ type route struct {
 	Method  string
 	Pattern string
 	Auth    authKind
-	handle  func(s *Server, w nethttp.ResponseWriter, r *nethttp.Request, p *principal)
+	handle  func(s *Server, w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal)
 	segs    []string
 }
 

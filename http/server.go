@@ -1,39 +1,37 @@
 // Package http is kinehook's HTTP API: projects, endpoints, events,
 // deliveries, the event catalog and the Kinescope-shaped /v1/webhooks routes,
 // with Bearer-key authentication, request limits and a per-key rate limit.
+// It is an adapter over the application layer (package app): handlers parse
+// a request, call the app and render its answer; the rules live there.
 //
 // Every route lives in one table (routeTable) so that the embedded OpenAPI
 // document (GET /openapi.json) can be checked against the router.
 package http
 
 import (
-	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	nethttp "net/http"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/netguard"
+	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/internal/ratelimit"
 	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Defaults for Config's limits.
 const (
-	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxBodyBytes = app.DefaultMaxEventBytes
 	// DefaultMaxBatchBytes and DefaultMaxBatchEvents bound one
 	// POST .../events/batch (each event in it is still held to MaxBodyBytes).
 	DefaultMaxBatchBytes  = 4 << 20
-	DefaultMaxBatchEvents = 1000
-	DefaultMaxJSONDepth   = 32
+	DefaultMaxBatchEvents = app.DefaultMaxBatchEvents
+	DefaultMaxJSONDepth   = app.DefaultMaxJSONDepth
 	DefaultMaxURLLength   = 8192
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultRateLimit is high enough that one client can use all of a
@@ -56,7 +54,12 @@ const (
 type Config struct {
 	Store      kinehook.Store
 	Dispatcher kinehook.Dispatcher
-	Logger     *slog.Logger
+	// App runs the use cases. When nil the server makes its own over Store
+	// and Dispatcher with AdminKeyHash, the network rules, the event limits
+	// and Now below; when set, those come from it (share one App between
+	// the API and the dashboard of one process).
+	App    *app.App
+	Logger *slog.Logger
 	// Ready, when set, is a further readiness check for /readyz (on
 	// PostgreSQL: the coordinator can renew its partition leases).
 	Ready func() error
@@ -85,8 +88,6 @@ type Config struct {
 	MaxURLLength   int
 	MaxHeaderBytes int
 
-	// Dashboard, when set, serves every path outside the API (mounted at /).
-	Dashboard nethttp.Handler
 	// Metrics, when set, is served at GET /metrics (Prometheus).
 	Metrics nethttp.Handler
 	// Pprof mounts net/http/pprof at /debug/pprof/ (no key: enable it only
@@ -99,31 +100,16 @@ type Config struct {
 
 // Server is the API as an http.Handler.
 type Server struct {
-	// Dashboard serves every path outside the API when set (Config.Dashboard
-	// initially). Set it before serving, never while requests run.
-	Dashboard nethttp.Handler
-
 	cfg     Config
+	app     *app.App
 	store   kinehook.Store
-	disp    kinehook.Dispatcher
 	log     *slog.Logger
 	now     func() time.Time
 	routes  []*route
 	limiter *ratelimit.Keyed // per key
 	denied  *ratelimit.Keyed // per client address, requests without a valid key
-	guard   *netguard.Guard
 	// health is the store's outage tracker (nil for a store without one).
 	health *storehealth.Tracker
-
-	adminMu   sync.Mutex
-	adminHash atomic.Pointer[[]byte]
-
-	keyCache sync.Map // string(key hash) -> *kinehook.Project
-	// projLocks serialise the changes of one project's settings with the
-	// endpoint its operations_url makes (string project id -> *sync.Mutex).
-	projLocks sync.Map
-	keyCount  int64
-	keyMu     sync.Mutex
 }
 
 // NewServer checks cfg and returns the API server.
@@ -140,17 +126,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.MaxJSONDepth <= 0 {
-		cfg.MaxJSONDepth = DefaultMaxJSONDepth
+	a, err := appOf(&cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if cfg.MaxBatchEvents <= 0 {
-		cfg.MaxBatchEvents = DefaultMaxBatchEvents
 	}
 	if cfg.MaxURLLength <= 0 {
 		cfg.MaxURLLength = DefaultMaxURLLength
@@ -165,28 +146,50 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.RateBurst = DefaultRateBurst
 	}
 	s := &Server{
-		cfg:       cfg,
-		store:     cfg.Store,
-		disp:      cfg.Dispatcher,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		Dashboard: cfg.Dashboard,
-		health:    storehealth.Of(cfg.Store),
-	}
-	if cfg.AdminKeyHash != nil {
-		h := cfg.AdminKeyHash
-		s.adminHash.Store(&h)
+		cfg:    cfg,
+		app:    a,
+		store:  cfg.Store,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		health: storehealth.Of(cfg.Store),
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: cfg.RateLimit, Burst: cfg.RateBurst, Clock: clockFunc(cfg.Now)})
 		s.denied = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: min(cfg.RateLimit, FailedAuthRate), Burst: min(cfg.RateBurst, FailedAuthBurst), Clock: clockFunc(cfg.Now)})
 	}
-	s.guard = &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs}
 	for _, r := range routeTable() {
 		r.segs = strings.Split(strings.TrimPrefix(r.Pattern, "/"), "/")
 		s.routes = append(s.routes, r)
 	}
 	return s, nil
+}
+
+// appOf returns cfg.App, or a new App over cfg's store and dispatcher; the
+// event limits left zero in cfg take the app's.
+func appOf(cfg *Config) (*app.App, error) {
+	a := cfg.App
+	if a == nil {
+		var err error
+		a, err = app.New(app.Config{
+			Store: cfg.Store, Dispatcher: cfg.Dispatcher, AdminKeyHash: cfg.AdminKeyHash,
+			AllowPrivateNetworks: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs, Now: cfg.Now,
+			Limits: app.Limits{MaxEventBytes: cfg.MaxBodyBytes, MaxJSONDepth: cfg.MaxJSONDepth, MaxBatchEvents: cfg.MaxBatchEvents},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+	}
+	l := a.Limits()
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = l.MaxEventBytes
+	}
+	if cfg.MaxJSONDepth <= 0 {
+		cfg.MaxJSONDepth = l.MaxJSONDepth
+	}
+	if cfg.MaxBatchEvents <= 0 {
+		cfg.MaxBatchEvents = l.MaxBatchEvents
+	}
+	return a, nil
 }
 
 // Handler returns the server as an http.Handler.
@@ -195,25 +198,69 @@ func (s *Server) Handler() nethttp.Handler { return s }
 // ServeHTTP routes one request: limits, routing, authentication, rate limit,
 // then the route's handler.
 func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == nethttp.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.Error("api handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-			writeError(w, &kinehook.Error{Code: kinehook.EINTERNAL, Message: "internal error"})
+	defer s.recoverPanic(w, r)
+	if reqID, ok := s.admit(w, r); ok {
+		s.route(w, r, reqID)
+	}
+}
+
+// Guard applies the server's request guards to next: a panic becomes a JSON
+// 500, an over-long URL a 414, oversized headers a 431, and every answer
+// carries X-Request-Id (the caller's when plain, else a new one). The API
+// runs behind it; a handler mounted beside the API (the dashboard) gets the
+// same guards through it.
+func (s *Server) Guard(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		defer s.recoverPanic(w, r)
+		if _, ok := s.admit(w, r); ok {
+			next.ServeHTTP(w, r)
 		}
-	}()
+	})
+}
+
+// admit applies the size limits (answering 414 or 431 and returning false)
+// and sets X-Request-Id, whose value it returns.
+func (s *Server) admit(w nethttp.ResponseWriter, r *nethttp.Request) (string, bool) {
 	if len(r.RequestURI) > s.cfg.MaxURLLength || len(r.URL.RawQuery)+len(r.URL.Path) > s.cfg.MaxURLLength {
 		writeStatusError(w, nethttp.StatusRequestURITooLong, kinehook.ETOOLARGE, fmt.Sprintf("URL longer than %d bytes", s.cfg.MaxURLLength))
-		return
+		return "", false
 	}
 	if headerBytes(r) > s.cfg.MaxHeaderBytes {
 		writeStatusError(w, nethttp.StatusRequestHeaderFieldsTooLarge, kinehook.ETOOLARGE, fmt.Sprintf("request headers larger than %d bytes", s.cfg.MaxHeaderBytes))
-		return
+		return "", false
 	}
 	reqID := requestID(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", reqID)
+	return reqID, true
+}
+
+// recoverPanic answers a handler's panic as a JSON 500 (net/http's abort
+// panic passes through).
+func (s *Server) recoverPanic(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if v := recover(); v != nil {
+		if v == nethttp.ErrAbortHandler {
+			panic(v)
+		}
+		s.log.Error("api handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+		writeError(w, &kinehook.Error{Code: kinehook.EINTERNAL, Message: "internal error"})
+	}
+}
+
+// NotFound answers the API's JSON 404 for a path nothing serves.
+func (s *Server) NotFound(w nethttp.ResponseWriter, r *nethttp.Request) {
+	writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+}
+
+// Serves reports whether path belongs to the API (and so never to a
+// handler mounted beside it): /v1 and below, /healthz, /readyz,
+// /openapi.json, /metrics, and /debug/pprof/ when Config.Pprof is set.
+func (s *Server) Serves(path string) bool {
+	return isAPIPath(path) || (s.cfg.Pprof && strings.HasPrefix(path, "/debug/pprof/"))
+}
+
+// route serves one guarded request: pprof, routing, authentication, rate
+// limit, then the route's handler.
+func (s *Server) route(w nethttp.ResponseWriter, r *nethttp.Request, reqID string) {
 	if s.cfg.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
 		r.Pattern = "/debug/pprof/"
 		pprofHandler(w, r)
@@ -226,21 +273,7 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 			writeStatusError(w, nethttp.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 			return
 		}
-		if s.Dashboard != nil && !isAPIPath(r.URL.Path) {
-			if strings.Contains(r.Header.Get("Accept"), "text/html") {
-				s.Dashboard.ServeHTTP(w, r)
-				return
-			}
-			// A client that is not a browser gets the API's JSON 404
-			// instead of the dashboard's page.
-			nf := &notFoundWriter{ResponseWriter: w}
-			s.Dashboard.ServeHTTP(nf, r)
-			if nf.notFound {
-				writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
-			}
-			return
-		}
-		writeError(w, &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+		s.NotFound(w, r)
 		return
 	}
 	r.Pattern = rt.Method + " " + rt.Pattern
@@ -261,28 +294,10 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		}()
 		w = sw
 	}
-	var p *principal
+	var p *app.Principal
 	if rt.Auth != authNone {
-		var err error
-		p, err = s.authenticate(r)
-		if err != nil {
-			if s.denied != nil {
-				if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
-					writeRateLimited(w, wait, "requests without a valid key from this address")
-					return
-				}
-			}
-			s.internal(w, "authenticate", err)
-			return
-		}
-		if s.limiter != nil {
-			if ok, wait := s.limiter.Allow(p.limitKey); !ok {
-				writeRateLimited(w, wait, "this key")
-				return
-			}
-		}
-		if err := s.authorize(rt, r, p); err != nil {
-			writeError(w, err)
+		var ok bool
+		if p, ok = s.admitKey(w, r, rt); !ok {
 			return
 		}
 	}
@@ -291,6 +306,34 @@ func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	rt.handle(s, w, r, p)
+}
+
+// admitKey authenticates the request's key, applies the rate limits (per
+// client address without a valid key, per key with one) and checks that the
+// key may use rt; false means it answered.
+func (s *Server) admitKey(w nethttp.ResponseWriter, r *nethttp.Request, rt *route) (*app.Principal, bool) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		if s.denied != nil {
+			if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
+				writeRateLimited(w, wait, "requests without a valid key from this address")
+				return nil, false
+			}
+		}
+		s.internal(w, "authenticate", err)
+		return nil, false
+	}
+	if s.limiter != nil {
+		if ok, wait := s.limiter.Allow(p.KeyID); !ok {
+			writeRateLimited(w, wait, "this key")
+			return nil, false
+		}
+	}
+	if err := s.authorize(rt, r, p); err != nil {
+		writeError(w, err)
+		return nil, false
+	}
+	return p, true
 }
 
 // isAPIPath reports whether path belongs to the API (and so never to the dashboard).
@@ -350,99 +393,32 @@ func matchSegs(pattern, segs []string) (map[string]string, bool) {
 	return params, true
 }
 
-// principal is who made a request: the admin, or one project.
-type principal struct {
-	admin    bool
-	project  *kinehook.Project
-	limitKey string
-}
-
 // authenticate resolves the Bearer key of r.
-func (s *Server) authenticate(r *nethttp.Request) (*principal, error) {
+func (s *Server) authenticate(r *nethttp.Request) (*app.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, key, ok := strings.Cut(h, " ")
 	key = strings.TrimSpace(key)
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
 		return nil, &kinehook.Error{Code: kinehook.EUNAUTHORIZED, Message: "missing API key: send Authorization: Bearer <key>"}
 	}
-	hash := kinehook.HashKey(key)
-	limitKey := "key:" + string(hash[:16])
-	admin, err := s.adminKeyHash(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	if admin != nil && subtle.ConstantTimeCompare(admin, hash) == 1 {
-		return &principal{admin: true, limitKey: limitKey}, nil
-	}
-	if v, ok := s.keyCache.Load(string(hash)); ok {
-		return &principal{project: v.(*kinehook.Project), limitKey: limitKey}, nil
-	}
-	p, err := s.store.ProjectByKeyHash(r.Context(), hash)
-	if err != nil {
-		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
-			return nil, &kinehook.Error{Code: kinehook.EUNAUTHORIZED, Message: "unknown API key"}
-		}
-		return nil, fmt.Errorf("look up API key: %w", err)
-	}
-	s.cacheKey(hash, p)
-	return &principal{project: p, limitKey: limitKey}, nil
-}
-
-// cacheKey remembers a project key's project; keys never change, so only the
-// cache's size is bounded.
-func (s *Server) cacheKey(hash []byte, p *kinehook.Project) {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.keyCount >= 10000 {
-		s.keyCache.Clear()
-		s.keyCount = 0
-	}
-	if _, loaded := s.keyCache.LoadOrStore(string(hash), p); !loaded {
-		s.keyCount++
-	}
-}
-
-// adminKeyHash returns the admin key hash, reading it from the store until
-// found (nil while none is stored).
-func (s *Server) adminKeyHash(ctx context.Context) ([]byte, error) {
-	if h := s.adminHash.Load(); h != nil {
-		return *h, nil
-	}
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
-	if h := s.adminHash.Load(); h != nil {
-		return *h, nil
-	}
-	h, err := s.store.AdminKeyHash(ctx)
-	if err != nil {
-		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read admin key hash: %w", err)
-	}
-	s.adminHash.Store(&h)
-	return h, nil
+	return s.app.Authenticate(r.Context(), key)
 }
 
 // authorize checks that p may use route rt: admin routes need the admin key,
 // project routes the admin key or that project's key (others get 404),
 // Kinescope routes a project key.
-func (s *Server) authorize(rt *route, r *nethttp.Request, p *principal) error {
+func (s *Server) authorize(rt *route, r *nethttp.Request, p *app.Principal) error {
 	switch rt.Auth {
 	case authAdmin:
-		if !p.admin {
+		if !p.Admin {
 			return &kinehook.Error{Code: codeForbidden, Message: "this route needs the admin key"}
 		}
 	case authProject:
-		pid := r.PathValue("pid")
-		if p.admin {
-			return nil
-		}
-		if p.project == nil || subtle.ConstantTimeCompare([]byte(p.project.ID), []byte(pid)) != 1 {
+		if pid := r.PathValue("pid"); !p.CanActOn(pid) {
 			return &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("project %q not found", pid)}
 		}
 	case authWebhooks:
-		if p.admin {
+		if p.Admin {
 			return &kinehook.Error{Code: kinehook.EMALFORMED, Message: "the /v1/webhooks routes act on one project: use that project's API key, not the admin key"}
 		}
 	}
@@ -450,15 +426,19 @@ func (s *Server) authorize(rt *route, r *nethttp.Request, p *principal) error {
 }
 
 // projectID returns the project a request acts on.
-func projectID(r *nethttp.Request, p *principal) string {
+func projectID(r *nethttp.Request, p *app.Principal) string {
 	if pid := r.PathValue("pid"); pid != "" {
 		return pid
 	}
-	if p != nil && p.project != nil {
-		return p.project.ID
+	if p != nil && p.Project != nil {
+		return p.Project.ID
 	}
 	return ""
 }
+
+// projectKnown reports whether the request's project is known to exist: a
+// project key was checked against its own project (the admin key was not).
+func projectKnown(p *app.Principal) bool { return p == nil || !p.Admin }
 
 // headerBytes estimates the size of r's header block.
 func headerBytes(r *nethttp.Request) int {
@@ -482,45 +462,6 @@ func remoteHost(r *nethttp.Request) string {
 type clockFunc func() time.Time
 
 func (f clockFunc) Now() time.Time { return f() }
-
-// notFoundWriter passes a response through unless its status is 404, which
-// it swallows (with the body) so the caller can answer in JSON instead.
-type notFoundWriter struct {
-	nethttp.ResponseWriter
-	notFound, wrote bool
-}
-
-func (w *notFoundWriter) WriteHeader(code int) {
-	if w.wrote {
-		return
-	}
-	w.wrote = true
-	if code == nethttp.StatusNotFound {
-		w.notFound = true
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *notFoundWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(nethttp.StatusOK)
-	}
-	if w.notFound {
-		return len(p), nil
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Flush lets the dashboard's live-update stream through.
-func (w *notFoundWriter) Flush() {
-	if !w.notFound {
-		_ = nethttp.NewResponseController(w.ResponseWriter).Flush()
-	}
-}
-
-// Unwrap gives http.ResponseController the underlying writer.
-func (w *notFoundWriter) Unwrap() nethttp.ResponseWriter { return w.ResponseWriter }
 
 // requestID keeps a caller's X-Request-Id when it is short and plain, and
 // otherwise makes one; it names the request in logs and in the answer.

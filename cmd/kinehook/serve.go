@@ -27,6 +27,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/dashboard"
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
@@ -393,20 +394,24 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		rate = -1
 	}
 	ready := abilities.ready // PostgreSQL: not ready while the leases cannot be renewed
+	// One application layer for both interfaces: the same rules, one key
+	// cache, one set of per-project locks.
+	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs})
+	if err != nil {
+		return fmt.Errorf("application: %w", err)
+	}
 	api, err := khttp.NewServer(khttp.Config{
-		Store: st, Dispatcher: engine, Logger: log, Ready: ready,
-		AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs,
+		Store: st, Dispatcher: engine, App: uc, Logger: log, Ready: ready,
 		RateLimit: rate, RateBurst: o.apiRateBurst,
 		Metrics: metrics.Handler(), Pprof: o.pprof,
 	})
 	if err != nil {
 		return fmt.Errorf("API server: %w", err)
 	}
-	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, CheckURL: api.CheckEndpointURL, Logger: log, SecureCookies: o.secureCookies})
+	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, App: uc, Logger: log, SecureCookies: o.secureCookies})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
-	api.Dashboard = dash
 
 	ln := o.listener
 	if ln == nil {
@@ -415,7 +420,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		}
 	}
 	srv := &nethttp.Server{
-		Handler:           metrics.Instrument(api),
+		Handler:           metrics.Instrument(newRootHandler(api, dash)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

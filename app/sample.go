@@ -1,6 +1,7 @@
-package dashboard
+package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -67,4 +68,42 @@ func sampleEvent(projectID string, t kinehook.EventType, now time.Time) (*kineho
 		ResourceKey: parsed.ResourceKey(),
 		CreatedAt:   now.UTC(),
 	}, nil
+}
+
+// Test-event refusals, distinguished by their field so that an adapter can
+// word them its own way.
+const (
+	// FieldTestType: the type is not in the catalog.
+	FieldTestType = "type"
+	// FieldTestFilter: the endpoint's filter does not select the type.
+	FieldTestFilter = "event_types"
+	// FieldTestDisabled: the endpoint is disabled.
+	FieldTestDisabled = "disabled"
+)
+
+// SendTestEvent publishes a sample event of type t for an endpoint. It is a
+// real event of the project, so every endpoint whose filter selects the
+// type gets it; the endpoint must be enabled and select t.
+func (a *App) SendTestEvent(ctx context.Context, pid, eid string, t kinehook.EventType) (kinehook.IngestResult, error) {
+	e, err := a.store.GetEndpoint(ctx, pid, eid)
+	if err != nil {
+		return kinehook.IngestResult{}, fmt.Errorf("get endpoint: %w", err)
+	}
+	switch {
+	case !t.Known():
+		return kinehook.IngestResult{}, &kinehook.Error{Code: kinehook.EINVALID, Field: FieldTestType, Message: fmt.Sprintf("unknown event type %q; expected one of %v", t, kinehook.EventTypes)}
+	case !e.Matches(t):
+		return kinehook.IngestResult{}, &kinehook.Error{Code: kinehook.EINVALID, Field: FieldTestFilter, Message: fmt.Sprintf("the endpoint's filter does not select %s", t)}
+	case e.Disabled:
+		return kinehook.IngestResult{}, &kinehook.Error{Code: kinehook.ECONFLICT, Field: FieldTestDisabled, Message: "the endpoint is disabled"}
+	}
+	ev, err := sampleEvent(pid, t, a.now())
+	if err != nil {
+		return kinehook.IngestResult{}, err
+	}
+	res, err := a.disp.Publish(ctx, ev)
+	if err != nil {
+		return kinehook.IngestResult{}, fmt.Errorf("publish test event: %w", err)
+	}
+	return res, nil
 }
