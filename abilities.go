@@ -17,6 +17,8 @@ import (
 // needs, since any project may set a retention.
 type RetentionStore interface {
 	ListProjects(ctx context.Context) ([]*Project, error)
+	// Health lets the cleaner tell an outage from one failed removal.
+	Health() StoreHealth
 	// DeleteBefore removes the project's events created before before, with
 	// their deliveries, attempts and idempotency keys, in transactions of at
 	// most batch events, keeping every event with a pending or retrying
@@ -32,6 +34,22 @@ type RetentionStore interface {
 // nothing and returns the error.
 type Resealer interface {
 	ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([]byte, error)) (int, error)
+}
+
+// StoreHealth is a store's account of its own outages: it tells a store
+// that cannot work at all (a full disk, a lost database) from the failure
+// of one operation, so that an outage is answered 503 and logged once, not
+// once per request or loop turn. Every store has one (Store.Health); see
+// internal/storehealth for the tracker both stores use.
+type StoreHealth interface {
+	// Fail takes an error of a store operation. When it says the store is
+	// out, Fail counts it and returns the API error code to answer with
+	// (ESTORAGEFULL or ESTOREUNAVAILABLE); for any other error it returns
+	// "" and the caller handles the error as before.
+	Fail(err error) string
+	// Outage returns the code of the outage under way, "" while the store
+	// works.
+	Outage() string
 }
 
 // ReadinessChecker reports whether this instance can do its share of the

@@ -264,6 +264,9 @@ type HealthUpdate struct {
 type Store interface {
 	// Ping reports whether the store answers (readiness).
 	Ping(ctx context.Context) error
+	// Health tells an outage of the store from the failure of one
+	// operation (see StoreHealth).
+	Health() StoreHealth
 	Close() error
 
 	// AdminKeyHash returns the stored admin key hash, or ErrNotFound.

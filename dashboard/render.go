@@ -129,7 +129,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 // internalError logs err and shows a generic 500 page; a store outage (logged
 // once by the store's tracker) shows a 503 page instead.
 func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	if code := storehealth.Of(h.store).Fail(err); code != "" {
+	if code := h.store.Health().Fail(err); code != "" {
 		w.Header().Set("Retry-After", strconv.Itoa(int(storehealth.RetryAfter/time.Second)))
 		h.renderError(w, r, http.StatusServiceUnavailable, storehealth.Error(code).Message+".")
 		return

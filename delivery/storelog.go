@@ -3,8 +3,6 @@ package delivery
 import (
 	"context"
 	"log/slog"
-
-	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // storeError logs a failed store operation at ERROR, unless the store's
@@ -22,7 +20,7 @@ func (e *Engine) storeWarn(msg string, err error, args ...any) {
 
 func (e *Engine) logStoreErr(level slog.Level, msg string, err error, args []any) {
 	args = append(args, "err", err)
-	if storehealth.Of(e.store).Fail(err) != "" {
+	if e.store.Health().Fail(err) != "" {
 		level = slog.LevelDebug
 	}
 	e.log.Log(context.Background(), level, msg, args...)

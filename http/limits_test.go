@@ -19,6 +19,7 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/app"
+	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 func TestRequestLimits(t *testing.T) {
@@ -311,7 +312,8 @@ func TestInternalLogsCancellationQuietly(t *testing.T) {
 		{errors.New("disk I/O error"), "level=ERROR"},
 	} {
 		var logs bytes.Buffer
-		s := &Server{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		// A nil tracker classifies nothing: these are not outages.
+		s := &Server{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), health: (*storehealth.Tracker)(nil)}
 		w := httptest.NewRecorder()
 		s.internal(w, "list deliveries", tc.err)
 		if !strings.Contains(logs.String(), tc.level) || strings.Contains(logs.String(), "level=ERROR") != (tc.level == "level=ERROR") {

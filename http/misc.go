@@ -27,10 +27,10 @@ func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Pr
 }
 
 func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
-	if st := s.health.Status(); st.Down {
+	if code := s.health.Outage(); code != "" {
 		// Writes fail (a full disk answers reads): not ready until the
 		// store's probe write succeeds. The tracker logged it once.
-		writeError(w, storehealth.Error(st.Code))
+		writeError(w, storehealth.Error(code))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -21,7 +21,6 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/internal/ratelimit"
-	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Defaults for Config's limits.
@@ -109,7 +108,7 @@ type Server struct {
 	limiter *ratelimit.Keyed // per key
 	denied  *ratelimit.Keyed // per client address, requests without a valid key
 	// health is the store's outage tracker (nil for a store without one).
-	health *storehealth.Tracker
+	health kinehook.StoreHealth
 }
 
 // NewServer checks cfg and returns the API server.
@@ -151,7 +150,7 @@ func NewServer(cfg Config) (*Server, error) {
 		store:  cfg.Store,
 		log:    cfg.Logger,
 		now:    cfg.Now,
-		health: storehealth.Of(cfg.Store),
+		health: cfg.Store.Health(),
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = ratelimit.NewKeyed(ratelimit.KeyedConfig{Rate: cfg.RateLimit, Burst: cfg.RateBurst, Clock: clockFunc(cfg.Now)})

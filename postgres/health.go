@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // classify tells a database-wide failure (the server unreachable, shutting
@@ -62,4 +61,4 @@ func (s *Store) probe(ctx context.Context) error {
 
 // StoreHealth returns the tracker that tells an outage of the database (a
 // restart, a full disk) from single failures; see internal/storehealth.
-func (s *Store) StoreHealth() *storehealth.Tracker { return s.health }
+func (s *Store) Health() kinehook.StoreHealth { return s.health }

@@ -22,7 +22,6 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/storehealth"
 )
 
 // Store is what the cleaner needs from a backend: the projects (for their
@@ -186,7 +185,7 @@ func (c *Cleaner) RunOnce(ctx context.Context) (Result, error) {
 	if err != nil {
 		c.runs.WithLabelValues("error").Inc()
 		level := slog.LevelError
-		if storehealth.Of(c.cfg.Store).Fail(err) != "" {
+		if c.cfg.Store.Health().Fail(err) != "" {
 			// A store outage, which the store's tracker logs as one ERROR.
 			level = slog.LevelWarn
 		}

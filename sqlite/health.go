@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/storehealth"
 
 	sqlitedrv "modernc.org/sqlite"
 )
@@ -57,4 +56,4 @@ func (s *Store) probe(ctx context.Context) error {
 
 // StoreHealth returns the tracker that tells an outage of this store (a
 // full disk, say) from single failures; see internal/storehealth.
-func (s *Store) StoreHealth() *storehealth.Tracker { return s.health }
+func (s *Store) Health() kinehook.StoreHealth { return s.health }

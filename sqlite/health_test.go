@@ -51,7 +51,7 @@ func TestFullFileOutage(t *testing.T) {
 	if fullErr == nil {
 		t.Fatal("the capped file never filled")
 	}
-	h := s.StoreHealth()
+	h := s.health
 	if code := h.Fail(fullErr); code != kinehook.ESTORAGEFULL {
 		t.Fatalf("Fail(%v) = %q, want %q", fullErr, code, kinehook.ESTORAGEFULL)
 	}

@@ -93,14 +93,7 @@ func New(cfg Config) *Tracker {
 	return &Tracker{cfg: cfg, log: log, stop: make(chan struct{})}
 }
 
-// Of returns the Tracker of a store that has one (the SQLite and PostgreSQL
-// stores), else nil.
-func Of(store any) *Tracker {
-	if h, ok := store.(interface{ StoreHealth() *Tracker }); ok {
-		return h.StoreHealth()
-	}
-	return nil
-}
+var _ kinehook.StoreHealth = (*Tracker)(nil)
 
 // Fail takes an error of a store operation. When err says the store is out
 // (Config.Classify), it counts the failure, marks the store down (logging
@@ -161,6 +154,15 @@ func (t *Tracker) classify(err error) string {
 
 // Down reports whether the store is down (one atomic load).
 func (t *Tracker) Down() bool { return t != nil && t.down.Load() }
+
+// Outage returns the code of the outage under way, "" while the store works
+// (kinehook.StoreHealth).
+func (t *Tracker) Outage() string {
+	if !t.Down() {
+		return ""
+	}
+	return t.Status().Code
+}
 
 // Status returns what the Tracker knows now.
 func (t *Tracker) Status() Status {

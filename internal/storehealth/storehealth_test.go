@@ -81,13 +81,10 @@ func TestFailClassifies(t *testing.T) {
 
 func TestNilTracker(t *testing.T) {
 	var tr *Tracker
-	if tr.Fail(errFull) != "" || tr.Down() || tr.Status().Down {
+	if tr.Fail(errFull) != "" || tr.Down() || tr.Status().Down || tr.Outage() != "" {
 		t.Fatal("a nil tracker classified something")
 	}
 	tr.Close()
-	if Of(struct{}{}) != nil {
-		t.Fatal("Of of a store without a tracker is not nil")
-	}
 }
 
 // TestOutageLoggedOnce: an outage of many failures is one ERROR line, its
