@@ -14,6 +14,46 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
+func (e *Engine) releasePayloads(pls []*payload) {
+	for _, p := range pls {
+		e.releasePayload(p)
+	}
+}
+
+func (e *Engine) releasePayload(p *payload) {
+	if p != nil && p.refs.Add(-1) == 0 {
+		e.payloadBytes.Add(-int64(len(p.b)))
+	}
+}
+
+// requeue puts back a job that was not attempted (payload unreadable,
+// shutdown), due after delay; nothing is recorded.
+func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
+	defer e.endSend()
+	e.releasePayload(j.pl)
+	it, q := j.it, j.it.q
+	es.mu.Lock()
+	es.inFlight--
+	if j.probe {
+		es.probeInFlight = false
+	}
+	q.busy = false
+	e.partBusy[q.partition].Add(-1)
+	now := e.clock.Now().UnixNano()
+	if delay > 0 {
+		it.nextAt = now + int64(delay)
+	}
+	if !es.deleted {
+		es.place(q, now)
+	}
+	jobs := e.pumpLocked(es)
+	es.mu.Unlock()
+	e.releaseGlobal()
+	e.dispatch(es, jobs)
+}
+
+func (e *Engine) abandon(es *epState, j job) { e.requeue(es, j, 0) }
+
 // job is one attempt about to be made.
 type job struct {
 	it    *item
@@ -146,65 +186,6 @@ func (e *Engine) armLocked(es *epState, at int64) {
 		es.mu.Unlock()
 		e.dispatch(es, jobs)
 	})
-}
-
-// acquireGlobal takes a global in-flight slot, or queues the endpoint for
-// the next free one. A slot handed over by releaseGlobal (gGrant) comes first.
-func (e *Engine) acquireGlobal(es *epState) bool {
-	e.gMu.Lock()
-	defer e.gMu.Unlock()
-	if es.gGrant > 0 {
-		es.gGrant--
-		return true
-	}
-	if e.gInFlight < e.cfg.MaxInFlight && len(e.gWaiters) == 0 {
-		e.gInFlight++
-		return true
-	}
-	if !es.gWaiting {
-		es.gWaiting = true
-		e.gWaiters = append(e.gWaiters, es)
-	}
-	return false
-}
-
-// releaseSlot gives back a slot that was never used (shutdown).
-func (e *Engine) releaseSlot() {
-	e.gMu.Lock()
-	e.gInFlight--
-	e.gMu.Unlock()
-}
-
-// releaseGlobal frees a slot: when endpoints wait for one, it goes to the
-// first in line (round robin); if that one no longer needs it, to the next.
-func (e *Engine) releaseGlobal() {
-	for {
-		e.gMu.Lock()
-		if len(e.gWaiters) == 0 {
-			e.gInFlight--
-			e.gMu.Unlock()
-			return
-		}
-		next := e.gWaiters[0]
-		e.gWaiters[0] = nil
-		e.gWaiters = e.gWaiters[1:]
-		next.gWaiting = false
-		next.gGrant++
-		e.gMu.Unlock()
-
-		next.mu.Lock()
-		jobs := e.pumpLocked(next)
-		next.mu.Unlock()
-		e.dispatch(next, jobs)
-
-		e.gMu.Lock()
-		if next.gGrant == 0 {
-			e.gMu.Unlock()
-			return
-		}
-		next.gGrant-- // not used: pass it on
-		e.gMu.Unlock()
-	}
 }
 
 // dispatch starts the jobs: those without a payload in memory get it from
