@@ -125,11 +125,7 @@ func (e *Engine) refresh(ctx context.Context, projectID, id string) {
 		return
 	}
 	es := e.endpointStateNoLoad(ep)
-	es.mu.Lock()
-	e.setEndpointLocked(es, ep)
-	send := e.pumpLocked(es)
-	es.mu.Unlock()
-	e.dispatch(es, send)
+	e.withEndpoint(es, func() { e.setEndpointLocked(es, ep) })
 }
 
 func (e *Engine) endpointStateNoLoad(ep *kinehook.Endpoint) *epState {

@@ -30,11 +30,47 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	e.releasePayload(j.pl)
 	it := j.it
 	now := e.clock.Now()
-	nowNs := now.UnixNano()
-	var ops []OperationalEvent
-	var breaker BreakerState
+	var v verdict
+	jobs := e.pumpWith(es, func() { v = e.judgeLocked(es, j, &out, now) })
 
-	es.mu.Lock()
+	if v.breaker != "" {
+		e.obs.BreakerChanged(es.id, v.breaker)
+	}
+	for _, op := range v.ops {
+		e.emit(op)
+	}
+	res := attemptResult(it, &out, at, v)
+	status := v.status
+	if status.Final() {
+		var lat time.Duration
+		if it.createdAt != 0 {
+			lat = time.Duration(now.UnixNano() - it.createdAt)
+		}
+		e.obs.DeliveryFinished(es.id, status, lat)
+	}
+	e.resultCh <- pendingResult{res: res, done: func() { e.afterRecord(es, it, status.Final()) }}
+	// The global slot is held until the result is queued: when the writer
+	// falls behind, attempts wait for it instead of piling up as goroutines
+	// parked on resultCh (each with its stack), which bounds memory.
+	e.releaseGlobal()
+	e.dispatch(es, jobs)
+}
+
+// verdict is what an attempt's outcome makes of its delivery (status,
+// attempts used, next try) and of its endpoint (breaker change, operational
+// events to emit).
+type verdict struct {
+	status   kinehook.DeliveryStatus
+	attempts int32
+	next     int64 // unix ns of the next try; 0 for none
+	breaker  BreakerState
+	ops      []OperationalEvent
+}
+
+// judgeLocked is the attempt outcome state machine: it ends the attempt in
+// memory and applies its outcome to the delivery and the endpoint's health.
+// es.mu must be held.
+func (e *Engine) judgeLocked(es *epState, j job, out *attemptOutcome, now time.Time) verdict {
 	es.inFlight--
 	if j.probe {
 		es.probeInFlight = false
@@ -43,83 +79,103 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	if ep == nil {
 		ep = j.ep
 	}
-	attempts := it.attempts
-	status := kinehook.DeliveryRetrying
-	var next int64
+	it := j.it
+	v := verdict{status: kinehook.DeliveryRetrying, attempts: it.attempts}
 	switch out.Outcome {
 	case OutcomeSuccess:
-		attempts++
-		status = kinehook.DeliverySucceeded
-		es.consecFail = 0
-		if es.breakerOpen {
-			es.breakerOpen, es.backoff = false, 0
-			breaker = BreakerClosed
-			ops = append(ops, e.opEvent(OpEndpointRecovered, ep, "a delivery succeeded after the circuit breaker opened", es.failingSince, now))
-		}
-		if es.failingSince != 0 {
-			es.failingSince = 0
-			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
-		}
+		e.succeededLocked(es, ep, now, &v)
 	case OutcomeBackoff:
 		// The endpoint asked us to slow down: not a failure, no attempt used.
-		next = nowNs + int64(out.RetryAfter)
-		es.pausedUntil = max(es.pausedUntil, next)
+		v.next = now.UnixNano() + int64(out.RetryAfter)
+		es.pausedUntil = max(es.pausedUntil, v.next)
 	default:
-		attempts++
-		if out.final {
-			// Not the endpoint's fault (the event is gone): no health accounting.
-			status = kinehook.DeliveryFailed
-			break
-		}
-		if attempts >= e.maxAttempts {
-			status = kinehook.DeliveryFailed
-		} else {
-			next = nowNs + int64(e.jitter(e.cfg.RetrySchedule[attempts-1]))
-		}
-		es.consecFail++
-		if es.failingSince == 0 {
-			es.failingSince = nowNs
-			since := now
-			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: since})
-		}
-		reason := ""
-		switch {
-		case out.Outcome == OutcomeGone:
-			reason = "endpoint answered 410 Gone"
-		case e.cfg.DisableAfter > 0 && nowNs-es.failingSince >= int64(e.cfg.DisableAfter):
-			reason = fmt.Sprintf("endpoint failing continuously since %s", time.Unix(0, es.failingSince).UTC().Format(time.RFC3339))
-		}
-		if reason != "" && !ep.Disabled {
-			ops = append(ops, e.disableLocked(es, reason, now))
-		}
-		switch {
-		case e.cfg.BreakerThreshold > 0 && !es.breakerOpen && es.consecFail >= e.cfg.BreakerThreshold:
-			es.breakerOpen = true
-			es.backoff = int64(e.cfg.BreakerBackoff)
-			es.probeAt = nowNs + es.backoff
-			breaker = BreakerOpen
-			e.log.Warn("delivery: circuit breaker open", "endpoint_id", es.id, "consecutive_failures", es.consecFail)
-		case es.breakerOpen && j.probe:
-			es.backoff = min(2*es.backoff, int64(e.cfg.BreakerMaxBackoff))
-			es.probeAt = nowNs + es.backoff
-		}
+		e.failedLocked(es, ep, j.probe, out, now, &v)
 	}
 	// Keep the in-memory time equal to what any store keeps (milliseconds).
-	next -= next % int64(time.Millisecond)
-	it.attempts = attempts
-	if status == kinehook.DeliveryRetrying {
-		it.nextAt = next
+	v.next -= v.next % int64(time.Millisecond)
+	it.attempts = v.attempts
+	if v.status == kinehook.DeliveryRetrying {
+		it.nextAt = v.next
 	}
-	jobs := e.pumpLocked(es)
-	es.mu.Unlock()
+	return v
+}
 
-	if breaker != "" {
-		e.obs.BreakerChanged(es.id, breaker)
+// succeededLocked: the delivery succeeded; the endpoint is healthy again,
+// closing its breaker. es.mu must be held.
+func (e *Engine) succeededLocked(es *epState, ep *kinehook.Endpoint, now time.Time, v *verdict) {
+	v.attempts++
+	v.status = kinehook.DeliverySucceeded
+	es.consecFail = 0
+	if es.breakerOpen {
+		es.breakerOpen, es.backoff = false, 0
+		v.breaker = BreakerClosed
+		v.ops = append(v.ops, e.opEvent(OpEndpointRecovered, ep, "a delivery succeeded after the circuit breaker opened", es.failingSince, now))
 	}
-	for _, op := range ops {
-		e.emit(op)
+	if es.failingSince != 0 {
+		es.failingSince = 0
+		e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
 	}
+}
 
+// failedLocked: the attempt failed. The delivery is retried on the schedule
+// or fails for good; the endpoint counts the failure (failing since,
+// auto-disable, breaker) unless the failure was not its own. es.mu must be held.
+func (e *Engine) failedLocked(es *epState, ep *kinehook.Endpoint, probe bool, out *attemptOutcome, now time.Time, v *verdict) {
+	v.attempts++
+	if out.final {
+		// Not the endpoint's fault (the event is gone): no health accounting.
+		v.status = kinehook.DeliveryFailed
+		return
+	}
+	nowNs := now.UnixNano()
+	if v.attempts >= e.maxAttempts {
+		v.status = kinehook.DeliveryFailed
+	} else {
+		v.next = nowNs + int64(e.jitter(e.cfg.RetrySchedule[v.attempts-1]))
+	}
+	es.consecFail++
+	if es.failingSince == 0 {
+		es.failingSince = nowNs
+		e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: now})
+	}
+	if reason := e.disableReason(es, out.Outcome, nowNs); reason != "" && !ep.Disabled {
+		v.ops = append(v.ops, e.disableLocked(es, reason, now))
+	}
+	v.breaker = e.breakerLocked(es, probe, nowNs)
+}
+
+// disableReason says why a failing endpoint is to be disabled: it answered
+// 410 Gone, or it has been failing for DisableAfter; "" to keep it.
+func (e *Engine) disableReason(es *epState, outcome Outcome, nowNs int64) string {
+	switch {
+	case outcome == OutcomeGone:
+		return "endpoint answered 410 Gone"
+	case e.cfg.DisableAfter > 0 && nowNs-es.failingSince >= int64(e.cfg.DisableAfter):
+		return fmt.Sprintf("endpoint failing continuously since %s", time.Unix(0, es.failingSince).UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// breakerLocked opens the breaker at BreakerThreshold consecutive failures
+// (BreakerOpen), or doubles its wait after a failed probe (no change to
+// report: ""). es.mu must be held.
+func (e *Engine) breakerLocked(es *epState, probe bool, nowNs int64) BreakerState {
+	switch {
+	case e.cfg.BreakerThreshold > 0 && !es.breakerOpen && es.consecFail >= e.cfg.BreakerThreshold:
+		es.breakerOpen = true
+		es.backoff = int64(e.cfg.BreakerBackoff)
+		es.probeAt = nowNs + es.backoff
+		e.log.Warn("delivery: circuit breaker open", "endpoint_id", es.id, "consecutive_failures", es.consecFail)
+		return BreakerOpen
+	case es.breakerOpen && probe:
+		es.backoff = min(2*es.backoff, int64(e.cfg.BreakerMaxBackoff))
+		es.probeAt = nowNs + es.backoff
+	}
+	return ""
+}
+
+// attemptResult is the row the writer records for an attempt and its verdict.
+func attemptResult(it *item, out *attemptOutcome, at time.Time, v verdict) kinehook.AttemptResult {
 	res := kinehook.AttemptResult{
 		Attempt: kinehook.Attempt{
 			ID:             out.id,
@@ -131,25 +187,13 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 			ResponseBody:   out.Response,
 			RequestHeaders: out.Headers,
 		},
-		Status:   status,
-		Attempts: int(attempts),
+		Status:   v.status,
+		Attempts: int(v.attempts),
 	}
-	if next != 0 {
-		res.NextAttemptAt = time.Unix(0, next).UTC()
+	if v.next != 0 {
+		res.NextAttemptAt = time.Unix(0, v.next).UTC()
 	}
-	if status.Final() {
-		var lat time.Duration
-		if it.createdAt != 0 {
-			lat = time.Duration(nowNs - it.createdAt)
-		}
-		e.obs.DeliveryFinished(es.id, status, lat)
-	}
-	e.resultCh <- pendingResult{res: res, done: func() { e.afterRecord(es, it, status.Final()) }}
-	// The global slot is held until the result is queued: when the writer
-	// falls behind, attempts wait for it instead of piling up as goroutines
-	// parked on resultCh (each with its stack), which bounds memory.
-	e.releaseGlobal()
-	e.dispatch(es, jobs)
+	return res
 }
 
 // disableLocked disables the endpoint in memory at once (its queue stops)

@@ -65,10 +65,7 @@ func (e *Engine) releaseGlobal() {
 		next.gGrant++
 		e.gMu.Unlock()
 
-		next.mu.Lock()
-		jobs := e.pumpLocked(next)
-		next.mu.Unlock()
-		e.dispatch(next, jobs)
+		e.withEndpoint(next, nil)
 
 		e.gMu.Lock()
 		if next.gGrant == 0 {

@@ -107,17 +107,24 @@ func (e *Engine) record(results []kinehook.AttemptResult) {
 func (e *Engine) afterRecord(es *epState, it *item, final bool) {
 	q := it.q
 	e.partBusy[q.partition].Add(-1)
-	es.mu.Lock()
-	q.busy = false
-	if final {
-		// Under es.mu, so a load queueing this endpoint's deliveries sees
-		// either the item still queued or the mark.
-		e.markFinished(it.id)
-	}
-	if es.deleted {
-		es.mu.Unlock()
-		return
-	}
+	e.withEndpoint(es, func() {
+		q.busy = false
+		if final {
+			// Under es.mu, so a load queueing this endpoint's deliveries sees
+			// either the item still queued or the mark.
+			e.markFinished(it.id)
+		}
+		if !es.deleted { // (a deleted endpoint pumps nothing)
+			e.advanceLocked(es, it, final)
+		}
+	})
+}
+
+// advanceLocked moves a resource queue on after its head's result: a final
+// head leaves the queue, the rest waits for its turn (or is dropped when the
+// partition went elsewhere meanwhile). es.mu must be held.
+func (e *Engine) advanceLocked(es *epState, it *item, final bool) {
+	q := it.q
 	now := e.clock.Now().UnixNano()
 	if final && len(q.items) > 0 && q.items[0] == it {
 		q.items[0] = nil
@@ -132,16 +139,12 @@ func (e *Engine) afterRecord(es *epState, it *item, final bool) {
 			}
 		}
 	}
-	var pls []*payload
 	if len(q.items) > 0 {
 		if e.owned[q.partition].Load() {
 			es.place(q, now)
 		} else {
-			pls = es.dropQueue(q, false)
+			// Released under es.mu: the jobs dispatched next see the budget freed.
+			e.releasePayloads(es.dropQueue(q, false))
 		}
 	}
-	jobs := e.pumpLocked(es)
-	es.mu.Unlock()
-	e.releasePayloads(pls)
-	e.dispatch(es, jobs)
 }

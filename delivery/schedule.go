@@ -209,36 +209,35 @@ type enqueueHow int
 // Deliveries read from the store come with their load window w.
 func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, how enqueueHow, pls []*payload, w *loadWindow) {
 	t := e.clock.Now().UnixNano()
-	var drop []*payload
-	es.mu.Lock()
-	if es.deleted {
-		es.mu.Unlock()
-		e.releasePayloads(pls)
-		return
-	}
-	for i, d := range ds {
-		var pl *payload
-		if pls != nil {
-			pl = pls[i]
+	e.withEndpoint(es, func() {
+		if es.deleted {
+			e.releasePayloads(pls)
+			return
 		}
-		next := int64(0) // new and pending deliveries are due at once
-		if (how == enqReload || how == enqWake) && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
-			next = d.NextAttemptAt.UnixNano()
-		}
-		if !e.owned[d.Partition].Load() || e.finishedDuring(w, d.ID) ||
-			!es.enqueue(d, next, pl, t, how != enqReload) {
-			if pl != nil {
-				drop = append(drop, pl)
+		for i, d := range ds {
+			var pl *payload
+			if pls != nil {
+				pl = pls[i]
+			}
+			if !e.owned[d.Partition].Load() || e.finishedDuring(w, d.ID) ||
+				!es.enqueue(d, dueAt(d, how), pl, t, how != enqReload) {
+				// Released under es.mu: the jobs dispatched next see the budget freed.
+				e.releasePayload(pl)
+			}
+			if how == enqOperator && es.breakerOpen {
+				e.probeWithLocked(es, d.ID, t)
 			}
 		}
-		if how == enqOperator && es.breakerOpen {
-			e.probeWithLocked(es, d.ID, t)
-		}
+	})
+}
+
+// dueAt is when a delivery handed to enqueueAll is due: at once (0) when
+// new, pending or an operator's, else when the store says it is.
+func dueAt(d *kinehook.Delivery, how enqueueHow) int64 {
+	if (how == enqReload || how == enqWake) && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
+		return d.NextAttemptAt.UnixNano()
 	}
-	send := e.pumpLocked(es)
-	es.mu.Unlock()
-	e.releasePayloads(drop)
-	e.dispatch(es, send)
+	return 0
 }
 
 // probeWithLocked serves an operator's retry (or recover) while the

@@ -32,22 +32,21 @@ func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
 	defer e.endSend()
 	e.releasePayload(j.pl)
 	it, q := j.it, j.it.q
-	es.mu.Lock()
-	es.inFlight--
-	if j.probe {
-		es.probeInFlight = false
-	}
-	q.busy = false
-	e.partBusy[q.partition].Add(-1)
-	now := e.clock.Now().UnixNano()
-	if delay > 0 {
-		it.nextAt = now + int64(delay)
-	}
-	if !es.deleted {
-		es.place(q, now)
-	}
-	jobs := e.pumpLocked(es)
-	es.mu.Unlock()
+	jobs := e.pumpWith(es, func() {
+		es.inFlight--
+		if j.probe {
+			es.probeInFlight = false
+		}
+		q.busy = false
+		e.partBusy[q.partition].Add(-1)
+		now := e.clock.Now().UnixNano()
+		if delay > 0 {
+			it.nextAt = now + int64(delay)
+		}
+		if !es.deleted {
+			es.place(q, now)
+		}
+	})
 	e.releaseGlobal()
 	e.dispatch(es, jobs)
 }
@@ -61,6 +60,27 @@ type job struct {
 	probe bool
 	body  []byte
 	pl    *payload
+}
+
+// withEndpoint is the one way to change an endpoint's queues: it runs f (nil
+// for none) with es.mu held, takes what can be sent now (pumpLocked), unlocks
+// and starts it (dispatch). f must not block: every attempt of the endpoint
+// waits for es.mu. f does not escape, so the closure costs no allocation.
+func (e *Engine) withEndpoint(es *epState, f func()) {
+	e.dispatch(es, e.pumpWith(es, f))
+}
+
+// pumpWith is withEndpoint without the dispatch, for the callers that must
+// free their global slot (finish, requeue) between unlocking and starting
+// the jobs.
+func (e *Engine) pumpWith(es *epState, f func()) []job {
+	es.mu.Lock()
+	if f != nil {
+		f()
+	}
+	jobs := e.pumpLocked(es)
+	es.mu.Unlock()
+	return jobs
 }
 
 // pumpLocked takes what can be sent now from the endpoint's ready queues,
@@ -178,13 +198,11 @@ func (e *Engine) armLocked(es *epState, at int64) {
 	es.timerAt = at
 	d := time.Duration(at - e.clock.Now().UnixNano())
 	es.timer = e.clock.AfterFunc(max(d, 0), func() {
-		es.mu.Lock()
-		if es.timerAt == at {
-			es.timer, es.timerAt = nil, 0
-		}
-		jobs := e.pumpLocked(es)
-		es.mu.Unlock()
-		e.dispatch(es, jobs)
+		e.withEndpoint(es, func() {
+			if es.timerAt == at {
+				es.timer, es.timerAt = nil, 0
+			}
+		})
 	})
 }
 
