@@ -1,5 +1,11 @@
 package delivery
 
+import (
+	"math"
+
+	"github.com/kinehook/kinehook"
+)
+
 // beginSend counts an attempt about to start; false once Shutdown has begun.
 func (e *Engine) beginSend() bool {
 	e.sendMu.Lock()
@@ -75,4 +81,52 @@ func (e *Engine) releaseGlobal() {
 		next.gGrant-- // not used: pass it on
 		e.gMu.Unlock()
 	}
+}
+
+// gateLocked applies the endpoint-wide limits before anything is taken. A
+// Retry-After pause, or an open breaker with its probe in flight or not yet
+// due, stops the endpoint (ok false; the timer is armed for the pause's or
+// the probe's time). Otherwise it returns the in-flight bound: the
+// endpoint's max_in_flight, else MaxInFlightPerEndpoint, and for a probe
+// (probe true) one more than in flight. es.mu must be held.
+func (e *Engine) gateLocked(es *epState, ep *kinehook.Endpoint, now int64) (limit int, probe, ok bool) {
+	if es.pausedUntil > now {
+		e.armLocked(es, es.pausedUntil)
+		return 0, false, false
+	}
+	limit = ep.MaxInFlight
+	if limit <= 0 {
+		limit = e.cfg.MaxInFlightPerEndpoint
+	}
+	if !es.breakerOpen {
+		return limit, false, true
+	}
+	if es.probeInFlight {
+		return 0, false, false
+	}
+	if now < es.probeAt {
+		e.armLocked(es, es.probeAt)
+		return 0, false, false
+	}
+	return es.inFlight + 1, true, true
+}
+
+// tokenLocked refills the endpoint's rate-limit token bucket (a burst of
+// max(1, rate), refilled continuously) and returns when the next token is
+// due, or 0 when one is there now or the endpoint has no rate limit;
+// startLocked spends it. es.mu must be held.
+func (es *epState) tokenLocked(ep *kinehook.Endpoint, now int64) int64 {
+	if ep.RateLimit <= 0 {
+		return 0
+	}
+	burst := max(1, ep.RateLimit)
+	if es.lastRefill == 0 {
+		es.tokens, es.lastRefill = burst, now
+	}
+	es.tokens = min(burst, es.tokens+float64(now-es.lastRefill)/1e9*ep.RateLimit)
+	es.lastRefill = now
+	if es.tokens < 1-1e-9 { // tolerate float rounding at the exact refill time
+		return now + int64(math.Ceil((1-es.tokens)/ep.RateLimit*1e9))
+	}
+	return 0
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -92,13 +91,7 @@ func (e *Engine) pumpLocked(es *epState) []job {
 		return nil
 	}
 	now := e.clock.Now().UnixNano()
-	for len(es.waiting) > 0 && es.waiting[0].head().nextAt <= now {
-		q := heap.Pop(&es.waiting).(*resQueue)
-		if !q.inReady {
-			q.inReady = true
-			es.ready.push(q)
-		}
-	}
+	es.promoteLocked(now)
 	defer func() { e.obs.QueueDepth(es.id, es.queued) }()
 	ep := es.ep
 	if ep == nil || ep.Disabled || es.disabling || e.stopping.Load() {
@@ -108,30 +101,38 @@ func (e *Engine) pumpLocked(es *epState) []job {
 	if len(es.waiting) > 0 {
 		wake = es.waiting[0].head().nextAt
 	}
-	if es.pausedUntil > now {
-		e.armLocked(es, es.pausedUntil)
+	limit, probe, ok := e.gateLocked(es, ep, now)
+	if !ok {
 		return nil
 	}
-	limit := ep.MaxInFlight
-	if limit <= 0 {
-		limit = e.cfg.MaxInFlightPerEndpoint
+	jobs, wake := e.takeLocked(es, ep, now, limit, probe, wake)
+	if wake > 0 {
+		e.armLocked(es, wake)
 	}
-	probe := false
-	if es.breakerOpen {
-		if es.probeInFlight {
-			return nil
+	return jobs
+}
+
+// promoteLocked moves the resource queues whose head is due from the waiting
+// heap to the ready ring. es.mu must be held.
+func (es *epState) promoteLocked(now int64) {
+	for len(es.waiting) > 0 && es.waiting[0].head().nextAt <= now {
+		q := heap.Pop(&es.waiting).(*resQueue)
+		if !q.inReady {
+			q.inReady = true
+			es.ready.push(q)
 		}
-		if now < es.probeAt {
-			e.armLocked(es, es.probeAt)
-			return nil
-		}
-		probe = true
-		limit = es.inFlight + 1
 	}
+}
+
+// takeLocked starts the ready queues' heads in turn while the endpoint's
+// in-flight bound (limit), its rate limit and the global cap allow, and a
+// probe alone. wake is the earliest time the timer must fire for, moved
+// earlier when the rate limit stops the round. es.mu must be held.
+func (e *Engine) takeLocked(es *epState, ep *kinehook.Endpoint, now int64, limit int, probe bool, wake int64) ([]job, int64) {
 	var jobs []job
 	for es.ready.size > 0 && es.inFlight < limit {
 		q := es.ready.peek(0)
-		if !q.inReady || q.busy || len(q.items) == 0 || q.head().nextAt > now {
+		if !q.sendableAt(now) {
 			es.ready.pop()
 			if q.inReady {
 				q.inReady = false
@@ -139,20 +140,11 @@ func (e *Engine) pumpLocked(es *epState) []job {
 			}
 			continue
 		}
-		if ep.RateLimit > 0 {
-			burst := max(1, ep.RateLimit)
-			if es.lastRefill == 0 {
-				es.tokens, es.lastRefill = burst, now
+		if at := es.tokenLocked(ep, now); at != 0 {
+			if wake == 0 || at < wake {
+				wake = at
 			}
-			es.tokens = min(burst, es.tokens+float64(now-es.lastRefill)/1e9*ep.RateLimit)
-			es.lastRefill = now
-			if es.tokens < 1-1e-9 { // tolerate float rounding at the exact refill time
-				at := now + int64(math.Ceil((1-es.tokens)/ep.RateLimit*1e9))
-				if wake == 0 || at < wake {
-					wake = at
-				}
-				break
-			}
+			break
 		}
 		if !e.acquireGlobal(es) {
 			break
@@ -161,30 +153,39 @@ func (e *Engine) pumpLocked(es *epState) []job {
 			e.releaseSlot()
 			break
 		}
-		if ep.RateLimit > 0 {
-			es.tokens = max(0, es.tokens-1)
-		}
-		es.ready.pop()
-		q.inReady = false
-		q.busy = true
-		e.partBusy[q.partition].Add(1)
-		es.inFlight++
-		it := q.head()
-		j := job{it: it, ep: ep, probe: probe}
-		if it.payload != nil {
-			j.pl, j.body = it.payload, it.payload.b
-			it.payload = nil
-		}
-		jobs = append(jobs, j)
+		jobs = append(jobs, e.startLocked(es, q, ep, probe))
 		if probe {
 			es.probeInFlight = true
 			break
 		}
 	}
-	if wake > 0 {
-		e.armLocked(es, wake)
+	return jobs, wake
+}
+
+// sendableAt reports whether q's head may be sent at now: q is still marked
+// ready, nothing of it is in flight and its head is due.
+func (q *resQueue) sendableAt(now int64) bool {
+	return q.inReady && !q.busy && len(q.items) > 0 && q.head().nextAt <= now
+}
+
+// startLocked takes q's head as a job: it spends a rate-limit token, marks
+// the queue busy and counts the attempt in flight. es.mu must be held.
+func (e *Engine) startLocked(es *epState, q *resQueue, ep *kinehook.Endpoint, probe bool) job {
+	if ep.RateLimit > 0 {
+		es.tokens = max(0, es.tokens-1)
 	}
-	return jobs
+	es.ready.pop()
+	q.inReady = false
+	q.busy = true
+	e.partBusy[q.partition].Add(1)
+	es.inFlight++
+	it := q.head()
+	j := job{it: it, ep: ep, probe: probe}
+	if it.payload != nil {
+		j.pl, j.body = it.payload, it.payload.b
+		it.payload = nil
+	}
+	return j
 }
 
 // armLocked makes sure the endpoint's timer fires no later than at.
