@@ -83,48 +83,27 @@ func (e *Engine) fill(batch []*ingestReq, n int) []*ingestReq {
 	return batch
 }
 
+// commit stores one batch of requests in one transaction, schedules the
+// deliveries it created and answers the requests. When the store answers
+// but refuses the batch, each request is committed on its own, so that one
+// bad request does not fail its neighbours.
 func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
 	gen := e.assignGen.Load()
-	results, err := e.store.IngestEvents(ctx, events)
-	if err == nil && len(results) != len(events) {
-		err = errors.New("store returned a wrong number of ingest results")
-	}
-	if err == nil {
-		// Part of the commit's latency: the coordinator's ordering wait,
-		// which marks Deferred what it cannot yet queue in order.
-		e.cfg.Coordinator.AfterCommit(ctx, results)
-	}
+	results, err := e.ingest(ctx, events)
 	storeDown := false
 	if err != nil {
 		storeDown = errors.Is(err, context.DeadlineExceeded) || e.store.Ping(ctx) != nil
 	}
 	if err != nil && len(batch) > 1 && !storeDown {
-		// The store answers, so the batch may hold one bad request: it must
-		// not fail its neighbours. Commit request by request.
-		// (r is its caller's again once committed: read its size first.)
-		off := 0
-		for i, r := range batch {
-			n := len(r.evs)
-			e.commit(batch[i:i+1], events[off:off+n])
-			off += n
-		}
+		e.commitEach(batch, events)
 		return
 	}
 	e.obs.IngestCommitted(len(events), time.Since(start))
 	if err != nil {
-		if storeDown {
-			// Callers (the API) answer 503: the client may retry later.
-			err = fmt.Errorf("%w: %w", kinehook.Errorf(kinehook.EUNAVAILABLE, "the store is unavailable"), err)
-		} else {
-			err = fmt.Errorf("publish: store the event: %w", err)
-		}
-		for _, r := range batch {
-			r.err = err
-			r.done <- struct{}{}
-		}
+		failBatch(batch, err, storeDown)
 		return
 	}
 	e.schedule(results, gen)
@@ -136,6 +115,45 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 		n := len(r.evs)
 		r.res = append(r.res[:0], results[off:off+n]...)
 		off += n
+		r.done <- struct{}{}
+	}
+}
+
+// ingest stores the events and their deliveries and, once they are
+// committed, runs the coordinator's ordering wait, which marks Deferred what
+// it cannot yet queue in order (part of the commit's latency).
+func (e *Engine) ingest(ctx context.Context, events []*kinehook.Event) ([]kinehook.IngestResult, error) {
+	results, err := e.store.IngestEvents(ctx, events)
+	if err == nil && len(results) != len(events) {
+		err = errors.New("store returned a wrong number of ingest results")
+	}
+	if err == nil {
+		e.cfg.Coordinator.AfterCommit(ctx, results)
+	}
+	return results, err
+}
+
+// commitEach commits a refused batch request by request.
+func (e *Engine) commitEach(batch []*ingestReq, events []*kinehook.Event) {
+	// (r is its caller's again once committed: read its size first.)
+	off := 0
+	for i, r := range batch {
+		n := len(r.evs)
+		e.commit(batch[i:i+1], events[off:off+n])
+		off += n
+	}
+}
+
+// failBatch answers every request of a batch that could not be stored.
+func failBatch(batch []*ingestReq, err error, storeDown bool) {
+	if storeDown {
+		// Callers (the API) answer 503: the client may retry later.
+		err = fmt.Errorf("%w: %w", kinehook.Errorf(kinehook.EUNAVAILABLE, "the store is unavailable"), err)
+	} else {
+		err = fmt.Errorf("publish: store the event: %w", err)
+	}
+	for _, r := range batch {
+		r.err = err
 		r.done <- struct{}{}
 	}
 }

@@ -127,6 +127,12 @@ func (e *Engine) Revoke(ctx context.Context, partitions []int) error {
 		e.obs.QueueDepth(es.id, depth)
 		e.releasePayloads(pls)
 	}
+	return e.waitIdle(ctx, &set)
+}
+
+// waitIdle waits until no attempt is in flight in the partitions of set
+// (each one's result recorded), polling.
+func (e *Engine) waitIdle(ctx context.Context, set *[kinehook.NumPartitions]bool) error {
 	for {
 		busy := false
 		for p := range set {

@@ -25,40 +25,7 @@ func (e *Engine) writer() {
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], r)
-		var deadline <-chan time.Time
-		var t *time.Timer
-		if e.cfg.ResultWindow > 0 {
-			t = time.NewTimer(e.cfg.ResultWindow)
-			deadline = t.C
-		}
-	fill:
-		for len(batch) < e.cfg.ResultBatch {
-			if deadline == nil {
-				select {
-				case r, ok := <-e.resultCh:
-					if !ok {
-						break fill
-					}
-					batch = append(batch, r)
-				default:
-					break fill
-				}
-				continue
-			}
-			select {
-			case r, ok := <-e.resultCh:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			case <-deadline:
-				break fill
-			}
-		}
-		if t != nil {
-			t.Stop()
-		}
+		batch = e.fillResults(append(batch[:0], r))
 		results = results[:0]
 		for _, p := range batch {
 			results = append(results, p.res)
@@ -69,6 +36,41 @@ func (e *Engine) writer() {
 		}
 		clear(batch)
 	}
+}
+
+// fillResults adds the results already waiting, or those arriving within
+// ResultWindow, until the batch holds ResultBatch.
+func (e *Engine) fillResults(batch []pendingResult) []pendingResult {
+	var deadline <-chan time.Time
+	if e.cfg.ResultWindow > 0 {
+		t := time.NewTimer(e.cfg.ResultWindow)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(batch) < e.cfg.ResultBatch {
+		if deadline == nil {
+			select {
+			case r, ok := <-e.resultCh:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, r)
+			default:
+				return batch
+			}
+			continue
+		}
+		select {
+		case r, ok := <-e.resultCh:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-deadline:
+			return batch
+		}
+	}
+	return batch
 }
 
 // record writes results, retrying on store errors. A batch that keeps

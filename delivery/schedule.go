@@ -15,77 +15,102 @@ import (
 // deliveries from the store and even finished them, so they are read again
 // (rereadLocked) instead of queued from memory.
 func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
-	type group struct {
-		ds  []*kinehook.Delivery
-		pls []*payload
-	}
-	groups := map[*epState]*group{}
-	var order []*epState
-	var foreign []string
-	var again []*kinehook.Delivery
+	b := freshBatch{groups: map[*epState]*freshGroup{}}
 	e.assignMu.RLock()
-	reread := e.assignedSince(gen)
-	for _, res := range results {
+	b.reread = e.assignedSince(gen)
+	for i := range results {
+		res := &results[i]
 		if res.Duplicate || len(res.Deliveries) == 0 {
 			continue
 		}
-		var pl *payload
-		if body := res.Event.Payload; len(body) > 0 &&
-			e.payloadBytes.Load()+int64(len(body)) <= e.cfg.PayloadBudget {
-			// A copy of exact size: the request's read buffer is often
-			// twice the body, and the budget counts len, not cap.
-			pl = &payload{b: bytes.Clone(body)}
-		}
+		pl := e.freshPayload(res.Event.Payload)
 		for _, d := range res.Deliveries {
-			if d.Seq == 0 {
-				d.Seq = res.Event.Seq
-			}
-			if d.CreatedAt.IsZero() {
-				d.CreatedAt = res.Event.CreatedAt
-			}
-			if !e.owned[d.Partition].Load() {
-				if !res.Announced {
-					foreign = append(foreign, d.ID)
-				}
-				continue
-			}
-			if res.Deferred {
-				continue // the coordinator's reload queues it in order
-			}
-			if reread {
-				again = append(again, d)
-				continue
-			}
-			es := e.endpointState(d.ProjectID, d.EndpointID)
-			g := groups[es]
-			if g == nil {
-				g = &group{}
-				groups[es] = g
-				order = append(order, es)
-			}
-			g.ds = append(g.ds, d)
-			g.pls = append(g.pls, pl)
-			if pl != nil {
-				if pl.refs.Add(1) == 1 {
-					e.payloadBytes.Add(int64(len(pl.b)))
-				}
-			}
+			e.sortFresh(&b, res, d, pl)
 		}
 	}
-	for _, es := range order {
-		g := groups[es]
+	for _, es := range b.order {
+		g := b.groups[es]
 		e.enqueueAll(es, g.ds, enqNew, g.pls, nil)
 	}
-	if len(again) > 0 {
-		e.reread(again, enqNew)
+	if len(b.again) > 0 {
+		e.reread(b.again, enqNew)
 	}
 	e.assignMu.RUnlock()
-	if len(foreign) > 0 {
+	if len(b.foreign) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
-			e.storeWarn("delivery: announce deliveries", err, "n", len(foreign))
+		e.announce(ctx, b.foreign)
+	}
+}
+
+// freshBatch sorts the deliveries one commit created: queued here, per
+// endpoint in commit order (groups, order); read again after an Assign
+// (again, when reread); or announced to the instance owning their
+// partition (foreign).
+type freshBatch struct {
+	groups  map[*epState]*freshGroup
+	order   []*epState
+	foreign []string
+	again   []*kinehook.Delivery
+	reread  bool
+}
+
+// freshGroup is a commit's deliveries for one endpoint, with their payloads.
+type freshGroup struct {
+	ds  []*kinehook.Delivery
+	pls []*payload
+}
+
+// freshPayload keeps a copy of a new event's body for its deliveries when it
+// fits in PayloadBudget; nil otherwise (it is read from the store when sent).
+func (e *Engine) freshPayload(body []byte) *payload {
+	if len(body) > 0 && e.payloadBytes.Load()+int64(len(body)) <= e.cfg.PayloadBudget {
+		// A copy of exact size: the request's read buffer is often
+		// twice the body, and the budget counts len, not cap.
+		return &payload{b: bytes.Clone(body)}
+	}
+	return nil
+}
+
+// sortFresh puts one new delivery of res where it belongs in b. A
+// delivery the coordinator deferred is left to its reload, which queues it
+// in order; one it announced already is not announced again.
+func (e *Engine) sortFresh(b *freshBatch, res *kinehook.IngestResult, d *kinehook.Delivery, pl *payload) {
+	if d.Seq == 0 {
+		d.Seq = res.Event.Seq
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = res.Event.CreatedAt
+	}
+	switch {
+	case !e.owned[d.Partition].Load():
+		if !res.Announced {
+			b.foreign = append(b.foreign, d.ID)
 		}
+	case res.Deferred:
+		// the coordinator's reload queues it in order
+	case b.reread:
+		b.again = append(b.again, d)
+	default:
+		es := e.endpointState(d.ProjectID, d.EndpointID)
+		g := b.groups[es]
+		if g == nil {
+			g = &freshGroup{}
+			b.groups[es] = g
+			b.order = append(b.order, es)
+		}
+		g.ds = append(g.ds, d)
+		g.pls = append(g.pls, pl)
+		if pl != nil && pl.refs.Add(1) == 1 {
+			e.payloadBytes.Add(int64(len(pl.b)))
+		}
+	}
+}
+
+// announce tells the instances owning the deliveries' partitions about them.
+func (e *Engine) announce(ctx context.Context, ids []string) {
+	if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, ids); err != nil {
+		e.storeWarn("delivery: announce deliveries", err, "n", len(ids))
 	}
 }
 
@@ -189,9 +214,7 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery, gen u
 	}
 	e.assignMu.RUnlock()
 	if len(foreign) > 0 {
-		if err := e.cfg.Coordinator.AnnounceDeliveries(ctx, foreign); err != nil {
-			e.storeWarn("delivery: announce deliveries", err, "n", len(foreign))
-		}
+		e.announce(ctx, foreign)
 	}
 }
 
