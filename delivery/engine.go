@@ -217,22 +217,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	<-e.runEnd
 
 	// 3. Wait for in-flight attempts, cancelling them if ctx ends first.
-	e.sendMu.Lock()
-	e.sendStopped = true
-	if e.sendN == 0 {
-		close(e.sendDrained)
-	}
-	e.sendMu.Unlock()
-	done := e.sendDrained
-	var abandoned error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		abandoned = fmt.Errorf("delivery: shutdown: in-flight attempts cancelled and handed back: %w", ctx.Err())
-		e.sendStop()
-		<-done
-	}
-	e.sendStop()
+	abandoned := e.drainSends(ctx)
 
 	// 4. Flush attempt results, then endpoint updates.
 	close(e.resultCh)
@@ -255,21 +240,6 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.epMu.Unlock()
 	return abandoned
 }
-
-const (
-	// enqNew: freshly committed deliveries, due at once.
-	enqNew enqueueHow = iota
-	// enqOperator: an operator's retry or recover, due at once; an open
-	// breaker sends it as its probe (probeWithLocked).
-	enqOperator
-	// enqReload: read from the store by Assign. What is queued in memory
-	// is the truth and stays as it is; what finished since the read is
-	// not queued again (see Engine.loaded).
-	enqReload
-	// enqWake: read from the store by Wake (made or reopened by another
-	// instance); due no later than the store says.
-	enqWake
-)
 
 // OpenCounts returns, per endpoint, the open deliveries this instance holds:
 // pending (never attempted) and retrying (attempted, waiting for another

@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"context"
+	"fmt"
 	"math"
 
 	"github.com/kinehook/kinehook"
@@ -81,6 +83,28 @@ func (e *Engine) releaseGlobal() {
 		next.gGrant-- // not used: pass it on
 		e.gMu.Unlock()
 	}
+}
+
+// drainSends lets no attempt begin any more and waits for those in flight,
+// cancelling them (they are handed back, not recorded) if ctx ends first.
+func (e *Engine) drainSends(ctx context.Context) error {
+	e.sendMu.Lock()
+	e.sendStopped = true
+	if e.sendN == 0 {
+		close(e.sendDrained)
+	}
+	e.sendMu.Unlock()
+	done := e.sendDrained
+	var abandoned error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		abandoned = fmt.Errorf("delivery: shutdown: in-flight attempts cancelled and handed back: %w", ctx.Err())
+		e.sendStop()
+		<-done
+	}
+	e.sendStop()
+	return abandoned
 }
 
 // gateLocked applies the endpoint-wide limits before anything is taken. A

@@ -9,6 +9,63 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
+// enqueueHow says where deliveries handed to enqueueAll come from, which
+// decides when they are due and how they meet what is already queued.
+type enqueueHow int
+
+const (
+	// enqNew: freshly committed deliveries, due at once.
+	enqNew enqueueHow = iota
+	// enqOperator: an operator's retry or recover, due at once; an open
+	// breaker sends it as its probe (probeWithLocked).
+	enqOperator
+	// enqReload: read from the store by Assign. What is queued in memory
+	// is the truth and stays as it is; what finished since the read is
+	// not queued again (see loadWindow).
+	enqReload
+	// enqWake: read from the store by Wake (made or reopened by another
+	// instance); due no later than the store says.
+	enqWake
+)
+
+// enqueueAll queues deliveries of one endpoint and starts what can start.
+// It is the scheduler's one entry point: every delivery queued in memory
+// comes through it, fresh (schedule), reopened by an operator (scheduleNow)
+// or read from the store (Assign, Wake, reread). Deliveries read from the
+// store come with their load window w.
+func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, how enqueueHow, pls []*payload, w *loadWindow) {
+	t := e.clock.Now().UnixNano()
+	e.withEndpoint(es, func() {
+		if es.deleted {
+			e.releasePayloads(pls)
+			return
+		}
+		for i, d := range ds {
+			var pl *payload
+			if pls != nil {
+				pl = pls[i]
+			}
+			if !e.owned[d.Partition].Load() || e.finishedDuring(w, d.ID) ||
+				!es.enqueue(d, dueAt(d, how), pl, t, how != enqReload) {
+				// Released under es.mu: the jobs dispatched next see the budget freed.
+				e.releasePayload(pl)
+			}
+			if how == enqOperator && es.breakerOpen {
+				e.probeWithLocked(es, d.ID, t)
+			}
+		}
+	})
+}
+
+// dueAt is when a delivery handed to enqueueAll is due: at once (0) when
+// new, pending or an operator's, else when the store says it is.
+func dueAt(d *kinehook.Delivery, how enqueueHow) int64 {
+	if (how == enqReload || how == enqWake) && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
+		return d.NextAttemptAt.UnixNano()
+	}
+	return 0
+}
+
 // schedule queues freshly created deliveries, each at once, and announces
 // those whose partition another instance owns. gen is assignGen as read
 // before the commit: when an Assign ran since, it may have loaded these
@@ -222,45 +279,6 @@ func (e *Engine) scheduleNow(ctx context.Context, ds []*kinehook.Delivery, gen u
 // assignGen read gen. assignMu must be held shared.
 func (e *Engine) assignedSince(gen uint64) bool {
 	return gen%2 == 1 || e.assignGen.Load() != gen
-}
-
-// enqueueHow says where deliveries handed to enqueueAll come from, which
-// decides when they are due and how they meet what is already queued.
-type enqueueHow int
-
-// enqueueAll queues deliveries of one endpoint and starts what can start.
-// Deliveries read from the store come with their load window w.
-func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, how enqueueHow, pls []*payload, w *loadWindow) {
-	t := e.clock.Now().UnixNano()
-	e.withEndpoint(es, func() {
-		if es.deleted {
-			e.releasePayloads(pls)
-			return
-		}
-		for i, d := range ds {
-			var pl *payload
-			if pls != nil {
-				pl = pls[i]
-			}
-			if !e.owned[d.Partition].Load() || e.finishedDuring(w, d.ID) ||
-				!es.enqueue(d, dueAt(d, how), pl, t, how != enqReload) {
-				// Released under es.mu: the jobs dispatched next see the budget freed.
-				e.releasePayload(pl)
-			}
-			if how == enqOperator && es.breakerOpen {
-				e.probeWithLocked(es, d.ID, t)
-			}
-		}
-	})
-}
-
-// dueAt is when a delivery handed to enqueueAll is due: at once (0) when
-// new, pending or an operator's, else when the store says it is.
-func dueAt(d *kinehook.Delivery, how enqueueHow) int64 {
-	if (how == enqReload || how == enqWake) && d.Status == kinehook.DeliveryRetrying && !d.NextAttemptAt.IsZero() {
-		return d.NextAttemptAt.UnixNano()
-	}
-	return 0
 }
 
 // probeWithLocked serves an operator's retry (or recover) while the
