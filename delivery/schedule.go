@@ -72,9 +72,13 @@ func dueAt(d *kinehook.Delivery, how enqueueHow) int64 {
 // deliveries from the store and even finished them, so they are read again
 // (rereadLocked) instead of queued from memory.
 func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
-	b := freshBatch{groups: map[*epState]*freshGroup{}}
+	// Locals, not a struct handed around: they stay on the stack.
+	groups := map[*epState]*freshGroup{}
+	var order []*epState
+	var foreign []string
+	var again []*kinehook.Delivery
 	e.assignMu.RLock()
-	b.reread = e.assignedSince(gen)
+	reread := e.assignedSince(gen)
 	for i := range results {
 		res := &results[i]
 		if res.Duplicate || len(res.Deliveries) == 0 {
@@ -82,40 +86,90 @@ func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
 		}
 		pl := e.freshPayload(res.Event.Payload)
 		for _, d := range res.Deliveries {
-			e.sortFresh(&b, res, d, pl)
+			switch e.placeFresh(res, d, reread) {
+			case placeForeign:
+				foreign = append(foreign, d.ID)
+			case placeAgain:
+				again = append(again, d)
+			case placeHere:
+				es := e.endpointState(d.ProjectID, d.EndpointID)
+				g := groups[es]
+				if g == nil {
+					g = &freshGroup{}
+					groups[es] = g
+					order = append(order, es)
+				}
+				e.addFresh(g, d, pl)
+			}
 		}
 	}
-	for _, es := range b.order {
-		g := b.groups[es]
+	for _, es := range order {
+		g := groups[es]
 		e.enqueueAll(es, g.ds, enqNew, g.pls, nil)
 	}
-	if len(b.again) > 0 {
-		e.reread(b.again, enqNew)
+	if len(again) > 0 {
+		e.reread(again, enqNew)
 	}
 	e.assignMu.RUnlock()
-	if len(b.foreign) > 0 {
+	if len(foreign) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		e.announce(ctx, b.foreign)
+		e.announce(ctx, foreign)
 	}
 }
 
-// freshBatch sorts the deliveries one commit created: queued here, per
-// endpoint in commit order (groups, order); read again after an Assign
-// (again, when reread); or announced to the instance owning their
-// partition (foreign).
-type freshBatch struct {
-	groups  map[*epState]*freshGroup
-	order   []*epState
-	foreign []string
-	again   []*kinehook.Delivery
-	reread  bool
+// freshPlace is where schedule puts a new delivery.
+type freshPlace int
+
+const (
+	// placeNone: nowhere. The coordinator deferred it (its reload queues
+	// it in order), or it belongs elsewhere and was announced already.
+	placeNone freshPlace = iota
+	// placeHere: queued here at once.
+	placeHere
+	// placeAgain: read again from the store (an Assign ran since the commit).
+	placeAgain
+	// placeForeign: announced to the instance owning its partition.
+	placeForeign
+)
+
+// placeFresh completes a new delivery of res from its event (Seq, creation
+// time) and says where it goes.
+func (e *Engine) placeFresh(res *kinehook.IngestResult, d *kinehook.Delivery, reread bool) freshPlace {
+	if d.Seq == 0 {
+		d.Seq = res.Event.Seq
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = res.Event.CreatedAt
+	}
+	switch {
+	case !e.owned[d.Partition].Load():
+		if res.Announced {
+			return placeNone
+		}
+		return placeForeign
+	case res.Deferred:
+		return placeNone
+	case reread:
+		return placeAgain
+	}
+	return placeHere
 }
 
 // freshGroup is a commit's deliveries for one endpoint, with their payloads.
 type freshGroup struct {
 	ds  []*kinehook.Delivery
 	pls []*payload
+}
+
+// addFresh adds a delivery and its payload (nil when not kept) to g; the
+// payload counts against the budget from its first delivery on.
+func (e *Engine) addFresh(g *freshGroup, d *kinehook.Delivery, pl *payload) {
+	g.ds = append(g.ds, d)
+	g.pls = append(g.pls, pl)
+	if pl != nil && pl.refs.Add(1) == 1 {
+		e.payloadBytes.Add(int64(len(pl.b)))
+	}
 }
 
 // freshPayload keeps a copy of a new event's body for its deliveries when it
@@ -127,41 +181,6 @@ func (e *Engine) freshPayload(body []byte) *payload {
 		return &payload{b: bytes.Clone(body)}
 	}
 	return nil
-}
-
-// sortFresh puts one new delivery of res where it belongs in b. A
-// delivery the coordinator deferred is left to its reload, which queues it
-// in order; one it announced already is not announced again.
-func (e *Engine) sortFresh(b *freshBatch, res *kinehook.IngestResult, d *kinehook.Delivery, pl *payload) {
-	if d.Seq == 0 {
-		d.Seq = res.Event.Seq
-	}
-	if d.CreatedAt.IsZero() {
-		d.CreatedAt = res.Event.CreatedAt
-	}
-	switch {
-	case !e.owned[d.Partition].Load():
-		if !res.Announced {
-			b.foreign = append(b.foreign, d.ID)
-		}
-	case res.Deferred:
-		// the coordinator's reload queues it in order
-	case b.reread:
-		b.again = append(b.again, d)
-	default:
-		es := e.endpointState(d.ProjectID, d.EndpointID)
-		g := b.groups[es]
-		if g == nil {
-			g = &freshGroup{}
-			b.groups[es] = g
-			b.order = append(b.order, es)
-		}
-		g.ds = append(g.ds, d)
-		g.pls = append(g.pls, pl)
-		if pl != nil && pl.refs.Add(1) == 1 {
-			e.payloadBytes.Add(int64(len(pl.b)))
-		}
-	}
 }
 
 // announce tells the instances owning the deliveries' partitions about them.
