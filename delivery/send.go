@@ -61,8 +61,9 @@ type job struct {
 	pl    *payload
 }
 
-// withEndpoint is the one way to change an endpoint's queues: it runs f (nil
-// for none) with es.mu held, takes what can be sent now (pumpLocked), unlocks
+// withEndpoint is the one way to make a change that may let one of the
+// endpoint's deliveries go (only removals skip it): it runs f (nil for none)
+// with es.mu held, takes what can be sent now (pumpLocked), unlocks
 // and starts it (dispatch). f must not block: every attempt of the endpoint
 // waits for es.mu. f does not escape, so the closure costs no allocation.
 func (e *Engine) withEndpoint(es *epState, f func()) {
