@@ -169,41 +169,46 @@ func (c *Config) withDefaults() Config {
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}
-	if o.MaxInFlightPerEndpoint <= 0 {
-		o.MaxInFlightPerEndpoint = DefaultMaxInFlightPerEndpoint
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = MaxInFlightFor(o.MemoryLimit)
-	}
-	if o.IngestBatch <= 0 {
-		o.IngestBatch = DefaultIngestBatch
-	}
-	if o.ResultBatch <= 0 {
-		o.ResultBatch = DefaultResultBatch
-	}
-	if o.PayloadBudget == 0 {
-		o.PayloadBudget = DefaultPayloadBudget
-	}
-	if o.Prefetch <= 0 {
-		o.Prefetch = DefaultPrefetch
-	}
-	if o.BreakerThreshold == 0 {
-		o.BreakerThreshold = DefaultBreakerThreshold
-	}
-	if o.BreakerBackoff <= 0 {
-		o.BreakerBackoff = DefaultBreakerBackoff
-	}
-	if o.BreakerMaxBackoff <= 0 {
-		o.BreakerMaxBackoff = DefaultBreakerMaxBackoff
-	}
-	if o.BreakerMaxBackoff < o.BreakerBackoff {
-		o.BreakerMaxBackoff = o.BreakerBackoff
-	}
-	if o.DisableAfter == 0 {
-		o.DisableAfter = DefaultDisableAfter
-	}
+	o.limitDefaults()
 	o.Transports = maps.Clone(o.Transports) // the caller's map may change later
 	return o
+}
+
+// limitDefaults fills in the zero sizes, bounds and breaker settings.
+func (c *Config) limitDefaults() {
+	if c.MaxInFlightPerEndpoint <= 0 {
+		c.MaxInFlightPerEndpoint = DefaultMaxInFlightPerEndpoint
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = MaxInFlightFor(c.MemoryLimit)
+	}
+	if c.IngestBatch <= 0 {
+		c.IngestBatch = DefaultIngestBatch
+	}
+	if c.ResultBatch <= 0 {
+		c.ResultBatch = DefaultResultBatch
+	}
+	if c.PayloadBudget == 0 {
+		c.PayloadBudget = DefaultPayloadBudget
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if c.BreakerBackoff <= 0 {
+		c.BreakerBackoff = DefaultBreakerBackoff
+	}
+	if c.BreakerMaxBackoff <= 0 {
+		c.BreakerMaxBackoff = DefaultBreakerMaxBackoff
+	}
+	if c.BreakerMaxBackoff < c.BreakerBackoff {
+		c.BreakerMaxBackoff = c.BreakerBackoff
+	}
+	if c.DisableAfter == 0 {
+		c.DisableAfter = DefaultDisableAfter
+	}
 }
 
 // Clock is the engine's time source. Schedules, backoffs and timestamps use

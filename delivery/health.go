@@ -30,117 +30,21 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	e.releasePayload(j.pl)
 	it := j.it
 	now := e.clock.Now()
-	nowNs := now.UnixNano()
-	var ops []OperationalEvent
-	var breaker BreakerState
+	var v verdict
+	jobs := e.pumpWith(es, func() { v = e.judgeLocked(es, j, &out, now) })
 
-	es.mu.Lock()
-	es.inFlight--
-	if j.probe {
-		es.probeInFlight = false
+	if v.breaker != "" {
+		e.obs.BreakerChanged(es.id, v.breaker)
 	}
-	ep := es.ep
-	if ep == nil {
-		ep = j.ep
-	}
-	attempts := it.attempts
-	status := kinehook.DeliveryRetrying
-	var next int64
-	switch out.Outcome {
-	case OutcomeSuccess:
-		attempts++
-		status = kinehook.DeliverySucceeded
-		es.consecFail = 0
-		if es.breakerOpen {
-			es.breakerOpen, es.backoff = false, 0
-			breaker = BreakerClosed
-			ops = append(ops, e.opEvent(OpEndpointRecovered, ep, "a delivery succeeded after the circuit breaker opened", es.failingSince, now))
-		}
-		if es.failingSince != 0 {
-			es.failingSince = 0
-			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
-		}
-	case OutcomeBackoff:
-		// The endpoint asked us to slow down: not a failure, no attempt used.
-		next = nowNs + int64(out.RetryAfter)
-		es.pausedUntil = max(es.pausedUntil, next)
-	default:
-		attempts++
-		if out.final {
-			// Not the endpoint's fault (the event is gone): no health accounting.
-			status = kinehook.DeliveryFailed
-			break
-		}
-		if attempts >= e.maxAttempts {
-			status = kinehook.DeliveryFailed
-		} else {
-			next = nowNs + int64(e.jitter(e.cfg.RetrySchedule[attempts-1]))
-		}
-		es.consecFail++
-		if es.failingSince == 0 {
-			es.failingSince = nowNs
-			since := now
-			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: since})
-		}
-		reason := ""
-		switch {
-		case out.Outcome == OutcomeGone:
-			reason = "endpoint answered 410 Gone"
-		case e.cfg.DisableAfter > 0 && nowNs-es.failingSince >= int64(e.cfg.DisableAfter):
-			reason = fmt.Sprintf("endpoint failing continuously since %s", time.Unix(0, es.failingSince).UTC().Format(time.RFC3339))
-		}
-		if reason != "" && !ep.Disabled {
-			ops = append(ops, e.disableLocked(es, reason, now))
-		}
-		switch {
-		case e.cfg.BreakerThreshold > 0 && !es.breakerOpen && es.consecFail >= e.cfg.BreakerThreshold:
-			es.breakerOpen = true
-			es.backoff = int64(e.cfg.BreakerBackoff)
-			es.probeAt = nowNs + es.backoff
-			breaker = BreakerOpen
-			e.log.Warn("delivery: circuit breaker open", "endpoint_id", es.id, "consecutive_failures", es.consecFail)
-		case es.breakerOpen && j.probe:
-			es.backoff = min(2*es.backoff, int64(e.cfg.BreakerMaxBackoff))
-			es.probeAt = nowNs + es.backoff
-		}
-	}
-	// Keep the in-memory time equal to what any store keeps (milliseconds).
-	next -= next % int64(time.Millisecond)
-	it.attempts = attempts
-	if status == kinehook.DeliveryRetrying {
-		it.nextAt = next
-	}
-	jobs := e.pumpLocked(es)
-	es.mu.Unlock()
-
-	if breaker != "" {
-		e.obs.BreakerChanged(es.id, breaker)
-	}
-	for _, op := range ops {
+	for _, op := range v.ops {
 		e.emit(op)
 	}
-
-	res := kinehook.AttemptResult{
-		Attempt: kinehook.Attempt{
-			ID:             out.id,
-			DeliveryID:     it.id,
-			AttemptedAt:    at,
-			StatusCode:     out.StatusCode,
-			Error:          out.Err,
-			DurationMS:     float64(out.Duration.Microseconds()) / 1000,
-			ResponseBody:   out.Response,
-			RequestHeaders: out.Headers,
-		},
-		Status:   status,
-		Attempts: int(attempts),
-	}
-	if next != 0 {
-		res.NextAttemptAt = time.Unix(0, next).UTC()
-	}
+	res := attemptResult(it, &out, at, v)
+	status := v.status
 	if status.Final() {
 		var lat time.Duration
 		if it.createdAt != 0 {
-			lat = time.Duration(nowNs - it.createdAt)
+			lat = time.Duration(now.UnixNano() - it.createdAt)
 		}
 		e.obs.DeliveryFinished(es.id, status, lat)
 	}
@@ -152,76 +56,145 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 	e.dispatch(es, jobs)
 }
 
-// afterRecord advances a resource queue once its head's result is durable.
-func (e *Engine) afterRecord(es *epState, it *item, final bool) {
-	q := it.q
-	e.partBusy[q.partition].Add(-1)
-	es.mu.Lock()
-	q.busy = false
-	if final {
-		// Under es.mu, so a load queueing this endpoint's deliveries sees
-		// either the item still queued or the mark.
-		e.markFinished(it.id)
-	}
-	if es.deleted {
-		es.mu.Unlock()
-		return
-	}
-	now := e.clock.Now().UnixNano()
-	if final && len(q.items) > 0 && q.items[0] == it {
-		q.items[0] = nil
-		q.items = q.items[1:]
-		delete(es.byID, it.id)
-		es.queued--
-		if len(q.items) == 0 {
-			q.items = nil
-			es.place(q, now)
-			if es.queues[q.key] == q {
-				delete(es.queues, q.key)
-			}
-		}
-	}
-	var pls []*payload
-	if len(q.items) > 0 {
-		if e.owned[q.partition].Load() {
-			es.place(q, now)
-		} else {
-			pls = es.dropQueue(q, false)
-		}
-	}
-	jobs := e.pumpLocked(es)
-	es.mu.Unlock()
-	e.releasePayloads(pls)
-	e.dispatch(es, jobs)
+// verdict is what an attempt's outcome makes of its delivery (status,
+// attempts used, next try) and of its endpoint (breaker change, operational
+// events to emit).
+type verdict struct {
+	status   kinehook.DeliveryStatus
+	attempts int32
+	next     int64 // unix ns of the next try; 0 for none
+	breaker  BreakerState
+	ops      []OperationalEvent
 }
 
-// requeue puts back a job that was not attempted (payload unreadable,
-// shutdown), due after delay; nothing is recorded.
-func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
-	defer e.endSend()
-	e.releasePayload(j.pl)
-	it, q := j.it, j.it.q
-	es.mu.Lock()
+// judgeLocked is the attempt outcome state machine: it ends the attempt in
+// memory and applies its outcome to the delivery and the endpoint's health.
+// es.mu must be held.
+func (e *Engine) judgeLocked(es *epState, j job, out *attemptOutcome, now time.Time) verdict {
 	es.inFlight--
 	if j.probe {
 		es.probeInFlight = false
 	}
-	q.busy = false
-	e.partBusy[q.partition].Add(-1)
-	now := e.clock.Now().UnixNano()
-	if delay > 0 {
-		it.nextAt = now + int64(delay)
+	ep := es.ep
+	if ep == nil {
+		ep = j.ep
 	}
-	if !es.deleted {
-		es.place(q, now)
+	it := j.it
+	v := verdict{status: kinehook.DeliveryRetrying, attempts: it.attempts}
+	switch out.Outcome {
+	case OutcomeSuccess:
+		e.succeededLocked(es, ep, now, &v)
+	case OutcomeBackoff:
+		// The endpoint asked us to slow down: not a failure, no attempt used.
+		v.next = now.UnixNano() + int64(out.RetryAfter)
+		es.pausedUntil = max(es.pausedUntil, v.next)
+	default:
+		e.failedLocked(es, ep, j.probe, out, now, &v)
 	}
-	jobs := e.pumpLocked(es)
-	es.mu.Unlock()
-	e.releaseGlobal()
-	e.dispatch(es, jobs)
+	// Keep the in-memory time equal to what any store keeps (milliseconds).
+	v.next -= v.next % int64(time.Millisecond)
+	it.attempts = v.attempts
+	if v.status == kinehook.DeliveryRetrying {
+		it.nextAt = v.next
+	}
+	return v
 }
 
-func (e *Engine) abandon(es *epState, j job) { e.requeue(es, j, 0) }
+// succeededLocked: the delivery succeeded; the endpoint is healthy again,
+// closing its breaker. es.mu must be held.
+func (e *Engine) succeededLocked(es *epState, ep *kinehook.Endpoint, now time.Time, v *verdict) {
+	v.attempts++
+	v.status = kinehook.DeliverySucceeded
+	es.consecFail = 0
+	if es.breakerOpen {
+		es.breakerOpen, es.backoff = false, 0
+		v.breaker = BreakerClosed
+		v.ops = append(v.ops, e.opEvent(OpEndpointRecovered, ep, "a delivery succeeded after the circuit breaker opened", es.failingSince, now))
+	}
+	if es.failingSince != 0 {
+		es.failingSince = 0
+		e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
+	}
+}
+
+// failedLocked: the attempt failed. The delivery is retried on the schedule
+// or fails for good; the endpoint counts the failure (failing since,
+// auto-disable, breaker) unless the failure was not its own. es.mu must be held.
+func (e *Engine) failedLocked(es *epState, ep *kinehook.Endpoint, probe bool, out *attemptOutcome, now time.Time, v *verdict) {
+	v.attempts++
+	if out.final {
+		// Not the endpoint's fault (the event is gone): no health accounting.
+		v.status = kinehook.DeliveryFailed
+		return
+	}
+	nowNs := now.UnixNano()
+	if v.attempts >= e.maxAttempts {
+		v.status = kinehook.DeliveryFailed
+	} else {
+		v.next = nowNs + int64(e.jitter(e.cfg.RetrySchedule[v.attempts-1]))
+	}
+	es.consecFail++
+	if es.failingSince == 0 {
+		es.failingSince = nowNs
+		e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthFailing, FailingSince: now})
+	}
+	if reason := e.disableReason(es, out.Outcome, nowNs); reason != "" && !ep.Disabled {
+		v.ops = append(v.ops, e.disableLocked(es, reason, now))
+	}
+	v.breaker = e.breakerLocked(es, probe, nowNs)
+}
+
+// disableReason says why a failing endpoint is to be disabled: it answered
+// 410 Gone, or it has been failing for DisableAfter; "" to keep it.
+func (e *Engine) disableReason(es *epState, outcome Outcome, nowNs int64) string {
+	switch {
+	case outcome == OutcomeGone:
+		return "endpoint answered 410 Gone"
+	case e.cfg.DisableAfter > 0 && nowNs-es.failingSince >= int64(e.cfg.DisableAfter):
+		return fmt.Sprintf("endpoint failing continuously since %s", time.Unix(0, es.failingSince).UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// breakerLocked opens the breaker at BreakerThreshold consecutive failures
+// (BreakerOpen), or doubles its wait after a failed probe (no change to
+// report: ""). es.mu must be held.
+func (e *Engine) breakerLocked(es *epState, probe bool, nowNs int64) BreakerState {
+	switch {
+	case e.cfg.BreakerThreshold > 0 && !es.breakerOpen && es.consecFail >= e.cfg.BreakerThreshold:
+		es.breakerOpen = true
+		es.backoff = int64(e.cfg.BreakerBackoff)
+		es.probeAt = nowNs + es.backoff
+		e.log.Warn("delivery: circuit breaker open", "endpoint_id", es.id, "consecutive_failures", es.consecFail)
+		return BreakerOpen
+	case es.breakerOpen && probe:
+		es.backoff = min(2*es.backoff, int64(e.cfg.BreakerMaxBackoff))
+		es.probeAt = nowNs + es.backoff
+	}
+	return ""
+}
+
+// attemptResult is the row the writer records for an attempt and its verdict.
+func attemptResult(it *item, out *attemptOutcome, at time.Time, v verdict) kinehook.AttemptResult {
+	res := kinehook.AttemptResult{
+		Attempt: kinehook.Attempt{
+			ID:             out.id,
+			DeliveryID:     it.id,
+			AttemptedAt:    at,
+			StatusCode:     out.StatusCode,
+			Error:          out.Err,
+			DurationMS:     float64(out.Duration.Microseconds()) / 1000,
+			ResponseBody:   out.Response,
+			RequestHeaders: out.Headers,
+		},
+		Status:   v.status,
+		Attempts: int(v.attempts),
+	}
+	if v.next != 0 {
+		res.NextAttemptAt = time.Unix(0, v.next).UTC()
+	}
+	return res
+}
 
 // disableLocked disables the endpoint in memory at once (its queue stops)
 // and in the store in the background. es.mu must be held.

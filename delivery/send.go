@@ -6,13 +6,51 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kinehook/kinehook"
 )
+
+func (e *Engine) releasePayloads(pls []*payload) {
+	for _, p := range pls {
+		e.releasePayload(p)
+	}
+}
+
+func (e *Engine) releasePayload(p *payload) {
+	if p != nil && p.refs.Add(-1) == 0 {
+		e.payloadBytes.Add(-int64(len(p.b)))
+	}
+}
+
+// requeue puts back a job that was not attempted (payload unreadable,
+// shutdown), due after delay; nothing is recorded.
+func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
+	defer e.endSend()
+	e.releasePayload(j.pl)
+	it, q := j.it, j.it.q
+	jobs := e.pumpWith(es, func() {
+		es.inFlight--
+		if j.probe {
+			es.probeInFlight = false
+		}
+		q.busy = false
+		e.partBusy[q.partition].Add(-1)
+		now := e.clock.Now().UnixNano()
+		if delay > 0 {
+			it.nextAt = now + int64(delay)
+		}
+		if !es.deleted {
+			es.place(q, now)
+		}
+	})
+	e.releaseGlobal()
+	e.dispatch(es, jobs)
+}
+
+func (e *Engine) abandon(es *epState, j job) { e.requeue(es, j, 0) }
 
 // job is one attempt about to be made.
 type job struct {
@@ -21,6 +59,28 @@ type job struct {
 	probe bool
 	body  []byte
 	pl    *payload
+}
+
+// withEndpoint is the one way to make a change that may let one of the
+// endpoint's deliveries go (only removals skip it): it runs f (nil for none)
+// with es.mu held, takes what can be sent now (pumpLocked), unlocks
+// and starts it (dispatch). f must not block: every attempt of the endpoint
+// waits for es.mu. f does not escape, so the closure costs no allocation.
+func (e *Engine) withEndpoint(es *epState, f func()) {
+	e.dispatch(es, e.pumpWith(es, f))
+}
+
+// pumpWith is withEndpoint without the dispatch, for the callers that must
+// free their global slot (finish, requeue) between unlocking and starting
+// the jobs.
+func (e *Engine) pumpWith(es *epState, f func()) []job {
+	es.mu.Lock()
+	if f != nil {
+		f()
+	}
+	jobs := e.pumpLocked(es)
+	es.mu.Unlock()
+	return jobs
 }
 
 // pumpLocked takes what can be sent now from the endpoint's ready queues,
@@ -32,13 +92,7 @@ func (e *Engine) pumpLocked(es *epState) []job {
 		return nil
 	}
 	now := e.clock.Now().UnixNano()
-	for len(es.waiting) > 0 && es.waiting[0].head().nextAt <= now {
-		q := heap.Pop(&es.waiting).(*resQueue)
-		if !q.inReady {
-			q.inReady = true
-			es.ready.push(q)
-		}
-	}
+	es.promoteLocked(now)
 	defer func() { e.obs.QueueDepth(es.id, es.queued) }()
 	ep := es.ep
 	if ep == nil || ep.Disabled || es.disabling || e.stopping.Load() {
@@ -48,30 +102,38 @@ func (e *Engine) pumpLocked(es *epState) []job {
 	if len(es.waiting) > 0 {
 		wake = es.waiting[0].head().nextAt
 	}
-	if es.pausedUntil > now {
-		e.armLocked(es, es.pausedUntil)
+	limit, probe, ok := e.gateLocked(es, ep, now)
+	if !ok {
 		return nil
 	}
-	limit := ep.MaxInFlight
-	if limit <= 0 {
-		limit = e.cfg.MaxInFlightPerEndpoint
+	jobs, wake := e.takeLocked(es, ep, now, limit, probe, wake)
+	if wake > 0 {
+		e.armLocked(es, wake)
 	}
-	probe := false
-	if es.breakerOpen {
-		if es.probeInFlight {
-			return nil
+	return jobs
+}
+
+// promoteLocked moves the resource queues whose head is due from the waiting
+// heap to the ready ring. es.mu must be held.
+func (es *epState) promoteLocked(now int64) {
+	for len(es.waiting) > 0 && es.waiting[0].head().nextAt <= now {
+		q := heap.Pop(&es.waiting).(*resQueue)
+		if !q.inReady {
+			q.inReady = true
+			es.ready.push(q)
 		}
-		if now < es.probeAt {
-			e.armLocked(es, es.probeAt)
-			return nil
-		}
-		probe = true
-		limit = es.inFlight + 1
 	}
+}
+
+// takeLocked starts the ready queues' heads in turn while the endpoint's
+// in-flight bound (limit), its rate limit and the global cap allow, and a
+// probe alone. wake is the earliest time the timer must fire for, moved
+// earlier when the rate limit stops the round. es.mu must be held.
+func (e *Engine) takeLocked(es *epState, ep *kinehook.Endpoint, now int64, limit int, probe bool, wake int64) ([]job, int64) {
 	var jobs []job
 	for es.ready.size > 0 && es.inFlight < limit {
 		q := es.ready.peek(0)
-		if !q.inReady || q.busy || len(q.items) == 0 || q.head().nextAt > now {
+		if !q.sendableAt(now) {
 			es.ready.pop()
 			if q.inReady {
 				q.inReady = false
@@ -79,20 +141,11 @@ func (e *Engine) pumpLocked(es *epState) []job {
 			}
 			continue
 		}
-		if ep.RateLimit > 0 {
-			burst := max(1, ep.RateLimit)
-			if es.lastRefill == 0 {
-				es.tokens, es.lastRefill = burst, now
+		if at := es.tokenLocked(ep, now); at != 0 {
+			if wake == 0 || at < wake {
+				wake = at
 			}
-			es.tokens = min(burst, es.tokens+float64(now-es.lastRefill)/1e9*ep.RateLimit)
-			es.lastRefill = now
-			if es.tokens < 1-1e-9 { // tolerate float rounding at the exact refill time
-				at := now + int64(math.Ceil((1-es.tokens)/ep.RateLimit*1e9))
-				if wake == 0 || at < wake {
-					wake = at
-				}
-				break
-			}
+			break
 		}
 		if !e.acquireGlobal(es) {
 			break
@@ -101,30 +154,39 @@ func (e *Engine) pumpLocked(es *epState) []job {
 			e.releaseSlot()
 			break
 		}
-		if ep.RateLimit > 0 {
-			es.tokens = max(0, es.tokens-1)
-		}
-		es.ready.pop()
-		q.inReady = false
-		q.busy = true
-		e.partBusy[q.partition].Add(1)
-		es.inFlight++
-		it := q.head()
-		j := job{it: it, ep: ep, probe: probe}
-		if it.payload != nil {
-			j.pl, j.body = it.payload, it.payload.b
-			it.payload = nil
-		}
-		jobs = append(jobs, j)
+		jobs = append(jobs, e.startLocked(es, q, ep, probe))
 		if probe {
 			es.probeInFlight = true
 			break
 		}
 	}
-	if wake > 0 {
-		e.armLocked(es, wake)
+	return jobs, wake
+}
+
+// sendableAt reports whether q's head may be sent at now: q is still marked
+// ready, nothing of it is in flight and its head is due.
+func (q *resQueue) sendableAt(now int64) bool {
+	return q.inReady && !q.busy && len(q.items) > 0 && q.head().nextAt <= now
+}
+
+// startLocked takes q's head as a job: it spends a rate-limit token, marks
+// the queue busy and counts the attempt in flight. es.mu must be held.
+func (e *Engine) startLocked(es *epState, q *resQueue, ep *kinehook.Endpoint, probe bool) job {
+	if ep.RateLimit > 0 {
+		es.tokens = max(0, es.tokens-1)
 	}
-	return jobs
+	es.ready.pop()
+	q.inReady = false
+	q.busy = true
+	e.partBusy[q.partition].Add(1)
+	es.inFlight++
+	it := q.head()
+	j := job{it: it, ep: ep, probe: probe}
+	if it.payload != nil {
+		j.pl, j.body = it.payload, it.payload.b
+		it.payload = nil
+	}
+	return j
 }
 
 // armLocked makes sure the endpoint's timer fires no later than at.
@@ -138,73 +200,12 @@ func (e *Engine) armLocked(es *epState, at int64) {
 	es.timerAt = at
 	d := time.Duration(at - e.clock.Now().UnixNano())
 	es.timer = e.clock.AfterFunc(max(d, 0), func() {
-		es.mu.Lock()
-		if es.timerAt == at {
-			es.timer, es.timerAt = nil, 0
-		}
-		jobs := e.pumpLocked(es)
-		es.mu.Unlock()
-		e.dispatch(es, jobs)
+		e.withEndpoint(es, func() {
+			if es.timerAt == at {
+				es.timer, es.timerAt = nil, 0
+			}
+		})
 	})
-}
-
-// acquireGlobal takes a global in-flight slot, or queues the endpoint for
-// the next free one. A slot handed over by releaseGlobal (gGrant) comes first.
-func (e *Engine) acquireGlobal(es *epState) bool {
-	e.gMu.Lock()
-	defer e.gMu.Unlock()
-	if es.gGrant > 0 {
-		es.gGrant--
-		return true
-	}
-	if e.gInFlight < e.cfg.MaxInFlight && len(e.gWaiters) == 0 {
-		e.gInFlight++
-		return true
-	}
-	if !es.gWaiting {
-		es.gWaiting = true
-		e.gWaiters = append(e.gWaiters, es)
-	}
-	return false
-}
-
-// releaseSlot gives back a slot that was never used (shutdown).
-func (e *Engine) releaseSlot() {
-	e.gMu.Lock()
-	e.gInFlight--
-	e.gMu.Unlock()
-}
-
-// releaseGlobal frees a slot: when endpoints wait for one, it goes to the
-// first in line (round robin); if that one no longer needs it, to the next.
-func (e *Engine) releaseGlobal() {
-	for {
-		e.gMu.Lock()
-		if len(e.gWaiters) == 0 {
-			e.gInFlight--
-			e.gMu.Unlock()
-			return
-		}
-		next := e.gWaiters[0]
-		e.gWaiters[0] = nil
-		e.gWaiters = e.gWaiters[1:]
-		next.gWaiting = false
-		next.gGrant++
-		e.gMu.Unlock()
-
-		next.mu.Lock()
-		jobs := e.pumpLocked(next)
-		next.mu.Unlock()
-		e.dispatch(next, jobs)
-
-		e.gMu.Lock()
-		if next.gGrant == 0 {
-			e.gMu.Unlock()
-			return
-		}
-		next.gGrant-- // not used: pass it on
-		e.gMu.Unlock()
-	}
 }
 
 // dispatch starts the jobs: those without a payload in memory get it from
