@@ -322,28 +322,13 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
-	log, schedule, adminKey, cidrs, memLimit := flags.log, flags.schedule, flags.adminKey, flags.cidrs, flags.memLimit
-	// A soft limit makes the collector work before the heap doubles a large
-	// live set (a long backlog). It is a floor, not a wall: when the memory
-	// really needed outgrows it (thousands of deliveries in flight) and the
-	// collector starts running back to back, the limit is raised instead.
-	if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		memlimit.Adaptive(ctx, memLimit, 250*time.Millisecond)
-	}
-	// The requests in flight are sized to the limit as set (GOMEMLIMIT's
-	// when it wins), not to what the adaptive limit is raised to.
-	if os.Getenv("GOMEMLIMIT") != "" {
-		memLimit = debug.SetMemoryLimit(-1)
-	}
-	maxInFlight := delivery.MaxInFlightFor(memLimit)
+	log := flags.log
+	maxInFlight := delivery.MaxInFlightFor(softMemoryLimit(ctx, flags.memLimit))
 	st, coord, err := openServeStore(ctx, o, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if c, ok := coord.(io.Closer); ok {
-			_ = c.Close()
-		}
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close store: %w", cerr)
 		}
@@ -352,7 +337,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
-	if err := ensureAdminKey(ctx, st, adminKey, stdout, log); err != nil {
+	if err := ensureAdminKey(ctx, st, flags.adminKey, stdout, log); err != nil {
 		return err
 	}
 
@@ -361,24 +346,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
 	})
-	engine, err = delivery.New(delivery.Config{
-		Store:            st,
-		MaxInFlight:      maxInFlight,
-		Coordinator:      coord,
-		Transports:       webhook.Transports(webhook.Options{Client: deliveryClient(o, cidrs, maxInFlight)}),
-		RetrySchedule:    schedule,
-		RequestTimeout:   o.requestTimeout,
-		BreakerThreshold: never(o.breakerAfter),
-		DisableAfter:     never(o.disableAfter),
-		Logger:           log,
-		Observer:         metrics,
-	})
+	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics)
 	if err != nil {
-		return fmt.Errorf("delivery engine: %w", err)
-	}
-	// The engine runs on its own context: SIGTERM stops it through Shutdown.
-	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start delivery engine: %w", err)
+		return err
 	}
 	engineDown := false
 	defer func() {
@@ -388,56 +358,18 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			_ = engine.Shutdown(sctx)
 		}
 	}()
-
-	rate := o.apiRateLimit
-	if rate <= 0 {
-		rate = -1
-	}
-	ready := abilities.ready // PostgreSQL: not ready while the leases cannot be renewed
-	// One application layer for both interfaces: the same rules, one key
-	// cache, one set of per-project locks.
-	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: cidrs})
+	handler, err := newServeHandler(o, flags, st, engine, abilities, metrics)
 	if err != nil {
-		return fmt.Errorf("application: %w", err)
+		return err
 	}
-	api, err := khttp.NewServer(khttp.Config{
-		Store: st, Dispatcher: engine, App: uc, Logger: log, Ready: ready,
-		RateLimit: rate, RateBurst: o.apiRateBurst,
-		Metrics: metrics.Handler(), Pprof: o.pprof,
-	})
-	if err != nil {
-		return fmt.Errorf("API server: %w", err)
-	}
-	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, App: uc, Logger: log, SecureCookies: o.secureCookies})
-	if err != nil {
-		return fmt.Errorf("dashboard: %w", err)
-	}
-
 	ln := o.listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", o.addr); err != nil {
 			return fmt.Errorf("listen on %s: %w", o.addr, err)
 		}
 	}
-	srv := &nethttp.Server{
-		Handler:           metrics.Instrument(newRootHandler(api, dash)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		// Room above the API's own limit, so that oversized headers and
-		// URLs reach it and get its JSON 431/414, not net/http's text.
-		MaxHeaderBytes: 1 << 20,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	store := "sqlite:" + filepath.Join(o.data, "kinehook.db")
-	if o.database != "" {
-		store = redactURL(o.database)
-	}
-	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
-		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout,
-		"api_rate_limit", o.apiRateLimit, "retention_days", o.retentionDays, "retention_interval", o.retentionEvery, "pprof", o.pprof,
-		"breaker_threshold", o.breakerAfter, "disable_after", o.disableAfter)
+	srv := newHTTPServer(handler, log)
+	logServing(log, o, ln)
 
 	// Retention: shortly after start, then every --retention-interval, with
 	// its metrics on /metrics; stopped (and waited for) before the store closes.
@@ -448,14 +380,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	metrics.Registry().MustRegister(cleaner.Collectors()...)
 	defer cleaner.Start(ctx)()
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	if err := serveUntilDone(ctx, srv, ln); err != nil {
+		return err
 	}
-
 	log.Info("shutting down: no new requests; finishing in-flight deliveries")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
@@ -469,6 +396,116 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// softMemoryLimit sets the heap's soft limit and returns the limit the
+// requests in flight are sized to. A soft limit makes the collector work
+// before the heap doubles a large live set (a long backlog). It is a floor,
+// not a wall: when the memory really needed outgrows it (thousands of
+// deliveries in flight) and the collector starts running back to back, the
+// limit is raised instead. The requests in flight are sized to the limit as
+// set (GOMEMLIMIT's when it wins), not to what the adaptive limit is raised to.
+func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1)
+	}
+	if memLimit > 0 {
+		memlimit.Adaptive(ctx, memLimit, 250*time.Millisecond)
+	}
+	return memLimit
+}
+
+// startServeEngine builds the delivery engine with the HTTP transport and
+// starts it on its own context: SIGTERM stops it through Shutdown.
+func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, st kinehook.Store, coord kinehook.Coordinator,
+	maxInFlight int, metrics *prometheus.Metrics) (*delivery.Engine, error) {
+	engine, err := delivery.New(delivery.Config{
+		Store:            st,
+		MaxInFlight:      maxInFlight,
+		Coordinator:      coord,
+		Transports:       webhook.Transports(webhook.Options{Client: deliveryClient(o, flags.cidrs, maxInFlight)}),
+		RetrySchedule:    flags.schedule,
+		RequestTimeout:   o.requestTimeout,
+		BreakerThreshold: never(o.breakerAfter),
+		DisableAfter:     never(o.disableAfter),
+		Logger:           flags.log,
+		Observer:         metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery engine: %w", err)
+	}
+	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, fmt.Errorf("start delivery engine: %w", err)
+	}
+	return engine, nil
+}
+
+// newServeHandler builds the one application layer both interfaces share
+// (the same rules, one key cache, one set of per-project locks), the API and
+// the dashboard over it, and the top-level router, with metrics.
+func newServeHandler(o *serveOptions, flags *serveFlags, st kinehook.Store, engine *delivery.Engine,
+	abilities serveAbilities, metrics *prometheus.Metrics) (nethttp.Handler, error) {
+	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: flags.cidrs})
+	if err != nil {
+		return nil, fmt.Errorf("application: %w", err)
+	}
+	rate := o.apiRateLimit
+	if rate <= 0 {
+		rate = -1
+	}
+	api, err := khttp.NewServer(khttp.Config{
+		Store: st, Dispatcher: engine, App: uc, Logger: flags.log,
+		Ready:     abilities.ready, // PostgreSQL: not ready while the leases cannot be renewed
+		RateLimit: rate, RateBurst: o.apiRateBurst,
+		Metrics: metrics.Handler(), Pprof: o.pprof,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("API server: %w", err)
+	}
+	dash, err := dashboard.New(dashboard.Config{Store: st, Dispatcher: engine, App: uc, Logger: flags.log, SecureCookies: o.secureCookies})
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	return metrics.Instrument(newRootHandler(api, dash)), nil
+}
+
+// newHTTPServer is the listener's server, with timeouts for slow clients.
+func newHTTPServer(h nethttp.Handler, log *slog.Logger) *nethttp.Server {
+	return &nethttp.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// Room above the API's own limit, so that oversized headers and
+		// URLs reach it and get its JSON 431/414, not net/http's text.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// logServing logs the start line with the settings that matter.
+func logServing(log *slog.Logger, o *serveOptions, ln net.Listener) {
+	store := "sqlite:" + filepath.Join(o.data, "kinehook.db")
+	if o.database != "" {
+		store = redactURL(o.database)
+	}
+	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
+		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout,
+		"api_rate_limit", o.apiRateLimit, "retention_days", o.retentionDays, "retention_interval", o.retentionEvery, "pprof", o.pprof,
+		"breaker_threshold", o.breakerAfter, "disable_after", o.disableAfter)
+}
+
+// serveUntilDone serves until ctx ends (nil) or the server fails.
+func serveUntilDone(ctx context.Context, srv *nethttp.Server, ln net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // deliveryClient is the engine's HTTP client: the network guard on every
