@@ -117,6 +117,46 @@ One endpoint, one event per request, C keep-alive clients:
 }
 
 func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) error {
+	if err := checkBenchFlags(o); err != nil {
+		return err
+	}
+	var scenarios []string
+	for s := range strings.SplitSeq(o.scenarios, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			scenarios = append(scenarios, s)
+		}
+	}
+	backend, start, err := benchServers(o, stderr)
+	if err != nil {
+		return err
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, bench.Config{
+		Backend: backend, Events: o.events, Concurrency: o.concurrency, Endpoints: o.endpoints,
+		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
+		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios, Repeat: o.repeat,
+		Timeout: o.timeout, Start: start, Progress: stderr,
+	})
+	if rep != nil && len(rep.Results) > 0 || err == nil {
+		if werr := writeBenchReport(rep, o, stdout); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// checkBenchFlags refuses flags that contradict each other or are out of range.
+func checkBenchFlags(o *benchOptions) error {
 	if o.json && o.markdown {
 		return errors.New("--json and --markdown: choose one")
 	}
@@ -137,83 +177,67 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 	if o.database != "" && !strings.HasPrefix(o.database, "postgres://") && !strings.HasPrefix(o.database, "postgresql://") {
 		return fmt.Errorf("--database: %q is not a postgres:// URL", redactURL(o.database))
 	}
-	var scenarios []string
-	for s := range strings.SplitSeq(o.scenarios, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			scenarios = append(scenarios, s)
-		}
-	}
-	backend := "sqlite"
-	if o.database != "" {
-		backend = "postgres"
-		if o.url == "" && os.Getenv(secretbox.EnvKey) == "" {
-			// PostgreSQL servers need the key; endpoints made by this run
-			// are sealed with a throwaway one (set it for a database whose
-			// existing endpoints were sealed with another).
-			key, err := secretbox.GenerateKey()
-			if err != nil {
-				return err
-			}
-			if err := os.Setenv(secretbox.EnvKey, key); err != nil {
-				return fmt.Errorf("set %s: %w", secretbox.EnvKey, err)
-			}
-			fmt.Fprintf(stderr, "bench: %s unset; the servers use a throwaway key\n", secretbox.EnvKey)
-		}
-	}
+	return nil
+}
+
+// benchServers says which backend the report names and how a scenario gets
+// its server: one bench starts, or the one already running at --url.
+func benchServers(o *benchOptions, stderr io.Writer) (string, func(context.Context, string) (*bench.Server, error), error) {
 	start := func(ctx context.Context, scenario string) (*bench.Server, error) {
 		return startBenchServer(ctx, o, scenario, stderr)
 	}
-	if o.url != "" {
-		key := o.key
-		if key == "" {
-			key = os.Getenv(serveAdminKeyEnv)
+	if o.url == "" {
+		if o.database == "" {
+			return "sqlite", start, nil
 		}
-		if key == "" {
-			return errors.New("--url needs the server's admin key: --key or " + serveAdminKeyEnv)
-		}
-		backend = "remote"
-		// Found when a scenario first needs the server (not for the
-		// baseline or the relay alone).
-		var once sync.Once
-		var srv *bench.Server
-		start = func(context.Context, string) (*bench.Server, error) {
-			once.Do(func() { srv = remoteBenchServer(o, key, stderr) })
-			s := *srv
-			return &s, nil
-		}
+		return "postgres", start, throwawayEncryptionKey(stderr)
 	}
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	key := o.key
+	if key == "" {
+		key = os.Getenv(serveAdminKeyEnv)
 	}
-	rep, err := bench.Run(ctx, bench.Config{
-		Backend: backend, Events: o.events, Concurrency: o.concurrency, Endpoints: o.endpoints,
-		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
-		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios, Repeat: o.repeat,
-		Timeout: o.timeout, Start: start, Progress: stderr,
-	})
-	if rep != nil && len(rep.Results) > 0 || err == nil {
-		var werr error
-		switch {
-		case o.json:
-			werr = rep.WriteJSON(stdout)
-		case o.markdown:
-			werr = rep.WriteMarkdown(stdout)
-		default:
-			werr = rep.WriteTable(stdout)
-		}
-		if werr != nil && err == nil {
-			err = werr
-		}
+	if key == "" {
+		return "", nil, errors.New("--url needs the server's admin key: --key or " + serveAdminKeyEnv)
 	}
-	return err
+	// Found when a scenario first needs the server (not for the baseline
+	// or the relay alone).
+	var once sync.Once
+	var srv *bench.Server
+	return "remote", func(context.Context, string) (*bench.Server, error) {
+		once.Do(func() { srv = remoteBenchServer(o, key, stderr) })
+		s := *srv
+		return &s, nil
+	}, nil
+}
+
+// throwawayEncryptionKey gives the PostgreSQL servers bench starts a key when
+// none is set: endpoints made by this run are sealed with it (set the key
+// for a database whose existing endpoints were sealed with another).
+func throwawayEncryptionKey(stderr io.Writer) error {
+	if os.Getenv(secretbox.EnvKey) != "" {
+		return nil
+	}
+	key, err := secretbox.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if err := os.Setenv(secretbox.EnvKey, key); err != nil {
+		return fmt.Errorf("set %s: %w", secretbox.EnvKey, err)
+	}
+	fmt.Fprintf(stderr, "bench: %s unset; the servers use a throwaway key\n", secretbox.EnvKey)
+	return nil
+}
+
+// writeBenchReport prints the report as --json, --markdown or a table asks.
+func writeBenchReport(rep *bench.Report, o *benchOptions, stdout io.Writer) error {
+	switch {
+	case o.json:
+		return rep.WriteJSON(stdout)
+	case o.markdown:
+		return rep.WriteMarkdown(stdout)
+	default:
+		return rep.WriteTable(stdout)
+	}
 }
 
 // remoteBenchServer is the server at --url, with its process (--pid, or the
