@@ -257,11 +257,21 @@ func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []st
 	return out, nil
 }
 
+// failedDeliveriesWhere finds an endpoint's failed deliveries through the partial
+// index deliveries_failed (its WHERE is the status term here).
+const failedDeliveriesWhere = `WHERE d.endpoint_id = ? AND d.status = 'failed' AND d.created_at >= ? AND d.project_id = ?
+	ORDER BY d.event_seq`
+
+// failEndpointDeliveries fails the open deliveries of a deleted endpoint. Its
+// status list is the WHERE of the partial index deliveries_open_endpoint,
+// written the same way so that SQLite uses that index.
+const failEndpointDeliveries = `UPDATE deliveries SET status = 'failed', last_error = 'endpoint deleted', updated_at = ?
+	WHERE endpoint_id = ? AND status IN ('pending', 'retrying')`
+
 // FailedDeliveries lists an endpoint's failed deliveries created at or after
 // since, in Seq order.
 func (s *Store) FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*kinehook.Delivery, error) {
-	ds, err := queryDeliveries(ctx, s.r, `WHERE d.endpoint_id = ? AND d.status = 'failed' AND d.created_at >= ? AND d.project_id = ?
-		ORDER BY d.event_seq`, endpointID, micros(since), projectID)
+	ds, err := queryDeliveries(ctx, s.r, failedDeliveriesWhere, endpointID, micros(since), projectID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: failed deliveries of %s: %w", endpointID, err)
 	}

@@ -370,7 +370,7 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, f kinehook.Eve
 		args = append(args, string(f.Type))
 	}
 	if f.ResourceKey != "" {
-		where.WriteString(` AND resource_key = ?`)
+		where.WriteString(` AND resource_key = ? AND resource_key <> ''`) // the partial index's WHERE
 		args = append(args, f.ResourceKey)
 	}
 	if !f.Since.IsZero() {

@@ -42,6 +42,15 @@ func (s *Store) DeleteBefore(ctx context.Context, projectID string, before time.
 	}
 }
 
+// retentionSelect picks a batch of old events without open deliveries,
+// oldest first along events_project (or the table without a project), as
+// PostgreSQL does: the old events come first and the scan stops at the LIMIT.
+func retentionSelect(scope string) string {
+	return `SELECT seq FROM events e WHERE ` + scope + `created_at < ?
+		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status IN ('pending', 'retrying'))
+		ORDER BY seq LIMIT ?`
+}
+
 // deleteBatch removes up to batch events in one transaction.
 func (s *Store) deleteBatch(ctx context.Context, projectID string, before time.Time, batch int) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -60,10 +69,7 @@ func (s *Store) deleteBatch(ctx context.Context, projectID string, before time.T
 	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.retention_batch`); err != nil {
 		return 0, fmt.Errorf("sqlite: retention: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO temp.retention_batch (seq)
-		SELECT seq FROM events e WHERE `+scope+`created_at < ?
-		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status IN ('pending', 'retrying'))
-		LIMIT ?`, args...) // no ORDER BY: any old events will do, and the index range stops early
+	res, err := tx.ExecContext(ctx, `INSERT INTO temp.retention_batch (seq) `+retentionSelect(scope), args...)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: retention: select batch: %w", err)
 	}

@@ -586,12 +586,8 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound("endpoint", id)
 	}
-	now := time.Now().UnixMicro()
-	for _, st := range []kinehook.DeliveryStatus{kinehook.DeliveryPending, kinehook.DeliveryRetrying} {
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', last_error = 'endpoint deleted', updated_at = ?
-			WHERE endpoint_id = ? AND status = ?`, now, id, string(st)); err != nil {
-			return fmt.Errorf("sqlite: delete endpoint %s: fail its deliveries: %w", id, err)
-		}
+	if _, err := tx.ExecContext(ctx, failEndpointDeliveries, time.Now().UnixMicro(), id); err != nil {
+		return fmt.Errorf("sqlite: delete endpoint %s: fail its deliveries: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: delete endpoint %s: commit: %w", id, err)
