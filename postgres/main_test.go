@@ -2,11 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,26 +24,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	dsn, drop, err := pgtest.Create(context.Background())
-	var unreachable *pgtest.ErrUnreachable
-	switch {
-	case errors.As(err, &unreachable) && os.Getenv("CI") == "":
-		testSkipMsg = "SKIPPING POSTGRESQL TESTS: " + err.Error() + ". Start PostgreSQL or set KINEHOOK_TEST_POSTGRES."
-		fmt.Fprintln(os.Stderr, "!!!!! "+testSkipMsg)
-		return m.Run()
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "FAIL:", err, "; CI must run the PostgreSQL tests (see .ci/run)")
-		return 1
-	}
-	defer drop()
-	testDSN = dsn
-	mctx, mcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer mcancel()
-	if _, err := Migrate(mctx, testDSN); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: migrate the test database:", err)
-		return 1
-	}
-	return m.Run()
+	return pgtest.Main(m, func(ctx context.Context, dsn string) error {
+		_, err := Migrate(ctx, dsn)
+		return err
+	}, &testDSN, &testSkipMsg)
 }
 
 // requirePG skips (loudly) when PostgreSQL is unreachable outside CI.

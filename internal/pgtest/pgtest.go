@@ -100,3 +100,31 @@ func Redact(dsn string) string {
 	}
 	return u.Redacted()
 }
+
+// Main runs a package's tests (call it from TestMain) against a database of
+// their own, made here and dropped after them. setup runs on it first (a
+// migration). It sets *dsn to the database's URL, or *skip to why the tests
+// skip (PostgreSQL unreachable outside CI; under CI that fails instead), and
+// returns the exit code for os.Exit.
+func Main(m *testing.M, setup func(ctx context.Context, dsn string) error, dsn, skip *string) int {
+	url, drop, err := Create(context.Background())
+	var unreachable *ErrUnreachable
+	switch {
+	case errors.As(err, &unreachable) && os.Getenv("CI") == "":
+		*skip = "SKIPPING POSTGRESQL TESTS: " + err.Error() + ". Start PostgreSQL or set KINEHOOK_TEST_POSTGRES."
+		fmt.Fprintln(os.Stderr, "!!!!! "+*skip)
+		return m.Run()
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "FAIL:", err, "; CI must run the PostgreSQL tests (see .ci/run)")
+		return 1
+	}
+	defer drop()
+	*dsn = url
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := setup(ctx, url); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: set up the test database:", err)
+		return 1
+	}
+	return m.Run()
+}
