@@ -39,19 +39,42 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		return nil, nil
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	nowUS := now.UnixMicro()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ingest: begin: %w", err)
 	}
 	defer rollback(tx)
+	b := ingestBatch{results: make([]kinehook.IngestResult, len(events)), fresh: make([]int, 0, len(events))}
+	if err := s.claimKeys(ctx, tx, &b, events, now); err != nil {
+		return nil, err
+	}
+	args, err := s.insertEvents(ctx, tx, &b)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.insertDeliveries(ctx, tx, &b, args[:0], now); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: commit: %w", err)
+	}
+	return b.results, nil
+}
 
-	// Pass 1: ids, times and idempotency. owner maps a key to the result
-	// that holds its event; dupOf marks in-batch duplicates.
-	results := make([]kinehook.IngestResult, len(events))
+// ingestBatch is one IngestEvents call on its way: the results in input
+// order, the events to insert (fresh) and the in-batch repeats of an
+// idempotency key (dupOf: index -> the index holding its event).
+type ingestBatch struct {
+	results []kinehook.IngestResult
+	fresh   []int
+	dupOf   map[int]int
+}
+
+// claimKeys gives each event its id and time, and settles its idempotency
+// key: an event whose key was seen before (earlier, or in this batch)
+// becomes a duplicate of the first one; the others are fresh.
+func (s *Store) claimKeys(ctx context.Context, tx *sql.Tx, b *ingestBatch, events []*kinehook.Event, now time.Time) error {
 	owner := map[idemKey]int{}
-	dupOf := map[int]int{}
-	fresh := make([]int, 0, len(events)) // indexes of events to insert
 	for i, in := range events {
 		ev := *in
 		if ev.ID == "" {
@@ -62,61 +85,74 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		} else {
 			ev.CreatedAt = ev.CreatedAt.UTC().Truncate(time.Microsecond)
 		}
-		results[i].Event = &ev
+		b.results[i].Event = &ev
 		if ev.IdempotencyKey != "" {
 			k := idemKey{ev.ProjectID, ev.IdempotencyKey}
 			if j, ok := owner[k]; ok {
-				dupOf[i] = j
+				if b.dupOf == nil {
+					b.dupOf = map[int]int{}
+				}
+				b.dupOf[i] = j
 				continue
 			}
 			owner[k] = i
 			first, err := s.idempotentHit(ctx, tx, &ev)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if first != nil {
-				results[i] = kinehook.IngestResult{Event: first, Duplicate: true}
+				b.results[i] = kinehook.IngestResult{Event: first, Duplicate: true}
 				continue
 			}
 		}
-		fresh = append(fresh, i)
+		b.fresh = append(b.fresh, i)
 	}
+	return nil
+}
 
-	// Pass 2: the events. A multi-row INSERT assigns consecutive seqs (one
-	// writer, AUTOINCREMENT, no explicit seq), so the last rowid gives all.
-	args := make([]any, 0, len(fresh)*eventInsert.cols)
-	for _, i := range fresh {
-		ev := results[i].Event
+// insertEvents inserts the fresh events and their idempotency keys. A
+// multi-row INSERT assigns consecutive seqs (one writer, AUTOINCREMENT, no
+// explicit seq), so the last rowid gives all. It returns its argument
+// buffer for the deliveries to reuse.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, b *ingestBatch) ([]any, error) {
+	args := make([]any, 0, len(b.fresh)*eventInsert.cols)
+	for _, i := range b.fresh {
+		ev := b.results[i].Event
 		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
 	}
-	_, err = s.bulk(ctx, tx, &eventInsert, args, func(row, n int, last int64) {
+	_, err := s.bulk(ctx, tx, &eventInsert, args, func(row, n int, last int64) {
 		for k := range n {
-			results[fresh[row+k]].Event.Seq = last - int64(n-1-k)
+			b.results[b.fresh[row+k]].Event.Seq = last - int64(n-1-k)
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ingest: insert events: %w", err)
 	}
-	for _, i := range fresh {
-		if ev := results[i].Event; ev.IdempotencyKey != "" {
+	for _, i := range b.fresh {
+		if ev := b.results[i].Event; ev.IdempotencyKey != "" {
 			if _, err := tx.StmtContext(ctx, s.insIdem).ExecContext(ctx, ev.ProjectID, ev.IdempotencyKey, ev.Seq, micros(ev.CreatedAt)); err != nil {
 				return nil, fmt.Errorf("sqlite: ingest: idempotency key: %w", err)
 			}
 		}
 	}
-	for i, j := range dupOf {
-		results[i] = kinehook.IngestResult{Event: results[j].Event, Duplicate: true}
+	for i, j := range b.dupOf {
+		b.results[i] = kinehook.IngestResult{Event: b.results[j].Event, Duplicate: true}
 	}
+	return args, nil
+}
 
-	// Pass 3: the deliveries.
+// insertDeliveries makes one pending delivery per fresh event and enabled
+// endpoint of its project whose filter matches, and inserts them.
+func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, b *ingestBatch, args []any, now time.Time) error {
+	nowUS := now.UnixMicro()
 	endpoints := map[string][]endpointFilter{}
-	args = args[:0]
-	for _, i := range fresh {
-		ev := results[i].Event
+	for _, i := range b.fresh {
+		ev := b.results[i].Event
 		eps, ok := endpoints[ev.ProjectID]
 		if !ok {
+			var err error
 			if eps, err = s.enabledEndpoints(ctx, tx, ev.ProjectID); err != nil {
-				return nil, err
+				return err
 			}
 			endpoints[ev.ProjectID] = eps
 		}
@@ -124,31 +160,33 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 			if !eps[k].ep.Matches(ev.Type) {
 				continue
 			}
-			d := &kinehook.Delivery{
-				ID:            kinehook.NewID(kinehook.PrefixDelivery),
-				ProjectID:     ev.ProjectID,
-				EventID:       ev.ID,
-				EndpointID:    eps[k].id,
-				EventType:     ev.Type,
-				ResourceKey:   ev.ResourceKey,
-				Seq:           ev.Seq,
-				Partition:     kinehook.PartitionOf(eps[k].id, ev.ResourceKey),
-				Status:        kinehook.DeliveryPending,
-				NextAttemptAt: now,
-				CreatedAt:     ev.CreatedAt,
-				UpdatedAt:     now,
-			}
+			d := newDelivery(ev, eps[k].id, now)
 			args = append(args, d.ID, d.ProjectID, d.Seq, d.EndpointID, d.Partition, nowUS, micros(d.CreatedAt), nowUS)
-			results[i].Deliveries = append(results[i].Deliveries, d)
+			b.results[i].Deliveries = append(b.results[i].Deliveries, d)
 		}
 	}
 	if _, err := s.bulk(ctx, tx, &deliveryInsert, args, nil); err != nil {
-		return nil, fmt.Errorf("sqlite: ingest: insert deliveries: %w", err)
+		return fmt.Errorf("sqlite: ingest: insert deliveries: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: ingest: commit: %w", err)
+	return nil
+}
+
+// newDelivery is the pending delivery of ev to an endpoint, due now.
+func newDelivery(ev *kinehook.Event, endpointID string, now time.Time) *kinehook.Delivery {
+	return &kinehook.Delivery{
+		ID:            kinehook.NewID(kinehook.PrefixDelivery),
+		ProjectID:     ev.ProjectID,
+		EventID:       ev.ID,
+		EndpointID:    endpointID,
+		EventType:     ev.Type,
+		ResourceKey:   ev.ResourceKey,
+		Seq:           ev.Seq,
+		Partition:     kinehook.PartitionOf(endpointID, ev.ResourceKey),
+		Status:        kinehook.DeliveryPending,
+		NextAttemptAt: now,
+		CreatedAt:     ev.CreatedAt,
+		UpdatedAt:     now,
 	}
-	return results, nil
 }
 
 // bulkInsert is a multi-row INSERT: one statement per power-of-two row count
