@@ -127,48 +127,11 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	if len(results) == 0 {
 		return nil
 	}
-	n := len(results)
-	var (
-		aIDs             = make([]string, n)
-		aReqIDs          = make([]string, n)
-		aAts             = make([]time.Time, n)
-		aCodes           = make([]int32, n)
-		aErrs            = make([]string, n)
-		aDur             = make([]float64, n)
-		aBodies          = make([][]byte, n)
-		aHeaders         = make([][]byte, n)
-		last             = map[string]int{}
-		order            []string
-		uIDs, uSt, uErrs []string
-		uAtt, uCodes     []int32
-		uNext            []*time.Time
-	)
-	for i, r := range results {
-		a := r.Attempt
-		aIDs[i], aAts[i], aCodes[i], aErrs[i], aDur[i] = a.DeliveryID, a.AttemptedAt.UTC(), int32(a.StatusCode), cleanText(a.Error), a.DurationMS
-		aBodies[i], aReqIDs[i] = []byte(a.ResponseBody), a.ID
-		if len(a.RequestHeaders) > 0 {
-			h, err := json.Marshal(a.RequestHeaders)
-			if err != nil {
-				return fmt.Errorf("postgres: record attempts: encode headers: %w", err)
-			}
-			aHeaders[i] = h
-		}
-		if _, seen := last[a.DeliveryID]; !seen {
-			order = append(order, a.DeliveryID)
-		}
-		last[a.DeliveryID] = i
+	att, err := attemptRows(results)
+	if err != nil {
+		return err
 	}
-	for _, id := range order {
-		r := results[last[id]]
-		uIDs, uSt, uErrs = append(uIDs, id), append(uSt, string(r.Status)), append(uErrs, cleanText(r.Attempt.Error))
-		uAtt, uCodes = append(uAtt, int32(r.Attempts)), append(uCodes, int32(r.Attempt.StatusCode))
-		next := nullTime(r.NextAttemptAt)
-		if r.Status.Final() {
-			next = nil
-		}
-		uNext = append(uNext, next)
-	}
+	upd := deliveryUpdates(results)
 	var b pgx.Batch
 	// Plans made for these ids, not a generic plan cached on a connection
 	// while the table was small: that one scans deliveries, and each call
@@ -177,7 +140,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	b.Queue(customPlans)
 	b.Queue(`INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers, request_id)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[], $8::text[])`,
-		aIDs, aAts, aCodes, aErrs, aDur, aBodies, aHeaders, aReqIDs)
+		att.ids, att.ats, att.codes, att.errs, att.dur, att.bodies, att.headers, att.reqIDs)
 	// "d.id = ANY($1)" lets the planner find the rows by primary key; a
 	// join on unnest alone is estimated badly and scans the table. The
 	// open-status test is written so that no partial index matches it:
@@ -188,11 +151,72 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 			last_status_code = u.code, last_error = u.err, updated_at = $7
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[]) AS u(id, st, att, next, code, err)
 		WHERE d.id = ANY($1) AND d.id = u.id AND d.status NOT IN ('succeeded', 'failed')`,
-		uIDs, uSt, uAtt, uNext, uCodes, uErrs, now())
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		upd.ids, upd.st, upd.att, upd.next, upd.codes, upd.errs, now())
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	return wrap("record attempts", err)
+}
+
+// attemptColumns are the attempts to insert, a column each (for unnest).
+type attemptColumns struct {
+	ids, reqIDs, errs []string
+	ats               []time.Time
+	codes             []int32
+	dur               []float64
+	bodies, headers   [][]byte
+}
+
+// attemptRows turns results into the attempts to insert.
+func attemptRows(results []kinehook.AttemptResult) (attemptColumns, error) {
+	n := len(results)
+	c := attemptColumns{ids: make([]string, n), reqIDs: make([]string, n), errs: make([]string, n), ats: make([]time.Time, n),
+		codes: make([]int32, n), dur: make([]float64, n), bodies: make([][]byte, n), headers: make([][]byte, n)}
+	for i, r := range results {
+		a := r.Attempt
+		c.ids[i], c.ats[i], c.codes[i], c.errs[i], c.dur[i] = a.DeliveryID, a.AttemptedAt.UTC(), int32(a.StatusCode), cleanText(a.Error), a.DurationMS
+		c.bodies[i], c.reqIDs[i] = []byte(a.ResponseBody), a.ID
+		if len(a.RequestHeaders) > 0 {
+			h, err := json.Marshal(a.RequestHeaders)
+			if err != nil {
+				return c, fmt.Errorf("postgres: record attempts: encode headers: %w", err)
+			}
+			c.headers[i] = h
+		}
+	}
+	return c, nil
+}
+
+// deliveryColumns are the deliveries' new states, a column each.
+type deliveryColumns struct {
+	ids, st, errs []string
+	att, codes    []int32
+	next          []*time.Time
+}
+
+// deliveryUpdates gives each delivery the state of its last result in the
+// batch, deliveries in the order they first appear.
+func deliveryUpdates(results []kinehook.AttemptResult) deliveryColumns {
+	last := map[string]int{}
+	var order []string
+	for i, r := range results {
+		if _, seen := last[r.Attempt.DeliveryID]; !seen {
+			order = append(order, r.Attempt.DeliveryID)
+		}
+		last[r.Attempt.DeliveryID] = i
+	}
+	var c deliveryColumns
+	for _, id := range order {
+		r := results[last[id]]
+		c.ids, c.st, c.errs = append(c.ids, id), append(c.st, string(r.Status)), append(c.errs, cleanText(r.Attempt.Error))
+		c.att, c.codes = append(c.att, int32(r.Attempts)), append(c.codes, int32(r.Attempt.StatusCode))
+		next := nullTime(r.NextAttemptAt)
+		if r.Status.Final() {
+			next = nil
+		}
+		c.next = append(c.next, next)
+	}
+	return c
 }
 
 // ListAttempts returns a delivery's attempts in time order; ErrNotFound when
