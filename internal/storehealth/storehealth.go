@@ -223,12 +223,14 @@ func (t *Tracker) probeLoop() {
 		if err == nil {
 			t.mu.Lock()
 			st := t.st
+			// Logged before the store counts as up again, so whoever sees
+			// it up (readiness, a test) also sees the line.
+			t.log.Info("store recovered: writes succeed again", "code", st.Code,
+				"failed_meanwhile", st.Failed, "down_for", time.Since(st.Since).Round(time.Millisecond).String())
 			t.st = Status{}
 			t.down.Store(false)
 			t.probing = false
 			t.mu.Unlock()
-			t.log.Info("store recovered: writes succeed again", "code", st.Code,
-				"failed_meanwhile", st.Failed, "down_for", time.Since(st.Since).Round(time.Millisecond).String())
 			return
 		}
 		t.log.Debug("store probe failed", "err", err)
