@@ -167,6 +167,26 @@ type Delivery struct {
 	UpdatedAt      time.Time      `json:"updated_at"`
 }
 
+// NewDelivery is the pending delivery of ev to an endpoint, due at now: what
+// a store creates for each enabled endpoint whose filter matches the event.
+// Its partition keeps every delivery of one (endpoint, resource) together.
+func NewDelivery(ev *Event, endpointID string, now time.Time) *Delivery {
+	return &Delivery{
+		ID:            NewID(PrefixDelivery),
+		ProjectID:     ev.ProjectID,
+		EventID:       ev.ID,
+		EndpointID:    endpointID,
+		EventType:     ev.Type,
+		ResourceKey:   ev.ResourceKey,
+		Seq:           ev.Seq,
+		Partition:     PartitionOf(endpointID, ev.ResourceKey),
+		Status:        DeliveryPending,
+		NextAttemptAt: now,
+		CreatedAt:     ev.CreatedAt,
+		UpdatedAt:     now,
+	}
+}
+
 // Attempt is one HTTP request made for a delivery.
 type Attempt struct {
 	// ID names this one HTTP request: the attempt_id of the server's log

@@ -312,7 +312,7 @@ func (in *ingest) build() {
 		var ds []*kinehook.Delivery
 		for _, ep := range in.byProject[ev.ProjectID] {
 			if ep.match.Matches(ev.Type) {
-				d := newDelivery(ev, ep.id, in.t)
+				d := kinehook.NewDelivery(ev, ep.id, in.t)
 				ds = append(ds, d)
 				in.rows.addDelivery(d)
 			}
@@ -323,24 +323,6 @@ func (in *ingest) build() {
 		if j := in.dupOf[i]; j >= 0 {
 			in.results[i] = kinehook.IngestResult{Event: in.results[j].Event, Duplicate: true}
 		}
-	}
-}
-
-// newDelivery is the pending delivery of ev to an endpoint.
-func newDelivery(ev *kinehook.Event, endpointID string, t time.Time) *kinehook.Delivery {
-	return &kinehook.Delivery{
-		ID:            kinehook.NewID(kinehook.PrefixDelivery),
-		ProjectID:     ev.ProjectID,
-		EventID:       ev.ID,
-		EndpointID:    endpointID,
-		EventType:     ev.Type,
-		ResourceKey:   ev.ResourceKey,
-		Seq:           ev.Seq,
-		Partition:     kinehook.PartitionOf(endpointID, ev.ResourceKey),
-		Status:        kinehook.DeliveryPending,
-		NextAttemptAt: t,
-		CreatedAt:     ev.CreatedAt,
-		UpdatedAt:     t,
 	}
 }
 

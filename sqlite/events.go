@@ -160,7 +160,7 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, b *ingestBatch
 			if !eps[k].ep.Matches(ev.Type) {
 				continue
 			}
-			d := newDelivery(ev, eps[k].id, now)
+			d := kinehook.NewDelivery(ev, eps[k].id, now)
 			args = append(args, d.ID, d.ProjectID, d.Seq, d.EndpointID, d.Partition, nowUS, micros(d.CreatedAt), nowUS)
 			b.results[i].Deliveries = append(b.results[i].Deliveries, d)
 		}
@@ -169,24 +169,6 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, b *ingestBatch
 		return fmt.Errorf("sqlite: ingest: insert deliveries: %w", err)
 	}
 	return nil
-}
-
-// newDelivery is the pending delivery of ev to an endpoint, due now.
-func newDelivery(ev *kinehook.Event, endpointID string, now time.Time) *kinehook.Delivery {
-	return &kinehook.Delivery{
-		ID:            kinehook.NewID(kinehook.PrefixDelivery),
-		ProjectID:     ev.ProjectID,
-		EventID:       ev.ID,
-		EndpointID:    endpointID,
-		EventType:     ev.Type,
-		ResourceKey:   ev.ResourceKey,
-		Seq:           ev.Seq,
-		Partition:     kinehook.PartitionOf(endpointID, ev.ResourceKey),
-		Status:        kinehook.DeliveryPending,
-		NextAttemptAt: now,
-		CreatedAt:     ev.CreatedAt,
-		UpdatedAt:     now,
-	}
 }
 
 // bulkInsert is a multi-row INSERT: one statement per power-of-two row count
