@@ -84,7 +84,11 @@ func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
 		if res.Duplicate || len(res.Deliveries) == 0 {
 			continue
 		}
-		pl := e.freshPayload(res.Event.Payload)
+		// The body is copied for the first delivery queued here, not for
+		// events whose deliveries all go elsewhere (foreign, deferred, read
+		// again): with several instances that is half of them.
+		var pl *payload
+		copied := false
 		for _, d := range res.Deliveries {
 			switch e.placeFresh(res, d, reread) {
 			case placeForeign:
@@ -92,6 +96,9 @@ func (e *Engine) schedule(results []kinehook.IngestResult, gen uint64) {
 			case placeAgain:
 				again = append(again, d)
 			case placeHere:
+				if !copied {
+					pl, copied = e.freshPayload(res.Event.Payload), true
+				}
 				es := e.endpointState(d.ProjectID, d.EndpointID)
 				g := groups[es]
 				if g == nil {
