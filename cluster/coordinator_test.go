@@ -10,6 +10,7 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/postgres"
+	"github.com/kinehook/kinehook/storetest"
 )
 
 // registry is the ground truth of who delivers what across fake owners: it
@@ -381,7 +382,7 @@ func TestIngestWaitsForEarlierNews(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "a listens", func() bool { return a.c.listening.Load() })
-	p, _ := setupProject(t, s1, 1)
+	p, _ := storetest.NewProject(t, s1, 1)
 	for round := range 5 {
 		ids := make([]string, 300)
 		for i := range ids {
@@ -390,7 +391,7 @@ func TestIngestWaitsForEarlierNews(t *testing.T) {
 		if err := other.AnnounceDeliveries(t.Context(), ids); err != nil {
 			t.Fatal(err)
 		}
-		res, err := s1.IngestEvents(t.Context(), []*kinehook.Event{testEvent(p.ID, "v", time.Time{})})
+		res, err := s1.IngestEvents(t.Context(), []*kinehook.Event{storetest.NewEvent(p.ID, "v", time.Time{})})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -424,15 +425,15 @@ func TestRepeatedEventWakesItsDeliveries(t *testing.T) {
 	reg := &registry{by: map[int]string{}}
 	a := startCoord(t, s1, "inst-a", reg)
 	waitFor(t, 5*time.Second, "a listens", func() bool { return a.c.listening.Load() })
-	p, _ := setupProject(t, s1, 2)
+	p, _ := storetest.NewProject(t, s1, 2)
 
-	first := testEvent(p.ID, "v", time.Time{})
+	first := storetest.NewEvent(p.ID, "v", time.Time{})
 	first.IdempotencyKey = "retry-me"
 	res, err := dying.IngestEvents(t.Context(), []*kinehook.Event{first}) // never announced
 	if err != nil || len(res[0].Deliveries) != 2 {
 		t.Fatalf("first ingest: %v", err)
 	}
-	retry := testEvent(p.ID, "v", time.Time{})
+	retry := storetest.NewEvent(p.ID, "v", time.Time{})
 	retry.IdempotencyKey = "retry-me"
 	again, err := s1.IngestEvents(t.Context(), []*kinehook.Event{retry})
 	if err != nil || !again[0].Duplicate || again[0].Event.ID != first.ID {
@@ -467,10 +468,10 @@ func TestIngestAnnouncesInItsCommit(t *testing.T) {
 	a := startCoord(t, s1, "inst-a", reg)
 	z := startCoord(t, s2, "inst-z", reg)
 	waitFor(t, 10*time.Second, "two instances share the partitions", func() bool { return settled(reg, a.owner, z.owner) })
-	p, _ := setupProject(t, s2, 1)
+	p, _ := storetest.NewProject(t, s2, 1)
 	var evs []*kinehook.Event
 	for i := range 40 {
-		evs = append(evs, testEvent(p.ID, fmt.Sprintf("video-%d", i), time.Time{}))
+		evs = append(evs, storetest.NewEvent(p.ID, fmt.Sprintf("video-%d", i), time.Time{}))
 	}
 	res, err := s2.IngestEvents(t.Context(), evs) // and then z "dies": nothing more is announced
 	if err != nil {

@@ -2,14 +2,11 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/postgres"
 )
@@ -72,35 +69,4 @@ func newCoord(s *postgres.Store, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	return New(d, opts)
-}
-
-func testEvent(projectID, resource string, at time.Time) *kinehook.Event {
-	return &kinehook.Event{
-		ID:          kinehook.NewID(kinehook.PrefixEvent),
-		ProjectID:   projectID,
-		Type:        kinehook.EventMediaUpdateStatus,
-		Payload:     []byte(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, resource)),
-		ResourceKey: resource,
-		CreatedAt:   at,
-	}
-}
-
-// setupProject creates a project with n endpoints taking every event type.
-func setupProject(t testing.TB, s *postgres.Store, n int) (*kinehook.Project, []*kinehook.Endpoint) {
-	t.Helper()
-	ctx := context.Background()
-	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "p"}
-	if err := s.CreateProject(ctx, p, kinehook.HashKey(p.ID)); err != nil {
-		t.Fatal(err)
-	}
-	var eps []*kinehook.Endpoint
-	for range n {
-		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: "https://example.com/h",
-			Secrets: []kinehook.EndpointSecret{{Value: "whsec_x"}}}
-		if err := s.CreateEndpoint(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		eps = append(eps, e)
-	}
-	return p, eps
 }

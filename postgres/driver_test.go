@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/storetest"
 )
 
 // TestIngestSharesOnlyWhenAsked: the store announces an ingest in its
@@ -20,7 +21,7 @@ func TestIngestSharesOnlyWhenAsked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := setupProject(t, s, 1)
+	p, _ := storetest.NewProject(t, s, 1)
 	conn, err := pgx.Connect(t.Context(), testDSN)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func TestIngestSharesOnlyWhenAsked(t *testing.T) {
 	payloads := func(ids []string, parts []int) []string { return []string{"self " + strings.Join(ids, ",")} }
 	ingest := func(key string) kinehook.IngestResult {
 		t.Helper()
-		ev := testEvent(p.ID, "v", time.Time{})
+		ev := storetest.NewEvent(p.ID, "v", time.Time{})
 		ev.IdempotencyKey = key
 		res, err := s.IngestEvents(t.Context(), []*kinehook.Event{ev})
 		if err != nil {

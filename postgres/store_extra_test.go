@@ -9,58 +9,29 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/cputime"
+	"github.com/kinehook/kinehook/storetest"
 )
-
-func testEvent(projectID, resource string, at time.Time) *kinehook.Event {
-	return &kinehook.Event{
-		ID:          kinehook.NewID(kinehook.PrefixEvent),
-		ProjectID:   projectID,
-		Type:        kinehook.EventMediaUpdateStatus,
-		Payload:     []byte(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, resource)),
-		ResourceKey: resource,
-		CreatedAt:   at,
-	}
-}
-
-func setupProject(t testing.TB, s *Store, endpoints int) (*kinehook.Project, []*kinehook.Endpoint) {
-	t.Helper()
-	ctx := context.Background()
-	p := &kinehook.Project{ID: kinehook.NewID(kinehook.PrefixProject), Name: "p"}
-	if err := s.CreateProject(ctx, p, kinehook.HashKey(p.ID)); err != nil {
-		t.Fatal(err)
-	}
-	var eps []*kinehook.Endpoint
-	for range endpoints {
-		e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, URL: "https://example.com/h",
-			Secrets: []kinehook.EndpointSecret{{Value: "whsec_x"}}}
-		if err := s.CreateEndpoint(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		eps = append(eps, e)
-	}
-	return p, eps
-}
 
 func TestDeleteBefore(t *testing.T) {
 	s := openTestStore(t, Options{})
 	ctx := t.Context()
-	p, _ := setupProject(t, s, 1)
-	other, _ := setupProject(t, s, 1)
+	p, _ := storetest.NewProject(t, s, 1)
+	other, _ := storetest.NewProject(t, s, 1)
 	old := time.Now().Add(-48 * time.Hour)
 
 	// 7 old events: 5 delivered, 1 still retrying, 1 pending; 2 recent ones.
 	var evs []*kinehook.Event
 	for i := range 7 {
-		e := testEvent(p.ID, fmt.Sprintf("v%d", i), old.Add(time.Duration(i)*time.Minute))
+		e := storetest.NewEvent(p.ID, fmt.Sprintf("v%d", i), old.Add(time.Duration(i)*time.Minute))
 		e.IdempotencyKey = fmt.Sprintf("key-%d", i)
 		evs = append(evs, e)
 	}
-	evs = append(evs, testEvent(p.ID, "new-1", time.Now()), testEvent(p.ID, "new-2", time.Now()))
+	evs = append(evs, storetest.NewEvent(p.ID, "new-1", time.Now()), storetest.NewEvent(p.ID, "new-2", time.Now()))
 	res, err := s.IngestEvents(ctx, evs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherRes, err := s.IngestEvents(ctx, []*kinehook.Event{testEvent(other.ID, "x", old)})
+	otherRes, err := s.IngestEvents(ctx, []*kinehook.Event{storetest.NewEvent(other.ID, "x", old)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +85,7 @@ func TestDeleteBefore(t *testing.T) {
 		t.Errorf("another project's event was removed: %v", err)
 	}
 	// A released key can be used again.
-	again := testEvent(p.ID, "v0", time.Now())
+	again := storetest.NewEvent(p.ID, "v0", time.Now())
 	again.IdempotencyKey = "key-0"
 	r, err := s.IngestEvents(ctx, []*kinehook.Event{again})
 	if err != nil || r[0].Duplicate {
@@ -126,7 +97,7 @@ func TestDeleteBefore(t *testing.T) {
 // key: exactly one event is created and every caller gets it.
 func TestIngestConcurrentSameKey(t *testing.T) {
 	s := openTestStore(t, Options{})
-	p, _ := setupProject(t, s, 2)
+	p, _ := storetest.NewProject(t, s, 2)
 	const n = 8
 	var (
 		wg  sync.WaitGroup
@@ -136,9 +107,9 @@ func TestIngestConcurrentSameKey(t *testing.T) {
 	)
 	for i := range n {
 		wg.Go(func() {
-			a := testEvent(p.ID, "v", time.Now())
+			a := storetest.NewEvent(p.ID, "v", time.Now())
 			a.IdempotencyKey = "same"
-			b := testEvent(p.ID, fmt.Sprintf("own-%d", i), time.Now())
+			b := storetest.NewEvent(p.ID, fmt.Sprintf("own-%d", i), time.Now())
 			b.IdempotencyKey = fmt.Sprintf("own-%d", i)
 			// Opposite key orders in the input must not deadlock.
 			batch := []*kinehook.Event{a, b}
@@ -173,7 +144,7 @@ func TestIngestConcurrentSameKey(t *testing.T) {
 // the group-commit writer and API produce them. Reports events/s.
 func BenchmarkIngest(b *testing.B) {
 	s := openTestStore(b, Options{})
-	p, _ := setupProject(b, s, 1)
+	p, _ := storetest.NewProject(b, s, 1)
 	const batch = 100
 	b.ResetTimer()
 	start := time.Now()
@@ -183,7 +154,7 @@ func BenchmarkIngest(b *testing.B) {
 		for pb.Next() {
 			evs := make([]*kinehook.Event, batch)
 			for j := range evs {
-				evs[j] = testEvent(p.ID, fmt.Sprintf("video-%d", (i*batch+j)%1000), time.Time{})
+				evs[j] = storetest.NewEvent(p.ID, fmt.Sprintf("video-%d", (i*batch+j)%1000), time.Time{})
 			}
 			i++
 			res, err := s.IngestEvents(context.Background(), evs)
@@ -201,13 +172,13 @@ func BenchmarkIngest(b *testing.B) {
 // BenchmarkRecordAttempts measures writing results in batches of 100.
 func BenchmarkRecordAttempts(b *testing.B) {
 	s := openTestStore(b, Options{})
-	p, _ := setupProject(b, s, 1)
+	p, _ := storetest.NewProject(b, s, 1)
 	const batch = 100
 	var ds []*kinehook.Delivery
 	for len(ds) < b.N*batch {
 		evs := make([]*kinehook.Event, 500)
 		for j := range evs {
-			evs[j] = testEvent(p.ID, fmt.Sprintf("v%d", j), time.Time{})
+			evs[j] = storetest.NewEvent(p.ID, fmt.Sprintf("v%d", j), time.Time{})
 		}
 		res, err := s.IngestEvents(context.Background(), evs)
 		if err != nil {
@@ -241,7 +212,7 @@ func BenchmarkRecordAttempts(b *testing.B) {
 // deliveries table shows here as a cost that grows with -benchtime.
 func BenchmarkWriteCycle(b *testing.B) {
 	s := openTestStore(b, Options{})
-	p, _ := setupProject(b, s, 1)
+	p, _ := storetest.NewProject(b, s, 1)
 	const batch = 8
 	var prev []*kinehook.Delivery
 	sys0, sysOK := cputime.Machine()
@@ -261,7 +232,7 @@ func BenchmarkWriteCycle(b *testing.B) {
 		}
 		evs := make([]*kinehook.Event, batch)
 		for j := range evs {
-			evs[j] = testEvent(p.ID, fmt.Sprintf("video-%d", i*batch+j), time.Time{})
+			evs[j] = storetest.NewEvent(p.ID, fmt.Sprintf("video-%d", i*batch+j), time.Time{})
 		}
 		res, err := s.IngestEvents(context.Background(), evs)
 		if err != nil {
