@@ -293,12 +293,35 @@ type Store interface {
 	AdminKeyHash(ctx context.Context) ([]byte, error)
 	SetAdminKeyHash(ctx context.Context, hash []byte) error
 
+	// CreateProject stores a project and its first API key (the one whose
+	// hash is given): named DefaultKeyName, scope full, prefix unknown.
 	CreateProject(ctx context.Context, p *Project, apiKeyHash []byte) error
 	GetProject(ctx context.Context, id string) (*Project, error)
 	ListProjects(ctx context.Context) ([]*Project, error)
 	UpdateProject(ctx context.Context, p *Project) error
-	// ProjectByKeyHash finds the project whose API key hashes to hash, or ErrNotFound.
-	ProjectByKeyHash(ctx context.Context, hash []byte) (*Project, error)
+	// DeleteProject removes a project and everything in it (endpoints,
+	// events, deliveries, attempts, keys, idempotency keys) in one
+	// transaction; ErrNotFound when there is none.
+	DeleteProject(ctx context.Context, id string) error
+
+	// CreateKey stores a new API key of k.ProjectID (ENOTFOUND when there
+	// is no such project).
+	CreateKey(ctx context.Context, k *APIKey) error
+	// ListKeys lists a project's API keys, oldest first (ENOTFOUND when
+	// there is no such project).
+	ListKeys(ctx context.Context, projectID string) ([]*APIKey, error)
+	// KeyByHash finds the API key whose hash is hash and its project, or
+	// ErrNotFound.
+	KeyByHash(ctx context.Context, hash []byte) (*APIKey, *Project, error)
+	// DeleteKey removes an API key (ENOTFOUND when the project has no such
+	// key). It refuses with ECONFLICT to remove the project's last full key,
+	// checked in the same transaction, so that two revocations at once cannot
+	// leave a project that no key of its own may manage.
+	DeleteKey(ctx context.Context, projectID, id string) error
+	// NoteKeyUse records that the key with this hash was used at: its
+	// LastUsedAt moves forward to at (never back; a zero at changes
+	// nothing), and its Prefix is set to prefix when still unknown.
+	NoteKeyUse(ctx context.Context, hash []byte, prefix string, at time.Time) error
 
 	CreateEndpoint(ctx context.Context, e *Endpoint) error
 	GetEndpoint(ctx context.Context, projectID, id string) (*Endpoint, error)

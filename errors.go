@@ -14,6 +14,7 @@ const (
 	EMALFORMED    = "malformed"         // not parseable (400)
 	ENOTFOUND     = "not_found"         // 404
 	EUNAUTHORIZED = "unauthorized"      // 401
+	EFORBIDDEN    = "forbidden"         // 403: the key may not do this
 	ETOOLARGE     = "payload_too_large" // 413
 	ERATELIMITED  = "rate_limited"      // 429
 	EUNAVAILABLE  = "unavailable"       // 503

@@ -71,9 +71,7 @@ type App struct {
 
 	adminMu   sync.Mutex
 	adminHash atomic.Pointer[[]byte]
-	keyCache  sync.Map // string(key hash) -> *kinehook.Project
-	keyCount  int64
-	keyMu     sync.Mutex
+	keys      keyState
 	// projLocks serialise the changes of one project's settings with the
 	// endpoint its operations_url makes (string project id -> *sync.Mutex).
 	projLocks sync.Map

@@ -28,6 +28,12 @@ func (r *recorder) EndpointChanged(_ context.Context, pid, eid string) {
 	r.changed = append(r.changed, pid+"/"+eid)
 }
 
+func (r *recorder) ProjectDeleted(_ context.Context, pid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changed = append(r.changed, pid+" deleted")
+}
+
 func (r *recorder) Publish(ctx context.Context, ev *kinehook.Event) (kinehook.IngestResult, error) {
 	res, err := r.store.IngestEvents(ctx, []*kinehook.Event{ev})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
@@ -79,10 +80,37 @@ func (a *App) CreateProject(ctx context.Context, in ProjectInput) (*kinehook.Pro
 	if err := a.store.CreateProject(ctx, p, kinehook.HashKey(key)); err != nil {
 		return nil, "", fmt.Errorf("create project: %w", err)
 	}
+	// The store made the project's first key ("default", full) from its
+	// hash alone: give it its prefix.
+	if err := a.store.NoteKeyUse(ctx, kinehook.HashKey(key), kinehook.KeyPrefix(key), time.Time{}); err != nil {
+		return nil, "", fmt.Errorf("create project: key prefix: %w", err)
+	}
 	if err := a.syncOperationsEndpoint(ctx, p); err != nil {
 		return nil, "", fmt.Errorf("operations endpoint: %w", err)
 	}
 	return p, key, nil
+}
+
+// DeleteProject removes project pid with everything in it (endpoints,
+// events, deliveries, attempts, keys, idempotency keys); the admin's use
+// case (the route checks the key). The engine drops the project's queued
+// work first, so nothing more is sent, and once more after the rows are
+// gone, so nothing loaded meanwhile stays; other instances drop theirs on
+// the endpoint news that brings. Its keys stop working at once here and
+// within KeyCacheTTL elsewhere.
+func (a *App) DeleteProject(ctx context.Context, pid string) error {
+	unlock := a.lockProject(pid)
+	defer unlock()
+	if _, err := a.store.GetProject(ctx, pid); err != nil {
+		return fmt.Errorf("get project: %w", err)
+	}
+	a.disp.ProjectDeleted(ctx, pid)
+	if err := a.store.DeleteProject(ctx, pid); err != nil {
+		return fmt.Errorf("delete project: %w", err)
+	}
+	a.disp.ProjectDeleted(ctx, pid)
+	a.forgetProjects()
+	return nil
 }
 
 // GetProject returns a project (ENOTFOUND when there is none).

@@ -312,7 +312,7 @@ func TestProjectCreate(t *testing.T) {
 	// The key signs in to the new project, and only to it.
 	b := e.browser()
 	home := b.login(key)
-	proj, err := e.store.ProjectByKeyHash(context.Background(), kinehook.HashKey(key))
+	_, proj, err := e.store.KeyByHash(context.Background(), kinehook.HashKey(key))
 	if err != nil || proj.Name != "Gamma live" || home != "/projects/"+proj.ID+"/endpoints" {
 		t.Fatalf("new project %+v, %v; signed in to %q", proj, err, home)
 	}

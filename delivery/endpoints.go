@@ -103,6 +103,29 @@ func (e *Engine) EndpointChanged(ctx context.Context, projectID, endpointID stri
 	}
 }
 
+// ProjectDeleted drops the queues of every endpoint of the project this
+// engine knows, and tells the other instances that each of those endpoints
+// changed: they reload it, find it gone and drop their queues too. The app
+// calls it before the store removes the project (so nothing more starts
+// here) and again after (so nothing loaded meanwhile stays).
+func (e *Engine) ProjectDeleted(ctx context.Context, projectID string) {
+	var gone []*epState
+	e.epMu.Lock()
+	for id, es := range e.eps {
+		if es.projectID == projectID {
+			gone = append(gone, es)
+			delete(e.eps, id)
+		}
+	}
+	e.epMu.Unlock()
+	for _, es := range gone {
+		e.forget(es)
+		if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, es.id); err != nil {
+			e.storeWarn("delivery: announce endpoint", err, "endpoint_id", es.id)
+		}
+	}
+}
+
 // RefreshEndpoint reloads an endpoint changed by another instance.
 func (e *Engine) RefreshEndpoint(ctx context.Context, projectID, endpointID string) {
 	e.refresh(ctx, projectID, endpointID)

@@ -227,10 +227,58 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("DELETE", "/v1/webhooks/{id}", "/v1/webhooks/"+whid, key, nil)
 	k.call("DELETE", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
 	k.call("DELETE", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
+	k.call("GET", "/v1/projects/{pid}/endpoints", base+"/endpoints?limit=1&colour=red", key, nil)
+
+	keysPat, keyPat := "/v1/projects/{pid}/keys", "/v1/projects/{pid}/keys/{kid}"
+	ro := k.call("POST", keysPat, base+"/keys", key, map[string]any{"name": "read only", "scope": "read"})
+	k.call("POST", keysPat, base+"/keys", key, map[string]any{"name": "x", "scope": "admin"})
+	k.call("POST", keysPat, base+"/keys", key, `{"name":`)
+	k.call("POST", keysPat, base+"/keys", str(ro, "key"), map[string]any{"name": "escalate", "scope": "full"})
+	k.call("POST", keysPat, base+"/keys", "kh_wrong", map[string]any{"name": "x", "scope": "full"})
+	kl := k.call("GET", keysPat, base+"/keys", key, nil)
+	k.call("GET", keysPat, base+"/keys", str(ro, "key"), nil)
+	var keys struct{ Data []map[string]any }
+	_ = json.Unmarshal(kl.body, &keys)
+	if len(keys.Data) != 2 {
+		t.Fatalf("want the default key and the read key: %s", kl.body)
+	}
+	k.call("DELETE", keyPat, base+"/keys/"+keys.Data[0]["id"].(string), key, nil) // the last full key: 409
+	k.call("DELETE", keyPat, base+"/keys/"+str(ro, "id"), key, nil)
+	k.call("DELETE", keyPat, base+"/keys/"+str(ro, "id"), key, nil)
+	k.call("DELETE", "/v1/projects/{pid}", "/v1/projects/"+pid, key, nil)
+	k.call("DELETE", "/v1/projects/{pid}", "/v1/projects/"+pid, testAdminKey, nil)
+	k.call("DELETE", "/v1/projects/{pid}", "/v1/projects/"+pid, testAdminKey, nil)
 
 	for _, r := range Routes() {
 		if !k.visited[r.Method+" "+r.Pattern] {
 			t.Errorf("route %s %s is not exercised by this test", r.Method, r.Pattern)
+		}
+	}
+}
+
+// TestOpenAPIQueryParameters: the query parameters openapi.json documents
+// for each route are exactly the ones the router accepts (route.Query).
+func TestOpenAPIQueryParameters(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range routeTable() {
+		var documented []string
+		for _, p := range doc.Paths[rt.Pattern][strings.ToLower(rt.Method)].Parameters {
+			if p.In == "query" {
+				documented = append(documented, p.Name)
+			}
+		}
+		if fmt.Sprint(documented) != fmt.Sprint(rt.Query) && !(len(documented) == 0 && len(rt.Query) == 0) {
+			t.Errorf("%s %s: openapi.json documents the query parameters %v, the router accepts %v", rt.Method, rt.Pattern, documented, rt.Query)
 		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // Error codes the API adds to kinehook's for transport-level answers.
 const (
-	codeForbidden        = "forbidden"
+	codeForbidden        = kinehook.EFORBIDDEN
 	codeMethodNotAllowed = "method_not_allowed"
 )
 
@@ -41,7 +41,7 @@ func statusOf(code string) int {
 	switch code {
 	case kinehook.EINVALID:
 		return nethttp.StatusUnprocessableEntity
-	case kinehook.EMALFORMED:
+	case kinehook.EMALFORMED, codeInvalidQuery:
 		return nethttp.StatusBadRequest
 	case kinehook.ENOTFOUND:
 		return nethttp.StatusNotFound

@@ -22,9 +22,39 @@ type route struct {
 	Method  string
 	Pattern string
 	Auth    authKind
-	handle  func(s *Server, w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal)
-	segs    []string
+	// Query lists the query parameters the route accepts; any other one is
+	// answered 400 before the handler runs (a route that lists none accepts
+	// none), so a typo never passes as an unfiltered answer.
+	Query []string
+	// Ingest marks the routes that post events: the only ones an ingest
+	// key may use (a read key may use every GET).
+	Ingest bool
+	handle func(s *Server, w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal)
+	segs   []string
 }
+
+// op is what a request on rt does, as key scopes see it.
+func (rt *route) op() app.Op {
+	switch {
+	case rt.Ingest:
+		return app.OpIngest
+	case rt.Method == nethttp.MethodGet:
+		return app.OpRead
+	default:
+		return app.OpChange
+	}
+}
+
+// Query parameters shared by several routes.
+var (
+	pageParams  = []string{"limit", "cursor"}
+	eventParams = []string{"limit", "cursor", "event", "resource_id", "status", "since", "until"}
+	// kinescopeListParams are what Kinescope's API accepts on its lists
+	// (https://docs.kinescope.com/developer-guides/api-general-rules/):
+	// its clients may send them to /v1/webhooks, which accepts and
+	// ignores them (it answers every webhook of the project at once).
+	kinescopeListParams = []string{"page", "per_page", "order"}
+)
 
 // routeTable is every route of the API, in one place: the router serves it
 // and a test compares it with openapi.json.
@@ -40,9 +70,14 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects", Auth: authAnyKey, handle: (*Server).listProjects},
 		{Method: "GET", Pattern: "/v1/projects/{pid}", Auth: authProject, handle: (*Server).getProject},
 		{Method: "PATCH", Pattern: "/v1/projects/{pid}", Auth: authProject, handle: (*Server).patchProject},
+		{Method: "DELETE", Pattern: "/v1/projects/{pid}", Auth: authAdmin, handle: (*Server).deleteProject},
+
+		{Method: "POST", Pattern: "/v1/projects/{pid}/keys", Auth: authProject, handle: (*Server).createKey},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/keys", Auth: authProject, handle: (*Server).listKeys},
+		{Method: "DELETE", Pattern: "/v1/projects/{pid}/keys/{kid}", Auth: authProject, handle: (*Server).revokeKey},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, handle: (*Server).createEndpoint},
-		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, handle: (*Server).listEndpoints},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, Query: pageParams, handle: (*Server).listEndpoints},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}", Auth: authProject, handle: (*Server).getEndpoint},
 		{Method: "PATCH", Pattern: "/v1/projects/{pid}/endpoints/{eid}", Auth: authProject, handle: (*Server).patchEndpoint},
 		{Method: "DELETE", Pattern: "/v1/projects/{pid}/endpoints/{eid}", Auth: authProject, handle: (*Server).deleteEndpoint},
@@ -50,9 +85,9 @@ func routeTable() []*route {
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret/rotate", Auth: authProject, handle: (*Server).rotateSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/recover", Auth: authProject, handle: (*Server).recoverEndpoint},
 
-		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, handle: (*Server).createEvent},
-		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, handle: (*Server).createEvents},
-		{Method: "GET", Pattern: "/v1/projects/{pid}/events", Auth: authProject, handle: (*Server).listEvents},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, Ingest: true, handle: (*Server).createEvent},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, Ingest: true, handle: (*Server).createEvents},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/events", Auth: authProject, Query: eventParams, handle: (*Server).listEvents},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}", Auth: authProject, handle: (*Server).getEvent},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}/deliveries", Auth: authProject, handle: (*Server).listDeliveries},
 
@@ -60,7 +95,7 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},
 
-		{Method: "GET", Pattern: "/v1/webhooks", Auth: authWebhooks, handle: (*Server).listWebhooks},
+		{Method: "GET", Pattern: "/v1/webhooks", Auth: authWebhooks, Query: kinescopeListParams, handle: (*Server).listWebhooks},
 		{Method: "POST", Pattern: "/v1/webhooks", Auth: authWebhooks, handle: (*Server).createWebhook},
 		{Method: "GET", Pattern: "/v1/webhooks/{id}", Auth: authWebhooks, handle: (*Server).getWebhook},
 		{Method: "PUT", Pattern: "/v1/webhooks/{id}", Auth: authWebhooks, handle: (*Server).putWebhook},

@@ -304,6 +304,10 @@ func (s *Server) route(w nethttp.ResponseWriter, r *nethttp.Request, reqID strin
 		writeError(w, badParam)
 		return
 	}
+	if err := rt.checkQuery(r.URL.RawQuery); err != nil {
+		writeError(w, err)
+		return
+	}
 	rt.handle(s, w, r, p)
 }
 
@@ -405,7 +409,9 @@ func (s *Server) authenticate(r *nethttp.Request) (*app.Principal, error) {
 
 // authorize checks that p may use route rt: admin routes need the admin key,
 // project routes the admin key or that project's key (others get 404),
-// Kinescope routes a project key.
+// Kinescope routes a project key; then the key's scope must allow what the
+// route does (403 otherwise: read keys only GET, ingest keys only post
+// events).
 func (s *Server) authorize(rt *route, r *nethttp.Request, p *app.Principal) error {
 	switch rt.Auth {
 	case authAdmin:
@@ -421,7 +427,7 @@ func (s *Server) authorize(rt *route, r *nethttp.Request, p *app.Principal) erro
 			return &kinehook.Error{Code: kinehook.EMALFORMED, Message: "the /v1/webhooks routes act on one project: use that project's API key, not the admin key"}
 		}
 	}
-	return nil
+	return p.Permits(rt.op())
 }
 
 // projectID returns the project a request acts on.

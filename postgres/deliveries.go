@@ -138,8 +138,14 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	// then costs time in proportion to the table (5 ms for 8 results at
 	// 20,000 rows, against 1 ms planned each time).
 	b.Queue(customPlans)
+	// Only for deliveries that still exist: a result that was in flight
+	// when its project was deleted must not leave an attempt behind.
 	b.Queue(`INSERT INTO attempts (delivery_id, attempted_at, status_code, error, duration_ms, response_body, request_headers, request_id)
-		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[], $8::text[])`,
+		SELECT u.id, u.at, u.code, u.err, u.dur, u.body, u.hdr, u.rid
+		FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::float8[], $6::bytea[], $7::jsonb[], $8::text[])
+			WITH ORDINALITY AS u(id, at, code, err, dur, body, hdr, rid, n)
+		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.id)
+		ORDER BY u.n`,
 		att.ids, att.ats, att.codes, att.errs, att.dur, att.bodies, att.headers, att.reqIDs)
 	// "d.id = ANY($1)" lets the planner find the rows by primary key; a
 	// join on unnest alone is estimated badly and scans the table. The

@@ -12,17 +12,25 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
-// CreateProject stores a project with the hash of its API key.
+// CreateProject stores a project and its first API key (DefaultKeyName,
+// scope full) in one transaction.
 func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHash []byte) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = now()
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO projects (id, name, api_key_hash, retention_days, operations_url, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, p.ID, p.Name, apiKeyHash, p.RetentionDays, p.OperationsURL, p.CreatedAt.UTC())
-	if isUniqueViolation(err) {
-		return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "a project with this id or key exists"}
-	}
-	return wrap("create project", err)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO projects (id, name, retention_days, operations_url, created_at)
+			VALUES ($1, $2, $3, $4, $5)`, p.ID, p.Name, p.RetentionDays, p.OperationsURL, p.CreatedAt.UTC())
+		if isUniqueViolation(err) {
+			return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "a project with this id exists"}
+		}
+		if err != nil {
+			return wrap("create project", err)
+		}
+		k := &kinehook.APIKey{ID: kinehook.NewID(kinehook.PrefixKey), ProjectID: p.ID, Name: kinehook.DefaultKeyName,
+			Scope: kinehook.ScopeFull, Hash: apiKeyHash, CreatedAt: p.CreatedAt}
+		return insertKey(ctx, tx, k)
+	})
 }
 
 const projectCols = `id, name, retention_days, operations_url, created_at`
@@ -63,12 +71,6 @@ func (s *Store) UpdateProject(ctx context.Context, p *kinehook.Project) error {
 		return wrap("update project", pgx.ErrNoRows)
 	}
 	return nil
-}
-
-// ProjectByKeyHash finds the project whose API key hashes to hash.
-func (s *Store) ProjectByKeyHash(ctx context.Context, hash []byte) (*kinehook.Project, error) {
-	p, err := scanProject(s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects WHERE api_key_hash = $1`, hash))
-	return p, wrap("project by key", err)
 }
 
 // endpointRow is an endpoint in its stored form. login and headers are

@@ -49,15 +49,29 @@ func scanProject(row interface{ Scan(...any) error }) (*kinehook.Project, error)
 	return &p, nil
 }
 
-// CreateProject stores a project with the hash of its API key.
+// CreateProject stores a project and its first API key (DefaultKeyName,
+// scope full) in one transaction. projects.api_key_hash, no longer read,
+// gets a random placeholder (see migration 0007).
 func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHash []byte) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`, api_key_hash) VALUES (?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Name, p.RetentionDays, p.OperationsURL, micros(p.CreatedAt), apiKeyHash)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: create project %s: %w", p.ID, err)
+	}
+	defer rollback(tx)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`, api_key_hash) VALUES (?, ?, ?, ?, ?, randomblob(32))`,
+		p.ID, p.Name, p.RetentionDays, p.OperationsURL, micros(p.CreatedAt)); err != nil {
+		return fmt.Errorf("sqlite: create project %s: %w", p.ID, err)
+	}
+	k := &kinehook.APIKey{ID: kinehook.NewID(kinehook.PrefixKey), ProjectID: p.ID, Name: kinehook.DefaultKeyName,
+		Scope: kinehook.ScopeFull, Hash: apiKeyHash, CreatedAt: p.CreatedAt}
+	if err := insertKey(ctx, tx, k); err != nil {
+		return fmt.Errorf("sqlite: create project %s: %w", p.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: create project %s: commit: %w", p.ID, err)
 	}
 	return nil
 }
@@ -106,18 +120,6 @@ func (s *Store) UpdateProject(ctx context.Context, p *kinehook.Project) error {
 		return notFound("project", p.ID)
 	}
 	return nil
-}
-
-// ProjectByKeyHash finds the project of an API key hash.
-func (s *Store) ProjectByKeyHash(ctx context.Context, hash []byte) (*kinehook.Project, error) {
-	p, err := scanProject(s.r.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE api_key_hash = ?`, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("project with key", "hash")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: project by key: %w", err)
-	}
-	return p, nil
 }
 
 // Sealed blobs: a tag byte then the bytes.

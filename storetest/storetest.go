@@ -26,6 +26,7 @@ package storetest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,9 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"FailedDeliveries", testFailedDeliveries},
 		{"DeleteEndpoint", testDeleteEndpoint},
 		{"ConcurrentIngest", testConcurrentIngest},
+		{"Keys", testKeys},
+		{"KeysLastFull", testKeysLastFull},
+		{"DeleteProject", testDeleteProject},
 		{"Consistency", testConsistency},
 	}
 	for _, tc := range tests {
@@ -137,14 +141,18 @@ func testProjects(t *testing.T, s kinehook.Store) {
 		key  string
 		want string
 	}{{key1, p1.ID}, {key2, p2.ID}, {"gamma-key", p3.ID}} {
-		got, err := s.ProjectByKeyHash(ctx, kinehook.HashKey(tc.key))
-		requireNoErr(t, err, "ProjectByKeyHash")
-		if got.ID != tc.want {
-			t.Errorf("ProjectByKeyHash(%s) = %s, want %s", tc.key, got.ID, tc.want)
+		k, got, err := s.KeyByHash(ctx, kinehook.HashKey(tc.key))
+		requireNoErr(t, err, "KeyByHash")
+		if got.ID != tc.want || k.ProjectID != tc.want {
+			t.Errorf("KeyByHash(%s) = %s (key of %s), want %s", tc.key, got.ID, k.ProjectID, tc.want)
+		}
+		// The project's first key: "default", scope full.
+		if k.Name != kinehook.DefaultKeyName || k.Scope != kinehook.ScopeFull || !strings.HasPrefix(k.ID, kinehook.PrefixKey+"_") {
+			t.Errorf("KeyByHash(%s) = %+v, want the project's default full key", tc.key, k)
 		}
 	}
-	_, err = s.ProjectByKeyHash(ctx, kinehook.HashKey("nobody's key"))
-	assertNotFound(t, err, "ProjectByKeyHash(unknown)")
+	_, _, err = s.KeyByHash(ctx, kinehook.HashKey("nobody's key"))
+	assertNotFound(t, err, "KeyByHash(unknown)")
 
 	// Update.
 	p1.Name = "Alpha renamed"
@@ -158,10 +166,10 @@ func testProjects(t *testing.T, s kinehook.Store) {
 	}
 	assertTimeEq(t, "CreatedAt after update", got.CreatedAt, p1.CreatedAt)
 	// The key still maps to the project after an update.
-	got, err = s.ProjectByKeyHash(ctx, kinehook.HashKey(key1))
-	requireNoErr(t, err, "ProjectByKeyHash after update")
-	if got.Name != p1.Name {
-		t.Errorf("ProjectByKeyHash after update: name %q, want %q", got.Name, p1.Name)
+	_, got, err = s.KeyByHash(ctx, kinehook.HashKey(key1))
+	requireNoErr(t, err, "KeyByHash after update")
+	if got.Name != p1.Name || got.RetentionDays != 7 || got.OperationsURL != p1.OperationsURL {
+		t.Errorf("KeyByHash after update: project %+v, want %+v", got, p1)
 	}
 	// Other projects are untouched.
 	got, err = s.GetProject(ctx, p2.ID)
