@@ -31,7 +31,7 @@ func TestCLIGroupsRejectUnknownSubcommands(t *testing.T) {
 	for _, g := range groups {
 		names = append(names, g.Name())
 	}
-	if want := []string{"deliveries", "endpoints", "events", "projects"}; !slices.Equal(names, want) {
+	if want := []string{"deliveries", "endpoints", "events", "keys", "projects"}; !slices.Equal(names, want) {
 		t.Fatalf("groups %v, want %v", names, want)
 	}
 	for _, g := range groups {
@@ -94,7 +94,8 @@ func TestCLIGroupExitStatus(t *testing.T) {
 		code int
 		want string
 	}{
-		{"projects delete x", 1, `unknown command "delete" for "kinehook projects"`},
+		{"projects remove x", 1, `unknown command "remove" for "kinehook projects"`},
+		{"keys frobnicate", 1, `unknown command "frobnicate" for "kinehook keys"`},
 		{"deliveries lst", 1, `unknown command "lst" for "kinehook deliveries"`},
 		{"endpoints frobnicate", 1, `unknown command "frobnicate" for "kinehook endpoints"`},
 		{"events frobnicate", 1, `unknown command "frobnicate" for "kinehook events"`},

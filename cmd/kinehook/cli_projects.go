@@ -16,21 +16,21 @@ import (
 
 func init() { rootCmd.AddCommand(newProjectsCmd()) }
 
-// newProjectsCmd builds `kinehook projects create|list|get|update`: the group
+// newProjectsCmd builds `kinehook projects create|list|get|update|delete`: the group
 // and its shared flags; each subcommand has its own builder below.
 func newProjectsCmd() *cobra.Command {
 	o := &apiOptions{}
 	cmd := apiGroup(&cobra.Command{
 		Use:   "projects",
-		Short: "Create, list, show and update projects",
+		Short: "Create, list, show, update and delete projects",
 		Long: "Projects are tenants: each has its own endpoints, events and API key.\n\n" +
-			"create needs the admin key. list, get and update take the admin key, which\n" +
+			"create and delete need the admin key. list, get and update take the admin key, which\n" +
 			"sees every project, or a project key, which sees only its own project\n" +
 			"(list shows just it; get and update of another project answer not_found).\n" +
 			"The key is --key or KINEHOOK_API_KEY.",
 	})
 	o.register(cmd)
-	cmd.AddCommand(newProjectCreateCmd(o), newProjectListCmd(o), newProjectGetCmd(o), newProjectUpdateCmd(o))
+	cmd.AddCommand(newProjectCreateCmd(o), newProjectListCmd(o), newProjectGetCmd(o), newProjectUpdateCmd(o), newProjectDeleteCmd(o))
 	return cmd
 }
 
@@ -110,6 +110,50 @@ func newProjectGetCmd(o *apiOptions) *cobra.Command {
 			return showProject(cmd, o, ans, p)
 		},
 	}
+}
+
+// newProjectDeleteCmd builds `projects delete`.
+func newProjectDeleteCmd(o *apiOptions) *cobra.Command {
+	var yes bool
+	del := &cobra.Command{
+		Use:   "delete PROJECT_ID [--yes]",
+		Short: "Delete a project with everything in it (admin key; asks to confirm)",
+		Long: "Delete a project with its endpoints, events, deliveries, attempts and API keys\n" +
+			"(DELETE /v1/projects/{pid}, admin key). Its queued deliveries are dropped first,\n" +
+			"on every instance. It cannot be undone: on a terminal you are asked to type the\n" +
+			"project id; elsewhere (a script) pass --yes.",
+		Example: `  kinehook projects delete prj_...
+  kinehook projects delete prj_... --yes`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			pid := args[0]
+			if !yes {
+				p, err := c.GetProject(cmd.Context(), pid)
+				if err != nil {
+					return fmt.Errorf("delete project %s: %w", pid, err)
+				}
+				q := fmt.Sprintf("Delete project %s (%q) with all its endpoints, events, deliveries and keys? This cannot be undone.", p.ID, p.Name)
+				if err := confirm(cmd, q, p.ID); err != nil {
+					return err
+				}
+			}
+			if err := c.DeleteProject(cmd.Context(), pid); err != nil {
+				return fmt.Errorf("delete project %s: %w", pid, err)
+			}
+			if o.json {
+				// The API answers 204 No Content: there is no JSON of its own to print.
+				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"id": pid, "deleted": true})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted project %s\n", pid)
+			return nil
+		},
+	}
+	del.Flags().BoolVar(&yes, "yes", false, "delete without asking")
+	return del
 }
 
 // projectUpdateFlags are the flags of `projects update`.
