@@ -19,7 +19,8 @@
 //	GET  /static/...            embedded CSS, JavaScript and icon
 //	GET  /projects              the admin's project picker
 //	POST /projects              the admin makes a project (its key shown once)
-//	     /projects/{pid}/...    endpoints, events, deliveries, live updates
+//	     /projects/{pid}/...    endpoints, events, deliveries, live updates,
+//	                            API keys; POST /projects/{pid}/delete (admin)
 //
 // Live-update streams last as long as a page is open; they end by
 // themselves when the http.Server serving them begins Shutdown, so that
@@ -242,6 +243,10 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /projects/{pid}/events/{id}", h.withProject(h.eventShow))
 	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
 	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
+	m.HandleFunc("GET /projects/{pid}/keys", h.withProject(h.keyList))
+	m.HandleFunc("POST /projects/{pid}/keys", h.withProject(h.keyCreate))
+	m.HandleFunc("POST /projects/{pid}/keys/{kid}/revoke", h.withProject(h.keyRevoke))
+	m.HandleFunc("POST /projects/{pid}/delete", h.withProject(h.projectDelete))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// No page matched: the metrics label such requests "unmatched",
 		// not "/" as if the catch-all were a page.

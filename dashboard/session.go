@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/app"
 )
 
 // session is one signed-in browser. Its id is the cookie value; nothing else
@@ -22,9 +23,21 @@ type session struct {
 	id        string
 	admin     bool
 	projectID string // the project of a project key; "" for the admin
-	csrf      string
-	expires   time.Time
-	flashes   []flash
+	// keyHash is the hash of the project key that signed in (nil for the
+	// admin): every request checks it again, so a revoked key's session
+	// ends within a second; scope is what that key may do.
+	keyHash []byte
+	scope   kinehook.KeyScope
+	csrf    string
+	expires time.Time
+	flashes []flash
+	// newKey is an API key just made, shown once by the next keys page.
+	newKey *shownKey
+}
+
+// shownKey is a key just made, for the one page that shows it.
+type shownKey struct {
+	Name, Scope, Key string
 }
 
 // flash is a one-time message shown on the next page.
@@ -55,9 +68,12 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (ss *sessionStore) create(admin bool, projectID string) *session {
+func (ss *sessionStore) create(p *app.Principal, keyHash []byte) *session {
 	now := ss.now()
-	s := &session{id: randomToken(), admin: admin, projectID: projectID, csrf: randomToken(), expires: now.Add(ss.ttl)}
+	s := &session{id: randomToken(), admin: p.Admin, csrf: randomToken(), expires: now.Add(ss.ttl)}
+	if !p.Admin {
+		s.projectID, s.keyHash, s.scope = p.Project.ID, keyHash, p.Scope
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if len(ss.m) >= maxSessions {
@@ -113,6 +129,22 @@ func (ss *sessionStore) addFlash(s *session, kind, text string) {
 	ss.mu.Unlock()
 }
 
+// setNewKey keeps a key just made for the next keys page.
+func (ss *sessionStore) setNewKey(s *session, k *shownKey) {
+	ss.mu.Lock()
+	s.newKey = k
+	ss.mu.Unlock()
+}
+
+// popNewKey returns the key just made, once.
+func (ss *sessionStore) popNewKey(s *session) *shownKey {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	k := s.newKey
+	s.newKey = nil
+	return k
+}
+
 func (ss *sessionStore) popFlashes(s *session) []flash {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -163,6 +195,18 @@ func (h *Handler) withSession(next func(http.ResponseWriter, *http.Request, *ses
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		s := h.sessions.get(r)
+		if s != nil && !s.admin {
+			// The key may have been revoked, or its project deleted, since
+			// it signed in (the app's key cache holds it 250 ms at most).
+			_, err := h.app.AuthenticateHash(r.Context(), s.keyHash)
+			if kinehook.ErrorCode(err) == kinehook.EUNAUTHORIZED {
+				h.sessions.delete(s.id)
+				s = nil
+			} else if err != nil {
+				h.internalError(w, r, fmt.Errorf("check the session's key: %w", err))
+				return
+			}
+		}
 		if s == nil {
 			if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
 				http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -179,6 +223,10 @@ func (h *Handler) withSession(next func(http.ResponseWriter, *http.Request, *ses
 			}
 			if !tokensEqual(r.PostForm.Get(csrfField), s.csrf) {
 				h.renderError(w, r, http.StatusForbidden, "The form's security token is missing or stale. Reload the page and try again.")
+				return
+			}
+			if s.ReadOnly() && r.URL.Path != "/logout" {
+				h.renderError(w, r, http.StatusForbidden, "This key has scope read: it may look, not change anything.")
 				return
 			}
 			for _, vs := range r.PostForm {
@@ -271,12 +319,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, fmt.Errorf("sign in: %w", err))
 		return
 	}
-	var s *session
-	if p.Admin {
-		s = h.sessions.create(true, "")
-	} else {
-		s = h.sessions.create(false, p.Project.ID)
+	if p.Permits(app.OpRead) != nil {
+		h.log.Info("dashboard: sign-in refused to an ingest key", "remote", r.RemoteAddr)
+		h.showLogin(w, r, http.StatusForbidden, "This key has scope ingest: it may only post events, not sign in.")
+		return
 	}
+	s := h.sessions.create(p, kinehook.HashKey(key))
 	h.setCookie(w, h.cookieName(loginCSRFCookie, secureLoginCookie), "", -1)
 	h.setCookie(w, h.cookieName(sessionCookie, secureSessionCookie), s.id, int(h.cfg.SessionTTL/time.Second))
 	if next := safeNext(r.PostForm.Get("next")); next != "" {
@@ -302,3 +350,10 @@ func safeNext(next string) string {
 
 // IsAdmin tells templates whether the admin key signed in.
 func (s *session) IsAdmin() bool { return s.admin }
+
+// ReadOnly tells templates whether the session's key may only read.
+func (s *session) ReadOnly() bool { return !s.admin && s.scope == kinehook.ScopeRead }
+
+// ManagesKeys tells templates whether the session may manage API keys:
+// the admin and full project keys.
+func (s *session) ManagesKeys() bool { return s.admin || s.scope == kinehook.ScopeFull }
