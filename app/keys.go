@@ -106,11 +106,14 @@ const (
 	KeyUseInterval = time.Minute
 )
 
-// cachedKey is a project key as looked up, and when.
+// cachedKey is a project key as looked up, and when: the Principal every
+// request with it gets (copied), and its last-use stamp.
 type cachedKey struct {
-	key     *kinehook.APIKey
-	project *kinehook.Project
-	at      time.Time // monotonic
+	p    Principal
+	at   time.Time // monotonic
+	used *atomic.Int64
+	// prefixKnown is false for a key made before prefixes were kept.
+	prefixKnown bool
 }
 
 // keyState is the App's cache of project keys and their last noted use.
@@ -118,8 +121,9 @@ type keyState struct {
 	mu    sync.Mutex
 	cache sync.Map // string(key hash) -> *cachedKey
 	count int64
-	// used holds, per key hash, the unix nanoseconds of the last use
-	// written (or read) for it.
+	// used holds, per key hash, the time (unix nanoseconds, monotonic
+	// clock's wall reading) of the last use written for it; it outlives
+	// the cache's entries, so a refresh does not write again.
 	used      sync.Map // string(key hash) -> *atomic.Int64
 	usedCount atomic.Int64
 }
@@ -141,16 +145,16 @@ func (a *App) AuthenticateHash(ctx context.Context, hash []byte) (*Principal, er
 }
 
 func (a *App) authenticate(ctx context.Context, hash []byte, key string) (*Principal, error) {
-	keyID := "key:" + string(hash[:16])
 	admin, err := a.adminKeyHash(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if admin != nil && subtle.ConstantTimeCompare(admin, hash) == 1 {
-		return &Principal{Admin: true, KeyID: keyID}, nil
+		return &Principal{Admin: true, KeyID: "key:" + string(hash[:16])}, nil
 	}
+	now := time.Now()
 	var ck *cachedKey
-	if v, ok := a.keys.cache.Load(string(hash)); ok && time.Since(v.(*cachedKey).at) < KeyCacheTTL {
+	if v, ok := a.keys.cache.Load(string(hash)); ok && now.Sub(v.(*cachedKey).at) < KeyCacheTTL {
 		ck = v.(*cachedKey)
 	} else {
 		k, p, err := a.store.KeyByHash(ctx, hash)
@@ -161,11 +165,35 @@ func (a *App) authenticate(ctx context.Context, hash []byte, key string) (*Princ
 			}
 			return nil, fmt.Errorf("look up API key: %w", err)
 		}
-		ck = &cachedKey{key: k, project: p, at: time.Now()}
+		ck = &cachedKey{p: Principal{Project: p, KeyID: "key:" + string(hash[:16]), APIKeyID: k.ID, Scope: k.Scope},
+			at: now, used: a.usedStamp(hash, k, now), prefixKnown: k.Prefix != ""}
 		a.cacheKey(hash, ck)
 	}
-	a.noteUse(hash, key, ck.key)
-	return &Principal{Project: ck.project, KeyID: keyID, APIKeyID: ck.key.ID, Scope: ck.key.Scope}, nil
+	if last := ck.used.Load(); now.UnixNano()-last >= int64(KeyUseInterval) && ck.used.CompareAndSwap(last, now.UnixNano()) {
+		a.noteUse(hash, key, ck.prefixKnown)
+	}
+	p := ck.p
+	return &p, nil
+}
+
+// usedStamp returns the last-use stamp of a key: the one kept since an
+// earlier lookup, else one from the stored last use (a key never used, or
+// used longer than KeyUseInterval ago, gets its use written at once).
+func (a *App) usedStamp(hash []byte, k *kinehook.APIKey, now time.Time) *atomic.Int64 {
+	if v, ok := a.keys.used.Load(string(hash)); ok {
+		return v.(*atomic.Int64)
+	}
+	if a.keys.usedCount.Add(1) > maxCachedKeys {
+		a.keys.used.Clear()
+		a.keys.usedCount.Store(1)
+	}
+	last := new(atomic.Int64)
+	last.Store(now.Add(-KeyUseInterval).UnixNano())
+	if !k.LastUsedAt.IsZero() && a.now().Sub(k.LastUsedAt) < KeyUseInterval {
+		last.Store(now.UnixNano()) // written within the interval, maybe by another instance
+	}
+	v, _ := a.keys.used.LoadOrStore(string(hash), last)
+	return v.(*atomic.Int64)
 }
 
 // cacheKey remembers a looked-up project key; the cache's size is bounded.
@@ -190,37 +218,17 @@ func (a *App) forgetProjects() {
 	a.keys.count = 0
 }
 
-// noteUse writes a key's last use, at most once per KeyUseInterval, in
-// the background (never on the request's path); the same write fills in
-// the prefix of a key made before prefixes were kept (when the key itself
-// is at hand). A failed write is only a missed stamp: the next interval
-// writes again.
-func (a *App) noteUse(hash []byte, key string, k *kinehook.APIKey) {
-	now := a.now()
-	v, ok := a.keys.used.Load(string(hash))
-	if !ok {
-		if a.keys.usedCount.Add(1) > maxCachedKeys {
-			a.keys.used.Clear()
-			a.keys.usedCount.Store(1)
-		}
-		last := new(atomic.Int64)
-		if !k.LastUsedAt.IsZero() {
-			last.Store(k.LastUsedAt.UnixNano())
-		} else {
-			last.Store(now.Add(-KeyUseInterval).UnixNano())
-		}
-		v, _ = a.keys.used.LoadOrStore(string(hash), last)
-	}
-	last := v.(*atomic.Int64)
-	prev := last.Load()
-	if now.UnixNano()-prev < int64(KeyUseInterval) || !last.CompareAndSwap(prev, now.UnixNano()) {
-		return
-	}
+// noteUse writes a key's last use in the background (never on the
+// request's path; the caller lets it happen once per KeyUseInterval); the
+// same write fills in the prefix of a key made before prefixes were kept
+// (when the key itself is at hand). A failed write is only a missed stamp:
+// the next interval writes again.
+func (a *App) noteUse(hash []byte, key string, prefixKnown bool) {
 	prefix := ""
-	if k.Prefix == "" && key != "" {
+	if !prefixKnown && key != "" {
 		prefix = kinehook.KeyPrefix(key)
 	}
-	at := now.UTC().Truncate(time.Millisecond)
+	at := a.stamp()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
