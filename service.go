@@ -37,10 +37,10 @@ type Dispatcher interface {
 	// EndpointChanged refreshes the engine's view of an endpoint after the API
 	// created, updated or deleted it.
 	EndpointChanged(ctx context.Context, projectID, endpointID string)
-	// ProjectDeleted drops the engine's queued work of a project whose
-	// rows are (being) removed, here and, through the endpoint news, on the
-	// other instances; results still in flight are not recorded for rows
-	// that are gone.
+	// ProjectDeleted drops this engine's queued work of a project whose
+	// rows are (being) removed; results still in flight are not recorded
+	// for rows that are gone. The other instances drop theirs when told
+	// that each endpoint changed (EndpointChanged, after the rows are gone).
 	ProjectDeleted(ctx context.Context, projectID string)
 }
 

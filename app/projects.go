@@ -95,21 +95,29 @@ func (a *App) CreateProject(ctx context.Context, in ProjectInput) (*kinehook.Pro
 // events, deliveries, attempts, keys, idempotency keys); the admin's use
 // case (the route checks the key). The engine drops the project's queued
 // work first, so nothing more is sent, and once more after the rows are
-// gone, so nothing loaded meanwhile stays; other instances drop theirs on
-// the endpoint news that brings. Its keys stop working at once here and
-// within KeyCacheTTL elsewhere.
+// gone, so nothing loaded meanwhile stays; then every endpoint the project
+// had is announced as changed, and the other instances, finding it gone,
+// drop theirs. Its keys stop working at once here and within KeyCacheTTL
+// elsewhere.
 func (a *App) DeleteProject(ctx context.Context, pid string) error {
 	unlock := a.lockProject(pid)
 	defer unlock()
 	if _, err := a.store.GetProject(ctx, pid); err != nil {
 		return fmt.Errorf("get project: %w", err)
 	}
+	eps, err := a.store.ListEndpoints(ctx, pid)
+	if err != nil {
+		return fmt.Errorf("list endpoints: %w", err)
+	}
 	a.disp.ProjectDeleted(ctx, pid)
 	if err := a.store.DeleteProject(ctx, pid); err != nil {
 		return fmt.Errorf("delete project: %w", err)
 	}
-	a.disp.ProjectDeleted(ctx, pid)
 	a.forgetProjects()
+	a.disp.ProjectDeleted(ctx, pid)
+	for _, ep := range eps {
+		a.disp.EndpointChanged(ctx, pid, ep.ID)
+	}
 	return nil
 }
 

@@ -104,11 +104,12 @@ func (e *Engine) EndpointChanged(ctx context.Context, projectID, endpointID stri
 }
 
 // ProjectDeleted drops the queues of every endpoint of the project this
-// engine knows, and tells the other instances that each of those endpoints
-// changed: they reload it, find it gone and drop their queues too. The app
-// calls it before the store removes the project (so nothing more starts
-// here) and again after (so nothing loaded meanwhile stays).
-func (e *Engine) ProjectDeleted(ctx context.Context, projectID string) {
+// engine knows. The app calls it before the store removes the project (so
+// nothing more starts here) and again after (so nothing loaded meanwhile
+// stays), then EndpointChanged for each of the project's endpoints, which
+// tells the other instances: they reload each, find it gone and drop its
+// queues too.
+func (e *Engine) ProjectDeleted(_ context.Context, projectID string) {
 	var gone []*epState
 	e.epMu.Lock()
 	for id, es := range e.eps {
@@ -120,9 +121,6 @@ func (e *Engine) ProjectDeleted(ctx context.Context, projectID string) {
 	e.epMu.Unlock()
 	for _, es := range gone {
 		e.forget(es)
-		if err := e.cfg.Coordinator.AnnounceEndpoint(ctx, projectID, es.id); err != nil {
-			e.storeWarn("delivery: announce endpoint", err, "endpoint_id", es.id)
-		}
 	}
 }
 
