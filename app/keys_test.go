@@ -79,7 +79,10 @@ func TestKeyUseCases(t *testing.T) {
 			_, err := a.CreateKey(ctx, fullP, p.ID, KeyInput{Name: strings.Repeat("ж", MaxKeyName+1), Scope: "full"})
 			return err
 		}(), kinehook.EINVALID},
-		{"control character", func() error { _, err := a.CreateKey(ctx, fullP, p.ID, KeyInput{Name: "a\nb", Scope: "full"}); return err }(), kinehook.EINVALID},
+		{"control character", func() error {
+			_, err := a.CreateKey(ctx, fullP, p.ID, KeyInput{Name: "a\nb", Scope: "full"})
+			return err
+		}(), kinehook.EINVALID},
 		{"no scope", func() error { _, err := a.CreateKey(ctx, fullP, p.ID, KeyInput{Name: "x"}); return err }(), kinehook.EINVALID},
 		{"unknown key", a.RevokeKey(ctx, fullP, p.ID, "key_nope"), kinehook.ENOTFOUND},
 		{"last full key", a.RevokeKey(ctx, adminPrincipalForTest, p.ID, fullP.APIKeyID), kinehook.ECONFLICT},
