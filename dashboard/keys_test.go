@@ -57,7 +57,10 @@ func TestKeysPage(t *testing.T) {
 	// has no keys page.
 	rb := e.browser()
 	rb.login(key)
-	mustContain(t, rb.get(base+"/endpoints"), "read only")
+	mustContain(t, rb.get(base+"/endpoints"), "read only", ` class="read-only">`)
+	if p := b.get(base + "/endpoints"); strings.Contains(p.body, `class="read-only"`) {
+		t.Fatal("a full key's pages are marked read-only")
+	}
 	if p := rb.post(base+"/endpoints", url.Values{"url": {e.sink.srv.URL}}); p.status != http.StatusForbidden {
 		t.Fatalf("read key creating an endpoint: %d", p.status)
 	}
