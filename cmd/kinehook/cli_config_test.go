@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestCLIConfig saves the server, key and project with `kinehook config` and
@@ -21,12 +23,12 @@ func TestCLIConfig(t *testing.T) {
 	if _, _, err := e.run(t, "projects", "list"); err == nil || !strings.Contains(err.Error(), "kinehook config set key") {
 		t.Fatalf("without a key: %v, want advice naming `kinehook config set key`", err)
 	}
-	e.must(t, "config", "set", "url", e.url)
-	e.must(t, "config", "set", "key", p.APIKey)
-	if _, _, err := e.run(t, "config", "set", "url", "127.0.0.1:8080"); err == nil {
+	mustConfig(t, "set", "url", e.url)
+	mustConfig(t, "set", "key", p.APIKey)
+	if _, _, err := runConfig(t, "set", "url", "127.0.0.1:8080"); err == nil {
 		t.Fatal("a URL without a scheme was saved")
 	}
-	if _, _, err := e.run(t, "config", "set", "colour", "blue"); err == nil || !strings.Contains(err.Error(), "url, key, project") {
+	if _, _, err := runConfig(t, "set", "colour", "blue"); err == nil || !strings.Contains(err.Error(), "url, key, project") {
 		t.Fatalf("unknown setting: %v", err)
 	}
 	st, err := os.Stat(path)
@@ -53,7 +55,7 @@ func TestCLIConfig(t *testing.T) {
 	e.must(t, "projects", "list", "--key", p.APIKey)
 	t.Setenv("KINEHOOK_API_KEY", "")
 
-	show := e.must(t, "config", "show", "--json")
+	show := mustConfig(t, "show", "--json")
 	var shown struct{ Path, URL, Key string }
 	if err := json.Unmarshal([]byte(show), &shown); err != nil {
 		t.Fatal(err)
@@ -61,8 +63,26 @@ func TestCLIConfig(t *testing.T) {
 	if shown.Path != path || shown.URL != e.url || strings.Contains(show, p.APIKey) || !strings.HasSuffix(shown.Key, "****") {
 		t.Fatalf("config show: %s (key must be masked)", show)
 	}
-	e.must(t, "config", "unset", "key")
+	mustConfig(t, "unset", "key")
 	if _, _, err := e.run(t, "projects", "list"); err == nil {
 		t.Fatal("unset key still used")
 	}
+}
+
+// runConfig runs `kinehook config ARGS`.
+func runConfig(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "kinehook", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(newConfigCmd())
+	return cliExec(t, root, append([]string{"config"}, args...)...)
+}
+
+// mustConfig runs `kinehook config ARGS` and fails the test on an error.
+func mustConfig(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := runConfig(t, args...)
+	if err != nil {
+		t.Fatalf("kinehook config %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
 }

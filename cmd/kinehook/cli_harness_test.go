@@ -131,7 +131,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 // never leak from one run to the next.
 func cliRoot() *cobra.Command {
 	root := &cobra.Command{Use: "kinehook", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newProjectsCmd(), newEndpointsCmd(), newEventsCmd(), newDeliveriesCmd(), newSimulateCmd(), newConfigCmd())
+	root.AddCommand(newProjectsCmd(), newEndpointsCmd(), newEventsCmd(), newDeliveriesCmd(), newSimulateCmd())
 	return root
 }
 
