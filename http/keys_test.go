@@ -266,3 +266,22 @@ func TestDeleteProjectDropsQueuedWork(t *testing.T) {
 		t.Errorf("%d queued deliveries were sent after the project was deleted", more)
 	}
 }
+
+// TestKeyCheckFailureIsNotRateLimited: when a key cannot be checked (the
+// store is gone, after the cache entry expired), the answer says so, and
+// such requests never count as requests without a valid key (429).
+func TestKeyCheckFailureIsNotRateLimited(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RateLimit = 0 }) // the defaults: failed keys limited to FailedAuthBurst
+	pid, key := e.project("outage")
+	e.must(e.do("GET", "/v1/projects/"+pid, key, nil), 200)
+	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past app.KeyCacheTTL
+	for i := range FailedAuthBurst + 50 {
+		r := e.do("GET", "/v1/projects/"+pid, key, nil)
+		if r.status == 429 || r.status < 500 {
+			t.Fatalf("request %d while the store is gone: %d %s", i, r.status, r.body)
+		}
+	}
+}

@@ -317,7 +317,10 @@ func (s *Server) route(w nethttp.ResponseWriter, r *nethttp.Request, reqID strin
 func (s *Server) admitKey(w nethttp.ResponseWriter, r *nethttp.Request, rt *route) (*app.Principal, bool) {
 	p, err := s.authenticate(r)
 	if err != nil {
-		if s.denied != nil {
+		// Only a missing or unknown key counts against the address: a
+		// key that could not be checked (the store is down; keys are
+		// looked up again every app.KeyCacheTTL) is answered 503.
+		if s.denied != nil && kinehook.ErrorCode(err) == kinehook.EUNAUTHORIZED {
 			if ok, wait := s.denied.Allow(remoteHost(r)); !ok {
 				writeRateLimited(w, wait, "requests without a valid key from this address")
 				return nil, false
