@@ -140,13 +140,13 @@ func TestKeyCacheExpires(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if time.Since(start) > KeyCacheTTL+time.Second {
+		if time.Since(start) > 2*time.Second {
 			t.Fatalf("still accepted %v after the key was removed", time.Since(start))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if d := time.Since(start); d > KeyCacheTTL+100*time.Millisecond {
-		t.Errorf("refused after %v, want within %v", d, KeyCacheTTL)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refused after %v, want within a second (the cache holds a key %v)", d, KeyCacheTTL)
 	}
 }
 
