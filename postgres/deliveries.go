@@ -132,6 +132,9 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 		return err
 	}
 	upd := deliveryUpdates(results)
+	if results, err = s.withEndpoints(ctx, results); err != nil {
+		return err
+	}
 	var b pgx.Batch
 	// Plans made for these ids, not a generic plan cached on a connection
 	// while the table was small: that one scans deliveries, and each call
@@ -152,6 +155,7 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[]) AS u(id, st, att, next, code, err)
 		WHERE d.id = ANY($1) AND d.id = u.id AND d.status NOT IN ('succeeded', 'failed')`,
 		upd.ids, upd.st, upd.att, upd.next, upd.codes, upd.errs, now())
+	b.Queue(statsUpsert, statsArgs(results)...) // the statistics rollups (stats.go)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()
 	})

@@ -1,0 +1,109 @@
+package kinehook
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStatsQuantile(t *testing.T) {
+	tests := []struct {
+		name     string
+		ms       []float64
+		p50, p99 float64
+	}{
+		{"empty", nil, 0, 0},
+		{"one", []float64{42}, 42, 42}, // capped by the slowest
+		{"uniform in one bin", []float64{102, 120, 140, 150}, 126, 149.52},
+		{"slow tail", append(repeat(3, 99), 5000), 4.01, 5}, // 99 of 100 within [3, 5]
+		{"beyond the last bound", []float64{70000, 90000}, 80000, 89800},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c StatsCounts
+			for _, ms := range tc.ms {
+				c.Add(&AttemptResult{Status: DeliverySucceeded, Attempt: Attempt{DurationMS: ms}})
+			}
+			if got := c.Quantile(0.5); got != tc.p50 {
+				t.Errorf("p50 = %v, want %v", got, tc.p50)
+			}
+			if got := c.Quantile(0.99); got != tc.p99 {
+				t.Errorf("p99 = %v, want %v", got, tc.p99)
+			}
+		})
+	}
+}
+
+func repeat(v float64, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func TestLatencyBin(t *testing.T) {
+	for _, tc := range []struct {
+		ms  float64
+		bin int
+	}{{0, 0}, {1, 0}, {1.5, 1}, {60000, len(LatencyBoundsMS) - 1}, {60001, len(LatencyBoundsMS)}} {
+		if got := LatencyBin(tc.ms); got != tc.bin {
+			t.Errorf("LatencyBin(%v) = %d, want %d", tc.ms, got, tc.bin)
+		}
+	}
+}
+
+func TestRollupAttempts(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rs := []AttemptResult{
+		{EndpointID: "ep_b", ProjectID: "p", Status: DeliveryRetrying, Attempt: Attempt{AttemptedAt: at, DurationMS: 10}},
+		{EndpointID: "ep_a", ProjectID: "p", Status: DeliverySucceeded, Attempt: Attempt{AttemptedAt: at, DurationMS: 5}},
+		{EndpointID: "ep_b", ProjectID: "p", Status: DeliveryFailed, Attempt: Attempt{AttemptedAt: at.Add(time.Minute), DurationMS: 20}},
+	}
+	incs := RollupAttempts(rs, time.Time{})
+	// ep_a: 3 resolutions; ep_b: 2 minutes + 1 quarter + 1 hour.
+	if len(incs) != 7 {
+		t.Fatalf("%d increments, want 7: %+v", len(incs), incs)
+	}
+	if k := incs[0].Key; k.EndpointID != "ep_a" || k.BucketSeconds != 60 || k.Start != at.Unix()-5 {
+		t.Errorf("first key = %+v", k)
+	}
+	last := incs[len(incs)-1]
+	if last.Key.EndpointID != "ep_b" || last.Key.BucketSeconds != 3600 || last.Counts.Retried != 1 || last.Counts.Failed != 1 || last.Counts.MaxMS != 20 {
+		t.Errorf("ep_b's hour = %+v", last)
+	}
+}
+
+func TestBuildStats(t *testing.T) {
+	w, err := ParseStatsWindow("1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 30, 0, time.UTC)
+	from, to := StatsRange(w, now)
+	if !from.Equal(time.Date(2026, 1, 2, 2, 5, 0, 0, time.UTC)) || !to.Equal(time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)) {
+		t.Fatalf("range = %v .. %v", from, to)
+	}
+	var c StatsCounts
+	c.Add(&AttemptResult{Status: DeliverySucceeded, Attempt: Attempt{DurationMS: 7}})
+	st := BuildStats(w, now, []StatsRow{{Start: from, Counts: c}, {Start: to.Add(-time.Minute), Counts: c}, {Start: from.Add(-time.Minute), Counts: c}})
+	if len(st.Buckets) != 60 || st.BucketSeconds != 60 || st.Window != "1h" {
+		t.Fatalf("stats = %+v", st)
+	}
+	if st.Buckets[0].Succeeded != 1 || st.Buckets[59].Succeeded != 1 || st.Buckets[30].Succeeded != 0 || st.Totals.Succeeded != 2 {
+		t.Errorf("buckets 0/30/59 = %+v %+v %+v, totals %+v", st.Buckets[0], st.Buckets[30], st.Buckets[59], st.Totals)
+	}
+	if st.Buckets[0].P50MS != 7 || st.Totals.P99MS != 7 {
+		t.Errorf("latency = %v / %v", st.Buckets[0].P50MS, st.Totals.P99MS)
+	}
+	for _, bad := range []string{"2h", "24H", "1d"} {
+		if _, err := ParseStatsWindow(bad); ErrorCode(err) != EINVALID {
+			t.Errorf("ParseStatsWindow(%q) = %v, want EINVALID", bad, err)
+		}
+	}
+	if w, _ := ParseStatsWindow(""); w.Name != "24h" || w.Buckets() != 96 {
+		t.Errorf("default window = %+v", w)
+	}
+	if w, _ := ParseStatsWindow("7d"); w.Buckets() != 168 {
+		t.Errorf("7d = %d buckets", w.Buckets())
+	}
+}
