@@ -131,6 +131,16 @@ type Event struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	// Seq orders events by acceptance; set by the store.
 	Seq int64 `json:"-"`
+	// OnlyEndpoint, when set, makes the event's only delivery the one to
+	// that endpoint (an endpoint's test event): other endpoints whose filter
+	// selects the type get none. It is not stored.
+	OnlyEndpoint string `json:"-"`
+}
+
+// Targets reports whether the event may be delivered to the endpoint with
+// that id (see OnlyEndpoint); the endpoint's filter decides the rest.
+func (ev *Event) Targets(endpointID string) bool {
+	return ev.OnlyEndpoint == "" || ev.OnlyEndpoint == endpointID
 }
 
 // DeliveryStatus is the state of one event's delivery to one endpoint.

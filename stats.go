@@ -161,7 +161,7 @@ func ParseStatsWindow(name string) (StatsWindow, error) {
 			return w, nil
 		}
 	}
-	return StatsWindow{}, &Error{Code: EINVALID, Field: "window", Message: fmt.Sprintf("window must be one of 1h, 24h, 7d; got %q", name)}
+	return StatsWindow{}, &Error{Code: EMALFORMED, Field: "window", Message: fmt.Sprintf("window must be one of 1h, 24h, 7d; got %q", name)}
 }
 
 // StatsKey names one stored bucket: an endpoint's counters for the bucket of

@@ -73,7 +73,7 @@ func TestRollupAttempts(t *testing.T) {
 	}
 }
 
-func TestBuildStats(t *testing.T) {
+func TestBuildStatsWindow(t *testing.T) {
 	w, err := ParseStatsWindow("1h")
 	if err != nil {
 		t.Fatal(err)
@@ -96,8 +96,8 @@ func TestBuildStats(t *testing.T) {
 		t.Errorf("latency = %v / %v", st.Buckets[0].P50MS, st.Totals.P99MS)
 	}
 	for _, bad := range []string{"2h", "24H", "1d"} {
-		if _, err := ParseStatsWindow(bad); ErrorCode(err) != EINVALID {
-			t.Errorf("ParseStatsWindow(%q) = %v, want EINVALID", bad, err)
+		if _, err := ParseStatsWindow(bad); ErrorCode(err) != EMALFORMED {
+			t.Errorf("ParseStatsWindow(%q) = %v, want EMALFORMED (400)", bad, err)
 		}
 	}
 	if w, _ := ParseStatsWindow(""); w.Name != "24h" || w.Buckets() != 96 {

@@ -49,6 +49,9 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret", Auth: authProject, handle: (*Server).getSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret/rotate", Auth: authProject, handle: (*Server).rotateSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/recover", Auth: authProject, handle: (*Server).recoverEndpoint},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/stats", Auth: authProject, handle: (*Server).endpointStats},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/test", Auth: authProject, handle: (*Server).testEndpoint},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/stats", Auth: authProject, handle: (*Server).projectStats},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, handle: (*Server).createEvent},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, handle: (*Server).createEvents},

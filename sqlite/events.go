@@ -157,7 +157,7 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, b *ingestBatch
 			endpoints[ev.ProjectID] = eps
 		}
 		for k := range eps {
-			if !eps[k].ep.Matches(ev.Type) {
+			if !eps[k].ep.Matches(ev.Type) || !ev.Targets(eps[k].id) {
 				continue
 			}
 			d := kinehook.NewDelivery(ev, eps[k].id, now)
