@@ -66,7 +66,7 @@ func TestPostgresEndpointHealthAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		eng, err := delivery.New(delivery.Config{Store: st, Coordinator: coord, Transports: webhook.Transports(webhook.Options{}),
-			RetrySchedule: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+			RetrySchedule:  []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
 			RequestTimeout: 2 * time.Second, BreakerThreshold: 3, BreakerBackoff: time.Minute, BreakerMaxBackoff: time.Minute,
 			Observer: breakerWatch{mu: &mu, opened: &opened, n: i}})
 		if err != nil {
