@@ -184,8 +184,12 @@ type StatsIncrement struct {
 // row locks in one order). Each result must carry its EndpointID and
 // ProjectID; when at is zero the attempt counts at now.
 func RollupAttempts(results []AttemptResult, now time.Time) []StatsIncrement {
-	idx := make(map[StatsKey]int, 4)
-	var out []StatsIncrement
+	// A batch mostly touches few buckets (its endpoints, in one or two
+	// minutes): a linear search beats a map and allocates nothing; past
+	// linearMax buckets, a map takes over.
+	const linearMax = 16
+	out := make([]StatsIncrement, 0, 3*len(StatsResolutions))
+	var idx map[StatsKey]int
 	for i := range results {
 		r := &results[i]
 		at := r.Attempt.AttemptedAt
@@ -195,11 +199,26 @@ func RollupAttempts(results []AttemptResult, now time.Time) []StatsIncrement {
 		sec := at.Unix()
 		for _, res := range StatsResolutions {
 			k := StatsKey{EndpointID: r.EndpointID, ProjectID: r.ProjectID, BucketSeconds: res.Seconds, Start: sec - mod(sec, res.Seconds)}
-			j, ok := idx[k]
-			if !ok {
+			j := -1
+			if idx != nil {
+				if v, ok := idx[k]; ok {
+					j = v
+				}
+			} else {
+				for j = len(out) - 1; j >= 0 && out[j].Key != k; j-- {
+				}
+			}
+			if j < 0 {
 				j = len(out)
-				idx[k] = j
 				out = append(out, StatsIncrement{Key: k})
+				if idx != nil {
+					idx[k] = j
+				} else if len(out) > linearMax {
+					idx = make(map[StatsKey]int, 2*len(out))
+					for n := range out {
+						idx[out[n].Key] = n
+					}
+				}
 			}
 			out[j].Counts.Add(r)
 		}

@@ -107,3 +107,22 @@ func TestBuildStatsWindow(t *testing.T) {
 		t.Errorf("7d = %d buckets", w.Buckets())
 	}
 }
+
+func TestRollupAttemptsManyEndpoints(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var rs []AttemptResult
+	for i := range 40 {
+		for range 3 {
+			rs = append(rs, AttemptResult{EndpointID: string(rune('A' + i)), ProjectID: "p", Status: DeliverySucceeded, Attempt: Attempt{AttemptedAt: at}})
+		}
+	}
+	incs := RollupAttempts(rs, at)
+	if len(incs) != 40*len(StatsResolutions) {
+		t.Fatalf("%d increments, want %d", len(incs), 40*len(StatsResolutions))
+	}
+	for _, inc := range incs {
+		if inc.Counts.Succeeded != 3 {
+			t.Fatalf("%+v counted %d, want 3", inc.Key, inc.Counts.Succeeded)
+		}
+	}
+}

@@ -136,6 +136,9 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 		return err
 	}
 	var b pgx.Batch
+	// The statistics rollups (stats.go), first: planned once and cached,
+	// before the custom plans below take over the transaction.
+	b.Queue(statsUpsert, statsArgs(results)...)
 	// Plans made for these ids, not a generic plan cached on a connection
 	// while the table was small: that one scans deliveries, and each call
 	// then costs time in proportion to the table (5 ms for 8 results at
@@ -155,7 +158,6 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[]) AS u(id, st, att, next, code, err)
 		WHERE d.id = ANY($1) AND d.id = u.id AND d.status NOT IN ('succeeded', 'failed')`,
 		upd.ids, upd.st, upd.att, upd.next, upd.codes, upd.errs, now())
-	b.Queue(statsUpsert, statsArgs(results)...) // the statistics rollups (stats.go)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()
 	})
