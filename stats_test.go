@@ -126,3 +126,51 @@ func TestRollupAttemptsManyEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStatsQuantile: for any durations, the estimates lie within the
+// fastest and slowest attempt and p50 <= p99; merging two halves gives the
+// same histogram as counting all; ParseStatsWindow accepts exactly the
+// three names.
+func FuzzStatsQuantile(f *testing.F) {
+	f.Add(1.5, 250.0, 70000.0, uint8(3), "1h")
+	f.Add(0.0, 0.0, 0.0, uint8(1), "")
+	f.Add(5.0, 5.0, 5.0, uint8(200), "7d ")
+	f.Fuzz(func(t *testing.T, a, b, c float64, n uint8, window string) {
+		var all, left, right StatsCounts
+		lo, hi := a, a
+		for i := range int(n%50) + 1 {
+			ms := []float64{a, b, c}[i%3]
+			if ms != ms || ms < 0 || ms > 1e9 { // NaN, negative, absurd: not durations
+				return
+			}
+			lo, hi = min(lo, ms), max(hi, ms)
+			r := &AttemptResult{Status: DeliverySucceeded, Attempt: Attempt{DurationMS: ms}}
+			all.Add(r)
+			if i%2 == 0 {
+				left.Add(r)
+			} else {
+				right.Add(r)
+			}
+		}
+		p50, p99 := all.Quantile(0.5), all.Quantile(0.99)
+		const eps = 0.001
+		if p50 < lo-eps || p99 > hi+eps || p50 > p99+eps {
+			t.Fatalf("durations in [%v, %v]: p50 %v, p99 %v", lo, hi, p50, p99)
+		}
+		left.Merge(&right)
+		if left.Latency != all.Latency || left.MinMS != all.MinMS || left.MaxMS != all.MaxMS || left.Succeeded != all.Succeeded {
+			t.Fatalf("merged halves %+v != all %+v", left, all)
+		}
+		w, err := ParseStatsWindow(window)
+		switch window {
+		case "", "1h", "24h", "7d":
+			if err != nil || (window != "" && w.Name != window) {
+				t.Fatalf("ParseStatsWindow(%q) = %+v, %v", window, w, err)
+			}
+		default:
+			if err == nil {
+				t.Fatalf("ParseStatsWindow(%q) accepted", window)
+			}
+		}
+	})
+}
