@@ -92,6 +92,25 @@ func TestBrowserCharts(t *testing.T) {
 		e.waitDeliveries(e.a.ID, ev.ID, kinehook.DeliveryFailed) // one retried attempt, then failed
 	}
 	e.sink.fail.Store(false)
+	// The engine stores its breaker state in the background: wait for its
+	// last write (4 failures in a row: 2 deliveries, 2 attempts each) before
+	// storing the states below.
+	for _, ep := range []*kinehook.Endpoint{flaky, gone} {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got, err := e.store.GetEndpoint(ctx0, e.a.ID, ep.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Breaker.ConsecutiveFailures == 4 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("endpoint %s: stored breaker %+v, want 4 failures in a row", ep.ID, got.Breaker)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	// The state the engine would store: an open breaker, a Retry-After pause, a 410.
 	probe := time.Now().Add(10 * time.Minute)
 	set := func(ep *kinehook.Endpoint, u kinehook.HealthUpdate) {
@@ -113,11 +132,14 @@ func TestBrowserCharts(t *testing.T) {
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute) // slow under -race on a loaded machine
 	defer cancel()
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
+		start := time.Now()
+		err := chromedp.Do(ctx, actions...)
+		t.Logf("%s: %v", step, time.Since(start).Round(time.Millisecond))
+		if err != nil {
 			body, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("main")))
 			t.Fatalf("%s: %v\npage text:\n%s", step, err, body)
 		}
