@@ -24,6 +24,9 @@ type RetentionStore interface {
 	// most batch events, keeping every event with a pending or retrying
 	// delivery. It returns how many events it removed.
 	DeleteBefore(ctx context.Context, projectID string, before time.Time, batch int) (int, error)
+	// PruneStats removes the statistics rollups older than their
+	// resolution's Keep (StatsResolutions) at now, and returns how many rows.
+	PruneStats(ctx context.Context, now time.Time) (int, error)
 }
 
 // Resealer is a store that can re-seal its secrets, what encryption key

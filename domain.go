@@ -81,8 +81,11 @@ type Endpoint struct {
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// FailingSince is when the endpoint's current run of failures began (zero when healthy).
 	FailingSince time.Time `json:"failing_since,omitzero"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	// Breaker is what the delivery engine last stored of the endpoint's
+	// circuit breaker and pauses (see HealthBreaker); Health reads it.
+	Breaker   BreakerRecord `json:"-"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
 }
 
 // Matches reports whether the endpoint's filter selects events of type t. No
@@ -128,6 +131,16 @@ type Event struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	// Seq orders events by acceptance; set by the store.
 	Seq int64 `json:"-"`
+	// OnlyEndpoint, when set, makes the event's only delivery the one to
+	// that endpoint (an endpoint's test event): other endpoints whose filter
+	// selects the type get none. It is not stored.
+	OnlyEndpoint string `json:"-"`
+}
+
+// Targets reports whether the event may be delivered to the endpoint with
+// that id (see OnlyEndpoint); the endpoint's filter decides the rest.
+func (ev *Event) Targets(endpointID string) bool {
+	return ev.OnlyEndpoint == "" || ev.OnlyEndpoint == endpointID
 }
 
 // DeliveryStatus is the state of one event's delivery to one endpoint.
@@ -205,6 +218,10 @@ type Attempt struct {
 // AttemptResult is an attempt with the delivery state it leads to. The engine
 // hands these to the store in batches.
 type AttemptResult struct {
+	// EndpointID and ProjectID name the delivery's endpoint and project, for
+	// the statistics rollups; a store looks them up when they are empty.
+	EndpointID    string
+	ProjectID     string
 	Attempt       Attempt
 	Status        DeliveryStatus
 	Attempts      int
@@ -262,6 +279,10 @@ const (
 	HealthRecovered
 	// HealthDisabled disables the endpoint with a reason where it is enabled.
 	HealthDisabled
+	// HealthBreaker stores the engine's breaker and pause state (Breaker)
+	// where it differs; it leaves UpdatedAt alone, since it changes with
+	// every failure and is no edit of the endpoint's settings.
+	HealthBreaker
 )
 
 // HealthUpdate is one health change of an endpoint (see
@@ -272,6 +293,8 @@ type HealthUpdate struct {
 	FailingSince time.Time
 	// Reason is the DisabledReason HealthDisabled stores.
 	Reason string
+	// Breaker is what HealthBreaker stores.
+	Breaker BreakerRecord
 	// At becomes the endpoint's UpdatedAt when it changes.
 	At time.Time
 }
@@ -369,8 +392,13 @@ type Store interface {
 	DeliveriesByID(ctx context.Context, ids []string) ([]*Delivery, error)
 	// EventPayloads returns the payloads of the given events, keyed by id.
 	EventPayloads(ctx context.Context, eventIDs []string) (map[string][]byte, error)
-	// RecordAttempts stores attempts and the delivery states they lead to, in one commit.
+	// RecordAttempts stores attempts and the delivery states they lead to, in
+	// one commit, and adds them to the statistics rollups (RollupAttempts) in
+	// the same commit.
 	RecordAttempts(ctx context.Context, results []AttemptResult) error
+	// Stats returns the stored statistics buckets q selects, in Start order
+	// (only buckets where something was recorded).
+	Stats(ctx context.Context, q StatsQuery) ([]StatsRow, error)
 	ListAttempts(ctx context.Context, projectID, deliveryID string) ([]*Attempt, error)
 	// ReopenDeliveries sets the given final deliveries back to pending (a
 	// manual retry) and returns them as they now are.

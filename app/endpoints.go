@@ -160,8 +160,12 @@ func (a *App) applyTarget(e *kinehook.Endpoint, in *EndpointInput, creating bool
 }
 
 // applyDisabled disables (keeping a reason already given, by the engine
-// say) or enables an endpoint; enabling clears its health.
+// say) or enables an endpoint; enabling clears its health, and enabling a
+// disabled one resets its breaker (as the store and the engine do).
 func applyDisabled(e *kinehook.Endpoint, disabled bool, reason string) {
+	if e.Disabled && !disabled {
+		e.Breaker = kinehook.BreakerRecord{}
+	}
 	e.Disabled = disabled
 	if !disabled {
 		e.DisabledReason = ""

@@ -823,3 +823,55 @@ func TestEventEncodingRefusals(t *testing.T) {
 		t.Errorf("nil raw data sent as %s", body)
 	}
 }
+
+// TestEndpointHealthStatsAndTest: the client's health, statistics, test,
+// enable and disable against the real API.
+func TestEndpointHealthStatsAndTest(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	p, c := ts.project(t, "stats")
+	ep, err := c.CreateEndpoint(ctx, p.ID, client.EndpointCreate{URL: ts.sink.URL + "/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Health.Breaker != kinehook.BreakerClosed || ep.Health.PausedUntil != nil {
+		t.Fatalf("new endpoint's health %+v", ep.Health)
+	}
+	d, err := c.TestEndpoint(ctx, p.ID, ep.ID, kinehook.EventLiveConnected)
+	if err != nil || d.EndpointID != ep.ID || d.EventType != kinehook.EventLiveConnected {
+		t.Fatalf("TestEndpoint: %v %+v", err, d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Status != kinehook.DeliverySucceeded && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if d, err = c.GetDelivery(ctx, p.ID, d.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.Status != kinehook.DeliverySucceeded {
+		t.Fatalf("test delivery %+v", d)
+	}
+	for _, get := range []func() (*kinehook.Stats, error){
+		func() (*kinehook.Stats, error) { return c.EndpointStats(ctx, p.ID, ep.ID, "1h") },
+		func() (*kinehook.Stats, error) { return c.ProjectStats(ctx, p.ID, "") },
+	} {
+		st, err := get()
+		if err != nil || st.Totals.Succeeded != 1 || (st.Window != "1h" && st.Window != "24h") {
+			t.Fatalf("stats: %v %+v", err, st)
+		}
+	}
+	if _, err := c.ProjectStats(ctx, p.ID, "1y"); client.ErrorCode(err) != kinehook.EMALFORMED {
+		t.Fatalf("bad window: %v", err)
+	}
+	off, err := c.DisableEndpoint(ctx, p.ID, ep.ID)
+	if err != nil || !off.Disabled || off.Health.DisabledReason == "" {
+		t.Fatalf("disable: %v %+v", err, off)
+	}
+	if _, err := c.TestEndpoint(ctx, p.ID, ep.ID, ""); client.ErrorCode(err) != kinehook.ECONFLICT {
+		t.Fatalf("test of a disabled endpoint: %v", err)
+	}
+	on, err := c.EnableEndpoint(ctx, p.ID, ep.ID)
+	if err != nil || on.Disabled || on.Health.DisabledReason != "" {
+		t.Fatalf("enable: %v %+v", err, on)
+	}
+}

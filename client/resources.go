@@ -81,6 +81,9 @@ type Endpoint struct {
 	Secret string `json:"secret,omitempty"`
 	// PublicKey is the whpk_ key receivers verify v1a signatures with.
 	PublicKey string `json:"public_key,omitempty"`
+	// Health is the endpoint's breaker and pause state as the server
+	// stored it (the same on every instance).
+	Health kinehook.EndpointHealth `json:"health"`
 }
 
 // EndpointCreate is the body of POST /v1/projects/{pid}/endpoints. Only URL
@@ -623,4 +626,62 @@ func (c *Client) UpdateWebhook(ctx context.Context, id string, in WebhookInput) 
 // DeleteWebhook removes a webhook (project key only).
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: pathf("/v1/webhooks/%s", id)})
+}
+
+// EndpointStats returns an endpoint's delivery statistics over window
+// ("1h", "24h" or "7d"; "" is 24h).
+func (c *Client) EndpointStats(ctx context.Context, projectID, endpointID, window string) (*kinehook.Stats, error) {
+	var out kinehook.Stats
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints/%s/stats", projectID, endpointID), query: windowQuery(window), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ProjectStats returns a project's delivery statistics (every endpoint
+// together) over window ("1h", "24h" or "7d"; "" is 24h).
+func (c *Client) ProjectStats(ctx context.Context, projectID, window string) (*kinehook.Stats, error) {
+	var out kinehook.Stats
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/stats", projectID), query: windowQuery(window), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func windowQuery(window string) url.Values {
+	if window == "" {
+		return nil
+	}
+	return url.Values{"window": {window}}
+}
+
+// EnableEndpoint enables an endpoint: a disabled one starts healthy (its
+// reason cleared, its circuit breaker reset) and its queued deliveries go.
+func (c *Client) EnableEndpoint(ctx context.Context, projectID, endpointID string) (*Endpoint, error) {
+	return c.UpdateEndpoint(ctx, projectID, endpointID, EndpointUpdate{Disabled: Ptr(false)})
+}
+
+// DisableEndpoint disables an endpoint: nothing is sent to it, its
+// deliveries wait until it is enabled again.
+func (c *Client) DisableEndpoint(ctx context.Context, projectID, endpointID string) (*Endpoint, error) {
+	return c.UpdateEndpoint(ctx, projectID, endpointID, EndpointUpdate{Disabled: Ptr(true)})
+}
+
+// TestEndpoint sends a signed sample event to the endpoint alone, through
+// the normal delivery path, and returns its delivery (pending: poll
+// GetDelivery for the outcome). eventType may be empty: the first catalog
+// type the endpoint's filter selects.
+func (c *Client) TestEndpoint(ctx context.Context, projectID, endpointID string, eventType kinehook.EventType) (*kinehook.Delivery, error) {
+	var out kinehook.Delivery
+	var body any
+	if eventType != "" {
+		body = map[string]kinehook.EventType{"event_type": eventType}
+	}
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/endpoints/%s/test", projectID, endpointID), body: body, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

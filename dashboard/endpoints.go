@@ -224,11 +224,15 @@ func parseHeaders(text string) (map[string]string, error) {
 type endpointRow struct {
 	E      *kinehook.Endpoint
 	Health *health
+	// Badges are the breaker and pause badges, with their reasons.
+	Badges []healthBadge
 }
 
 type endpointListPage struct {
 	Rows   []endpointRow
 	Window int
+	// Stats is the project's deliveries chart.
+	Stats *statsView
 }
 
 func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -249,11 +253,16 @@ func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCt
 		if hl == nil {
 			hl = &health{}
 		}
-		rows = append(rows, endpointRow{E: e, Health: hl})
+		rows = append(rows, endpointRow{E: e, Health: hl, Badges: healthBadges(e, h.now())})
+	}
+	st, err := h.loadStats(r.Context(), rc.project.ID, "", r.URL.Query().Get("window"), rc.base+"/endpoints", "stats")
+	if err != nil {
+		h.internalError(w, r, err)
+		return
 	}
 	h.render(w, r, http.StatusOK, "endpoints", &pageData{
 		Session: rc.s, Title: "Endpoints", Project: rc.project, Base: rc.base, Nav: "endpoints",
-		LiveSrc: live, Page: &endpointListPage{Rows: rows, Window: h.cfg.HealthWindow},
+		LiveSrc: live, Page: &endpointListPage{Rows: rows, Window: h.cfg.HealthWindow, Stats: st},
 	})
 }
 
@@ -328,6 +337,10 @@ type endpointPage struct {
 	RecoverError   string
 	TestError      string
 	RecentFailures []*kinehook.Delivery
+	// Badges are the breaker and pause badges, with their reasons; Stats
+	// the endpoint's deliveries chart.
+	Badges []healthBadge
+	Stats  *statsView
 }
 
 func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endpoint, f *endpointForm) (*pageData, error) {
@@ -343,9 +356,13 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 	if f == nil {
 		f = formFromEndpoint(e)
 	}
-	p := &endpointPage{E: e, Health: hl, Form: f, Reveal: r.URL.Query().Get("reveal") == "1",
-		RecoverSince: h.now().UTC().Add(-24 * time.Hour).Format("2006-01-02T15:04")}
 	now := h.now()
+	st, err := h.loadStats(r.Context(), rc.project.ID, e.ID, r.URL.Query().Get("window"), rc.base+"/endpoints/"+e.ID, "stats")
+	if err != nil {
+		return nil, err
+	}
+	p := &endpointPage{E: e, Health: hl, Form: f, Reveal: r.URL.Query().Get("reveal") == "1",
+		RecoverSince: now.UTC().Add(-24 * time.Hour).Format("2006-01-02T15:04"), Badges: healthBadges(e, now), Stats: st}
 	if len(e.Secrets) > 0 {
 		p.Secret = e.Secrets[0].Value
 		if e.Scheme == kinehook.SchemeV1a && p.Reveal {

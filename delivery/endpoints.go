@@ -74,6 +74,7 @@ func (e *Engine) setEndpointLocked(es *epState, ep *kinehook.Endpoint) {
 		if !ep.FailingSince.IsZero() {
 			es.failingSince = ep.FailingSince.UnixNano()
 		}
+		e.adoptBreakerLocked(es, ep)
 		return
 	}
 	if old.Disabled && !ep.Disabled {
@@ -85,9 +86,11 @@ func (e *Engine) setEndpointLocked(es *epState, ep *kinehook.Endpoint) {
 		es.failingSince = 0
 		es.pausedUntil = 0
 		es.disabling = false
+		es.ratePausedUntil = 0
 		if !ep.FailingSince.IsZero() {
 			e.persistHealth(es, kinehook.HealthUpdate{Change: kinehook.HealthRecovered})
 		}
+		e.noteBreakerLocked(es)
 	}
 	if ep.RateLimit != old.RateLimit {
 		es.tokens, es.lastRefill = 0, 0

@@ -40,6 +40,7 @@ func (e *Engine) finish(es *epState, j job, out attemptOutcome, at time.Time) {
 		e.emit(op)
 	}
 	res := attemptResult(it, &out, at, v)
+	res.EndpointID, res.ProjectID = es.id, j.ep.ProjectID // for the statistics
 	status := v.status
 	if status.Final() {
 		var lat time.Duration
@@ -97,6 +98,7 @@ func (e *Engine) judgeLocked(es *epState, j job, out *attemptOutcome, now time.T
 	if v.status == kinehook.DeliveryRetrying {
 		it.nextAt = v.next
 	}
+	e.noteBreakerLocked(es)
 	return v
 }
 

@@ -147,6 +147,13 @@ type epState struct {
 	backoff       int64
 	failingSince  int64 // in-memory mirror of ep.FailingSince (unix ns)
 	disabling     bool
+
+	// The health the API shows (breaker_record.go): the record last queued
+	// for the store, whether its write is queued, and the end of the last
+	// rate limit pause worth showing (unix ns).
+	hSaved          breakerRec
+	hQueued         bool
+	ratePausedUntil int64
 }
 
 func newEPState(projectID, id string) *epState {

@@ -142,6 +142,7 @@ func (e *Engine) takeLocked(es *epState, ep *kinehook.Endpoint, now int64, limit
 			continue
 		}
 		if at := es.tokenLocked(ep, now); at != 0 {
+			e.notePauseLocked(es, at, now)
 			if wake == 0 || at < wake {
 				wake = at
 			}

@@ -35,6 +35,8 @@ type endpointView struct {
 	FailingSince    *time.Time        `json:"failing_since,omitempty"`
 	Name            string            `json:"name,omitempty"`
 	Login           string            `json:"login,omitempty"`
+	// Health is the breaker and pause state, the same on every instance.
+	Health kinehook.EndpointHealth `json:"health"`
 }
 
 func viewEndpoint(e *kinehook.Endpoint) endpointView {
@@ -42,7 +44,7 @@ func viewEndpoint(e *kinehook.Endpoint) endpointView {
 		ID: e.ID, URL: e.URL, EventTypes: e.EventTypes, Description: e.Description, Disabled: e.Disabled,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ProjectID: e.ProjectID, Headers: kinehook.MaskHeaders(e.Headers),
 		RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight, SignatureScheme: app.SchemeOf(e),
-		DisabledReason: e.DisabledReason, Name: e.Name, Login: e.Login,
+		DisabledReason: e.DisabledReason, Name: e.Name, Login: e.Login, Health: e.Health(time.Now()),
 	}
 	if v.EventTypes == nil {
 		v.EventTypes = []string{}
@@ -84,6 +86,7 @@ type endpointInput struct {
 	PublicKey      json.RawMessage `json:"public_key"`
 	DisabledReason json.RawMessage `json:"disabled_reason"`
 	FailingSince   json.RawMessage `json:"failing_since"`
+	Health         json.RawMessage `json:"health"`
 }
 
 // toApp is the endpoint change the input asks for.

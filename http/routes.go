@@ -54,6 +54,8 @@ var (
 	// its clients may send them to /v1/webhooks, which accepts and
 	// ignores them (it answers every webhook of the project at once).
 	kinescopeListParams = []string{"page", "per_page", "order"}
+	// statsParams are the statistics routes' window.
+	statsParams = []string{"window"}
 )
 
 // routeTable is every route of the API, in one place: the router serves it
@@ -84,6 +86,9 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret", Auth: authProject, handle: (*Server).getSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret/rotate", Auth: authProject, handle: (*Server).rotateSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/recover", Auth: authProject, handle: (*Server).recoverEndpoint},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/stats", Auth: authProject, Query: statsParams, handle: (*Server).endpointStats},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/test", Auth: authProject, handle: (*Server).testEndpoint},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/stats", Auth: authProject, Query: statsParams, handle: (*Server).projectStats},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, Ingest: true, handle: (*Server).createEvent},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, Ingest: true, handle: (*Server).createEvents},

@@ -132,7 +132,13 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 		return err
 	}
 	upd := deliveryUpdates(results)
+	if results, err = s.withEndpoints(ctx, results); err != nil {
+		return err
+	}
 	var b pgx.Batch
+	// The statistics rollups (stats.go), first: planned once and cached,
+	// before the custom plans below take over the transaction.
+	b.Queue(statsUpsert, statsArgs(results)...)
 	// Plans made for these ids, not a generic plan cached on a connection
 	// while the table was small: that one scans deliveries, and each call
 	// then costs time in proportion to the table (5 ms for 8 results at

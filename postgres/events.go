@@ -311,7 +311,7 @@ func (in *ingest) build() {
 		in.rows.addEvent(ev)
 		var ds []*kinehook.Delivery
 		for _, ep := range in.byProject[ev.ProjectID] {
-			if ep.match.Matches(ev.Type) {
+			if ep.match.Matches(ev.Type) && ev.Targets(ep.id) {
 				d := kinehook.NewDelivery(ev, ep.id, in.t)
 				ds = append(ds, d)
 				in.rows.addDelivery(d)

@@ -56,6 +56,21 @@ func loadMigrations() ([]migration, error) {
 	return out, nil
 }
 
+// MigrationVersions lists the versions of the migrations this binary
+// embeds, in order; numbers may have gaps (parallel branches each take
+// theirs).
+func MigrationVersions() []int {
+	ms, err := loadMigrations()
+	if err != nil {
+		return nil
+	}
+	out := make([]int, len(ms))
+	for i, m := range ms {
+		out[i] = m.version
+	}
+	return out
+}
+
 // SchemaVersion is the version of the newest embedded migration: the schema
 // this binary expects.
 func SchemaVersion() int {

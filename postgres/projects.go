@@ -157,17 +157,21 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 }
 
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
-	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at, login_sealed, headers_sealed`
+	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at, login_sealed, headers_sealed,
+	breaker_open, breaker_probe_at, consecutive_failures, paused_until`
 
 func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 	var (
 		e            kinehook.Endpoint
 		r            endpointRow
 		failingSince *time.Time
+		probeAt      *time.Time
+		pausedUntil  *time.Time
 	)
 	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled,
 		&e.DisabledReason, &r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &e.RateLimit, &e.MaxInFlight,
-		&failingSince, &e.CreatedAt, &e.UpdatedAt, &r.loginSealed, &r.headersSealed); err != nil {
+		&failingSince, &e.CreatedAt, &e.UpdatedAt, &r.loginSealed, &r.headersSealed,
+		&e.Breaker.Open, &probeAt, &e.Breaker.ConsecutiveFailures, &pausedUntil); err != nil {
 		return nil, err
 	}
 	e.EventTypes = r.eventTypes
@@ -218,6 +222,7 @@ func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 		e.Password = string(pw)
 	}
 	e.FailingSince = fromNull(failingSince)
+	e.Breaker.ProbeAt, e.Breaker.PausedUntil = fromNull(probeAt), fromNull(pausedUntil)
 	e.CreatedAt, e.UpdatedAt = e.CreatedAt.UTC(), e.UpdatedAt.UTC()
 	return &e, nil
 }
@@ -295,7 +300,8 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	}
 	q := `UPDATE endpoints SET url = $3, description = $4, event_types = $5, headers = $6,
 		disabled = $7, disabled_reason = $8, secrets = $9, scheme = $10, name = $11, login = $12, password = $13,
-		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17, login_sealed = $18, headers_sealed = $19
+		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17, login_sealed = $18, headers_sealed = $19,
+		` + resetBreakerOnEnable + `
 		WHERE id = $1 AND project_id = $2`
 	args := []any{e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
 		e.Scheme, e.Name, r.login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC(),
@@ -323,6 +329,15 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	return wrap("update endpoint", pgx.ErrNoRows)
 }
 
+// resetBreakerOnEnable clears the stored breaker state when an update
+// enables a disabled endpoint ($7 is the new disabled flag; the right-hand
+// sides read the row as it was): re-enabled, it starts healthy, as the
+// engine's state does. Otherwise the columns stay as the engine wrote them.
+const resetBreakerOnEnable = `breaker_open = CASE WHEN disabled AND NOT $7 THEN false ELSE breaker_open END,
+		breaker_probe_at = CASE WHEN disabled AND NOT $7 THEN NULL ELSE breaker_probe_at END,
+		consecutive_failures = CASE WHEN disabled AND NOT $7 THEN 0 ELSE consecutive_failures END,
+		paused_until = CASE WHEN disabled AND NOT $7 THEN NULL ELSE paused_until END`
+
 // UpdateEndpointHealth applies one health change with a single UPDATE of the
 // fields it concerns (see kinehook.Store).
 func (s *Store) UpdateEndpointHealth(ctx context.Context, projectID, id string, u kinehook.HealthUpdate) (bool, error) {
@@ -345,6 +360,12 @@ func (s *Store) UpdateEndpointHealth(ctx context.Context, projectID, id string, 
 	case kinehook.HealthDisabled:
 		q = `UPDATE endpoints SET disabled = true, disabled_reason = $3, updated_at = $4 WHERE id = $1 AND project_id = $2 AND NOT disabled`
 		args = []any{id, projectID, u.Reason, at}
+	case kinehook.HealthBreaker:
+		b := &u.Breaker
+		q = `UPDATE endpoints SET breaker_open = $3, breaker_probe_at = $4, consecutive_failures = $5, paused_until = $6
+			WHERE id = $1 AND project_id = $2 AND (breaker_open, breaker_probe_at, consecutive_failures, paused_until)
+				IS DISTINCT FROM ($3, $4::timestamptz, $5, $6::timestamptz)`
+		args = []any{id, projectID, b.Open, nullTime(b.ProbeAt), b.ConsecutiveFailures, nullTime(b.PausedUntil)}
 	default:
 		return false, fmt.Errorf("postgres: endpoint %s health: unknown change %d", id, u.Change)
 	}

@@ -194,8 +194,9 @@ func BenchmarkRecordAttempts(b *testing.B) {
 		rs := make([]kinehook.AttemptResult, batch)
 		for j := range rs {
 			d := ds[i*batch+j]
-			rs[j] = kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 200,
-				DurationMS: 1, ResponseBody: "ok"}, Status: kinehook.DeliverySucceeded, Attempts: 1}
+			rs[j] = kinehook.AttemptResult{EndpointID: d.EndpointID, ProjectID: d.ProjectID, // as the engine sends them
+				Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 200,
+					DurationMS: 1, ResponseBody: "ok"}, Status: kinehook.DeliverySucceeded, Attempts: 1}
 		}
 		if err := s.RecordAttempts(context.Background(), rs); err != nil {
 			b.Fatal(err)
@@ -222,7 +223,7 @@ func BenchmarkWriteCycle(b *testing.B) {
 		if len(prev) > 0 {
 			rs := make([]kinehook.AttemptResult, len(prev))
 			for j, d := range prev {
-				rs[j] = kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 200,
+				rs[j] = kinehook.AttemptResult{EndpointID: d.EndpointID, ProjectID: d.ProjectID, Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 200,
 					DurationMS: 1, ResponseBody: "ok", RequestHeaders: map[string]string{"webhook-id": d.EventID}},
 					Status: kinehook.DeliverySucceeded, Attempts: 1}
 			}

@@ -75,6 +75,9 @@ type Result struct {
 	// Events is the number of events removed (their deliveries and attempts
 	// went with them).
 	Events int
+	// StatsRows is the number of statistics rollup rows removed (older than
+	// their resolution keeps them, kinehook.StatsResolutions).
+	StatsRows int
 	// FreedPages is the number of file pages given back by incremental
 	// vacuum (embedded store only).
 	FreedPages int64
@@ -194,9 +197,9 @@ func (c *Cleaner) RunOnce(ctx context.Context) (Result, error) {
 	}
 	c.runs.WithLabelValues("ok").Inc()
 	c.lastSuccess.Set(float64(time.Now().Unix()))
-	if res.Events > 0 || res.FreedPages > 0 {
+	if res.Events > 0 || res.FreedPages > 0 || res.StatsRows > 0 {
 		c.log.Info("retention removed old events", "events_removed", res.Events, "projects", res.Projects,
-			"pages_freed", res.FreedPages, "duration", res.Duration)
+			"stats_rows_removed", res.StatsRows, "pages_freed", res.FreedPages, "duration", res.Duration)
 	} else {
 		c.log.Debug("retention: nothing to remove", "projects", res.Projects, "duration", res.Duration)
 	}
@@ -225,6 +228,13 @@ func (c *Cleaner) run(ctx context.Context) (Result, error) {
 		res.Events += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("retention: project %s: %w", p.ID, err))
+		}
+	}
+	if ctx.Err() == nil {
+		n, err := c.cfg.Store.PruneStats(ctx, now)
+		res.StatsRows = n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("retention: statistics: %w", err))
 		}
 	}
 	if v, ok := c.cfg.Store.(Vacuumer); ok && res.Events > 0 && ctx.Err() == nil {

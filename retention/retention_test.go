@@ -600,3 +600,53 @@ func TestCleanerDoesNotBlockIngest(t *testing.T) {
 	}
 	t.Logf("%d ingest commits during %v of deletion (30 batches)", during, end.Sub(start))
 }
+
+// TestCleanerPrunesStats: each run also drops the statistics rollups older
+// than their resolution keeps them (minutes after 3 h, hours after 8 days),
+// on both stores, whatever the projects' retention.
+func TestCleanerPrunesStats(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			s := be.open(t)
+			t0 := time.Now().UTC().Truncate(time.Microsecond)
+			f := &fixture{t: t, s: s, t0: t0}
+			p := f.project("forever", 0)
+			f.endpoint(p)
+			_, ds := f.event(p, time.Minute)
+			f.finish(ds[0], kinehook.DeliverySucceeded)
+			count := func(size int64) int64 {
+				t.Helper()
+				rows, err := s.Stats(t.Context(), kinehook.StatsQuery{ProjectID: p.ID, BucketSeconds: size, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n int64
+				for _, r := range rows {
+					n += r.Counts.Succeeded
+				}
+				return n
+			}
+			if count(60) != 1 || count(3600) != 1 {
+				t.Fatalf("rollups before: minute %d, hour %d", count(60), count(3600))
+			}
+			run := func(at time.Time) retention.Result {
+				t.Helper()
+				c, err := retention.New(retention.Config{Store: s, DefaultDays: 0, Now: func() time.Time { return at }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := c.RunOnce(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			if res := run(t0.Add(4 * time.Hour)); res.StatsRows != 1 || count(60) != 0 || count(900) != 1 || count(3600) != 1 {
+				t.Errorf("after 4 h: removed %d rows; minute %d, quarter %d, hour %d; want the minute row alone gone", res.StatsRows, count(60), count(900), count(3600))
+			}
+			if res := run(t0.Add(9 * 24 * time.Hour)); res.StatsRows != 2 || count(3600) != 0 {
+				t.Errorf("after 9 days: removed %d rows, hour %d", res.StatsRows, count(3600))
+			}
+		})
+	}
+}

@@ -68,7 +68,8 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 // BenchmarkRecordAttempts records batches of 100 successful attempts
-// (100 delivery updates + 100 attempt rows per op, one commit).
+// (100 delivery updates + 100 attempt rows + the statistics upsert per op,
+// one commit).
 func BenchmarkRecordAttempts(b *testing.B) {
 	const batch = 100
 	s, p, _ := benchStore(b)
@@ -91,6 +92,7 @@ func BenchmarkRecordAttempts(b *testing.B) {
 		for j := range results {
 			d := ds[(i*batch+j)%len(ds)]
 			results[j] = kinehook.AttemptResult{
+				EndpointID: d.EndpointID, ProjectID: d.ProjectID, // as the engine sends them (for the statistics)
 				Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: now, StatusCode: 200, DurationMS: 1.2, ResponseBody: "ok",
 					RequestHeaders: map[string]string{"webhook-id": d.EventID}},
 				Status: kinehook.DeliverySucceeded, Attempts: 1,

@@ -130,7 +130,7 @@ func (s *Store) DeliveriesByID(ctx context.Context, ids []string) ([]*kinehook.D
 }
 
 // RecordAttempts stores a batch of attempts and the delivery states they lead
-// to in one commit. A result for a delivery that no longer exists is skipped
+// to, and adds them to the statistics rollups (recordStats), in one commit. A result for a delivery that no longer exists is skipped
 // (and logged) rather than failing the batch.
 func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptResult) error {
 	if len(results) == 0 {
@@ -176,6 +176,9 @@ func (s *Store) RecordAttempts(ctx context.Context, results []kinehook.AttemptRe
 	}
 	if _, err := s.bulk(ctx, tx, &attemptInsert, attempts, nil); err != nil {
 		return fmt.Errorf("sqlite: record attempts: insert attempts: %w", err)
+	}
+	if err := s.recordStats(ctx, tx, results); err != nil {
+		return fmt.Errorf("sqlite: record attempts: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: record attempts: commit: %w", err)

@@ -157,7 +157,7 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, b *ingestBatch
 			endpoints[ev.ProjectID] = eps
 		}
 		for k := range eps {
-			if !eps[k].ep.Matches(ev.Type) {
+			if !eps[k].ep.Matches(ev.Type) || !ev.Targets(eps[k].id) {
 				continue
 			}
 			d := kinehook.NewDelivery(ev, eps[k].id, now)
@@ -256,7 +256,7 @@ func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
 // writer's only connection, which that transaction holds.
 func (s *Store) prepareBulk(ctx context.Context) error {
 	s.bulkStmts = map[bulkKey]*sql.Stmt{}
-	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert, &attemptInsert, &deliveryUpdate} {
+	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert, &attemptInsert, &deliveryUpdate, &statsUpsert} {
 		for n := 1; n <= maxBulkRows; n *= 2 {
 			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row + b.tail
 			st, err := s.w.PrepareContext(ctx, q)

@@ -310,6 +310,10 @@ func (s *Store) sealLegacy(ctx context.Context) (int, error) {
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
 	name, login, password, headers_sealed, rate_limit, max_in_flight, failing_since, created_at, updated_at`
 
+// endpointReadCols are endpointCols and the health columns the engine alone
+// writes (UpdateEndpointHealth).
+const endpointReadCols = endpointCols + `, breaker_open, breaker_probe_at, consecutive_failures, paused_until`
+
 // endpointRow is an endpoint as stored. headers is the plain column rows
 // written before schema version 3 used (see sealLegacy); this code writes
 // it "{}" and keeps the headers sealed in headersSealed.
@@ -318,13 +322,15 @@ type endpointRow struct {
 	eventTypes, headers                     string
 	secrets, login, password, headersSealed []byte
 	failingSince, created, updated          int64
+	probeAt, pausedUntil                    int64
 }
 
 func (s *Store) scanEndpoint(row interface{ Scan(...any) error }) (*kinehook.Endpoint, error) {
 	var r endpointRow
 	e := &r.e
 	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled, &e.DisabledReason,
-		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &r.headersSealed, &e.RateLimit, &e.MaxInFlight, &r.failingSince, &r.created, &r.updated); err != nil {
+		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &r.headersSealed, &e.RateLimit, &e.MaxInFlight, &r.failingSince, &r.created, &r.updated,
+		&e.Breaker.Open, &r.probeAt, &e.Breaker.ConsecutiveFailures, &r.pausedUntil); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(r.eventTypes), &e.EventTypes); err != nil {
@@ -362,6 +368,7 @@ func (s *Store) scanEndpoint(row interface{ Scan(...any) error }) (*kinehook.End
 	}
 	e.Login, e.Password = string(login), string(password)
 	e.FailingSince, e.CreatedAt, e.UpdatedAt = fromMicros(r.failingSince), fromMicros(r.created), fromMicros(r.updated)
+	e.Breaker.ProbeAt, e.Breaker.PausedUntil = fromMicros(r.probeAt), fromMicros(r.pausedUntil)
 	return e, nil
 }
 
@@ -432,7 +439,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 
 // GetEndpoint returns an endpoint of the project or kinehook.ErrNotFound.
 func (s *Store) GetEndpoint(ctx context.Context, projectID, id string) (*kinehook.Endpoint, error) {
-	e, err := s.scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = ? AND project_id = ?`, id, projectID))
+	e, err := s.scanEndpoint(s.r.QueryRowContext(ctx, `SELECT `+endpointReadCols+` FROM endpoints WHERE id = ? AND project_id = ?`, id, projectID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("endpoint", id)
 	}
@@ -443,7 +450,7 @@ func (s *Store) GetEndpoint(ctx context.Context, projectID, id string) (*kinehoo
 }
 
 func (s *Store) queryEndpoints(ctx context.Context, where string, args ...any) ([]*kinehook.Endpoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints `+where, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+endpointReadCols+` FROM endpoints `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list endpoints: %w", err)
 	}
@@ -512,7 +519,7 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	if err != nil {
 		return err
 	}
-	args = append(args, micros(e.UpdatedAt), e.ID, e.ProjectID)
+	args = append(args, micros(e.UpdatedAt), e.Disabled, e.Disabled, e.Disabled, e.Disabled, e.ID, e.ProjectID)
 	cond := ``
 	if prev != nil {
 		cond = ` AND updated_at = ?`
@@ -520,7 +527,7 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, headers = ?, disabled = ?,
 		disabled_reason = ?, secrets = ?, scheme = ?, name = ?, login = ?, password = ?, headers_sealed = ?, rate_limit = ?, max_in_flight = ?,
-		failing_since = ?, updated_at = ? WHERE id = ? AND project_id = ?`+cond, args...)
+		failing_since = ?, updated_at = ?, `+resetBreakerOnEnable+` WHERE id = ? AND project_id = ?`+cond, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: update endpoint %s: %w", e.ID, err)
 	}
@@ -562,6 +569,12 @@ func (s *Store) UpdateEndpointHealth(ctx context.Context, projectID, id string, 
 	case kinehook.HealthDisabled:
 		q = `UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ? AND project_id = ? AND disabled = 0`
 		args = []any{u.Reason, at, id, projectID}
+	case kinehook.HealthBreaker:
+		b := &u.Breaker
+		q = `UPDATE endpoints SET breaker_open = ?1, breaker_probe_at = ?2, consecutive_failures = ?3, paused_until = ?4
+			WHERE id = ?5 AND project_id = ?6
+			AND (breaker_open <> ?1 OR breaker_probe_at <> ?2 OR consecutive_failures <> ?3 OR paused_until <> ?4)`
+		args = []any{b.Open, micros(b.ProbeAt), b.ConsecutiveFailures, micros(b.PausedUntil), id, projectID}
 	default:
 		return false, fmt.Errorf("sqlite: endpoint %s health: unknown change %d", id, u.Change)
 	}
@@ -572,6 +585,16 @@ func (s *Store) UpdateEndpointHealth(ctx context.Context, projectID, id string, 
 	n, _ := res.RowsAffected()
 	return n > 0, nil
 }
+
+// resetBreakerOnEnable clears the stored breaker state when an update
+// enables a disabled endpoint (each of its four arguments: the new disabled
+// flag; the right-hand sides read the row as it was):
+// re-enabled, it starts healthy, as the engine's state does. Otherwise the
+// columns stay as the engine wrote them.
+const resetBreakerOnEnable = `breaker_open = CASE WHEN disabled <> 0 AND ? = 0 THEN 0 ELSE breaker_open END,
+	breaker_probe_at = CASE WHEN disabled <> 0 AND ? = 0 THEN 0 ELSE breaker_probe_at END,
+	consecutive_failures = CASE WHEN disabled <> 0 AND ? = 0 THEN 0 ELSE consecutive_failures END,
+	paused_until = CASE WHEN disabled <> 0 AND ? = 0 THEN 0 ELSE paused_until END`
 
 // DeleteEndpoint removes an endpoint and, in the same commit, fails its open
 // deliveries (the history of the others stays).

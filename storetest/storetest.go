@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"EndpointNotFound", testEndpointNotFound},
 		{"EndpointHealth", testEndpointHealth},
 		{"EndpointUpdateIfUnchanged", testEndpointUpdateIfUnchanged},
+		{"EndpointBreaker", testEndpointBreaker},
+		{"StatsRollups", testStatsRollups},
 		{"IngestFanOut", testIngestFanOut},
 		{"IngestPayloadAndSeq", testIngestPayloadAndSeq},
 		{"IngestIdempotency", testIngestIdempotency},

@@ -100,6 +100,7 @@ func endpointPairs(e *client.Endpoint) [][2]string {
 	if !e.FailingSince.IsZero() {
 		pairs = append(pairs, [2]string{"failing_since", apiTime(e.FailingSince)})
 	}
+	pairs = append(pairs, healthPairs(e.Health)...)
 	if e.Secret != "" {
 		pairs = append(pairs, [2]string{"secret", e.Secret})
 	}
@@ -119,7 +120,8 @@ func newEndpointsCmd() *cobra.Command {
 	o.register(cmd)
 	cmd.AddCommand(newEndpointCreateCmd(o), newEndpointListCmd(o), newEndpointGetCmd(o),
 		newEndpointUpdateCmd(o), newEndpointDeleteCmd(o), newEndpointSecretCmd(o),
-		newEndpointRotateCmd(o), newEndpointRecoverCmd(o))
+		newEndpointRotateCmd(o), newEndpointRecoverCmd(o), newEndpointStatsCmd(o), newEndpointEnableCmd(o, true),
+		newEndpointEnableCmd(o, false), newEndpointTestCmd(o))
 	return cmd
 }
 
@@ -219,13 +221,7 @@ func endpointRows(es []*client.Endpoint) [][]string {
 		if len(e.EventTypes) > 0 {
 			types = strings.Join(e.EventTypes, ",")
 		}
-		state := "enabled"
-		if e.Disabled {
-			state = "disabled"
-		} else if !e.FailingSince.IsZero() {
-			state = "failing since " + apiTime(e.FailingSince)
-		}
-		rows = append(rows, []string{e.ID, e.URL, types, state, apiTime(e.CreatedAt)})
+		rows = append(rows, []string{e.ID, e.URL, types, healthState(e), apiTime(e.CreatedAt)})
 	}
 	return rows
 }
