@@ -152,6 +152,10 @@ func newIngest(events []*kinehook.Event, news *ingestNews) *ingest {
 // idempotency keys and, when shared, asks whether others are live.
 func (in *ingest) firstTrip(ctx context.Context, tx pgx.Tx) error {
 	var b pgx.Batch
+	// The projects' rows are share-locked until the commit: a project
+	// deleted meanwhile (DeleteProject locks its row first) is either
+	// deleted after this commit, events included, or found missing here.
+	b.Queue(`SELECT id FROM projects WHERE id = ANY($1) FOR KEY SHARE`, mapKeys(in.projects))
 	b.Queue(`SELECT id, project_id, event_types FROM endpoints WHERE project_id = ANY($1) AND NOT disabled ORDER BY created_at, id`,
 		mapKeys(in.projects))
 	b.Queue(`SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)`, len(in.evs))
@@ -189,11 +193,27 @@ func (in *ingest) firstTrip(ctx context.Context, tx pgx.Tx) error {
 
 // readFirstTrip reads the first trip's answers in the order queued.
 func (in *ingest) readFirstTrip(br pgx.BatchResults) error {
-	var err error
+	rows, err := br.Query()
+	if err != nil {
+		return wrap("ingest: read projects", err)
+	}
+	live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return wrap("ingest: read projects", err)
+	}
+	if len(live) != len(in.projects) {
+		for pid := range in.projects {
+			if !slices.Contains(live, pid) {
+				// Deleted after the request was authenticated: its event
+				// would be stored with nothing to reach or remove it.
+				return kinehook.Errorf(kinehook.ENOTFOUND, "project %s not found", pid)
+			}
+		}
+	}
 	if in.byProject, err = readEndpointFilters(br); err != nil {
 		return wrap("ingest: read endpoints", err)
 	}
-	rows, err := br.Query()
+	rows, err = br.Query()
 	if err == nil {
 		in.seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 	}

@@ -302,19 +302,29 @@ func (s *Store) enabledEndpoints(ctx context.Context, tx *sql.Tx, projectID stri
 	}
 	defer rows.Close()
 	var out []endpointFilter
+	found := false
 	for rows.Next() {
-		var f endpointFilter
-		var types string
-		if err := rows.Scan(&f.id, &types); err != nil {
+		found = true
+		var id, types sql.NullString
+		if err := rows.Scan(&id, &types); err != nil {
 			return nil, fmt.Errorf("sqlite: ingest: endpoints of %s: %w", projectID, err)
 		}
-		if err := json.Unmarshal([]byte(types), &f.ep.EventTypes); err != nil {
+		if !id.Valid {
+			continue // the project has no enabled endpoint
+		}
+		f := endpointFilter{id: id.String}
+		if err := json.Unmarshal([]byte(types.String), &f.ep.EventTypes); err != nil {
 			return nil, fmt.Errorf("sqlite: ingest: endpoint %s event_types: %w", f.id, err)
 		}
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: ingest: endpoints of %s: %w", projectID, err)
+	}
+	if !found {
+		// Deleted after the request was authenticated: its event would be
+		// stored with nothing to reach or remove it.
+		return nil, kinehook.Errorf(kinehook.ENOTFOUND, "project %s not found", projectID)
 	}
 	return out, nil
 }

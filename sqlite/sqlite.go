@@ -177,7 +177,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.insIdem, `INSERT INTO idempotency_keys (project_id, key, event_seq, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (project_id, key) DO UPDATE SET event_seq = excluded.event_seq, created_at = excluded.created_at`},
 		{&s.selIdem, `SELECT event_seq, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?`},
-		{&s.selEndpointsLite, `SELECT id, event_types FROM endpoints WHERE project_id = ? AND disabled = 0`},
+		// One row per enabled endpoint, or one of NULLs when the project has
+		// none; no row when the project is gone (deleted meanwhile).
+		{&s.selEndpointsLite, `SELECT e.id, e.event_types FROM projects p
+			LEFT JOIN endpoints e ON e.project_id = p.id AND e.disabled = 0 WHERE p.id = ?`},
 	}
 	for _, st := range stmts {
 		p, err := s.w.PrepareContext(ctx, st.sql)

@@ -135,6 +135,18 @@ func testDeleteProject(t *testing.T, s kinehook.Store) {
 
 	requireNoErr(t, s.DeleteProject(ctx, f.p.ID), "DeleteProject")
 
+	// An event of the deleted project, authenticated before the deletion
+	// and committed after it, is refused: stored, it could be neither
+	// reached nor removed. Its batch stores nothing.
+	late := newEvent(f.p.ID, kinehook.EventMediaUpdateStatus, "late")
+	other := newEvent(keep.p.ID, kinehook.EventMediaUpdateStatus, "with-late")
+	if _, err := s.IngestEvents(ctx, []*kinehook.Event{other, late}); kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
+		t.Fatalf("IngestEvents for a deleted project: %v, want not found", err)
+	}
+	if evs, _, err := s.ListEvents(ctx, keep.p.ID, kinehook.EventFilter{Limit: 100}); err != nil || len(evs) != len(keep.events) {
+		t.Fatalf("the refused batch stored %d events of the other project (want %d), %v", len(evs), len(keep.events), err)
+	}
+
 	_, err := s.GetProject(ctx, f.p.ID)
 	assertNotFound(t, err, "GetProject after DeleteProject")
 	_, _, err = s.KeyByHash(ctx, k.Hash)
