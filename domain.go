@@ -2,8 +2,10 @@ package kinehook
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -250,6 +252,109 @@ type EventFilter struct {
 	Limit  int
 }
 
+// DeliveryStatuses lists every delivery status, in lifecycle order.
+var DeliveryStatuses = []DeliveryStatus{DeliveryPending, DeliveryRetrying, DeliverySucceeded, DeliveryFailed}
+
+// Known reports whether s is one of DeliveryStatuses.
+func (s DeliveryStatus) Known() bool {
+	switch s {
+	case DeliveryPending, DeliveryRetrying, DeliverySucceeded, DeliveryFailed:
+		return true
+	}
+	return false
+}
+
+// DeliveryFilter selects a project's deliveries in SearchDeliveries. Zero
+// values select everything; the conditions given all apply.
+type DeliveryFilter struct {
+	EndpointID string
+	// Statuses keeps deliveries in any of these statuses (all when empty).
+	Statuses []DeliveryStatus
+	// EventType and ResourceKey are those of the delivery's event.
+	EventType   EventType
+	ResourceKey string
+	EventID     string
+	// Since (inclusive) and Until (exclusive) bound CreatedAt, the time
+	// the event was accepted.
+	Since, Until time.Time
+	// Oldest pages in acceptance order instead of newest first: the order
+	// a bulk retry re-queues in. A cursor only continues the order it came from.
+	Oldest bool
+	// Cursor is the opaque next cursor of a previous page.
+	Cursor string
+	Limit  int
+}
+
+// OnlyStatuses reports whether f keeps only statuses among want (and names
+// at least one): a store uses it to pick a partial index.
+func (f *DeliveryFilter) OnlyStatuses(want ...DeliveryStatus) bool {
+	if len(f.Statuses) == 0 {
+		return false
+	}
+	for _, s := range f.Statuses {
+		ok := false
+		for _, w := range want {
+			ok = ok || s == w
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// StampSkew bounds how far an event's CreatedAt may run ahead of the
+// CreatedAt of an event accepted after it: the time is stamped when the
+// event is received, and the event gets its Seq when its commit runs, a
+// moment later (or on another instance whose clock differs a little). Stores
+// rely on it to turn a time range into a Seq range (SeqRange), so that a
+// search by time reads only the rows near that range.
+const StampSkew = time.Hour
+
+// SeqProbe returns the first event at or after seq (its Seq and CreatedAt),
+// ok false when there is none.
+type SeqProbe func(ctx context.Context, seq int64) (at int64, created time.Time, ok bool, err error)
+
+// SeqAfter returns a Seq that every event created at or after since comes
+// after (0 when none can be excluded), by a binary search over the events'
+// Seq with probe: it finds an event created before since-StampSkew, and
+// every event accepted before that one was created before since.
+func SeqAfter(ctx context.Context, probe SeqProbe, maxSeq int64, since time.Time) (int64, error) {
+	lo, _, err := seqSearch(ctx, probe, maxSeq, since.Add(-StampSkew))
+	return lo, err
+}
+
+// SeqBefore returns a Seq that every event created before until comes
+// before (maxSeq+1 when none can be excluded): an event created at or after
+// until+StampSkew, every event accepted after which was created at or after until.
+func SeqBefore(ctx context.Context, probe SeqProbe, maxSeq int64, until time.Time) (int64, error) {
+	_, hi, err := seqSearch(ctx, probe, maxSeq, until.Add(StampSkew))
+	return hi, err
+}
+
+// seqSearch narrows (lo, hi) so that lo is 0 or the Seq of an event created
+// before t, hi is maxSeq+1 or the Seq of an event created at or after t,
+// and no event lies between them.
+func seqSearch(ctx context.Context, probe SeqProbe, maxSeq int64, t time.Time) (lo, hi int64, err error) {
+	lo, hi = 0, maxSeq+1
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		at, created, ok, err := probe(ctx, mid)
+		if err != nil {
+			return 0, 0, err
+		}
+		switch {
+		case !ok || at >= hi:
+			hi = mid // no event in [mid, hi)
+		case created.Before(t):
+			lo = at
+		default:
+			hi = at
+		}
+	}
+	return lo, hi, nil
+}
+
 // HealthChange names a change of an endpoint's health fields.
 type HealthChange int
 
@@ -352,6 +457,50 @@ type Store interface {
 	// ReopenDeliveries sets the given final deliveries back to pending (a
 	// manual retry) and returns them as they now are.
 	ReopenDeliveries(ctx context.Context, projectID string, ids []string) ([]*Delivery, error)
-	// FailedDeliveries lists an endpoint's failed deliveries created at or after since.
-	FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*Delivery, error)
+	// SearchDeliveries pages a project's deliveries newest first (by Seq,
+	// then id; oldest first with f.Oldest), each with its event's type and
+	// resource key; it returns the next cursor ("" at the end). It reads by
+	// index whatever the filter: a project may hold millions.
+	SearchDeliveries(ctx context.Context, projectID string, f DeliveryFilter) ([]*Delivery, string, error)
+}
+
+// deliveryCursorPrefix starts a delivery search cursor: n (newest first)
+// or o (oldest first), then the version.
+const deliveryCursorPrefix = "d1"
+
+// EncodeDeliveryCursor returns the cursor of a delivery search page that
+// ended at (seq, id), in the order oldest says.
+func EncodeDeliveryCursor(seq int64, id string, oldest bool) string {
+	dir := "n"
+	if oldest {
+		dir = "o"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(dir + deliveryCursorPrefix + ":" + strconv.FormatInt(seq, 10) + ":" + id))
+}
+
+// DecodeDeliveryCursor reads a cursor EncodeDeliveryCursor made for the
+// same order; anything else is EINVALID (field cursor).
+func DecodeDeliveryCursor(c string, oldest bool) (seq int64, id string, err error) {
+	bad := &Error{Code: EINVALID, Field: "cursor", Message: "cursor is not one this server returned for this order"}
+	b, derr := base64.RawURLEncoding.DecodeString(c)
+	if derr != nil || len(b) < 1 {
+		return 0, "", bad
+	}
+	dir := "n"
+	if oldest {
+		dir = "o"
+	}
+	rest, ok := strings.CutPrefix(string(b), dir+deliveryCursorPrefix+":")
+	if !ok {
+		return 0, "", bad
+	}
+	s, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return 0, "", bad
+	}
+	seq, perr := strconv.ParseInt(s, 10, 64)
+	if perr != nil || seq <= 0 {
+		return 0, "", bad
+	}
+	return seq, id, nil
 }

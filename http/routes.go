@@ -49,6 +49,7 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret", Auth: authProject, handle: (*Server).getSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/secret/rotate", Auth: authProject, handle: (*Server).rotateSecret},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/recover", Auth: authProject, handle: (*Server).recoverEndpoint},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/deliveries", Auth: authProject, handle: (*Server).searchEndpointDeliveries},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, handle: (*Server).createEvent},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, handle: (*Server).createEvents},
@@ -56,6 +57,8 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}", Auth: authProject, handle: (*Server).getEvent},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}/deliveries", Auth: authProject, handle: (*Server).listDeliveries},
 
+		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries", Auth: authProject, handle: (*Server).searchDeliveries},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/retry", Auth: authProject, handle: (*Server).retryDeliveries},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}", Auth: authProject, handle: (*Server).getDelivery},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},
