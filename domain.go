@@ -304,56 +304,17 @@ func (f *DeliveryFilter) OnlyStatuses(want ...DeliveryStatus) bool {
 }
 
 // StampSkew bounds how far an event's CreatedAt may run ahead of the
-// CreatedAt of an event accepted after it: the time is stamped when the
-// event is received, and the event gets its Seq when its commit runs, a
-// moment later (or on another instance whose clock differs a little). Stores
-// rely on it to turn a time range into a Seq range (SeqRange), so that a
-// search by time reads only the rows near that range.
-const StampSkew = time.Hour
-
-// SeqProbe returns the first event at or after seq (its Seq and CreatedAt),
-// ok false when there is none.
-type SeqProbe func(ctx context.Context, seq int64) (at int64, created time.Time, ok bool, err error)
-
-// SeqAfter returns a Seq that every event created at or after since comes
-// after (0 when none can be excluded), by a binary search over the events'
-// Seq with probe: it finds an event created before since-StampSkew, and
-// every event accepted before that one was created before since.
-func SeqAfter(ctx context.Context, probe SeqProbe, maxSeq int64, since time.Time) (int64, error) {
-	lo, _, err := seqSearch(ctx, probe, maxSeq, since.Add(-StampSkew))
-	return lo, err
-}
-
-// SeqBefore returns a Seq that every event created before until comes
-// before (maxSeq+1 when none can be excluded): an event created at or after
-// until+StampSkew, every event accepted after which was created at or after until.
-func SeqBefore(ctx context.Context, probe SeqProbe, maxSeq int64, until time.Time) (int64, error) {
-	_, hi, err := seqSearch(ctx, probe, maxSeq, until.Add(StampSkew))
-	return hi, err
-}
-
-// seqSearch narrows (lo, hi) so that lo is 0 or the Seq of an event created
-// before t, hi is maxSeq+1 or the Seq of an event created at or after t,
-// and no event lies between them.
-func seqSearch(ctx context.Context, probe SeqProbe, maxSeq int64, t time.Time) (lo, hi int64, err error) {
-	lo, hi = 0, maxSeq+1
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		at, created, ok, err := probe(ctx, mid)
-		if err != nil {
-			return 0, 0, err
-		}
-		switch {
-		case !ok || at >= hi:
-			hi = mid // no event in [mid, hi)
-		case created.Before(t):
-			lo = at
-		default:
-			hi = at
-		}
-	}
-	return lo, hi, nil
-}
+// CreatedAt of an event accepted after it. The time is stamped when the API
+// receives the event, and the event gets its Seq when its commit runs: at
+// most the request's wait for the committer (its deadline, about a minute)
+// plus the commit's own 30 s deadline later, or on another instance whose
+// clock differs a little. Stores rely on it to turn a time range into a Seq
+// range, so that a search by time reads only the rows near that range:
+// every event accepted before one created before t-StampSkew was created
+// before t, and every event accepted after one created at or after
+// t+StampSkew was created at or after t. A search that finds fewer rows
+// than a page reads at most StampSkew's worth of rows beyond its range.
+const StampSkew = 5 * time.Minute
 
 // HealthChange names a change of an endpoint's health fields.
 type HealthChange int

@@ -2,12 +2,9 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/kinehook/kinehook"
 )
@@ -113,35 +110,46 @@ func (s *Store) SearchDeliveries(ctx context.Context, projectID string, f kineho
 	return out, next, nil
 }
 
+// seqSearch is a binary search over the events' Seq, in one statement: it
+// narrows (lo, hi) until no event lies between them, lo being 0 or the Seq
+// of an event created before $1 and hi the last Seq + 1 or the Seq of an
+// event created at or after $1. Each step is two rows: phase 0 probes the
+// first event at or after the middle (ps), phase 1 moves lo or hi to it.
+const seqSearch = `WITH RECURSIVE bs(lo, hi, ps, phase) AS (
+	SELECT 0::bigint, (SELECT coalesce(max(seq), 0) + 1 FROM events), NULL::bigint, 0
+	UNION ALL
+	SELECT
+		CASE WHEN phase = 0 THEN lo
+			WHEN ps IS NOT NULL AND ps < hi AND (SELECT created_at FROM events WHERE seq = ps) < $1 THEN ps
+			ELSE lo END,
+		CASE WHEN phase = 0 THEN hi
+			WHEN ps IS NULL OR ps >= hi THEN lo + (hi - lo) / 2
+			WHEN (SELECT created_at FROM events WHERE seq = ps) < $1 THEN hi
+			ELSE ps END,
+		CASE WHEN phase = 0 THEN (SELECT seq FROM events WHERE seq >= lo + (hi - lo) / 2 ORDER BY seq LIMIT 1) END,
+		1 - phase
+	FROM bs WHERE hi - lo > 1)
+SELECT lo, hi FROM bs WHERE hi - lo <= 1`
+
 // seqRange turns the time bounds into the Seq range (lo, hi) they allow (0
-// for a bound not given).
+// for a bound not given), through kinehook.StampSkew: every event created
+// at or after since comes after an event created before since-StampSkew,
+// and every event created before until comes before one created at or
+// after until+StampSkew.
 func (s *Store) seqRange(ctx context.Context, since, until time.Time) (lo, hi int64, err error) {
-	if since.IsZero() && until.IsZero() {
-		return 0, 0, nil
-	}
-	var maxSeq int64
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&maxSeq); err != nil {
-		return 0, 0, wrap("search deliveries: last seq", err)
-	}
-	probe := func(ctx context.Context, seq int64) (int64, time.Time, bool, error) {
-		var at int64
-		var created time.Time
-		err := s.pool.QueryRow(ctx, `SELECT seq, created_at FROM events WHERE seq >= $1 ORDER BY seq LIMIT 1`, seq).Scan(&at, &created)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, time.Time{}, false, nil
+	search := func(t time.Time) (lo, hi int64, err error) {
+		if err := s.pool.QueryRow(ctx, seqSearch, t.UTC()).Scan(&lo, &hi); err != nil {
+			return 0, 0, wrap("search deliveries: seq of a time", err)
 		}
-		if err != nil {
-			return 0, time.Time{}, false, wrap("search deliveries: seq of a time", err)
-		}
-		return at, created, true, nil
+		return lo, hi, nil
 	}
 	if !since.IsZero() {
-		if lo, err = kinehook.SeqAfter(ctx, probe, maxSeq, since); err != nil {
+		if lo, _, err = search(since.Add(-kinehook.StampSkew)); err != nil {
 			return 0, 0, err
 		}
 	}
 	if !until.IsZero() {
-		if hi, err = kinehook.SeqBefore(ctx, probe, maxSeq, until); err != nil {
+		if _, hi, err = search(until.Add(kinehook.StampSkew)); err != nil {
 			return 0, 0, err
 		}
 	}
