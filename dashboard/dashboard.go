@@ -240,6 +240,10 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/delete", h.withProject(h.endpointDelete))
 	m.HandleFunc("GET /projects/{pid}/events", h.withProject(h.eventList))
 	m.HandleFunc("GET /projects/{pid}/events/{id}", h.withProject(h.eventShow))
+	m.HandleFunc("GET /projects/{pid}/deliveries", h.withProject(h.deliveryList))
+	m.HandleFunc("POST /projects/{pid}/deliveries/retry", h.withProject(h.deliveriesRetry))
+	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/deliveries/retry", h.withProject(h.endpointDeliveriesRetry))
+	m.HandleFunc("GET /projects/{pid}/search", h.withProject(h.search))
 	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
 	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

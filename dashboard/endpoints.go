@@ -328,6 +328,8 @@ type endpointPage struct {
 	RecoverError   string
 	TestError      string
 	RecentFailures []*kinehook.Delivery
+	// Log is the endpoint's delivery log (the search, filtered by the query).
+	Log *deliveryLog
 }
 
 func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endpoint, f *endpointForm) (*pageData, error) {
@@ -363,6 +365,9 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		if e.Matches(t) {
 			p.TestTypes = append(p.TestTypes, t)
 		}
+	}
+	if p.Log, err = h.loadDeliveryLog(r.Context(), rc, r.URL.Query(), e, rc.base+"/endpoints/"+e.ID); err != nil {
+		return nil, fmt.Errorf("delivery log: %w", err)
 	}
 	return &pageData{Session: rc.s, Title: "Endpoint " + e.URL, Project: rc.project, Base: rc.base, Nav: "endpoints",
 		LiveSrc: live, Page: p}, nil
