@@ -5,9 +5,10 @@
 --   written for each new delivery too, and again when it became final (the
 --   entry left the index); this one is written once and a status change
 --   leaves it alone. An endpoint's entries are appended at the right end of
---   its part of the b-tree. The lookups of an endpoint's open deliveries
---   (DeleteEndpoint, the search by an open status) walk deliveries_open,
---   the open set, instead.
+--   its part of the b-tree: a commit writes about one more page per endpoint
+--   it wrote to (sqlite/search_frames_test.go has the figures). The lookups
+--   of an endpoint's open deliveries (DeleteEndpoint, the search by an open
+--   status) walk deliveries_open, the open set, instead.
 -- * A project's search without an endpoint walks the events indexes
 --   (events_project, events_project_type, events_project_resource) newest
 --   first and joins deliveries_event: nothing new to write at ingest.
