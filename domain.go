@@ -2,8 +2,10 @@ package kinehook
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -267,6 +269,70 @@ type EventFilter struct {
 	Limit  int
 }
 
+// DeliveryStatuses lists every delivery status, in lifecycle order.
+var DeliveryStatuses = []DeliveryStatus{DeliveryPending, DeliveryRetrying, DeliverySucceeded, DeliveryFailed}
+
+// Known reports whether s is one of DeliveryStatuses.
+func (s DeliveryStatus) Known() bool {
+	switch s {
+	case DeliveryPending, DeliveryRetrying, DeliverySucceeded, DeliveryFailed:
+		return true
+	}
+	return false
+}
+
+// DeliveryFilter selects a project's deliveries in SearchDeliveries. Zero
+// values select everything; the conditions given all apply.
+type DeliveryFilter struct {
+	EndpointID string
+	// Statuses keeps deliveries in any of these statuses (all when empty).
+	Statuses []DeliveryStatus
+	// EventType and ResourceKey are those of the delivery's event.
+	EventType   EventType
+	ResourceKey string
+	EventID     string
+	// Since (inclusive) and Until (exclusive) bound CreatedAt, the time
+	// the event was accepted.
+	Since, Until time.Time
+	// Oldest pages in acceptance order instead of newest first: the order
+	// a bulk retry re-queues in. A cursor only continues the order it came from.
+	Oldest bool
+	// Cursor is the opaque next cursor of a previous page.
+	Cursor string
+	Limit  int
+}
+
+// OnlyStatuses reports whether f keeps only statuses among want (and names
+// at least one): a store uses it to pick a partial index.
+func (f *DeliveryFilter) OnlyStatuses(want ...DeliveryStatus) bool {
+	if len(f.Statuses) == 0 {
+		return false
+	}
+	for _, s := range f.Statuses {
+		ok := false
+		for _, w := range want {
+			ok = ok || s == w
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// StampSkew bounds how far an event's CreatedAt may run ahead of the
+// CreatedAt of an event accepted after it. The time is stamped when the API
+// receives the event, and the event gets its Seq when its commit runs: at
+// most the request's wait for the committer (its deadline, about a minute)
+// plus the commit's own 30 s deadline later, or on another instance whose
+// clock differs a little. Stores rely on it to turn a time range into a Seq
+// range, so that a search by time reads only the rows near that range:
+// every event accepted before one created before t-StampSkew was created
+// before t, and every event accepted after one created at or after
+// t+StampSkew was created at or after t. A search that finds fewer rows
+// than a page reads at most StampSkew's worth of rows beyond its range.
+const StampSkew = 5 * time.Minute
+
 // HealthChange names a change of an endpoint's health fields.
 type HealthChange int
 
@@ -403,6 +469,50 @@ type Store interface {
 	// ReopenDeliveries sets the given final deliveries back to pending (a
 	// manual retry) and returns them as they now are.
 	ReopenDeliveries(ctx context.Context, projectID string, ids []string) ([]*Delivery, error)
-	// FailedDeliveries lists an endpoint's failed deliveries created at or after since.
-	FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*Delivery, error)
+	// SearchDeliveries pages a project's deliveries newest first (by Seq,
+	// then id; oldest first with f.Oldest), each with its event's type and
+	// resource key; it returns the next cursor ("" at the end). It reads by
+	// index whatever the filter: a project may hold millions.
+	SearchDeliveries(ctx context.Context, projectID string, f DeliveryFilter) ([]*Delivery, string, error)
+}
+
+// deliveryCursorPrefix starts a delivery search cursor: n (newest first)
+// or o (oldest first), then the version.
+const deliveryCursorPrefix = "d1"
+
+// EncodeDeliveryCursor returns the cursor of a delivery search page that
+// ended at (seq, id), in the order oldest says.
+func EncodeDeliveryCursor(seq int64, id string, oldest bool) string {
+	dir := "n"
+	if oldest {
+		dir = "o"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(dir + deliveryCursorPrefix + ":" + strconv.FormatInt(seq, 10) + ":" + id))
+}
+
+// DecodeDeliveryCursor reads a cursor EncodeDeliveryCursor made for the
+// same order; anything else is EINVALID (field cursor).
+func DecodeDeliveryCursor(c string, oldest bool) (seq int64, id string, err error) {
+	bad := &Error{Code: EINVALID, Field: "cursor", Message: "cursor is not one this server returned for this order"}
+	b, derr := base64.RawURLEncoding.DecodeString(c)
+	if derr != nil || len(b) < 1 {
+		return 0, "", bad
+	}
+	dir := "n"
+	if oldest {
+		dir = "o"
+	}
+	rest, ok := strings.CutPrefix(string(b), dir+deliveryCursorPrefix+":")
+	if !ok {
+		return 0, "", bad
+	}
+	s, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return 0, "", bad
+	}
+	seq, perr := strconv.ParseInt(s, 10, 64)
+	if perr != nil || seq <= 0 {
+		return 0, "", bad
+	}
+	return seq, id, nil
 }

@@ -3,7 +3,6 @@ package kinehook
 import (
 	"context"
 	"crypto/sha256"
-	"time"
 )
 
 // SecretBox encrypts secrets at rest (endpoint signing secrets, Basic Auth
@@ -31,9 +30,11 @@ type Dispatcher interface {
 	PublishBatch(ctx context.Context, evs []*Event) ([]IngestResult, error)
 	// Retry sends a delivery again now, whatever its state.
 	Retry(ctx context.Context, projectID, deliveryID string) (*Delivery, error)
-	// Recover re-sends an endpoint's failed deliveries created since t and
-	// returns how many.
-	Recover(ctx context.Context, projectID, endpointID string, since time.Time) (int, error)
+	// RetryFailed re-sends the project's failed deliveries that f matches
+	// (whatever f.Statuses says: only failed ones), oldest first so that
+	// each resource's order is kept, and returns how many it re-queued.
+	// Deliveries of a deleted endpoint are skipped: they have nowhere to go.
+	RetryFailed(ctx context.Context, projectID string, f DeliveryFilter) (int, error)
 	// EndpointChanged refreshes the engine's view of an endpoint after the API
 	// created, updated or deleted it.
 	EndpointChanged(ctx context.Context, projectID, endpointID string)

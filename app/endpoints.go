@@ -467,7 +467,7 @@ func (a *App) RecoverEndpoint(ctx context.Context, pid, eid string, since time.T
 	if _, err := a.store.GetEndpoint(ctx, pid, eid); err != nil {
 		return 0, fmt.Errorf("get endpoint: %w", err)
 	}
-	n, err := a.disp.Recover(ctx, pid, eid, since)
+	n, err := a.disp.RetryFailed(ctx, pid, kinehook.DeliveryFilter{EndpointID: eid, Since: since})
 	if err != nil {
 		return 0, fmt.Errorf("recover endpoint: %w", err)
 	}

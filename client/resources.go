@@ -565,6 +565,148 @@ func (c *Client) RetryDelivery(ctx context.Context, projectID, deliveryID string
 	return &out, nil
 }
 
+// DeliverySearchOptions filters and pages SearchDeliveries (and selects
+// what RetryDeliveries re-sends). Zero values select everything; the
+// filters given all apply.
+type DeliverySearchOptions struct {
+	// EndpointID keeps deliveries to one endpoint (a deleted one's too).
+	EndpointID string
+	// Statuses keeps deliveries in any of these statuses.
+	Statuses []kinehook.DeliveryStatus
+	// Event keeps deliveries of one event type.
+	Event kinehook.EventType
+	// Resource keeps deliveries of events about one video or live event.
+	Resource string
+	// EventID keeps one event's deliveries.
+	EventID string
+	// Since (inclusive) and Until (exclusive) bound the events' created_at.
+	Since, Until time.Time
+	// Limit and Cursor page SearchDeliveries; RetryDeliveries ignores them.
+	Limit  int
+	Cursor string
+}
+
+func (o DeliverySearchOptions) query() url.Values {
+	q := url.Values{}
+	if o.EndpointID != "" {
+		q.Set("endpoint_id", o.EndpointID)
+	}
+	for _, st := range o.Statuses {
+		q.Add("status", string(st))
+	}
+	if o.Event != "" {
+		q.Set("event", string(o.Event))
+	}
+	if o.Resource != "" {
+		q.Set("resource", o.Resource)
+	}
+	if o.EventID != "" {
+		q.Set("event_id", o.EventID)
+	}
+	if !o.Since.IsZero() {
+		q.Set("since", o.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !o.Until.IsZero() {
+		q.Set("until", o.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	return q
+}
+
+// DeliveryPage is one page of SearchDeliveries, newest first. NextCursor is
+// "" on the last page.
+type DeliveryPage struct {
+	Data       []*kinehook.Delivery `json:"data"`
+	NextCursor string               `json:"next_cursor"`
+}
+
+// SearchDeliveries returns one page of a project's deliveries, newest
+// first, each with its event's type, resource key and time.
+func (c *Client) SearchDeliveries(ctx context.Context, projectID string, o DeliverySearchOptions) (*DeliveryPage, error) {
+	var out DeliveryPage
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/deliveries", projectID), query: o.query(), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SearchEndpointDeliveries is SearchDeliveries through the endpoint's own
+// route: it fails with not_found for an endpoint that does not exist.
+func (c *Client) SearchEndpointDeliveries(ctx context.Context, projectID, endpointID string, o DeliverySearchOptions) (*DeliveryPage, error) {
+	o.EndpointID = ""
+	var out DeliveryPage
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/projects/%s/endpoints/%s/deliveries", projectID, endpointID), query: o.query(), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AllDeliveries iterates over every delivery matching o, newest first,
+// fetching pages as it goes (o.Limit is the page size). It stops at the
+// first error, which it yields.
+func (c *Client) AllDeliveries(ctx context.Context, projectID string, o DeliverySearchOptions) iter.Seq2[*kinehook.Delivery, error] {
+	return func(yield func(*kinehook.Delivery, error) bool) {
+		for {
+			page, err := c.SearchDeliveries(ctx, projectID, o)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, d := range page.Data {
+				if !yield(d, nil) {
+					return
+				}
+			}
+			if page.NextCursor == "" || page.NextCursor == o.Cursor || len(page.Data) == 0 {
+				return
+			}
+			o.Cursor = page.NextCursor
+		}
+	}
+}
+
+// RetryDeliveries re-sends every failed delivery of the project that o's
+// filters match (only failed ones, whatever o.Statuses says), each
+// resource in order, and returns how many it re-queued.
+func (c *Client) RetryDeliveries(ctx context.Context, projectID string, o DeliverySearchOptions) (int, error) {
+	body := map[string]any{}
+	if o.EndpointID != "" {
+		body["endpoint_id"] = o.EndpointID
+	}
+	if len(o.Statuses) > 0 {
+		body["status"] = o.Statuses
+	}
+	if o.Event != "" {
+		body["event"] = o.Event
+	}
+	if o.Resource != "" {
+		body["resource"] = o.Resource
+	}
+	if o.EventID != "" {
+		body["event_id"] = o.EventID
+	}
+	if !o.Since.IsZero() {
+		body["since"] = o.Since.UTC().Format(time.RFC3339Nano)
+	}
+	if !o.Until.IsZero() {
+		body["until"] = o.Until.UTC().Format(time.RFC3339Nano)
+	}
+	var out struct {
+		Retried int `json:"retried"`
+	}
+	if err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/projects/%s/deliveries/retry", projectID), body: body, out: &out}); err != nil {
+		return 0, err
+	}
+	return out.Retried, nil
+}
+
 // Webhook is a webhook in Kinescope's API shape (/v1/webhooks), mapped to an
 // endpoint of the key's project.
 type Webhook struct {

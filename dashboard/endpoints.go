@@ -341,6 +341,8 @@ type endpointPage struct {
 	// the endpoint's deliveries chart.
 	Badges []healthBadge
 	Stats  *statsView
+	// Log is the endpoint's delivery log (the search, filtered by the query).
+	Log *deliveryLog
 }
 
 func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endpoint, f *endpointForm) (*pageData, error) {
@@ -380,6 +382,9 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		if e.Matches(t) {
 			p.TestTypes = append(p.TestTypes, t)
 		}
+	}
+	if p.Log, err = h.loadDeliveryLog(r.Context(), rc, r.URL.Query(), e, rc.base+"/endpoints/"+e.ID); err != nil {
+		return nil, fmt.Errorf("delivery log: %w", err)
 	}
 	return &pageData{Session: rc.s, Title: "Endpoint " + e.URL, Project: rc.project, Base: rc.base, Nav: "endpoints",
 		LiveSrc: live, Page: p}, nil

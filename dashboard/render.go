@@ -23,7 +23,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside layout.html.
-var pageNames = []string{"login", "projects", "endpoints", "endpoint_new", "endpoint", "events", "event", "keys", "error"}
+var pageNames = []string{"login", "projects", "endpoints", "endpoint_new", "endpoint", "events", "event", "deliveries", "keys", "error"}
 
 // pages holds one parsed template set per page.
 type pages struct {
@@ -70,7 +70,7 @@ type pageData struct {
 	Project *kinehook.Project
 	// Base is the URL prefix of the project's pages, "/projects/{pid}".
 	Base string
-	// Nav names the active tab: "endpoints", "events" or "keys".
+	// Nav names the active tab: "endpoints", "events", "deliveries" or "keys".
 	Nav string
 	// LiveSrc, when set, is the server-sent-events URL the page listens to.
 	LiveSrc  string
@@ -199,6 +199,10 @@ var templateFuncs = template.FuncMap{
 		return b.String()
 	},
 	"add": func(a, b int) int { return a + b },
+	// logData hands the delivery-log partial its page's CSRF token and base.
+	"logData": func(csrf, base string, log any) map[string]any {
+		return map[string]any{"CSRF": csrf, "Base": base, "Log": log}
+	},
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return "-"

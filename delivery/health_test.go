@@ -499,7 +499,7 @@ func TestShutdownHandsBack(t *testing.T) {
 	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 1)
 }
 
-// Retry and Recover reopen final deliveries and send them.
+// Retry and RetryFailed reopen final deliveries and send them.
 func TestRetryAndRecover(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.RetrySchedule = []time.Duration{} })
@@ -524,16 +524,101 @@ func TestRetryAndRecover(t *testing.T) {
 		t.Errorf("retry sent %s", r.id)
 	}
 	h.waitStatus(a.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
-	n, err := h.eng.Recover(t.Context(), h.proj.ID, ep.ID, time.Now().Add(-time.Hour))
+	n, err := h.eng.RetryFailed(t.Context(), h.proj.ID, kinehook.DeliveryFilter{EndpointID: ep.ID, Since: time.Now().Add(-time.Hour)})
 	if err != nil || n != 1 {
-		t.Fatalf("Recover = %d, %v; want 1", n, err)
+		t.Fatalf("RetryFailed = %d, %v; want 1", n, err)
 	}
 	if r := s.next(t); r.id != b.Event.ID {
-		t.Errorf("recover sent %s", r.id)
+		t.Errorf("RetryFailed sent %s", r.id)
 	}
 	h.waitStatus(b.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
 	if _, err := h.eng.Retry(t.Context(), h.proj.ID, "dlv_unknown"); kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
 		t.Errorf("Retry(unknown) = %v, want not found", err)
+	}
+}
+
+// RetryFailed re-sends thousands of failed deliveries, more than one page,
+// each resource in acceptance order, only those the filter matches, and
+// none of a deleted endpoint.
+func TestRetryFailedKeepsOrder(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	s := newSink(t)
+	s.status(200)
+	ep := h.endpoint(s.srv.URL, nil)
+	gone := h.endpoint(s.srv.URL+"/gone", nil)
+	// Stored behind the engine's back, then failed: nothing is queued.
+	const perResource = 400
+	order := map[string][]string{} // resource -> event ids in acceptance order
+	var failed []kinehook.AttemptResult
+	for b := range 3 * perResource / 100 {
+		var evs []*kinehook.Event
+		for i := range 100 {
+			evs = append(evs, h.event(fmt.Sprintf("r%d", (b*100+i)%3)))
+		}
+		res, err := h.store.IngestEvents(ctx, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			order[r.Event.ResourceKey] = append(order[r.Event.ResourceKey], r.Event.ID)
+			for _, d := range r.Deliveries {
+				failed = append(failed, kinehook.AttemptResult{Attempt: kinehook.Attempt{DeliveryID: d.ID, AttemptedAt: time.Now(), StatusCode: 500},
+					Status: kinehook.DeliveryFailed, Attempts: 1})
+			}
+		}
+	}
+	if err := h.store.RecordAttempts(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.DeleteEndpoint(ctx, h.proj.ID, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.EndpointChanged(ctx, h.proj.ID, gone.ID)
+	check := func(reqs []sinkReq, resources ...string) {
+		t.Helper()
+		got := map[string][]string{}
+		for _, r := range reqs {
+			if r.url != "/" {
+				t.Fatalf("a delivery of the deleted endpoint was sent: %s", r.url)
+			}
+			got[r.resource] = append(got[r.resource], r.id)
+		}
+		if len(got) != len(resources) {
+			t.Errorf("sent resources %d, want %v", len(got), resources)
+		}
+		for _, res := range resources {
+			if !slices.Equal(got[res], order[res]) {
+				t.Errorf("resource %s: %d sent, out of acceptance order or incomplete", res, len(got[res]))
+			}
+		}
+	}
+	n, err := h.eng.RetryFailed(ctx, h.proj.ID, kinehook.DeliveryFilter{EndpointID: ep.ID, ResourceKey: "r1"})
+	if err != nil || n != perResource {
+		t.Fatalf("RetryFailed(r1) = %d, %v; want %d", n, err, perResource)
+	}
+	check(s.take(t, perResource), "r1")
+	// Statuses in the filter do not widen it: only failed ones go.
+	n, err = h.eng.RetryFailed(ctx, h.proj.ID, kinehook.DeliveryFilter{Statuses: []kinehook.DeliveryStatus{kinehook.DeliverySucceeded, kinehook.DeliveryFailed}})
+	if err != nil || n != 2*perResource {
+		t.Fatalf("RetryFailed(project) = %d, %v; want %d", n, err, 2*perResource)
+	}
+	check(s.take(t, 2*perResource), "r0", "r2")
+	s.none(t, 200*time.Millisecond)
+	still := 0
+	for f := (kinehook.DeliveryFilter{EndpointID: gone.ID, Statuses: []kinehook.DeliveryStatus{kinehook.DeliveryFailed}, Limit: 1000}); ; {
+		ds, next, err := h.store.SearchDeliveries(ctx, h.proj.ID, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		still += len(ds)
+		if f.Cursor = next; next == "" {
+			break
+		}
+	}
+	if still != 3*perResource {
+		t.Errorf("the deleted endpoint's failed deliveries: %d still failed, want %d", still, 3*perResource)
 	}
 }
 

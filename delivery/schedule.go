@@ -229,30 +229,57 @@ func (e *Engine) Retry(ctx context.Context, projectID, deliveryID string) (*kine
 	return ds[0], nil
 }
 
-// Recover re-sends an endpoint's failed deliveries created since t.
-func (e *Engine) Recover(ctx context.Context, projectID, endpointID string, since time.Time) (int, error) {
-	failed, err := e.store.FailedDeliveries(ctx, projectID, endpointID, since)
-	if err != nil {
-		return 0, fmt.Errorf("recover endpoint %s: %w", endpointID, err)
-	}
-	if len(failed) == 0 {
-		return 0, nil
-	}
+// retryPage is how many failed deliveries RetryFailed reads and reopens at
+// a time: memory stays bounded however many match.
+const retryPage = 500
+
+// RetryFailed re-sends the project's failed deliveries that f matches,
+// whatever f.Statuses says. It pages through them oldest first (acceptance
+// order) and reopens and queues each page before reading the next, so an
+// older delivery of a resource is always queued before a newer one. A
+// delivery of a deleted endpoint is skipped: reopened, it would stay
+// pending for good (and keep its event from retention).
+func (e *Engine) RetryFailed(ctx context.Context, projectID string, f kinehook.DeliveryFilter) (int, error) {
+	f.Statuses = []kinehook.DeliveryStatus{kinehook.DeliveryFailed}
+	f.Oldest, f.Cursor, f.Limit = true, "", retryPage
+	gone := map[string]bool{} // endpoint id -> deleted
 	n := 0
-	for chunk := range chunks(failed, 500) {
-		ids := make([]string, len(chunk))
-		for i, d := range chunk {
-			ids[i] = d.ID
-		}
-		gen := e.assignGen.Load()
-		ds, err := e.store.ReopenDeliveries(ctx, projectID, ids)
+	for {
+		page, next, err := e.store.SearchDeliveries(ctx, projectID, f)
 		if err != nil {
-			return n, fmt.Errorf("recover endpoint %s: %w", endpointID, err)
+			return n, fmt.Errorf("retry failed deliveries: %w", err)
 		}
-		e.scheduleNow(ctx, ds, gen)
-		n += len(ds)
+		ids := make([]string, 0, len(page))
+		for _, d := range page {
+			deleted, seen := gone[d.EndpointID]
+			if !seen {
+				_, err := e.store.GetEndpoint(ctx, projectID, d.EndpointID)
+				switch {
+				case kinehook.ErrorCode(err) == kinehook.ENOTFOUND:
+					deleted = true
+				case err != nil:
+					return n, fmt.Errorf("retry failed deliveries: %w", err)
+				}
+				gone[d.EndpointID] = deleted
+			}
+			if !deleted {
+				ids = append(ids, d.ID)
+			}
+		}
+		if len(ids) > 0 {
+			gen := e.assignGen.Load()
+			ds, err := e.store.ReopenDeliveries(ctx, projectID, ids)
+			if err != nil {
+				return n, fmt.Errorf("retry failed deliveries: %w", err)
+			}
+			e.scheduleNow(ctx, ds, gen)
+			n += len(ds)
+		}
+		if next == "" {
+			return n, nil
+		}
+		f.Cursor = next
 	}
-	return n, nil
 }
 
 func chunks[T any](s []T, n int) func(func([]T) bool) {

@@ -2,6 +2,7 @@ package http
 
 import (
 	nethttp "net/http"
+	"strings"
 	"time"
 
 	"github.com/kinehook/kinehook"
@@ -21,14 +22,17 @@ type deliveryView struct {
 	LastError      string                  `json:"last_error,omitempty"`
 	EventType      kinehook.EventType      `json:"event_type,omitempty"`
 	ResourceKey    string                  `json:"resource_key,omitempty"`
-	CreatedAt      time.Time               `json:"created_at"`
-	UpdatedAt      time.Time               `json:"updated_at"`
+	// Resource is the video or live event id the event is about (the
+	// resource key; "" when it has none), named as the search filter is.
+	Resource  string    `json:"resource"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func viewDelivery(d *kinehook.Delivery) deliveryView {
 	v := deliveryView{
 		ID: d.ID, EventID: d.EventID, EndpointID: d.EndpointID, Status: d.Status, Attempts: d.Attempts,
-		LastStatusCode: d.LastStatusCode, LastError: d.LastError, EventType: d.EventType, ResourceKey: d.ResourceKey,
+		LastStatusCode: d.LastStatusCode, LastError: d.LastError, EventType: d.EventType, ResourceKey: d.ResourceKey, Resource: d.ResourceKey,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 	}
 	if !d.NextAttemptAt.IsZero() && !d.Status.Final() {
@@ -93,4 +97,66 @@ func (s *Server) retryDelivery(w nethttp.ResponseWriter, r *nethttp.Request, p *
 		return
 	}
 	writeJSON(w, nethttp.StatusAccepted, viewDelivery(d))
+}
+
+// searchDeliveries pages a project's deliveries newest first, filtered by
+// the query (app.DeliverySearchFromQuery).
+func (s *Server) searchDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	f, err := deliveryFilter(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ds, next, err := s.app.SearchDeliveries(r.Context(), projectID(r, p), f, projectKnown(p))
+	if err != nil {
+		s.internal(w, "search deliveries", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, pageBody[deliveryView]{Data: views(ds, viewDelivery), NextCursor: next})
+}
+
+// searchEndpointDeliveries is searchDeliveries for the endpoint of the path.
+func (s *Server) searchEndpointDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	f, err := deliveryFilter(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ds, next, err := s.app.SearchEndpointDeliveries(r.Context(), projectID(r, p), r.PathValue("eid"), f)
+	if err != nil {
+		s.internal(w, "search endpoint deliveries", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, pageBody[deliveryView]{Data: views(ds, viewDelivery), NextCursor: next})
+}
+
+func deliveryFilter(r *nethttp.Request) (kinehook.DeliveryFilter, error) {
+	q, err := app.DeliverySearchFromQuery(r.URL.Query())
+	if err != nil {
+		return kinehook.DeliveryFilter{}, err
+	}
+	return q.Filter()
+}
+
+// retryDeliveries re-queues the project's failed deliveries that the body's
+// filters match (app.RetryDeliveries); an empty body retries every failed one.
+func (s *Server) retryDeliveries(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var in app.RetrySearch
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := s.decodeBytes(body, &in); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	n, err := s.app.RetryDeliveries(r.Context(), projectID(r, p), in.Search(), projectKnown(p))
+	if err != nil {
+		s.internal(w, "retry deliveries", err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]int{"retried": n})
 }

@@ -56,6 +56,8 @@ var (
 	kinescopeListParams = []string{"page", "per_page", "order"}
 	// statsParams are the statistics routes' window.
 	statsParams = []string{"window"}
+	// searchParams are the delivery search's filters and paging.
+	searchParams = []string{"endpoint_id", "status", "event", "resource", "resource_id", "event_id", "since", "until", "limit", "cursor"}
 )
 
 // routeTable is every route of the API, in one place: the router serves it
@@ -89,6 +91,7 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/stats", Auth: authProject, Query: statsParams, handle: (*Server).endpointStats},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/test", Auth: authProject, handle: (*Server).testEndpoint},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/stats", Auth: authProject, Query: statsParams, handle: (*Server).projectStats},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/deliveries", Auth: authProject, Query: searchParams, handle: (*Server).searchEndpointDeliveries},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, Ingest: true, handle: (*Server).createEvent},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, Ingest: true, handle: (*Server).createEvents},
@@ -96,6 +99,8 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}", Auth: authProject, handle: (*Server).getEvent},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}/deliveries", Auth: authProject, handle: (*Server).listDeliveries},
 
+		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries", Auth: authProject, Query: searchParams, handle: (*Server).searchDeliveries},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/retry", Auth: authProject, handle: (*Server).retryDeliveries},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}", Auth: authProject, handle: (*Server).getDelivery},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},

@@ -290,11 +290,3 @@ func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []st
 	})
 	return out, err
 }
-
-// FailedDeliveries lists an endpoint's failed deliveries created at or after
-// since, in Seq order.
-func (s *Store) FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*kinehook.Delivery, error) {
-	return s.queryDeliveries(ctx, nil, "failed deliveries",
-		`SELECT `+deliveryCols+` FROM deliveries WHERE endpoint_id = $1 AND project_id = $2 AND status = 'failed'
-		AND created_at >= $3 ORDER BY seq, id`, endpointID, projectID, since.UTC())
-}

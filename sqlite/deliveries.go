@@ -12,9 +12,12 @@ import (
 )
 
 // Deliveries are read joined with their event (id, type, resource key).
-const deliverySelect = `SELECT d.id, d.project_id, e.id, d.endpoint_id, e.type, e.resource_key, d.event_seq, d.partition,
+const (
+	deliverySelectFrom = `SELECT d.id, d.project_id, e.id, d.endpoint_id, e.type, e.resource_key, d.event_seq, d.partition,
 	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at
-	FROM deliveries d JOIN events e ON e.seq = d.event_seq `
+	FROM `
+	deliverySelect = deliverySelectFrom + `deliveries d JOIN events e ON e.seq = d.event_seq `
+)
 
 func scanDelivery(row interface{ Scan(...any) error }) (*kinehook.Delivery, error) {
 	var d kinehook.Delivery
@@ -34,7 +37,12 @@ type querier interface {
 }
 
 func queryDeliveries(ctx context.Context, q querier, where string, args ...any) ([]*kinehook.Delivery, error) {
-	rows, err := q.QueryContext(ctx, deliverySelect+where, args...)
+	return queryDeliveriesSQL(ctx, q, deliverySelect+where, args...)
+}
+
+// queryDeliveriesSQL runs a whole query whose columns are deliverySelectFrom's.
+func queryDeliveriesSQL(ctx context.Context, q querier, query string, args ...any) ([]*kinehook.Delivery, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -260,23 +268,8 @@ func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []st
 	return out, nil
 }
 
-// failedDeliveriesWhere finds an endpoint's failed deliveries through the partial
-// index deliveries_failed (its WHERE is the status term here).
-const failedDeliveriesWhere = `WHERE d.endpoint_id = ? AND d.status = 'failed' AND d.created_at >= ? AND d.project_id = ?
-	ORDER BY d.event_seq`
-
-// failEndpointDeliveries fails the open deliveries of a deleted endpoint. Its
-// status list is the WHERE of the partial index deliveries_open_endpoint,
-// written the same way so that SQLite uses that index.
-const failEndpointDeliveries = `UPDATE deliveries SET status = 'failed', last_error = 'endpoint deleted', updated_at = ?
+// failEndpointDeliveries fails the open deliveries of a deleted endpoint.
+// It walks the open set (the partial index deliveries_open, whose WHERE is
+// written here the same way), not the endpoint's whole history.
+const failEndpointDeliveries = `UPDATE deliveries INDEXED BY deliveries_open SET status = 'failed', last_error = 'endpoint deleted', updated_at = ?
 	WHERE endpoint_id = ? AND status IN ('pending', 'retrying')`
-
-// FailedDeliveries lists an endpoint's failed deliveries created at or after
-// since, in Seq order.
-func (s *Store) FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*kinehook.Delivery, error) {
-	ds, err := queryDeliveries(ctx, s.r, failedDeliveriesWhere, endpointID, micros(since), projectID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: failed deliveries of %s: %w", endpointID, err)
-	}
-	return ds, nil
-}

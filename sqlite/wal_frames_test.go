@@ -14,7 +14,10 @@ import (
 // commit touched is one WAL frame (two pwrites), the largest part of the
 // server's CPU per delivery. Commits of 8 events (one endpoint, no resource
 // key) and of their 8 results wrote 22.9 and 11.1 frames before migration
-// 0005 narrowed the indexes, 18.3 and 8.1 after.
+// 0005 narrowed the indexes, 18.3 and 8.1 after. Migration 0006 (delivery
+// search) swapped deliveries_open_endpoint, written at ingest and again at
+// the final result, for deliveries_endpoint_seq, written at ingest only:
+// 20.0 and 7.1 (27.1 frames per 8 deliveries' life, from 26.4).
 func TestWALFramesPerCommit(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "frames.db")
@@ -51,8 +54,8 @@ func TestWALFramesPerCommit(t *testing.T) {
 	}
 	perIngest, perRecord := float64(ingest)/rounds, float64(record)/rounds
 	t.Logf("WAL frames per commit: ingest %.1f, results %.1f", perIngest, perRecord)
-	if perIngest > 20.5 || perRecord > 9.6 {
-		t.Errorf("WAL frames per commit: ingest %.1f (want <= 20.5), results %.1f (want <= 9.6)", perIngest, perRecord)
+	if perIngest > 22 || perRecord > 8.6 {
+		t.Errorf("WAL frames per commit: ingest %.1f (want <= 22), results %.1f (want <= 8.6)", perIngest, perRecord)
 	}
 }
 

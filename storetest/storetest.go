@@ -21,7 +21,12 @@
 //     id is already stored), nothing of the call is stored.
 //   - A malformed ListEvents cursor is an EINVALID error.
 //   - EventFilter.Since is inclusive, Until exclusive (the suite avoids
-//     testing exact boundaries).
+//     testing exact boundaries); so are DeliveryFilter's.
+//   - Events' CreatedAt ascends with their Seq, up to kinehook.StampSkew
+//     (stores may turn a time range into a Seq range): the suite's events
+//     given a CreatedAt in the past are ingested in time order.
+//   - A malformed SearchDeliveries cursor, or one of the other order, is
+//     an EINVALID error.
 package storetest
 
 import (
@@ -63,7 +68,9 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"RecordAttempts", testRecordAttempts},
 		{"RecordAttemptsLargeBatch", testRecordAttemptsLargeBatch},
 		{"ReopenDeliveries", testReopenDeliveries},
-		{"FailedDeliveries", testFailedDeliveries},
+		{"SearchDeliveries", testSearchDeliveries},
+		{"SearchDeliveriesPaging", testSearchDeliveriesPaging},
+		{"SearchDeliveriesTimeRange", testSearchDeliveriesTimeRange},
 		{"DeleteEndpoint", testDeleteEndpoint},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Keys", testKeys},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
@@ -694,26 +697,179 @@ func newDeliveriesCmd() *cobra.Command {
 	return cmd
 }
 
-// newDeliveryListCmd builds `deliveries list`.
-func newDeliveryListCmd(o *apiOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list EVENT_ID",
-		Short: "List an event's deliveries",
-		Args:  cobra.ExactArgs(1),
-		RunE: apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) ([]*kinehook.Delivery, error) {
-			ds, err := c.ListDeliveries(ctx, pid, args[0])
-			if err != nil {
-				return nil, fmt.Errorf("list deliveries of event %s: %w", args[0], err)
-			}
-			return ds, nil
-		}, func(w io.Writer, ds []*kinehook.Delivery) error {
-			rows := make([][]string, 0, len(ds))
-			for _, d := range ds {
-				rows = append(rows, []string{d.ID, d.EndpointID, string(d.Status), strconv.Itoa(d.Attempts), statusCode(d.LastStatusCode), apiTime(d.NextAttemptAt)})
-			}
-			return apiTable(w, []string{"ID", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST_CODE", "NEXT_ATTEMPT"}, rows)
-		}),
+// deliverySearchFlags are the filters of `deliveries list` and
+// `deliveries retry`.
+type deliverySearchFlags struct {
+	endpoint, event, resource, eventID, since, until string
+	status                                           []string
+}
+
+// register adds the filter flags; defaultStatus is --status's default.
+func (sf *deliverySearchFlags) register(fs *pflag.FlagSet, defaultStatus []string, statusHelp string) {
+	fs.StringVar(&sf.endpoint, "endpoint", "", "only deliveries to this endpoint (ep_...)")
+	fs.StringSliceVar(&sf.status, "status", defaultStatus, statusHelp)
+	fs.StringVar(&sf.event, "event", "", "only deliveries of events of this type")
+	fs.StringVar(&sf.resource, "resource", "", "only deliveries of events about this video id or live event id")
+	fs.StringVar(&sf.resource, "resource-id", "", "the same as --resource (the name `events list` uses)")
+	fs.StringVar(&sf.eventID, "event-id", "", "only the deliveries of this event (msg_...)")
+	fs.StringVar(&sf.since, "since", "", "only deliveries of events created since (RFC 3339, a date, or a duration like 2h)")
+	fs.StringVar(&sf.until, "until", "", "only deliveries of events created before (RFC 3339, a date, or a duration like 2h)")
+}
+
+// options turns the filters into the client's search options; the server
+// checks the values (statuses, event type) and names a wrong one.
+func (sf *deliverySearchFlags) options(now time.Time) (client.DeliverySearchOptions, error) {
+	o := client.DeliverySearchOptions{EndpointID: sf.endpoint, Event: kinehook.EventType(sf.event), Resource: sf.resource, EventID: sf.eventID}
+	for _, st := range sf.status {
+		if st = strings.TrimSpace(st); st != "" {
+			o.Statuses = append(o.Statuses, kinehook.DeliveryStatus(st))
+		}
 	}
+	for _, tf := range []struct {
+		flag, v string
+		dst     *time.Time
+	}{{"since", sf.since, &o.Since}, {"until", sf.until, &o.Until}} {
+		if tf.v == "" {
+			continue
+		}
+		t, err := parseSince(tf.v, now)
+		if err != nil {
+			return o, fmt.Errorf("--%s: %w", tf.flag, err)
+		}
+		*tf.dst = t
+	}
+	return o, nil
+}
+
+// describe says in words what the filters select, for the confirmation.
+func (sf *deliverySearchFlags) describe(o client.DeliverySearchOptions) string {
+	var parts []string
+	for _, kv := range [][2]string{{"endpoint", o.EndpointID}, {"event", string(o.Event)}, {"resource", o.Resource}, {"event id", o.EventID}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+" "+kv[1])
+		}
+	}
+	if !o.Since.IsZero() {
+		parts = append(parts, "since "+apiTime(o.Since))
+	}
+	if !o.Until.IsZero() {
+		parts = append(parts, "before "+apiTime(o.Until))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// changed reports whether any filter flag was given.
+func (sf *deliverySearchFlags) changed(fs *pflag.FlagSet) bool {
+	for _, name := range []string{"endpoint", "status", "event", "resource", "resource-id", "event-id", "since", "until"} {
+		if fs.Changed(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// newDeliveryListCmd builds `deliveries list`: an event's deliveries, or a
+// search of the project's.
+func newDeliveryListCmd(o *apiOptions) *cobra.Command {
+	sf := &deliverySearchFlags{}
+	var limit int
+	var cursor string
+	var all bool
+	list := &cobra.Command{
+		Use:   "list [EVENT_ID]",
+		Short: "Search the project's deliveries, newest first (or list one event's)",
+		Long: "Without an argument, search the project's deliveries, newest first, by the filters given\n" +
+			"(all of them apply). With EVENT_ID, list that event's deliveries (no filter applies).",
+		Example: `  kinehook deliveries list --endpoint ep_... --status failed,retrying --since 2h
+  kinehook deliveries list --resource 7127f2d7-0e96-40d0-9a03-2e987c096466 --all
+  kinehook deliveries list msg_...`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if sf.changed(cmd.Flags()) || cmd.Flags().Changed("limit") || cmd.Flags().Changed("cursor") || all {
+					return errors.New("an EVENT_ID lists that event's deliveries: the filters, --limit, --cursor and --all apply to a search without one (or use --event-id)")
+				}
+				return runEventDeliveries(cmd, o, args[0])
+			}
+			if limit < 0 || limit > maxEventsLimit {
+				return fmt.Errorf("--limit %d: want 1 to %d deliveries a page (0: the server's default)", limit, maxEventsLimit)
+			}
+			opts, err := sf.options(time.Now())
+			if err != nil {
+				return err
+			}
+			opts.Limit, opts.Cursor = limit, cursor
+			return runDeliverySearch(cmd, o, opts, all)
+		},
+	}
+	lf := list.Flags()
+	sf.register(lf, nil, "only deliveries in these statuses: pending, retrying, succeeded, failed (repeat or separate with commas)")
+	lf.IntVar(&limit, "limit", 0, "page size, 1 to 1000 (0: the server's default)")
+	lf.StringVar(&cursor, "cursor", "", "the next page's cursor, from a previous list")
+	lf.BoolVar(&all, "all", false, "follow the cursor through every page")
+	return list
+}
+
+// runEventDeliveries lists one event's deliveries (GET .../events/{id}/deliveries).
+func runEventDeliveries(cmd *cobra.Command, o *apiOptions, eventID string) error {
+	return apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) ([]*kinehook.Delivery, error) {
+		ds, err := c.ListDeliveries(ctx, pid, eventID)
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries of event %s: %w", eventID, err)
+		}
+		return ds, nil
+	}, func(w io.Writer, ds []*kinehook.Delivery) error {
+		rows := make([][]string, 0, len(ds))
+		for _, d := range ds {
+			rows = append(rows, []string{d.ID, d.EndpointID, string(d.Status), strconv.Itoa(d.Attempts), statusCode(d.LastStatusCode), apiTime(d.NextAttemptAt)})
+		}
+		return apiTable(w, []string{"ID", "ENDPOINT", "STATUS", "ATTEMPTS", "LAST_CODE", "NEXT_ATTEMPT"}, rows)
+	})(cmd, nil)
+}
+
+// runDeliverySearch prints one page of the search, or every page with all.
+func runDeliverySearch(cmd *cobra.Command, o *apiOptions, opts client.DeliverySearchOptions, all bool) error {
+	c, pid, err := o.setup(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, ans := recordAnswers(cmd.Context())
+	var page client.DeliveryPage
+	if all {
+		for d, err := range c.AllDeliveries(ctx, pid, opts) {
+			if err != nil {
+				return fmt.Errorf("search deliveries: %w", err)
+			}
+			page.Data = append(page.Data, d)
+		}
+	} else {
+		p, err := c.SearchDeliveries(ctx, pid, opts)
+		if err != nil {
+			return fmt.Errorf("search deliveries: %w", err)
+		}
+		page = *p
+	}
+	if o.json {
+		if all {
+			return ans.printPages(cmd.OutOrStdout())
+		}
+		return ans.print(cmd.OutOrStdout())
+	}
+	rows := make([][]string, 0, len(page.Data))
+	for _, d := range page.Data {
+		rows = append(rows, []string{d.ID, d.EndpointID, string(d.EventType), apiOr(d.ResourceKey), string(d.Status),
+			strconv.Itoa(d.Attempts), statusCode(d.LastStatusCode), apiTime(d.CreatedAt)})
+	}
+	if err := apiTable(cmd.OutOrStdout(), []string{"ID", "ENDPOINT", "EVENT", "RESOURCE", "STATUS", "ATTEMPTS", "LAST_CODE", "CREATED"}, rows); err != nil {
+		return err
+	}
+	if page.NextCursor != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "more: --cursor %s\n", page.NextCursor)
+	}
+	return nil
 }
 
 // newDeliveryGetCmd builds `deliveries get`.
@@ -756,23 +912,137 @@ func newDeliveryAttemptsCmd(o *apiOptions) *cobra.Command {
 	}
 }
 
-// newDeliveryRetryCmd builds `deliveries retry`.
+// newDeliveryRetryCmd builds `deliveries retry`: one delivery, or every
+// failed one the filters match.
 func newDeliveryRetryCmd(o *apiOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "retry DELIVERY_ID",
-		Short: "Send a delivery again now",
-		Args:  cobra.ExactArgs(1),
-		RunE: apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) (*kinehook.Delivery, error) {
-			d, err := c.RetryDelivery(ctx, pid, args[0])
-			if err != nil {
-				return nil, fmt.Errorf("retry delivery %s: %w", args[0], err)
+	sf := &deliverySearchFlags{}
+	var yes bool
+	retry := &cobra.Command{
+		Use:   "retry [DELIVERY_ID]",
+		Short: "Send a delivery again now, or every failed delivery the filters match",
+		Long: "With DELIVERY_ID, send that delivery again now, whatever its state. Without one, re-send\n" +
+			"every failed delivery of the project that the filters match, oldest first so that each\n" +
+			"resource's order is kept, and print how many. Only failed deliveries are re-sent,\n" +
+			"whatever --status says. On a terminal it asks first; --yes skips the question.",
+		Example: `  kinehook deliveries retry dlv_...
+  kinehook deliveries retry --status failed --endpoint ep_... --since 24h
+  kinehook deliveries retry --resource 7127f2d7-0e96-40d0-9a03-2e987c096466 --yes`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if sf.changed(cmd.Flags()) {
+					return errors.New("a DELIVERY_ID is sent again on its own: the filters apply to a bulk retry without one")
+				}
+				return runRetryOne(cmd, o, args[0])
 			}
-			return d, nil
-		}, func(w io.Writer, d *kinehook.Delivery) error {
-			_, err := fmt.Fprintf(w, "retrying delivery %s (status %s, %d attempts so far)\n", d.ID, d.Status, d.Attempts)
-			return err
-		}),
+			opts, err := sf.options(time.Now())
+			if err != nil {
+				return err
+			}
+			return runRetryMany(cmd, o, sf, opts, yes)
+		},
 	}
+	rf := retry.Flags()
+	sf.register(rf, []string{"failed"}, "only failed deliveries are re-sent: failed (the default); a list without failed matches nothing")
+	rf.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return retry
+}
+
+// runRetryOne sends one delivery again (POST .../deliveries/{did}/retry).
+func runRetryOne(cmd *cobra.Command, o *apiOptions, id string) error {
+	return apiCall(o, func(ctx context.Context, c *client.Client, pid string, args []string) (*kinehook.Delivery, error) {
+		d, err := c.RetryDelivery(ctx, pid, id)
+		if err != nil {
+			return nil, fmt.Errorf("retry delivery %s: %w", id, err)
+		}
+		return d, nil
+	}, func(w io.Writer, d *kinehook.Delivery) error {
+		_, err := fmt.Fprintf(w, "retrying delivery %s (status %s, %d attempts so far)\n", d.ID, d.Status, d.Attempts)
+		return err
+	})(cmd, nil)
+}
+
+// runRetryMany re-sends the matching failed deliveries (POST
+// .../deliveries/retry), after a confirmation on a terminal.
+func runRetryMany(cmd *cobra.Command, o *apiOptions, sf *deliverySearchFlags, opts client.DeliverySearchOptions, yes bool) error {
+	c, pid, err := o.setup(cmd)
+	if err != nil {
+		return err
+	}
+	if !yes && readerIsTerminal(cmd.InOrStdin()) {
+		ok, err := confirmRetry(cmd, c, pid, sf, opts)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	ctx, ans := recordAnswers(cmd.Context())
+	n, err := c.RetryDeliveries(ctx, pid, opts)
+	if err != nil {
+		return fmt.Errorf("retry deliveries: %w", err)
+	}
+	return o.show(cmd, ans, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "re-sending %d failed deliveries\n", n)
+		return err
+	})
+}
+
+// confirmRetry tells how many failed deliveries match (counted up to a few
+// pages) and asks whether to re-send them.
+func confirmRetry(cmd *cobra.Command, c *client.Client, pid string, sf *deliverySearchFlags, opts client.DeliverySearchOptions) (bool, error) {
+	const countUpTo = 5000
+	count := opts
+	count.Statuses = []kinehook.DeliveryStatus{kinehook.DeliveryFailed}
+	if len(opts.Statuses) > 0 && !slices.Contains(opts.Statuses, kinehook.DeliveryFailed) {
+		fmt.Fprintln(cmd.ErrOrStderr(), "--status has no failed: nothing to re-send")
+		return false, nil
+	}
+	count.Limit = 1000
+	n, more := 0, false
+	for d, err := range c.AllDeliveries(cmd.Context(), pid, count) {
+		if err != nil {
+			return false, fmt.Errorf("count the failed deliveries: %w", err)
+		}
+		if d != nil {
+			n++
+		}
+		if n >= countUpTo {
+			more = true
+			break
+		}
+	}
+	if n == 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "no failed delivery matches%s\n", sf.describe(opts))
+		return false, nil
+	}
+	what := strconv.Itoa(n)
+	if more {
+		what = "more than " + strconv.Itoa(countUpTo)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Re-send %s failed deliveries of project %s%s? [y/N] ", what, pid, sf.describe(opts))
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read the answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "nothing re-sent")
+	return false, nil
+}
+
+// readerIsTerminal reports whether r is an interactive terminal: a
+// character device, or a reader that says so (IsTerminal, as tests give).
+func readerIsTerminal(r io.Reader) bool {
+	if t, ok := r.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal()
+	}
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // statusCode formats an HTTP status for tables ("-" when there was none).
