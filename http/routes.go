@@ -57,7 +57,7 @@ var (
 	// statsParams are the statistics routes' window.
 	statsParams = []string{"window"}
 	// searchParams are the delivery search's filters and paging.
-	searchParams = []string{"endpoint_id", "status", "event", "resource", "resource_id", "event_id", "since", "until", "limit", "cursor"}
+	searchParams = []string{"limit", "cursor", "endpoint_id", "status", "event", "resource", "resource_id", "event_id", "since", "until"}
 )
 
 // routeTable is every route of the API, in one place: the router serves it
