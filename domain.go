@@ -128,6 +128,11 @@ type Event struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	// Seq orders events by acceptance; set by the store.
 	Seq int64 `json:"-"`
+	// TraceParent and TraceState are the W3C trace context the event was
+	// posted with (ValidTraceParent; "" when none or not valid): each
+	// attempt to deliver it sends them on.
+	TraceParent string `json:"-"`
+	TraceState  string `json:"-"`
 }
 
 // DeliveryStatus is the state of one event's delivery to one endpoint.
@@ -165,6 +170,10 @@ type Delivery struct {
 	LastError      string         `json:"last_error,omitempty"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
+	// TraceParent and TraceState are its event's (Event.TraceParent): the
+	// stores read them with the deliveries the engine queues.
+	TraceParent string `json:"-"`
+	TraceState  string `json:"-"`
 }
 
 // NewDelivery is the pending delivery of ev to an endpoint, due at now: what
@@ -184,6 +193,8 @@ func NewDelivery(ev *Event, endpointID string, now time.Time) *Delivery {
 		NextAttemptAt: now,
 		CreatedAt:     ev.CreatedAt,
 		UpdatedAt:     now,
+		TraceParent:   ev.TraceParent,
+		TraceState:    ev.TraceState,
 	}
 }
 

@@ -37,6 +37,28 @@ type EventInput struct {
 	Body           []byte
 	IdempotencyKey string
 	ProjectKnown   bool
+	// Trace is the W3C trace context the event was posted with.
+	Trace TraceContext
+}
+
+// TraceContext is the W3C trace context (traceparent, tracestate headers) a
+// request came with. The event keeps it and each attempt sends it on. A
+// traceparent that is not valid is dropped with its tracestate, and a
+// tracestate that is not valid is dropped alone: tracing never fails an
+// ingest.
+type TraceContext struct {
+	Parent, State string
+}
+
+// checked is tc without what is not valid (see TraceContext).
+func (tc TraceContext) checked() TraceContext {
+	if !kinehook.ValidTraceParent(tc.Parent) {
+		return TraceContext{}
+	}
+	if !kinehook.ValidTraceState(tc.State) {
+		tc.State = ""
+	}
+	return tc
 }
 
 // Published is what became of a posted event: the event as stored (the
@@ -65,6 +87,7 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 	if err := a.projectExists(ctx, in.ProjectID, in.ProjectKnown); err != nil {
 		return Published{}, err
 	}
+	tc := in.Trace.checked()
 	ev := &kinehook.Event{
 		ID:             kinehook.NewID(kinehook.PrefixEvent),
 		ProjectID:      in.ProjectID,
@@ -73,6 +96,8 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 		ResourceKey:    parsed.ResourceKey(),
 		IdempotencyKey: in.IdempotencyKey,
 		CreatedAt:      a.now().UTC(),
+		TraceParent:    tc.Parent,
+		TraceState:     tc.State,
 	}
 	res, err := a.disp.Publish(ctx, ev)
 	if err != nil {
@@ -91,11 +116,17 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 // PublishBatch accepts a batch of events, {"events": [{"event","data",
 // "idempotency_key"?}, ...]}: each is validated as PublishEvent validates a
 // body, and all are stored in one commit, or none (the first invalid one is
-// named by index). Deliveries follow the batch's order.
-func (a *App) PublishBatch(ctx context.Context, pid string, body []byte, projectKnown bool) ([]Published, error) {
+// named by index). Deliveries follow the batch's order. Every event keeps
+// the request's trace context.
+func (a *App) PublishBatch(ctx context.Context, pid string, body []byte, projectKnown bool, trace TraceContext) ([]Published, error) {
 	evs, err := a.ParseBatch(body, pid)
 	if err != nil {
 		return nil, err
+	}
+	if tc := trace.checked(); tc.Parent != "" {
+		for _, ev := range evs {
+			ev.TraceParent, ev.TraceState = tc.Parent, tc.State
+		}
 	}
 	if err := a.projectExists(ctx, pid, projectKnown); err != nil {
 		return nil, err

@@ -96,6 +96,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer receives metrics; nil is a no-op.
 	Observer Observer
+	// Tracer makes the spans of commits and attempts; nil makes none (an
+	// event's trace context is still sent on as stored).
+	Tracer Tracer
 
 	// MaxInFlightPerEndpoint applies to endpoints whose MaxInFlight is 0.
 	MaxInFlightPerEndpoint int

@@ -1,0 +1,83 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/kinehook/kinehook"
+)
+
+// testTraceContext: an event's W3C trace context is stored with it, and
+// every read the engine queues deliveries from (the ingest's result, the
+// open deliveries, deliveries by id) carries it; an event without one
+// reads back empty, and a repeated idempotency key answers the first
+// event's.
+func testTraceContext(t *testing.T, s kinehook.Store) {
+	const (
+		tp  = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		ts  = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+		tp2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	)
+	ctx := t.Context()
+	p, _ := NewProject(t, s, 2)
+	traced := NewEvent(p.ID, "v1", now())
+	traced.TraceParent, traced.TraceState = tp, ts
+	traced.IdempotencyKey = "k1"
+	plain := NewEvent(p.ID, "v2", now())
+	res := ingest(t, s, traced, plain)
+	if len(res[0].Deliveries) != 2 || len(res[1].Deliveries) != 2 {
+		t.Fatalf("deliveries: %d and %d, want 2 each", len(res[0].Deliveries), len(res[1].Deliveries))
+	}
+	want := map[string][2]string{}
+	for _, d := range res[0].Deliveries {
+		want[d.ID] = [2]string{tp, ts}
+	}
+	for _, d := range res[1].Deliveries {
+		want[d.ID] = [2]string{}
+	}
+	check := func(what string, ds []*kinehook.Delivery) {
+		t.Helper()
+		if len(ds) != len(want) {
+			t.Fatalf("%s: %d deliveries, want %d", what, len(ds), len(want))
+		}
+		for _, d := range ds {
+			if got := [2]string{d.TraceParent, d.TraceState}; got != want[d.ID] {
+				t.Errorf("%s: delivery %s has trace %q, want %q", what, d.ID, got, want[d.ID])
+			}
+		}
+	}
+	check("ingest result", append(append([]*kinehook.Delivery{}, res[0].Deliveries...), res[1].Deliveries...))
+	check("open deliveries", collectOpen(t, s, nil))
+	byID, err := s.DeliveriesByID(ctx, sortedIDs(mapKeysOf(want)))
+	requireNoErr(t, err, "DeliveriesByID")
+	check("deliveries by id", byID)
+
+	ev, err := s.GetEvent(ctx, p.ID, res[0].Event.ID)
+	requireNoErr(t, err, "GetEvent")
+	if ev.TraceParent != tp || ev.TraceState != ts {
+		t.Errorf("GetEvent: trace %q %q, want %q %q", ev.TraceParent, ev.TraceState, tp, ts)
+	}
+	for _, e := range listAll(t, s, p.ID, kinehook.EventFilter{}) {
+		wantTP := ""
+		if e.ID == res[0].Event.ID {
+			wantTP = tp
+		}
+		if e.TraceParent != wantTP {
+			t.Errorf("ListEvents: event %s has traceparent %q, want %q", e.ID, e.TraceParent, wantTP)
+		}
+	}
+
+	again := NewEvent(p.ID, "v1", now())
+	again.TraceParent, again.IdempotencyKey = tp2, "k1"
+	dup := ingest(t, s, again)
+	if !dup[0].Duplicate || dup[0].Event.TraceParent != tp {
+		t.Errorf("repeated key: duplicate %v with traceparent %q, want the first event's %q", dup[0].Duplicate, dup[0].Event.TraceParent, tp)
+	}
+}
+
+func mapKeysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
