@@ -341,12 +341,18 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return err
 	}
 
+	tracer, err := startTracing(ctx, log, o.shutdownTimeout)
+	if err != nil {
+		return err
+	}
+	defer tracer.stop() // after the engine's shutdown: its last spans are exported
+
 	var engine *delivery.Engine // read by the metrics at scrape time, once set
 	metrics := prometheus.New(prometheus.Options{
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
 	})
-	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics)
+	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook())
 	if err != nil {
 		return err
 	}
@@ -362,6 +368,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
+	handler = tracer.wrap(handler)
 	ln := o.listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", o.addr); err != nil {
@@ -418,7 +425,7 @@ func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
 // startServeEngine builds the delivery engine with the HTTP transport and
 // starts it on its own context: SIGTERM stops it through Shutdown.
 func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, st kinehook.Store, coord kinehook.Coordinator,
-	maxInFlight int, metrics *prometheus.Metrics) (*delivery.Engine, error) {
+	maxInFlight int, metrics *prometheus.Metrics, tracer delivery.Tracer) (*delivery.Engine, error) {
 	engine, err := delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,
@@ -430,6 +437,7 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 		DisableAfter:     never(o.disableAfter),
 		Logger:           flags.log,
 		Observer:         metrics,
+		Tracer:           tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)
