@@ -23,7 +23,10 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 	traced.TraceParent, traced.TraceState = tp, ts
 	traced.IdempotencyKey = "k1"
 	plain := NewEvent(p.ID, "v2", now())
-	res := ingest(t, s, traced, plain)
+	// An event without trace context first: in one batch with a traced
+	// one, each keeps its own.
+	res := ingest(t, s, plain, traced)
+	res[0], res[1] = res[1], res[0]
 	if len(res[0].Deliveries) != 2 || len(res[1].Deliveries) != 2 {
 		t.Fatalf("deliveries: %d and %d, want 2 each", len(res[0].Deliveries), len(res[1].Deliveries))
 	}
@@ -56,7 +59,7 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 	if ev.TraceParent != tp || ev.TraceState != ts {
 		t.Errorf("GetEvent: trace %q %q, want %q %q", ev.TraceParent, ev.TraceState, tp, ts)
 	}
-	for _, e := range listAll(t, s, p.ID, kinehook.EventFilter{}) {
+	for _, e := range listAll(t, s, p.ID, kinehook.EventFilter{ResourceKey: "v1"}) {
 		wantTP := ""
 		if e.ID == res[0].Event.ID {
 			wantTP = tp
@@ -65,6 +68,18 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 			t.Errorf("ListEvents: event %s has traceparent %q, want %q", e.ID, e.TraceParent, wantTP)
 		}
 	}
+
+	// A batch without any trace context reads back empty.
+	bare := ingest(t, s, NewEvent(p.ID, "v3", now()), NewEvent(p.ID, "v4", now()))
+	for _, r := range bare {
+		if ev, err := s.GetEvent(ctx, p.ID, r.Event.ID); err != nil || ev.TraceParent != "" || ev.TraceState != "" {
+			t.Errorf("untraced batch: event %s reads back trace %q %q (%v)", r.Event.ID, ev.TraceParent, ev.TraceState, err)
+		}
+		for _, d := range r.Deliveries {
+			want[d.ID] = [2]string{}
+		}
+	}
+	check("open deliveries after an untraced batch", collectOpen(t, s, nil))
 
 	again := NewEvent(p.ID, "v1", now())
 	again.TraceParent, again.IdempotencyKey = tp2, "k1"
