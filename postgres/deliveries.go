@@ -53,6 +53,18 @@ func scanDelivery(row pgx.Row, after ...any) (*kinehook.Delivery, error) {
 }
 
 func (s *Store) queryDeliveries(ctx context.Context, q pgx.Tx, what, sql string, args ...any) ([]*kinehook.Delivery, error) {
+	return s.queryWith(ctx, q, scanDeliveryRow, what, sql, args...)
+}
+
+// queryTraced is queryDeliveries for a query of tracedDeliveries: the
+// deliveries the engine queues carry their event's trace context.
+func (s *Store) queryTraced(ctx context.Context, q pgx.Tx, what, sql string, args ...any) ([]*kinehook.Delivery, error) {
+	return s.queryWith(ctx, q, scanTracedDelivery, what, sql, args...)
+}
+
+func scanDeliveryRow(r pgx.Row) (*kinehook.Delivery, error) { return scanDelivery(r) }
+
+func (s *Store) queryWith(ctx context.Context, q pgx.Tx, scan func(pgx.Row) (*kinehook.Delivery, error), what, sql string, args ...any) ([]*kinehook.Delivery, error) {
 	var (
 		rows pgx.Rows
 		err  error
@@ -65,7 +77,7 @@ func (s *Store) queryDeliveries(ctx context.Context, q pgx.Tx, what, sql string,
 	if err != nil {
 		return nil, wrap(what, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Delivery, error) { return scanDelivery(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Delivery, error) { return scan(r) })
 	return out, wrap(what, err)
 }
 
@@ -81,7 +93,7 @@ const customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
 
 // GetDelivery returns a delivery of the project, or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*kinehook.Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1 AND project_id = $2`, id, projectID))
+	d, err := scanTracedDelivery(s.pool.QueryRow(ctx, tracedDeliveries+`WHERE d.id = $1 AND d.project_id = $2`, id, projectID))
 	return d, wrap("get delivery", err)
 }
 
@@ -135,12 +147,7 @@ func (s *Store) DeliveriesByID(ctx context.Context, ids []string) ([]*kinehook.D
 	if len(ids) == 0 {
 		return []*kinehook.Delivery{}, nil
 	}
-	rows, err := s.pool.Query(ctx, tracedDeliveries+`WHERE d.id = ANY($1) ORDER BY d.seq, d.endpoint_id`, customPlan, ids)
-	if err != nil {
-		return nil, wrap("deliveries by id", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Delivery, error) { return scanTracedDelivery(r) })
-	return out, wrap("deliveries by id", err)
+	return s.queryTraced(ctx, nil, "deliveries by id", tracedDeliveries+`WHERE d.id = ANY($1) ORDER BY d.seq, d.endpoint_id`, customPlan, ids)
 }
 
 // RecordAttempts stores a batch of attempts and the delivery states they lead
@@ -296,8 +303,8 @@ func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []st
 			return wrap("reopen deliveries", err)
 		}
 		var err error
-		out, err = s.queryDeliveries(ctx, tx, "reopen deliveries",
-			`SELECT `+deliveryCols+` FROM deliveries WHERE id = ANY($1) AND project_id = $2 ORDER BY seq, endpoint_id`, ids, projectID)
+		out, err = s.queryTraced(ctx, tx, "reopen deliveries",
+			tracedDeliveries+`WHERE d.id = ANY($1) AND d.project_id = $2 ORDER BY d.seq, d.endpoint_id`, ids, projectID)
 		return err
 	})
 	return out, err
@@ -306,7 +313,7 @@ func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []st
 // FailedDeliveries lists an endpoint's failed deliveries created at or after
 // since, in Seq order.
 func (s *Store) FailedDeliveries(ctx context.Context, projectID, endpointID string, since time.Time) ([]*kinehook.Delivery, error) {
-	return s.queryDeliveries(ctx, nil, "failed deliveries",
-		`SELECT `+deliveryCols+` FROM deliveries WHERE endpoint_id = $1 AND project_id = $2 AND status = 'failed'
-		AND created_at >= $3 ORDER BY seq, id`, endpointID, projectID, since.UTC())
+	return s.queryTraced(ctx, nil, "failed deliveries",
+		tracedDeliveries+`WHERE d.endpoint_id = $1 AND d.project_id = $2 AND d.status = 'failed'
+		AND d.created_at >= $3 ORDER BY d.seq, d.id`, endpointID, projectID, since.UTC())
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/kinehook/kinehook"
 )
@@ -66,6 +67,21 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 		}
 		if e.TraceParent != wantTP {
 			t.Errorf("ListEvents: event %s has traceparent %q, want %q", e.ID, e.TraceParent, wantTP)
+		}
+	}
+
+	// The reads of an operator's retry and recover carry it too.
+	failed := res[0].Deliveries[0]
+	requireNoErr(t, s.RecordAttempts(ctx, []kinehook.AttemptResult{result(failed, now(), kinehook.DeliveryFailed, 1, 500, "HTTP 500")}), "RecordAttempts")
+	got, err := s.GetDelivery(ctx, p.ID, failed.ID)
+	requireNoErr(t, err, "GetDelivery")
+	fails, err := s.FailedDeliveries(ctx, p.ID, failed.EndpointID, time.Time{})
+	requireNoErr(t, err, "FailedDeliveries")
+	reopened, err := s.ReopenDeliveries(ctx, p.ID, []string{failed.ID})
+	requireNoErr(t, err, "ReopenDeliveries")
+	for what, ds := range map[string][]*kinehook.Delivery{"GetDelivery": {got}, "FailedDeliveries": fails, "ReopenDeliveries": reopened} {
+		if len(ds) != 1 || ds[0].ID != failed.ID || ds[0].TraceParent != tp || ds[0].TraceState != ts {
+			t.Errorf("%s: %+v, want delivery %s with the event's trace context", what, ds, failed.ID)
 		}
 	}
 
