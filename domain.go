@@ -128,11 +128,9 @@ type Event struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	// Seq orders events by acceptance; set by the store.
 	Seq int64 `json:"-"`
-	// TraceParent and TraceState are the W3C trace context the event was
-	// posted with (ValidTraceParent; "" when none or not valid): each
-	// attempt to deliver it sends them on.
-	TraceParent string `json:"-"`
-	TraceState  string `json:"-"`
+	// Trace is the W3C trace context the event was posted with (nil when
+	// none or not valid): each attempt to deliver it sends it on.
+	Trace *TraceContext `json:"-"`
 }
 
 // DeliveryStatus is the state of one event's delivery to one endpoint.
@@ -170,10 +168,9 @@ type Delivery struct {
 	LastError      string         `json:"last_error,omitempty"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
-	// TraceParent and TraceState are its event's (Event.TraceParent): the
-	// stores read them with the deliveries the engine queues.
-	TraceParent string `json:"-"`
-	TraceState  string `json:"-"`
+	// Trace is its event's (Event.Trace), shared with it: the stores read
+	// it with the deliveries the engine queues.
+	Trace *TraceContext `json:"-"`
 }
 
 // NewDelivery is the pending delivery of ev to an endpoint, due at now: what
@@ -193,8 +190,7 @@ func NewDelivery(ev *Event, endpointID string, now time.Time) *Delivery {
 		NextAttemptAt: now,
 		CreatedAt:     ev.CreatedAt,
 		UpdatedAt:     now,
-		TraceParent:   ev.TraceParent,
-		TraceState:    ev.TraceState,
+		Trace:         ev.Trace,
 	}
 }
 

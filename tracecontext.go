@@ -85,6 +85,41 @@ func printableASCII(s string) bool {
 	return true
 }
 
+// TraceContext is the W3C trace context an event was posted with. Events
+// and deliveries hold a pointer to one, nil for none, so that those without
+// cost nothing more than that pointer.
+type TraceContext struct {
+	// Parent is the traceparent (ValidTraceParent).
+	Parent string
+	// State is the tracestate ("" for none).
+	State string
+}
+
+// NewTraceContext returns the trace context of parent and state; nil when
+// parent is "".
+func NewTraceContext(parent, state string) *TraceContext {
+	if parent == "" {
+		return nil
+	}
+	return &TraceContext{Parent: parent, State: state}
+}
+
+// TraceParent is tc's traceparent ("" for nil).
+func (tc *TraceContext) TraceParent() string {
+	if tc == nil {
+		return ""
+	}
+	return tc.Parent
+}
+
+// TraceState is tc's tracestate ("" for nil).
+func (tc *TraceContext) TraceState() string {
+	if tc == nil {
+		return ""
+	}
+	return tc.State
+}
+
 // TraceIDOf returns the trace id of a valid traceparent ("" for any other).
 func TraceIDOf(traceparent string) string {
 	if !ValidTraceParent(traceparent) {

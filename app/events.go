@@ -37,28 +37,23 @@ type EventInput struct {
 	Body           []byte
 	IdempotencyKey string
 	ProjectKnown   bool
-	// Trace is the W3C trace context the event was posted with.
-	Trace TraceContext
+	// Trace is the W3C trace context (traceparent, tracestate headers) the
+	// event was posted with (see CheckTrace).
+	Trace kinehook.TraceContext
 }
 
-// TraceContext is the W3C trace context (traceparent, tracestate headers) a
-// request came with. The event keeps it and each attempt sends it on. A
-// traceparent that is not valid is dropped with its tracestate, and a
-// tracestate that is not valid is dropped alone: tracing never fails an
-// ingest.
-type TraceContext struct {
-	Parent, State string
-}
-
-// checked is tc without what is not valid (see TraceContext).
-func (tc TraceContext) checked() TraceContext {
+// CheckTrace is the trace context an event keeps of the one it was posted
+// with: nil when the traceparent is missing or not valid (its tracestate is
+// dropped with it), and without a tracestate that is not valid. Tracing
+// never fails an ingest.
+func CheckTrace(tc kinehook.TraceContext) *kinehook.TraceContext {
 	if !kinehook.ValidTraceParent(tc.Parent) {
-		return TraceContext{}
+		return nil
 	}
 	if !kinehook.ValidTraceState(tc.State) {
 		tc.State = ""
 	}
-	return tc
+	return &tc
 }
 
 // Published is what became of a posted event: the event as stored (the
@@ -87,7 +82,6 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 	if err := a.projectExists(ctx, in.ProjectID, in.ProjectKnown); err != nil {
 		return Published{}, err
 	}
-	tc := in.Trace.checked()
 	ev := &kinehook.Event{
 		ID:             kinehook.NewID(kinehook.PrefixEvent),
 		ProjectID:      in.ProjectID,
@@ -96,8 +90,7 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 		ResourceKey:    parsed.ResourceKey(),
 		IdempotencyKey: in.IdempotencyKey,
 		CreatedAt:      a.now().UTC(),
-		TraceParent:    tc.Parent,
-		TraceState:     tc.State,
+		Trace:          CheckTrace(in.Trace),
 	}
 	res, err := a.disp.Publish(ctx, ev)
 	if err != nil {
@@ -118,14 +111,14 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 // body, and all are stored in one commit, or none (the first invalid one is
 // named by index). Deliveries follow the batch's order. Every event keeps
 // the request's trace context.
-func (a *App) PublishBatch(ctx context.Context, pid string, body []byte, projectKnown bool, trace TraceContext) ([]Published, error) {
+func (a *App) PublishBatch(ctx context.Context, pid string, body []byte, projectKnown bool, trace kinehook.TraceContext) ([]Published, error) {
 	evs, err := a.ParseBatch(body, pid)
 	if err != nil {
 		return nil, err
 	}
-	if tc := trace.checked(); tc.Parent != "" {
+	if tc := CheckTrace(trace); tc != nil {
 		for _, ev := range evs {
-			ev.TraceParent, ev.TraceState = tc.Parent, tc.State
+			ev.Trace = tc
 		}
 	}
 	if err := a.projectExists(ctx, pid, projectKnown); err != nil {

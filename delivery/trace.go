@@ -42,10 +42,10 @@ type itemTrace struct {
 
 // newItemTrace returns d's itemTrace, or nil when nothing is to be kept.
 func newItemTrace(d *kinehook.Delivery, traced bool) *itemTrace {
-	if d.TraceParent == "" && !traced {
+	if d.Trace == nil && !traced {
 		return nil
 	}
-	return &itemTrace{parent: d.TraceParent, state: d.TraceState, eventType: d.EventType}
+	return &itemTrace{parent: d.Trace.TraceParent(), state: d.Trace.TraceState(), eventType: d.EventType}
 }
 
 // traceAttempt begins the attempt's span when the engine traces, and puts

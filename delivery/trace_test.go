@@ -23,7 +23,7 @@ func TestTraceContextSentOnWithoutTracer(t *testing.T) {
 	s.status(500)
 	h.endpoint(s.srv.URL, nil)
 	ev := h.event("v1")
-	ev.TraceParent, ev.TraceState = testTraceParent, testTraceState
+	ev.Trace = kinehook.NewTraceContext(testTraceParent, testTraceState)
 	res, err := h.eng.Publish(t.Context(), ev)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestTracerSpans(t *testing.T) {
 	s.status(http.StatusInternalServerError)
 	ep := h.endpoint(s.srv.URL, nil)
 	ev := h.event("v1")
-	ev.TraceParent, ev.TraceState = testTraceParent, testTraceState
+	ev.Trace = kinehook.NewTraceContext(testTraceParent, testTraceState)
 	res, err := h.eng.Publish(t.Context(), ev)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestNoTraceCostWhenOff(t *testing.T) {
 	if it := newItemTrace(d, true); it == nil || it.eventType != d.EventType {
 		t.Errorf("traced engine: itemTrace %+v", it)
 	}
-	d.TraceParent = testTraceParent
+	d.Trace = kinehook.NewTraceContext(testTraceParent, "")
 	if it := newItemTrace(d, false); it == nil || it.parent != testTraceParent {
 		t.Errorf("a delivery with a traceparent: itemTrace %+v", it)
 	}

@@ -29,7 +29,7 @@ func viewEvent(ev *kinehook.Event, data json.RawMessage) eventView {
 		data = app.DataOf(ev.Payload)
 	}
 	return eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey,
-		TraceParent: ev.TraceParent}
+		TraceParent: ev.Trace.TraceParent()}
 }
 
 // createEvent accepts one event: strict validation, then a durable publish
@@ -58,14 +58,14 @@ func (s *Server) createEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *ap
 }
 
 // traceContext is the W3C trace context the request came with; app drops
-// what is not valid. Several traceparent headers are not valid (the format
+// what is not valid (app.CheckTrace). Several traceparent headers are not valid (the format
 // allows one), several tracestate headers are one list.
-func traceContext(r *nethttp.Request) app.TraceContext {
+func traceContext(r *nethttp.Request) kinehook.TraceContext {
 	ps := r.Header.Values(kinehook.HeaderTraceParent)
 	if len(ps) != 1 {
-		return app.TraceContext{}
+		return kinehook.TraceContext{}
 	}
-	return app.TraceContext{Parent: ps[0], State: strings.Join(r.Header.Values(kinehook.HeaderTraceState), ",")}
+	return kinehook.TraceContext{Parent: ps[0], State: strings.Join(r.Header.Values(kinehook.HeaderTraceState), ",")}
 }
 
 func (s *Server) listEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {

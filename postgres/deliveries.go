@@ -15,7 +15,7 @@ const deliveryCols = `id, project_id, event_id, endpoint_id, event_type, resourc
 	next_attempt_at, last_status_code, last_error, created_at, updated_at`
 
 // tracedDeliveries reads deliveries (as d) with their event's trace context
-// (Delivery.TraceParent): what the engine queues. The event's row is found
+// (Delivery.Trace): what the engine queues. The event's row is found
 // by its primary key; one that retention removed leaves it empty.
 const tracedDeliveries = `SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.resource_key, d.seq, d.partition,
 	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
@@ -28,7 +28,7 @@ func scanTracedDelivery(row pgx.Row) (*kinehook.Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.TraceParent, d.TraceState = tp, ts
+	d.Trace = kinehook.NewTraceContext(tp, ts)
 	return d, nil
 }
 

@@ -330,12 +330,12 @@ func (in *ingest) build() {
 func (r *ingestRows) addEvent(ev *kinehook.Event) {
 	r.eIDs, r.ePIDs, r.eTypes, r.eKeys = append(r.eIDs, ev.ID), append(r.ePIDs, ev.ProjectID), append(r.eTypes, string(ev.Type)), append(r.eKeys, ev.IdempotencyKey)
 	r.eRes, r.ePay, r.eSeqs, r.eAts = append(r.eRes, []byte(ev.ResourceKey)), append(r.ePay, nonNil(ev.Payload)), append(r.eSeqs, ev.Seq), append(r.eAts, ev.CreatedAt)
-	if ev.TraceParent != "" && r.eTPs == nil {
+	if ev.Trace != nil && r.eTPs == nil {
 		// The first traced event: the ones before it had none.
 		r.eTPs, r.eTSs = make([]string, len(r.eIDs)-1, cap(r.eIDs)), make([]string, len(r.eIDs)-1, cap(r.eIDs))
 	}
 	if r.eTPs != nil {
-		r.eTPs, r.eTSs = append(r.eTPs, ev.TraceParent), append(r.eTSs, ev.TraceState)
+		r.eTPs, r.eTSs = append(r.eTPs, ev.Trace.TraceParent()), append(r.eTSs, ev.Trace.TraceState())
 	}
 }
 
@@ -441,16 +441,18 @@ const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload
 
 func scanEvent(row pgx.Row, before ...any) (*kinehook.Event, error) {
 	var (
-		e   kinehook.Event
-		typ string
-		res []byte
+		e      kinehook.Event
+		typ    string
+		res    []byte
+		tp, ts string
 	)
-	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt, &e.TraceParent, &e.TraceState)
+	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt, &tp, &ts)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	e.Type = kinehook.EventType(typ)
 	e.ResourceKey = string(res)
+	e.Trace = kinehook.NewTraceContext(tp, ts)
 	e.CreatedAt = e.CreatedAt.UTC()
 	return &e, nil
 }

@@ -20,12 +20,13 @@ const deliverySelect = `SELECT d.id, d.project_id, e.id, d.endpoint_id, e.type, 
 
 func scanDelivery(row interface{ Scan(...any) error }) (*kinehook.Delivery, error) {
 	var d kinehook.Delivery
-	var typ, status string
+	var typ, status, tp, ts string
 	var next, created, updated int64
 	if err := row.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &typ, &d.ResourceKey, &d.Seq, &d.Partition,
-		&status, &d.Attempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.TraceParent, &d.TraceState); err != nil {
+		&status, &d.Attempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &tp, &ts); err != nil {
 		return nil, err
 	}
+	d.Trace = kinehook.NewTraceContext(tp, ts)
 	d.EventType, d.Status = kinehook.EventType(typ), kinehook.DeliveryStatus(status)
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
 	return &d, nil

@@ -119,7 +119,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, b *ingestBatch) ([
 	// take their default): tracing costs nothing to those who do not use it.
 	ins := &eventInsert
 	for _, i := range b.fresh {
-		if b.results[i].Event.TraceParent != "" {
+		if b.results[i].Event.Trace != nil {
 			ins = &eventInsertTraced
 			break
 		}
@@ -129,7 +129,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, b *ingestBatch) ([
 		ev := b.results[i].Event
 		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
 		if ins == &eventInsertTraced {
-			args = append(args, ev.TraceParent, ev.TraceState)
+			args = append(args, ev.Trace.TraceParent(), ev.Trace.TraceState())
 		}
 	}
 	_, err := s.bulk(ctx, tx, ins, args, func(row, n int, last int64) {
@@ -340,12 +340,13 @@ const eventCols = `seq, id, project_id, type, resource_key, payload, idempotency
 
 func scanEvent(row interface{ Scan(...any) error }) (*kinehook.Event, error) {
 	var e kinehook.Event
-	var typ string
+	var typ, tp, ts string
 	var payload []byte
 	var created int64
-	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created, &e.TraceParent, &e.TraceState); err != nil {
+	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created, &tp, &ts); err != nil {
 		return nil, err
 	}
+	e.Trace = kinehook.NewTraceContext(tp, ts)
 	e.Type = kinehook.EventType(typ)
 	e.Payload = payload
 	e.CreatedAt = fromMicros(created)

@@ -21,7 +21,7 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 	ctx := t.Context()
 	p, _ := NewProject(t, s, 2)
 	traced := NewEvent(p.ID, "v1", now())
-	traced.TraceParent, traced.TraceState = tp, ts
+	traced.Trace = kinehook.NewTraceContext(tp, ts)
 	traced.IdempotencyKey = "k1"
 	plain := NewEvent(p.ID, "v2", now())
 	// An event without trace context first: in one batch with a traced
@@ -44,7 +44,7 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 			t.Fatalf("%s: %d deliveries, want %d", what, len(ds), len(want))
 		}
 		for _, d := range ds {
-			if got := [2]string{d.TraceParent, d.TraceState}; got != want[d.ID] {
+			if got := [2]string{d.Trace.TraceParent(), d.Trace.TraceState()}; got != want[d.ID] {
 				t.Errorf("%s: delivery %s has trace %q, want %q", what, d.ID, got, want[d.ID])
 			}
 		}
@@ -57,16 +57,16 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 
 	ev, err := s.GetEvent(ctx, p.ID, res[0].Event.ID)
 	requireNoErr(t, err, "GetEvent")
-	if ev.TraceParent != tp || ev.TraceState != ts {
-		t.Errorf("GetEvent: trace %q %q, want %q %q", ev.TraceParent, ev.TraceState, tp, ts)
+	if ev.Trace.TraceParent() != tp || ev.Trace.TraceState() != ts {
+		t.Errorf("GetEvent: trace %q %q, want %q %q", ev.Trace.TraceParent(), ev.Trace.TraceState(), tp, ts)
 	}
 	for _, e := range listAll(t, s, p.ID, kinehook.EventFilter{ResourceKey: "v1"}) {
 		wantTP := ""
 		if e.ID == res[0].Event.ID {
 			wantTP = tp
 		}
-		if e.TraceParent != wantTP {
-			t.Errorf("ListEvents: event %s has traceparent %q, want %q", e.ID, e.TraceParent, wantTP)
+		if e.Trace.TraceParent() != wantTP {
+			t.Errorf("ListEvents: event %s has traceparent %q, want %q", e.ID, e.Trace.TraceParent(), wantTP)
 		}
 	}
 
@@ -80,7 +80,7 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 	reopened, err := s.ReopenDeliveries(ctx, p.ID, []string{failed.ID})
 	requireNoErr(t, err, "ReopenDeliveries")
 	for what, ds := range map[string][]*kinehook.Delivery{"GetDelivery": {got}, "FailedDeliveries": fails, "ReopenDeliveries": reopened} {
-		if len(ds) != 1 || ds[0].ID != failed.ID || ds[0].TraceParent != tp || ds[0].TraceState != ts {
+		if len(ds) != 1 || ds[0].ID != failed.ID || ds[0].Trace.TraceParent() != tp || ds[0].Trace.TraceState() != ts {
 			t.Errorf("%s: %+v, want delivery %s with the event's trace context", what, ds, failed.ID)
 		}
 	}
@@ -88,8 +88,8 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 	// A batch without any trace context reads back empty.
 	bare := ingest(t, s, NewEvent(p.ID, "v3", now()), NewEvent(p.ID, "v4", now()))
 	for _, r := range bare {
-		if ev, err := s.GetEvent(ctx, p.ID, r.Event.ID); err != nil || ev.TraceParent != "" || ev.TraceState != "" {
-			t.Errorf("untraced batch: event %s reads back trace %q %q (%v)", r.Event.ID, ev.TraceParent, ev.TraceState, err)
+		if ev, err := s.GetEvent(ctx, p.ID, r.Event.ID); err != nil || ev.Trace.TraceParent() != "" || ev.Trace.TraceState() != "" {
+			t.Errorf("untraced batch: event %s reads back trace %q %q (%v)", r.Event.ID, ev.Trace.TraceParent(), ev.Trace.TraceState(), err)
 		}
 		for _, d := range r.Deliveries {
 			want[d.ID] = [2]string{}
@@ -98,10 +98,10 @@ func testTraceContext(t *testing.T, s kinehook.Store) {
 	check("open deliveries after an untraced batch", collectOpen(t, s, nil))
 
 	again := NewEvent(p.ID, "v1", now())
-	again.TraceParent, again.IdempotencyKey = tp2, "k1"
+	again.Trace, again.IdempotencyKey = kinehook.NewTraceContext(tp2, ""), "k1"
 	dup := ingest(t, s, again)
-	if !dup[0].Duplicate || dup[0].Event.TraceParent != tp {
-		t.Errorf("repeated key: duplicate %v with traceparent %q, want the first event's %q", dup[0].Duplicate, dup[0].Event.TraceParent, tp)
+	if !dup[0].Duplicate || dup[0].Event.Trace.TraceParent() != tp {
+		t.Errorf("repeated key: duplicate %v with traceparent %q, want the first event's %q", dup[0].Duplicate, dup[0].Event.Trace.TraceParent(), tp)
 	}
 }
 

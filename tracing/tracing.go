@@ -170,7 +170,7 @@ func (t *Tracer) spanContext(parent, state string) context.Context {
 func (t *Tracer) StartCommit(events []*kinehook.Event) func(error) {
 	links := make([]trace.Link, 0, len(events))
 	for _, ev := range events {
-		if sc := trace.SpanContextFromContext(t.spanContext(ev.TraceParent, ev.TraceState)); sc.IsValid() {
+		if sc := trace.SpanContextFromContext(t.spanContext(ev.Trace.TraceParent(), ev.Trace.TraceState())); sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{AttrEventID.String(ev.ID)}})
 		}
 	}
