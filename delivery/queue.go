@@ -25,7 +25,7 @@ type item struct {
 	attempts    int32
 	q           *resQueue
 	payload     *payload
-	trace       *itemTrace // nil unless traced (see newItemTrace)
+	trace       *kinehook.TraceContext // its event's, shared with the event's other deliveries; nil for none
 }
 
 // resQueue holds one (endpoint, resource key)'s open deliveries in Seq order.
@@ -186,7 +186,7 @@ func (es *epState) place(q *resQueue, now int64) {
 // enqueue adds a delivery in Seq order (never before a busy head). It
 // returns false when the delivery is already queued; with hurry, a queued
 // one that is not in flight is then made due no later than nextAt.
-func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now int64, hurry, traced bool) bool {
+func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now int64, hurry bool) bool {
 	if it, ok := es.byID[d.ID]; ok {
 		if hurry && it.nextAt > nextAt && !(it.q.busy && it.q.head() == it) {
 			it.nextAt = nextAt
@@ -201,7 +201,7 @@ func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now 
 	}
 	it := &item{
 		id: d.ID, eventID: d.EventID, seq: d.Seq, nextAt: nextAt,
-		attempts: int32(d.Attempts), q: q, payload: pl, trace: newItemTrace(d, traced),
+		attempts: int32(d.Attempts), q: q, payload: pl, trace: d.Trace,
 	}
 	if !d.CreatedAt.IsZero() {
 		it.createdAt = d.CreatedAt.UnixNano()

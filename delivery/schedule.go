@@ -46,7 +46,7 @@ func (e *Engine) enqueueAll(es *epState, ds []*kinehook.Delivery, how enqueueHow
 				pl = pls[i]
 			}
 			if !e.owned[d.Partition].Load() || e.finishedDuring(w, d.ID) ||
-				!es.enqueue(d, dueAt(d, how), pl, t, how != enqReload, e.cfg.Tracer != nil) {
+				!es.enqueue(d, dueAt(d, how), pl, t, how != enqReload) {
 				// Released under es.mu: the jobs dispatched next see the budget freed.
 				e.releasePayload(pl)
 			}

@@ -1,13 +1,16 @@
 package delivery
 
 import (
+	"encoding/json"
+
 	"github.com/kinehook/kinehook"
 )
 
 // Tracer is the engine's tracing hook: package tracing implements it with
 // OpenTelemetry, and cmd/kinehook sets it only when tracing is configured.
-// With Config.Tracer nil the engine makes no span and no trace allocation:
-// an event's stored traceparent still reaches the endpoint, copied as is.
+// With Config.Tracer nil the engine makes no span and allocates nothing for
+// tracing: an event's stored traceparent still reaches the endpoint, copied
+// as is.
 // Implementations must be safe for concurrent use.
 type Tracer interface {
 	// StartCommit begins the span of one group commit of events, linked to
@@ -31,38 +34,33 @@ type AttemptSpan struct {
 	TraceParent, TraceState string
 }
 
-// itemTrace is what a queued delivery keeps for tracing: its event's trace
-// context, and its type for the attempt's span. It is allocated only for an
-// event posted with a trace context or when the engine traces; other items
-// keep a nil pointer.
-type itemTrace struct {
-	parent, state string
-	eventType     kinehook.EventType
-}
-
-// newItemTrace returns d's itemTrace, or nil when nothing is to be kept.
-func newItemTrace(d *kinehook.Delivery, traced bool) *itemTrace {
-	if d.Trace == nil && !traced {
-		return nil
-	}
-	return &itemTrace{parent: d.Trace.TraceParent(), state: d.Trace.TraceState(), eventType: d.EventType}
-}
-
-// traceAttempt begins the attempt's span when the engine traces, and puts
-// the trace context to send in m: the span's, or the event's as stored.
+// traceAttempt puts the trace context to send in m: with a Tracer, that of
+// the attempt's span, begun here (its end is returned); without, the
+// event's as stored, a pointer shared by the event's deliveries: an event
+// without one costs a nil check.
 func (e *Engine) traceAttempt(j job, m *Message) func(Result) {
-	t := j.it.trace
-	if t == nil {
-		return nil
-	}
+	tc := j.it.trace
 	if e.cfg.Tracer == nil {
-		m.TraceParent, m.TraceState = t.parent, t.state
+		if tc != nil {
+			m.TraceParent, m.TraceState = tc.Parent, tc.State
+		}
 		return nil
 	}
 	var end func(Result)
 	m.TraceParent, m.TraceState, end = e.cfg.Tracer.StartAttempt(AttemptSpan{
-		EndpointID: j.ep.ID, DeliveryID: j.it.id, EventID: j.it.eventID, EventType: t.eventType,
-		Attempt: int(j.it.attempts) + 1, TraceParent: t.parent, TraceState: t.state,
+		EndpointID: j.ep.ID, DeliveryID: j.it.id, EventID: j.it.eventID, EventType: eventTypeOf(j.body),
+		Attempt: int(j.it.attempts) + 1, TraceParent: tc.TraceParent(), TraceState: tc.TraceState(),
 	})
 	return end
+}
+
+// eventTypeOf reads the type of an event from its body (as posted, so
+// "event" may come after "data"). Only a traced attempt asks: a queued
+// delivery does not keep its type.
+func eventTypeOf(body []byte) kinehook.EventType {
+	var env struct {
+		Event kinehook.EventType `json:"event"`
+	}
+	_ = json.Unmarshal(body, &env)
+	return env.Event
 }

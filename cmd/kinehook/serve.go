@@ -87,7 +87,12 @@ Every flag can also be set in the environment as KINEHOOK_<FLAG_IN_UPPER_SNAKE>
 (for example KINEHOOK_ADDR, KINEHOOK_ALLOW_PRIVATE_NETWORKS); a flag beats the
 environment. The admin key comes from KINEHOOK_ADMIN_KEY (at least 16
 characters; a shorter one is refused); when it is unset on the first start,
-a key is generated, stored hashed and printed once.`,
+a key is generated, stored hashed and printed once.
+
+OpenTelemetry tracing is configured by the standard OTEL_* variables alone
+and is on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+is set: spans of each ingest, commit and delivery attempt, exported with
+OTLP over HTTP (see docs/tracing.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := serveApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
