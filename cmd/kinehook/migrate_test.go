@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +30,21 @@ func runMigrateCmd(t *testing.T, env map[string]string, args ...string) (string,
 
 func TestMigrateCommand(t *testing.T) {
 	dsn := pgtest.New(t)
-	var all []int // every migration the binary embeds
-	for v := 1; v <= postgres.SchemaVersion(); v++ {
+	// Every migration the binary embeds, in order (numbers may have gaps).
+	entries, err := os.ReadDir("../../postgres/migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []int
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			t.Fatalf("migration %s: %v", e.Name(), err)
+		}
 		all = append(all, v)
+	}
+	if len(all) == 0 || all[len(all)-1] != postgres.SchemaVersion() {
+		t.Fatalf("migrations %v, schema version %d", all, postgres.SchemaVersion())
 	}
 	tests := []struct {
 		name    string
