@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/kinehook/kinehook/internal/bodylimit"
 )
 
 // DefaultMaxBodyBytes is the largest body the Handler reads (1 MiB).
@@ -238,18 +239,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) Result {
 		w.Header().Set("Allow", http.MethodPost)
 		return h.fail(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Errorf("method %s not allowed; webhooks are POSTed", r.Method), nil)
 	}
-	if r.ContentLength > h.maxBody {
-		log.Warn("webhook too large", "content_length", r.ContentLength)
-		return h.fail(w, http.StatusRequestEntityTooLarge, ETOOLARGE, fmt.Errorf("body of %d bytes is over the %d-byte limit", r.ContentLength, h.maxBody), nil)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	body, err := bodylimit.Read(w, r, h.maxBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			log.Warn("webhook too large")
-			return h.fail(w, http.StatusRequestEntityTooLarge, ETOOLARGE, fmt.Errorf("body is over the %d-byte limit", h.maxBody), nil)
+		if tl, ok := errors.AsType[*bodylimit.TooLargeError](err); ok {
+			log.Warn("webhook too large", "content_length", tl.ContentLength)
+			return h.fail(w, http.StatusRequestEntityTooLarge, ETOOLARGE, tl, nil)
 		}
-		return h.fail(w, http.StatusBadRequest, EMALFORMED, fmt.Errorf("read body: %w", err), nil)
+		return h.fail(w, http.StatusBadRequest, EMALFORMED, err, nil)
 	}
 	d := &Incoming{ID: r.Header.Get(HeaderID), Header: r.Header, Body: body}
 	if unix, err := strconv.ParseInt(r.Header.Get(HeaderTimestamp), 10, 64); err == nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinehook/kinehook/internal/bodylimit/bodylimittest"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -540,5 +541,38 @@ func TestHandlerOperationalEvents(t *testing.T) {
 	var ve *ValidationError
 	if _, err := ParseLenient([]byte(`{"event":"endpoint.recovered","data":{"reason":"x"}}`)); !errors.As(err, &ve) || ve.Field != "data.endpoint_id" {
 		t.Errorf("operational event without endpoint_id: %v", err)
+	}
+}
+
+// TestHandlerOversizedBodyReadsThe413 is a sender that writes its whole
+// oversized webhook before reading the answer (as Python's http.client
+// does): it must read the Handler's 413, not a reset connection, with a
+// Content-Length over the limit and with a chunked body crossing it.
+func TestHandlerOversizedBodyReadsThe413(t *testing.T) {
+	h, err := NewHandler(HandlerOptions{Secrets: []string{refSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := bodylimittest.NewServer(t, h)
+	body := bytes.Repeat([]byte("x"), 3<<20) // 3 MiB: over the 1 MiB default, within the drain bound
+	head := "POST /hook HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\n"
+	tests := []struct {
+		name  string
+		write func(io.Writer, string, []byte) error
+	}{
+		{"content-length", bodylimittest.WriteContentLength},
+		{"chunked", bodylimittest.WriteChunked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := bodylimittest.Dial(t, addr)
+			if err := tt.write(c, head, body); err != nil {
+				t.Fatalf("writing the body: %v (the handler reset the connection instead of draining it)", err)
+			}
+			resp := bodylimittest.ReadResponse(t, c)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+				t.Fatalf("got %d close=%v, want 413 on a closing connection", resp.StatusCode, resp.Close)
+			}
+		})
 	}
 }

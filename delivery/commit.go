@@ -27,6 +27,7 @@ var ingestReqPool = sync.Pool{New: func() any { return &ingestReq{done: make(cha
 func (e *Engine) committer() {
 	defer e.bg.Done()
 	defer close(e.ingestEnd)
+	g := newGatherer(e.ingestCh, func(r *ingestReq) int { return len(r.evs) }, e.cfg.IngestBatch, e.cfg.IngestWindow)
 	batch := make([]*ingestReq, 0, e.cfg.IngestBatch)
 	events := make([]*kinehook.Event, 0, e.cfg.IngestBatch)
 	for {
@@ -34,53 +35,17 @@ func (e *Engine) committer() {
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], r)
-		batch = e.fill(batch, len(r.evs))
+		batch, ok = g.fill(append(batch[:0], r), len(r.evs))
 		events = events[:0]
 		for _, r := range batch {
 			events = append(events, r.evs...)
 		}
 		e.commit(batch, events)
 		clear(events)
-	}
-}
-
-// fill adds the requests already waiting, or those arriving within the
-// window, until the batch holds IngestBatch events (a request is never split:
-// the last one may take the batch past that size).
-func (e *Engine) fill(batch []*ingestReq, n int) []*ingestReq {
-	var deadline <-chan time.Time
-	if e.cfg.IngestWindow > 0 {
-		t := time.NewTimer(e.cfg.IngestWindow)
-		defer t.Stop()
-		deadline = t.C
-	}
-	for n < e.cfg.IngestBatch {
-		if deadline == nil {
-			select {
-			case r, ok := <-e.ingestCh:
-				if !ok {
-					return batch
-				}
-				batch = append(batch, r)
-				n += len(r.evs)
-			default:
-				return batch
-			}
-			continue
-		}
-		select {
-		case r, ok := <-e.ingestCh:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, r)
-			n += len(r.evs)
-		case <-deadline:
-			return batch
+		if !ok {
+			return
 		}
 	}
-	return batch
 }
 
 // commit stores one batch of requests in one transaction, schedules the

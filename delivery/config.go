@@ -117,12 +117,16 @@ type Config struct {
 
 	// IngestBatch and IngestWindow shape group commit: one store call
 	// takes up to IngestBatch events. With IngestWindow 0 a commit starts as
-	// soon as the writer is free and the events arriving meanwhile form the
-	// next batch (lowest latency; batches grow with load). With a window,
-	// the committer waits up to that long for a batch to fill.
+	// soon as the writer is free, with the events arriving meanwhile; while
+	// the previous batch held more than one event (concurrent callers), the
+	// committer first lingers adaptiveLinger for more, so that batches, and
+	// the rows per page written, grow with load (a lone request at low load
+	// never waits). With a window, the committer waits up to that long for a
+	// batch to fill.
 	IngestBatch  int
 	IngestWindow time.Duration
-	// ResultBatch and ResultWindow shape the batched writes of attempt results.
+	// ResultBatch and ResultWindow shape the batched writes of attempt
+	// results, in the same way.
 	ResultBatch  int
 	ResultWindow time.Duration
 

@@ -18,6 +18,7 @@ type pendingResult struct {
 func (e *Engine) writer() {
 	defer e.bg.Done()
 	defer close(e.writerEnd)
+	g := newGatherer(e.resultCh, func(pendingResult) int { return 1 }, e.cfg.ResultBatch, e.cfg.ResultWindow)
 	batch := make([]pendingResult, 0, e.cfg.ResultBatch)
 	results := make([]kinehook.AttemptResult, 0, e.cfg.ResultBatch)
 	for {
@@ -25,7 +26,7 @@ func (e *Engine) writer() {
 		if !ok {
 			return
 		}
-		batch = e.fillResults(append(batch[:0], r))
+		batch, ok = g.fill(append(batch[:0], r), 1)
 		results = results[:0]
 		for _, p := range batch {
 			results = append(results, p.res)
@@ -35,42 +36,10 @@ func (e *Engine) writer() {
 			p.done()
 		}
 		clear(batch)
-	}
-}
-
-// fillResults adds the results already waiting, or those arriving within
-// ResultWindow, until the batch holds ResultBatch.
-func (e *Engine) fillResults(batch []pendingResult) []pendingResult {
-	var deadline <-chan time.Time
-	if e.cfg.ResultWindow > 0 {
-		t := time.NewTimer(e.cfg.ResultWindow)
-		defer t.Stop()
-		deadline = t.C
-	}
-	for len(batch) < e.cfg.ResultBatch {
-		if deadline == nil {
-			select {
-			case r, ok := <-e.resultCh:
-				if !ok {
-					return batch
-				}
-				batch = append(batch, r)
-			default:
-				return batch
-			}
-			continue
-		}
-		select {
-		case r, ok := <-e.resultCh:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, r)
-		case <-deadline:
-			return batch
+		if !ok {
+			return
 		}
 	}
-	return batch
 }
 
 // record writes results, retrying on store errors. A batch that keeps

@@ -9,12 +9,12 @@ import (
 	"math"
 	nethttp "net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/app"
+	"github.com/kinehook/kinehook/internal/bodylimit"
 	"github.com/kinehook/kinehook/internal/jsonshape"
 	"github.com/kinehook/kinehook/internal/storehealth"
 )
@@ -125,59 +125,18 @@ func (s *Server) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte,
 	return readLimited(w, r, s.cfg.MaxBodyBytes)
 }
 
-// Bounds on the body read and thrown away after a 413 (see drainRefused).
-const (
-	// maxDrainBytes is how much of a refused body is read past the limit.
-	maxDrainBytes = 4 << 20
-	// drainTimeout bounds the time spent reading it.
-	drainTimeout = 5 * time.Second
-)
-
 // readLimited reads the request body up to limit bytes; a larger body is a
-// 413, answered on a connection that then closes. The refused body is
-// drained first (drainRefused), so that a client that writes a whole body
-// before it reads the answer sees the 413, not a reset connection.
+// 413, answered on a connection that then closes, after the refused body was
+// drained (internal/bodylimit).
 func readLimited(w nethttp.ResponseWriter, r *nethttp.Request, limit int64) ([]byte, error) {
-	tooLarge := func() error {
-		w.Header().Set("Connection", "close")
-		return &kinehook.Error{Code: kinehook.ETOOLARGE, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
-	}
-	if r.ContentLength > limit {
-		// A client that waits for "100 Continue" has sent nothing and will
-		// send nothing once it reads the 413: there is nothing to drain.
-		if !strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
-			drainRefused(w, r.Body, r.ContentLength)
-		}
-		return nil, tooLarge()
-	}
-	body, err := io.ReadAll(nethttp.MaxBytesReader(w, r.Body, limit))
+	body, err := bodylimit.Read(w, r, limit)
 	if err != nil {
-		var mbe *nethttp.MaxBytesError
-		if errors.As(err, &mbe) {
-			drainRefused(w, r.Body, -1) // chunked: a known length over the limit was refused above
-			return nil, tooLarge()
+		if _, ok := errors.AsType[*bodylimit.TooLargeError](err); ok {
+			return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
 		}
-		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Message: fmt.Sprintf("reading request body: %v", err)}
+		return nil, &kinehook.Error{Code: kinehook.EMALFORMED, Message: fmt.Sprintf("reading request body: %v", errors.Unwrap(err))}
 	}
 	return body, nil
-}
-
-// drainRefused reads and discards what is left of a refused body (remain
-// bytes; -1 or less when unknown, as for a chunked body), at most
-// maxDrainBytes and for at most drainTimeout. Closing a connection with
-// unread request bytes makes the kernel send a reset, which a client still
-// writing its body (Python's http.client, for one) gets as a broken pipe
-// instead of reading the 413. A body known to exceed the bound is not read
-// at all: the reset would come anyway.
-func drainRefused(w nethttp.ResponseWriter, body io.Reader, remain int64) {
-	if remain > maxDrainBytes {
-		return
-	}
-	rc := nethttp.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(drainTimeout)); err != nil {
-		return // no time bound available: do not read without one
-	}
-	_, _ = io.CopyN(io.Discard, body, maxDrainBytes)
 }
 
 // decodeJSON reads a JSON object body into v strictly: limits, depth, no

@@ -38,9 +38,9 @@ type apiOptions struct {
 // register adds the shared flags to a command group as persistent flags.
 func (o *apiOptions) register(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVar(&o.url, "url", "", "server URL (env KINEHOOK_URL, default "+defaultAPIURL+")")
+	f.StringVar(&o.url, "url", "", "server URL (env KINEHOOK_URL, then `kinehook config`, default "+defaultAPIURL+")")
 	f.StringVar(&o.server, "server", "", "server URL, same as --url (for commands where --url names an endpoint)")
-	f.StringVar(&o.key, "key", "", "API key: the admin key or a project key (env KINEHOOK_API_KEY)")
+	f.StringVar(&o.key, "key", "", "API key: the admin key or a project key (env KINEHOOK_API_KEY, then `kinehook config`)")
 	f.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of each API request")
 	if o.withProject {
@@ -48,32 +48,38 @@ func (o *apiOptions) register(cmd *cobra.Command) {
 	}
 }
 
-// client returns an API client from the flags, falling back on the environment.
+// client returns an API client from the flags, falling back on the
+// environment, then on the settings file (kinehook config).
 func (o *apiOptions) client() (*client.Client, error) {
-	u := o.server
-	if u == "" {
-		u = o.url
+	cfg, path, err := loadConfig()
+	if err != nil {
+		return nil, err
 	}
-	if u == "" {
-		u = os.Getenv("KINEHOOK_URL")
+	u := firstSet(o.server, o.url, os.Getenv("KINEHOOK_URL"), cfg.URL, defaultAPIURL)
+	if err := checkServerURL(u); err != nil {
+		return nil, err
 	}
-	if u == "" {
-		u = defaultAPIURL
-	}
-	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return nil, fmt.Errorf("--url %q: want an http:// or https:// URL", u)
-	}
-	key := o.key
+	key := firstSet(o.key, os.Getenv("KINEHOOK_API_KEY"), cfg.Key)
 	if key == "" {
-		key = os.Getenv("KINEHOOK_API_KEY")
+		return nil, fmt.Errorf("no API key: pass --key, set KINEHOOK_API_KEY or run `kinehook config set key KEY` (it is saved in %s): the admin key printed by `kinehook serve`, or a project key from `kinehook projects create`", path)
 	}
-	if key == "" {
-		return nil, errors.New("no API key: pass --key or set KINEHOOK_API_KEY (the admin key printed by `kinehook serve`, or a project key from `kinehook projects create`)")
+	if o.project == "" && os.Getenv("KINEHOOK_PROJECT") == "" {
+		o.project = cfg.Project
 	}
 	return client.New(u, key,
 		client.WithHTTPClient(&http.Client{Timeout: o.timeout}),
 		client.WithUserAgent("kinehook-cli/1"),
 	), nil
+}
+
+// firstSet returns the first non-empty value.
+func firstSet(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // projectID resolves the project: --project, then KINEHOOK_PROJECT, then, when

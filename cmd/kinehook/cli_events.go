@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,19 +44,23 @@ func newEventsCmd() *cobra.Command {
 
 // newEventSendCmd builds `events send`.
 func newEventSendCmd(o *apiOptions) *cobra.Command {
-	var data, idemKey string
+	var data, idemKey, resource string
 	send := &cobra.Command{
-		Use:   "send TYPE [--data JSON]",
+		Use:   "send TYPE [--data JSON | --resource ID]",
 		Short: "Send an event to every matching endpoint of the project",
 		Long: "Send an event {\"event\": TYPE, \"data\": DATA}. Without --data the seed document's\n" +
-			"example data of TYPE is sent. The server validates strictly (unknown types,\n" +
-			"unknown statuses or fields are refused with invalid).",
+			"example data of TYPE is sent, about a new video or live stream each time (a fresh\n" +
+			"id, shaped like the seed's), or about --resource ID: give the same id to send\n" +
+			"several events about one video or stream (they are delivered in order). The\n" +
+			"server validates strictly (unknown types, unknown statuses or fields are refused\n" +
+			"with invalid).",
 		Example: `  kinehook events send media.update.status --data '{"id":"7127f2d7-0e96-40d0-9a03-2e987c096466","status":"done"}'
-  kinehook events send live.finished`,
+  kinehook events send live.created --resource abc123-def456-ghi789
+  kinehook events send live.finished --resource abc123-def456-ghi789`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t := kinehook.EventType(args[0])
-			raw, err := eventData(t, data)
+			raw, err := eventData(t, data, resource)
 			if err != nil {
 				return err
 			}
@@ -71,14 +77,20 @@ func newEventSendCmd(o *apiOptions) *cobra.Command {
 		},
 	}
 	send.Flags().StringVar(&data, "data", "", "the event's data object as JSON (default: the seed's example)")
+	send.Flags().StringVar(&resource, "resource", "", "without --data: the video id (media events) or live event id (live events) of the example (default: a new one)")
 	send.Flags().StringVar(&idemKey, "idempotency-key", "", "the same key within 24 h returns the first event and creates nothing")
 	return send
 }
 
 // eventData is the data `events send` sends: --data, or else the catalog's
-// sample data of t.
-func eventData(t kinehook.EventType, data string) (json.RawMessage, error) {
+// sample data of t about resource, or about a new resource when resource is
+// "" (the seed's examples all name one video and one stream, so every send
+// queued behind the one before at the receiver's end).
+func eventData(t kinehook.EventType, data, resource string) (json.RawMessage, error) {
 	if data != "" {
+		if resource != "" {
+			return nil, fmt.Errorf("--resource only applies to the example data: put the id in --data")
+		}
 		if !json.Valid([]byte(data)) {
 			return nil, fmt.Errorf("--data is not valid JSON")
 		}
@@ -88,11 +100,60 @@ func eventData(t kinehook.EventType, data string) (json.RawMessage, error) {
 	if sample == nil {
 		return nil, fmt.Errorf("%q is not in the catalog, so there is no sample data: pass --data", t)
 	}
-	var env kinehook.Envelope
+	var env struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
 	if err := json.Unmarshal(sample, &env); err != nil {
 		return nil, fmt.Errorf("read sample of %s: %w", t, err)
 	}
-	return env.Data, nil
+	field, fresh := "id", newVideoID // media events: the video
+	if _, ok := env.Data["event_id"]; ok {
+		field, fresh = "event_id", newLiveEventID // live events: the stream
+	}
+	if _, ok := env.Data[field]; ok {
+		if resource == "" {
+			resource = fresh()
+		}
+		id, _ := json.Marshal(resource)
+		env.Data[field] = id
+	}
+	out, err := json.Marshal(env.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode sample of %s: %w", t, err)
+	}
+	return out, nil
+}
+
+// newVideoID is a fresh video id, a UUID as Kinescope's are.
+func newVideoID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// newLiveEventID is a fresh live event id shaped like the seed's
+// "abc123-def456-ghi789": three groups of three letters and three digits.
+func newLiveEventID() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, 0, 20)
+	for g := range 3 {
+		if g > 0 {
+			out = append(out, '-')
+		}
+		for i := range 6 {
+			c := b[g*6+i]
+			if i < 3 {
+				out = append(out, 'a'+c%26)
+			} else {
+				out = append(out, '0'+c%10)
+			}
+		}
+	}
+	return string(out)
 }
 
 // eventListFlags are the flags of `events list`.

@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
 )
 
@@ -449,5 +451,56 @@ func TestCLISendBatchLocalErrors(t *testing.T) {
 				t.Fatalf("%d requests made", len(a))
 			}
 		})
+	}
+}
+
+// TestEventDataResource checks the data `events send` makes without --data:
+// every catalog type's example, valid for the server's strict parser, about
+// a new video or stream on each call unless --resource names one.
+func TestEventDataResource(t *testing.T) {
+	for _, typ := range kinehook.EventTypes {
+		t.Run(string(typ), func(t *testing.T) {
+			resourceOf := func(data json.RawMessage) string {
+				t.Helper()
+				body, _ := json.Marshal(map[string]any{"event": typ, "data": data})
+				ev, err := kinehook.ParseStrict(body)
+				if err != nil {
+					t.Fatalf("example of %s with its id replaced does not parse: %v\n%s", typ, err, body)
+				}
+				return ev.ResourceKey()
+			}
+			a, err := eventData(typ, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := eventData(typ, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra, rb := resourceOf(a), resourceOf(b)
+			if ra == "" || ra == rb {
+				t.Fatalf("two sends without --resource are about %q and %q: want two new ids", ra, rb)
+			}
+			given := "7127f2d7-0e96-40d0-9a03-2e987c096466"
+			if strings.HasPrefix(string(typ), "live.") {
+				given = "abc123-def456-ghi789"
+			}
+			c, err := eventData(typ, "", given)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resourceOf(c); got != given {
+				t.Fatalf("--resource %s gave resource %q", given, got)
+			}
+		})
+	}
+	if _, err := eventData(kinehook.EventTypes[0], `{"id":"x"}`, "y"); err == nil {
+		t.Fatal("--data with --resource was accepted")
+	}
+	if id := newLiveEventID(); !regexp.MustCompile(`^[a-z]{3}[0-9]{3}-[a-z]{3}[0-9]{3}-[a-z]{3}[0-9]{3}$`).MatchString(id) {
+		t.Fatalf("live event id %q is not shaped like the seed's", id)
+	}
+	if id := newVideoID(); !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(id) {
+		t.Fatalf("video id %q is not a UUID v4", id)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -121,6 +122,8 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	t.Setenv("KINEHOOK_URL", "")
 	t.Setenv("KINEHOOK_API_KEY", "")
 	t.Setenv("KINEHOOK_PROJECT", "")
+	// Never the user's own settings file (kinehook config).
+	t.Setenv("KINEHOOK_CONFIG", filepath.Join(t.TempDir(), "config.json"))
 	return &cliEnv{url: stack.URL, store: stack.Store, admin: client.New(stack.URL, cliAdminKey), sink: sink, answers: rec}
 }
 

@@ -74,6 +74,7 @@ down by a loaded machine takes fewer (the final lines say how many).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), demoSignals...)
 			defer stop()
+			ignoreBrokenPipe()
 			return runDemo(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -92,6 +93,16 @@ down by a loaded machine takes fewer (the final lines say how many).`,
 // removed): Ctrl-C, SIGTERM, and SIGHUP, which a closing terminal sends and
 // which would otherwise kill the demo and leave its data folder behind.
 var demoSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// ignoreBrokenPipe keeps the demo alive when its output goes to a program
+// that has exited: run as `kinehook demo | tee demo.log`, Ctrl-C stops tee
+// too, and Go kills a process writing to a closed pipe on standard output
+// (SIGPIPE) unless the signal is handled, so the demo died mid-stop and left
+// its data folder behind. With it handled, such writes fail and the demo
+// stops cleanly.
+func ignoreBrokenPipe() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+}
 
 // demoRequestTimeout bounds one request of the demo to its own server.
 const demoRequestTimeout = 5 * time.Second
@@ -280,7 +291,31 @@ func (d *demoRun) banner() {
 
 Simulating a video platform at %s events/s. Press Ctrl-C to stop.
 
-`, d.base, p.APIKey, d.srv.adminKey, p.APIKey, d.base, p.ID, d.receiverURL, d.endpoint.ID, d.dbPath, d.dir, strconv.FormatFloat(d.rate, 'f', -1, 64))
+What the lines below say:
+  "  12s  events sent ..."  every %s: events the simulator posted, and what became of
+                            their deliveries. "receiver refused N first attempts": the
+                            receiver fails a share of first attempts on purpose (--flaky),
+                            and kinehook retries them after 1 s.
+  "notify: ..."             the receiver reacting to a webhook it verified, as your
+                            application would: a video done, failed or aborted, a live
+                            stream's recording available.
+  "dashboard: ..."          this banner's address and key again, every %s.
+
+`, d.base, p.APIKey, d.srv.adminKey, p.APIKey, d.base, p.ID, d.receiverURL, d.endpoint.ID, d.dbPath, d.dir,
+		strconv.FormatFloat(d.rate, 'f', -1, 64), d.o.every, d.reminderEvery())
+}
+
+// demoReminderLines is how many summary lines pass between two reminders of
+// the dashboard's address and key: the notify lines and the summaries push
+// the banner off a terminal within about 20 s.
+const demoReminderLines = 15
+
+// reminderEvery is how often the reminder is printed.
+func (d *demoRun) reminderEvery() time.Duration { return demoReminderLines * d.o.every }
+
+// reminder is the banner's essential line, repeated.
+func (d *demoRun) reminder() string {
+	return fmt.Sprintf("      dashboard: %s/  (sign in with %s)  data: %s  Ctrl-C stops", d.base, d.project.APIKey, d.dir)
 }
 
 // simulate runs the simulator until ctx ends or --duration passes, printing
@@ -337,6 +372,7 @@ func (d *demoRun) simulate(ctx context.Context) error {
 func (d *demoRun) watch(ctx, runCtx context.Context, simDone <-chan struct{}, start time.Time, stats *simulator.Stats, tracker *deliveryTracker) error {
 	tick := time.NewTicker(d.o.every)
 	defer tick.Stop()
+	lines := 0
 	for {
 		select {
 		case <-runCtx.Done():
@@ -349,6 +385,9 @@ func (d *demoRun) watch(ctx, runCtx context.Context, simDone <-chan struct{}, st
 		case <-tick.C:
 			tracker.poll(ctx)
 			fmt.Fprintln(d.stdout, demoLine(time.Since(start), stats, tracker, d.recv))
+			if lines++; lines%demoReminderLines == 0 {
+				fmt.Fprintln(d.stdout, d.reminder())
+			}
 		}
 	}
 }

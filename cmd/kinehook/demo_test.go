@@ -331,6 +331,77 @@ func TestDemoStopsOnSignals(t *testing.T) {
 	}
 }
 
+// TestDemoSurvivesClosedOutput runs `kinehook demo | tee log` as a user
+// does, and presses Ctrl-C: tee exits first, so the demo's last lines go to a
+// closed pipe. The demo must still stop cleanly and remove its data folder
+// (it used to die of SIGPIPE and leave the folder behind). While tee still
+// reads, the output explains its lines and repeats the dashboard's address.
+func TestDemoSurvivesClosedOutput(t *testing.T) {
+	tmp := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDemoHelperProcess$")
+	cmd.Env = append(os.Environ(), "KINEHOOK_DEMO_HELPER_ARGS=demo --every 50ms --rate 40/s",
+		"TMPDIR="+tmp, serveAdminKeyEnv+"=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut demoBuffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var out demoBuffer
+	reminded := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			out.Write([]byte(sc.Text() + "\n"))
+			if strings.Contains(sc.Text(), "      dashboard: http://") {
+				once.Do(func() { close(reminded) })
+				return // the reader goes away, like tee on Ctrl-C
+			}
+		}
+	}()
+	select {
+	case <-reminded:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no reminder of the dashboard within 60 s:\n%s\n%s", out.String(), errOut.String())
+	}
+	for _, want := range []string{"What the lines below say:", `"notify: ..."`, "receiver refused N first attempts"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the banner does not explain its lines (%q missing):\n%s", want, out.String())
+		}
+	}
+	stdout.Close()
+	time.Sleep(500 * time.Millisecond) // several summary lines go to the closed pipe
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the demo died when its output was closed: %v\n%s", err, errOut.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == -1 {
+			t.Fatalf("demo killed by a signal (%v):\n%s", err, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the demo did not stop\n%s", errOut.String())
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("%s left behind in TMPDIR", e.Name())
+	}
+}
+
 // TestDemoTrackerLetsRequestsFinishOnStop stops a poll while its requests
 // are in flight: they finish instead of being cut off (the server would log a
 // cut request as an ERROR), and no new request starts.
