@@ -15,7 +15,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 all: lint test
 
 build:
-	$(GO) build -trimpath -ldflags "-s -w -X github.com/kinehook/kinehook/delivery.Version=$(VERSION)" -o bin/kinehook ./cmd/kinehook
+	$(GO) build -trimpath -ldflags "-s -w -X github.com/kinehook/kinehook/internal/buildinfo.version=$(VERSION)" -o bin/kinehook ./cmd/kinehook
 
 test:
 	$(GO) test -race -count=1 -timeout 40m $(PKGS)

@@ -133,6 +133,9 @@ type Event struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	// Seq orders events by acceptance; set by the store.
 	Seq int64 `json:"-"`
+	// Trace is the W3C trace context the event was posted with (nil when
+	// none or not valid): each attempt to deliver it sends it on.
+	Trace *TraceContext `json:"-"`
 	// OnlyEndpoint, when set, makes the event's only delivery the one to
 	// that endpoint (an endpoint's test event): other endpoints whose filter
 	// selects the type get none. It is not stored.
@@ -180,6 +183,9 @@ type Delivery struct {
 	LastError      string         `json:"last_error,omitempty"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
+	// Trace is its event's (Event.Trace), shared with it: the stores read
+	// it with the deliveries the engine queues.
+	Trace *TraceContext `json:"-"`
 }
 
 // NewDelivery is the pending delivery of ev to an endpoint, due at now: what
@@ -199,6 +205,7 @@ func NewDelivery(ev *Event, endpointID string, now time.Time) *Delivery {
 		NextAttemptAt: now,
 		CreatedAt:     ev.CreatedAt,
 		UpdatedAt:     now,
+		Trace:         ev.Trace,
 	}
 }
 

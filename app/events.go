@@ -37,6 +37,23 @@ type EventInput struct {
 	Body           []byte
 	IdempotencyKey string
 	ProjectKnown   bool
+	// Trace is the W3C trace context (traceparent, tracestate headers) the
+	// event was posted with (see CheckTrace).
+	Trace kinehook.TraceContext
+}
+
+// CheckTrace is the trace context an event keeps of the one it was posted
+// with: nil when the traceparent is missing or not valid (its tracestate is
+// dropped with it), and without a tracestate that is not valid. Tracing
+// never fails an ingest.
+func CheckTrace(tc kinehook.TraceContext) *kinehook.TraceContext {
+	if !kinehook.ValidTraceParent(tc.Parent) {
+		return nil
+	}
+	if !kinehook.ValidTraceState(tc.State) {
+		tc.State = ""
+	}
+	return &tc
 }
 
 // Published is what became of a posted event: the event as stored (the
@@ -73,6 +90,7 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 		ResourceKey:    parsed.ResourceKey(),
 		IdempotencyKey: in.IdempotencyKey,
 		CreatedAt:      a.now().UTC(),
+		Trace:          CheckTrace(in.Trace),
 	}
 	res, err := a.disp.Publish(ctx, ev)
 	if err != nil {
@@ -91,11 +109,17 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 // PublishBatch accepts a batch of events, {"events": [{"event","data",
 // "idempotency_key"?}, ...]}: each is validated as PublishEvent validates a
 // body, and all are stored in one commit, or none (the first invalid one is
-// named by index). Deliveries follow the batch's order.
-func (a *App) PublishBatch(ctx context.Context, pid string, body []byte, projectKnown bool) ([]Published, error) {
+// named by index). Deliveries follow the batch's order. Every event keeps
+// the request's trace context.
+func (a *App) PublishBatch(ctx context.Context, pid string, body []byte, projectKnown bool, trace kinehook.TraceContext) ([]Published, error) {
 	evs, err := a.ParseBatch(body, pid)
 	if err != nil {
 		return nil, err
+	}
+	if tc := CheckTrace(trace); tc != nil {
+		for _, ev := range evs {
+			ev.Trace = tc
+		}
 	}
 	if err := a.projectExists(ctx, pid, projectKnown); err != nil {
 		return nil, err

@@ -257,6 +257,9 @@ type Event struct {
 	Data        json.RawMessage    `json:"data"`
 	ResourceKey string             `json:"resource_key,omitempty"`
 	CreatedAt   time.Time          `json:"created_at"`
+	// TraceParent is the W3C traceparent the event was posted with, which
+	// each delivery of it continues ("" for none).
+	TraceParent string `json:"traceparent,omitempty"`
 	// Replayed is true when the send's idempotency key matched an earlier
 	// event: this is that event, and nothing new was created. Only the
 	// answers of SendEvent, SendEventBody, SendEvents and SendEventsBody

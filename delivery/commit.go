@@ -57,7 +57,14 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	defer cancel()
 	start := time.Now()
 	gen := e.assignGen.Load()
+	var endSpan func(error)
+	if e.cfg.Tracer != nil {
+		endSpan = e.cfg.Tracer.StartCommit(events)
+	}
 	results, err := e.ingest(ctx, events)
+	if endSpan != nil {
+		endSpan(err)
+	}
 	storeDown := false
 	if err != nil {
 		storeDown = errors.Is(err, context.DeadlineExceeded) || e.store.Ping(ctx) != nil

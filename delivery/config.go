@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/internal/buildinfo"
 )
 
-// Version is the build's version; the HTTP transport sends it in the
-// User-Agent header ("kinehook/<Version>"). The build
-// may override it with -ldflags "-X github.com/kinehook/kinehook/delivery.Version=...".
-var Version = "dev"
+// Version is the build's version as an HTTP product version: the HTTP
+// transport sends it in the User-Agent header ("kinehook/<Version>"). It is
+// what `kinehook version` prints (internal/buildinfo: the -ldflags version
+// of a release build, else the module version the toolchain recorded),
+// with "(devel)" as "devel".
+var Version = buildinfo.Product()
 
 // Defaults, chosen for a 2-core machine and Standard Webhooks' guidance.
 var (
@@ -96,6 +99,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer receives metrics; nil is a no-op.
 	Observer Observer
+	// Tracer makes the spans of commits and attempts; nil makes none (an
+	// event's trace context is still sent on as stored).
+	Tracer Tracer
 
 	// MaxInFlightPerEndpoint applies to endpoints whose MaxInFlight is 0.
 	MaxInFlightPerEndpoint int

@@ -25,6 +25,7 @@ type item struct {
 	attempts    int32
 	q           *resQueue
 	payload     *payload
+	trace       *kinehook.TraceContext // its event's, shared with the event's other deliveries; nil for none
 }
 
 // resQueue holds one (endpoint, resource key)'s open deliveries in Seq order.
@@ -207,7 +208,7 @@ func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now 
 	}
 	it := &item{
 		id: d.ID, eventID: d.EventID, seq: d.Seq, nextAt: nextAt,
-		attempts: int32(d.Attempts), q: q, payload: pl,
+		attempts: int32(d.Attempts), q: q, payload: pl, trace: d.Trace,
 	}
 	if !d.CreatedAt.IsZero() {
 		it.createdAt = d.CreatedAt.UnixNano()

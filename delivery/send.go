@@ -346,9 +346,13 @@ func (e *Engine) send(j job, now time.Time) (out attemptOutcome, ok bool) {
 	}
 	m := Message{Endpoint: ep, ID: j.it.eventID, Timestamp: strconv.FormatInt(now.Unix(), 10),
 		Signature: sig, Body: j.body, Now: now}
+	endSpan := e.traceAttempt(j, &m)
 	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
 	out.Result = e.transport(ep).Send(ctx, m)
 	cancel()
+	if endSpan != nil {
+		endSpan(out.Result)
+	}
 	if e.sendCtx.Err() != nil {
 		return attemptOutcome{}, false
 	}

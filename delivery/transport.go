@@ -37,6 +37,11 @@ type Message struct {
 	// Now is the engine's clock when the attempt began: a delay the
 	// destination asks for as a date counts from it.
 	Now time.Time
+	// TraceParent and TraceState are the W3C trace context the attempt
+	// carries ("" for none): the attempt's span's when the engine traces,
+	// else the event's as posted. A transport sends them with its protocol's
+	// means (HTTP: the traceparent and tracestate headers).
+	TraceParent, TraceState string
 }
 
 // Result is what one attempt led to, in terms any transport can state.

@@ -20,13 +20,16 @@ type eventView struct {
 	Data        json.RawMessage    `json:"data"`
 	CreatedAt   time.Time          `json:"created_at"`
 	ResourceKey string             `json:"resource_key,omitempty"`
+	// TraceParent is the W3C traceparent the event was posted with.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 func viewEvent(ev *kinehook.Event, data json.RawMessage) eventView {
 	if data == nil {
 		data = app.DataOf(ev.Payload)
 	}
-	return eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey}
+	return eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey,
+		TraceParent: ev.Trace.TraceParent()}
 }
 
 // createEvent accepts one event: strict validation, then a durable publish
@@ -42,7 +45,8 @@ func (s *Server) createEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *ap
 		writeError(w, err)
 		return
 	}
-	res, err := s.app.PublishEvent(r.Context(), app.EventInput{ProjectID: projectID(r, p), Body: body, IdempotencyKey: idemKey, ProjectKnown: projectKnown(p)})
+	res, err := s.app.PublishEvent(r.Context(), app.EventInput{ProjectID: projectID(r, p), Body: body, IdempotencyKey: idemKey,
+		ProjectKnown: projectKnown(p), Trace: traceContext(r)})
 	if err != nil {
 		s.internal(w, "publish event", err)
 		return
@@ -51,6 +55,17 @@ func (s *Server) createEvent(w nethttp.ResponseWriter, r *nethttp.Request, p *ap
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	writeJSON(w, nethttp.StatusAccepted, viewEvent(res.Event, res.Data))
+}
+
+// traceContext is the W3C trace context the request came with; app drops
+// what is not valid (app.CheckTrace). Several traceparent headers are not valid (the format
+// allows one), several tracestate headers are one list.
+func traceContext(r *nethttp.Request) kinehook.TraceContext {
+	ps := r.Header.Values(kinehook.HeaderTraceParent)
+	if len(ps) != 1 {
+		return kinehook.TraceContext{}
+	}
+	return kinehook.TraceContext{Parent: ps[0], State: strings.Join(r.Header.Values(kinehook.HeaderTraceState), ",")}
 }
 
 func (s *Server) listEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Principal) {
@@ -142,7 +157,7 @@ func (s *Server) createEvents(w nethttp.ResponseWriter, r *nethttp.Request, p *a
 		writeError(w, err)
 		return
 	}
-	results, err := s.app.PublishBatch(r.Context(), projectID(r, p), body, projectKnown(p))
+	results, err := s.app.PublishBatch(r.Context(), projectID(r, p), body, projectKnown(p), traceContext(r))
 	if err != nil {
 		s.internal(w, "publish events", err)
 		return

@@ -14,7 +14,26 @@ import (
 const deliveryCols = `id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition, status, attempts,
 	next_attempt_at, last_status_code, last_error, created_at, updated_at`
 
-func scanDelivery(row pgx.Row) (*kinehook.Delivery, error) {
+// tracedDeliveries reads deliveries (as d) with their event's trace context
+// (Delivery.Trace): what the engine queues. The event's row is found
+// by its primary key; one that retention removed leaves it empty.
+const tracedDeliveries = `SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.resource_key, d.seq, d.partition,
+	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
+	COALESCE(e.traceparent, ''), COALESCE(e.tracestate, '')
+	FROM deliveries d LEFT JOIN events e ON e.seq = d.seq `
+
+func scanTracedDelivery(row pgx.Row) (*kinehook.Delivery, error) {
+	var tp, ts string
+	d, err := scanDelivery(row, &tp, &ts)
+	if err != nil {
+		return nil, err
+	}
+	d.Trace = kinehook.NewTraceContext(tp, ts)
+	return d, nil
+}
+
+// scanDelivery reads deliveryCols, then the columns after them into after.
+func scanDelivery(row pgx.Row, after ...any) (*kinehook.Delivery, error) {
 	var (
 		d         kinehook.Delivery
 		typ, st   string
@@ -22,8 +41,9 @@ func scanDelivery(row pgx.Row) (*kinehook.Delivery, error) {
 		part      int16
 		nextAtPtr *time.Time
 	)
-	if err := row.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &typ, &res, &d.Seq, &part, &st, &d.Attempts,
-		&nextAtPtr, &d.LastStatusCode, &d.LastError, &d.CreatedAt, &d.UpdatedAt); err != nil {
+	dest := append([]any{&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &typ, &res, &d.Seq, &part, &st, &d.Attempts,
+		&nextAtPtr, &d.LastStatusCode, &d.LastError, &d.CreatedAt, &d.UpdatedAt}, after...)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	d.EventType, d.ResourceKey, d.Partition, d.Status = kinehook.EventType(typ), string(res), int(part), kinehook.DeliveryStatus(st)
@@ -33,6 +53,18 @@ func scanDelivery(row pgx.Row) (*kinehook.Delivery, error) {
 }
 
 func (s *Store) queryDeliveries(ctx context.Context, q pgx.Tx, what, sql string, args ...any) ([]*kinehook.Delivery, error) {
+	return s.queryWith(ctx, q, scanDeliveryRow, what, sql, args...)
+}
+
+// queryTraced is queryDeliveries for a query of tracedDeliveries: the
+// deliveries the engine queues carry their event's trace context.
+func (s *Store) queryTraced(ctx context.Context, q pgx.Tx, what, sql string, args ...any) ([]*kinehook.Delivery, error) {
+	return s.queryWith(ctx, q, scanTracedDelivery, what, sql, args...)
+}
+
+func scanDeliveryRow(r pgx.Row) (*kinehook.Delivery, error) { return scanDelivery(r) }
+
+func (s *Store) queryWith(ctx context.Context, q pgx.Tx, scan func(pgx.Row) (*kinehook.Delivery, error), what, sql string, args ...any) ([]*kinehook.Delivery, error) {
 	var (
 		rows pgx.Rows
 		err  error
@@ -45,7 +77,7 @@ func (s *Store) queryDeliveries(ctx context.Context, q pgx.Tx, what, sql string,
 	if err != nil {
 		return nil, wrap(what, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Delivery, error) { return scanDelivery(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.Delivery, error) { return scan(r) })
 	return out, wrap(what, err)
 }
 
@@ -61,7 +93,7 @@ const customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
 
 // GetDelivery returns a delivery of the project, or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*kinehook.Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1 AND project_id = $2`, id, projectID))
+	d, err := scanTracedDelivery(s.pool.QueryRow(ctx, tracedDeliveries+`WHERE d.id = $1 AND d.project_id = $2`, id, projectID))
 	return d, wrap("get delivery", err)
 }
 
@@ -83,23 +115,23 @@ func (s *Store) ListDeliveries(ctx context.Context, projectID, eventID string) (
 // partitions (all when nil) in Seq order. Rows are streamed, not collected,
 // so a large backlog costs no memory here.
 func (s *Store) OpenDeliveries(ctx context.Context, partitions []int, fn func(*kinehook.Delivery) error) error {
-	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE status IN ('pending', 'retrying')`
+	q := tracedDeliveries + `WHERE d.status IN ('pending', 'retrying')`
 	var args []any
 	if partitions != nil {
 		ps := make([]int16, len(partitions))
 		for i, p := range partitions {
 			ps[i] = int16(p)
 		}
-		q += ` AND partition = ANY($1)`
+		q += ` AND d.partition = ANY($1)`
 		args = append(args, ps)
 	}
-	rows, err := s.pool.Query(ctx, q+` ORDER BY seq, endpoint_id`, args...)
+	rows, err := s.pool.Query(ctx, q+` ORDER BY d.seq, d.endpoint_id`, args...)
 	if err != nil {
 		return wrap("open deliveries", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		d, err := scanDelivery(rows)
+		d, err := scanTracedDelivery(rows)
 		if err != nil {
 			return wrap("open deliveries", err)
 		}
@@ -115,8 +147,7 @@ func (s *Store) DeliveriesByID(ctx context.Context, ids []string) ([]*kinehook.D
 	if len(ids) == 0 {
 		return []*kinehook.Delivery{}, nil
 	}
-	return s.queryDeliveries(ctx, nil, "deliveries by id",
-		`SELECT `+deliveryCols+` FROM deliveries WHERE id = ANY($1) ORDER BY seq, endpoint_id`, customPlan, ids)
+	return s.queryTraced(ctx, nil, "deliveries by id", tracedDeliveries+`WHERE d.id = ANY($1) ORDER BY d.seq, d.endpoint_id`, customPlan, ids)
 }
 
 // RecordAttempts stores a batch of attempts and the delivery states they lead
@@ -284,8 +315,8 @@ func (s *Store) ReopenDeliveries(ctx context.Context, projectID string, ids []st
 			return wrap("reopen deliveries", err)
 		}
 		var err error
-		out, err = s.queryDeliveries(ctx, tx, "reopen deliveries",
-			`SELECT `+deliveryCols+` FROM deliveries WHERE id = ANY($1) AND project_id = $2 ORDER BY seq, endpoint_id`, ids, projectID)
+		out, err = s.queryTraced(ctx, tx, "reopen deliveries",
+			tracedDeliveries+`WHERE d.id = ANY($1) AND d.project_id = $2 ORDER BY d.seq, d.endpoint_id`, ids, projectID)
 		return err
 	})
 	return out, err

@@ -101,6 +101,7 @@ type ingestRows struct {
 	eRes, ePay                 [][]byte
 	eSeqs                      []int64
 	eAts                       []time.Time
+	eTPs, eTSs                 []string
 	dIDs, dPIDs, dEIDs, dEPs   []string
 	dTypes                     []string
 	dRes                       [][]byte
@@ -349,6 +350,13 @@ func (in *ingest) build() {
 func (r *ingestRows) addEvent(ev *kinehook.Event) {
 	r.eIDs, r.ePIDs, r.eTypes, r.eKeys = append(r.eIDs, ev.ID), append(r.ePIDs, ev.ProjectID), append(r.eTypes, string(ev.Type)), append(r.eKeys, ev.IdempotencyKey)
 	r.eRes, r.ePay, r.eSeqs, r.eAts = append(r.eRes, []byte(ev.ResourceKey)), append(r.ePay, nonNil(ev.Payload)), append(r.eSeqs, ev.Seq), append(r.eAts, ev.CreatedAt)
+	if ev.Trace != nil && r.eTPs == nil {
+		// The first traced event: the ones before it had none.
+		r.eTPs, r.eTSs = make([]string, len(r.eIDs)-1, cap(r.eIDs)), make([]string, len(r.eIDs)-1, cap(r.eIDs))
+	}
+	if r.eTPs != nil {
+		r.eTPs, r.eTSs = append(r.eTPs, ev.Trace.TraceParent()), append(r.eTSs, ev.Trace.TraceState())
+	}
 }
 
 func (r *ingestRows) addDelivery(d *kinehook.Delivery) {
@@ -367,9 +375,16 @@ func (in *ingest) secondTrip(ctx context.Context, tx pgx.Tx) error {
 		return nil
 	}
 	var b pgx.Batch
-	b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
+	if r.eTPs == nil { // no trace context in the batch: the columns keep their default
+		b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[])`,
-		r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts)
+			r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts)
+	} else {
+		b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[],
+			$9::text[], $10::text[])`,
+			r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts, r.eTPs, r.eTSs)
+	}
 	if len(r.dIDs) > 0 {
 		b.Queue(`INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition,
 			status, attempts, next_attempt_at, last_status_code, last_error, created_at, updated_at)
@@ -442,20 +457,22 @@ func (s *Store) eventsByKey(ctx context.Context, tx pgx.Tx, evs []*kinehook.Even
 	return out, wrap("ingest: read earlier events", rows.Err())
 }
 
-const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload, e.idempotency_key, e.created_at`
+const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload, e.idempotency_key, e.created_at, e.traceparent, e.tracestate`
 
 func scanEvent(row pgx.Row, before ...any) (*kinehook.Event, error) {
 	var (
-		e   kinehook.Event
-		typ string
-		res []byte
+		e      kinehook.Event
+		typ    string
+		res    []byte
+		tp, ts string
 	)
-	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt)
+	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt, &tp, &ts)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	e.Type = kinehook.EventType(typ)
 	e.ResourceKey = string(res)
+	e.Trace = kinehook.NewTraceContext(tp, ts)
 	e.CreatedAt = e.CreatedAt.UTC()
 	return &e, nil
 }

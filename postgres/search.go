@@ -73,8 +73,12 @@ func searchQuery(projectID string, f *kinehook.DeliveryFilter, limit int, lo, hi
 		}
 		where = append(where, "(seq, id) "+cmp+" ("+arg(seq)+", "+arg(id)+")")
 	}
-	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE ` + strings.Join(where, " AND ") +
+	page := `SELECT * FROM deliveries WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY seq ` + dir + `, id ` + dir + ` LIMIT ` + arg(limit+1)
+	// The page's deliveries with their events' trace context, as every
+	// read of deliveries has them.
+	q := strings.Replace(tracedDeliveries, "FROM deliveries d", "FROM ("+page+") d", 1) +
+		`ORDER BY d.seq ` + dir + `, d.id ` + dir
 	return q, args, nil
 }
 
@@ -98,7 +102,7 @@ func (s *Store) SearchDeliveries(ctx context.Context, projectID string, f kineho
 	}
 	// Planned for these values each time: how selective a filter is
 	// decides the index, and a generic plan would fix one for all.
-	out, err := s.queryDeliveries(ctx, nil, "search deliveries", q, append([]any{customPlan}, args...)...)
+	out, err := s.queryTraced(ctx, nil, "search deliveries", q, append([]any{customPlan}, args...)...)
 	if err != nil {
 		return nil, "", err
 	}

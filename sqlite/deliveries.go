@@ -11,22 +11,25 @@ import (
 	"github.com/kinehook/kinehook"
 )
 
-// Deliveries are read joined with their event (id, type, resource key).
+// Deliveries are read joined with their event (id, type, resource key,
+// trace context).
 const (
 	deliverySelectFrom = `SELECT d.id, d.project_id, e.id, d.endpoint_id, e.type, e.resource_key, d.event_seq, d.partition,
-	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at
+	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
+	e.traceparent, e.tracestate
 	FROM `
 	deliverySelect = deliverySelectFrom + `deliveries d JOIN events e ON e.seq = d.event_seq `
 )
 
 func scanDelivery(row interface{ Scan(...any) error }) (*kinehook.Delivery, error) {
 	var d kinehook.Delivery
-	var typ, status string
+	var typ, status, tp, ts string
 	var next, created, updated int64
 	if err := row.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.EndpointID, &typ, &d.ResourceKey, &d.Seq, &d.Partition,
-		&status, &d.Attempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated); err != nil {
+		&status, &d.Attempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &tp, &ts); err != nil {
 		return nil, err
 	}
+	d.Trace = kinehook.NewTraceContext(tp, ts)
 	d.EventType, d.Status = kinehook.EventType(typ), kinehook.DeliveryStatus(status)
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
 	return &d, nil

@@ -115,12 +115,24 @@ func (s *Store) claimKeys(ctx context.Context, tx *sql.Tx, b *ingestBatch, event
 // explicit seq), so the last rowid gives all. It returns its argument
 // buffer for the deliveries to reuse.
 func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, b *ingestBatch) ([]any, error) {
-	args := make([]any, 0, len(b.fresh)*eventInsert.cols)
+	// A batch without trace context writes the columns it has (the others
+	// take their default): tracing costs nothing to those who do not use it.
+	ins := &eventInsert
+	for _, i := range b.fresh {
+		if b.results[i].Event.Trace != nil {
+			ins = &eventInsertTraced
+			break
+		}
+	}
+	args := make([]any, 0, len(b.fresh)*ins.cols)
 	for _, i := range b.fresh {
 		ev := b.results[i].Event
 		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
+		if ins == &eventInsertTraced {
+			args = append(args, ev.Trace.TraceParent(), ev.Trace.TraceState())
+		}
 	}
-	_, err := s.bulk(ctx, tx, &eventInsert, args, func(row, n int, last int64) {
+	_, err := s.bulk(ctx, tx, ins, args, func(row, n int, last int64) {
 		for k := range n {
 			b.results[b.fresh[row+k]].Event.Seq = last - int64(n-1-k)
 		}
@@ -187,6 +199,11 @@ var (
 	eventInsert = bulkInsert{
 		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at) VALUES `,
 		row:  `(?, ?, ?, ?, ?, ?, ?)`, cols: 7,
+	}
+	// eventInsert with the W3C trace context, for batches that carry one.
+	eventInsertTraced = bulkInsert{
+		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate) VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols: 9,
 	}
 	deliveryInsert = bulkInsert{
 		head: `INSERT INTO deliveries (id, project_id, event_seq, endpoint_id, partition, status, next_attempt_at, created_at, updated_at) VALUES `,
@@ -256,7 +273,7 @@ func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
 // writer's only connection, which that transaction holds.
 func (s *Store) prepareBulk(ctx context.Context) error {
 	s.bulkStmts = map[bulkKey]*sql.Stmt{}
-	for _, b := range []*bulkInsert{&eventInsert, &deliveryInsert, &attemptInsert, &deliveryUpdate, &statsUpsert} {
+	for _, b := range []*bulkInsert{&eventInsert, &eventInsertTraced, &deliveryInsert, &attemptInsert, &deliveryUpdate, &statsUpsert} {
 		for n := 1; n <= maxBulkRows; n *= 2 {
 			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row + b.tail
 			st, err := s.w.PrepareContext(ctx, q)
@@ -329,16 +346,17 @@ func (s *Store) enabledEndpoints(ctx context.Context, tx *sql.Tx, projectID stri
 	return out, nil
 }
 
-const eventCols = `seq, id, project_id, type, resource_key, payload, idempotency_key, created_at`
+const eventCols = `seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate`
 
 func scanEvent(row interface{ Scan(...any) error }) (*kinehook.Event, error) {
 	var e kinehook.Event
-	var typ string
+	var typ, tp, ts string
 	var payload []byte
 	var created int64
-	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created); err != nil {
+	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created, &tp, &ts); err != nil {
 		return nil, err
 	}
+	e.Trace = kinehook.NewTraceContext(tp, ts)
 	e.Type = kinehook.EventType(typ)
 	e.Payload = payload
 	e.CreatedAt = fromMicros(created)

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"KeysLastFull", testKeysLastFull},
 		{"DeleteProject", testDeleteProject},
 		{"Consistency", testConsistency},
+		{"TraceContext", testTraceContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

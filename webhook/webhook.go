@@ -82,6 +82,15 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
 	}
 	h.Set(kinehook.HeaderSignature, m.Signature)
+	if m.TraceParent != "" {
+		// Over an endpoint's custom headers of the same names: a tracestate
+		// belongs to its traceparent.
+		h.Set(kinehook.HeaderTraceParent, m.TraceParent)
+		h.Del(kinehook.HeaderTraceState)
+		if m.TraceState != "" {
+			h.Set(kinehook.HeaderTraceState, m.TraceState)
+		}
+	}
 	out := delivery.Result{Headers: recordedHeaders(h, ep.Headers)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(m.Body))
 	if err != nil {

@@ -183,3 +183,46 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// The attempt's trace context goes out as the W3C headers, over an
+// endpoint's custom headers of the same names, and is recorded; none is
+// sent when the message has none.
+func TestSendTraceContext(t *testing.T) {
+	t.Parallel()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	defer srv.Close()
+	tr := New(Options{Client: srv.Client()})
+	for _, tc := range []struct {
+		name         string
+		parent       string
+		state        string
+		custom       map[string]string
+		wantP, wantS string
+	}{
+		{name: "none"},
+		{name: "parent", parent: tp, wantP: tp},
+		{name: "parent and state", parent: tp, state: "rojo=1", wantP: tp, wantS: "rojo=1"},
+		{name: "over custom headers", parent: tp, custom: map[string]string{"Traceparent": "00-x", "Tracestate": "old=1"}, wantP: tp},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := message(srv.URL)
+			ep := *m.Endpoint
+			if tc.custom != nil {
+				ep.Headers = tc.custom
+			}
+			m.Endpoint, m.TraceParent, m.TraceState = &ep, tc.parent, tc.state
+			res := tr.Send(t.Context(), m)
+			if res.Outcome != delivery.OutcomeSuccess {
+				t.Fatalf("outcome %s: %s", res.Outcome, res.Err)
+			}
+			if p, s := got.Values("Traceparent"), got.Values("Tracestate"); strings.Join(p, ",") != tc.wantP || strings.Join(s, ",") != tc.wantS {
+				t.Errorf("sent traceparent %q tracestate %q, want %q %q", p, s, tc.wantP, tc.wantS)
+			}
+			if tc.custom == nil && res.Headers["Traceparent"] != tc.wantP {
+				t.Errorf("recorded traceparent %q, want %q", res.Headers["Traceparent"], tc.wantP)
+			}
+		})
+	}
+}

@@ -164,6 +164,8 @@ type eventListFlags struct {
 	event, cursor, resource, status, since, until string
 	limit                                         int
 	all                                           bool
+	follow                                        bool
+	interval                                      time.Duration
 }
 
 // newEventListCmd builds `events list`.
@@ -184,6 +186,11 @@ func newEventListCmd(o *apiOptions) *cobra.Command {
 	lf.StringVar(&lo.since, "since", "", "only events created since (RFC 3339, a date, or a duration like 2h)")
 	lf.StringVar(&lo.until, "until", "", "only events created before (RFC 3339, a date, or a duration like 2h)")
 	lf.BoolVar(&lo.all, "all", false, "follow the cursor through every page")
+	lf.BoolVarP(&lo.follow, "follow", "f", false, "after the newest page, keep printing new events as they are accepted, oldest first, until Ctrl-C")
+	lf.DurationVar(&lo.interval, "interval", time.Second, "with --follow, how often to ask for new events (at least 100ms)")
+	list.Example = `  kinehook events list --event media.update.status --since 1h
+  kinehook events list --follow --resource-id 7127f2d7-0e96-40d0-9a03-2e987c096466
+  kinehook events list -f --json | jq .id`
 	return list
 }
 
@@ -218,9 +225,17 @@ func runEventList(cmd *cobra.Command, o *apiOptions, lo *eventListFlags) error {
 	if err != nil {
 		return err
 	}
+	if lo.follow {
+		if err := lo.checkFollow(); err != nil {
+			return err
+		}
+	}
 	c, pid, err := o.setup(cmd)
 	if err != nil {
 		return err
+	}
+	if lo.follow {
+		return followEvents(cmd, o, c, pid, opts, lo.interval)
 	}
 	ctx, ans := recordAnswers(cmd.Context())
 	page, err := fetchEvents(ctx, c, pid, opts, lo.all)

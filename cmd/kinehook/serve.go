@@ -87,7 +87,12 @@ Every flag can also be set in the environment as KINEHOOK_<FLAG_IN_UPPER_SNAKE>
 (for example KINEHOOK_ADDR, KINEHOOK_ALLOW_PRIVATE_NETWORKS); a flag beats the
 environment. The admin key comes from KINEHOOK_ADMIN_KEY (at least 16
 characters; a shorter one is refused); when it is unset on the first start,
-a key is generated, stored hashed and printed once.`,
+a key is generated, stored hashed and printed once.
+
+OpenTelemetry tracing is configured by the standard OTEL_* variables alone
+and is on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+is set: spans of each ingest, commit and delivery attempt, exported with
+OTLP over HTTP (see docs/tracing.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := serveApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
@@ -341,12 +346,18 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		return err
 	}
 
+	tracer, err := startTracing(ctx, log, o.shutdownTimeout)
+	if err != nil {
+		return err
+	}
+	defer tracer.stop() // after the engine's shutdown: its last spans are exported
+
 	var engine *delivery.Engine // read by the metrics at scrape time, once set
 	metrics := prometheus.New(prometheus.Options{
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
 	})
-	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics)
+	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook())
 	if err != nil {
 		return err
 	}
@@ -362,6 +373,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
+	handler = tracer.wrap(handler)
 	ln := o.listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", o.addr); err != nil {
@@ -418,7 +430,7 @@ func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
 // startServeEngine builds the delivery engine with the HTTP transport and
 // starts it on its own context: SIGTERM stops it through Shutdown.
 func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, st kinehook.Store, coord kinehook.Coordinator,
-	maxInFlight int, metrics *prometheus.Metrics) (*delivery.Engine, error) {
+	maxInFlight int, metrics *prometheus.Metrics, tracer delivery.Tracer) (*delivery.Engine, error) {
 	engine, err := delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,
@@ -430,6 +442,7 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 		DisableAfter:     never(o.disableAfter),
 		Logger:           flags.log,
 		Observer:         metrics,
+		Tracer:           tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)
