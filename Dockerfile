@@ -41,7 +41,7 @@ LABEL org.opencontainers.image.title="kinehook" \
 # CA certificates: deliveries to https:// endpoints and TLS to PostgreSQL.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/etc/passwd /out/etc/group /etc/
-COPY --from=build /out/data /data
+COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /data
 COPY --from=build /out/kinehook /usr/local/bin/kinehook
 ENV PATH=/usr/local/bin \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt

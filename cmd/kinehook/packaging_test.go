@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,8 +375,8 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(readRepoFile(t, "Dockerfile"), "kinehook:x:"+uid+":") {
 		t.Errorf("USER %s has no /etc/passwd entry written in the builder", uid)
 	}
-	if !strings.Contains(readRepoFile(t, "Dockerfile"), "chown "+users[0].args+" /out/data") {
-		t.Errorf("/data is not owned by USER %s", users[0].args)
+	if !slices.Contains(copies, "--from=build --chown="+users[0].args+" --chmod=0700 /out/data /data") {
+		t.Errorf("/data is not copied owned by USER %s, mode 0700:\n%s", users[0].args, all)
 	}
 	get1 := func(cmd string) dockerInstr {
 		ins := findInstr(final, cmd)
@@ -427,27 +428,61 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// buildLikeDockerfile runs the Dockerfile's own `go build` line with the
-// given version and commit for this machine's platform, writing to a
-// temporary file instead of /out/kinehook.
-func buildLikeDockerfile(t *testing.T, version, commit string) string {
+// The binary the Dockerfile builds, built once per test run (the packaging
+// tests all run it; its build flags share no cache with a plain go build).
+var dockerBin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Stamps of dockerBinary.
+const (
+	dockerTestVersion = "v1.2.3-docker"
+	dockerTestCommit  = "0123456789ab"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dockerBin.dir != "" {
+		os.RemoveAll(dockerBin.dir)
+	}
+	os.Exit(code)
+}
+
+// dockerBinary runs the Dockerfile's own `go build` line (once) for this
+// machine's platform, stamped dockerTestVersion and dockerTestCommit,
+// writing to a temporary file instead of /out/kinehook.
+func dockerBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	line := dockerGoBuild(t, dockerStages(parseDockerfile(readRepoFile(t, "Dockerfile")))[0])
-	bin := filepath.Join(t.TempDir(), "kinehook")
 	if !strings.Contains(line, "-o /out/kinehook ") {
 		t.Fatalf("go build line %q does not write /out/kinehook", line)
 	}
-	line = strings.Replace(line, "-o /out/kinehook ", "-o "+bin+" ", 1)
-	cmd := exec.Command("sh", "-c", line)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "VERSION="+version, "COMMIT="+commit, "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", line, err, out)
+	dockerBin.once.Do(func() {
+		dockerBin.dir, dockerBin.err = os.MkdirTemp("", "kinehook-docker-")
+		if dockerBin.err != nil {
+			return
+		}
+		bin := filepath.Join(dockerBin.dir, "kinehook")
+		line = strings.Replace(line, "-o /out/kinehook ", "-o "+bin+" ", 1)
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "VERSION="+dockerTestVersion, "COMMIT="+dockerTestCommit, "TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			dockerBin.err = fmt.Errorf("%s: %w\n%s", line, err, out)
+			return
+		}
+		dockerBin.path = bin
+	})
+	if dockerBin.err != nil {
+		t.Fatal(dockerBin.err)
 	}
-	return bin
+	return dockerBin.path
 }
 
 // checkStatic fails unless bin is an ELF file with no interpreter and no
@@ -481,14 +516,14 @@ func checkStatic(t *testing.T, bin string) {
 // checks it is static and stamped, and runs the image's CMD (port and /data
 // moved to a free loopback port and a temporary directory) and HEALTHCHECK.
 func TestDockerfileBinary(t *testing.T) {
-	bin := buildLikeDockerfile(t, "v1.2.3-docker", "0123456789ab")
+	bin := dockerBinary(t)
 	if runtime.GOOS == "linux" {
 		checkStatic(t, bin)
 	} else {
 		t.Logf("static check skipped: %s binaries are not ELF", runtime.GOOS)
 	}
 	code, out := runExit(t, bin, nil, "version")
-	if want := fmt.Sprintf("kinehook v1.2.3-docker (commit 0123456789ab, %s, %s/%s)\n", runtime.Version(), runtime.GOOS, runtime.GOARCH); code != 0 || out != want {
+	if want := fmt.Sprintf("kinehook %s (commit %s, %s, %s/%s)\n", dockerTestVersion, dockerTestCommit, runtime.Version(), runtime.GOOS, runtime.GOARCH); code != 0 || out != want {
 		t.Fatalf("version: exit %d, %q; want %q", code, out, want)
 	}
 
@@ -751,7 +786,7 @@ func TestComposeInstancesOnPostgres(t *testing.T) {
 		t.Skip("runs two servers on PostgreSQL")
 	}
 	dsn := pgtest.New(t)
-	bin := buildKinehook(t)
+	bin := dockerBinary(t)
 	encKey, err := secretbox.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -778,10 +813,23 @@ func TestComposeInstancesOnPostgres(t *testing.T) {
 		}
 		env = append(env, "KINEHOOK_DATA="+t.TempDir())
 		p := startBinary(t, bin, "http://"+addr, env, args...)
-		if code, out := runExit(t, bin, env, "healthcheck"); code != 0 {
-			t.Fatalf("%s: healthcheck with the service's environment: exit %d: %s\nstderr: %s", name, code, out, p.stderr)
-		}
 		procs = append(procs, p)
+		// /readyz answers 503 until the coordinator holds its leases:
+		// retry as Docker does within the service's start_period.
+		period, err := time.ParseDuration(ymap(t, svc["healthcheck"], name)["start_period"].(string))
+		if err != nil {
+			t.Fatalf("%s.healthcheck.start_period: %v", name, err)
+		}
+		for deadline := time.Now().Add(period); ; {
+			code, out := runExit(t, bin, env, "healthcheck")
+			if code == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: healthcheck with the service's environment still fails after its start_period %v: exit %d: %s\nstderr: %s", name, period, code, out, p.stderr)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 	admin := vars["KINEHOOK_ADMIN_KEY"]
 	var prj struct {
@@ -883,7 +931,7 @@ func TestSystemdUnit(t *testing.T) {
 		// The unit's command as written, but on a free loopback port and a
 		// temporary state directory, with the example environment file's
 		// admin key filled in.
-		bin := buildKinehook(t)
+		bin := dockerBinary(t)
 		addr := freeAddr(t)
 		args := replaceFlag(t, replaceFlag(t, execStart[1:], "addr", addr), "data", t.TempDir())
 		key := "unit-admin-key-0123456789abcdef"
@@ -903,8 +951,8 @@ func TestSystemdUnit(t *testing.T) {
 		if testing.Short() {
 			t.Skip("builds the binary")
 		}
-		// verify needs ExecStart's binary: point it at a fresh build.
-		bin := buildKinehook(t)
+		// verify needs ExecStart's binary: point it at a build.
+		bin := dockerBinary(t)
 		dir := t.TempDir()
 		unit := filepath.Join(dir, "kinehook.service")
 		if err := os.WriteFile(unit, []byte(strings.Replace(src, "ExecStart=/usr/local/bin/kinehook ", "ExecStart="+bin+" ", 1)), 0o644); err != nil {
