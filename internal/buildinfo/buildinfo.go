@@ -14,6 +14,11 @@ import (
 // It wins over the module version the toolchain records.
 var version string
 
+// commit is set by builds without a .git to stamp from (the Dockerfile,
+// make release): -ldflags "-X github.com/kinehook/kinehook/internal/buildinfo.commit=abc123".
+// Like version, it wins over what the toolchain recorded.
+var commit string
+
 // Info is what a build says of itself.
 type Info struct {
 	// Version is the -ldflags version when set; else the main module's
@@ -35,7 +40,11 @@ type Info struct {
 // Get returns the running binary's Info.
 func Get() Info {
 	bi, ok := debug.ReadBuildInfo()
-	return fromBuildInfo(bi, ok, version)
+	info := fromBuildInfo(bi, ok, version)
+	if commit != "" {
+		info.Commit = commit
+	}
+	return info
 }
 
 func fromBuildInfo(bi *debug.BuildInfo, ok bool, override string) Info {

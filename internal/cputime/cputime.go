@@ -6,18 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
-
-// Self is the CPU time (user + system) this process has used so far.
-func Self() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // Machine is the busy CPU time of the whole machine so far (user, nice,
 // system, irq and softirq from /proc/stat), or false where it cannot be read.
