@@ -58,7 +58,11 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	if err := s.repeated(ctx, tx, in); err != nil {
 		return nil, err
 	}
+	if err := s.prepareState(ctx, tx, in); err != nil {
+		return nil, err
+	}
 	in.build()
+	in.applyState()
 	if err := in.secondTrip(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -93,11 +97,13 @@ type ingest struct {
 
 	results []kinehook.IngestResult
 	rows    ingestRows
+	state   ingestState
 }
 
 // ingestRows are the column arrays of the new events and deliveries.
 type ingestRows struct {
 	eIDs, ePIDs, eTypes, eKeys []string
+	eSrcs                      []string
 	eRes, ePay                 [][]byte
 	eSeqs                      []int64
 	eAts                       []time.Time
@@ -328,6 +334,7 @@ func (in *ingest) build() {
 
 func (r *ingestRows) addEvent(ev *kinehook.Event) {
 	r.eIDs, r.ePIDs, r.eTypes, r.eKeys = append(r.eIDs, ev.ID), append(r.ePIDs, ev.ProjectID), append(r.eTypes, string(ev.Type)), append(r.eKeys, ev.IdempotencyKey)
+	r.eSrcs = append(r.eSrcs, ev.SourceID)
 	r.eRes, r.ePay, r.eSeqs, r.eAts = append(r.eRes, []byte(ev.ResourceKey)), append(r.ePay, nonNil(ev.Payload)), append(r.eSeqs, ev.Seq), append(r.eAts, ev.CreatedAt)
 }
 
@@ -347,9 +354,12 @@ func (in *ingest) secondTrip(ctx context.Context, tx pgx.Tx) error {
 		return nil
 	}
 	var b pgx.Batch
-	b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[])`,
-		r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts)
+	b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, source_id)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[], $9::text[])`,
+		r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts, r.eSrcs)
+	if err := in.queueState(&b); err != nil {
+		return err
+	}
 	if len(r.dIDs) > 0 {
 		b.Queue(`INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition,
 			status, attempts, next_attempt_at, last_status_code, last_error, created_at, updated_at)
@@ -422,7 +432,7 @@ func (s *Store) eventsByKey(ctx context.Context, tx pgx.Tx, evs []*kinehook.Even
 	return out, wrap("ingest: read earlier events", rows.Err())
 }
 
-const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload, e.idempotency_key, e.created_at`
+const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload, e.idempotency_key, e.created_at, e.source_id`
 
 func scanEvent(row pgx.Row, before ...any) (*kinehook.Event, error) {
 	var (
@@ -430,7 +440,7 @@ func scanEvent(row pgx.Row, before ...any) (*kinehook.Event, error) {
 		typ string
 		res []byte
 	)
-	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt)
+	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt, &e.SourceID)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -472,6 +482,9 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, f kinehook.Eve
 			return nil, "", &kinehook.Error{Code: kinehook.EINVALID, Field: "cursor", Message: "malformed cursor"}
 		}
 		where = append(where, "e.seq < "+arg(seq))
+	}
+	if f.SourceID != "" {
+		where = append(where, "e.source_id = "+arg(f.SourceID), "e.source_id <> ''")
 	}
 	if f.Type != "" {
 		where = append(where, "e.type = "+arg(string(f.Type)))

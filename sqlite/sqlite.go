@@ -56,6 +56,7 @@ type Store struct {
 
 	// Statements prepared on the writer, reused by every transaction.
 	insIdem, selIdem, selEndpointsLite *sql.Stmt
+	selState, upState                  *sql.Stmt
 	// The background checkpointer (nil channels when disabled).
 	ckptStop, ckptDone chan struct{}
 	closeOnce          sync.Once
@@ -178,6 +179,10 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (project_id, key) DO UPDATE SET event_seq = excluded.event_seq, created_at = excluded.created_at`},
 		{&s.selIdem, `SELECT event_seq, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?`},
 		{&s.selEndpointsLite, `SELECT id, event_types FROM endpoints WHERE project_id = ? AND disabled = 0`},
+		{&s.selState, `SELECT ` + stateCols + ` FROM resource_state WHERE project_id = ? AND kind = ? AND id = ?`},
+		{&s.upState, `INSERT INTO resource_state (` + stateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
+			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at, history = excluded.history`},
 	}
 	for _, st := range stmts {
 		p, err := s.w.PrepareContext(ctx, st.sql)
@@ -285,7 +290,7 @@ func (s *Store) Close() error {
 			<-s.ckptDone
 		}
 	})
-	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite} {
+	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.selState, s.upState} {
 		if st != nil {
 			st.Close()
 		}

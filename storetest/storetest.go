@@ -64,6 +64,10 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"DeleteEndpoint", testDeleteEndpoint},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Consistency", testConsistency},
+		{"InboxSources", testInboxSources},
+		{"InboxRetries", testInboxRetries},
+		{"State", testState},
+		{"StateHistoryBound", testStateHistoryBound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
