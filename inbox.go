@@ -3,6 +3,7 @@ package kinehook
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -158,6 +159,27 @@ type ResourceState struct {
 	// pending or uploading); zero when none is under way.
 	StartedAt time.Time
 	History   []StateEntry
+	// LastSeq is the Seq of the newest entry, what a repeat is checked
+	// against before the history is even read.
+	LastSeq int64
+	// RawHistory, when not nil, is the history as stored, not yet decoded
+	// into History: a store reading states on the hot path leaves it so,
+	// and Apply decodes it only when it must change it.
+	RawHistory []byte
+}
+
+// DecodeHistory decodes RawHistory into History.
+func (st *ResourceState) DecodeHistory() error {
+	if st.RawHistory == nil {
+		return nil
+	}
+	raw := st.RawHistory
+	st.RawHistory = nil
+	st.History = nil
+	if err := json.Unmarshal(raw, &st.History); err != nil {
+		return fmt.Errorf("state %s history: %w", st.ID, err)
+	}
+	return nil
 }
 
 // StateChange is what one accepted event did to a state: the metrics
@@ -179,23 +201,27 @@ type StateChange struct {
 // and leaves the current status alone. It returns the change the event
 // made (Prev equals Status for a repeat; nil for an older event) and
 // whether the state must be written.
-func (st *ResourceState) Apply(u *StateUpdate, e StateEntry) (*StateChange, bool) {
+func (st *ResourceState) Apply(u *StateUpdate, e StateEntry) (*StateChange, bool, error) {
 	e.Status, e.Message, e.VideoID = u.Status, u.Message, u.VideoID
+	if st.LastSeq > 0 && e.Seq > st.LastSeq && st.Status == e.Status && st.Message == e.Message && (e.VideoID == "" || st.VideoID == e.VideoID) {
+		return &StateChange{Kind: st.Kind, ID: st.ID, Prev: st.Status, Status: e.Status}, false, nil
+	}
+	if err := st.DecodeHistory(); err != nil {
+		return nil, false, err
+	}
 	at := len(st.History)
 	for at > 0 && st.History[at-1].Seq > e.Seq {
 		at--
 	}
 	newest := at == len(st.History)
-	if newest && at > 0 && st.Status == e.Status && st.Message == e.Message && (e.VideoID == "" || st.VideoID == e.VideoID) {
-		return &StateChange{Kind: st.Kind, ID: st.ID, Prev: st.Status, Status: e.Status}, false
-	}
 	st.History = slices.Insert(st.History, at, e)
 	if n := len(st.History); n > StateHistoryLimit {
 		st.History = slices.Delete(st.History, 0, n-StateHistoryLimit)
 	}
 	if !newest {
-		return nil, true // an older event: history only
+		return nil, true, nil // an older event: history only
 	}
+	st.LastSeq = e.Seq
 	ch := &StateChange{Kind: st.Kind, ID: st.ID, Prev: st.Status, Status: e.Status}
 	st.Status, st.Message, st.UpdatedAt = e.Status, e.Message, e.At
 	if e.VideoID != "" {
@@ -214,7 +240,7 @@ func (st *ResourceState) Apply(u *StateUpdate, e StateEntry) (*StateChange, bool
 			st.StartedAt = time.Time{}
 		}
 	}
-	return ch, true
+	return ch, true, nil
 }
 
 // MediaState is a video's state as the API shows it.

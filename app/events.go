@@ -73,6 +73,7 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 		ResourceKey:    parsed.ResourceKey(),
 		IdempotencyKey: in.IdempotencyKey,
 		CreatedAt:      a.now().UTC(),
+		State:          stateOf(parsed),
 	}
 	res, err := a.disp.Publish(ctx, ev)
 	if err != nil {
@@ -207,4 +208,13 @@ func (a *App) fillPayloads(ctx context.Context, evs []*kinehook.Event) error {
 		}
 	}
 	return nil
+}
+
+// stateOf is what a parsed event says about state, for the store (which
+// then need not parse the payload again).
+func stateOf(p *kinehook.ParsedEvent) *kinehook.StateUpdate {
+	if u := kinehook.StateUpdateOf(p); u != nil {
+		return u
+	}
+	return kinehook.NoState
 }

@@ -62,7 +62,9 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 		return nil, err
 	}
 	in.build()
-	in.applyState()
+	if err := in.applyState(); err != nil {
+		return nil, err
+	}
 	if err := in.secondTrip(ctx, tx); err != nil {
 		return nil, err
 	}

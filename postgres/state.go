@@ -205,10 +205,10 @@ func (s *Store) inboxRetries(ctx context.Context, tx pgx.Tx, in *ingest) error {
 
 // applyState applies the batch's new events (build has given them their
 // Seq) to the states read by prepareState, in acceptance order.
-func (in *ingest) applyState() {
+func (in *ingest) applyState() error {
 	st := &in.state
 	if st.updates == nil {
-		return
+		return nil
 	}
 	for i, ev := range in.evs {
 		u := st.updates[i]
@@ -221,7 +221,10 @@ func (in *ingest) applyState() {
 			rs = &kinehook.ResourceState{ProjectID: k.project, Kind: k.kind, ID: k.id}
 			st.states[k] = rs
 		}
-		ch, write := rs.Apply(u, kinehook.StateEntry{At: ev.CreatedAt, EventID: ev.ID, Seq: ev.Seq})
+		ch, write, err := rs.Apply(u, kinehook.StateEntry{At: ev.CreatedAt, EventID: ev.ID, Seq: ev.Seq})
+		if err != nil {
+			return fmt.Errorf("postgres: ingest: %w", err)
+		}
 		in.results[i].State = ch
 		if write && !st.written[k] {
 			if st.written == nil {
@@ -231,6 +234,7 @@ func (in *ingest) applyState() {
 			st.order = append(st.order, k)
 		}
 	}
+	return nil
 }
 
 // queueState queues the upserts of the states and inbox latest bodies the
@@ -240,7 +244,7 @@ func (in *ingest) queueState(b *pgx.Batch) error {
 	if len(st.order) > 0 {
 		n := len(st.order)
 		pids, kinds, ids, stats, msgs, vids := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		upd, started, hist := make([]time.Time, n), make([]*time.Time, n), make([][]byte, n)
+		upd, started, hist, seqs := make([]time.Time, n), make([]*time.Time, n), make([][]byte, n), make([]int64, n)
 		for j, k := range st.order {
 			rs := st.states[k]
 			h, err := json.Marshal(rs.History)
@@ -248,17 +252,18 @@ func (in *ingest) queueState(b *pgx.Batch) error {
 				return fmt.Errorf("postgres: ingest: state history: %w", err)
 			}
 			pids[j], kinds[j], ids[j], stats[j], msgs[j], vids[j] = rs.ProjectID, string(rs.Kind), rs.ID, rs.Status, rs.Message, rs.VideoID
-			upd[j], hist[j] = rs.UpdatedAt, h
+			upd[j], hist[j], seqs[j] = rs.UpdatedAt, h, rs.LastSeq
 			if !rs.StartedAt.IsZero() {
 				t := rs.StartedAt
 				started[j] = &t
 			}
 		}
 		b.Queue(`INSERT INTO resource_state (`+stateCols+`)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::jsonb[])
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bigint[], $10::jsonb[])
 			ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
-			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at, history = excluded.history`,
-			pids, kinds, ids, stats, msgs, vids, upd, started, hist)
+			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,
+			last_seq = excluded.last_seq, history = excluded.history`,
+			pids, kinds, ids, stats, msgs, vids, upd, started, seqs, hist)
 	}
 	if len(st.latest) > 0 {
 		var srcs, eids []string
@@ -281,14 +286,14 @@ func (in *ingest) queueState(b *pgx.Batch) error {
 	return nil
 }
 
-const stateCols = `project_id, kind, id, status, message, video_id, updated_at, started_at, history`
+const stateCols = `project_id, kind, id, status, message, video_id, updated_at, started_at, last_seq, history`
 
+// scanState reads a state row, its history left undecoded (RawHistory).
 func scanState(row pgx.Row) (*kinehook.ResourceState, error) {
 	var rs kinehook.ResourceState
 	var kind string
 	var started *time.Time
-	var history []byte
-	if err := row.Scan(&rs.ProjectID, &kind, &rs.ID, &rs.Status, &rs.Message, &rs.VideoID, &rs.UpdatedAt, &started, &history); err != nil {
+	if err := row.Scan(&rs.ProjectID, &kind, &rs.ID, &rs.Status, &rs.Message, &rs.VideoID, &rs.UpdatedAt, &started, &rs.LastSeq, &rs.RawHistory); err != nil {
 		return nil, err
 	}
 	rs.Kind = kinehook.StateKind(kind)
@@ -296,15 +301,24 @@ func scanState(row pgx.Row) (*kinehook.ResourceState, error) {
 	if started != nil {
 		rs.StartedAt = started.UTC()
 	}
-	if err := json.Unmarshal(history, &rs.History); err != nil {
-		return nil, fmt.Errorf("state %s history: %w", rs.ID, err)
+	if rs.RawHistory == nil {
+		rs.RawHistory = []byte("[]")
 	}
 	return &rs, nil
 }
 
+// scanStateFull reads a state row with its history decoded.
+func scanStateFull(row pgx.Row) (*kinehook.ResourceState, error) {
+	rs, err := scanState(row)
+	if err != nil {
+		return nil, err
+	}
+	return rs, rs.DecodeHistory()
+}
+
 // GetState returns one video's or stream's state or ErrNotFound.
 func (s *Store) GetState(ctx context.Context, projectID string, kind kinehook.StateKind, id string) (*kinehook.ResourceState, error) {
-	rs, err := scanState(s.pool.QueryRow(ctx, `SELECT `+stateCols+` FROM resource_state WHERE project_id = $1 AND kind = $2 AND id = $3`,
+	rs, err := scanStateFull(s.pool.QueryRow(ctx, `SELECT `+stateCols+` FROM resource_state WHERE project_id = $1 AND kind = $2 AND id = $3`,
 		projectID, string(kind), cleanText(id)))
 	return rs, wrap("get "+string(kind)+" state", err)
 }
@@ -341,7 +355,7 @@ func (s *Store) ListStates(ctx context.Context, projectID string, kind kinehook.
 	if err != nil {
 		return nil, "", wrap("list states", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.ResourceState, error) { return scanState(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*kinehook.ResourceState, error) { return scanStateFull(r) })
 	if err != nil {
 		return nil, "", wrap("list states", err)
 	}

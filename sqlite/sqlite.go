@@ -180,9 +180,10 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.selIdem, `SELECT event_seq, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?`},
 		{&s.selEndpointsLite, `SELECT id, event_types FROM endpoints WHERE project_id = ? AND disabled = 0`},
 		{&s.selState, `SELECT ` + stateCols + ` FROM resource_state WHERE project_id = ? AND kind = ? AND id = ?`},
-		{&s.upState, `INSERT INTO resource_state (` + stateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&s.upState, `INSERT INTO resource_state (` + stateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
-			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at, history = excluded.history`},
+			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,
+			last_seq = excluded.last_seq, history = excluded.history`},
 	}
 	for _, st := range stmts {
 		p, err := s.w.PrepareContext(ctx, st.sql)

@@ -12,21 +12,31 @@ import (
 	"github.com/kinehook/kinehook/internal/statecursor"
 )
 
-const stateCols = `project_id, kind, id, status, message, video_id, updated_at, started_at, history`
+const stateCols = `project_id, kind, id, status, message, video_id, updated_at, started_at, last_seq, history`
 
+// scanState reads a state row, its history left undecoded (RawHistory).
 func scanState(row interface{ Scan(...any) error }) (*kinehook.ResourceState, error) {
 	var st kinehook.ResourceState
-	var kind, history string
+	var kind string
 	var updated, started int64
-	if err := row.Scan(&st.ProjectID, &kind, &st.ID, &st.Status, &st.Message, &st.VideoID, &updated, &started, &history); err != nil {
+	if err := row.Scan(&st.ProjectID, &kind, &st.ID, &st.Status, &st.Message, &st.VideoID, &updated, &started, &st.LastSeq, &st.RawHistory); err != nil {
 		return nil, err
 	}
 	st.Kind = kinehook.StateKind(kind)
 	st.UpdatedAt, st.StartedAt = fromMicros(updated), fromMicros(started)
-	if err := json.Unmarshal([]byte(history), &st.History); err != nil {
-		return nil, fmt.Errorf("state %s history: %w", st.ID, err)
+	if st.RawHistory == nil {
+		st.RawHistory = []byte("[]")
 	}
 	return &st, nil
+}
+
+// scanStateFull reads a state row with its history decoded.
+func scanStateFull(row interface{ Scan(...any) error }) (*kinehook.ResourceState, error) {
+	st, err := scanState(row)
+	if err != nil {
+		return nil, err
+	}
+	return st, st.DecodeHistory()
 }
 
 type stateKey struct {
@@ -65,8 +75,11 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 			states[k] = st
 			order = append(order, k)
 		}
-		var write bool
-		b.results[i].State, write = st.Apply(u, kinehook.StateEntry{At: ev.CreatedAt, EventID: ev.ID, Seq: ev.Seq})
+		ch, write, err := st.Apply(u, kinehook.StateEntry{At: ev.CreatedAt, EventID: ev.ID, Seq: ev.Seq})
+		if err != nil {
+			return fmt.Errorf("sqlite: ingest: %w", err)
+		}
+		b.results[i].State = ch
 		dirty[k] = dirty[k] || write
 	}
 	for _, k := range order {
@@ -79,7 +92,7 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 			return fmt.Errorf("sqlite: ingest: state history: %w", err)
 		}
 		if _, err := tx.StmtContext(ctx, s.upState).ExecContext(ctx, st.ProjectID, string(st.Kind), st.ID, st.Status, st.Message,
-			st.VideoID, micros(st.UpdatedAt), micros(st.StartedAt), string(h)); err != nil {
+			st.VideoID, micros(st.UpdatedAt), micros(st.StartedAt), st.LastSeq, string(h)); err != nil {
 			return fmt.Errorf("sqlite: ingest: write state: %w", err)
 		}
 	}
@@ -88,7 +101,7 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 
 // GetState returns one video's or stream's state or ErrNotFound.
 func (s *Store) GetState(ctx context.Context, projectID string, kind kinehook.StateKind, id string) (*kinehook.ResourceState, error) {
-	st, err := scanState(s.r.QueryRowContext(ctx, `SELECT `+stateCols+` FROM resource_state WHERE project_id = ? AND kind = ? AND id = ?`,
+	st, err := scanStateFull(s.r.QueryRowContext(ctx, `SELECT `+stateCols+` FROM resource_state WHERE project_id = ? AND kind = ? AND id = ?`,
 		projectID, string(kind), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(string(kind), id)
@@ -135,7 +148,7 @@ func (s *Store) ListStates(ctx context.Context, projectID string, kind kinehook.
 	defer rows.Close()
 	var out []*kinehook.ResourceState
 	for rows.Next() {
-		st, err := scanState(rows)
+		st, err := scanStateFull(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list %s states: %w", kind, err)
 		}

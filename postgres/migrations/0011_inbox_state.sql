@@ -40,6 +40,7 @@ CREATE TABLE resource_state (
     video_id   text NOT NULL DEFAULT '',
     updated_at timestamptz NOT NULL,
     started_at timestamptz,
+    last_seq   bigint NOT NULL DEFAULT 0,
     history    jsonb NOT NULL DEFAULT '[]',
     PRIMARY KEY (project_id, kind, id)
 );

@@ -40,6 +40,7 @@ CREATE TABLE resource_state (
     video_id   TEXT NOT NULL DEFAULT '',
     updated_at INTEGER NOT NULL,
     started_at INTEGER NOT NULL DEFAULT 0,
+    last_seq   INTEGER NOT NULL DEFAULT 0,
     history    TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (project_id, kind, id)
 ) WITHOUT ROWID;
