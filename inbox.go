@@ -123,6 +123,31 @@ func StateUpdateOfEvent(ev *Event) *StateUpdate {
 	if ev.Type.Operational() {
 		return nil
 	}
+	// The common shapes in one decoding into a struct; anything else
+	// (a field of another type, ...) the way receivers parse.
+	var b struct {
+		Event string `json:"event"`
+		Data  struct {
+			ID      string `json:"id"`
+			Status  string `json:"status"`
+			Message string `json:"message"`
+			EventID string `json:"event_id"`
+			VideoID string `json:"video_id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(ev.Payload, &b) == nil && EventType(b.Event) == ev.Type {
+		d := &b.Data
+		switch {
+		case ev.Type == EventMediaUpdateStatus && d.ID != "" && d.Status != "":
+			return &StateUpdate{Kind: StateMedia, ID: d.ID, Status: d.Status, Message: d.Message}
+		case ev.Type.IsLive() && d.EventID != "":
+			u := &StateUpdate{Kind: StateLive, ID: d.EventID, Status: strings.TrimPrefix(string(ev.Type), "live.")}
+			if ev.Type == EventLiveFinished || !ev.Type.Known() {
+				u.VideoID = d.VideoID
+			}
+			return u
+		}
+	}
 	p, err := ParseLenient(ev.Payload)
 	if err != nil {
 		return nil

@@ -253,3 +253,21 @@ func (a *App) authenticateInbox(src *kinehook.InboxSource, in InboxRequest) erro
 	}
 	return nil
 }
+
+// InboxFlags names what the catalog does not know in an event an inbox
+// kept ("unknown_event_type", "unknown_status"); nil when nothing.
+func InboxFlags(ev *kinehook.Event) []string {
+	if ev.Type.Operational() {
+		return nil
+	}
+	p, err := kinehook.ParseLenient(ev.Payload)
+	switch {
+	case err != nil:
+		return nil
+	case p.UnknownType:
+		return []string{"unknown_event_type"}
+	case p.UnknownStatus:
+		return []string{"unknown_status"}
+	}
+	return nil
+}

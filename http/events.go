@@ -20,13 +20,22 @@ type eventView struct {
 	Data        json.RawMessage    `json:"data"`
 	CreatedAt   time.Time          `json:"created_at"`
 	ResourceKey string             `json:"resource_key,omitempty"`
+	// SourceID names the inbox source the event came through.
+	SourceID string `json:"source_id,omitempty"`
+	// Flags mark what the catalog does not know in an event an inbox
+	// kept: "unknown_event_type", "unknown_status".
+	Flags []string `json:"flags,omitempty"`
 }
 
 func viewEvent(ev *kinehook.Event, data json.RawMessage) eventView {
 	if data == nil {
 		data = app.DataOf(ev.Payload)
 	}
-	return eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey}
+	v := eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey, SourceID: ev.SourceID}
+	if ev.SourceID != "" {
+		v.Flags = app.InboxFlags(ev)
+	}
+	return v
 }
 
 // createEvent accepts one event: strict validation, then a durable publish
@@ -87,6 +96,7 @@ func eventFilter(r *nethttp.Request) (kinehook.EventFilter, error) {
 		f.Type = kinehook.EventType(v)
 	}
 	f.ResourceKey = q.Get("resource_id")
+	f.SourceID = q.Get("source_id")
 	if v := q.Get("status"); v != "" {
 		st := kinehook.DeliveryStatus(v)
 		switch st {

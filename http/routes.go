@@ -60,6 +60,18 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},
 
+		{Method: "POST", Pattern: "/v1/projects/{pid}/sources", Auth: authProject, handle: (*Server).createSource},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/sources", Auth: authProject, handle: (*Server).listSources},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/sources/{sid}", Auth: authProject, handle: (*Server).getSource},
+		{Method: "PATCH", Pattern: "/v1/projects/{pid}/sources/{sid}", Auth: authProject, handle: (*Server).patchSource},
+		{Method: "DELETE", Pattern: "/v1/projects/{pid}/sources/{sid}", Auth: authProject, handle: (*Server).deleteSource},
+		{Method: "POST", Pattern: "/in/{source_id}", Auth: authNone, handle: (*Server).receive},
+
+		{Method: "GET", Pattern: "/v1/projects/{pid}/media", Auth: authProject, handle: (*Server).listMedia},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/media/{id}", Auth: authProject, handle: (*Server).getMedia},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/live", Auth: authProject, handle: (*Server).listLive},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/live/{event_id}", Auth: authProject, handle: (*Server).getLive},
+
 		{Method: "GET", Pattern: "/v1/webhooks", Auth: authWebhooks, handle: (*Server).listWebhooks},
 		{Method: "POST", Pattern: "/v1/webhooks", Auth: authWebhooks, handle: (*Server).createWebhook},
 		{Method: "GET", Pattern: "/v1/webhooks/{id}", Auth: authWebhooks, handle: (*Server).getWebhook},

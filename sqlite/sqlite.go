@@ -179,7 +179,8 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (project_id, key) DO UPDATE SET event_seq = excluded.event_seq, created_at = excluded.created_at`},
 		{&s.selIdem, `SELECT event_seq, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?`},
 		{&s.selEndpointsLite, `SELECT id, event_types FROM endpoints WHERE project_id = ? AND disabled = 0`},
-		{&s.selState, `SELECT ` + stateCols + ` FROM resource_state WHERE project_id = ? AND kind = ? AND id = ?`},
+		{&s.selState, `SELECT ` + stateColsS + ` FROM json_each(?) AS j CROSS JOIN resource_state AS s
+			ON s.project_id = j.value ->> 0 AND s.kind = j.value ->> 1 AND s.id = j.value ->> 2`},
 		{&s.upState, `INSERT INTO resource_state (` + stateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
 			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,

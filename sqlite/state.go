@@ -14,6 +14,9 @@ import (
 
 const stateCols = `project_id, kind, id, status, message, video_id, updated_at, started_at, last_seq, history`
 
+// stateColsS is stateCols of the table aliased s.
+const stateColsS = `s.project_id, s.kind, s.id, s.status, s.message, s.video_id, s.updated_at, s.started_at, s.last_seq, s.history`
+
 // scanState reads a state row, its history left undecoded (RawHistory).
 func scanState(row interface{ Scan(...any) error }) (*kinehook.ResourceState, error) {
 	var st kinehook.ResourceState
@@ -46,46 +49,57 @@ type stateKey struct {
 }
 
 // applyState brings the state of every video and stream the batch's new
-// events speak of up to date, in acceptance order: one read and one
-// upsert per resource per batch.
+// events speak of up to date, in acceptance order: one read of all their
+// states, and one upsert per resource that changed.
 func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) error {
-	var states map[stateKey]*kinehook.ResourceState
-	var order []stateKey
-	dirty := map[stateKey]bool{}
+	updates := make([]*kinehook.StateUpdate, 0, len(b.fresh))
+	var keys [][3]string
+	seen := map[stateKey]bool{}
 	for _, i := range b.fresh {
 		ev := b.results[i].Event
 		u := kinehook.StateUpdateOfEvent(ev)
+		updates = append(updates, u)
 		if u == nil {
 			continue
 		}
-		if states == nil {
-			states = map[stateKey]*kinehook.ResourceState{}
+		k := stateKey{ev.ProjectID, u.Kind, u.ID}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, [3]string{k.project, string(k.kind), k.id})
 		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	states, err := s.readStates(ctx, tx, keys)
+	if err != nil {
+		return err
+	}
+	var order []stateKey
+	dirty := map[stateKey]bool{}
+	for n, i := range b.fresh {
+		u := updates[n]
+		if u == nil {
+			continue
+		}
+		ev := b.results[i].Event
 		k := stateKey{ev.ProjectID, u.Kind, u.ID}
 		st, ok := states[k]
 		if !ok {
-			var err error
-			st, err = scanState(tx.StmtContext(ctx, s.selState).QueryRowContext(ctx, k.project, string(k.kind), k.id))
-			if errors.Is(err, sql.ErrNoRows) {
-				st, err = &kinehook.ResourceState{ProjectID: k.project, Kind: k.kind, ID: k.id}, nil
-			}
-			if err != nil {
-				return fmt.Errorf("sqlite: ingest: read state: %w", err)
-			}
+			st = &kinehook.ResourceState{ProjectID: k.project, Kind: k.kind, ID: k.id}
 			states[k] = st
-			order = append(order, k)
 		}
 		ch, write, err := st.Apply(u, kinehook.StateEntry{At: ev.CreatedAt, EventID: ev.ID, Seq: ev.Seq})
 		if err != nil {
 			return fmt.Errorf("sqlite: ingest: %w", err)
 		}
 		b.results[i].State = ch
-		dirty[k] = dirty[k] || write
+		if write && !dirty[k] {
+			dirty[k] = true
+			order = append(order, k)
+		}
 	}
 	for _, k := range order {
-		if !dirty[k] {
-			continue
-		}
 		st := states[k]
 		h, err := json.Marshal(st.History)
 		if err != nil {
@@ -97,6 +111,32 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 		}
 	}
 	return nil
+}
+
+// readStates reads the stored states of keys ([project, kind, id]) in one
+// query (a JSON array of the keys joined to the primary key).
+func (s *Store) readStates(ctx context.Context, tx *sql.Tx, keys [][3]string) (map[stateKey]*kinehook.ResourceState, error) {
+	arg, err := json.Marshal(keys)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: state keys: %w", err)
+	}
+	rows, err := tx.StmtContext(ctx, s.selState).QueryContext(ctx, string(arg))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: read states: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[stateKey]*kinehook.ResourceState, len(keys))
+	for rows.Next() {
+		st, err := scanState(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: ingest: read states: %w", err)
+		}
+		out[stateKey{st.ProjectID, st.Kind, st.ID}] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: ingest: read states: %w", err)
+	}
+	return out, nil
 }
 
 // GetState returns one video's or stream's state or ErrNotFound.
