@@ -334,6 +334,9 @@ type StateCount struct {
 	ProjectID string
 	Status    string
 	Count     int64
+	// Oldest is the earliest UpdatedAt among them: how long the longest
+	// of them has been in this status.
+	Oldest time.Time
 }
 
 // StateStore answers from the state tables that IngestEvents keeps.

@@ -369,14 +369,15 @@ func (s *Store) ListStates(ctx context.Context, projectID string, kind kinehook.
 
 // CountStates counts states by status, of one project or of all.
 func (s *Store) CountStates(ctx context.Context, projectID string, kind kinehook.StateKind) ([]kinehook.StateCount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT project_id, status, count(*) FROM resource_state
+	rows, err := s.pool.Query(ctx, `SELECT project_id, status, count(*), min(updated_at) FROM resource_state
 		WHERE kind = $1 AND ($2 = '' OR project_id = $2) GROUP BY project_id, status ORDER BY project_id, status`, string(kind), projectID)
 	if err != nil {
 		return nil, wrap("count states", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kinehook.StateCount, error) {
 		var c kinehook.StateCount
-		err := r.Scan(&c.ProjectID, &c.Status, &c.Count)
+		err := r.Scan(&c.ProjectID, &c.Status, &c.Count, &c.Oldest)
+		c.Oldest = c.Oldest.UTC()
 		return c, err
 	})
 	if out == nil {

@@ -207,10 +207,10 @@ func (s *Store) ListStates(ctx context.Context, projectID string, kind kinehook.
 
 // CountStates counts states by status, of one project or of all.
 func (s *Store) CountStates(ctx context.Context, projectID string, kind kinehook.StateKind) ([]kinehook.StateCount, error) {
-	q := `SELECT project_id, status, count(*) FROM resource_state WHERE project_id = ? AND kind = ? GROUP BY project_id, status ORDER BY project_id, status`
+	q := `SELECT project_id, status, count(*), min(updated_at) FROM resource_state WHERE project_id = ? AND kind = ? GROUP BY project_id, status ORDER BY project_id, status`
 	args := []any{projectID, string(kind)}
 	if projectID == "" {
-		q = `SELECT project_id, status, count(*) FROM resource_state WHERE kind = ? GROUP BY project_id, status ORDER BY project_id, status`
+		q = `SELECT project_id, status, count(*), min(updated_at) FROM resource_state WHERE kind = ? GROUP BY project_id, status ORDER BY project_id, status`
 		args = args[1:]
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
@@ -221,9 +221,11 @@ func (s *Store) CountStates(ctx context.Context, projectID string, kind kinehook
 	out := []kinehook.StateCount{}
 	for rows.Next() {
 		var c kinehook.StateCount
-		if err := rows.Scan(&c.ProjectID, &c.Status, &c.Count); err != nil {
+		var oldest int64
+		if err := rows.Scan(&c.ProjectID, &c.Status, &c.Count, &oldest); err != nil {
 			return nil, fmt.Errorf("sqlite: count %s states: %w", kind, err)
 		}
+		c.Oldest = fromMicros(oldest)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

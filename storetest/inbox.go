@@ -257,8 +257,15 @@ func testState(t *testing.T, s kinehook.Store) {
 	}
 	counts, err := s.CountStates(ctx, p.ID, kinehook.StateMedia)
 	requireNoErr(t, err, "CountStates")
-	if fmt.Sprint(counts) != fmt.Sprint([]kinehook.StateCount{{ProjectID: p.ID, Status: "error", Count: 1}, {ProjectID: p.ID, Status: "pending", Count: 1}, {ProjectID: p.ID, Status: "shiny-new", Count: 1}}) {
-		t.Errorf("CountStates = %v", counts)
+	want := []kinehook.StateCount{{ProjectID: p.ID, Status: "error", Count: 1, Oldest: t0.Add(10 * time.Second)},
+		{ProjectID: p.ID, Status: "pending", Count: 1, Oldest: t0.Add(2 * time.Second)}, {ProjectID: p.ID, Status: "shiny-new", Count: 1, Oldest: t0.Add(11 * time.Second)}}
+	if len(counts) != len(want) {
+		t.Fatalf("CountStates = %v, want %v", counts, want)
+	}
+	for i := range want {
+		if counts[i].ProjectID != want[i].ProjectID || counts[i].Status != want[i].Status || counts[i].Count != want[i].Count || !counts[i].Oldest.Equal(want[i].Oldest) {
+			t.Errorf("CountStates[%d] = %+v, want %+v", i, counts[i], want[i])
+		}
 	}
 	allCounts, err := s.CountStates(ctx, "", kinehook.StateMedia)
 	requireNoErr(t, err, "CountStates all")

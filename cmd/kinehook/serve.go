@@ -345,6 +345,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	metrics := prometheus.New(prometheus.Options{
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
+		LiveStreams: func(ctx context.Context) ([]kinehook.StateCount, error) {
+			return st.CountStates(ctx, "", kinehook.StateLive)
+		},
 	})
 	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics)
 	if err != nil {
