@@ -33,7 +33,7 @@ func BenchStateAPI(b *testing.B, s kinehook.Store, n int) {
 			evs = append(evs, &kinehook.Event{ID: kinehook.NewID(kinehook.PrefixEvent), ProjectID: p.ID, Type: kinehook.EventMediaUpdateStatus,
 				Payload:     fmt.Appendf(nil, `{"event":"media.update.status","data":{"id":%q,"status":%q,"message":%q}}`, id, status, msg),
 				ResourceKey: id, CreatedAt: t0.Add(time.Duration(j) * time.Millisecond),
-				State:       &kinehook.StateUpdate{Kind: kinehook.StateMedia, ID: id, Status: status, Message: msg}})
+				State: &kinehook.StateUpdate{Kind: kinehook.StateMedia, ID: id, Status: status, Message: msg}})
 		}
 		if _, err := s.IngestEvents(ctx, evs); err != nil {
 			b.Fatal(err)
