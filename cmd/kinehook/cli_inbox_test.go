@@ -61,6 +61,9 @@ func TestCLISourcesMediaLive(t *testing.T) {
 	if !strings.Contains(ll, "s1") || !strings.Contains(ll, "disconnected") {
 		t.Errorf("live list:\n%s", ll)
 	}
+	if evs := e.must(t, append([]string{"events", "list", "--source-id", kin}, flags...)...); strings.Count(evs, "msg_") != 4 {
+		t.Errorf("events list --source-id:\n%s", evs)
+	}
 	e.must(t, append([]string{"sources", "delete", kin}, flags...)...)
 	if list := e.must(t, append([]string{"sources", "list"}, flags...)...); strings.Contains(list, kin) {
 		t.Errorf("deleted source still listed:\n%s", list)
