@@ -242,6 +242,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /projects/{pid}/events/{id}", h.withProject(h.eventShow))
 	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
 	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
+	m.HandleFunc("GET /projects/{pid}/videos", h.withProject(h.videos))
+	m.HandleFunc("GET /projects/{pid}/streams", h.withProject(h.streams))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// No page matched: the metrics label such requests "unmatched",
 		// not "/" as if the catch-all were a page.
