@@ -350,3 +350,28 @@ type StateStore interface {
 	// project when projectID is "".
 	CountStates(ctx context.Context, projectID string, kind StateKind) ([]StateCount, error)
 }
+
+// StateCountKey names one count of StateCounts: a project's videos or
+// streams in one status.
+type StateCountKey struct {
+	ProjectID string
+	Kind      StateKind
+	Status    string
+}
+
+// CountDeltas collects how a batch moves the per-status counts: each
+// resource leaves the status it had before the batch (Before) for the one
+// it has after. Stores apply the result with the states.
+type CountDeltas map[StateCountKey]int64
+
+// Move records that a resource went from status before ("" for a new
+// one) to after.
+func (d CountDeltas) Move(projectID string, kind StateKind, before, after string) {
+	if before == after {
+		return
+	}
+	if before != "" {
+		d[StateCountKey{projectID, kind, before}]--
+	}
+	d[StateCountKey{projectID, kind, after}]++
+}

@@ -38,6 +38,8 @@ type ingestState struct {
 	states  map[stateKey]*kinehook.ResourceState
 	order   []stateKey
 	written map[stateKey]bool
+	// before is each state's status as read, before this batch.
+	before map[stateKey]string
 	stored  map[inboxKey]inboxLatest
 	latest  map[inboxKey]int // the newest fresh event of each (source, resource) of the batch
 }
@@ -162,6 +164,10 @@ func readPrepared(br pgx.BatchResults, st *ingestState, inbox, state bool) error
 				return err
 			}
 			st.states[stateKey{rs.ProjectID, rs.Kind, rs.ID}] = rs
+			if st.before == nil {
+				st.before = map[stateKey]string{}
+			}
+			st.before[stateKey{rs.ProjectID, rs.Kind, rs.ID}] = rs.Status
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -264,6 +270,22 @@ func (in *ingest) queueState(b *pgx.Batch) error {
 			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,
 			last_seq = excluded.last_seq, history = excluded.history`,
 			pids, kinds, ids, stats, msgs, vids, upd, started, seqs, hist)
+		deltas := kinehook.CountDeltas{}
+		for _, k := range st.order {
+			deltas.Move(k.project, k.kind, st.before[k], st.states[k].Status)
+		}
+		var cp, ck, cs []string
+		var cn []int64
+		for k, n := range deltas {
+			if n != 0 {
+				cp, ck, cs, cn = append(cp, k.ProjectID), append(ck, string(k.Kind)), append(cs, k.Status), append(cn, n)
+			}
+		}
+		if len(cp) > 0 {
+			b.Queue(`INSERT INTO state_counts (project_id, kind, status, count)
+				SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) ORDER BY 1, 2, 3
+				ON CONFLICT (project_id, kind, status) DO UPDATE SET count = state_counts.count + excluded.count`, cp, ck, cs, cn)
+		}
 	}
 	if len(st.latest) > 0 {
 		var srcs, eids []string
@@ -367,17 +389,24 @@ func (s *Store) ListStates(ctx context.Context, projectID string, kind kinehook.
 	return out, next, nil
 }
 
-// CountStates counts states by status, of one project or of all.
+// CountStates counts states by status, of one project or of all, from
+// the counts kept at ingest; the oldest UpdatedAt of each comes from the
+// status index (one seek per status).
 func (s *Store) CountStates(ctx context.Context, projectID string, kind kinehook.StateKind) ([]kinehook.StateCount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT project_id, status, count(*), min(updated_at) FROM resource_state
-		WHERE kind = $1 AND ($2 = '' OR project_id = $2) GROUP BY project_id, status ORDER BY project_id, status`, string(kind), projectID)
+	rows, err := s.pool.Query(ctx, `SELECT c.project_id, c.status, c.count, (SELECT min(r.updated_at) FROM resource_state r
+		WHERE r.project_id = c.project_id AND r.kind = c.kind AND r.status = c.status)
+		FROM state_counts c WHERE c.kind = $1 AND c.count > 0 AND ($2 = '' OR c.project_id = $2)
+		ORDER BY c.project_id, c.status`, string(kind), projectID)
 	if err != nil {
 		return nil, wrap("count states", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kinehook.StateCount, error) {
 		var c kinehook.StateCount
-		err := r.Scan(&c.ProjectID, &c.Status, &c.Count, &c.Oldest)
-		c.Oldest = c.Oldest.UTC()
+		var oldest *time.Time
+		err := r.Scan(&c.ProjectID, &c.Status, &c.Count, &oldest)
+		if oldest != nil {
+			c.Oldest = oldest.UTC()
+		}
 		return c, err
 	})
 	if out == nil {

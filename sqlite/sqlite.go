@@ -56,7 +56,7 @@ type Store struct {
 
 	// Statements prepared on the writer, reused by every transaction.
 	insIdem, selIdem, selEndpointsLite *sql.Stmt
-	selState, upState                  *sql.Stmt
+	selState, upState, upCount         *sql.Stmt
 	// The background checkpointer (nil channels when disabled).
 	ckptStop, ckptDone chan struct{}
 	closeOnce          sync.Once
@@ -185,6 +185,8 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
 			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,
 			last_seq = excluded.last_seq, history = excluded.history`},
+		{&s.upCount, `INSERT INTO state_counts (project_id, kind, status, count) VALUES (?, ?, ?, ?)
+			ON CONFLICT (project_id, kind, status) DO UPDATE SET count = count + excluded.count`},
 	}
 	for _, st := range stmts {
 		p, err := s.w.PrepareContext(ctx, st.sql)
@@ -292,7 +294,7 @@ func (s *Store) Close() error {
 			<-s.ckptDone
 		}
 	})
-	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.selState, s.upState} {
+	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.selState, s.upState, s.upCount} {
 		if st != nil {
 			st.Close()
 		}

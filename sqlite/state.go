@@ -75,6 +75,10 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 	if err != nil {
 		return err
 	}
+	before := make(map[stateKey]string, len(states))
+	for k, st := range states {
+		before[k] = st.Status
+	}
 	var order []stateKey
 	dirty := map[stateKey]bool{}
 	for n, i := range b.fresh {
@@ -97,6 +101,18 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 		if write && !dirty[k] {
 			dirty[k] = true
 			order = append(order, k)
+		}
+	}
+	deltas := kinehook.CountDeltas{}
+	for _, k := range order {
+		deltas.Move(k.project, k.kind, before[k], states[k].Status)
+	}
+	for k, n := range deltas {
+		if n == 0 {
+			continue
+		}
+		if _, err := tx.StmtContext(ctx, s.upCount).ExecContext(ctx, k.ProjectID, string(k.Kind), k.Status, n); err != nil {
+			return fmt.Errorf("sqlite: ingest: state counts: %w", err)
 		}
 	}
 	for _, k := range order {
@@ -205,15 +221,19 @@ func (s *Store) ListStates(ctx context.Context, projectID string, kind kinehook.
 	return out, next, nil
 }
 
-// CountStates counts states by status, of one project or of all.
+// CountStates counts states by status, of one project or of all, from
+// the counts kept at ingest; the oldest UpdatedAt of each comes from the
+// status index (one seek per status).
 func (s *Store) CountStates(ctx context.Context, projectID string, kind kinehook.StateKind) ([]kinehook.StateCount, error) {
-	q := `SELECT project_id, status, count(*), min(updated_at) FROM resource_state WHERE project_id = ? AND kind = ? GROUP BY project_id, status ORDER BY project_id, status`
-	args := []any{projectID, string(kind)}
-	if projectID == "" {
-		q = `SELECT project_id, status, count(*), min(updated_at) FROM resource_state WHERE kind = ? GROUP BY project_id, status ORDER BY project_id, status`
-		args = args[1:]
+	q := `SELECT c.project_id, c.status, c.count, (SELECT min(r.updated_at) FROM resource_state r
+		WHERE r.project_id = c.project_id AND r.kind = c.kind AND r.status = c.status)
+		FROM state_counts c WHERE c.kind = ? AND c.count > 0`
+	args := []any{string(kind)}
+	if projectID != "" {
+		q += ` AND c.project_id = ?`
+		args = append(args, projectID)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY c.project_id, c.status`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: count %s states: %w", kind, err)
 	}
@@ -221,11 +241,11 @@ func (s *Store) CountStates(ctx context.Context, projectID string, kind kinehook
 	out := []kinehook.StateCount{}
 	for rows.Next() {
 		var c kinehook.StateCount
-		var oldest int64
+		var oldest sql.NullInt64
 		if err := rows.Scan(&c.ProjectID, &c.Status, &c.Count, &oldest); err != nil {
 			return nil, fmt.Errorf("sqlite: count %s states: %w", kind, err)
 		}
-		c.Oldest = fromMicros(oldest)
+		c.Oldest = fromMicros(oldest.Int64)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -46,3 +46,13 @@ CREATE TABLE resource_state (
 ) WITHOUT ROWID;
 CREATE INDEX resource_state_updated ON resource_state (project_id, kind, updated_at, id);
 CREATE INDEX resource_state_status ON resource_state (project_id, kind, status, updated_at, id);
+
+-- How many videos (streams) of a project are in each status, kept with
+-- resource_state in the same transaction: the dashboard's counts never scan.
+CREATE TABLE state_counts (
+    project_id TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, kind, status)
+) WITHOUT ROWID;
