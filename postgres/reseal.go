@@ -67,6 +67,11 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 		}
 		n, err := resealInbox(ctx, tx, reseal)
 		changed += n
+		if err != nil {
+			return err
+		}
+		n, err = resealCertCache(ctx, tx, reseal)
+		changed += n
 		return err
 	})
 	if err != nil {

@@ -56,3 +56,12 @@ CREATE TABLE state_counts (
     count      bigint NOT NULL,
     PRIMARY KEY (project_id, kind, status)
 );
+
+-- Automatic certificates (serve --acme-domain): the ACME account key and the
+-- certificates with their private keys, sealed like endpoint secrets, shared
+-- by every instance.
+CREATE TABLE acme_cache (
+    key        text PRIMARY KEY,
+    data       bytea NOT NULL,
+    updated_at timestamptz NOT NULL
+);
