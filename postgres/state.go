@@ -40,8 +40,8 @@ type ingestState struct {
 	written map[stateKey]bool
 	// before is each state's status as read, before this batch.
 	before map[stateKey]string
-	stored  map[inboxKey]inboxLatest
-	latest  map[inboxKey]int // the newest fresh event of each (source, resource) of the batch
+	stored map[inboxKey]inboxLatest
+	latest map[inboxKey]int // the newest fresh event of each (source, resource) of the batch
 }
 
 // lockID is the advisory lock of one state or inbox key: instances that
