@@ -62,3 +62,13 @@ type StoreHealth interface {
 type ReadinessChecker interface {
 	Ready() error
 }
+
+// CertCache keeps what automatic certificates (ACME) need, the account key
+// and the certificates with their private keys, where every instance
+// sharing the store reads them; values are sealed at rest like endpoint
+// secrets. Get of a missing key is ErrNotFound.
+type CertCache interface {
+	CacheGet(ctx context.Context, key string) ([]byte, error)
+	CachePut(ctx context.Context, key string, data []byte) error
+	CacheDelete(ctx context.Context, key string) error
+}

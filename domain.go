@@ -133,6 +133,16 @@ type Event struct {
 	CreatedAt      time.Time       `json:"created_at"`
 	// Seq orders events by acceptance; set by the store.
 	Seq int64 `json:"-"`
+	// SourceID names the inbox source the event came through ("" for the API).
+	SourceID string `json:"source_id,omitempty"`
+	// BodyHash is the SHA-256 of the body an inbox source received: the
+	// store answers a retry of the latest body of a resource from that
+	// source (within InboxRetryWindow) as a duplicate.
+	BodyHash []byte `json:"-"`
+	// State is what the event says about its video or stream, when the
+	// entry point parsed it (nil: the store parses the payload; NoState:
+	// nothing).
+	State *StateUpdate `json:"-"`
 	// Trace is the W3C trace context the event was posted with (nil when
 	// none or not valid): each attempt to deliver it sends it on.
 	Trace *TraceContext `json:"-"`
@@ -262,6 +272,9 @@ type IngestResult struct {
 	// coordinator's reload, which reads the store in acceptance order,
 	// queues them behind the older ones.
 	Deferred bool
+	// State is the change the event made to its video's or stream's
+	// state (nil: none).
+	State *StateChange
 }
 
 // EventFilter selects events in ListEvents. Zero values select everything.
@@ -271,6 +284,8 @@ type EventFilter struct {
 	// DeliveryStatus keeps events with at least one delivery in that status.
 	DeliveryStatus DeliveryStatus
 	Since, Until   time.Time
+	// SourceID keeps events that came through that inbox source.
+	SourceID string
 	// Cursor is the opaque next_cursor of a previous page.
 	Cursor string
 	Limit  int
@@ -481,6 +496,9 @@ type Store interface {
 	// resource key; it returns the next cursor ("" at the end). It reads by
 	// index whatever the filter: a project may hold millions.
 	SearchDeliveries(ctx context.Context, projectID string, f DeliveryFilter) ([]*Delivery, string, error)
+
+	InboxStore
+	StateStore
 }
 
 // deliveryCursorPrefix starts a delivery search cursor: n (newest first)

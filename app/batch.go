@@ -123,6 +123,7 @@ func (a *App) batchItem(item json.RawMessage, i int) (*kinehook.Event, error) {
 		Type:           parsed.Type,
 		Payload:        payload,
 		ResourceKey:    parsed.ResourceKey(),
+		State:          stateOf(parsed),
 		IdempotencyKey: idemKey,
 	}, nil
 }

@@ -91,6 +91,7 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 		IdempotencyKey: in.IdempotencyKey,
 		CreatedAt:      a.now().UTC(),
 		Trace:          CheckTrace(in.Trace),
+		State:          stateOf(parsed),
 	}
 	res, err := a.disp.Publish(ctx, ev)
 	if err != nil {
@@ -231,4 +232,13 @@ func (a *App) fillPayloads(ctx context.Context, evs []*kinehook.Event) error {
 		}
 	}
 	return nil
+}
+
+// stateOf is what a parsed event says about state, for the store (which
+// then need not parse the payload again).
+func stateOf(p *kinehook.ParsedEvent) *kinehook.StateUpdate {
+	if u := kinehook.StateUpdateOf(p); u != nil {
+		return u
+	}
+	return kinehook.NoState
 }

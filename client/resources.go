@@ -260,6 +260,11 @@ type Event struct {
 	// TraceParent is the W3C traceparent the event was posted with, which
 	// each delivery of it continues ("" for none).
 	TraceParent string `json:"traceparent,omitempty"`
+	// SourceID names the inbox source the event came through.
+	SourceID string `json:"source_id,omitempty"`
+	// Flags mark what the catalog does not know in an event an inbox
+	// kept ("unknown_event_type", "unknown_status").
+	Flags []string `json:"flags,omitempty"`
 	// Replayed is true when the send's idempotency key matched an earlier
 	// event: this is that event, and nothing new was created. Only the
 	// answers of SendEvent, SendEventBody, SendEvents and SendEventsBody
@@ -434,6 +439,8 @@ type EventListOptions struct {
 	ResourceKey string
 	// Status keeps events with at least one delivery in that status.
 	Status kinehook.DeliveryStatus
+	// SourceID keeps the events that came through one inbox source.
+	SourceID string
 	// Since and Until bound created_at.
 	Since, Until time.Time
 	Limit        int
@@ -450,6 +457,9 @@ func (o EventListOptions) query() url.Values {
 	}
 	if o.Status != "" {
 		q.Set("status", string(o.Status))
+	}
+	if o.SourceID != "" {
+		q.Set("source_id", o.SourceID)
 	}
 	if !o.Since.IsZero() {
 		q.Set("since", o.Since.UTC().Format(time.RFC3339Nano))

@@ -23,7 +23,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside layout.html.
-var pageNames = []string{"login", "projects", "endpoints", "endpoint_new", "endpoint", "events", "event", "deliveries", "keys", "error"}
+var pageNames = []string{"login", "projects", "endpoints", "endpoint_new", "endpoint", "events", "event", "deliveries", "keys", "error", "videos", "streams"}
 
 // pages holds one parsed template set per page.
 type pages struct {
@@ -70,7 +70,7 @@ type pageData struct {
 	Project *kinehook.Project
 	// Base is the URL prefix of the project's pages, "/projects/{pid}".
 	Base string
-	// Nav names the active tab: "endpoints", "events", "deliveries" or "keys".
+	// Nav names the active tab: "endpoints", "events", "deliveries", "keys", "videos" or "streams".
 	Nav string
 	// LiveSrc, when set, is the server-sent-events URL the page listens to.
 	LiveSrc  string
@@ -212,6 +212,17 @@ var templateFuncs = template.FuncMap{
 			return t.Format("15:04:05")
 		}
 		return t.Format("Jan 2 15:04")
+	},
+	"liveClass": func(s string) string {
+		switch s {
+		case "connected":
+			return "ok"
+		case "disconnected", "cancelled":
+			return "bad"
+		case "finished":
+			return "muted-badge"
+		}
+		return "info"
 	},
 	"mediaClass": func(s string) string {
 		switch kinehook.MediaStatus(s) {

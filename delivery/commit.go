@@ -81,6 +81,9 @@ func (e *Engine) commit(batch []*ingestReq, events []*kinehook.Event) {
 	e.schedule(results, gen)
 	for i := range events {
 		e.obs.EventAccepted(events[i].ProjectID, events[i].Type, results[i].Duplicate)
+		if c := results[i].State; c != nil && !results[i].Duplicate {
+			e.obs.StateChanged(events[i].ProjectID, c)
+		}
 	}
 	off := 0
 	for _, r := range batch {

@@ -296,6 +296,9 @@ type Observer interface {
 	// EndpointDeleted: the endpoint is gone; what is kept per endpoint
 	// (metric series) can go too.
 	EndpointDeleted(endpointID string)
+	// StateChanged: an accepted event moved (or repeated) the state of
+	// its video or stream, in acceptance order.
+	StateChanged(projectID string, c *kinehook.StateChange)
 }
 
 // NopObserver ignores everything.
@@ -318,6 +321,9 @@ func (NopObserver) QueueDepth(string, int) {}
 
 // BreakerChanged implements Observer.
 func (NopObserver) BreakerChanged(string, BreakerState) {}
+
+// StateChanged implements Observer.
+func (NopObserver) StateChanged(string, *kinehook.StateChange) {}
 
 // OperationalEvent implements Observer.
 func (NopObserver) OperationalEvent(OperationalEvent) {}

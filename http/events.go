@@ -22,14 +22,23 @@ type eventView struct {
 	ResourceKey string             `json:"resource_key,omitempty"`
 	// TraceParent is the W3C traceparent the event was posted with.
 	TraceParent string `json:"traceparent,omitempty"`
+	// SourceID names the inbox source the event came through.
+	SourceID string `json:"source_id,omitempty"`
+	// Flags mark what the catalog does not know in an event an inbox
+	// kept: "unknown_event_type", "unknown_status".
+	Flags []string `json:"flags,omitempty"`
 }
 
 func viewEvent(ev *kinehook.Event, data json.RawMessage) eventView {
 	if data == nil {
 		data = app.DataOf(ev.Payload)
 	}
-	return eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey,
-		TraceParent: ev.Trace.TraceParent()}
+	v := eventView{ID: ev.ID, Event: ev.Type, Data: data, CreatedAt: ev.CreatedAt.UTC(), ResourceKey: ev.ResourceKey,
+		TraceParent: ev.Trace.TraceParent(), SourceID: ev.SourceID}
+	if ev.SourceID != "" {
+		v.Flags = app.InboxFlags(ev)
+	}
+	return v
 }
 
 // createEvent accepts one event: strict validation, then a durable publish
@@ -102,6 +111,7 @@ func eventFilter(r *nethttp.Request) (kinehook.EventFilter, error) {
 		f.Type = kinehook.EventType(v)
 	}
 	f.ResourceKey = q.Get("resource_id")
+	f.SourceID = q.Get("source_id")
 	if v := q.Get("status"); v != "" {
 		st := kinehook.DeliveryStatus(v)
 		switch st {

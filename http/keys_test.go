@@ -171,7 +171,7 @@ func TestStrictQuery(t *testing.T) {
 	}{
 		{"/healthz?verbose=1", "", 400, "verbose", "this route accepts none"},
 		{"/v1/event-types?lang=en", "", 400, "lang", "this route accepts none"},
-		{base + "/events?delivery_status=failed", key, 400, "delivery_status", "accepted: limit, cursor, event, resource_id, status, since, until"},
+		{base + "/events?delivery_status=failed", key, 400, "delivery_status", "accepted: limit, cursor, event, resource_id, source_id, status, since, until"},
 		{base + "/events?status=failed&limit=5", key, 200, "", ""},
 		{base + "/endpoints?limit=2&cursor=", key, 200, "", ""},
 		{base + "/endpoints?page=2", key, 400, "page", "accepted: limit, cursor"},

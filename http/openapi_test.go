@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -233,6 +234,36 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("POST", "/v1/projects/{pid}/deliveries/retry", base+"/deliveries/retry", key, map[string]any{"status": "lost"})
 	k.call("POST", "/v1/projects/{pid}/deliveries/retry", base+"/deliveries/retry", key, map[string]any{"endpoint_id": "ep_nope"})
 	k.call("POST", "/v1/projects/{pid}/deliveries/retry", base+"/deliveries/retry", key, map[string]any{"cursor": "x"})
+
+	srcPat, srcOne := "/v1/projects/{pid}/sources", "/v1/projects/{pid}/sources/{sid}"
+	src := k.call("POST", srcPat, base+"/sources", key, map[string]any{"name": "kinescope", "type": "kinescope", "login": "kin", "password": "pw"})
+	k.call("POST", srcPat, base+"/sources", key, map[string]any{"name": "peer", "type": "standard-webhooks", "secret": "whsec_" + strings.Repeat("A", 40)})
+	k.call("POST", srcPat, base+"/sources", key, map[string]any{"name": "x", "type": "kinescope"})
+	k.call("POST", srcPat, base+"/sources", key, `{"name":`)
+	srcID := str(src, "id")
+	k.call("GET", srcPat, base+"/sources", key, nil)
+	k.call("GET", srcOne, base+"/sources/"+srcID, key, nil)
+	k.call("GET", srcOne, base+"/sources/inb_nope", key, nil)
+	k.call("PATCH", srcOne, base+"/sources/"+srcID, key, map[string]any{"name": "renamed"})
+	k.call("PATCH", srcOne, base+"/sources/"+srcID, key, map[string]any{"secret": "whsec_x"})
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("kin:pw"))
+	inPath := "/in/" + srcID
+	k.call("POST", "/in/{source_id}", inPath, "", mediaEvent("v7", "error"), "Authorization", basic)
+	k.call("POST", "/in/{source_id}", inPath, "", mediaEvent("v7", "error"), "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("kin:wrong")))
+	k.call("POST", "/in/{source_id}", inPath, "", `{"event":`, "Authorization", basic)
+	k.call("POST", "/in/{source_id}", inPath, "", `{"event":"media.update.status","data":{"id":"v","status":"done","message":"`+strings.Repeat("a", 1<<20)+`"}}`, "Authorization", basic)
+	k.call("POST", "/in/{source_id}", "/in/inb_nope", "", mediaEvent("v7", "error"), "Authorization", basic)
+	k.call("GET", "/v1/projects/{pid}/media", base+"/media?status=error", key, nil)
+	k.call("GET", "/v1/projects/{pid}/media", base+"/media?since=yesterday", key, nil)
+	k.call("GET", "/v1/projects/{pid}/media/{id}", base+"/media/v7", key, nil)
+	k.call("GET", "/v1/projects/{pid}/media/{id}", base+"/media/nope", key, nil)
+	k.call("GET", "/v1/projects/{pid}/live", base+"/live?state=created", key, nil)
+	k.call("GET", "/v1/projects/{pid}/live", base+"/live?limit=0", key, nil)
+	k.call("GET", "/v1/projects/{pid}/live/{event_id}", base+"/live/l9", key, nil)
+	k.call("GET", "/v1/projects/{pid}/live/{event_id}", base+"/live/nope", key, nil)
+	k.call("GET", "/v1/projects/{pid}/events", base+"/events?source_id="+srcID, key, nil)
+	k.call("DELETE", srcOne, base+"/sources/"+srcID, key, nil)
+	k.call("DELETE", srcOne, base+"/sources/"+srcID, key, nil)
 
 	wh := k.call("POST", "/v1/webhooks", "/v1/webhooks", key, map[string]any{"name": "k", "endpoint": e.sink.URL, "events": []string{"live.*"}, "login": "u", "password": "p"})
 	k.call("POST", "/v1/webhooks", "/v1/webhooks", key, map[string]any{"name": "k"})

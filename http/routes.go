@@ -48,7 +48,7 @@ func (rt *route) op() app.Op {
 // Query parameters shared by several routes.
 var (
 	pageParams  = []string{"limit", "cursor"}
-	eventParams = []string{"limit", "cursor", "event", "resource_id", "status", "since", "until"}
+	eventParams = []string{"limit", "cursor", "event", "resource_id", "source_id", "status", "since", "until"}
 	// kinescopeListParams are what Kinescope's API accepts on its lists
 	// (https://docs.kinescope.com/developer-guides/api-general-rules/):
 	// its clients may send them to /v1/webhooks, which accepts and
@@ -104,6 +104,18 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}", Auth: authProject, handle: (*Server).getDelivery},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},
+
+		{Method: "POST", Pattern: "/v1/projects/{pid}/sources", Auth: authProject, handle: (*Server).createSource},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/sources", Auth: authProject, handle: (*Server).listSources},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/sources/{sid}", Auth: authProject, handle: (*Server).getSource},
+		{Method: "PATCH", Pattern: "/v1/projects/{pid}/sources/{sid}", Auth: authProject, handle: (*Server).patchSource},
+		{Method: "DELETE", Pattern: "/v1/projects/{pid}/sources/{sid}", Auth: authProject, handle: (*Server).deleteSource},
+		{Method: "POST", Pattern: "/in/{source_id}", Auth: authNone, handle: (*Server).receive},
+
+		{Method: "GET", Pattern: "/v1/projects/{pid}/media", Auth: authProject, Query: []string{"status", "since", "limit", "cursor"}, handle: (*Server).listMedia},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/media/{id}", Auth: authProject, handle: (*Server).getMedia},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/live", Auth: authProject, Query: []string{"state", "since", "limit", "cursor"}, handle: (*Server).listLive},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/live/{event_id}", Auth: authProject, handle: (*Server).getLive},
 
 		{Method: "GET", Pattern: "/v1/webhooks", Auth: authWebhooks, Query: kinescopeListParams, handle: (*Server).listWebhooks},
 		{Method: "POST", Pattern: "/v1/webhooks", Auth: authWebhooks, handle: (*Server).createWebhook},

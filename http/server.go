@@ -344,7 +344,7 @@ func (s *Server) admitKey(w nethttp.ResponseWriter, r *nethttp.Request, rt *rout
 
 // isAPIPath reports whether path belongs to the API (and so never to the dashboard).
 func isAPIPath(path string) bool {
-	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/healthz" || path == "/readyz" || path == "/openapi.json" || path == "/metrics"
+	return path == "/v1" || strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/in/") || path == "/healthz" || path == "/readyz" || path == "/openapi.json" || path == "/metrics"
 }
 
 // match finds the route for method and path. When the path matches routes

@@ -58,7 +58,13 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	if err := s.repeated(ctx, tx, in); err != nil {
 		return nil, err
 	}
+	if err := s.prepareState(ctx, tx, in); err != nil {
+		return nil, err
+	}
 	in.build()
+	if err := in.applyState(); err != nil {
+		return nil, err
+	}
 	if err := in.secondTrip(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -93,11 +99,13 @@ type ingest struct {
 
 	results []kinehook.IngestResult
 	rows    ingestRows
+	state   ingestState
 }
 
 // ingestRows are the column arrays of the new events and deliveries.
 type ingestRows struct {
 	eIDs, ePIDs, eTypes, eKeys []string
+	eSrcs                      []string
 	eRes, ePay                 [][]byte
 	eSeqs                      []int64
 	eAts                       []time.Time
@@ -349,6 +357,7 @@ func (in *ingest) build() {
 
 func (r *ingestRows) addEvent(ev *kinehook.Event) {
 	r.eIDs, r.ePIDs, r.eTypes, r.eKeys = append(r.eIDs, ev.ID), append(r.ePIDs, ev.ProjectID), append(r.eTypes, string(ev.Type)), append(r.eKeys, ev.IdempotencyKey)
+	r.eSrcs = append(r.eSrcs, ev.SourceID)
 	r.eRes, r.ePay, r.eSeqs, r.eAts = append(r.eRes, []byte(ev.ResourceKey)), append(r.ePay, nonNil(ev.Payload)), append(r.eSeqs, ev.Seq), append(r.eAts, ev.CreatedAt)
 	if ev.Trace != nil && r.eTPs == nil {
 		// The first traced event: the ones before it had none.
@@ -376,14 +385,17 @@ func (in *ingest) secondTrip(ctx context.Context, tx pgx.Tx) error {
 	}
 	var b pgx.Batch
 	if r.eTPs == nil { // no trace context in the batch: the columns keep their default
-		b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[])`,
-			r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts)
+		b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, source_id)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[], $9::text[])`,
+			r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts, r.eSrcs)
 	} else {
-		b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate)
+		b.Queue(`INSERT INTO events (seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, source_id, traceparent, tracestate)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::timestamptz[],
-			$9::text[], $10::text[])`,
-			r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts, r.eTPs, r.eTSs)
+			$9::text[], $10::text[], $11::text[])`,
+			r.eSeqs, r.eIDs, r.ePIDs, r.eTypes, r.eRes, r.ePay, r.eKeys, r.eAts, r.eSrcs, r.eTPs, r.eTSs)
+	}
+	if err := in.queueState(&b); err != nil {
+		return err
 	}
 	if len(r.dIDs) > 0 {
 		b.Queue(`INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, resource_key, seq, partition,
@@ -457,7 +469,7 @@ func (s *Store) eventsByKey(ctx context.Context, tx pgx.Tx, evs []*kinehook.Even
 	return out, wrap("ingest: read earlier events", rows.Err())
 }
 
-const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload, e.idempotency_key, e.created_at, e.traceparent, e.tracestate`
+const eventColsE = `e.seq, e.id, e.project_id, e.type, e.resource_key, e.payload, e.idempotency_key, e.created_at, e.traceparent, e.tracestate, e.source_id`
 
 func scanEvent(row pgx.Row, before ...any) (*kinehook.Event, error) {
 	var (
@@ -466,7 +478,7 @@ func scanEvent(row pgx.Row, before ...any) (*kinehook.Event, error) {
 		res    []byte
 		tp, ts string
 	)
-	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt, &tp, &ts)
+	dest := append(before, &e.Seq, &e.ID, &e.ProjectID, &typ, &res, &e.Payload, &e.IdempotencyKey, &e.CreatedAt, &tp, &ts, &e.SourceID)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -509,6 +521,9 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, f kinehook.Eve
 			return nil, "", &kinehook.Error{Code: kinehook.EINVALID, Field: "cursor", Message: "malformed cursor"}
 		}
 		where = append(where, "e.seq < "+arg(seq))
+	}
+	if f.SourceID != "" {
+		where = append(where, "e.source_id = "+arg(f.SourceID), "e.source_id <> ''")
 	}
 	if f.Type != "" {
 		where = append(where, "e.type = "+arg(string(f.Type)))

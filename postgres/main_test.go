@@ -49,6 +49,7 @@ func resetDB(t testing.TB) {
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, `DELETE FROM settings; DELETE FROM endpoints; DELETE FROM projects;
 		DELETE FROM events; DELETE FROM idempotency_keys; DELETE FROM deliveries; DELETE FROM attempts; DELETE FROM instances;
+		DELETE FROM inbox_sources; DELETE FROM inbox_latest; DELETE FROM resource_state; DELETE FROM state_counts; DELETE FROM acme_cache;
 		UPDATE partition_leases SET owner = NULL, expires_at = NULL`); err != nil {
 		t.Fatalf("reset database: %v", err)
 	}

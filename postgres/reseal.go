@@ -65,7 +65,14 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 				}
 			}
 		}
-		return nil
+		n, err := resealInbox(ctx, tx, reseal)
+		changed += n
+		if err != nil {
+			return err
+		}
+		n, err = resealCertCache(ctx, tx, reseal)
+		changed += n
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: reseal secrets: %w", err)

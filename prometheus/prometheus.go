@@ -4,6 +4,7 @@
 package prometheus
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -35,6 +36,8 @@ type Metrics struct {
 	commitBatch     prom.Histogram
 	httpRequests    *prom.CounterVec
 	httpDuration    *prom.HistogramVec
+	mediaStatus     *prom.CounterVec
+	processing      *prom.HistogramVec
 }
 
 // Options plugs values the engine and store know into gauges read at scrape time.
@@ -44,6 +47,10 @@ type Options struct {
 	// OpenDeliveries returns pending and retrying delivery counts per
 	// endpoint; nil leaves those series out.
 	OpenDeliveries func() (pending, retrying map[string]int)
+	// LiveStreams counts the live streams of every project by state, with
+	// the oldest UpdatedAt of each (the store's state table, at scrape
+	// time); nil leaves kinehook_live_streams out.
+	LiveStreams func(ctx context.Context) ([]kinehook.StateCount, error)
 }
 
 // latencyBuckets span sub-millisecond local deliveries to the multi-hour
@@ -98,8 +105,16 @@ func New(o Options) *Metrics {
 		Name: "kinehook_http_request_duration_seconds", Help: "HTTP request duration by route pattern.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route"})
+	m.mediaStatus = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_media_status_total", Help: "Accepted media.update.status events by project and status (a status outside the catalog counts as \"unknown\").",
+	}, []string{"project", "status"})
+	m.processing = prom.NewHistogramVec(prom.HistogramOpts{
+		Name: "kinehook_media_processing_seconds", Help: "Processing time per video: from its first pending or uploading to done or error, by project and outcome.",
+		Buckets: []float64{5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200},
+	}, []string{"project", "status"})
 	for _, c := range []prom.Collector{m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
 		m.e2eLatency, m.queueDepth, m.breakerOpen, m.opEvents, m.commitDuration, m.commitBatch, m.httpRequests, m.httpDuration,
+		m.mediaStatus, m.processing,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -111,6 +126,11 @@ func New(o Options) *Metrics {
 	if o.OpenDeliveries != nil {
 		f(&openCollector{fn: o.OpenDeliveries, desc: prom.NewDesc("kinehook_endpoint_open_deliveries",
 			"Open deliveries per endpoint by status (pending, retrying), from the delivery engine's queues at scrape time.", []string{"endpoint_id", "status"}, nil)})
+	}
+	if o.LiveStreams != nil {
+		f(&liveCollector{fn: o.LiveStreams,
+			count: prom.NewDesc("kinehook_live_streams", "Live streams by project and state (created, connected, disconnected, finished, cancelled, enabled; \"unknown\" for others), from the state table at scrape time.", []string{"project", "state"}, nil),
+			age:   prom.NewDesc("kinehook_live_state_oldest_seconds", "How long the longest-standing stream of a project has been in a state (e.g. disconnected), at scrape time.", []string{"project", "state"}, nil)})
 	}
 	return m
 }
@@ -170,6 +190,22 @@ func (m *Metrics) BreakerChanged(endpointID string, state delivery.BreakerState)
 // OperationalEvent implements delivery.Observer.
 func (m *Metrics) OperationalEvent(ev delivery.OperationalEvent) {
 	m.opEvents.WithLabelValues(string(ev.Event)).Inc()
+}
+
+// StateChanged implements delivery.Observer: the media status counter and
+// the processing time histogram.
+func (m *Metrics) StateChanged(projectID string, c *kinehook.StateChange) {
+	if c.Kind != kinehook.StateMedia {
+		return
+	}
+	status := c.Status
+	if !kinehook.MediaStatus(status).Known() {
+		status = "unknown" // the label's values stay few whatever is sent
+	}
+	m.mediaStatus.WithLabelValues(projectID, status).Inc()
+	if c.Processing > 0 {
+		m.processing.WithLabelValues(projectID, status).Observe(c.Processing.Seconds())
+	}
 }
 
 // EndpointDeleted implements delivery.Observer: a deleted endpoint's series
@@ -232,5 +268,41 @@ func (c *openCollector) Collect(ch chan<- prom.Metric) {
 	}
 	for ep, n := range retrying {
 		ch <- prom.MustNewConstMetric(c.desc, prom.GaugeValue, float64(n), ep, "retrying")
+	}
+}
+
+// liveCollector reads the live streams' counts from the store at scrape time.
+type liveCollector struct {
+	fn         func(ctx context.Context) ([]kinehook.StateCount, error)
+	count, age *prom.Desc
+}
+
+func (c *liveCollector) Describe(ch chan<- *prom.Desc) { ch <- c.count; ch <- c.age }
+
+func (c *liveCollector) Collect(ch chan<- prom.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.fn(ctx)
+	if err != nil {
+		ch <- prom.NewInvalidMetric(c.count, err)
+		return
+	}
+	type key struct{ project, state string }
+	sum := map[key]int64{}
+	oldest := map[key]time.Time{}
+	for _, sc := range counts {
+		k := key{sc.ProjectID, sc.Status}
+		if !kinehook.EventType("live." + sc.Status).Known() {
+			k.state = "unknown"
+		}
+		sum[k] += sc.Count
+		if o, ok := oldest[k]; !ok || sc.Oldest.Before(o) {
+			oldest[k] = sc.Oldest
+		}
+	}
+	now := time.Now()
+	for k, n := range sum {
+		ch <- prom.MustNewConstMetric(c.count, prom.GaugeValue, float64(n), k.project, k.state)
+		ch <- prom.MustNewConstMetric(c.age, prom.GaugeValue, max(now.Sub(oldest[k]).Seconds(), 0), k.project, k.state)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/cputime"
 	"github.com/kinehook/kinehook/sqlite"
+	"github.com/kinehook/kinehook/storetest"
 )
 
 func benchStore(b *testing.B) (*sqlite.Store, *kinehook.Project, *kinehook.Endpoint) {
@@ -175,4 +177,19 @@ func BenchmarkIngestFanOut10(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch*10)/time.Since(start).Seconds(), "deliveries/s")
 	b.ReportMetric(float64(cputime.Self()-cpu0)/float64(b.N*batch*10)/1e3, "cpu-µs/delivery")
+}
+
+// BenchmarkStateMillion measures the state API on a project with a
+// million videos (KINEHOOK_STATE_VIDEOS overrides the count).
+func BenchmarkStateMillion(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("KINEHOOK_STATE_VIDEOS")); err == nil && v > 0 {
+		n = v
+	}
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "million.db"), sqlite.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	storetest.BenchStateAPI(b, s, n)
 }

@@ -48,8 +48,14 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	if err := s.claimKeys(ctx, tx, &b, events, now); err != nil {
 		return nil, err
 	}
+	if err := s.inboxRetries(ctx, tx, &b); err != nil {
+		return nil, err
+	}
 	args, err := s.insertEvents(ctx, tx, &b)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.applyState(ctx, tx, &b); err != nil {
 		return nil, err
 	}
 	if err := s.insertDeliveries(ctx, tx, &b, args[:0], now); err != nil {
@@ -127,7 +133,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, b *ingestBatch) ([
 	args := make([]any, 0, len(b.fresh)*ins.cols)
 	for _, i := range b.fresh {
 		ev := b.results[i].Event
-		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt))
+		args = append(args, ev.ID, ev.ProjectID, string(ev.Type), ev.ResourceKey, []byte(ev.Payload), ev.IdempotencyKey, micros(ev.CreatedAt), ev.SourceID)
 		if ins == &eventInsertTraced {
 			args = append(args, ev.Trace.TraceParent(), ev.Trace.TraceState())
 		}
@@ -197,13 +203,13 @@ const maxBulkRows = 64
 
 var (
 	eventInsert = bulkInsert{
-		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at) VALUES `,
-		row:  `(?, ?, ?, ?, ?, ?, ?)`, cols: 7,
+		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at, source_id) VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?, ?)`, cols: 8,
 	}
 	// eventInsert with the W3C trace context, for batches that carry one.
 	eventInsertTraced = bulkInsert{
-		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate) VALUES `,
-		row:  `(?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols: 9,
+		head: `INSERT INTO events (id, project_id, type, resource_key, payload, idempotency_key, created_at, source_id, traceparent, tracestate) VALUES `,
+		row:  `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols: 10,
 	}
 	deliveryInsert = bulkInsert{
 		head: `INSERT INTO deliveries (id, project_id, event_seq, endpoint_id, partition, status, next_attempt_at, created_at, updated_at) VALUES `,
@@ -346,14 +352,14 @@ func (s *Store) enabledEndpoints(ctx context.Context, tx *sql.Tx, projectID stri
 	return out, nil
 }
 
-const eventCols = `seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate`
+const eventCols = `seq, id, project_id, type, resource_key, payload, idempotency_key, created_at, traceparent, tracestate, source_id`
 
 func scanEvent(row interface{ Scan(...any) error }) (*kinehook.Event, error) {
 	var e kinehook.Event
 	var typ, tp, ts string
 	var payload []byte
 	var created int64
-	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created, &tp, &ts); err != nil {
+	if err := row.Scan(&e.Seq, &e.ID, &e.ProjectID, &typ, &e.ResourceKey, &payload, &e.IdempotencyKey, &created, &tp, &ts, &e.SourceID); err != nil {
 		return nil, err
 	}
 	e.Trace = kinehook.NewTraceContext(tp, ts)
@@ -412,6 +418,10 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, f kinehook.Eve
 		}
 		where.WriteString(` AND seq < ?`)
 		args = append(args, seq)
+	}
+	if f.SourceID != "" {
+		where.WriteString(` AND source_id = ? AND source_id <> ''`) // the partial index's WHERE
+		args = append(args, f.SourceID)
 	}
 	if f.Type != "" {
 		where.WriteString(` AND type = ?`)

@@ -231,6 +231,11 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 			return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
 		}
 	}
+	n, err := resealInbox(ctx, tx, reseal)
+	if err != nil {
+		return 0, err
+	}
+	changed += n
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: commit: %w", err)
 	}

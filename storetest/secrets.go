@@ -100,7 +100,14 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 			t.Fatalf("AllEndpoints = %d", len(all))
 		}
 		compareEndpoint(t, "rotated endpoint", all[0], e)
-		return planted{secrets: []string{rotated, cur}, password: newPW, plain: []string{newLogin, newToken, apiKey}}
+		src := newInboxSource(t, s, p.ID)
+		peer := &kinehook.InboxSource{ID: kinehook.NewID(kinehook.PrefixInbox), ProjectID: p.ID, Type: kinehook.InboxStandardWebhooks,
+			Secret: "whsec_" + randHex(24), CreatedAt: now(), UpdatedAt: now()}
+		requireNoErr(t, s.CreateInboxSource(t.Context(), peer), "CreateInboxSource")
+		if got, err := s.InboxSourceByID(t.Context(), peer.ID); err != nil || got.Secret != peer.Secret {
+			t.Fatalf("InboxSourceByID = %+v, %v", got, err)
+		}
+		return planted{secrets: []string{rotated, cur, peer.Secret}, password: newPW, plain: []string{newLogin, newToken, apiKey, src.Password}}
 	}
 
 	t.Run("Sealed", func(t *testing.T) {

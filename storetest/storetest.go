@@ -78,6 +78,10 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"DeleteProject", testDeleteProject},
 		{"Consistency", testConsistency},
 		{"TraceContext", testTraceContext},
+		{"InboxSources", testInboxSources},
+		{"InboxRetries", testInboxRetries},
+		{"State", testState},
+		{"StateHistoryBound", testStateHistoryBound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

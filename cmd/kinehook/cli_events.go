@@ -162,6 +162,7 @@ func newLiveEventID() string {
 // eventListFlags are the flags of `events list`.
 type eventListFlags struct {
 	event, cursor, resource, status, since, until string
+	source                                        string
 	limit                                         int
 	all                                           bool
 	follow                                        bool
@@ -182,6 +183,7 @@ func newEventListCmd(o *apiOptions) *cobra.Command {
 	lf.IntVar(&lo.limit, "limit", 0, "page size, 1 to 1000 (0: the server's default)")
 	lf.StringVar(&lo.cursor, "cursor", "", "the next page's cursor, from a previous list")
 	lf.StringVar(&lo.resource, "resource-id", "", "only events about this video id or live event id")
+	lf.StringVar(&lo.source, "source-id", "", "only events that came through this inbox source (inb_...)")
 	lf.StringVar(&lo.status, "status", "", "only events with a delivery in this status (pending, retrying, succeeded, failed)")
 	lf.StringVar(&lo.since, "since", "", "only events created since (RFC 3339, a date, or a duration like 2h)")
 	lf.StringVar(&lo.until, "until", "", "only events created before (RFC 3339, a date, or a duration like 2h)")
@@ -201,7 +203,7 @@ func (lo *eventListFlags) options(now time.Time) (client.EventListOptions, error
 	}
 	opts := client.EventListOptions{
 		Event: kinehook.EventType(lo.event), Cursor: lo.cursor, Limit: lo.limit,
-		ResourceKey: lo.resource, Status: kinehook.DeliveryStatus(lo.status),
+		ResourceKey: lo.resource, Status: kinehook.DeliveryStatus(lo.status), SourceID: lo.source,
 	}
 	for _, tf := range []struct {
 		flag, v string

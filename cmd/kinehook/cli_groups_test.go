@@ -31,7 +31,7 @@ func TestCLIGroupsRejectUnknownSubcommands(t *testing.T) {
 	for _, g := range groups {
 		names = append(names, g.Name())
 	}
-	if want := []string{"deliveries", "endpoints", "events", "keys", "projects"}; !slices.Equal(names, want) {
+	if want := []string{"deliveries", "endpoints", "events", "keys", "live", "media", "projects", "sources"}; !slices.Equal(names, want) {
 		t.Fatalf("groups %v, want %v", names, want)
 	}
 	for _, g := range groups {
@@ -56,7 +56,7 @@ func TestCLIGroupsRejectUnknownSubcommands(t *testing.T) {
 							t.Errorf("error %q does not list the valid subcommand %s", msg, v)
 						}
 					}
-					if args[0] == "lst" && !strings.Contains(msg, "Did you mean this?\n\tlist") {
+					if _, sugg, _ := strings.Cut(msg, "Did you mean this?\n"); args[0] == "lst" && !strings.Contains(sugg, "\tlist\n") { // media also suggests get
 						t.Errorf("no suggestion for lst: %q", msg)
 					}
 					if out != "" {

@@ -131,7 +131,8 @@ func newCLIEnv(t *testing.T) *cliEnv {
 // never leak from one run to the next.
 func cliRoot() *cobra.Command {
 	root := &cobra.Command{Use: "kinehook", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newProjectsCmd(), newEndpointsCmd(), newEventsCmd(), newDeliveriesCmd(), newSimulateCmd(), newKeysCmd())
+	root.AddCommand(newProjectsCmd(), newEndpointsCmd(), newEventsCmd(), newDeliveriesCmd(), newSimulateCmd(), newKeysCmd(),
+		newSourcesCmd(), newMediaCmd(), newLiveCmd())
 	return root
 }
 

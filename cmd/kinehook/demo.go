@@ -183,7 +183,10 @@ func runDemo(ctx context.Context, o *demoOptions, stdout, stderr io.Writer) (err
 		return nil // stopped while starting
 	}
 	d.banner()
-	// 4. The simulator, endless until Ctrl-C or --duration.
+	// 4. Kinescope's part: a few webhooks through the inbox, relayed to the
+	// receiver like every event.
+	fmt.Fprintln(d.stdout, d.playKinescope(ctx))
+	// 5. The simulator, endless until Ctrl-C or --duration.
 	return d.simulate(ctx)
 }
 
@@ -218,6 +221,10 @@ type demoRun struct {
 
 	project  *client.ProjectWithKey
 	endpoint *client.Endpoint
+	// source is the demo's inbox, which a stand-in for Kinescope calls
+	// with Basic Auth (sourcePassword).
+	source         *client.Source
+	sourcePassword string
 }
 
 // removeData removes the data folder (or says where it was kept), setting
@@ -274,7 +281,62 @@ func (d *demoRun) createProject(ctx context.Context) error {
 		return fmt.Errorf("create the demo endpoint: %w", err)
 	}
 	d.project, d.endpoint = p, ep
+	d.sourcePassword = "demo-" + randomSuffix()
+	src, err := admin.CreateSource(rctx, p.ID, client.SourceInput{Name: client.Ptr("Kinescope (demo)"), Type: client.Ptr(kinehook.InboxKinescope),
+		Login: client.Ptr(demoSourceLogin), Password: &d.sourcePassword})
+	if err != nil {
+		return fmt.Errorf("create the demo inbox source: %w", err)
+	}
+	d.source = src
 	return nil
+}
+
+// demoSourceLogin is the Basic Auth login of the demo's inbox source.
+const demoSourceLogin = "kinescope"
+
+// randomSuffix is 8 random hex characters.
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
+
+// playKinescope posts what Kinescope would to the demo's inbox: a video's
+// statuses and a stream going live, with Basic Auth and the seed's bodies,
+// and one retry of the same body (stored once). It returns the line to print.
+func (d *demoRun) playKinescope(ctx context.Context) string {
+	video, stream := newVideoID(), newLiveEventID()
+	bodies := []string{
+		fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"pending"}}`, video),
+		fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"processing"}}`, video),
+		fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"processing"}}`, video), // Kinescope retrying
+		fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, video),
+		fmt.Sprintf(`{"event":"live.created","data":{"event_id":%q}}`, stream),
+		fmt.Sprintf(`{"event":"live.connected","data":{"event_id":%q}}`, stream),
+	}
+	url := d.base + d.source.Path
+	ok := 0
+	for _, b := range bodies {
+		rctx, cancel := demoRequestCtx(ctx)
+		req, err := http.NewRequestWithContext(rctx, "POST", url, strings.NewReader(b))
+		if err != nil {
+			cancel()
+			continue
+		}
+		req.SetBasicAuth(demoSourceLogin, d.sourcePassword)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		cancel()
+		if err != nil {
+			return fmt.Sprintf("inbox: posting as Kinescope failed: %v", err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			ok++
+		}
+	}
+	return fmt.Sprintf("inbox: played Kinescope: %d of %d webhooks to %s answered 200 (Basic Auth; one a retry, stored once); video %s and stream %s are in the dashboard's Videos and Live tabs",
+		ok, len(bodies), d.source.Path, video, stream)
 }
 
 // banner prints where everything is.
@@ -286,6 +348,7 @@ func (d *demoRun) banner() {
   Sign in with: %s   (the demo project's key; admin key: %s)
   API:          curl -H 'Authorization: Bearer %s' %s/v1/projects/%s/events
   Receiver:     examples/statussync at %s (endpoint %s)
+  Inbox:        %s (what Kinescope calls: login %s, password %s)
   Its tables:   %s (SQLite: videos, live_events)
   Data folder:  %s
 
@@ -301,7 +364,7 @@ What the lines below say:
                             stream's recording available.
   "dashboard: ..."          this banner's address and key again, every %s.
 
-`, d.base, p.APIKey, d.srv.adminKey, p.APIKey, d.base, p.ID, d.receiverURL, d.endpoint.ID, d.dbPath, d.dir,
+`, d.base, p.APIKey, d.srv.adminKey, p.APIKey, d.base, p.ID, d.receiverURL, d.endpoint.ID, d.base+d.source.Path, demoSourceLogin, d.sourcePassword, d.dbPath, d.dir,
 		strconv.FormatFloat(d.rate, 'f', -1, 64), d.o.every, d.reminderEvery())
 }
 

@@ -136,6 +136,15 @@ func TestDemoDeliversToTheReceiver(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("the flaky receiver refused nothing, so no retry was shown")
 	}
+	// Kinescope's part: the inbox took its webhooks, and they reached the
+	// receiver like every event.
+	inbox := regexp.MustCompile(`inbox: played Kinescope: 6 of 6 webhooks to /in/inb_\w+ answered 200.*video (\S+) and stream`).FindStringSubmatch(text)
+	if inbox == nil || !strings.Contains(text, "Inbox:        http://127.0.0.1:") {
+		t.Fatalf("no inbox in the demo:\n%s", text)
+	}
+	if !strings.Contains(text, "notify: video "+inbox[1]+" is done") {
+		t.Errorf("the video posted to the inbox did not reach the receiver:\n%s", text)
+	}
 	if !strings.Contains(text, "events after a final status: 0") {
 		t.Errorf("the receiver saw events out of order:\n%s", text)
 	}

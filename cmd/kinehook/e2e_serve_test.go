@@ -82,25 +82,7 @@ type serveProc struct {
 func startServe(t *testing.T, bin, data string, env []string, args ...string) *serveProc {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, args...)...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KINEHOOK_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	p := &serveProc{t: t, cmd: cmd, url: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start serve: %v", err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startServeNoWait(t, bin, data, addr, env, args...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		res, err := nethttp.Get(p.url + "/healthz")
@@ -120,6 +102,31 @@ func startServe(t *testing.T, bin, data string, env []string, args ...string) *s
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startServeNoWait starts `kinehook serve` on addr without waiting for it.
+func startServeNoWait(t *testing.T, bin, data, addr string, env []string, args ...string) *serveProc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KINEHOOK_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	p := &serveProc{t: t, cmd: cmd, url: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start serve: %v", err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
 }
 
 // stop sends sig and returns the exit error (nil for exit 0).

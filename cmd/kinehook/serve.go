@@ -25,6 +25,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/app"
@@ -57,11 +58,18 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	pprof           bool
 	secureCookies   bool
-	memoryLimit     string
-	retentionDays   int
-	retentionEvery  time.Duration
-	breakerAfter    int
-	disableAfter    time.Duration
+	// secureCookiesSet: --secure-cookies was given; otherwise it follows TLS.
+	secureCookiesSet bool
+	tlsCert, tlsKey  string
+	acmeDomains      []string
+	acmeEmail        string
+	acmeDirectory    string
+	acmeCA           string
+	memoryLimit      string
+	retentionDays    int
+	retentionEvery   time.Duration
+	breakerAfter     int
+	disableAfter     time.Duration
 
 	// listener, when set (by `kinehook bench`), is served instead of
 	// listening on addr, so an in-process server can take a free port.
@@ -98,6 +106,7 @@ OTLP over HTTP (see docs/tracing.md).`,
 			if err := serveApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
 				return err
 			}
+			o.secureCookiesSet = cmd.Flags().Changed("secure-cookies")
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return runServe(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -119,7 +128,13 @@ OTLP over HTTP (see docs/tracing.md).`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
 	f.IntVar(&o.retentionDays, "retention-days", 30, "remove events (with deliveries and attempts) older than this; a project's retention_days overrides it (0: keep forever)")
 	f.DurationVar(&o.retentionEvery, "retention-interval", time.Hour, "how often retention runs")
-	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark the dashboard's session cookie Secure (__Host-); set it when clients reach kinehook over HTTPS")
+	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark the dashboard's session cookie Secure (__Host-); default: on when kinehook serves TLS itself, off otherwise (set it behind a TLS-terminating proxy)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate chain (PEM); reloaded with --tls-key on SIGHUP without dropping connections")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	f.StringArrayVar(&o.acmeDomains, "acme-domain", nil, "serve HTTPS with automatic certificates (ACME tls-alpn-01: the address must be reachable on port 443 under this name); repeatable; cached in the data folder, or in the database with PostgreSQL so that every instance shares them")
+	f.StringVar(&o.acmeEmail, "acme-email", "", "contact address given to the ACME CA (expiry notices)")
+	f.StringVar(&o.acmeDirectory, "acme-directory", autocert.DefaultACMEDirectory, "the ACME directory URL (default Let's Encrypt's production one)")
+	f.StringVar(&o.acmeCA, "acme-ca", "", "PEM file of the CA that signs the ACME directory's own HTTPS certificate (a private ACME server)")
 	f.IntVar(&o.breakerAfter, "breaker-threshold", delivery.DefaultBreakerThreshold, "consecutive failures that open an endpoint's circuit breaker (0: never)")
 	f.DurationVar(&o.disableAfter, "disable-after", delivery.DefaultDisableAfter, "disable an endpoint that has failed continuously this long (0: never)")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
@@ -356,6 +371,9 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	metrics := prometheus.New(prometheus.Options{
 		InFlight:       func() int { return engine.InFlight() },
 		OpenDeliveries: func() (map[string]int, map[string]int) { return engine.OpenCounts() },
+		LiveStreams: func(ctx context.Context) ([]kinehook.StateCount, error) {
+			return st.CountStates(ctx, "", kinehook.StateLive)
+		},
 	})
 	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook())
 	if err != nil {
@@ -369,6 +387,13 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			_ = engine.Shutdown(sctx)
 		}
 	}()
+	tlsCfg, err := serveTLSConfig(ctx, o, st, log)
+	if err != nil {
+		return err
+	}
+	if !o.secureCookiesSet {
+		o.secureCookies = tlsCfg != nil
+	}
 	handler, err := newServeHandler(o, flags, st, engine, abilities, metrics)
 	if err != nil {
 		return err
@@ -381,6 +406,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		}
 	}
 	srv := newHTTPServer(handler, log)
+	srv.TLSConfig = tlsCfg
 	logServing(log, o, ln)
 
 	// Retention: shortly after start, then every --retention-interval, with
@@ -503,7 +529,11 @@ func logServing(log *slog.Logger, o *serveOptions, ln net.Listener) {
 	if o.database != "" {
 		store = redactURL(o.database)
 	}
-	log.Info("kinehook serving", "addr", "http://"+ln.Addr().String(), "store", store,
+	scheme := "http://"
+	if o.tlsCert != "" || len(o.acmeDomains) > 0 {
+		scheme = "https://"
+	}
+	log.Info("kinehook serving", "addr", scheme+ln.Addr().String(), "store", store, "secure_cookies", o.secureCookies,
 		"allow_private_networks", o.allowPrivate, "retry_schedule", o.retrySchedule, "request_timeout", o.requestTimeout,
 		"api_rate_limit", o.apiRateLimit, "retention_days", o.retentionDays, "retention_interval", o.retentionEvery, "pprof", o.pprof,
 		"breaker_threshold", o.breakerAfter, "disable_after", o.disableAfter)
@@ -512,7 +542,13 @@ func logServing(log *slog.Logger, o *serveOptions, ln net.Listener) {
 // serveUntilDone serves until ctx ends (nil) or the server fails.
 func serveUntilDone(ctx context.Context, srv *nethttp.Server, ln net.Listener) error {
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig.GetCertificate
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
