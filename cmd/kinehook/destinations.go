@@ -7,6 +7,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
+	natsdest "github.com/kinehook/kinehook/nats"
 )
 
 // destination is one endpoint type beyond webhook, as this binary wires it:
@@ -25,8 +26,9 @@ type dialFunc = func(ctx context.Context, network, address string) (net.Conn, er
 // Adding a type is its package (a kinehook.DestinationType and a
 // delivery.Transport dialling with dial) and one line here.
 func newDestinations(dial dialFunc) []destination {
-	_ = dial
-	return []destination{}
+	return []destination{
+		{natsdest.Type{}, natsdest.New(natsdest.Options{Dial: dial})},
+	}
 }
 
 // destinationDial is the guarded dialer of broker connections: the same
