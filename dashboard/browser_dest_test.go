@@ -60,7 +60,7 @@ func TestBrowserDestination(t *testing.T) {
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
 	defer cancel()
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -146,11 +146,13 @@ func TestBrowserDestination(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("deliveries")),
 		chromedp.WaitVisible(`//div[@id="deliveries"]//span[contains(@class,"badge") and normalize-space(text())="succeeded"]`),
 	)
-	st, err := js.Stream(sctx, stream)
+	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer gcancel()
+	st, err := js.Stream(gctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetMsg(sctx, 1)
+	m, err := st.GetMsg(gctx, 1)
 	if err != nil {
 		t.Fatalf("no message in the stream: %v", err)
 	}

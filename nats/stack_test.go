@@ -247,9 +247,11 @@ func TestCatalogThroughJetStream(t *testing.T) {
 func TestOrderThroughRetries(t *testing.T) {
 	_, js := jsClient(t, sharedURL)
 	subject, stream := uniqueSubject(t)
-	s := newStack(t, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond,
-		300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond,
-		300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}, 2*time.Second)
+	retry := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
+	for range 100 {
+		retry = append(retry, 300*time.Millisecond) // 30 s: the stream comes long before, even on a loaded machine
+	}
+	s := newStack(t, retry, 2*time.Second)
 	_, secret := s.endpoint(sharedURL, subject)
 	want := map[string][]string{} // resource -> event ids in posting order
 	var ids []string
@@ -294,10 +296,13 @@ func TestBrokerKilledMidLoad(t *testing.T) {
 	_, js := jsClient(t, srv.url)
 	subject, stream := uniqueSubject(t)
 	createStream(t, js, stream, subject)
-	s := newStack(t, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 500 * time.Millisecond,
-		500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond,
-		500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond,
-		500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond}, time.Second)
+	// Retries every second for two minutes: the broker is back long before,
+	// even on a loaded machine.
+	retry := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
+	for range 120 {
+		retry = append(retry, time.Second)
+	}
+	s := newStack(t, retry, time.Second)
 	_, secret := s.endpoint(srv.url, subject)
 
 	const total, resources = 600, 8
@@ -326,7 +331,7 @@ func TestBrokerKilledMidLoad(t *testing.T) {
 		mu.Unlock()
 	}
 	<-killed
-	s.waitDelivered(ids, 90*time.Second)
+	s.waitDelivered(ids, 150*time.Second)
 
 	errs := s.attemptErrors(ids)
 	if len(errs) == 0 {
