@@ -296,3 +296,23 @@ func freePort(t testing.TB) string {
 	ln.Close()
 	return port
 }
+
+// The connections kept are bounded: at MaxConns the least recently used
+// idle one is closed for a new one.
+func TestConnectionsBounded(t *testing.T) {
+	_, js := jsClient(t, sharedURL)
+	subject, stream := uniqueSubject(t)
+	createStream(t, js, stream, subject)
+	tr := natsdest.New(natsdest.Options{Dial: allowLoopback, MaxConns: 2})
+	defer tr.Close()
+	// The shared server has no auth: each token is another connection key.
+	for i := range 5 {
+		ep := natsEndpoint(sharedURL, subject, map[string]string{"token": fmt.Sprintf("t%d", i)})
+		if res := tr.Send(t.Context(), signed(t, ep, `{}`)); res.Outcome != delivery.OutcomeSuccess {
+			t.Fatalf("Send %d = %+v", i, res)
+		}
+		if n := tr.Conns(); n > 2 {
+			t.Fatalf("%d connections after %d endpoints, want at most 2", n, i+1)
+		}
+	}
+}
