@@ -125,6 +125,9 @@ func (a *App) applyType(e *kinehook.Endpoint, in *EndpointInput, creating bool) 
 		return nil
 	}
 	d := a.dests[typ]
+	if d == nil { // stored by a server that had this type: its settings cannot be checked here
+		return &kinehook.Error{Code: kinehook.EINVALID, Field: "type", Message: fmt.Sprintf("endpoint type %q is not enabled on this server; expected one of %s", typ, strings.Join(a.types, ", "))}
+	}
 	norm, err := d.Normalize(config, creds)
 	if err != nil {
 		var ke *kinehook.Error

@@ -209,3 +209,27 @@ func TestNewRefusesBadDestinations(t *testing.T) {
 		t.Error("a type given twice was accepted")
 	}
 }
+
+// An endpoint of a type this server has no transport for (made by another
+// build) keeps working for changes that do not touch its settings; a change
+// of its config is refused, not a crash.
+func TestEndpointOfTypeNotWired(t *testing.T) {
+	ctx := t.Context()
+	a := newDestApp(t, true)
+	p, _, err := a.CreateProject(ctx, ProjectInput{Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, Type: kinehook.EndpointKafka,
+		Config: json.RawMessage(`{"brokers":["k:9092"],"topic":"t"}`), Secrets: []kinehook.EndpointSecret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}
+	if err := a.store.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PatchEndpoint(ctx, p.ID, e.ID, EndpointInput{Description: ptr("still editable")}); err != nil {
+		t.Errorf("description change: %v", err)
+	}
+	_, err = a.PatchEndpoint(ctx, p.ID, e.ID, EndpointInput{Config: raw(`{"brokers":["k2:9092"],"topic":"t"}`)})
+	if ke, ok := err.(*kinehook.Error); !ok || ke.Field != "type" || !strings.Contains(ke.Message, "not enabled") {
+		t.Errorf("config change = %v, want refused on type", err)
+	}
+}
