@@ -19,6 +19,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
+	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -69,6 +70,8 @@ type envOpts struct {
 	wrapStore func(kinehook.Store) kinehook.Store
 	// nats wires the NATS destination (type, transport) as kinehook serve does.
 	nats bool
+	// rabbitmq wires the RabbitMQ destination the same way.
+	rabbitmq bool
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -100,6 +103,10 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if o.nats {
 		transports[kinehook.EndpointNATS] = natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 		dests = append(dests, natsdest.Type{})
+	}
+	if o.rabbitmq {
+		transports[kinehook.EndpointRabbitMQ] = rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, rabbitdest.Type{})
 	}
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second,
 		Transports: transports})
