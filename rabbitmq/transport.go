@@ -203,7 +203,10 @@ func publish(ctx context.Context, ch *channel, cfg Config, pub amqp.Publishing) 
 	// The broker sends basic.return before the confirm; the client hands
 	// it over before it reads the confirm, so it is here by now.
 	select {
-	case r := <-ch.returns:
+	case r, ok := <-ch.returns:
+		if !ok { // closed with the channel: its error says why
+			break
+		}
 		return delivery.OutcomeRefused, fmt.Sprintf("rabbitmq: unroutable: %s returned the message published to %s with routing key %q: %d %s (no queue bound)",
 			cfg.URL, exchangeName(cfg.Exchange), cfg.RoutingKey, r.ReplyCode, r.ReplyText)
 	default:
@@ -579,9 +582,9 @@ func classifyConnect(ctx context.Context, err error, url string) (delivery.Outco
 		return delivery.OutcomeTimeout, fmt.Sprintf("timeout: not connected to %s within the request timeout", url)
 	case errors.Is(err, amqp.ErrCredentials) || errors.Is(err, amqp.ErrSASL):
 		return delivery.OutcomeRefused, fmt.Sprintf("rabbitmq: %s refused the credentials: %v", url, err)
-	case errors.Is(err, amqp.ErrVhost):
+	case errors.Is(err, amqp.ErrVhost) || (errors.As(err, &ae) && ae.Code == amqp.NotAllowed):
 		return delivery.OutcomeRefused, fmt.Sprintf("rabbitmq: %s refused access to vhost %q: %v", url, Vhost(url), err)
-	case errors.As(err, &ae) && (ae.Code == amqp.AccessRefused || ae.Code == amqp.NotAllowed):
+	case errors.As(err, &ae) && ae.Code == amqp.AccessRefused:
 		return delivery.OutcomeRefused, fmt.Sprintf("rabbitmq: %s refused the connection: %v", url, err)
 	case errors.Is(err, errClosed):
 		return delivery.OutcomeNetworkError, err.Error()
