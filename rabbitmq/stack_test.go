@@ -466,3 +466,23 @@ func dedupe(ids []string) []string {
 	}
 	return out
 }
+
+// The API refuses a url carrying credentials with a 422 on config.url that
+// points to credentials, and never answers the credentials' values.
+func TestAPIRefusesCredentialsInURL(t *testing.T) {
+	s := newStack(t, []time.Duration{time.Second}, time.Second)
+	b := s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+		`{"type":"rabbitmq","config":{"url":"amqp://guest:guest@127.0.0.1:5672/","routing_key":"q"}}`, 422, nil)
+	var e struct {
+		Error struct{ Code, Message, Field string }
+	}
+	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code != "invalid" || e.Error.Field != "config.url" ||
+		!strings.Contains(e.Error.Message, "give them in credentials (username, password)") {
+		t.Errorf("answer %s", b)
+	}
+	b = s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+		`{"type":"rabbitmq","config":{"url":"amqp://127.0.0.1","routing_key":"q"},"credentials":{"username":"svc","password":"hunter2-secret"}}`, 201, nil)
+	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), `"password":"****"`) {
+		t.Errorf("answer %s", b)
+	}
+}
