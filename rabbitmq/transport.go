@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -91,6 +92,9 @@ type conn struct {
 	ac    *amqp.Connection // set before ready closes, nil on error
 	err   error            // the connection error, set before ready closes
 	slots chan struct{}    // one token per channel that may be open
+	// blocked is the reason the broker gave for blocking publishers (a
+	// resource alarm), "" while it does not.
+	blocked atomic.Pointer[string]
 
 	// Guarded by Transport.mu.
 	users    map[string]bool // endpoint ids that used it
@@ -170,6 +174,13 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		return out
 	}
 	defer t.release(c)
+	if r := c.blocked.Load(); r != nil && *r != "" {
+		// A publish would wait until the alarm clears: fail now, retried.
+		out.Outcome = delivery.OutcomeRefused
+		out.Err = fmt.Sprintf("rabbitmq: %s blocks publishers (resource alarm): %s", cc.cfg.URL, *r)
+		out.Duration = time.Since(start)
+		return out
+	}
 	ch, err := t.channel(ctx, c)
 	if err != nil {
 		out.Outcome, out.Err = classifyConnect(ctx, err, cc.cfg.URL)
@@ -421,6 +432,21 @@ func (t *Transport) makeRoomLocked() error {
 // map, so the next attempt dials again.
 func (t *Transport) connect(c *conn) {
 	ac, err := t.dial(c.key)
+	if err == nil {
+		blocking := ac.NotifyBlocked(make(chan amqp.Blocking, 4))
+		go func() { // ends when the connection closes (the client closes the channel)
+			for b := range blocking {
+				r := ""
+				if b.Active {
+					r = b.Reason
+					if r == "" {
+						r = "blocked"
+					}
+				}
+				c.blocked.Store(&r)
+			}
+		}()
+	}
 	t.mu.Lock()
 	c.ac, c.err = ac, err
 	if err != nil && t.conns[c.key] == c {
@@ -460,7 +486,7 @@ func (t *Transport) dial(key connKey) (*amqp.Connection, error) {
 				nc.Close()
 				return nil, err
 			}
-			return nc, nil
+			return &writeBounded{Conn: nc, limit: t.o.ConnectTimeout}, nil
 		},
 	}
 	cfg.Properties.SetClientConnectionName(t.o.Name)
@@ -471,6 +497,23 @@ func (t *Transport) dial(key connKey) (*amqp.Connection, error) {
 		cfg.TLSClientConfig = &tls.Config{ServerName: u.Host, MinVersion: tls.VersionTLS12}
 	}
 	return amqp.DialConfig(key.url, cfg)
+}
+
+// writeBounded bounds every write: amqp091 does not stop a publish whose
+// write blocks (a broker that stopped reading), so a write that takes
+// longer than limit fails and the connection with it, dialled again at the
+// next attempt.
+type writeBounded struct {
+	net.Conn
+	limit time.Duration
+}
+
+// Write implements net.Conn.
+func (w *writeBounded) Write(b []byte) (int, error) {
+	if err := w.Conn.SetWriteDeadline(time.Now().Add(w.limit)); err != nil {
+		return 0, err
+	}
+	return w.Conn.Write(b)
 }
 
 // Forget implements delivery.TransportForgetter: the endpoint changed or
