@@ -380,3 +380,34 @@ func freePort(t testing.TB) string {
 	ln.Close()
 	return port
 }
+
+// BenchmarkSend is one confirmed publish after another (the latency of an
+// attempt), and in parallel (the throughput of one shared connection).
+func BenchmarkSend(b *testing.B) {
+	br := dialBroker(b)
+	q := uniqueName("kinehook.bench.q")
+	br.queue(q)
+	tr := rabbitdest.New(rabbitdest.Options{Dial: allowLoopback})
+	defer tr.Close()
+	ep := rabbitEndpoint(sharedURL, "", q, guest)
+	m := signed(b, ep, string(kinehook.SampleEvent(kinehook.EventMediaUpdateStatus)))
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			if res := tr.Send(context.Background(), m); res.Outcome != delivery.OutcomeSuccess {
+				b.Fatalf("Send = %+v", res)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if res := tr.Send(context.Background(), m); res.Outcome != delivery.OutcomeSuccess {
+					b.Errorf("Send = %+v", res)
+					return
+				}
+			}
+		})
+	})
+	_, _ = br.ch.QueuePurge(q, false)
+}
