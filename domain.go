@@ -55,12 +55,23 @@ type EndpointSecret struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// Endpoint is a URL that receives a project's events.
+// Endpoint receives a project's events: a URL (a webhook, the default type)
+// or an event destination (a broker: NATS JetStream, ...), see Type.
 type Endpoint struct {
-	ID          string `json:"id"`
-	ProjectID   string `json:"project_id"`
-	URL         string `json:"url"`
-	Description string `json:"description"`
+	ID        string `json:"id"`
+	ProjectID string `json:"project_id"`
+	// Type is one of EndpointTypes; "" reads as EndpointWebhook (TypeOf).
+	Type string `json:"type,omitempty"`
+	// URL is a webhook's address; empty for other types.
+	URL string `json:"url"`
+	// Config is a destination's settings as its DestinationType normalised
+	// them (compact JSON); nil for a webhook.
+	Config json.RawMessage `json:"config,omitempty"`
+	// Credentials are a destination's secrets (user, password, token...):
+	// write-only, sealed at rest like the signing secrets, answered only
+	// masked (MaskCredentials).
+	Credentials map[string]string `json:"-"`
+	Description string            `json:"description"`
 	// EventTypes filters what the endpoint receives: exact types or
 	// prefixes ending in ".*"; empty means every type.
 	EventTypes []string          `json:"event_types"`

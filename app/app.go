@@ -38,6 +38,11 @@ type Config struct {
 	// Limits bounds posted events (zero fields: the defaults).
 	Limits Limits
 
+	// Destinations are the endpoint types beyond webhook this server
+	// delivers to (one per transport cmd/kinehook wires); an endpoint of
+	// any other type is refused.
+	Destinations []kinehook.DestinationType
+
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }
@@ -68,6 +73,8 @@ type App struct {
 	now    func() time.Time
 	guard  *netguard.Guard
 	limits Limits
+	dests  map[string]kinehook.DestinationType
+	types  []string // webhook, then the wired destination types in EndpointTypes' order
 
 	adminMu   sync.Mutex
 	adminHash atomic.Pointer[[]byte]
@@ -103,6 +110,9 @@ func New(cfg Config) (*App, error) {
 		now:    cfg.Now,
 		guard:  &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs},
 		limits: cfg.Limits,
+	}
+	if err := a.setDestinations(cfg.Destinations); err != nil {
+		return nil, err
 	}
 	if cfg.AdminKeyHash != nil {
 		h := cfg.AdminKeyHash

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +26,11 @@ const (
 // EndpointInput is an endpoint's settings as given. Nil fields are left
 // alone by an update; a create gives them their defaults (a URL is required).
 type EndpointInput struct {
+	// Type is kinehook.EndpointWebhook (the default) or a wired destination
+	// type; Config and Credentials are that type's (see App.applyType).
+	Type            *string
+	Config          *json.RawMessage
+	Credentials     *map[string]string
 	URL             *string
 	EventTypes      *[]string
 	Description     *string
@@ -122,9 +128,10 @@ func (a *App) applyEndpoint(e *kinehook.Endpoint, in *EndpointInput, creating bo
 	return applySecret(e, in, creating)
 }
 
-// applyTarget handles url, event_types, description and headers.
-func (a *App) applyTarget(e *kinehook.Endpoint, in *EndpointInput, creating bool) error {
-	if in.URL != nil || creating {
+// applyURL handles a webhook's url, required when creating it (or
+// changing an endpoint into a webhook).
+func (a *App) applyURL(e *kinehook.Endpoint, in *EndpointInput, required bool) error {
+	if in.URL != nil || required {
 		if in.URL == nil || *in.URL == "" {
 			return &kinehook.Error{Code: kinehook.EINVALID, Field: "url", Message: "url is required"}
 		}
@@ -132,6 +139,15 @@ func (a *App) applyTarget(e *kinehook.Endpoint, in *EndpointInput, creating bool
 			return err
 		}
 		e.URL = *in.URL
+	}
+	return nil
+}
+
+// applyTarget handles type, url, config, credentials, event_types,
+// description and headers.
+func (a *App) applyTarget(e *kinehook.Endpoint, in *EndpointInput, creating bool) error {
+	if err := a.applyType(e, in, creating); err != nil {
+		return err
 	}
 	if in.EventTypes != nil {
 		types, err := kinehook.NormalizeEventTypeFilter(*in.EventTypes)
@@ -337,6 +353,9 @@ func (a *App) PatchEndpoint(ctx context.Context, pid, eid string, in EndpointInp
 func (a *App) checkManaged(ctx context.Context, pid string, e *kinehook.Endpoint, in *EndpointInput) error {
 	if in.URL != nil && *in.URL != e.URL {
 		return errManaged("url", "its url is the project's operations_url: change that instead")
+	}
+	if in.Type != nil && *in.Type != "" && *in.Type != kinehook.EndpointWebhook {
+		return errManaged("type", "it is a webhook to the project's operations_url")
 	}
 	if in.EventTypes != nil && !slices.Equal(*in.EventTypes, e.EventTypes) {
 		return errManaged("event_types", "it receives the project's operational events (endpoint.*)")

@@ -51,21 +51,38 @@ func webhookID(id string) error {
 	return nil
 }
 
-// ListWebhooks lists a project's endpoints but its operations endpoint.
+// notWebhook is the facade's answer for an endpoint of another type
+// (a NATS destination, ...): Kinescope's API knows only webhooks.
+func notWebhook(id string) error {
+	return &kinehook.Error{Code: kinehook.ENOTFOUND, Message: fmt.Sprintf("webhook %s not found", id)}
+}
+
+// ListWebhooks lists a project's webhook endpoints but its operations
+// endpoint: endpoints of other types are not Kinescope webhooks.
 func (a *App) ListWebhooks(ctx context.Context, pid string) ([]*kinehook.Endpoint, error) {
 	es, err := a.store.ListEndpoints(ctx, pid)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
-	return slices.DeleteFunc(es, func(e *kinehook.Endpoint) bool { return kinehook.IsOperationsEndpoint(e.ID) }), nil
+	return slices.DeleteFunc(es, func(e *kinehook.Endpoint) bool {
+		return kinehook.IsOperationsEndpoint(e.ID) || e.TypeOf() != kinehook.EndpointWebhook
+	}), nil
 }
 
-// GetWebhook returns one webhook of a project.
+// GetWebhook returns one webhook of a project (ENOTFOUND for an endpoint
+// of another type).
 func (a *App) GetWebhook(ctx context.Context, pid, id string) (*kinehook.Endpoint, error) {
 	if err := webhookID(id); err != nil {
 		return nil, err
 	}
-	return a.store.GetEndpoint(ctx, pid, id)
+	e, err := a.store.GetEndpoint(ctx, pid, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.TypeOf() != kinehook.EndpointWebhook {
+		return nil, notWebhook(id)
+	}
+	return e, nil
 }
 
 // CreateWebhook makes an endpoint from Kinescope's webhook shape, where
@@ -98,6 +115,9 @@ func (a *App) UpdateWebhook(ctx context.Context, pid, id string, in WebhookInput
 	}
 	ein := in.endpointInput()
 	e, err := a.UpdateEndpoint(ctx, pid, id, func(e *kinehook.Endpoint) error {
+		if e.TypeOf() != kinehook.EndpointWebhook {
+			return notWebhook(id)
+		}
 		return a.applyEndpoint(e, &ein, false)
 	})
 	if err != nil {
@@ -108,7 +128,7 @@ func (a *App) UpdateWebhook(ctx context.Context, pid, id string, in WebhookInput
 
 // DeleteWebhook removes a webhook and tells the engine.
 func (a *App) DeleteWebhook(ctx context.Context, pid, id string) error {
-	if err := webhookID(id); err != nil {
+	if _, err := a.GetWebhook(ctx, pid, id); err != nil {
 		return err
 	}
 	return a.DeleteEndpoint(ctx, pid, id)

@@ -84,12 +84,20 @@ type Endpoint struct {
 	// Health is the endpoint's breaker and pause state as the server
 	// stored it (the same on every instance).
 	Health kinehook.EndpointHealth `json:"health"`
+	// Credentials are a destination's credential names, each value "****":
+	// the server never answers the values.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
-// EndpointCreate is the body of POST /v1/projects/{pid}/endpoints. Only URL
-// is required; empty EventTypes means every type.
+// EndpointCreate is the body of POST /v1/projects/{pid}/endpoints. A
+// webhook (Type "" or kinehook.EndpointWebhook) needs URL; a destination
+// (kinehook.EndpointNATS, ...) needs Config instead, and may have
+// Credentials. Empty EventTypes means every type.
 type EndpointCreate struct {
-	URL         string            `json:"url"`
+	Type        string            `json:"type,omitempty"`
+	Config      json.RawMessage   `json:"config,omitempty"`
+	Credentials map[string]string `json:"credentials,omitempty"`
+	URL         string            `json:"url,omitempty"`
 	EventTypes  []string          `json:"event_types,omitempty"`
 	Description string            `json:"description,omitempty"`
 	Secret      string            `json:"secret,omitempty"`
@@ -109,9 +117,15 @@ type EndpointCreate struct {
 // EndpointUpdate is the body of PATCH .../endpoints/{eid}: only non-nil fields
 // are sent, so only they change.
 type EndpointUpdate struct {
-	URL         *string   `json:"url,omitempty"`
-	EventTypes  *[]string `json:"event_types,omitempty"`
-	Description *string   `json:"description,omitempty"`
+	// Type changes the endpoint's type; what the old type used goes.
+	Type   *string          `json:"type,omitempty"`
+	Config *json.RawMessage `json:"config,omitempty"`
+	// Credentials merge into the stored ones: a value sets, "" removes,
+	// "****" keeps; a name not given stays.
+	Credentials *map[string]string `json:"credentials,omitempty"`
+	URL         *string            `json:"url,omitempty"`
+	EventTypes  *[]string          `json:"event_types,omitempty"`
+	Description *string            `json:"description,omitempty"`
 	// Headers replaces the custom headers; a value equal to the masked form
 	// the server answers ("****abcd") keeps the stored value.
 	Headers     *map[string]string `json:"headers,omitempty"`

@@ -65,6 +65,9 @@ type Config struct {
 	// them). Nil makes one over Store and Dispatcher that lets endpoints
 	// use private network addresses.
 	App *app.App
+	// Destinations are the endpoint types beyond webhook of the App made
+	// when App is nil (app.Config.Destinations).
+	Destinations []kinehook.DestinationType
 	// CheckURL, when set, is an extra policy for endpoint URLs beyond the
 	// App's. Its error's kinehook.ErrorMessage is shown under the URL field.
 	CheckURL func(rawURL string) error
@@ -118,7 +121,8 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("dashboard: Config.Dispatcher is required")
 	}
 	if cfg.App == nil {
-		a, err := app.New(app.Config{Store: cfg.Store, Dispatcher: cfg.Dispatcher, AllowPrivateNetworks: true, Now: cfg.Now})
+		a, err := app.New(app.Config{Store: cfg.Store, Dispatcher: cfg.Dispatcher, AllowPrivateNetworks: true, Now: cfg.Now,
+			Destinations: cfg.Destinations})
 		if err != nil {
 			return nil, fmt.Errorf("dashboard: %w", err)
 		}

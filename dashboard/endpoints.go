@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +19,15 @@ import (
 // endpointForm is the create/edit form as typed, so a refused form comes
 // back with the user's input and a message per field.
 type endpointForm struct {
+	// Type is the endpoint type chosen ("webhook" or a destination type);
+	// Types the ones this server accepts, for the select.
+	Type  string
+	Types []string
+	// Config is a destination's settings as JSON; Credentials its secrets
+	// as "name: value" lines, stored values shown as "****" (kept when
+	// left so; a line removed removes that credential).
+	Config      string
+	Credentials string
 	URL         string
 	Description string
 	EventTypes  []string
@@ -73,8 +83,14 @@ func (f *endpointForm) fillChoices() {
 // formFromEndpoint fills the edit form with an endpoint's settings; custom
 // header values are masked (kinehook.MaskHeaderValue), and a value left as
 // shown keeps the stored one.
-func formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
-	f := &endpointForm{URL: e.URL, Description: e.Description, EventTypes: slices.Clone(e.EventTypes), Managed: kinehook.IsOperationsEndpoint(e.ID)}
+func (h *Handler) formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
+	f := &endpointForm{URL: e.URL, Description: e.Description, EventTypes: slices.Clone(e.EventTypes), Managed: kinehook.IsOperationsEndpoint(e.ID),
+		Type: e.TypeOf(), Types: h.app.EndpointTypes(), Config: string(e.Config)}
+	var cb strings.Builder
+	for _, k := range kinehook.CredentialNames(e.Credentials) {
+		fmt.Fprintf(&cb, "%s: %s\n", k, kinehook.MaskedCredential)
+	}
+	f.Credentials = cb.String()
 	names := make([]string, 0, len(e.Headers))
 	for k := range e.Headers {
 		names = append(names, k)
@@ -99,9 +115,13 @@ func formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
 // app's rules (app.CheckURL, app.CheckDescription, ...), so that a refused
 // form comes back with a message under every wrong field; it returns the
 // form (with Errors set when invalid) and the change it asks for.
-func (h *Handler) parseEndpointForm(r *http.Request, managed bool) (*endpointForm, app.EndpointInput, bool) {
+func (h *Handler) parseEndpointForm(r *http.Request, managed bool, stored *kinehook.Endpoint) (*endpointForm, app.EndpointInput, bool) {
 	pf := r.PostForm
 	f := &endpointForm{
+		Type:        strings.TrimSpace(pf.Get("type")),
+		Types:       h.app.EndpointTypes(),
+		Config:      strings.TrimSpace(pf.Get("config")),
+		Credentials: pf.Get("credentials"),
 		URL:         strings.TrimSpace(pf.Get("url")),
 		Description: strings.TrimSpace(pf.Get("description")),
 		EventTypes:  pf["event_types"],
@@ -112,7 +132,22 @@ func (h *Handler) parseEndpointForm(r *http.Request, managed bool) (*endpointFor
 		Managed:     managed,
 	}
 	f.fillChoices()
-	h.checkFormURL(f)
+	if f.Type == "" || managed {
+		f.Type = kinehook.EndpointWebhook
+	}
+	webhook := f.Type == kinehook.EndpointWebhook
+	if webhook {
+		h.checkFormURL(f)
+	}
+	var creds map[string]string
+	var config json.RawMessage
+	if !webhook {
+		config = json.RawMessage(f.Config)
+		var err error
+		if creds, err = parseCredentialLines(f.Credentials, stored); err != nil {
+			f.Errors["credentials"] = err.Error()
+		}
+	}
 	types := f.checkTypes()
 	if err := app.CheckDescription(f.Description); err != nil {
 		f.Errors["description"] = fmt.Sprintf("The description is longer than %d characters.", app.MaxDescription)
@@ -125,8 +160,46 @@ func (h *Handler) parseEndpointForm(r *http.Request, managed bool) (*endpointFor
 	if len(f.Errors) > 0 {
 		return f, app.EndpointInput{}, false
 	}
-	return f, app.EndpointInput{URL: &f.URL, Description: &f.Description, EventTypes: &types,
-		Headers: &headers, RateLimit: &rate, MaxInFlight: &inflight}, true
+	in := app.EndpointInput{Type: &f.Type, Description: &f.Description, EventTypes: &types,
+		Headers: &headers, RateLimit: &rate, MaxInFlight: &inflight}
+	if webhook {
+		in.URL = &f.URL
+	} else {
+		// The URL field is hidden for a destination: what it may still hold is not sent.
+		in.Config, in.Credentials = &config, &creds
+	}
+	return f, in, true
+}
+
+// parseCredentialLines reads a destination's "name: value" lines as the
+// full set the endpoint is to have: a value left "****" keeps the stored
+// one, and a stored name without a line is removed (the change is in
+// kinehook.MergeCredentials' terms).
+func parseCredentialLines(text string, stored *kinehook.Endpoint) (map[string]string, error) {
+	out := map[string]string{}
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || name == "" || value == "" {
+			return nil, fmt.Errorf("line %d: write each credential as \"name: value\"", i+1)
+		}
+		out[name] = value
+	}
+	if err := kinehook.ValidateCredentials(out); err != nil {
+		return nil, errors.New(kinehook.ErrorMessage(err))
+	}
+	if stored != nil {
+		for k := range stored.Credentials {
+			if _, ok := out[k]; !ok {
+				out[k] = "" // removed from the list: removed
+			}
+		}
+	}
+	return out, nil
 }
 
 // checkFormURL checks the form's URL: the app's rules, then Config.CheckURL.
@@ -226,6 +299,8 @@ type endpointRow struct {
 	Health *health
 	// Badges are the breaker and pause badges, with their reasons.
 	Badges []healthBadge
+	// Target is where it delivers: the URL, or the destination's summary.
+	Target string
 }
 
 type endpointListPage struct {
@@ -253,7 +328,7 @@ func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCt
 		if hl == nil {
 			hl = &health{}
 		}
-		rows = append(rows, endpointRow{E: e, Health: hl, Badges: healthBadges(e, h.now())})
+		rows = append(rows, endpointRow{E: e, Health: hl, Badges: healthBadges(e, h.now()), Target: h.app.DestinationSummary(e)})
 	}
 	st, err := h.loadStats(r.Context(), rc.project.ID, "", r.URL.Query().Get("window"), rc.base+"/endpoints", "stats")
 	if err != nil {
@@ -267,7 +342,7 @@ func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCt
 }
 
 func (h *Handler) endpointNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	f := &endpointForm{}
+	f := &endpointForm{Type: kinehook.EndpointWebhook, Types: h.app.EndpointTypes()}
 	f.fillChoices()
 	h.render(w, r, http.StatusOK, "endpoint_new", &pageData{
 		Session: rc.s, Title: "New endpoint", Project: rc.project, Base: rc.base, Nav: "endpoints", Page: f,
@@ -275,7 +350,7 @@ func (h *Handler) endpointNew(w http.ResponseWriter, r *http.Request, rc *reqCtx
 }
 
 func (h *Handler) endpointCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	f, in, ok := h.parseEndpointForm(r, false)
+	f, in, ok := h.parseEndpointForm(r, false, nil)
 	var e *kinehook.Endpoint
 	if ok {
 		var err error
@@ -304,7 +379,11 @@ func formError(f *endpointForm, err error) bool {
 	if !errors.As(err, &ke) || ke.Code != kinehook.EINVALID || ke.Field == "" {
 		return false
 	}
-	f.Errors[ke.Field] = ke.Message
+	field := ke.Field
+	if strings.HasPrefix(field, "config.") {
+		field = "config" // config.url, config.subject: under the config box
+	}
+	f.Errors[field] = ke.Message
 	return true
 }
 
@@ -326,6 +405,7 @@ func (h *Handler) loadEndpoint(w http.ResponseWriter, r *http.Request, rc *reqCt
 // and actions.
 type endpointPage struct {
 	E              *kinehook.Endpoint
+	Target         string // the URL, or the destination's summary
 	Health         *health
 	Form           *endpointForm
 	Reveal         bool
@@ -356,14 +436,14 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		hl = &health{}
 	}
 	if f == nil {
-		f = formFromEndpoint(e)
+		f = h.formFromEndpoint(e)
 	}
 	now := h.now()
 	st, err := h.loadStats(r.Context(), rc.project.ID, e.ID, r.URL.Query().Get("window"), rc.base+"/endpoints/"+e.ID, "stats")
 	if err != nil {
 		return nil, err
 	}
-	p := &endpointPage{E: e, Health: hl, Form: f, Reveal: r.URL.Query().Get("reveal") == "1",
+	p := &endpointPage{E: e, Target: h.app.DestinationSummary(e), Health: hl, Form: f, Reveal: r.URL.Query().Get("reveal") == "1",
 		RecoverSince: now.UTC().Add(-24 * time.Hour).Format("2006-01-02T15:04"), Badges: healthBadges(e, now), Stats: st}
 	if len(e.Secrets) > 0 {
 		p.Secret = e.Secrets[0].Value
@@ -386,7 +466,7 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 	if p.Log, err = h.loadDeliveryLog(r.Context(), rc, r.URL.Query(), e, rc.base+"/endpoints/"+e.ID); err != nil {
 		return nil, fmt.Errorf("delivery log: %w", err)
 	}
-	return &pageData{Session: rc.s, Title: "Endpoint " + e.URL, Project: rc.project, Base: rc.base, Nav: "endpoints",
+	return &pageData{Session: rc.s, Title: "Endpoint " + p.Target, Project: rc.project, Base: rc.base, Nav: "endpoints",
 		LiveSrc: live, Page: p}, nil
 }
 
@@ -410,7 +490,7 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
-	f, in, ok := h.parseEndpointForm(r, kinehook.IsOperationsEndpoint(e.ID))
+	f, in, ok := h.parseEndpointForm(r, kinehook.IsOperationsEndpoint(e.ID), e)
 	in.Seen = e.UpdatedAt
 	var err error
 	if ok {

@@ -17,6 +17,9 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
+	"github.com/kinehook/kinehook/internal/netguard"
+	natsdest "github.com/kinehook/kinehook/nats"
+	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -65,6 +68,10 @@ type envOpts struct {
 	schedule []time.Duration
 	// wrapStore, when set, wraps the store the dashboard uses.
 	wrapStore func(kinehook.Store) kinehook.Store
+	// nats wires the NATS destination (type, transport) as kinehook serve does.
+	nats bool
+	// rabbitmq wires the RabbitMQ destination the same way.
+	rabbitmq bool
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -91,8 +98,18 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if schedule == nil {
 		schedule = []time.Duration{}
 	}
+	transports := webhook.Transports(webhook.Options{})
+	var dests []kinehook.DestinationType
+	if o.nats {
+		transports[kinehook.EndpointNATS] = natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, natsdest.Type{})
+	}
+	if o.rabbitmq {
+		transports[kinehook.EndpointRabbitMQ] = rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, rabbitdest.Type{})
+	}
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second,
-		Transports: webhook.Transports(webhook.Options{})})
+		Transports: transports})
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
@@ -109,7 +126,7 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if o.wrapStore != nil {
 		ds = o.wrapStore(st)
 	}
-	h, err := New(Config{Store: ds, Dispatcher: eng, SecureCookies: o.secure, LiveInterval: 50 * time.Millisecond})
+	h, err := New(Config{Store: ds, Dispatcher: eng, SecureCookies: o.secure, LiveInterval: 50 * time.Millisecond, Destinations: dests})
 	if err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}

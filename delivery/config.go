@@ -81,9 +81,10 @@ type Config struct {
 	// Coordinator shares partitions among instances; nil means
 	// LocalCoordinator (this instance owns every partition).
 	Coordinator kinehook.Coordinator
-	// Transports carry the messages, keyed by the kind of endpoint they
-	// serve; required: TransportWebhook, the HTTP one (package webhook),
-	// which carries every endpoint today.
+	// Transports carry the messages, keyed by the endpoint type they serve
+	// (kinehook.EndpointWebhook, kinehook.EndpointNATS, ...); required:
+	// TransportWebhook, the HTTP one (package webhook). An endpoint of a
+	// type without a transport here fails each attempt, saying so.
 	Transports map[string]Transport
 	// RetrySchedule: the first attempt goes at once, then one retry after
 	// each delay (len+1 attempts), each delay with up to +/-10% jitter.
@@ -263,6 +264,11 @@ const (
 	OutcomeBackoff = Outcome("backoff")
 	// OutcomeGone: the endpoint is gone (HTTP: 410) and gets disabled.
 	OutcomeGone = Outcome("gone")
+	// OutcomeRefused: a broker took the message but refused it (no stream
+	// or queue bound to the subject, a negative acknowledgement, a denied
+	// permission). Like OutcomeHTTPError it is a failed attempt, retried
+	// on the schedule and counted by the breaker.
+	OutcomeRefused = Outcome("refused")
 )
 
 // BreakerState is the state of an endpoint's circuit breaker.

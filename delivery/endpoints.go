@@ -134,6 +134,9 @@ func (e *Engine) RefreshEndpoint(ctx context.Context, projectID, endpointID stri
 
 func (e *Engine) refresh(ctx context.Context, projectID, id string) {
 	ep, err := e.store.GetEndpoint(ctx, projectID, id)
+	if err == nil || errors.Is(err, kinehook.ErrNotFound) || kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+		e.forgetTransports(id)
+	}
 	if errors.Is(err, kinehook.ErrNotFound) || (err != nil && kinehook.ErrorCode(err) == kinehook.ENOTFOUND) {
 		e.epMu.Lock()
 		es := e.eps[id]
@@ -161,6 +164,16 @@ func (e *Engine) endpointStateNoLoad(ep *kinehook.Endpoint) *epState {
 		e.eps[ep.ID] = es
 	}
 	return es
+}
+
+// forgetTransports tells the transports keeping state per endpoint that
+// endpoint id was deleted or changed (its broker, credentials...).
+func (e *Engine) forgetTransports(id string) {
+	for _, t := range e.cfg.Transports {
+		if f, ok := t.(TransportForgetter); ok {
+			f.Forget(id)
+		}
+	}
 }
 
 // forget drops a deleted endpoint's queues (the store has failed its

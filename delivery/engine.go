@@ -17,6 +17,7 @@ import (
 // kinehook.PartitionOwner for the Coordinator.
 type Engine struct {
 	cfg         Config
+	webhook     Transport // cfg.Transports[TransportWebhook], for the common case without a map lookup
 	store       kinehook.Store
 	clock       Clock
 	obs         Observer
@@ -115,6 +116,7 @@ func New(cfg Config) (*Engine, error) {
 	c := cfg.withDefaults()
 	e := &Engine{
 		cfg:         c,
+		webhook:     c.Transports[TransportWebhook],
 		store:       c.Store,
 		clock:       c.Clock,
 		obs:         c.Observer,
@@ -238,6 +240,14 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		es.mu.Unlock()
 	}
 	e.epMu.Unlock()
+	// 5. Close the transports holding connections (brokers').
+	for typ, t := range e.cfg.Transports {
+		if c, ok := t.(TransportCloser); ok {
+			if err := c.Close(); err != nil {
+				e.log.Warn("delivery: close transport", "type", typ, "err", err)
+			}
+		}
+	}
 	return abandoned
 }
 

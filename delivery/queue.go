@@ -23,6 +23,7 @@ type item struct {
 	createdAt   int64 // event acceptance, unix ns (latency metric)
 	nextAt      int64 // unix ns; 0 = due now
 	attempts    int32
+	etype       uint8 // eventTypeIndex of the event's type (in padding: no extra memory)
 	q           *resQueue
 	payload     *payload
 	trace       *kinehook.TraceContext // its event's, shared with the event's other deliveries; nil for none
@@ -208,7 +209,7 @@ func (es *epState) enqueue(d *kinehook.Delivery, nextAt int64, pl *payload, now 
 	}
 	it := &item{
 		id: d.ID, eventID: d.EventID, seq: d.Seq, nextAt: nextAt,
-		attempts: int32(d.Attempts), q: q, payload: pl, trace: d.Trace,
+		attempts: int32(d.Attempts), q: q, payload: pl, trace: d.Trace, etype: eventTypeIndex(d.EventType),
 	}
 	if !d.CreatedAt.IsZero() {
 		it.createdAt = d.CreatedAt.UnixNano()
@@ -256,4 +257,18 @@ func (es *epState) dropQueue(q *resQueue, keepHead bool) []*payload {
 		delete(es.queues, q.key)
 	}
 	return pls
+}
+
+// eventTypes are the types an item's etype indexes (from 1; 0 is a type
+// outside them, which no validated event has).
+var eventTypes = append(append([]kinehook.EventType{""}, kinehook.EventTypes...), kinehook.OperationalEventTypes...)
+
+// eventTypeIndex is t's index in eventTypes, 0 for none.
+func eventTypeIndex(t kinehook.EventType) uint8 {
+	for i := 1; i < len(eventTypes) && i < 256; i++ {
+		if eventTypes[i] == t {
+			return uint8(i)
+		}
+	}
+	return 0
 }

@@ -328,10 +328,13 @@ func (e *Engine) attempt(es *epState, j job) {
 	e.finish(es, j, out, now)
 }
 
-// transport is the one that carries deliveries to ep: the selection point
-// for endpoints of other kinds (every endpoint is a webhook today).
-func (e *Engine) transport(*kinehook.Endpoint) Transport {
-	return e.cfg.Transports[TransportWebhook]
+// transport is the one that carries deliveries to ep, by its type; nil
+// when this server has none for it.
+func (e *Engine) transport(ep *kinehook.Endpoint) Transport {
+	if ep.Type == "" {
+		return e.webhook
+	}
+	return e.cfg.Transports[ep.TypeOf()]
 }
 
 // send signs the job's message, has the endpoint's transport carry it within
@@ -344,11 +347,17 @@ func (e *Engine) send(j job, now time.Time) (out attemptOutcome, ok bool) {
 		out.Outcome, out.Err = OutcomeNetworkError, "cannot sign: "+err.Error()
 		return out, true
 	}
+	tr := e.transport(ep)
+	if tr == nil {
+		out.Outcome, out.Err = OutcomeNetworkError, fmt.Sprintf("this server has no transport for endpoint type %q", ep.TypeOf())
+		return out, true
+	}
 	m := Message{Endpoint: ep, ID: j.it.eventID, Timestamp: strconv.FormatInt(now.Unix(), 10),
-		Signature: sig, Body: j.body, Now: now}
+		Signature: sig, Body: j.body, Now: now,
+		EventType: eventTypes[j.it.etype], ResourceKey: j.it.q.key, ProjectID: ep.ProjectID}
 	endSpan := e.traceAttempt(j, &m)
 	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
-	out.Result = e.transport(ep).Send(ctx, m)
+	out.Result = tr.Send(ctx, m)
 	cancel()
 	if endSpan != nil {
 		endSpan(out.Result)

@@ -18,9 +18,26 @@ type Transport interface {
 	Send(ctx context.Context, m Message) Result
 }
 
-// TransportWebhook is the key of the HTTP transport in Config.Transports:
-// every endpoint is sent through it today (see Engine.transport).
-const TransportWebhook = "webhook"
+// TransportWebhook is the key of the HTTP transport in Config.Transports.
+// Other transports are keyed by their endpoint type (kinehook.EndpointNATS,
+// ...); Engine.transport picks by kinehook.Endpoint.TypeOf.
+const TransportWebhook = kinehook.EndpointWebhook
+
+// TransportCloser is a Transport holding connections (a broker's): the
+// engine's Shutdown closes it once no attempt is left in flight.
+type TransportCloser interface {
+	Transport
+	Close() error
+}
+
+// TransportForgetter is a Transport keeping state per endpoint (a broker
+// connection it shares): the engine calls Forget when the endpoint is
+// deleted or changed, so the transport can close what only that endpoint
+// used. It must not block.
+type TransportForgetter interface {
+	Transport
+	Forget(endpointID string)
+}
 
 // Message is one attempt, signed once by the engine: any transport carries
 // the same Standard Webhooks id, timestamp and signature over the same body.
@@ -34,6 +51,12 @@ type Message struct {
 	ID, Timestamp, Signature string
 	// Body is the event's payload, sent as is; it must not be modified.
 	Body []byte
+	// EventType, ResourceKey and ProjectID describe the event for brokers
+	// that route or partition by them (a Kafka record key is the
+	// resource). The HTTP transport ignores them; they cost no allocation.
+	EventType   kinehook.EventType
+	ResourceKey string
+	ProjectID   string
 	// Now is the engine's clock when the attempt began: a delay the
 	// destination asks for as a date counts from it.
 	Now time.Time
@@ -47,11 +70,13 @@ type Message struct {
 // Result is what one attempt led to, in terms any transport can state.
 type Result struct {
 	// Outcome classifies the attempt: OutcomeSuccess, OutcomeHTTPError (the
-	// destination answered with a failure), OutcomeBackoff (it asked for
-	// RetryAfter), OutcomeGone (it is gone: the endpoint is disabled),
-	// OutcomeTimeout or OutcomeNetworkError.
+	// destination answered with a failure), OutcomeRefused (a broker
+	// refused the message), OutcomeBackoff (it asked for RetryAfter),
+	// OutcomeGone (it is gone: the endpoint is disabled), OutcomeTimeout
+	// (no confirmation in time) or OutcomeNetworkError (unreachable).
 	Outcome Outcome
-	// StatusCode is the protocol's status (the HTTP status), 0 if none.
+	// StatusCode is the protocol's status (the HTTP status), 0 if none:
+	// brokers have none, their answer is in Err or Response.
 	StatusCode int
 	// Err says why the attempt failed; empty on success. A timeout with
 	// Err empty is recorded as "timeout: no complete response within

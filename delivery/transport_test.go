@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,5 +195,96 @@ func TestTransportHealth(t *testing.T) {
 				t.Errorf("breaker changes = %v, want it open after 2 failures", breakers)
 			}
 		})
+	}
+}
+
+// brokerTransport is memTransport plus the optional abilities a broker
+// transport has: it records Forget and Close.
+type brokerTransport struct {
+	*memTransport
+	mu     sync.Mutex
+	forgot []string
+	closed int
+}
+
+func (b *brokerTransport) Forget(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forgot = append(b.forgot, id)
+}
+
+func (b *brokerTransport) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed++
+	return nil
+}
+
+// The engine picks the transport by endpoint type: a webhook goes over
+// HTTP, a NATS endpoint over its transport with the event's type, resource
+// and project; a type without a transport fails each attempt, saying so.
+// A broker's refusal is a failed attempt with its error, retried; the
+// transport hears of a deleted endpoint and is closed at shutdown.
+func TestTransportByEndpointType(t *testing.T) {
+	t.Parallel()
+	web := newMemTransport(func(Message, int) Result { return Result{Outcome: OutcomeSuccess} })
+	nats := &brokerTransport{memTransport: newMemTransport(func(_ Message, n int) Result {
+		if n == 1 {
+			return Result{Outcome: OutcomeRefused, Err: "nats: no responders available for request"}
+		}
+		return Result{Outcome: OutcomeSuccess}
+	})}
+	h := newHarness(t, func(c *Config) {
+		c.Transports = map[string]Transport{TransportWebhook: web, kinehook.EndpointNATS: nats}
+	})
+	hook := h.endpoint("https://example.invalid/h", nil)
+	dest := h.endpoint("", func(e *kinehook.Endpoint) {
+		e.Type, e.Config = kinehook.EndpointNATS, []byte(`{"url":"nats://n:4222","subject":"s"}`)
+	})
+	lost := h.endpoint("", func(e *kinehook.Endpoint) {
+		e.Type, e.Config = kinehook.EndpointKafka, []byte(`{"brokers":["k:9092"],"topic":"t"}`)
+	})
+	res := h.publish("vid-1")
+	var byEndpoint = map[string]string{}
+	for _, d := range res.Deliveries {
+		byEndpoint[d.EndpointID] = d.ID
+	}
+	if m := web.next(t); m.Endpoint.ID != hook.ID {
+		t.Errorf("webhook transport got endpoint %s", m.Endpoint.ID)
+	}
+	m := nats.next(t)
+	if m.Endpoint.ID != dest.ID || m.EventType != kinehook.EventMediaUpdateStatus || m.ResourceKey != "vid-1" || m.ProjectID != h.proj.ID {
+		t.Errorf("nats message: endpoint %s, type %q, resource %q, project %q", m.Endpoint.ID, m.EventType, m.ResourceKey, m.ProjectID)
+	}
+	h.waitStatus(byEndpoint[hook.ID], kinehook.DeliverySucceeded, 1)
+	d := h.waitStatus(byEndpoint[dest.ID], kinehook.DeliveryRetrying, 1)
+	if d.LastError != "nats: no responders available for request" {
+		t.Errorf("refused attempt recorded %q", d.LastError)
+	}
+	d = h.waitStatus(byEndpoint[lost.ID], kinehook.DeliveryRetrying, 1)
+	if d.LastError != `this server has no transport for endpoint type "kafka"` {
+		t.Errorf("attempt without a transport recorded %q", d.LastError)
+	}
+	h.clock.Advance(2 * time.Minute)
+	if m := nats.next(t); m.ID != res.Event.ID {
+		t.Errorf("retry carried %s", m.ID)
+	}
+	h.waitStatus(byEndpoint[dest.ID], kinehook.DeliverySucceeded, 2)
+
+	if err := h.store.DeleteEndpoint(t.Context(), h.proj.ID, dest.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.EndpointChanged(t.Context(), h.proj.ID, dest.ID)
+	nats.mu.Lock()
+	forgot := slices.Contains(nats.forgot, dest.ID)
+	nats.mu.Unlock()
+	if !forgot {
+		t.Error("the transport was not told the endpoint was deleted")
+	}
+	h.stop()
+	nats.mu.Lock()
+	defer nats.mu.Unlock()
+	if nats.closed != 1 {
+		t.Errorf("transport closed %d times at shutdown, want 1", nats.closed)
 	}
 }

@@ -37,6 +37,11 @@ type endpointView struct {
 	Login           string            `json:"login,omitempty"`
 	// Health is the breaker and pause state, the same on every instance.
 	Health kinehook.EndpointHealth `json:"health"`
+	// Type is "webhook" or a destination type; Config its settings, and
+	// Credentials their names with every value "****" (write-only).
+	Type        string            `json:"type"`
+	Config      json.RawMessage   `json:"config,omitempty"`
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 func viewEndpoint(e *kinehook.Endpoint) endpointView {
@@ -45,6 +50,7 @@ func viewEndpoint(e *kinehook.Endpoint) endpointView {
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ProjectID: e.ProjectID, Headers: kinehook.MaskHeaders(e.Headers),
 		RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight, SignatureScheme: app.SchemeOf(e),
 		DisabledReason: e.DisabledReason, Name: e.Name, Login: e.Login, Health: e.Health(time.Now()),
+		Type: e.TypeOf(), Config: e.Config, Credentials: kinehook.MaskCredentials(e.Credentials),
 	}
 	if v.EventTypes == nil {
 		v.EventTypes = []string{}
@@ -66,6 +72,9 @@ func viewEndpoint(e *kinehook.Endpoint) endpointView {
 // (nil) are left alone by PATCH; read-only fields of an endpoint's JSON are
 // accepted and ignored so a client can send back what it read.
 type endpointInput struct {
+	Type            *string            `json:"type"`
+	Config          *json.RawMessage   `json:"config"`
+	Credentials     *map[string]string `json:"credentials"`
 	URL             *string            `json:"url"`
 	EventTypes      *[]string          `json:"event_types"`
 	Description     *string            `json:"description"`
@@ -95,6 +104,7 @@ func (in *endpointInput) toApp() app.EndpointInput {
 		URL: in.URL, EventTypes: in.EventTypes, Description: in.Description, Secret: in.Secret,
 		Headers: in.Headers, Disabled: in.Disabled, RateLimit: in.RateLimit, MaxInFlight: in.MaxInFlight,
 		SignatureScheme: in.SignatureScheme, Name: in.Name, Login: in.Login, Password: in.Password,
+		Type: in.Type, Config: in.Config, Credentials: in.Credentials,
 	}
 }
 

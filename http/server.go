@@ -57,8 +57,11 @@ type Config struct {
 	// and Dispatcher with AdminKeyHash, the network rules, the event limits
 	// and Now below; when set, those come from it (share one App between
 	// the API and the dashboard of one process).
-	App    *app.App
-	Logger *slog.Logger
+	App *app.App
+	// Destinations are the endpoint types beyond webhook the server's own
+	// App accepts (app.Config.Destinations); unused when App is set.
+	Destinations []kinehook.DestinationType
+	Logger       *slog.Logger
 	// Ready, when set, is a further readiness check for /readyz (on
 	// PostgreSQL: the coordinator can renew its partition leases).
 	Ready func() error
@@ -172,7 +175,8 @@ func appOf(cfg *Config) (*app.App, error) {
 		a, err = app.New(app.Config{
 			Store: cfg.Store, Dispatcher: cfg.Dispatcher, AdminKeyHash: cfg.AdminKeyHash,
 			AllowPrivateNetworks: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs, Now: cfg.Now,
-			Limits: app.Limits{MaxEventBytes: cfg.MaxBodyBytes, MaxJSONDepth: cfg.MaxJSONDepth, MaxBatchEvents: cfg.MaxBatchEvents},
+			Limits:       app.Limits{MaxEventBytes: cfg.MaxBodyBytes, MaxJSONDepth: cfg.MaxJSONDepth, MaxBatchEvents: cfg.MaxBatchEvents},
+			Destinations: cfg.Destinations,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("http: %w", err)

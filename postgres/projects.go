@@ -84,6 +84,9 @@ type endpointRow struct {
 	loginSealed   []byte
 	password      []byte
 	headersSealed []byte
+	typ           string
+	config        string // normalised JSON; "" for a webhook
+	credentials   []byte // sealed JSON object; nil for none
 }
 
 func (s *Store) encodeEndpoint(e *kinehook.Endpoint) (*endpointRow, error) {
@@ -123,6 +126,17 @@ func (s *Store) encodeEndpoint(e *kinehook.Endpoint) (*endpointRow, error) {
 			return nil, err
 		}
 	}
+	r.typ = e.TypeOf()
+	r.config = string(e.Config)
+	if len(e.Credentials) > 0 {
+		plain, err := jsonOrNil(e.Credentials)
+		if err != nil {
+			return nil, err
+		}
+		if r.credentials, err = s.seal(plain); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -142,11 +156,11 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO endpoints (id, project_id, url, description, event_types, headers, disabled,
 		disabled_reason, secrets, scheme, name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at,
-		login_sealed, headers_sealed)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		login_sealed, headers_sealed, type, config, credentials)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
 		e.Scheme, e.Name, r.login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince),
-		e.CreatedAt.UTC(), e.UpdatedAt.UTC(), r.loginSealed, r.headersSealed)
+		e.CreatedAt.UTC(), e.UpdatedAt.UTC(), r.loginSealed, r.headersSealed, r.typ, r.config, r.credentials)
 	if isUniqueViolation(err) {
 		return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "an endpoint with this id exists"}
 	}
@@ -158,7 +172,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e *kinehook.Endpoint) error 
 
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
 	name, login, password, rate_limit, max_in_flight, failing_since, created_at, updated_at, login_sealed, headers_sealed,
-	breaker_open, breaker_probe_at, consecutive_failures, paused_until`
+	type, config, credentials, breaker_open, breaker_probe_at, consecutive_failures, paused_until`
 
 func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 	var (
@@ -170,8 +184,11 @@ func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 	)
 	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled,
 		&e.DisabledReason, &r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &e.RateLimit, &e.MaxInFlight,
-		&failingSince, &e.CreatedAt, &e.UpdatedAt, &r.loginSealed, &r.headersSealed,
+		&failingSince, &e.CreatedAt, &e.UpdatedAt, &r.loginSealed, &r.headersSealed, &r.typ, &r.config, &r.credentials,
 		&e.Breaker.Open, &probeAt, &e.Breaker.ConsecutiveFailures, &pausedUntil); err != nil {
+		return nil, err
+	}
+	if err := s.decodeDestination(&e, &r); err != nil {
 		return nil, err
 	}
 	e.EventTypes = r.eventTypes
@@ -225,6 +242,26 @@ func (s *Store) scanEndpoint(row pgx.Row) (*kinehook.Endpoint, error) {
 	e.Breaker.ProbeAt, e.Breaker.PausedUntil = fromNull(probeAt), fromNull(pausedUntil)
 	e.CreatedAt, e.UpdatedAt = e.CreatedAt.UTC(), e.UpdatedAt.UTC()
 	return &e, nil
+}
+
+// decodeDestination fills e's type, config and credentials from r.
+func (s *Store) decodeDestination(e *kinehook.Endpoint, r *endpointRow) error {
+	if r.typ != kinehook.EndpointWebhook {
+		e.Type = r.typ
+	}
+	if r.config != "" {
+		e.Config = json.RawMessage(r.config)
+	}
+	if r.credentials != nil {
+		plain, err := s.open(r.credentials)
+		if err != nil {
+			return fmt.Errorf("endpoint %s credentials: %w", e.ID, err)
+		}
+		if err := json.Unmarshal(plain, &e.Credentials); err != nil {
+			return fmt.Errorf("endpoint %s credentials: %w", e.ID, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) queryEndpoints(ctx context.Context, what, sql string, args ...any) ([]*kinehook.Endpoint, error) {
@@ -301,13 +338,14 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	q := `UPDATE endpoints SET url = $3, description = $4, event_types = $5, headers = $6,
 		disabled = $7, disabled_reason = $8, secrets = $9, scheme = $10, name = $11, login = $12, password = $13,
 		rate_limit = $14, max_in_flight = $15, failing_since = $16, updated_at = $17, login_sealed = $18, headers_sealed = $19,
+		type = $20, config = $21, credentials = $22,
 		` + resetBreakerOnEnable + `
 		WHERE id = $1 AND project_id = $2`
 	args := []any{e.ID, e.ProjectID, e.URL, e.Description, r.eventTypes, r.headers, e.Disabled, e.DisabledReason, r.secrets,
 		e.Scheme, e.Name, r.login, r.password, e.RateLimit, e.MaxInFlight, nullTime(e.FailingSince), e.UpdatedAt.UTC(),
-		r.loginSealed, r.headersSealed}
+		r.loginSealed, r.headersSealed, r.typ, r.config, r.credentials}
 	if prev != nil {
-		q += ` AND updated_at = $20`
+		q += ` AND updated_at = $23`
 		args = append(args, prev.UTC())
 	}
 	tag, err := s.pool.Exec(ctx, q, args...)

@@ -11,7 +11,7 @@ import (
 
 // ResealSecrets is encryption key rotation (the kinehook.Resealer
 // contract): it passes every sealed value (endpoint secrets, Basic Auth
-// logins and passwords, custom headers; exactly as SecretBox.Seal returned
+// logins and passwords, custom headers, destination credentials; exactly as SecretBox.Seal returned
 // them) to reseal and writes
 // back what changed, in one transaction with the rows locked, so instances
 // running meanwhile never see half a rotation. It returns how many values
@@ -22,18 +22,19 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 	}
 	changed := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, secrets, password, login_sealed, headers_sealed FROM endpoints ORDER BY id FOR UPDATE`)
+		rows, err := tx.Query(ctx, `SELECT id, secrets, password, login_sealed, headers_sealed, credentials FROM endpoints ORDER BY id FOR UPDATE`)
 		if err != nil {
 			return err
 		}
 		type row struct {
 			id                             string
 			secrets, passwrd, login, heads []byte
+			creds                          []byte
 		}
 		var all []row
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.id, &r.secrets, &r.passwrd, &r.login, &r.heads); err != nil {
+			if err := rows.Scan(&r.id, &r.secrets, &r.passwrd, &r.login, &r.heads, &r.creds); err != nil {
 				rows.Close()
 				return err
 			}
@@ -45,7 +46,7 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 		}
 		for _, r := range all {
 			dirty := false
-			for _, col := range []*[]byte{&r.secrets, &r.passwrd, &r.login, &r.heads} {
+			for _, col := range []*[]byte{&r.secrets, &r.passwrd, &r.login, &r.heads, &r.creds} {
 				if len(*col) == 0 {
 					continue
 				}
@@ -59,8 +60,8 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 				}
 			}
 			if dirty {
-				if _, err := tx.Exec(ctx, `UPDATE endpoints SET secrets = $2, password = $3, login_sealed = $4, headers_sealed = $5 WHERE id = $1`,
-					r.id, r.secrets, r.passwrd, r.login, r.heads); err != nil {
+				if _, err := tx.Exec(ctx, `UPDATE endpoints SET secrets = $2, password = $3, login_sealed = $4, headers_sealed = $5,
+					credentials = $6 WHERE id = $1`, r.id, r.secrets, r.passwrd, r.login, r.heads, r.creds); err != nil {
 					return fmt.Errorf("endpoint %s: %w", r.id, err)
 				}
 			}

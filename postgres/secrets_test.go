@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/storetest"
 )
@@ -154,6 +155,16 @@ func TestSealsRowsOfSchema2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	dest := &kinehook.Endpoint{ID: "ep_3", ProjectID: "prj_1", Type: kinehook.EndpointNATS,
+		Config:      json.RawMessage(`{"subject":"s","url":"nats://n:4222"}`),
+		Credentials: map[string]string{"token": "nats-token-8c1f"}, Secrets: []kinehook.EndpointSecret{{Value: "whsec_c2VjcmV0"}}}
+	if err := s.CreateEndpoint(ctx, dest); err != nil {
+		t.Fatal(err)
+	}
+	var sealedCreds []byte
+	if err := s.pool.QueryRow(ctx, `SELECT credentials FROM endpoints WHERE id = 'ep_3'`).Scan(&sealedCreds); err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.ResealSecrets(ctx, func(b []byte) ([]byte, error) {
 		p, err := box.Open(b)
 		if err != nil {
@@ -161,8 +172,15 @@ func TestSealsRowsOfSchema2(t *testing.T) {
 		}
 		return box.Seal(p) // a fresh nonce: every value changes
 	})
-	if err != nil || n != 5 { // ep_1: secrets, password, login, headers; ep_2: secrets
-		t.Errorf("ResealSecrets = %d, %v; want 5 values", n, err)
+	if err != nil || n != 7 { // ep_1: secrets, password, login, headers; ep_2: secrets; ep_3: secrets, credentials
+		t.Errorf("ResealSecrets = %d, %v; want 7 values", n, err)
+	}
+	var resealed []byte
+	if err := s.pool.QueryRow(ctx, `SELECT credentials FROM endpoints WHERE id = 'ep_3'`).Scan(&resealed); err != nil || bytes.Equal(resealed, sealedCreds) {
+		t.Errorf("credentials not re-sealed (%v)", err)
+	}
+	if e, err := s.GetEndpoint(ctx, "prj_1", "ep_3"); err != nil || e.Credentials["token"] != "nats-token-8c1f" {
+		t.Errorf("destination after re-sealing: %+v, %v", e, err)
 	}
 	if e, err := s.GetEndpoint(ctx, "prj_1", "ep_1"); err != nil || e.Login != login || e.Headers["Authorization"] != token {
 		t.Errorf("after re-sealing: %+v, %v", e, err)

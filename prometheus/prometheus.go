@@ -68,7 +68,7 @@ func New(o Options) *Metrics {
 		Name: "kinehook_events_duplicate_total", Help: "Events answered from an earlier Idempotency-Key, by event type.",
 	}, []string{"event_type"})
 	m.attempts = prom.NewCounterVec(prom.CounterOpts{
-		Name: "kinehook_delivery_attempts_total", Help: "Delivery attempts by endpoint and outcome (success, http_error, timeout, network_error, backoff, gone).",
+		Name: "kinehook_delivery_attempts_total", Help: "Delivery attempts by endpoint and outcome (success, http_error, timeout, network_error, backoff, gone, refused).",
 	}, []string{"endpoint_id", "outcome"})
 	m.attemptDuration = prom.NewHistogramVec(prom.HistogramOpts{
 		Name: "kinehook_delivery_attempt_duration_seconds", Help: "Duration of one HTTP delivery attempt.",

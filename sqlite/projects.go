@@ -169,7 +169,7 @@ func unsealWith(box kinehook.SecretBox, b []byte) ([]byte, error) {
 
 // ResealSecrets is encryption key rotation (it implements the
 // kinehook.Resealer contract): it passes every sealed value it holds
-// (endpoint secrets, logins, passwords, custom headers; the exact bytes
+// (endpoint secrets, logins, passwords, custom headers, destination credentials; the exact bytes
 // SecretBox.Seal returned) to reseal and writes back what reseal returns, in
 // one transaction, returning how many values changed. If reseal fails
 // nothing is written. Values stored in plain text (written before a key was
@@ -180,18 +180,18 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 		return 0, fmt.Errorf("sqlite: reseal: begin: %w", err)
 	}
 	defer rollback(tx)
-	rows, err := tx.QueryContext(ctx, `SELECT id, secrets, login, password, headers_sealed FROM endpoints`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, secrets, login, password, headers_sealed, credentials FROM endpoints`)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reseal: %w", err)
 	}
 	type stored struct {
 		id   string
-		cols [4][]byte
+		cols [5][]byte // secrets, login, password, headers_sealed, credentials
 	}
 	var all []stored
 	for rows.Next() {
 		var r stored
-		if err := rows.Scan(&r.id, &r.cols[0], &r.cols[1], &r.cols[2], &r.cols[3]); err != nil {
+		if err := rows.Scan(&r.id, &r.cols[0], &r.cols[1], &r.cols[2], &r.cols[3], &r.cols[4]); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("sqlite: reseal: %w", err)
 		}
@@ -226,8 +226,8 @@ func (s *Store) ResealSecrets(ctx context.Context, reseal func(sealed []byte) ([
 				r.cols[i] = []byte{} // an empty blob, not NULL
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, login = ?, password = ?, headers_sealed = ? WHERE id = ?`,
-			r.cols[0], r.cols[1], r.cols[2], r.cols[3], r.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET secrets = ?, login = ?, password = ?, headers_sealed = ?, credentials = ? WHERE id = ?`,
+			r.cols[0], r.cols[1], r.cols[2], r.cols[3], r.cols[4], r.id); err != nil {
 			return 0, fmt.Errorf("sqlite: reseal endpoint %s: %w", r.id, err)
 		}
 	}
@@ -254,21 +254,21 @@ func (s *Store) sealLegacy(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sqlite: seal older rows: begin: %w", err)
 	}
 	defer rollback(tx)
-	rows, err := tx.QueryContext(ctx, `SELECT id, headers, secrets, login, password, headers_sealed FROM endpoints
+	rows, err := tx.QueryContext(ctx, `SELECT id, headers, secrets, login, password, headers_sealed, credentials FROM endpoints
 		WHERE headers <> '{}' OR (? AND (substr(secrets, 1, 1) = x'00' OR substr(login, 1, 1) = x'00'
-			OR substr(password, 1, 1) = x'00' OR substr(headers_sealed, 1, 1) = x'00'))`, s.box != nil)
+			OR substr(password, 1, 1) = x'00' OR substr(headers_sealed, 1, 1) = x'00' OR substr(credentials, 1, 1) = x'00'))`, s.box != nil)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: seal older rows: %w", err)
 	}
 	type stored struct {
 		id      string
 		headers string
-		cols    [4][]byte // secrets, login, password, headers_sealed
+		cols    [5][]byte // secrets, login, password, headers_sealed, credentials
 	}
 	var all []stored
 	for rows.Next() {
 		var r stored
-		if err := rows.Scan(&r.id, &r.headers, &r.cols[0], &r.cols[1], &r.cols[2], &r.cols[3]); err != nil {
+		if err := rows.Scan(&r.id, &r.headers, &r.cols[0], &r.cols[1], &r.cols[2], &r.cols[3], &r.cols[4]); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("sqlite: seal older rows: %w", err)
 		}
@@ -301,8 +301,8 @@ func (s *Store) sealLegacy(ctx context.Context) (int, error) {
 				return 0, fmt.Errorf("sqlite: seal older rows: endpoint %s: %w", r.id, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET headers = '{}', secrets = ?, login = ?, password = ?, headers_sealed = ? WHERE id = ?`,
-			r.cols[0], r.cols[1], r.cols[2], r.cols[3], r.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET headers = '{}', secrets = ?, login = ?, password = ?, headers_sealed = ?, credentials = ? WHERE id = ?`,
+			r.cols[0], r.cols[1], r.cols[2], r.cols[3], r.cols[4], r.id); err != nil {
 			return 0, fmt.Errorf("sqlite: seal older rows: endpoint %s: %w", r.id, err)
 		}
 	}
@@ -313,7 +313,7 @@ func (s *Store) sealLegacy(ctx context.Context) (int, error) {
 }
 
 const endpointCols = `id, project_id, url, description, event_types, headers, disabled, disabled_reason, secrets, scheme,
-	name, login, password, headers_sealed, rate_limit, max_in_flight, failing_since, created_at, updated_at`
+	name, login, password, headers_sealed, rate_limit, max_in_flight, failing_since, type, config, credentials, created_at, updated_at`
 
 // endpointReadCols are endpointCols and the health columns the engine alone
 // writes (UpdateEndpointHealth).
@@ -328,15 +328,33 @@ type endpointRow struct {
 	secrets, login, password, headersSealed []byte
 	failingSince, created, updated          int64
 	probeAt, pausedUntil                    int64
+	typ, config                             string
+	credentials                             []byte
 }
 
 func (s *Store) scanEndpoint(row interface{ Scan(...any) error }) (*kinehook.Endpoint, error) {
 	var r endpointRow
 	e := &r.e
 	if err := row.Scan(&e.ID, &e.ProjectID, &e.URL, &e.Description, &r.eventTypes, &r.headers, &e.Disabled, &e.DisabledReason,
-		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &r.headersSealed, &e.RateLimit, &e.MaxInFlight, &r.failingSince, &r.created, &r.updated,
+		&r.secrets, &e.Scheme, &e.Name, &r.login, &r.password, &r.headersSealed, &e.RateLimit, &e.MaxInFlight, &r.failingSince,
+		&r.typ, &r.config, &r.credentials, &r.created, &r.updated,
 		&e.Breaker.Open, &r.probeAt, &e.Breaker.ConsecutiveFailures, &r.pausedUntil); err != nil {
 		return nil, err
+	}
+	if r.typ != kinehook.EndpointWebhook {
+		e.Type = r.typ
+	}
+	if r.config != "" {
+		e.Config = json.RawMessage(r.config)
+	}
+	if len(r.credentials) > 0 {
+		creds, err := s.unseal(r.credentials)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s credentials: %w", e.ID, err)
+		}
+		if err := json.Unmarshal(creds, &e.Credentials); err != nil {
+			return nil, fmt.Errorf("endpoint %s credentials: %w", e.ID, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(r.eventTypes), &e.EventTypes); err != nil {
 		return nil, fmt.Errorf("endpoint %s event_types: %w", e.ID, err)
@@ -417,8 +435,19 @@ func (s *Store) endpointArgs(e *kinehook.Endpoint) ([]any, error) {
 	if scheme == "" {
 		scheme = kinehook.SchemeV1
 	}
+	var cj []byte
+	if len(e.Credentials) > 0 {
+		if cj, err = json.Marshal(e.Credentials); err != nil {
+			return nil, fmt.Errorf("sqlite: encode credentials: %w", err)
+		}
+	}
+	creds, err := s.seal(cj)
+	if err != nil {
+		return nil, err
+	}
 	return []any{e.URL, e.Description, string(et), "{}", e.Disabled, e.DisabledReason, secrets, scheme,
-		e.Name, login, password, headers, e.RateLimit, e.MaxInFlight, micros(e.FailingSince)}, nil
+		e.Name, login, password, headers, e.RateLimit, e.MaxInFlight, micros(e.FailingSince),
+		e.TypeOf(), string(e.Config), creds}, nil
 }
 
 // CreateEndpoint stores a new endpoint, sealing its secrets.
@@ -532,7 +561,7 @@ func (s *Store) updateEndpoint(ctx context.Context, e *kinehook.Endpoint, prev *
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE endpoints SET url = ?, description = ?, event_types = ?, headers = ?, disabled = ?,
 		disabled_reason = ?, secrets = ?, scheme = ?, name = ?, login = ?, password = ?, headers_sealed = ?, rate_limit = ?, max_in_flight = ?,
-		failing_since = ?, updated_at = ?, `+resetBreakerOnEnable+` WHERE id = ? AND project_id = ?`+cond, args...)
+		failing_since = ?, type = ?, config = ?, credentials = ?, updated_at = ?, `+resetBreakerOnEnable+` WHERE id = ? AND project_id = ?`+cond, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: update endpoint %s: %w", e.ID, err)
 	}

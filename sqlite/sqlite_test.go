@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -436,13 +437,21 @@ func TestResealSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := fill(t, s, 1, time.Now())
+	dest := &kinehook.Endpoint{ID: kinehook.NewID(kinehook.PrefixEndpoint), ProjectID: p.ID, Type: kinehook.EndpointNATS,
+		Config:      json.RawMessage(`{"subject":"s","url":"nats://n:4222"}`),
+		Credentials: map[string]string{"token": "nats-token"}, Secrets: []kinehook.EndpointSecret{{Value: "whsec_c2VjcmV0"}},
+		CreatedAt: time.Now().Add(time.Hour)}
+	if err := s.CreateEndpoint(t.Context(), dest); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 
 	both := rotatingBox{old: oldKey, new: newKey}
 	s = openAt(t, path, both)
-	// 2 endpoints x (secrets, password); logins are empty.
-	if n, err := s.ResealSecrets(t.Context(), both.reseal); err != nil || n != 4 {
-		t.Fatalf("ResealSecrets = %d, %v; want 4 values", n, err)
+	// 2 endpoints x (secrets, password), logins are empty; the destination's
+	// secrets and credentials.
+	if n, err := s.ResealSecrets(t.Context(), both.reseal); err != nil || n != 6 {
+		t.Fatalf("ResealSecrets = %d, %v; want 6 values", n, err)
 	}
 	if n, err := s.ResealSecrets(t.Context(), both.reseal); err != nil || n != 0 {
 		t.Errorf("second ResealSecrets = %d, %v; want 0 (nothing left under the old key)", n, err)
@@ -469,7 +478,8 @@ func TestResealSecrets(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("ListEndpoints: %v, want error %v", err, tc.wantErr)
 			}
-			if err == nil && (len(eps) != 2 || eps[0].Password != "pw" || eps[1].Secrets[0].Value != "whsec_c2VjcmV0") {
+			if err == nil && (len(eps) != 3 || eps[0].Password != "pw" || eps[1].Secrets[0].Value != "whsec_c2VjcmV0" ||
+				eps[2].Credentials["token"] != "nats-token") {
 				t.Errorf("endpoints after reseal: %+v", eps)
 			}
 			s.Close()

@@ -160,6 +160,13 @@ func compareEndpoint(t testing.TB, what string, got, want *kinehook.Endpoint) {
 	eqS("Name", got.Name, want.Name)
 	eqS("Login", got.Login, want.Login)
 	eqS("Password", got.Password, want.Password)
+	eqS("Type", got.TypeOf(), want.TypeOf())
+	eqS("Config", string(got.Config), string(want.Config))
+	if len(got.Credentials) != 0 || len(want.Credentials) != 0 {
+		if !maps.Equal(got.Credentials, want.Credentials) {
+			t.Errorf("%s.Credentials = %v, want %v", what, got.Credentials, want.Credentials)
+		}
+	}
 	if got.Disabled != want.Disabled {
 		t.Errorf("%s.Disabled = %v, want %v", what, got.Disabled, want.Disabled)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -56,7 +57,8 @@ func (b *testBox) Open(ciphertext []byte) ([]byte, error) {
 }
 
 // RunSecretsAtRest checks that, with a SecretBox, endpoint secrets, Basic
-// Auth logins and passwords and custom header values never reach the raw
+// Auth logins and passwords, custom header values and destination
+// credentials never reach the raw
 // storage in plain text and still read back exactly; and, as a control that
 // the dump is meaningful, that they do appear in plain text without a box.
 func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
@@ -96,7 +98,7 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 		requireNoErr(t, s.UpdateEndpoint(t.Context(), e), "UpdateEndpoint")
 		all, err := s.AllEndpoints(t.Context())
 		requireNoErr(t, err, "AllEndpoints")
-		if len(all) != 1 {
+		if len(all) != 1 { // before the destination below
 			t.Fatalf("AllEndpoints = %d", len(all))
 		}
 		compareEndpoint(t, "rotated endpoint", all[0], e)
@@ -107,7 +109,21 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 		if got, err := s.InboxSourceByID(t.Context(), peer.ID); err != nil || got.Secret != peer.Secret {
 			t.Fatalf("InboxSourceByID = %+v, %v", got, err)
 		}
-		return planted{secrets: []string{rotated, cur, peer.Secret}, password: newPW, plain: []string{newLogin, newToken, apiKey, src.Password}}
+
+		// A destination's credentials are sealed, on create and on update.
+		brokerPW := "bpw-" + randHex(16)
+		btoken := "tok-" + randHex(16)
+		d := newEndpoint(t, s, p.ID, func(d *kinehook.Endpoint) {
+			d.Type, d.URL = kinehook.EndpointNATS, ""
+			d.Config = json.RawMessage(`{"subject":"orders","url":"nats://broker.example:4222"}`)
+			d.Credentials = map[string]string{"user": "svc", "password": "first-" + randHex(16)}
+		})
+		d.Credentials = map[string]string{"user": "svc", "password": brokerPW, "token": btoken}
+		requireNoErr(t, s.UpdateEndpoint(t.Context(), d), "UpdateEndpoint destination")
+		got, err = s.GetEndpoint(t.Context(), p.ID, d.ID)
+		requireNoErr(t, err, "GetEndpoint destination")
+		compareEndpoint(t, "destination endpoint", got, d)
+		return planted{secrets: []string{rotated, cur, peer.Secret}, password: newPW, plain: []string{newLogin, newToken, apiKey, src.Password, brokerPW, btoken}}
 	}
 
 	t.Run("Sealed", func(t *testing.T) {
@@ -141,7 +157,8 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 		pl := plant(t, s)
 		raw := dump()
 		if !bytes.Contains(raw, []byte(pl.secrets[0])) || !bytes.Contains(raw, []byte(pl.password)) ||
-			!bytes.Contains(raw, []byte(pl.plain[0])) || !bytes.Contains(raw, []byte(pl.plain[1])) {
+			!bytes.Contains(raw, []byte(pl.plain[0])) || !bytes.Contains(raw, []byte(pl.plain[1])) ||
+			!bytes.Contains(raw, []byte(pl.plain[3])) {
 			t.Errorf("without a SecretBox the secrets are not visible in the dump: the dump does not show the storage")
 		}
 	})

@@ -30,6 +30,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -49,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"AdminKey", testAdminKey},
 		{"Projects", testProjects},
 		{"Endpoints", testEndpoints},
+		{"EndpointDestinations", testEndpointDestinations},
 		{"EndpointNotFound", testEndpointNotFound},
 		{"EndpointHealth", testEndpointHealth},
 		{"EndpointUpdateIfUnchanged", testEndpointUpdateIfUnchanged},
@@ -309,6 +311,65 @@ func testEndpoints(t *testing.T, s kinehook.Store) {
 		t.Errorf("ListEndpoints after delete = %v, want [%s]", ids, full.ID)
 	}
 	assertNotFound(t, s.DeleteEndpoint(ctx, p1.ID, disabled.ID), "DeleteEndpoint twice")
+}
+
+// testEndpointDestinations: an endpoint's type, config and credentials
+// round-trip through create, update and every read; a webhook reads back
+// with type "" (TypeOf: webhook), whatever the store keeps.
+func testEndpointDestinations(t *testing.T, s kinehook.Store) {
+	ctx := t.Context()
+	p, _ := newProject(t, s, "dest")
+	hook := newEndpoint(t, s, p.ID, nil)
+	d := newEndpoint(t, s, p.ID, func(e *kinehook.Endpoint) {
+		e.Type, e.URL = kinehook.EndpointNATS, ""
+		e.Config = json.RawMessage(`{"subject":"kinehook.events","url":"nats://127.0.0.1:4222"}`)
+		e.Credentials = map[string]string{"user": "svc", "password": "p@ss \"w\" ü"}
+	})
+	noCreds := newEndpoint(t, s, p.ID, func(e *kinehook.Endpoint) {
+		e.Type, e.URL = kinehook.EndpointKafka, ""
+		e.Config = json.RawMessage(`{"brokers":["b1:9092","b2:9092"],"topic":"t"}`)
+	})
+	for _, want := range []*kinehook.Endpoint{hook, d, noCreds} {
+		got, err := s.GetEndpoint(ctx, p.ID, want.ID)
+		requireNoErr(t, err, "GetEndpoint")
+		compareEndpoint(t, "GetEndpoint "+want.ID, got, want)
+		if want == hook && (got.Type != "" || got.Config != nil || got.Credentials != nil) {
+			t.Errorf("webhook came back with type %q, config %s, credentials %v", got.Type, got.Config, got.Credentials)
+		}
+	}
+	list, err := s.ListEndpoints(ctx, p.ID)
+	requireNoErr(t, err, "ListEndpoints")
+	for _, e := range list {
+		if e.ID == d.ID {
+			compareEndpoint(t, "ListEndpoints entry", e, d)
+		}
+	}
+	all, err := s.AllEndpoints(ctx)
+	requireNoErr(t, err, "AllEndpoints")
+	for _, e := range all {
+		if e.ID == d.ID {
+			compareEndpoint(t, "AllEndpoints entry", e, d)
+		}
+	}
+
+	// Update: new config, one credential fewer; then back to a webhook.
+	d.Config = json.RawMessage(`{"subject":"other","url":"nats://n2:4222"}`)
+	d.Credentials = map[string]string{"token": "t0k"}
+	d.UpdatedAt = d.UpdatedAt.Add(time.Second)
+	requireNoErr(t, s.UpdateEndpoint(ctx, d), "UpdateEndpoint")
+	got, err := s.GetEndpoint(ctx, p.ID, d.ID)
+	requireNoErr(t, err, "GetEndpoint after update")
+	compareEndpoint(t, "after update", got, d)
+
+	d.Type, d.Config, d.Credentials, d.URL = "", nil, nil, "https://example.com/back"
+	d.UpdatedAt = d.UpdatedAt.Add(time.Second)
+	requireNoErr(t, s.UpdateEndpoint(ctx, d), "UpdateEndpoint to webhook")
+	got, err = s.GetEndpoint(ctx, p.ID, d.ID)
+	requireNoErr(t, err, "GetEndpoint after webhook")
+	compareEndpoint(t, "back to webhook", got, d)
+	if got.Credentials != nil || got.Config != nil {
+		t.Errorf("webhook kept config %s, credentials %v", got.Config, got.Credentials)
+	}
 }
 
 func testEndpointNotFound(t *testing.T, s kinehook.Store) {

@@ -35,6 +35,7 @@ type benchOptions struct {
 	rate        int
 	duration    time.Duration
 	backlog     int
+	natsURL     string
 	scenarios   string
 	database    string
 	url         string
@@ -61,6 +62,9 @@ webhook arrives. Scenarios:
 
   throughput  --events events, --concurrency keep-alive clients, one endpoint:
               deliveries/s from the first POST to the last arrival
+  nats        the throughput scenario with a NATS JetStream destination (a
+              stream of its own on --nats-url) instead of an HTTP endpoint:
+              deliveries/s until the last message reaches a consumer here
   batch       the throughput scenario with --batch-size events per request
               to POST .../events/batch, from --batch-concurrency clients
   fanout      --events/--endpoints events to --endpoints endpoints (each event
@@ -102,6 +106,7 @@ One endpoint, one event per request, C keep-alive clients:
 	f.IntVar(&o.rate, "rate", 200, "events per second of the latency scenario")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency scenario")
 	f.IntVar(&o.backlog, "backlog", 100000, "events posted to the down endpoint of the backlog scenario")
+	f.StringVar(&o.natsURL, "nats-url", bench.DefaultNATSURL, "NATS server (with JetStream) of the nats scenario")
 	f.StringVar(&o.scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run, comma-separated")
 	f.StringVar(&o.database, "database", "", "postgres://... runs the servers on PostgreSQL (default: SQLite in a temporary directory)")
 	f.StringVar(&o.url, "url", "", "measure the server already running at this base URL instead of starting one")
@@ -144,7 +149,7 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 	rep, err := bench.Run(ctx, bench.Config{
 		Backend: backend, Events: o.events, Concurrency: o.concurrency, Endpoints: o.endpoints,
 		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
-		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios, Repeat: o.repeat,
+		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, NATSURL: o.natsURL, Scenarios: scenarios, Repeat: o.repeat,
 		Timeout: o.timeout, Start: start, Progress: stderr,
 	})
 	if rep != nil && len(rep.Results) > 0 || err == nil {

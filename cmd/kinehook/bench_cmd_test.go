@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinehook/kinehook/cmd/kinehook/internal/bench"
 )
@@ -215,4 +217,43 @@ func startTestBenchServer(t *testing.T) (string, string) {
 		}
 	})
 	return srv.URL, key
+}
+
+// The nats scenario delivers through a NATS JetStream destination (the
+// machine's server, a stream of the run's own) and the closing note sets
+// its figure next to the HTTP endpoint's.
+func TestBenchNATSScenario(t *testing.T) {
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:4222", time.Second); err != nil {
+		t.Skipf("no NATS server at 127.0.0.1:4222: %v", err)
+	} else {
+		c.Close()
+	}
+	out, err := runBenchCmd(t, "--events", "200", "--concurrency", "4", "--scenarios", "throughput,nats", "--server", "inprocess", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, out)
+	}
+	var nats *bench.Result
+	for i := range rep.Results {
+		if rep.Results[i].Scenario == bench.NATSDest {
+			nats = &rep.Results[i]
+		}
+	}
+	if nats == nil || nats.Deliveries != 200 || nats.DeliveriesPerSec <= 0 || nats.Duplicates != 0 || !strings.HasPrefix(nats.Target, ">= throughput") {
+		t.Fatalf("nats result %+v", nats)
+	}
+	out, err = runBenchCmd(t, "--events", "50", "--concurrency", "2", "--scenarios", "throughput,nats", "--server", "inprocess")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	if !strings.Contains(out, "NATS JetStream destination") {
+		t.Errorf("no NATS line in the closing note:\n%s", out)
+	}
+	if _, err := runBenchCmd(t, "--events", "10", "--scenarios", "nats", "--nats-url", "nats://127.0.0.1:1", "--server", "inprocess"); err == nil ||
+		!strings.Contains(err.Error(), "no NATS server at nats://127.0.0.1:1") {
+		t.Errorf("unreachable NATS: %v", err)
+	}
 }

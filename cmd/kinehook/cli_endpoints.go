@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/client"
 )
 
@@ -30,6 +32,9 @@ type endpointFlags struct {
 	rateLimit   float64
 	maxInFlight int
 	secret      string
+	typ         string
+	config      string
+	credentials []string
 }
 
 func (f *endpointFlags) register(cmd *cobra.Command, update bool) {
@@ -43,6 +48,9 @@ func (f *endpointFlags) register(cmd *cobra.Command, update bool) {
 	fl.Float64Var(&f.rateLimit, "rate-limit", 0, "maximum deliveries per second (0 = unlimited)")
 	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "maximum concurrent requests (0 = server default)")
 	fl.StringVar(&f.secret, "secret", "", "signing secret whsec_... (default: generated)")
+	fl.StringVar(&f.typ, "type", "", `endpoint type: "webhook" (default) or an event destination such as "nats"`)
+	fl.StringVar(&f.config, "config", "", `a destination's settings as a JSON object, e.g. '{"url":"nats://host:4222","subject":"kinehook.events"}'`)
+	fl.StringArrayVar(&f.credentials, "credential", nil, "a destination's credential NAME=VALUE (nats: user and password, or token); repeat for several; on update NAME= removes one")
 	if update {
 		fl.BoolVar(&f.allEvents, "all-events", false, "remove the event type filter: deliver every type")
 		fl.BoolVar(&f.noHeaders, "clear-headers", false, "remove every custom header")
@@ -85,9 +93,16 @@ func endpointPairs(e *client.Endpoint) [][2]string {
 			state += " (" + e.DisabledReason + ")"
 		}
 	}
-	pairs := [][2]string{
-		{"id", e.ID}, {"url", e.URL}, {"event_types", types}, {"description", apiOr(e.Description)}, {"state", state},
+	pairs := [][2]string{{"id", e.ID}, {"type", e.TypeOf()}}
+	if e.TypeOf() == kinehook.EndpointWebhook {
+		pairs = append(pairs, [2]string{"url", e.URL})
+	} else {
+		pairs = append(pairs, [2]string{"config", string(e.Config)})
+		if len(e.Credentials) > 0 {
+			pairs = append(pairs, [2]string{"credentials", strings.Join(kinehook.CredentialNames(e.Credentials), ", ") + " (values never shown)"})
+		}
 	}
+	pairs = append(pairs, [2]string{"event_types", types}, [2]string{"description", apiOr(e.Description)}, [2]string{"state", state})
 	for _, k := range slices.Sorted(maps.Keys(e.Headers)) {
 		pairs = append(pairs, [2]string{"header", k + ": " + e.Headers[k]})
 	}
@@ -142,14 +157,17 @@ func showSecret(cmd *cobra.Command, o *apiOptions, ans *apiAnswers, secret strin
 func newEndpointCreateCmd(o *apiOptions) *cobra.Command {
 	cf := &endpointFlags{}
 	create := &cobra.Command{
-		Use:   "create --url ENDPOINT_URL | create ENDPOINT_URL",
+		Use:   "create --url ENDPOINT_URL | create ENDPOINT_URL | create --type TYPE --config JSON",
 		Short: "Register an endpoint and print its signing secret",
 		Long: "Register an endpoint and print its signing secret.\n\n" +
 			"The endpoint's URL is the argument, --endpoint-url, or else --url; when it comes\n" +
 			"from the argument or --endpoint-url, --url names the server as elsewhere.\n" +
-			"The server can always be given with --server or KINEHOOK_URL.",
+			"The server can always be given with --server or KINEHOOK_URL.\n\n" +
+			"An event destination (--type nats, ...) has no URL: its settings are --config\n" +
+			"(a JSON object) and its secrets --credential NAME=VALUE, never shown again.",
 		Example: `  KINEHOOK_URL=http://127.0.0.1:8080 kinehook endpoints create --project prj_... --url https://example.com/webhooks --event-type media.update.status
-  kinehook endpoints create https://example.com/webhooks --url http://127.0.0.1:8080 --key kh_... --project prj_...`,
+  kinehook endpoints create https://example.com/webhooks --url http://127.0.0.1:8080 --key kh_... --project prj_...
+  kinehook endpoints create --project prj_... --type nats --config '{"url":"nats://nats.internal:4222","subject":"kinehook.events"}' --credential token=s3cret`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runEndpointCreate(cmd, o, cf, args) },
 	}
@@ -166,10 +184,22 @@ func runEndpointCreate(cmd *cobra.Command, o *apiOptions, cf *endpointFlags, arg
 	if err := cf.resolveURL(o, arg); err != nil {
 		return err
 	}
-	if cf.url == "" {
-		return fmt.Errorf("the endpoint's URL is required: --url URL (or an argument)")
+	dest := cf.typ != "" && cf.typ != kinehook.EndpointWebhook
+	if cf.url == "" && !dest {
+		return fmt.Errorf("the endpoint's URL is required: --url URL (or an argument); an event destination needs --type and --config instead")
+	}
+	if dest && cf.config == "" {
+		return fmt.Errorf("a %s endpoint needs --config: its settings as a JSON object", cf.typ)
 	}
 	h, err := parseHeaders(cf.headers)
+	if err != nil {
+		return err
+	}
+	config, err := parseConfigFlag(cf.config)
+	if err != nil {
+		return err
+	}
+	creds, err := parseCredentials(cf.credentials)
 	if err != nil {
 		return err
 	}
@@ -181,6 +211,7 @@ func runEndpointCreate(cmd *cobra.Command, o *apiOptions, cf *endpointFlags, arg
 	e, err := c.CreateEndpoint(ctx, pid, client.EndpointCreate{
 		URL: cf.url, EventTypes: cf.eventTypes, Description: cf.description, Headers: h,
 		Disabled: cf.disabled, RateLimit: cf.rateLimit, MaxInFlight: cf.maxInFlight, Secret: cf.secret,
+		Type: cf.typ, Credentials: creds, Config: config,
 	})
 	if err != nil {
 		return fmt.Errorf("create endpoint: %w", err)
@@ -208,12 +239,13 @@ func newEndpointListCmd(o *apiOptions) *cobra.Command {
 			if o.json {
 				return ans.printPages(cmd.OutOrStdout())
 			}
-			return apiTable(cmd.OutOrStdout(), []string{"ID", "URL", "EVENT_TYPES", "STATE", "CREATED"}, endpointRows(es))
+			return apiTable(cmd.OutOrStdout(), []string{"ID", "URL", "EVENT_TYPES", "STATE", "CREATED", "TYPE"}, endpointRows(es))
 		},
 	}
 }
 
-// endpointRows are the rows of `endpoints list`.
+// endpointRows are the rows of `endpoints list`: a destination shows its
+// config where a webhook shows its URL.
 func endpointRows(es []*client.Endpoint) [][]string {
 	rows := make([][]string, 0, len(es))
 	for _, e := range es {
@@ -221,7 +253,11 @@ func endpointRows(es []*client.Endpoint) [][]string {
 		if len(e.EventTypes) > 0 {
 			types = strings.Join(e.EventTypes, ",")
 		}
-		rows = append(rows, []string{e.ID, e.URL, types, healthState(e), apiTime(e.CreatedAt)})
+		target := e.URL
+		if e.TypeOf() != kinehook.EndpointWebhook {
+			target = string(e.Config)
+		}
+		rows = append(rows, []string{e.ID, target, types, healthState(e), apiTime(e.CreatedAt), e.TypeOf()})
 	}
 	return rows
 }
@@ -305,10 +341,55 @@ func (f *endpointFlags) changes(fl *pflag.FlagSet) (client.EndpointUpdate, error
 	setIfChanged(fl, "rate-limit", &u.RateLimit, &f.rateLimit)
 	setIfChanged(fl, "max-in-flight", &u.MaxInFlight, &f.maxInFlight)
 	setIfChanged(fl, "secret", &u.Secret, &f.secret)
+	setIfChanged(fl, "type", &u.Type, &f.typ)
+	if fl.Changed("config") {
+		c, err := parseConfigFlag(f.config)
+		if err != nil {
+			return u, err
+		}
+		u.Config = &c
+	}
+	if fl.Changed("credential") {
+		c, err := parseCredentials(f.credentials)
+		if err != nil {
+			return u, err
+		}
+		u.Credentials = &c
+	}
 	if u == (client.EndpointUpdate{}) {
-		return u, fmt.Errorf("nothing to change: give at least one of --url, --event-type, --all-events, --description, --header, --clear-headers, --disabled, --rate-limit, --max-in-flight, --secret")
+		return u, fmt.Errorf("nothing to change: give at least one of --url, --type, --config, --credential, --event-type, --all-events, --description, --header, --clear-headers, --disabled, --rate-limit, --max-in-flight, --secret")
 	}
 	return u, nil
+}
+
+// parseConfigFlag reads --config: a JSON object, sent as given (nil when
+// the flag is empty); the server checks it against the endpoint's type.
+func parseConfigFlag(s string) (json.RawMessage, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if !json.Valid([]byte(s)) {
+		return nil, fmt.Errorf("--config %q is not valid JSON; give an object such as '{\"url\":\"nats://host:4222\",\"subject\":\"events\"}'", s)
+	}
+	return json.RawMessage(s), nil
+}
+
+// parseCredentials reads --credential NAME=VALUE flags; "NAME=" (an empty
+// value) removes that credential on update.
+func parseCredentials(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--credential %q: want NAME=VALUE", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // headerChange sets u.Headers from --header or --clear-headers, if given.

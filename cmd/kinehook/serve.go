@@ -375,7 +375,8 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 			return st.CountStates(ctx, "", kinehook.StateLive)
 		},
 	})
-	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook())
+	dests := newDestinations(destinationDial(o, flags))
+	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook(), dests)
 	if err != nil {
 		return err
 	}
@@ -394,7 +395,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if !o.secureCookiesSet {
 		o.secureCookies = tlsCfg != nil
 	}
-	handler, err := newServeHandler(o, flags, st, engine, abilities, metrics)
+	handler, err := newServeHandler(o, flags, st, engine, abilities, metrics, dests)
 	if err != nil {
 		return err
 	}
@@ -454,14 +455,16 @@ func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
 }
 
 // startServeEngine builds the delivery engine with the HTTP transport and
-// starts it on its own context: SIGTERM stops it through Shutdown.
+// the destinations' and starts it on its own context: SIGTERM stops it
+// through Shutdown, which closes the destinations' connections.
 func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, st kinehook.Store, coord kinehook.Coordinator,
-	maxInFlight int, metrics *prometheus.Metrics, tracer delivery.Tracer) (*delivery.Engine, error) {
+	maxInFlight int, metrics *prometheus.Metrics, tracer delivery.Tracer, dests []destination) (*delivery.Engine, error) {
+	web := webhook.New(webhook.Options{Client: deliveryClient(o, flags.cidrs, maxInFlight)})
 	engine, err := delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,
 		Coordinator:      coord,
-		Transports:       webhook.Transports(webhook.Options{Client: deliveryClient(o, flags.cidrs, maxInFlight)}),
+		Transports:       destinationTransports(web, dests),
 		RetrySchedule:    flags.schedule,
 		RequestTimeout:   o.requestTimeout,
 		BreakerThreshold: never(o.breakerAfter),
@@ -483,8 +486,9 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 // (the same rules, one key cache, one set of per-project locks), the API and
 // the dashboard over it, and the top-level router, with metrics.
 func newServeHandler(o *serveOptions, flags *serveFlags, st kinehook.Store, engine *delivery.Engine,
-	abilities serveAbilities, metrics *prometheus.Metrics) (nethttp.Handler, error) {
-	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: flags.cidrs})
+	abilities serveAbilities, metrics *prometheus.Metrics, dests []destination) (nethttp.Handler, error) {
+	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: flags.cidrs,
+		Destinations: destinationChecks(dests)})
 	if err != nil {
 		return nil, fmt.Errorf("application: %w", err)
 	}

@@ -3,6 +3,19 @@
 (function () {
   "use strict";
 
+  // The endpoint form shows the URL for a webhook and config and
+  // credentials for an event destination (without the script, both show).
+  function showTypeFields(sel) {
+    var webhook = sel.value === "webhook";
+    sel.form.querySelectorAll("[data-for-type]").forEach(function (el) {
+      el.hidden = (el.getAttribute("data-for-type") === "webhook") !== webhook;
+    });
+  }
+  document.querySelectorAll("select[data-endpoint-type]").forEach(function (sel) {
+    showTypeFields(sel);
+    sel.addEventListener("change", function () { showTypeFields(sel); });
+  });
+
   // Forms with data-confirm ask before submitting.
   document.addEventListener("submit", function (ev) {
     var form = ev.target;

@@ -92,6 +92,20 @@ func NewTransport(o ClientOptions) *http.Transport {
 	}
 }
 
+// NewDialContext returns the guarded dial function of NewTransport for
+// connections that are not HTTP (a broker's: NATS, AMQP, Redis, Kafka): odd
+// address spellings rewritten, localhost names refused before any lookup,
+// and the guard's Control on every address actually dialled. Only
+// AllowPrivate, AllowCIDRs, DialTimeout and Resolver are used.
+func NewDialContext(o ClientOptions) func(ctx context.Context, network, address string) (net.Conn, error) {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	g := o.Guard()
+	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second, Resolver: o.Resolver, Control: g.Control}
+	return canonicalDial(g, d.DialContext)
+}
+
 // canonicalDial rewrites odd address spellings ("127.1", "0x7f000001") to
 // the address they mean before dialling, so they never become DNS queries
 // and always meet the guard as the address a C resolver would produce.

@@ -364,3 +364,41 @@ func TestNameResolvingToLoopback(t *testing.T) {
 		t.Fatalf("AllowPrivate POST %s: %v (requests %d)", url, err, srv.requests.Load())
 	}
 }
+
+// NewDialContext, for brokers, refuses loopback unless allowed, however
+// the address is written, and dials it when allowed.
+func TestNewDialContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	strict := NewDialContext(ClientOptions{})
+	for _, host := range []string{"127.0.0.1", "127.1", "localhost", "0x7f000001"} {
+		c, err := strict(t.Context(), "tcp", net.JoinHostPort(host, port))
+		if err == nil {
+			c.Close()
+			t.Errorf("dial %s: no refusal", host)
+			continue
+		}
+		var be *BlockedError
+		if !errors.As(err, &be) {
+			t.Errorf("dial %s: %v, want a *BlockedError", host, err)
+		}
+	}
+	c, err := NewDialContext(ClientOptions{AllowPrivate: true})(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial with private networks allowed: %v", err)
+	}
+	c.Close()
+}

@@ -1,5 +1,5 @@
 // Package stacktest runs kinehook's real stack in a test: the HTTP API on a
-// real SQLite file with the real delivery engine, served by httptest. Tests of
+// real SQLite file with the real delivery engine (webhook and NATS transports), served by httptest. Tests of
 // the client and the CLI use it so they speak to the same server a user would,
 // never to a mock.
 package stacktest
@@ -15,6 +15,9 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
+	"github.com/kinehook/kinehook/internal/netguard"
+	natsdest "github.com/kinehook/kinehook/nats"
+	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -37,15 +40,20 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
+	// NATS and RabbitMQ endpoints too: the CLI and client tests create them.
+	natsTr := natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+	rabbitTr := rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second,
-		Transports: webhook.Transports(webhook.Options{})})
+		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr,
+			kinehook.EndpointRabbitMQ: rabbitTr}})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
 	}
 	if err := eng.Start(ctx); err != nil {
 		t.Fatalf("start engine: %v", err)
 	}
-	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1}
+	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1,
+		Destinations: []kinehook.DestinationType{natsdest.Type{}, rabbitdest.Type{}}}
 	if config != nil {
 		config(&c)
 	}

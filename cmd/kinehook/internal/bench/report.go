@@ -132,7 +132,7 @@ func (r *Report) serverCPU() []string {
 
 // footer states the ratios to the plain client and to the relay, when they ran.
 func (r *Report) footer() string {
-	var base, thr, rel, thrCPU, relCPU, bat float64
+	var base, thr, rel, thrCPU, relCPU, bat, nats, natsCPU float64
 	var thrScope string
 	for _, res := range r.Results {
 		switch res.Scenario {
@@ -144,9 +144,18 @@ func (r *Report) footer() string {
 			rel, relCPU = res.DeliveriesPerSec, res.CPUMsPer1k
 		case Batch:
 			bat = res.DeliveriesPerSec
+		case NATSDest:
+			nats, natsCPU = res.DeliveriesPerSec, res.CPUMsPer1k
 		}
 	}
 	lines := r.serverCPU()
+	if nats > 0 && thr > 0 {
+		l := fmt.Sprintf("NATS JetStream destination %.0f deliveries/s (each acknowledged by the stream) vs HTTP endpoint %.0f = %.2f of it", nats, thr, nats/thr)
+		if natsCPU > 0 && thrCPU > 0 {
+			l += fmt.Sprintf("; CPU per delivery %.0f us vs %.0f us", natsCPU, thrCPU)
+		}
+		lines = append(lines, l)
+	}
 	if base > 0 && thr > 0 {
 		lines = append(lines, fmt.Sprintf("plain Go client ceiling %.0f requests/s; kinehook one endpoint %.0f deliveries/s = %.2f of it (goal >= 0.3 on SQLite)",
 			base, thr, thr/base))

@@ -29,6 +29,9 @@ const (
 	// Batch is the throughput scenario with events posted BatchSize at a
 	// time to POST .../events/batch.
 	Batch = "batch"
+	// NATSDest is the throughput scenario with a NATS JetStream
+	// destination instead of an HTTP endpoint (Config.NATSURL).
+	NATSDest = "nats"
 )
 
 // Batch scenario defaults, and the API's largest batch.
@@ -39,7 +42,7 @@ const (
 )
 
 // AllScenarios is the default --scenarios list.
-var AllScenarios = []string{Throughput, Batch, Fanout, Latency, Backlog, Baseline, Relay}
+var AllScenarios = []string{Throughput, NATSDest, Batch, Fanout, Latency, Backlog, Baseline, Relay}
 
 // Server is one kinehook server a scenario runs against.
 type Server struct {
@@ -76,6 +79,9 @@ type Config struct {
 	Duration time.Duration
 	// BacklogEvents is the number of events posted to a down endpoint.
 	BacklogEvents int
+	// NATSURL is the NATS server of the nats scenario (DefaultNATSURL when
+	// empty): it needs JetStream, and the server must be allowed to reach it.
+	NATSURL string
 	// Scenarios to run, in order (AllScenarios when empty).
 	Scenarios []string
 	// Repeat runs each scenario this many times (0 or 1: once) and reports
@@ -308,6 +314,8 @@ func runOnServer(ctx context.Context, cfg Config, name string) (res *Result, err
 	switch name {
 	case Throughput, Batch:
 		return runThroughput(ctx, cfg, srv, name, 1, cfg.Events)
+	case NATSDest:
+		return runNATS(ctx, cfg, srv)
 	case Fanout:
 		return runThroughput(ctx, cfg, srv, name, cfg.Endpoints, max(1, cfg.Events/cfg.Endpoints))
 	case Latency:
@@ -683,9 +691,24 @@ func (r *Report) judge(backend string) {
 		}
 	}
 	pass := func(ok bool) *bool { return &ok }
+	var thr float64
+	for _, res := range r.Results {
+		if res.Scenario == Throughput {
+			thr = res.DeliveriesPerSec
+		}
+	}
 	for i := range r.Results {
 		res := &r.Results[i]
 		switch res.Scenario {
+		case NATSDest:
+			// A destination should be no slower than an HTTP endpoint on loopback.
+			if base > 0 {
+				res.Ratio = res.DeliveriesPerSec / base
+			}
+			if thr > 0 {
+				res.Target = fmt.Sprintf(">= throughput (%.0f/s)", thr)
+				res.Pass = pass(res.DeliveriesPerSec >= thr)
+			}
 		case Throughput, Batch, Fanout:
 			goal := 10000.0
 			if pg {

@@ -64,17 +64,34 @@ func (s *Sink) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		return
 	}
-	key := r.URL.Path + " " + r.Header.Get(kinehook.HeaderID)
+	s.record(r.URL.Path+" "+r.Header.Get(kinehook.HeaderID), now)
+	w.WriteHeader(status)
+}
+
+// NewRecorder is a Sink without an HTTP server, for deliveries that arrive
+// another way (a broker's consumer): they are counted with Record.
+func NewRecorder() *Sink {
+	return &Sink{arrivals: map[string]time.Time{}, done: make(chan struct{})}
+}
+
+// Record counts the arrival of webhook id at path (a consumer's name for
+// where it came from), as the HTTP sink counts a request.
+func (s *Sink) Record(path, id string) {
+	now := time.Now()
+	s.hits.Add(1)
+	s.record(path+" "+id, now)
+}
+
+func (s *Sink) record(key string, now time.Time) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, seen := s.arrivals[key]; seen {
 		s.dups++
-	} else {
-		s.arrivals[key] = now
-		s.last = now
-		s.checkDoneLocked()
+		return
 	}
-	s.mu.Unlock()
-	w.WriteHeader(status)
+	s.arrivals[key] = now
+	s.last = now
+	s.checkDoneLocked()
 }
 
 func (s *Sink) checkDoneLocked() {
@@ -142,6 +159,9 @@ func (s *Sink) Stats() (distinct, dups int, hits int64, last time.Time) {
 
 // Close stops the sink.
 func (s *Sink) Close() error {
+	if s.srv == nil {
+		return nil // a recorder
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
