@@ -19,6 +19,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
+	redisdest "github.com/kinehook/kinehook/redis"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -100,6 +101,8 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if o.nats {
 		transports[kinehook.EndpointNATS] = natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 		dests = append(dests, natsdest.Type{})
+		transports[kinehook.EndpointRedis] = redisdest.New(redisdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, redisdest.Type{})
 	}
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second,
 		Transports: transports})

@@ -8,6 +8,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
+	redisdest "github.com/kinehook/kinehook/redis"
 )
 
 // destination is one endpoint type beyond webhook, as this binary wires it:
@@ -28,6 +29,7 @@ type dialFunc = func(ctx context.Context, network, address string) (net.Conn, er
 func newDestinations(dial dialFunc) []destination {
 	return []destination{
 		{natsdest.Type{}, natsdest.New(natsdest.Options{Dial: dial})},
+		{redisdest.Type{}, redisdest.New(redisdest.Options{Dial: dial})},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	khttp "github.com/kinehook/kinehook/http"
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
+	redisdest "github.com/kinehook/kinehook/redis"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -39,10 +40,11 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
-	// NATS endpoints too: the CLI and client tests create them.
+	// NATS and Redis endpoints too: the CLI and client tests create them.
 	natsTr := natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+	redisTr := redisdest.New(redisdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second,
-		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr}})
+		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr, kinehook.EndpointRedis: redisTr}})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
 	}
@@ -50,7 +52,7 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 		t.Fatalf("start engine: %v", err)
 	}
 	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1,
-		Destinations: []kinehook.DestinationType{natsdest.Type{}}}
+		Destinations: []kinehook.DestinationType{natsdest.Type{}, redisdest.Type{}}}
 	if config != nil {
 		config(&c)
 	}
