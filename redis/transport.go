@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -102,8 +103,20 @@ type client struct {
 	lastUsed time.Time
 }
 
+// quietLogger takes go-redis's own log lines (a failed dial, per attempt
+// while a server is down) to slog at debug level: the attempt's error
+// already says it, in the delivery log.
+type quietLogger struct{}
+
+func (quietLogger) Printf(_ context.Context, format string, v ...any) {
+	slog.Debug("redis client: " + fmt.Sprintf(format, v...))
+}
+
+var setLogger sync.Once
+
 // New returns the Redis transport.
 func New(o Options) *Transport {
+	setLogger.Do(func() { goredis.SetLogger(quietLogger{}) })
 	if o.MaxClients <= 0 {
 		o.MaxClients = DefaultMaxClients
 	}
