@@ -221,6 +221,12 @@ func TestCatalogThroughRedis(t *testing.T) {
 	if len(seen) != len(ids) {
 		t.Errorf("%d of %d events arrived", len(seen), len(ids))
 	}
+	// A password in the url is refused, pointing to credentials.
+	b := s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+		fmt.Sprintf(`{"type":"redis","config":{"url":"redis://:hunter2@127.0.0.1:6379/0","stream":%q}}`, stream), 422, nil)
+	if !strings.Contains(string(b), `"config.url"`) || !strings.Contains(string(b), "give it in credentials") || strings.Contains(string(b), "hunter2") {
+		t.Errorf("password in the url: %s", b)
+	}
 	// The attempt records the entry id as its response.
 	ds, err := s.store.ListDeliveries(context.Background(), s.pid, ids[0])
 	if err != nil || len(ds) != 1 {
@@ -230,8 +236,14 @@ func TestCatalogThroughRedis(t *testing.T) {
 	if err != nil || len(as) == 0 {
 		t.Fatalf("attempts %v, %v", as, err)
 	}
-	if as[len(as)-1].ResponseBody != msgs[0].ID {
-		t.Errorf("attempt response %q, want the entry id %q", as[len(as)-1].ResponseBody, msgs[0].ID)
+	entryID := ""
+	for _, m := range msgs {
+		if field(m, kinehook.HeaderID) == ids[0] {
+			entryID = m.ID
+		}
+	}
+	if as[len(as)-1].ResponseBody != entryID {
+		t.Errorf("attempt response %q, want the entry id %q", as[len(as)-1].ResponseBody, entryID)
 	}
 }
 
