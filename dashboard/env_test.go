@@ -20,6 +20,7 @@ import (
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
+	redisdest "github.com/kinehook/kinehook/redis"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -103,6 +104,8 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if o.nats {
 		transports[kinehook.EndpointNATS] = natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 		dests = append(dests, natsdest.Type{})
+		transports[kinehook.EndpointRedis] = redisdest.New(redisdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, redisdest.Type{})
 	}
 	if o.rabbitmq {
 		transports[kinehook.EndpointRabbitMQ] = rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})

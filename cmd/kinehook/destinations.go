@@ -9,6 +9,7 @@ import (
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
+	redisdest "github.com/kinehook/kinehook/redis"
 )
 
 // destination is one endpoint type beyond webhook, as this binary wires it:
@@ -30,6 +31,7 @@ func newDestinations(dial dialFunc) []destination {
 	return []destination{
 		{natsdest.Type{}, natsdest.New(natsdest.Options{Dial: dial})},
 		{rabbitdest.Type{}, rabbitdest.New(rabbitdest.Options{Dial: dial})},
+		{redisdest.Type{}, redisdest.New(redisdest.Options{Dial: dial})},
 	}
 }
 

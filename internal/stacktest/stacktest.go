@@ -18,6 +18,7 @@ import (
 	"github.com/kinehook/kinehook/internal/netguard"
 	natsdest "github.com/kinehook/kinehook/nats"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
+	redisdest "github.com/kinehook/kinehook/redis"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -40,12 +41,13 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
-	// NATS and RabbitMQ endpoints too: the CLI and client tests create them.
+	// Destination endpoints too: the CLI and client tests create them.
 	natsTr := natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	rabbitTr := rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+	redisTr := redisdest.New(redisdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second,
 		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr,
-			kinehook.EndpointRabbitMQ: rabbitTr}})
+			kinehook.EndpointRabbitMQ: rabbitTr, kinehook.EndpointRedis: redisTr}})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
 	}
@@ -53,7 +55,7 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 		t.Fatalf("start engine: %v", err)
 	}
 	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1,
-		Destinations: []kinehook.DestinationType{natsdest.Type{}, rabbitdest.Type{}}}
+		Destinations: []kinehook.DestinationType{natsdest.Type{}, rabbitdest.Type{}, redisdest.Type{}}}
 	if config != nil {
 		config(&c)
 	}
