@@ -18,6 +18,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
+	kafkadest "github.com/kinehook/kinehook/kafka"
 	natsdest "github.com/kinehook/kinehook/nats"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
@@ -69,6 +70,8 @@ type envOpts struct {
 	wrapStore func(kinehook.Store) kinehook.Store
 	// nats wires the NATS destination (type, transport) as kinehook serve does.
 	nats bool
+	// kafka wires the Kafka destination (type, transport) as kinehook serve does.
+	kafka bool
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -100,6 +103,10 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if o.nats {
 		transports[kinehook.EndpointNATS] = natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 		dests = append(dests, natsdest.Type{})
+	}
+	if o.kafka {
+		transports[kinehook.EndpointKafka] = kafkadest.New(kafkadest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, kafkadest.Type{})
 	}
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second,
 		Transports: transports})

@@ -7,6 +7,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
+	kafkadest "github.com/kinehook/kinehook/kafka"
 	natsdest "github.com/kinehook/kinehook/nats"
 )
 
@@ -28,6 +29,7 @@ type dialFunc = func(ctx context.Context, network, address string) (net.Conn, er
 func newDestinations(dial dialFunc) []destination {
 	return []destination{
 		{natsdest.Type{}, natsdest.New(natsdest.Options{Dial: dial})},
+		{kafkadest.Type{}, kafkadest.New(kafkadest.Options{Dial: dial})},
 	}
 }
 

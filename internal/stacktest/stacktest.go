@@ -16,6 +16,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
 	"github.com/kinehook/kinehook/internal/netguard"
+	kafkadest "github.com/kinehook/kinehook/kafka"
 	natsdest "github.com/kinehook/kinehook/nats"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
@@ -39,10 +40,12 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
-	// NATS endpoints too: the CLI and client tests create them.
+	// NATS and Kafka endpoints too: the CLI and client tests create them.
 	natsTr := natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+	kafkaTr := kafkadest.New(kafkadest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second,
-		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr}})
+		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr,
+			kinehook.EndpointKafka: kafkaTr}})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
 	}
@@ -50,7 +53,7 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 		t.Fatalf("start engine: %v", err)
 	}
 	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1,
-		Destinations: []kinehook.DestinationType{natsdest.Type{}}}
+		Destinations: []kinehook.DestinationType{natsdest.Type{}, kafkadest.Type{}}}
 	if config != nil {
 		config(&c)
 	}
