@@ -107,8 +107,8 @@ type cachedConfig struct {
 // client is one producer client with what it last failed to dial.
 type client struct {
 	key clientKey
-	kc  *kgo.Client
-	dl  *dialer
+	kc    *kgo.Client
+	conns *connHook
 
 	// Guarded by Transport.mu.
 	users    map[string]bool // endpoint ids that used it
@@ -177,26 +177,43 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		return out
 	}
 	defer t.release(c)
+	// The record's own context ends early when every broker turned out
+	// unreachable or refused the login: the client then drops the record
+	// (it was never sent) instead of retrying it until the deadline.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan produced, 1)
-	c.kc.Produce(ctx, rec, func(r *kgo.Record, err error) { done <- produced{r, err} })
-	select {
-	case p := <-done:
-		out.Duration = time.Since(start)
-		if p.err != nil {
-			out.Outcome, out.Err = classify(ctx, p.err, cc.cfg, c.dl.since(start))
+	c.kc.Produce(pctx, rec, func(r *kgo.Record, err error) { done <- produced{r, err} })
+	var connErr error
+	for {
+		select {
+		case p := <-done:
+			out.Duration = time.Since(start)
+			if p.err != nil {
+				out.Outcome, out.Err = classify(ctx, p.err, cc.cfg, connErr)
+				return out
+			}
+			out.Outcome = delivery.OutcomeSuccess
+			out.Response = "topic " + p.r.Topic + " partition " + strconv.FormatInt(int64(p.r.Partition), 10) +
+				" offset " + strconv.FormatInt(p.r.Offset, 10)
 			return out
+		case <-ctx.Done():
+			// The record is in a request already sent: the idempotent
+			// producer keeps it (DeliveryTimeout) and may still store it;
+			// the retry is a new record, after it in the partition.
+			out.Duration = time.Since(start)
+			if connErr == nil {
+				connErr = c.conns.failedSince(start, 1)
+			}
+			out.Outcome, out.Err = classify(ctx, ctx.Err(), cc.cfg, connErr)
+			return out
+		case <-c.conns.changed():
+			if connErr == nil {
+				if connErr = c.conns.failedSince(start, len(cc.cfg.Brokers)); connErr != nil {
+					cancel()
+				}
+			}
 		}
-		out.Outcome = delivery.OutcomeSuccess
-		out.Response = "topic " + p.r.Topic + " partition " + strconv.FormatInt(int64(p.r.Partition), 10) +
-			" offset " + strconv.FormatInt(p.r.Offset, 10)
-		return out
-	case <-ctx.Done():
-		// The record is in a request already sent: the idempotent producer
-		// keeps it (DeliveryTimeout) and may still store it; the retry is
-		// a new record, after it in the partition.
-		out.Duration = time.Since(start)
-		out.Outcome, out.Err = classify(ctx, ctx.Err(), cc.cfg, c.dl.since(start))
-		return out
 	}
 }
 
@@ -322,39 +339,43 @@ func (t *Transport) newClient(key clientKey) (*client, error) {
 	case SASLScramSHA512:
 		opts = append(opts, kgo.SASL(scramAuth(key).AsSha512Mechanism()))
 	}
+	hook := newConnHook()
+	opts = append(opts, kgo.WithHooks(hook))
 	kc, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer client for %s: %w", key.brokers, err)
 	}
-	return &client{key: key, kc: kc, dl: d, users: map[string]bool{}, lastUsed: time.Now()}, nil
+	return &client{key: key, kc: kc, conns: hook, users: map[string]bool{}, lastUsed: time.Now()}, nil
 }
 
 func scramAuth(key clientKey) scram.Auth {
 	return scram.Auth{User: key.username, Pass: key.password}
 }
 
-// dialer dials through the guard (and TLS on top) and keeps the last
-// failure, which the client reports only as records timing out.
+// dialer dials through the guard, with TLS on top when configured.
 type dialer struct {
 	dial    func(ctx context.Context, network, address string) (net.Conn, error)
 	timeout time.Duration
 	tls     *tls.Config
-
-	mu     sync.Mutex
-	last   error
-	lastAt time.Time
 }
+
+// dialError is a failure to open a connection (TCP, the guard, TLS), as
+// opposed to one after it opened (ApiVersions, SASL).
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 // DialContext is the client's kgo.Dialer.
 func (d *dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := d.dialTLS(ctx, network, address)
-	d.mu.Lock()
-	d.last, d.lastAt = err, time.Now()
-	d.mu.Unlock()
-	return c, err
+	c, err := d.open(ctx, network, address)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	return c, nil
 }
 
-func (d *dialer) dialTLS(ctx context.Context, network, address string) (net.Conn, error) {
+func (d *dialer) open(ctx context.Context, network, address string) (net.Conn, error) {
 	if d.dial == nil {
 		return nil, errors.New("kafka: no dial function configured")
 	}
@@ -377,12 +398,51 @@ func (d *dialer) dialTLS(ctx context.Context, network, address string) (net.Conn
 	return tc, nil
 }
 
-// since is the last dial error when it happened at or after t.
-func (d *dialer) since(t time.Time) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.last != nil && !d.lastAt.Before(t) {
-		return d.last
+// connHook follows the client's connections (dial, TLS, ApiVersions and
+// SASL): a broker that cannot be reached or refuses the login shows
+// otherwise only as records waiting until their deadline.
+type connHook struct {
+	mu     sync.Mutex
+	last   error     // the last connection's error, nil after a success
+	lastAt time.Time // when it was made
+	fails  int       // connections failed in a row
+	ch     chan struct{}
+}
+
+var _ kgo.HookBrokerConnect = (*connHook)(nil)
+
+func newConnHook() *connHook { return &connHook{ch: make(chan struct{})} }
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (h *connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastAt = time.Now()
+	if err == nil {
+		h.last, h.fails = nil, 0
+	} else {
+		h.last = fmt.Errorf("%s: %w", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), err)
+		h.fails++
+	}
+	close(h.ch)
+	h.ch = make(chan struct{})
+}
+
+// changed is closed at the next connection made or failed.
+func (h *connHook) changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ch
+}
+
+// failedSince is the last connection's error when it happened at or after
+// t and at least n connections failed in a row (every bootstrap broker
+// tried, say).
+func (h *connHook) failedSince(t time.Time, n int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last != nil && !h.lastAt.Before(t) && h.fails >= n {
+		return h.last
 	}
 	return nil
 }
@@ -483,28 +543,44 @@ func recordedHeaders(r *kgo.Record, custom map[string]string) map[string]string 
 	return out
 }
 
-// classify words a failed produce. dialErr is a dial that failed during
-// the attempt: brokers that cannot be reached show only as a record timing
-// out, so it turns a timeout into the network error it is.
-func classify(ctx context.Context, err error, cfg Config, dialErr error) (delivery.Outcome, string) {
+// classify words a failed produce. connErr is a connection that failed
+// during the attempt: brokers that cannot be reached or refuse the login
+// show only as a record given up, so it says what the failure was.
+func classify(ctx context.Context, err error, cfg Config, connErr error) (delivery.Outcome, string) {
 	brokers := strings.Join(cfg.Brokers, ",")
 	var ke *kerr.Error
+	if connErr != nil && !errors.As(err, &ke) {
+		var de *dialError
+		if isSASL(connErr) || (cfg.SASL != SASLNone && !errors.As(connErr, &de)) {
+			// Kafka answers a wrong password with SASL_AUTHENTICATION_FAILED;
+			// some brokers (and kfake) just close the connection.
+			return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the SASL %s login: %v", brokers, cfg.SASL, connErr)
+		}
+		if errors.As(connErr, &ke) {
+			return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the connection: %v", brokers, connErr)
+		}
+		return delivery.OutcomeNetworkError, fmt.Sprintf("kafka: cannot connect to %s: %v", brokers, connErr)
+	}
 	switch {
 	case errors.Is(err, errClosed) || errors.Is(err, kgo.ErrClientClosed):
 		return delivery.OutcomeNetworkError, fmt.Sprintf("kafka: producer to %s closed: %v", brokers, err)
 	case errors.As(err, &ke):
 		msg := fmt.Sprintf("kafka: %s refused the record for topic %q: %v", brokers, cfg.Topic, err)
-		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism) {
+		if isSASL(err) {
 			msg = fmt.Sprintf("kafka: %s refused the SASL %s login: %v", brokers, cfg.SASL, err)
 		}
 		return delivery.OutcomeRefused, msg
-	case dialErr != nil:
-		return delivery.OutcomeNetworkError, fmt.Sprintf("kafka: cannot connect to %s: %v", brokers, dialErr)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) || (ctx.Err() != nil && errors.Is(err, context.Canceled)):
 		return delivery.OutcomeTimeout, fmt.Sprintf("timeout: no acknowledgement from %s for topic %q within the request timeout", brokers, cfg.Topic)
 	}
-	if strings.Contains(strings.ToLower(err.Error()), "sasl") {
+	if isSASL(err) {
 		return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the SASL %s login: %v", brokers, cfg.SASL, err)
 	}
 	return delivery.OutcomeNetworkError, fmt.Sprintf("kafka: produce to %s: %v", brokers, err)
+}
+
+// isSASL tells a refused login.
+func isSASL(err error) bool {
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) ||
+		errors.Is(err, kerr.UnsupportedSaslMechanism) || strings.Contains(strings.ToLower(err.Error()), "sasl")
 }
