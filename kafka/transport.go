@@ -106,7 +106,7 @@ type cachedConfig struct {
 
 // client is one producer client with what it last failed to dial.
 type client struct {
-	key clientKey
+	key   clientKey
 	kc    *kgo.Client
 	conns *connHook
 
