@@ -551,10 +551,13 @@ func classify(ctx context.Context, err error, cfg Config, connErr error) (delive
 	var ke *kerr.Error
 	if connErr != nil && !errors.As(err, &ke) {
 		var de *dialError
-		if isSASL(connErr) || (cfg.SASL != SASLNone && !errors.As(connErr, &de)) {
+		if isSASL(connErr) {
+			return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the SASL %s login: %v", brokers, cfg.SASL, connErr)
+		}
+		if cfg.SASL != SASLNone && !errors.As(connErr, &de) {
 			// Kafka answers a wrong password with SASL_AUTHENTICATION_FAILED;
 			// some brokers (and kfake) just close the connection.
-			return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the SASL %s login: %v", brokers, cfg.SASL, connErr)
+			return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the SASL %s login (closed the connection after it opened: wrong username or password?): %v", brokers, cfg.SASL, connErr)
 		}
 		if errors.As(connErr, &ke) {
 			return delivery.OutcomeRefused, fmt.Sprintf("kafka: %s refused the connection: %v", brokers, connErr)
