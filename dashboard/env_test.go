@@ -18,6 +18,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
+	kafkadest "github.com/kinehook/kinehook/kafka"
 	natsdest "github.com/kinehook/kinehook/nats"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
 	redisdest "github.com/kinehook/kinehook/redis"
@@ -73,6 +74,8 @@ type envOpts struct {
 	nats bool
 	// rabbitmq wires the RabbitMQ destination the same way.
 	rabbitmq bool
+	// kafka wires the Kafka destination (type, transport) as kinehook serve does.
+	kafka bool
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -110,6 +113,10 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if o.rabbitmq {
 		transports[kinehook.EndpointRabbitMQ] = rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 		dests = append(dests, rabbitdest.Type{})
+	}
+	if o.kafka {
+		transports[kinehook.EndpointKafka] = kafkadest.New(kafkadest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+		dests = append(dests, kafkadest.Type{})
 	}
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: schedule, RequestTimeout: 5 * time.Second,
 		Transports: transports})

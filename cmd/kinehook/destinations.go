@@ -7,6 +7,7 @@ import (
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 	"github.com/kinehook/kinehook/internal/netguard"
+	kafkadest "github.com/kinehook/kinehook/kafka"
 	natsdest "github.com/kinehook/kinehook/nats"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
 	redisdest "github.com/kinehook/kinehook/redis"
@@ -32,6 +33,7 @@ func newDestinations(dial dialFunc) []destination {
 		{natsdest.Type{}, natsdest.New(natsdest.Options{Dial: dial})},
 		{rabbitdest.Type{}, rabbitdest.New(rabbitdest.Options{Dial: dial})},
 		{redisdest.Type{}, redisdest.New(redisdest.Options{Dial: dial})},
+		{kafkadest.Type{}, kafkadest.New(kafkadest.Options{Dial: dial})},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/kinehook/kinehook/delivery"
 	khttp "github.com/kinehook/kinehook/http"
 	"github.com/kinehook/kinehook/internal/netguard"
+	kafkadest "github.com/kinehook/kinehook/kafka"
 	natsdest "github.com/kinehook/kinehook/nats"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
 	redisdest "github.com/kinehook/kinehook/redis"
@@ -45,9 +46,10 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 	natsTr := natsdest.New(natsdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	rabbitTr := rabbitdest.New(rabbitdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	redisTr := redisdest.New(redisdest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
+	kafkaTr := kafkadest.New(kafkadest.Options{Dial: netguard.NewDialContext(netguard.ClientOptions{AllowPrivate: true})})
 	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: []time.Duration{20 * time.Millisecond}, RequestTimeout: 2 * time.Second,
 		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointNATS: natsTr,
-			kinehook.EndpointRabbitMQ: rabbitTr, kinehook.EndpointRedis: redisTr}})
+			kinehook.EndpointRabbitMQ: rabbitTr, kinehook.EndpointRedis: redisTr, kinehook.EndpointKafka: kafkaTr}})
 	if err != nil {
 		t.Fatalf("delivery engine: %v", err)
 	}
@@ -55,7 +57,7 @@ func Start(t testing.TB, adminKey string, config func(*khttp.Config), wrap func(
 		t.Fatalf("start engine: %v", err)
 	}
 	c := khttp.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true, RateLimit: -1,
-		Destinations: []kinehook.DestinationType{natsdest.Type{}, rabbitdest.Type{}, redisdest.Type{}}}
+		Destinations: []kinehook.DestinationType{natsdest.Type{}, rabbitdest.Type{}, redisdest.Type{}, kafkadest.Type{}}}
 	if config != nil {
 		config(&c)
 	}
