@@ -123,7 +123,7 @@ func RunSecretsAtRest(t *testing.T, open SecretsOpener) {
 		got, err = s.GetEndpoint(t.Context(), p.ID, d.ID)
 		requireNoErr(t, err, "GetEndpoint destination")
 		compareEndpoint(t, "destination endpoint", got, d)
-		return planted{secrets: []string{rotated, cur, peer.Secret}, password: newPW, plain: []string{newLogin, newToken, apiKey, src.Password, brokerPW, btoken}}
+		return planted{secrets: []string{rotated, cur, peer.Secret}, password: newPW, plain: []string{newLogin, newToken, apiKey, brokerPW, btoken, src.Password}}
 	}
 
 	t.Run("Sealed", func(t *testing.T) {
