@@ -35,6 +35,8 @@ type Metrics struct {
 	commitBatch     prom.Histogram
 	httpRequests    *prom.CounterVec
 	httpDuration    *prom.HistogramVec
+	sourceMessages  *prom.CounterVec
+	sourceErrors    *prom.CounterVec
 }
 
 // Options plugs values the engine and store know into gauges read at scrape time.
@@ -98,7 +100,13 @@ func New(o Options) *Metrics {
 		Name: "kinehook_http_request_duration_seconds", Help: "HTTP request duration by route pattern.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route"})
-	for _, c := range []prom.Collector{m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
+	m.sourceMessages = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_source_messages_total", Help: "Messages taken from ingest sources by source and outcome (published, duplicate, rejected).",
+	}, []string{"source", "outcome"})
+	m.sourceErrors = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_source_errors_total", Help: "Failed steps of ingest sources by source and step (fetch, publish, record, ack); each is tried again.",
+	}, []string{"source", "op"})
+	for _, c := range []prom.Collector{m.sourceMessages, m.sourceErrors, m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
 		m.e2eLatency, m.queueDepth, m.breakerOpen, m.opEvents, m.commitDuration, m.commitBatch, m.httpRequests, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -121,6 +129,16 @@ func (m *Metrics) Registry() *prom.Registry { return m.registry }
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// SourceMessages implements source.Observer.
+func (m *Metrics) SourceMessages(source, outcome string, n int) {
+	m.sourceMessages.WithLabelValues(source, outcome).Add(float64(n))
+}
+
+// SourceError implements source.Observer.
+func (m *Metrics) SourceError(source, op string) {
+	m.sourceErrors.WithLabelValues(source, op).Inc()
 }
 
 // EventAccepted implements delivery.Observer.

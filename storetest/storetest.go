@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"DeleteEndpoint", testDeleteEndpoint},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"Consistency", testConsistency},
+		{"Rejected", testRejected},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
