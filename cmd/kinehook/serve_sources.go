@@ -14,6 +14,7 @@ import (
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/source"
 	natssource "github.com/kinehook/kinehook/source/nats"
+	redissource "github.com/kinehook/kinehook/source/redis"
 )
 
 // parseSourceFlags reads --source values and the --sources file.
@@ -48,6 +49,8 @@ func openSource(ctx context.Context, spec source.Spec, log *slog.Logger) (source
 	switch spec.Broker {
 	case "nats":
 		return natssource.Open(ctx, spec, log)
+	case "redis":
+		return redissource.Open(ctx, spec, log)
 	}
 	return nil, fmt.Errorf("source %s: broker %s is not supported", spec.Name, spec.Broker)
 }
