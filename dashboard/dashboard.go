@@ -240,6 +240,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/delete", h.withProject(h.endpointDelete))
 	m.HandleFunc("GET /projects/{pid}/events", h.withProject(h.eventList))
 	m.HandleFunc("GET /projects/{pid}/events/{id}", h.withProject(h.eventShow))
+	m.HandleFunc("GET /projects/{pid}/rejected", h.withProject(h.rejectedList))
 	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
 	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -56,6 +56,8 @@ func routeTable() []*route {
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}", Auth: authProject, handle: (*Server).getEvent},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/events/{id}/deliveries", Auth: authProject, handle: (*Server).listDeliveries},
 
+		{Method: "GET", Pattern: "/v1/projects/{pid}/rejected", Auth: authProject, handle: (*Server).listRejected},
+
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}", Auth: authProject, handle: (*Server).getDelivery},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},
