@@ -14,6 +14,7 @@ import (
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/source"
 	natssource "github.com/kinehook/kinehook/source/nats"
+	rabbitsource "github.com/kinehook/kinehook/source/rabbitmq"
 	redissource "github.com/kinehook/kinehook/source/redis"
 )
 
@@ -49,6 +50,8 @@ func openSource(ctx context.Context, spec source.Spec, log *slog.Logger) (source
 	switch spec.Broker {
 	case "nats":
 		return natssource.Open(ctx, spec, log)
+	case "rabbitmq":
+		return rabbitsource.Open(ctx, spec, log)
 	case "redis":
 		return redissource.Open(ctx, spec, log)
 	}

@@ -14,6 +14,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	amqp "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kinehook/kinehook/source/sourcetest"
@@ -63,6 +64,41 @@ var brokerCases = []brokerCase{
 				}
 			}
 			<-js.PublishAsyncComplete()
+		}
+	}},
+	{"rabbitmq", func(t *testing.T) (string, func(int, int)) {
+		conn, err := amqp.Dial("amqp://guest:guest@127.0.0.1:5672/")
+		if err != nil {
+			t.Fatalf("RabbitMQ: %v", err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "khproc." + randomName()
+		if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = ch.QueueDelete(name, false, false, false) })
+		if err := ch.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+		return "amqp://guest:guest@127.0.0.1:5672/?queue=" + name, func(from, to int) {
+			var confs []*amqp.DeferredConfirmation
+			for i := from; i < to; i++ {
+				dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", name, false, false,
+					amqp.Publishing{Body: sourceBody(i), MessageId: fmt.Sprintf("m-%d", i), DeliveryMode: amqp.Persistent})
+				if err != nil {
+					t.Fatal(err)
+				}
+				confs = append(confs, dc)
+			}
+			for _, dc := range confs {
+				if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
+					t.Fatalf("publish not confirmed: %v", err)
+				}
+			}
 		}
 	}},
 	{"redis", func(t *testing.T) (string, func(int, int)) {
