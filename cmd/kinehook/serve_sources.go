@@ -13,6 +13,7 @@ import (
 	"github.com/kinehook/kinehook/app"
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/source"
+	kafkasource "github.com/kinehook/kinehook/source/kafka"
 	natssource "github.com/kinehook/kinehook/source/nats"
 	rabbitsource "github.com/kinehook/kinehook/source/rabbitmq"
 	redissource "github.com/kinehook/kinehook/source/redis"
@@ -50,6 +51,8 @@ func openSource(ctx context.Context, spec source.Spec, log *slog.Logger) (source
 	switch spec.Broker {
 	case "nats":
 		return natssource.Open(ctx, spec, log)
+	case "kafka":
+		return kafkasource.Open(ctx, spec, log)
 	case "rabbitmq":
 		return rabbitsource.Open(ctx, spec, log)
 	case "redis":

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kinehook/kinehook/source/sourcetest"
@@ -97,6 +100,31 @@ var brokerCases = []brokerCase{
 			for _, dc := range confs {
 				if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
 					t.Fatalf("publish not confirmed: %v", err)
+				}
+			}
+		}
+	}},
+	{"kafka", func(t *testing.T) (string, func(int, int)) {
+		// kfake, franz-go's in-process Kafka (no Kafka broker can be installed here).
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		addrs := c.ListenAddrs()
+		return "kafka://" + strings.Join(addrs, ",") + "?topic=orders", func(from, to int) {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic("orders"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for lo := from; lo < to; lo += 1000 {
+				var recs []*kgo.Record
+				for i := lo; i < min(lo+1000, to); i++ {
+					recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("v-%d", i%sourcetest.Resources)), Value: sourceBody(i)})
+				}
+				if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+					t.Fatal(err)
 				}
 			}
 		}
