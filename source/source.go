@@ -167,10 +167,10 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) handle(ctx, stop context.Context, msgs []Message) {
 	ins := make([]app.EventInput, 0, len(msgs))
 	pos := make([]int, 0, len(msgs)) // ins[j] is msgs[pos[j]]
-	var rejects []app.RejectInput
+	refused := make([]error, len(msgs)) // by message, in stream order
 	for i, m := range msgs {
 		if m.Missing != "" {
-			rejects = append(rejects, r.reject(m, &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: m.Missing}))
+			refused[i] = &kinehook.Error{Code: kinehook.EMALFORMED, Field: "body", Message: m.Missing}
 			continue
 		}
 		key := m.Key
@@ -204,11 +204,18 @@ func (r *Runner) handle(ctx, stop context.Context, msgs []Message) {
 	for j, o := range outs {
 		switch {
 		case o.Err != nil:
-			rejects = append(rejects, r.reject(msgs[pos[j]], o.Err))
+			refused[pos[j]] = o.Err
 		case o.Published.Duplicate:
 			duplicates++
 		default:
 			published++
+		}
+	}
+	// Recorded in stream order: the list's newest is the stream's latest.
+	var rejects []app.RejectInput
+	for i, err := range refused {
+		if err != nil {
+			rejects = append(rejects, r.reject(msgs[i], err))
 		}
 	}
 	if len(rejects) > 0 {

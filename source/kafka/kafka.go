@@ -95,7 +95,6 @@ func Open(ctx context.Context, spec source.Spec, log *slog.Logger) (*Consumer, e
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(time.Second),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

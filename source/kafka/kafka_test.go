@@ -96,7 +96,7 @@ func spec(t *testing.T, addrs []string, topic string, extra url.Values) source.S
 func TestTenThousand(t *testing.T) {
 	const topic = "orders"
 	addrs := cluster(t, topic)
-	const total = 10_000
+	total := sourcetest.Messages(10_000)
 	produce(t, addrs, topic, 0, total)
 	st := sourcetest.NewStack(t)
 	sp := spec(t, addrs, topic, nil)

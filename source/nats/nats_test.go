@@ -98,7 +98,7 @@ func spec(t *testing.T, stream, subject string, extra url.Values) source.Spec {
 // stream order per video; the bad ones recorded and skipped.
 func TestTenThousand(t *testing.T) {
 	js, stream, subject := testStream(t)
-	const total = 10_000
+	total := sourcetest.Messages(10_000)
 	publish(t, js, subject, 0, total)
 	st := sourcetest.NewStack(t)
 	sp := spec(t, stream, subject, nil)

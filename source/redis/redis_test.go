@@ -89,7 +89,7 @@ func spec(t *testing.T, stream string, extra url.Values) source.Spec {
 // without a body field rejected too; nothing left pending.
 func TestTenThousand(t *testing.T) {
 	rdb, stream := testStream(t)
-	const total = 10_000
+	total := sourcetest.Messages(10_000)
 	publish(t, rdb, stream, 0, total)
 	if err := rdb.XAdd(context.Background(), &goredis.XAddArgs{Stream: stream, Values: []any{"payload", "x"}}).Err(); err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestTenThousand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Count == 0 && len(info) == 1 && info[0].EntriesRead == total+1 {
+		if p.Count == 0 && len(info) == 1 && info[0].EntriesRead == int64(total+1) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -44,6 +44,16 @@ func BadBody(i int) []byte {
 	return []byte(fmt.Sprintf(`{"event":"media.update.status","data":{"id":"v-%d","status":"processing","bogus":%d}}`, i%Resources, i))
 }
 
+// Messages is the size of a stream test: n, or a fifth of it under the
+// race detector (the full count runs in the plain go test; under -race the
+// same checks run on fewer messages, to keep CI's time).
+func Messages(n int) int {
+	if Race {
+		return n / 5
+	}
+	return n
+}
+
 // Stack is the kinehook side of a source test.
 type Stack struct {
 	App     *app.App
@@ -163,6 +173,9 @@ func (s *Sink) Delivered() int {
 // WaitDelivered waits until n distinct messages arrived.
 func (s *Sink) WaitDelivered(t testing.TB, n int, d time.Duration) {
 	t.Helper()
+	if Race {
+		d *= 3
+	}
 	deadline := time.Now().Add(d)
 	for s.Delivered() < n {
 		if time.Now().After(deadline) {
