@@ -166,7 +166,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // returns without acknowledging only when stop ends before the commit.
 func (r *Runner) handle(ctx, stop context.Context, msgs []Message) {
 	ins := make([]app.EventInput, 0, len(msgs))
-	pos := make([]int, 0, len(msgs)) // ins[j] is msgs[pos[j]]
+	pos := make([]int, 0, len(msgs))    // ins[j] is msgs[pos[j]]
 	refused := make([]error, len(msgs)) // by message, in stream order
 	for i, m := range msgs {
 		if m.Missing != "" {
