@@ -46,6 +46,7 @@ type benchOptions struct {
 	json        bool
 	markdown    bool
 	cpuprofile  string
+	natsURL     string
 }
 
 func init() { rootCmd.AddCommand(newBenchCmd()) }
@@ -73,6 +74,11 @@ webhook arrives. Scenarios:
   relay       the same POSTs to a storeless relay that answers 202 and posts
               each body, signed, to the sink: what two HTTP exchanges per
               delivery cost here, without anything kinehook adds
+  nats-ingest (not run by default: it needs NATS with JetStream at
+              --nats-url) --events events published to a fresh JetStream
+              stream, taken by the server's ingest source (serve --source)
+              and delivered to one endpoint: deliveries/s, reported next to
+              the throughput scenario's HTTP figure of the same run
 
 By default each scenario gets a fresh server on a temporary data directory (in
 this process; the backlog one as a subprocess); --database postgres://...
@@ -112,6 +118,7 @@ One endpoint, one event per request, C keep-alive clients:
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long a scenario waits for its deliveries")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.BoolVar(&o.markdown, "markdown", false, "print the report as a Markdown table")
+	f.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server with JetStream of the nats-ingest scenario")
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file (in-process servers included)")
 	return cmd
 }
@@ -146,6 +153,9 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
 		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, Scenarios: scenarios, Repeat: o.repeat,
 		Timeout: o.timeout, Start: start, Progress: stderr,
+		Ingest: func(ctx context.Context, endpointURL string) (*bench.Server, func(context.Context, int, func(int) []byte) error, error) {
+			return startBenchIngest(ctx, o, endpointURL, stderr)
+		},
 	})
 	if rep != nil && len(rep.Results) > 0 || err == nil {
 		if werr := writeBenchReport(rep, o, stdout); werr != nil && err == nil {
@@ -317,12 +327,13 @@ func benchServeOptions(o *benchOptions, dir, key string) *serveOptions {
 	}
 }
 
-func startBenchInProcess(o *benchOptions, dir, key string, stderr io.Writer) (*bench.Server, error) {
+func startBenchInProcess(o *benchOptions, dir, key string, stderr io.Writer, sources ...string) (*bench.Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	so := benchServeOptions(o, dir, key)
+	so.sources = sources
 	so.addr, so.listener = ln.Addr().String(), ln
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
