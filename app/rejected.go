@@ -88,6 +88,8 @@ func (a *App) checkEvent(in EventInput, now time.Time) (*kinehook.Event, error) 
 		ResourceKey:    parsed.ResourceKey(),
 		IdempotencyKey: in.IdempotencyKey,
 		CreatedAt:      now,
+		Trace:          CheckTrace(in.Trace),
+		State:          stateOf(parsed),
 	}, nil
 }
 
