@@ -44,6 +44,10 @@ func TestPublishEvents(t *testing.T) {
 	if outs[6].Published.Event.Seq <= outs[0].Published.Event.Seq {
 		t.Error("events not stored in input order")
 	}
+	// A broker's events keep a video's state as the API's do.
+	if m, err := a.GetMedia(ctx, p.ID, "v1", false); err != nil || m.Status != "done" {
+		t.Errorf("media state of v1 after PublishEvents: %+v, %v", m, err)
+	}
 	if _, err := a.PublishEvents(ctx, "prj_nope", ins[:1]); kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
 		t.Errorf("unknown project: %v", err)
 	}
