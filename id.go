@@ -25,4 +25,5 @@ const (
 	PrefixEvent    = "msg"
 	PrefixDelivery = "dlv"
 	PrefixAttempt  = "att"
+	PrefixRejected = "rej"
 )

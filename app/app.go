@@ -25,6 +25,10 @@ import (
 type Config struct {
 	Store      kinehook.Store
 	Dispatcher kinehook.Dispatcher
+	// Rejects keeps the rejected inputs of ingest sources; nil: Store's own,
+	// when it is a kinehook.RejectStore (both stores are); without one the
+	// rejected-input use cases answer EUNAVAILABLE.
+	Rejects kinehook.RejectStore
 
 	// AdminKeyHash is kinehook.HashKey of the admin key. When nil the app
 	// reads it from the store (Store.AdminKeyHash) and caches it once found.
@@ -68,13 +72,14 @@ const (
 // concurrent use; share one per process (it holds the per-project locks and
 // the key cache).
 type App struct {
-	store  kinehook.Store
-	disp   kinehook.Dispatcher
-	now    func() time.Time
-	guard  *netguard.Guard
-	limits Limits
-	dests  map[string]kinehook.DestinationType
-	types  []string // webhook, then the wired destination types in EndpointTypes' order
+	store   kinehook.Store
+	disp    kinehook.Dispatcher
+	now     func() time.Time
+	guard   *netguard.Guard
+	limits  Limits
+	dests   map[string]kinehook.DestinationType
+	types   []string // webhook, then the wired destination types in EndpointTypes' order
+	rejects kinehook.RejectStore
 
 	adminMu   sync.Mutex
 	adminHash atomic.Pointer[[]byte]
@@ -105,11 +110,15 @@ func New(cfg Config) (*App, error) {
 		cfg.Limits.MaxBatchEvents = DefaultMaxBatchEvents
 	}
 	a := &App{
-		store:  cfg.Store,
-		disp:   cfg.Dispatcher,
-		now:    cfg.Now,
-		guard:  &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs},
-		limits: cfg.Limits,
+		store:   cfg.Store,
+		disp:    cfg.Dispatcher,
+		now:     cfg.Now,
+		guard:   &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs},
+		limits:  cfg.Limits,
+		rejects: cfg.Rejects,
+	}
+	if a.rejects == nil {
+		a.rejects, _ = cfg.Store.(kinehook.RejectStore)
 	}
 	if err := a.setDestinations(cfg.Destinations); err != nil {
 		return nil, err

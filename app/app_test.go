@@ -286,3 +286,7 @@ func TestAuthenticate(t *testing.T) {
 		})
 	}
 }
+
+func (r *recorder) PublishBatch(ctx context.Context, evs []*kinehook.Event) ([]kinehook.IngestResult, error) {
+	return r.store.IngestEvents(ctx, evs)
+}

@@ -249,6 +249,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /projects/{pid}/deliveries/retry", h.withProject(h.deliveriesRetry))
 	m.HandleFunc("POST /projects/{pid}/endpoints/{eid}/deliveries/retry", h.withProject(h.endpointDeliveriesRetry))
 	m.HandleFunc("GET /projects/{pid}/search", h.withProject(h.search))
+	m.HandleFunc("GET /projects/{pid}/rejected", h.withProject(h.rejectedList))
 	m.HandleFunc("POST /projects/{pid}/deliveries/{did}/retry", h.withProject(h.deliveryRetry))
 	m.HandleFunc("GET /projects/{pid}/live", h.withProject(h.liveStream))
 	m.HandleFunc("GET /projects/{pid}/keys", h.withProject(h.keyList))

@@ -23,7 +23,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside layout.html.
-var pageNames = []string{"login", "projects", "endpoints", "endpoint_new", "endpoint", "events", "event", "deliveries", "keys", "error", "videos", "streams"}
+var pageNames = []string{"login", "projects", "endpoints", "endpoint_new", "endpoint", "events", "event", "deliveries", "keys", "rejected", "error", "videos", "streams"}
 
 // pages holds one parsed template set per page.
 type pages struct {
@@ -70,7 +70,7 @@ type pageData struct {
 	Project *kinehook.Project
 	// Base is the URL prefix of the project's pages, "/projects/{pid}".
 	Base string
-	// Nav names the active tab: "endpoints", "events", "deliveries", "keys", "videos" or "streams".
+	// Nav names the active tab: "endpoints", "events", "deliveries", "keys", "rejected", "videos" or "streams".
 	Nav string
 	// LiveSrc, when set, is the server-sent-events URL the page listens to.
 	LiveSrc  string

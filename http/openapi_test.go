@@ -194,6 +194,10 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("GET", "/v1/projects/{pid}/events", base+"/events?limit=1", key, nil)
 	k.call("GET", "/v1/projects/{pid}/events", base+"/events?limit=0", key, nil)
 	k.call("GET", "/v1/projects/{pid}/events/{id}", base+"/events/"+evID, key, nil)
+	recordRejected(t, e.store, pid, 3)
+	k.call("GET", "/v1/projects/{pid}/rejected", base+"/rejected?limit=2", key, nil)
+	k.call("GET", "/v1/projects/{pid}/rejected", base+"/rejected?limit=0", key, nil)
+	k.call("GET", "/v1/projects/{pid}/rejected", "/v1/projects/prj_nope/rejected", testAdminKey, nil)
 	k.call("GET", "/v1/projects/{pid}/events/{id}", base+"/events/msg_nope", key, nil)
 	waitFor(t, "the delivery", func() bool { return e.sink.count() >= 1 })
 	var dl resp

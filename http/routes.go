@@ -101,6 +101,9 @@ func routeTable() []*route {
 
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries", Auth: authProject, Query: searchParams, handle: (*Server).searchDeliveries},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/retry", Auth: authProject, handle: (*Server).retryDeliveries},
+
+		{Method: "GET", Pattern: "/v1/projects/{pid}/rejected", Auth: authProject, Query: pageParams, handle: (*Server).listRejected},
+
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}", Auth: authProject, handle: (*Server).getDelivery},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/deliveries/{did}/attempts", Auth: authProject, handle: (*Server).listAttempts},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/deliveries/{did}/retry", Auth: authProject, handle: (*Server).retryDelivery},

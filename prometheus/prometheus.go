@@ -38,6 +38,8 @@ type Metrics struct {
 	httpDuration    *prom.HistogramVec
 	mediaStatus     *prom.CounterVec
 	processing      *prom.HistogramVec
+	sourceMessages  *prom.CounterVec
+	sourceErrors    *prom.CounterVec
 }
 
 // Options plugs values the engine and store know into gauges read at scrape time.
@@ -112,7 +114,13 @@ func New(o Options) *Metrics {
 		Name: "kinehook_media_processing_seconds", Help: "Processing time per video: from its first pending or uploading to done or error, by project and outcome.",
 		Buckets: []float64{5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200},
 	}, []string{"project", "status"})
-	for _, c := range []prom.Collector{m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
+	m.sourceMessages = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_source_messages_total", Help: "Messages taken from ingest sources by source and outcome (published, duplicate, rejected).",
+	}, []string{"source", "outcome"})
+	m.sourceErrors = prom.NewCounterVec(prom.CounterOpts{
+		Name: "kinehook_source_errors_total", Help: "Failed steps of ingest sources by source and step (fetch, publish, record, ack); each is tried again.",
+	}, []string{"source", "op"})
+	for _, c := range []prom.Collector{m.sourceMessages, m.sourceErrors, m.eventsAccepted, m.eventsDuplicate, m.attempts, m.attemptDuration, m.deliveries,
 		m.e2eLatency, m.queueDepth, m.breakerOpen, m.opEvents, m.commitDuration, m.commitBatch, m.httpRequests, m.httpDuration,
 		m.mediaStatus, m.processing,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -141,6 +149,16 @@ func (m *Metrics) Registry() *prom.Registry { return m.registry }
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// SourceMessages implements source.Observer.
+func (m *Metrics) SourceMessages(source, outcome string, n int) {
+	m.sourceMessages.WithLabelValues(source, outcome).Add(float64(n))
+}
+
+// SourceError implements source.Observer.
+func (m *Metrics) SourceError(source, op string) {
+	m.sourceErrors.WithLabelValues(source, op).Inc()
 }
 
 // EventAccepted implements delivery.Observer.

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"InboxRetries", testInboxRetries},
 		{"State", testState},
 		{"StateHistoryBound", testStateHistoryBound},
+		{"Rejected", testRejected},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,6 +77,11 @@ webhook arrives. Scenarios:
   relay       the same POSTs to a storeless relay that answers 202 and posts
               each body, signed, to the sink: what two HTTP exchanges per
               delivery cost here, without anything kinehook adds
+  nats-ingest (not run by default: it needs NATS with JetStream at
+              --nats-url) --events events published to a fresh JetStream
+              stream, taken by the server's ingest source (serve --source)
+              and delivered to one endpoint: deliveries/s, reported next to
+              the throughput scenario's HTTP figure of the same run
 
 By default each scenario gets a fresh server on a temporary data directory (in
 this process; the backlog one as a subprocess); --database postgres://...
@@ -106,7 +111,7 @@ One endpoint, one event per request, C keep-alive clients:
 	f.IntVar(&o.rate, "rate", 200, "events per second of the latency scenario")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency scenario")
 	f.IntVar(&o.backlog, "backlog", 100000, "events posted to the down endpoint of the backlog scenario")
-	f.StringVar(&o.natsURL, "nats-url", bench.DefaultNATSURL, "NATS server (with JetStream) of the nats scenario")
+	f.StringVar(&o.natsURL, "nats-url", bench.DefaultNATSURL, "NATS server (with JetStream) of the nats and nats-ingest scenarios")
 	f.StringVar(&o.scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run, comma-separated")
 	f.StringVar(&o.database, "database", "", "postgres://... runs the servers on PostgreSQL (default: SQLite in a temporary directory)")
 	f.StringVar(&o.url, "url", "", "measure the server already running at this base URL instead of starting one")
@@ -151,6 +156,9 @@ func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) er
 		BatchSize: o.batchSize, BatchConcurrency: o.batchConc,
 		Rate: o.rate, Duration: o.duration, BacklogEvents: o.backlog, NATSURL: o.natsURL, Scenarios: scenarios, Repeat: o.repeat,
 		Timeout: o.timeout, Start: start, Progress: stderr,
+		Ingest: func(ctx context.Context, endpointURL string) (*bench.Server, func(context.Context, int, func(int) []byte) error, error) {
+			return startBenchIngest(ctx, o, endpointURL, stderr)
+		},
 	})
 	if rep != nil && len(rep.Results) > 0 || err == nil {
 		if werr := writeBenchReport(rep, o, stdout); werr != nil && err == nil {
@@ -322,12 +330,13 @@ func benchServeOptions(o *benchOptions, dir, key string) *serveOptions {
 	}
 }
 
-func startBenchInProcess(o *benchOptions, dir, key string, stderr io.Writer) (*bench.Server, error) {
+func startBenchInProcess(o *benchOptions, dir, key string, stderr io.Writer, sources ...string) (*bench.Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	so := benchServeOptions(o, dir, key)
+	so.sources = sources
 	so.addr, so.listener = ln.Addr().String(), ln
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -70,6 +70,10 @@ type serveOptions struct {
 	retentionEvery   time.Duration
 	breakerAfter     int
 	disableAfter     time.Duration
+	sources          []string
+	sourcesFile      string
+	rejectedKeep     int
+	rejectedDays     int
 
 	// listener, when set (by `kinehook bench`), is served instead of
 	// listening on addr, so an in-process server can take a free port.
@@ -137,6 +141,10 @@ OTLP over HTTP (see docs/tracing.md).`,
 	f.StringVar(&o.acmeCA, "acme-ca", "", "PEM file of the CA that signs the ACME directory's own HTTPS certificate (a private ACME server)")
 	f.IntVar(&o.breakerAfter, "breaker-threshold", delivery.DefaultBreakerThreshold, "consecutive failures that open an endpoint's circuit breaker (0: never)")
 	f.DurationVar(&o.disableAfter, "disable-after", delivery.DefaultDisableAfter, "disable an endpoint that has failed continuously this long (0: never)")
+	f.StringArrayVar(&o.sources, "source", nil, "take events from a broker into a project: nats://host:4222?stream=S&project=prj_..., amqp://user:pass@host:5672/vhost?queue=Q&project=..., redis://host:6379/0?stream=S&group=G&project=..., kafka://host:9092?topic=T&group=G&project=... (repeatable; see docs/sources.md)")
+	f.StringVar(&o.sourcesFile, "sources", "", `JSON file of ingest sources: {"sources": [{"url": "...", "name": "...", "project": "prj_..."}]} (beside any --source)`)
+	f.IntVar(&o.rejectedKeep, "rejected-keep", app.DefaultRejectedKeep, "rejected inputs of ingest sources kept per project, newest first (0: no count limit)")
+	f.IntVar(&o.rejectedDays, "rejected-days", app.DefaultRejectedDays, "remove rejected inputs older than this many days (0: keep by count only)")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
 	return cmd
 }
@@ -395,11 +403,26 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	if !o.secureCookiesSet {
 		o.secureCookies = tlsCfg != nil
 	}
-	handler, err := newServeHandler(o, flags, st, engine, abilities, metrics, dests)
+	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, Rejects: abilities.rejects, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: flags.cidrs,
+		Destinations: destinationChecks(dests)})
+	if err != nil {
+		return fmt.Errorf("application: %w", err)
+	}
+	handler, err := newServeHandler(o, flags, st, engine, uc, abilities, metrics)
 	if err != nil {
 		return err
 	}
 	handler = tracer.wrap(handler)
+	// Ingest sources: started once the engine runs; stopped (their batch
+	// in hand committed and acknowledged) before it shuts down.
+	srcCtx, stopSources := context.WithCancel(ctx)
+	waitSources, err := startSources(srcCtx, flags.sources, st, uc, metrics, log)
+	if err != nil {
+		stopSources()
+		return err
+	}
+	defer func() { stopSources(); waitSources() }()
+	defer startRejectedPruner(srcCtx, abilities.rejects, o.rejectedKeep, o.rejectedDays, log)()
 	ln := o.listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", o.addr); err != nil {
@@ -429,6 +452,8 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		log.Warn("HTTP shutdown", "err", err)
 		_ = srv.Close()
 	}
+	stopSources()
+	waitSources()
 	engineDown = true
 	if err := engine.Shutdown(sctx); err != nil {
 		log.Warn("delivery engine shutdown", "err", err)
@@ -482,16 +507,11 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 	return engine, nil
 }
 
-// newServeHandler builds the one application layer both interfaces share
-// (the same rules, one key cache, one set of per-project locks), the API and
-// the dashboard over it, and the top-level router, with metrics.
-func newServeHandler(o *serveOptions, flags *serveFlags, st kinehook.Store, engine *delivery.Engine,
-	abilities serveAbilities, metrics *prometheus.Metrics, dests []destination) (nethttp.Handler, error) {
-	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: flags.cidrs,
-		Destinations: destinationChecks(dests)})
-	if err != nil {
-		return nil, fmt.Errorf("application: %w", err)
-	}
+// newServeHandler builds the API and the dashboard over the one application
+// layer they (and the ingest sources) share (the same rules, one key cache,
+// one set of per-project locks), and the top-level router, with metrics.
+func newServeHandler(o *serveOptions, flags *serveFlags, st kinehook.Store, engine *delivery.Engine, uc *app.App,
+	abilities serveAbilities, metrics *prometheus.Metrics) (nethttp.Handler, error) {
 	rate := o.apiRateLimit
 	if rate <= 0 {
 		rate = -1

@@ -12,6 +12,9 @@ type serveAbilities struct {
 	// retention removes old events: any project may set a retention, so
 	// every server needs it.
 	retention kinehook.RetentionStore
+	// rejects keeps the inputs ingest sources refused, and prunes them;
+	// the API lists them for every project.
+	rejects kinehook.RejectStore
 	// ready is the readiness of this instance's share of the work (nil
 	// without a coordinator: a single instance is ready when it serves).
 	ready func() error
@@ -27,6 +30,11 @@ func requireAbilities(st kinehook.Store, coord kinehook.Coordinator) (serveAbili
 		return a, fmt.Errorf("store %T cannot remove old events (it lacks DeleteBefore, kinehook.RetentionStore), which retention needs", st)
 	}
 	a.retention = rs
+	rj, ok := st.(kinehook.RejectStore)
+	if !ok {
+		return a, fmt.Errorf("store %T cannot keep rejected inputs (it lacks kinehook.RejectStore), which ingest sources and the rejected-input list need", st)
+	}
+	a.rejects = rj
 	if coord == nil {
 		return a, nil
 	}

@@ -65,6 +65,9 @@ func TestRequireAbilities(t *testing.T) {
 			if a.retention == nil {
 				t.Error("no retention store")
 			}
+			if a.rejects == nil {
+				t.Error("no rejected-input store")
+			}
 			if (a.ready != nil) != tc.wantReady {
 				t.Errorf("ready set = %v, want %v", a.ready != nil, tc.wantReady)
 			}

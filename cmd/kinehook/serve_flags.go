@@ -12,6 +12,7 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/netguard"
+	"github.com/kinehook/kinehook/source"
 )
 
 // serveFlags are serve's flags checked and parsed, before anything is
@@ -22,6 +23,7 @@ type serveFlags struct {
 	adminKey string // --admin-key, else the environment's
 	cidrs    []netip.Prefix
 	memLimit int64
+	sources  []source.Spec
 }
 
 // parseServeFlags checks serve's options and parses those that need it,
@@ -53,7 +55,14 @@ func parseServeFlags(o *serveOptions, stderr io.Writer) (*serveFlags, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--memory-limit: %w", err)
 	}
-	return &serveFlags{log: log, schedule: schedule, adminKey: adminKey, cidrs: cidrs, memLimit: memLimit}, nil
+	sources, err := parseSourceFlags(o.sources, o.sourcesFile)
+	if err != nil {
+		return nil, err
+	}
+	if o.rejectedKeep < 0 || o.rejectedDays < 0 {
+		return nil, errors.New("--rejected-keep and --rejected-days must not be negative")
+	}
+	return &serveFlags{log: log, schedule: schedule, adminKey: adminKey, cidrs: cidrs, memLimit: memLimit, sources: sources}, nil
 }
 
 // checkServeLimits checks the address, timeouts and thresholds of serve.

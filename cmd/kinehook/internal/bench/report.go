@@ -132,7 +132,7 @@ func (r *Report) serverCPU() []string {
 
 // footer states the ratios to the plain client and to the relay, when they ran.
 func (r *Report) footer() string {
-	var base, thr, rel, thrCPU, relCPU, bat, nats, natsCPU float64
+	var base, thr, rel, thrCPU, relCPU, bat, nats, natsCPU, ing float64
 	var thrScope string
 	for _, res := range r.Results {
 		switch res.Scenario {
@@ -146,6 +146,8 @@ func (r *Report) footer() string {
 			bat = res.DeliveriesPerSec
 		case NATSDest:
 			nats, natsCPU = res.DeliveriesPerSec, res.CPUMsPer1k
+		case NATSIngest:
+			ing = res.DeliveriesPerSec
 		}
 	}
 	lines := r.serverCPU()
@@ -171,6 +173,13 @@ func (r *Report) footer() string {
 			// process: the difference is what kinehook adds per delivery.
 			l += fmt.Sprintf("; CPU per delivery %.0f us vs the relay's %.0f us (+%.0f us for validation, the store, ordering and retries)",
 				thrCPU, relCPU, thrCPU-relCPU)
+		}
+		lines = append(lines, l)
+	}
+	if ing > 0 {
+		l := fmt.Sprintf("NATS ingest (events published to JetStream, taken by serve --source, delivered to one endpoint) %.0f deliveries/s", ing)
+		if thr > 0 {
+			l += fmt.Sprintf("; HTTP ingest (POST .../events, one endpoint) %.0f deliveries/s in the same run: NATS = %.2f of it", thr, ing/thr)
 		}
 		lines = append(lines, l)
 	}

@@ -84,6 +84,8 @@ type Config struct {
 	NATSURL string
 	// Scenarios to run, in order (AllScenarios when empty).
 	Scenarios []string
+	// Ingest starts the server of the NATSIngest scenario.
+	Ingest IngestFunc
 	// Repeat runs each scenario this many times (0 or 1: once) and reports
 	// the median of each figure, with the range of deliveries/s and CPU.
 	Repeat int
@@ -180,8 +182,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Scenarios = AllScenarios
 	}
 	for _, s := range cfg.Scenarios {
-		if !slices.Contains(AllScenarios, s) {
-			return nil, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(AllScenarios, ", "))
+		if !slices.Contains(AllScenarios, s) && s != NATSIngest {
+			return nil, fmt.Errorf("unknown scenario %q (known: %s, %s)", s, strings.Join(AllScenarios, ", "), NATSIngest)
 		}
 	}
 	if cfg.Timeout <= 0 {
@@ -242,6 +244,8 @@ func runScenario(ctx context.Context, cfg Config, name string) (*Result, error) 
 		return runBaseline(ctx, cfg)
 	case Relay:
 		return runRelay(ctx, cfg)
+	case NATSIngest:
+		return runIngest(ctx, cfg)
 	default:
 		return runOnServer(ctx, cfg, name)
 	}
