@@ -71,14 +71,9 @@ type Options struct {
 // reused across deliveries, and closed when idle, when no endpoint uses
 // them any more (Forget), or by Close.
 type Transport struct {
-	o Options
-
-	mu      sync.Mutex
-	clients map[clientKey]*client
-	configs map[string]cachedConfig // endpoint id -> its parsed config
-	closed  bool
-	stop    chan struct{}
-	janitor sync.WaitGroup
+	o       Options
+	pool    *delivery.Pool[clientKey, *client]
+	configs delivery.EndpointCache[cachedConfig]
 }
 
 var (
@@ -96,24 +91,16 @@ type clientKey struct {
 	username, password string
 }
 
-// cachedConfig is an endpoint's parsed config, valid while the engine hands
-// the same *kinehook.Endpoint (it replaces it on any change).
+// cachedConfig is an endpoint's parsed config and its client's key.
 type cachedConfig struct {
-	ep  *kinehook.Endpoint
 	cfg Config
 	key clientKey
 }
 
 // client is one producer client with what it last failed to dial.
 type client struct {
-	key   clientKey
 	kc    *kgo.Client
 	conns *connHook
-
-	// Guarded by Transport.mu.
-	users    map[string]bool // endpoint ids that used it
-	inFlight int
-	lastUsed time.Time
 }
 
 // New returns the Kafka transport.
@@ -133,9 +120,16 @@ func New(o Options) *Transport {
 	if o.ClientID == "" {
 		o.ClientID = "kinehook"
 	}
-	t := &Transport{o: o, clients: map[clientKey]*client{}, configs: map[string]cachedConfig{}, stop: make(chan struct{})}
-	t.janitor.Add(1)
-	go t.sweep()
+	t := &Transport{o: o}
+	t.pool = delivery.NewPool(delivery.PoolOptions[clientKey, *client]{
+		Open: t.newClient,
+		// Close waits for buffered records (a record still in a sent
+		// request is given up); the pool never makes an attempt wait for it.
+		Close:       func(c *client) { c.kc.Close() },
+		Max:         o.MaxClients,
+		IdleTimeout: o.IdleTimeout,
+		FullError:   "kafka: %d producer clients in use, the most this server keeps",
+	})
 	return t
 }
 
@@ -152,7 +146,7 @@ type produced struct {
 // network error; no ack in time is a timeout.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	start := time.Now()
-	cc, err := t.config(m.Endpoint)
+	cc, err := t.configs.Get(m.Endpoint, parseEndpoint)
 	if err != nil {
 		return delivery.Result{Outcome: delivery.OutcomeNetworkError, Err: err.Error(), Duration: time.Since(start)}
 	}
@@ -171,12 +165,16 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		kgo.RecordHeader{Key: HeaderContentType, Value: []byte("application/json")})
 	out := delivery.Result{Headers: recordedHeaders(rec, m.Endpoint.Headers)}
 
-	c, err := t.acquire(cc.key, m.Endpoint.ID)
+	e, err := t.pool.Acquire(ctx, cc.key, m.Endpoint.ID)
 	if err != nil {
+		if errors.Is(err, delivery.ErrPoolClosed) {
+			err = fmt.Errorf("kafka: %w", err)
+		}
 		out.Outcome, out.Err, out.Duration = delivery.OutcomeNetworkError, err.Error(), time.Since(start)
 		return out
 	}
-	defer t.release(c)
+	defer e.Release()
+	c := e.Value()
 	// The record's own context ends early when every broker turned out
 	// unreachable or refused the login: the client then drops the record
 	// (it was never sent) instead of retrying it until the deadline.
@@ -217,92 +215,18 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 	}
 }
 
-// config is the endpoint's parsed config, from the cache while the engine
-// hands the same endpoint.
-func (t *Transport) config(ep *kinehook.Endpoint) (cachedConfig, error) {
-	t.mu.Lock()
-	cc, ok := t.configs[ep.ID]
-	t.mu.Unlock()
-	if ok && cc.ep == ep {
-		return cc, nil
-	}
+// parseEndpoint parses an endpoint's config (for the EndpointCache).
+func parseEndpoint(ep *kinehook.Endpoint) (cachedConfig, error) {
 	cfg, err := ParseConfig(ep.Config)
 	if err != nil {
 		return cachedConfig{}, fmt.Errorf("kafka: endpoint config: %w", err)
 	}
-	cc = cachedConfig{ep: ep, cfg: cfg, key: clientKey{brokers: strings.Join(cfg.Brokers, ","), tls: cfg.TLS,
+	cc := cachedConfig{cfg: cfg, key: clientKey{brokers: strings.Join(cfg.Brokers, ","), tls: cfg.TLS,
 		serverName: cfg.TLSServerName, sasl: cfg.SASL}}
 	if cfg.SASL != SASLNone {
 		cc.key.username, cc.key.password = ep.Credentials[CredentialUsername], ep.Credentials[CredentialPassword]
 	}
-	t.mu.Lock()
-	t.configs[ep.ID] = cc
-	t.mu.Unlock()
 	return cc, nil
-}
-
-// errClosed is the answer of a Transport after Close.
-var errClosed = errors.New("kafka: transport closed")
-
-// acquire returns the client for key, making it when there is none (a
-// client connects lazily, on its first record), and counts the attempt in
-// flight on it.
-func (t *Transport) acquire(key clientKey, endpointID string) (*client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, errClosed
-	}
-	c := t.clients[key]
-	if c == nil {
-		if err := t.makeRoomLocked(); err != nil {
-			return nil, err
-		}
-		var err error
-		if c, err = t.newClient(key); err != nil {
-			return nil, err
-		}
-		t.clients[key] = c
-	}
-	c.users[endpointID] = true
-	c.inFlight++
-	c.lastUsed = time.Now()
-	return c, nil
-}
-
-// release ends an attempt on c; a client left without users goes.
-func (t *Transport) release(c *client) {
-	t.mu.Lock()
-	c.inFlight--
-	c.lastUsed = time.Now()
-	drop := c.inFlight == 0 && len(c.users) == 0 && t.clients[c.key] == c
-	if drop {
-		delete(t.clients, c.key)
-	}
-	t.mu.Unlock()
-	if drop {
-		go c.kc.Close()
-	}
-}
-
-// makeRoomLocked closes the least recently used idle client when the bound
-// is reached. t.mu must be held.
-func (t *Transport) makeRoomLocked() error {
-	if len(t.clients) < t.o.MaxClients {
-		return nil
-	}
-	var lru *client
-	for _, c := range t.clients {
-		if c.inFlight == 0 && (lru == nil || c.lastUsed.Before(lru.lastUsed)) {
-			lru = c
-		}
-	}
-	if lru == nil {
-		return fmt.Errorf("kafka: %d producer clients in use, the most this server keeps", t.o.MaxClients)
-	}
-	delete(t.clients, lru.key)
-	go lru.kc.Close()
-	return nil
 }
 
 // newClient makes the producer client of key: idempotent, acks=all, no
@@ -345,7 +269,7 @@ func (t *Transport) newClient(key clientKey) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer client for %s: %w", key.brokers, err)
 	}
-	return &client{key: key, kc: kc, conns: hook, users: map[string]bool{}, lastUsed: time.Now()}, nil
+	return &client{kc: kc, conns: hook}, nil
 }
 
 func scramAuth(key clientKey) scram.Auth {
@@ -450,80 +374,17 @@ func (h *connHook) failedSince(t time.Time, n int) error {
 // Forget implements delivery.TransportForgetter: the endpoint changed or
 // is gone; a client no other endpoint uses is closed once idle.
 func (t *Transport) Forget(endpointID string) {
-	t.mu.Lock()
-	delete(t.configs, endpointID)
-	var drop []*kgo.Client
-	for k, c := range t.clients {
-		if !c.users[endpointID] {
-			continue
-		}
-		delete(c.users, endpointID)
-		if len(c.users) == 0 && c.inFlight == 0 {
-			delete(t.clients, k)
-			drop = append(drop, c.kc)
-		}
-	}
-	t.mu.Unlock()
-	for _, kc := range drop {
-		go kc.Close() // Close waits for buffered records: never block the engine
-	}
-}
-
-// sweep closes clients idle for IdleTimeout, until Close.
-func (t *Transport) sweep() {
-	defer t.janitor.Done()
-	tick := time.NewTicker(max(t.o.IdleTimeout/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case now := <-tick.C:
-			t.mu.Lock()
-			var drop []*kgo.Client
-			for k, c := range t.clients {
-				if c.inFlight == 0 && now.Sub(c.lastUsed) >= t.o.IdleTimeout {
-					delete(t.clients, k)
-					drop = append(drop, c.kc)
-				}
-			}
-			t.mu.Unlock()
-			for _, kc := range drop {
-				go kc.Close()
-			}
-		}
-	}
+	t.configs.Forget(endpointID)
+	t.pool.Forget(endpointID)
 }
 
 // Clients is how many producer clients are open (tests, metrics).
-func (t *Transport) Clients() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.clients)
-}
+func (t *Transport) Clients() int { return t.pool.Len() }
 
 // Close implements delivery.TransportCloser: every client is closed (a
 // record still in a sent request is given up) and later attempts fail.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	var drop []*kgo.Client
-	for k, c := range t.clients {
-		delete(t.clients, k)
-		drop = append(drop, c.kc)
-	}
-	t.mu.Unlock()
-	close(t.stop)
-	t.janitor.Wait()
-	var wg sync.WaitGroup
-	for _, kc := range drop {
-		wg.Go(kc.Close)
-	}
-	wg.Wait()
+	t.pool.Close()
 	return nil
 }
 
@@ -565,7 +426,7 @@ func classify(ctx context.Context, err error, cfg Config, connErr error) (delive
 		return delivery.OutcomeNetworkError, fmt.Sprintf("kafka: cannot connect to %s: %v", brokers, connErr)
 	}
 	switch {
-	case errors.Is(err, errClosed) || errors.Is(err, kgo.ErrClientClosed):
+	case errors.Is(err, delivery.ErrPoolClosed) || errors.Is(err, kgo.ErrClientClosed):
 		return delivery.OutcomeNetworkError, fmt.Sprintf("kafka: producer to %s closed: %v", brokers, err)
 	case errors.As(err, &ke):
 		msg := fmt.Sprintf("kafka: %s refused the record for topic %q: %v", brokers, cfg.Topic, err)

@@ -54,16 +54,11 @@ type Options struct {
 // and waits for the stream's acknowledgement. Connections are shared by
 // every endpoint with the same server and credentials, reused across
 // deliveries, and closed when idle, when no endpoint uses them any more
-// (Forget), or by Close.
+// (Forget), or by Close (a delivery.Pool).
 type Transport struct {
-	o Options
-
-	mu      sync.Mutex
-	conns   map[connKey]*conn
-	configs map[string]cachedConfig // endpoint id -> its parsed config
-	closed  bool
-	stop    chan struct{}
-	janitor sync.WaitGroup
+	o       Options
+	pool    *delivery.Pool[connKey, *conn]
+	configs delivery.EndpointCache[cachedConfig]
 }
 
 var (
@@ -77,26 +72,16 @@ type connKey struct {
 	url, user, password, token string
 }
 
-// cachedConfig is an endpoint's parsed config, valid while the engine hands
-// the same *kinehook.Endpoint (it replaces it on any change).
+// cachedConfig is an endpoint's parsed config and its connection's key.
 type cachedConfig struct {
-	ep  *kinehook.Endpoint
 	cfg Config
 	key connKey
 }
 
-// conn is one connection, being set up until ready is closed.
+// conn is one connection with its JetStream context.
 type conn struct {
-	key   connKey
-	ready chan struct{}
-	nc    *natsgo.Conn // set before ready closes, nil on error
-	js    jetstream.JetStream
-	err   error // the connection error, set before ready closes
-
-	// Guarded by Transport.mu.
-	users    map[string]bool // endpoint ids that used it
-	inFlight int
-	lastUsed time.Time
+	nc *natsgo.Conn
+	js jetstream.JetStream
 }
 
 // New returns the NATS transport.
@@ -116,9 +101,15 @@ func New(o Options) *Transport {
 	if o.Name == "" {
 		o.Name = "kinehook"
 	}
-	t := &Transport{o: o, conns: map[connKey]*conn{}, configs: map[string]cachedConfig{}, stop: make(chan struct{})}
-	t.janitor.Add(1)
-	go t.sweep()
+	t := &Transport{o: o}
+	t.pool = delivery.NewPool(delivery.PoolOptions[connKey, *conn]{
+		Open:        t.connect,
+		Close:       func(c *conn) { c.nc.Close() },
+		Dead:        func(c *conn) bool { return c.nc.IsClosed() }, // gave up reconnecting: dial again
+		Max:         o.MaxConns,
+		IdleTimeout: o.IdleTimeout,
+		FullError:   "nats: %d broker connections in use, the most this server keeps",
+	})
 	return t
 }
 
@@ -129,7 +120,7 @@ func New(o Options) *Transport {
 // in time is a timeout. Err carries the server's words.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	start := time.Now()
-	cc, err := t.config(m.Endpoint)
+	cc, err := t.configs.Get(m.Endpoint, parseEndpoint)
 	if err != nil {
 		return delivery.Result{Outcome: delivery.OutcomeNetworkError, Err: err.Error(), Duration: time.Since(start)}
 	}
@@ -144,13 +135,14 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 	msg.Header["Content-Type"] = []string{"application/json"}
 	out := delivery.Result{Headers: recordedHeaders(msg.Header, m.Endpoint.Headers, cc.cfg)}
 
-	c, err := t.acquire(ctx, cc.key, m.Endpoint.ID)
+	e, err := t.pool.Acquire(ctx, cc.key, m.Endpoint.ID)
 	if err != nil {
 		out.Outcome, out.Err = classifyConnect(ctx, err, cc.cfg.URL)
 		out.Duration = time.Since(start)
 		return out
 	}
-	defer t.release(c)
+	defer e.Release()
+	c := e.Value()
 	if st := c.nc.Status(); st != natsgo.CONNECTED {
 		out.Outcome = delivery.OutcomeNetworkError
 		out.Err = fmt.Sprintf("nats: not connected to %s (%s)", cc.cfg.URL, statusText(st))
@@ -174,149 +166,34 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 	return out
 }
 
-// config is the endpoint's parsed config, from the cache while the engine
-// hands the same endpoint.
-func (t *Transport) config(ep *kinehook.Endpoint) (cachedConfig, error) {
-	t.mu.Lock()
-	cc, ok := t.configs[ep.ID]
-	t.mu.Unlock()
-	if ok && cc.ep == ep {
-		return cc, nil
-	}
+// parseEndpoint parses an endpoint's config (for the EndpointCache).
+func parseEndpoint(ep *kinehook.Endpoint) (cachedConfig, error) {
 	cfg, err := ParseConfig(ep.Config)
 	if err != nil {
 		return cachedConfig{}, fmt.Errorf("nats: endpoint config: %w", err)
 	}
-	cc = cachedConfig{ep: ep, cfg: cfg, key: connKey{url: cfg.URL, user: ep.Credentials[CredentialUser],
-		password: ep.Credentials[CredentialPassword], token: ep.Credentials[CredentialToken]}}
-	t.mu.Lock()
-	t.configs[ep.ID] = cc
-	t.mu.Unlock()
-	return cc, nil
+	return cachedConfig{cfg: cfg, key: connKey{url: cfg.URL, user: ep.Credentials[CredentialUser],
+		password: ep.Credentials[CredentialPassword], token: ep.Credentials[CredentialToken]}}, nil
 }
 
-// errClosed is the answer of a Transport after Close.
-var errClosed = errors.New("nats: transport closed")
-
-// acquire returns the ready connection for key, connecting (once, however
-// many attempts wait) when there is none, and counts the attempt in flight
-// on it. The connection's setup goes on when ctx ends first.
-func (t *Transport) acquire(ctx context.Context, key connKey, endpointID string) (*conn, error) {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil, errClosed
-	}
-	c := t.conns[key]
-	if c != nil && c.nc != nil && c.nc.IsClosed() {
-		delete(t.conns, key) // gave up reconnecting (or was closed): dial again
-		c = nil
-	}
-	if c == nil {
-		if err := t.makeRoomLocked(); err != nil {
-			t.mu.Unlock()
-			return nil, err
-		}
-		c = &conn{key: key, ready: make(chan struct{}), users: map[string]bool{}}
-		t.conns[key] = c
-		go t.connect(c)
-	}
-	c.users[endpointID] = true
-	c.inFlight++
-	c.lastUsed = time.Now()
-	t.mu.Unlock()
-
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		t.release(c)
-		return nil, ctx.Err()
-	}
-	if c.err != nil {
-		t.release(c)
-		return nil, c.err
-	}
-	return c, nil
-}
-
-// release ends an attempt on c; a connection left without users, or one
-// that failed, goes.
-func (t *Transport) release(c *conn) {
-	t.mu.Lock()
-	c.inFlight--
-	c.lastUsed = time.Now()
-	var drop *natsgo.Conn
-	if c.inFlight == 0 && isReady(c) && (c.err != nil || len(c.users) == 0) {
-		if t.conns[c.key] == c {
-			delete(t.conns, c.key)
-		}
-		drop = c.nc // nil when it failed
-	}
-	t.mu.Unlock()
-	if drop != nil {
-		drop.Close()
-	}
-}
-
-func isReady(c *conn) bool {
-	select {
-	case <-c.ready:
-		return true
-	default:
-		return false
-	}
-}
-
-// makeRoomLocked closes the least recently used idle connection when the
-// bound is reached. t.mu must be held.
-func (t *Transport) makeRoomLocked() error {
-	if len(t.conns) < t.o.MaxConns {
-		return nil
-	}
-	var lru *conn
-	for _, c := range t.conns {
-		if c.inFlight == 0 && isReady(c) && (lru == nil || c.lastUsed.Before(lru.lastUsed)) {
-			lru = c
-		}
-	}
-	if lru == nil {
-		return fmt.Errorf("nats: %d broker connections in use, the most this server keeps", t.o.MaxConns)
-	}
-	delete(t.conns, lru.key)
-	if lru.nc != nil {
-		go lru.nc.Close()
-	}
-	return nil
-}
-
-// connect sets c up and closes c.ready. A failed connection leaves the
-// map, so the next attempt dials again.
-func (t *Transport) connect(c *conn) {
+// connect opens the connection of key (the pool's Open).
+func (t *Transport) connect(key connKey) (*conn, error) {
 	d := &dialer{dial: t.o.Dial, timeout: t.o.ConnectTimeout}
-	nc, err := natsgo.Connect(c.key.url, t.natsOptions(c.key, d)...)
-	if err != nil && errors.Is(err, natsgo.ErrNoServers) {
-		if derr := d.lastError(); derr != nil {
-			err = fmt.Errorf("%w (%w)", derr, err) // the dial's words, not only "no servers available"
+	nc, err := natsgo.Connect(key.url, t.natsOptions(key, d)...)
+	if err != nil {
+		if errors.Is(err, natsgo.ErrNoServers) {
+			if derr := d.lastError(); derr != nil {
+				err = fmt.Errorf("%w (%w)", derr, err) // the dial's words, not only "no servers available"
+			}
 		}
+		return nil, err
 	}
-	var js jetstream.JetStream
-	if err == nil {
-		if js, err = jetstream.New(nc); err != nil {
-			nc.Close()
-			nc = nil
-		}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
 	}
-	t.mu.Lock()
-	c.nc, c.js, c.err = nc, js, err
-	if err != nil && t.conns[c.key] == c {
-		delete(t.conns, c.key)
-	}
-	closed := t.closed
-	close(c.ready)
-	t.mu.Unlock()
-	if closed && c.nc != nil {
-		c.nc.Close() // Close ran while this one was being set up
-	}
+	return &conn{nc: nc, js: js}, nil
 }
 
 // natsOptions are the client's options for a connection to key: the
@@ -375,84 +252,17 @@ func (d *dialer) lastError() error {
 // Forget implements delivery.TransportForgetter: the endpoint changed or
 // is gone; a connection no other endpoint uses is closed once idle.
 func (t *Transport) Forget(endpointID string) {
-	t.mu.Lock()
-	delete(t.configs, endpointID)
-	var drop []*natsgo.Conn
-	for k, c := range t.conns {
-		if !c.users[endpointID] {
-			continue
-		}
-		delete(c.users, endpointID)
-		if len(c.users) == 0 && c.inFlight == 0 && isReady(c) {
-			delete(t.conns, k)
-			if c.nc != nil {
-				drop = append(drop, c.nc)
-			}
-		}
-	}
-	t.mu.Unlock()
-	for _, nc := range drop {
-		nc.Close()
-	}
-}
-
-// sweep closes connections idle for IdleTimeout, until Close.
-func (t *Transport) sweep() {
-	defer t.janitor.Done()
-	tick := time.NewTicker(max(t.o.IdleTimeout/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case now := <-tick.C:
-			t.mu.Lock()
-			var drop []*natsgo.Conn
-			for k, c := range t.conns {
-				if c.inFlight == 0 && isReady(c) && now.Sub(c.lastUsed) >= t.o.IdleTimeout {
-					delete(t.conns, k)
-					if c.nc != nil {
-						drop = append(drop, c.nc)
-					}
-				}
-			}
-			t.mu.Unlock()
-			for _, nc := range drop {
-				nc.Close()
-			}
-		}
-	}
+	t.configs.Forget(endpointID)
+	t.pool.Forget(endpointID)
 }
 
 // Conns is how many connections are open or being set up (tests, metrics).
-func (t *Transport) Conns() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
-}
+func (t *Transport) Conns() int { return t.pool.Len() }
 
 // Close implements delivery.TransportCloser: every connection is closed
 // and later attempts fail.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	var drop []*natsgo.Conn
-	for k, c := range t.conns {
-		delete(t.conns, k)
-		if isReady(c) && c.nc != nil {
-			drop = append(drop, c.nc)
-		}
-	}
-	t.mu.Unlock()
-	close(t.stop)
-	t.janitor.Wait()
-	for _, nc := range drop {
-		nc.Close()
-	}
+	t.pool.Close()
 	return nil
 }
 
@@ -495,8 +305,8 @@ func classifyConnect(ctx context.Context, err error, url string) (delivery.Outco
 		return delivery.OutcomeTimeout, fmt.Sprintf("timeout: not connected to %s within the request timeout", url)
 	case errors.Is(err, natsgo.ErrAuthorization) || errors.Is(err, natsgo.ErrAuthExpired) || errors.Is(err, natsgo.ErrAuthRevoked):
 		return delivery.OutcomeRefused, fmt.Sprintf("nats: %s refused the credentials: %v", url, err)
-	case errors.Is(err, errClosed):
-		return delivery.OutcomeNetworkError, err.Error()
+	case errors.Is(err, delivery.ErrPoolClosed):
+		return delivery.OutcomeNetworkError, "nats: " + err.Error()
 	}
 	return delivery.OutcomeNetworkError, fmt.Sprintf("nats: cannot connect to %s: %v", url, err)
 }

@@ -56,14 +56,9 @@ type Options struct {
 // closed when idle, when no endpoint uses them any more (Forget), or by
 // Close.
 type Transport struct {
-	o Options
-
-	mu      sync.Mutex
-	conns   map[connKey]*conn
-	configs map[string]cachedConfig // endpoint id -> its parsed config
-	closed  bool
-	stop    chan struct{}
-	janitor sync.WaitGroup
+	o       Options
+	pool    *delivery.Pool[connKey, *conn]
+	configs delivery.EndpointCache[cachedConfig]
 }
 
 var (
@@ -77,30 +72,23 @@ type connKey struct {
 	url, username, password string
 }
 
-// cachedConfig is an endpoint's parsed config, valid while the engine hands
-// the same *kinehook.Endpoint (it replaces it on any change).
+// cachedConfig is an endpoint's parsed config and its connection's key.
 type cachedConfig struct {
-	ep  *kinehook.Endpoint
 	cfg Config
 	key connKey
 }
 
-// conn is one connection, being set up until ready is closed.
+// conn is one connection with its pool of confirm-mode channels.
 type conn struct {
-	key   connKey
-	ready chan struct{}
-	ac    *amqp.Connection // set before ready closes, nil on error
-	err   error            // the connection error, set before ready closes
-	slots chan struct{}    // one token per channel that may be open
+	ac    *amqp.Connection
+	slots chan struct{} // one token per channel that may be open
 	// blocked is the reason the broker gave for blocking publishers (a
 	// resource alarm), "" while it does not.
 	blocked atomic.Pointer[string]
 
-	// Guarded by Transport.mu.
-	users    map[string]bool // endpoint ids that used it
-	inFlight int
-	lastUsed time.Time
-	idle     []*channel // confirm-mode channels free for a publish
+	mu      sync.Mutex
+	idle    []*channel // confirm-mode channels free for a publish
+	dropped bool       // the pool let the connection go: keep no channel
 }
 
 // channel is a confirm-mode channel with the notifications one publish
@@ -128,9 +116,15 @@ func New(o Options) *Transport {
 	if o.Name == "" {
 		o.Name = "kinehook"
 	}
-	t := &Transport{o: o, conns: map[connKey]*conn{}, configs: map[string]cachedConfig{}, stop: make(chan struct{})}
-	t.janitor.Add(1)
-	go t.sweep()
+	t := &Transport{o: o}
+	t.pool = delivery.NewPool(delivery.PoolOptions[connKey, *conn]{
+		Open:        t.connect,
+		Close:       closeConn,
+		Dead:        func(c *conn) bool { return c.ac.IsClosed() }, // the broker went away (its channels with it): dial again
+		Max:         o.MaxConns,
+		IdleTimeout: o.IdleTimeout,
+		FullError:   "rabbitmq: %d broker connections in use, the most this server keeps",
+	})
 	return t
 }
 
@@ -142,7 +136,7 @@ func New(o Options) *Transport {
 // error; no confirm in time is a timeout. Err carries the broker's words.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	start := time.Now()
-	cc, err := t.config(m.Endpoint)
+	cc, err := t.configs.Get(m.Endpoint, parseEndpoint)
 	if err != nil {
 		return delivery.Result{Outcome: delivery.OutcomeNetworkError, Err: err.Error(), Duration: time.Since(start)}
 	}
@@ -167,13 +161,14 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 	}
 	out := delivery.Result{Headers: recordedHeaders(headers, m.Endpoint.Headers, cc.cfg, m.ID)}
 
-	c, err := t.acquire(ctx, cc.key, m.Endpoint.ID)
+	e, err := t.pool.Acquire(ctx, cc.key, m.Endpoint.ID)
 	if err != nil {
 		out.Outcome, out.Err = classifyConnect(ctx, err, cc.cfg.URL)
 		out.Duration = time.Since(start)
 		return out
 	}
-	defer t.release(c)
+	defer e.Release()
+	c := e.Value()
 	if r := c.blocked.Load(); r != nil && *r != "" {
 		// A publish would wait until the alarm clears: fail now, retried.
 		out.Outcome = delivery.OutcomeRefused
@@ -181,7 +176,7 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		out.Duration = time.Since(start)
 		return out
 	}
-	ch, err := t.channel(ctx, c)
+	ch, err := c.channel(ctx)
 	if err != nil {
 		out.Outcome, out.Err = classifyConnect(ctx, err, cc.cfg.URL)
 		out.Duration = time.Since(start)
@@ -191,12 +186,12 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 	out.Duration = time.Since(start)
 	if out.Outcome == delivery.OutcomeSuccess {
 		out.Response = "confirmed by " + cc.cfg.URL
-		t.putChannel(c, ch)
+		c.putChannel(ch)
 		return out
 	}
 	// A channel that failed (closed, or left with a confirm or a return
 	// outstanding) serves no other publish.
-	t.dropChannel(c, ch)
+	c.dropChannel(ch)
 	return out
 }
 
@@ -243,91 +238,34 @@ func exchangeName(x string) string {
 	return fmt.Sprintf("exchange %q", x)
 }
 
-// config is the endpoint's parsed config, from the cache while the engine
-// hands the same endpoint.
-func (t *Transport) config(ep *kinehook.Endpoint) (cachedConfig, error) {
-	t.mu.Lock()
-	cc, ok := t.configs[ep.ID]
-	t.mu.Unlock()
-	if ok && cc.ep == ep {
-		return cc, nil
-	}
+// parseEndpoint parses an endpoint's config (for the EndpointCache).
+func parseEndpoint(ep *kinehook.Endpoint) (cachedConfig, error) {
 	cfg, err := ParseConfig(ep.Config)
 	if err != nil {
 		return cachedConfig{}, fmt.Errorf("rabbitmq: endpoint config: %w", err)
 	}
-	cc = cachedConfig{ep: ep, cfg: cfg, key: connKey{url: cfg.URL, username: ep.Credentials[CredentialUsername],
-		password: ep.Credentials[CredentialPassword]}}
-	t.mu.Lock()
-	t.configs[ep.ID] = cc
-	t.mu.Unlock()
-	return cc, nil
-}
-
-// errClosed is the answer of a Transport after Close.
-var errClosed = errors.New("rabbitmq: transport closed")
-
-// acquire returns the ready connection for key, connecting (once, however
-// many attempts wait) when there is none or the one kept was closed (the
-// broker restarted), and counts the attempt in flight on it. The
-// connection's setup goes on when ctx ends first.
-func (t *Transport) acquire(ctx context.Context, key connKey, endpointID string) (*conn, error) {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil, errClosed
-	}
-	c := t.conns[key]
-	if c != nil && isReady(c) && c.ac != nil && c.ac.IsClosed() {
-		delete(t.conns, key) // the broker went away (its channels with it): dial again
-		c.idle = nil
-		c = nil
-	}
-	if c == nil {
-		if err := t.makeRoomLocked(); err != nil {
-			t.mu.Unlock()
-			return nil, err
-		}
-		c = &conn{key: key, ready: make(chan struct{}), users: map[string]bool{}, slots: make(chan struct{}, t.o.MaxChannels)}
-		t.conns[key] = c
-		go t.connect(c)
-	}
-	c.users[endpointID] = true
-	c.inFlight++
-	c.lastUsed = time.Now()
-	t.mu.Unlock()
-
-	select {
-	case <-c.ready:
-	case <-ctx.Done():
-		t.release(c)
-		return nil, ctx.Err()
-	}
-	if c.err != nil {
-		t.release(c)
-		return nil, c.err
-	}
-	return c, nil
+	return cachedConfig{cfg: cfg, key: connKey{url: cfg.URL, username: ep.Credentials[CredentialUsername],
+		password: ep.Credentials[CredentialPassword]}}, nil
 }
 
 // channel takes a free confirm-mode channel of c, or opens one when fewer
 // than MaxChannels are open, or waits for one within ctx.
-func (t *Transport) channel(ctx context.Context, c *conn) (*channel, error) {
+func (c *conn) channel(ctx context.Context) (*channel, error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	t.mu.Lock()
+	c.mu.Lock()
 	if n := len(c.idle); n > 0 {
 		ch := c.idle[n-1]
 		c.idle = c.idle[:n-1]
-		t.mu.Unlock()
+		c.mu.Unlock()
 		if !ch.ch.IsClosed() {
 			return ch, nil
 		}
 	} else {
-		t.mu.Unlock()
+		c.mu.Unlock()
 	}
 	ch, err := openChannel(c.ac)
 	if err != nil {
@@ -354,13 +292,13 @@ func openChannel(ac *amqp.Connection) (*channel, error) {
 }
 
 // putChannel gives ch back to c's pool.
-func (t *Transport) putChannel(c *conn, ch *channel) {
-	t.mu.Lock()
-	keep := t.conns[c.key] == c && !t.closed
+func (c *conn) putChannel(ch *channel) {
+	c.mu.Lock()
+	keep := !c.dropped
 	if keep {
 		c.idle = append(c.idle, ch)
 	}
-	t.mu.Unlock()
+	c.mu.Unlock()
 	<-c.slots
 	if !keep {
 		_ = ch.ch.Close()
@@ -368,96 +306,41 @@ func (t *Transport) putChannel(c *conn, ch *channel) {
 }
 
 // dropChannel closes ch and frees its place.
-func (t *Transport) dropChannel(c *conn, ch *channel) {
+func (c *conn) dropChannel(ch *channel) {
 	go func() { _ = ch.ch.Close() }() // a dead connection may not answer
 	<-c.slots
 }
 
-// release ends an attempt on c; a connection left without users, or one
-// that failed, goes.
-func (t *Transport) release(c *conn) {
-	t.mu.Lock()
-	c.inFlight--
-	c.lastUsed = time.Now()
-	var drop *conn
-	if c.inFlight == 0 && isReady(c) && (c.err != nil || len(c.users) == 0 || (c.ac != nil && c.ac.IsClosed())) {
-		if t.conns[c.key] == c {
-			delete(t.conns, c.key)
-		}
-		drop = c
-	}
-	t.mu.Unlock()
-	if drop != nil {
-		closeConn(drop)
-	}
-}
-
-// closeConn closes c's connection (its channels with it).
+// closeConn closes c's connection, its channels with it (the pool's Close).
 func closeConn(c *conn) {
-	if c.ac != nil {
-		_ = c.ac.Close()
-	}
+	c.mu.Lock()
+	c.dropped, c.idle = true, nil
+	c.mu.Unlock()
+	_ = c.ac.Close()
 }
 
-func isReady(c *conn) bool {
-	select {
-	case <-c.ready:
-		return true
-	default:
-		return false
+// connect opens the connection of key (the pool's Open) and follows the
+// broker's blocking of publishers.
+func (t *Transport) connect(key connKey) (*conn, error) {
+	ac, err := t.dial(key)
+	if err != nil {
+		return nil, err
 	}
-}
-
-// makeRoomLocked closes the least recently used idle connection when the
-// bound is reached. t.mu must be held.
-func (t *Transport) makeRoomLocked() error {
-	if len(t.conns) < t.o.MaxConns {
-		return nil
-	}
-	var lru *conn
-	for _, c := range t.conns {
-		if c.inFlight == 0 && isReady(c) && (lru == nil || c.lastUsed.Before(lru.lastUsed)) {
-			lru = c
-		}
-	}
-	if lru == nil {
-		return fmt.Errorf("rabbitmq: %d broker connections in use, the most this server keeps", t.o.MaxConns)
-	}
-	delete(t.conns, lru.key)
-	go closeConn(lru)
-	return nil
-}
-
-// connect sets c up and closes c.ready. A failed connection leaves the
-// map, so the next attempt dials again.
-func (t *Transport) connect(c *conn) {
-	ac, err := t.dial(c.key)
-	if err == nil {
-		blocking := ac.NotifyBlocked(make(chan amqp.Blocking, 4))
-		go func() { // ends when the connection closes (the client closes the channel)
-			for b := range blocking {
-				r := ""
-				if b.Active {
-					r = b.Reason
-					if r == "" {
-						r = "blocked"
-					}
+	c := &conn{ac: ac, slots: make(chan struct{}, t.o.MaxChannels)}
+	blocking := ac.NotifyBlocked(make(chan amqp.Blocking, 4))
+	go func() { // ends when the connection closes (the client closes the channel)
+		for b := range blocking {
+			r := ""
+			if b.Active {
+				r = b.Reason
+				if r == "" {
+					r = "blocked"
 				}
-				c.blocked.Store(&r)
 			}
-		}()
-	}
-	t.mu.Lock()
-	c.ac, c.err = ac, err
-	if err != nil && t.conns[c.key] == c {
-		delete(t.conns, c.key)
-	}
-	closed := t.closed
-	close(c.ready)
-	t.mu.Unlock()
-	if closed {
-		closeConn(c) // Close ran while this one was being set up
-	}
+			c.blocked.Store(&r)
+		}
+	}()
+	return c, nil
 }
 
 // dial opens an AMQP connection to key through the guarded dialer, with
@@ -519,80 +402,17 @@ func (w *writeBounded) Write(b []byte) (int, error) {
 // Forget implements delivery.TransportForgetter: the endpoint changed or
 // is gone; a connection no other endpoint uses is closed once idle.
 func (t *Transport) Forget(endpointID string) {
-	t.mu.Lock()
-	delete(t.configs, endpointID)
-	var drop []*conn
-	for k, c := range t.conns {
-		if !c.users[endpointID] {
-			continue
-		}
-		delete(c.users, endpointID)
-		if len(c.users) == 0 && c.inFlight == 0 && isReady(c) {
-			delete(t.conns, k)
-			drop = append(drop, c)
-		}
-	}
-	t.mu.Unlock()
-	for _, c := range drop {
-		closeConn(c)
-	}
-}
-
-// sweep closes connections idle for IdleTimeout, until Close.
-func (t *Transport) sweep() {
-	defer t.janitor.Done()
-	tick := time.NewTicker(max(t.o.IdleTimeout/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case now := <-tick.C:
-			t.mu.Lock()
-			var drop []*conn
-			for k, c := range t.conns {
-				if c.inFlight == 0 && isReady(c) && now.Sub(c.lastUsed) >= t.o.IdleTimeout {
-					delete(t.conns, k)
-					drop = append(drop, c)
-				}
-			}
-			t.mu.Unlock()
-			for _, c := range drop {
-				closeConn(c)
-			}
-		}
-	}
+	t.configs.Forget(endpointID)
+	t.pool.Forget(endpointID)
 }
 
 // Conns is how many connections are open or being set up (tests, metrics).
-func (t *Transport) Conns() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
-}
+func (t *Transport) Conns() int { return t.pool.Len() }
 
 // Close implements delivery.TransportCloser: every connection is closed
 // and later attempts fail.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	var drop []*conn
-	for k, c := range t.conns {
-		delete(t.conns, k)
-		if isReady(c) {
-			drop = append(drop, c)
-		}
-	}
-	t.mu.Unlock()
-	close(t.stop)
-	t.janitor.Wait()
-	for _, c := range drop {
-		closeConn(c)
-	}
+	t.pool.Close()
 	return nil
 }
 
@@ -629,8 +449,8 @@ func classifyConnect(ctx context.Context, err error, url string) (delivery.Outco
 		return delivery.OutcomeRefused, fmt.Sprintf("rabbitmq: %s refused access to vhost %q: %v", url, Vhost(url), err)
 	case errors.As(err, &ae) && ae.Code == amqp.AccessRefused:
 		return delivery.OutcomeRefused, fmt.Sprintf("rabbitmq: %s refused the connection: %v", url, err)
-	case errors.Is(err, errClosed):
-		return delivery.OutcomeNetworkError, err.Error()
+	case errors.Is(err, delivery.ErrPoolClosed):
+		return delivery.OutcomeNetworkError, "rabbitmq: " + err.Error()
 	}
 	return delivery.OutcomeNetworkError, fmt.Sprintf("rabbitmq: cannot connect to %s: %v", url, err)
 }

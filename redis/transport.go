@@ -65,14 +65,9 @@ type Options struct {
 // and credentials, and closed when idle, when no endpoint uses them any
 // more (Forget), or by Close.
 type Transport struct {
-	o Options
-
-	mu      sync.Mutex
-	clients map[clientKey]*client
-	configs map[string]cachedConfig // endpoint id -> its parsed config
-	closed  bool
-	stop    chan struct{}
-	janitor sync.WaitGroup
+	o       Options
+	pool    *delivery.Pool[clientKey, *goredis.Client]
+	configs delivery.EndpointCache[cachedConfig]
 }
 
 var (
@@ -86,21 +81,10 @@ type clientKey struct {
 	url, username, password string
 }
 
-// cachedConfig is an endpoint's parsed config, valid while the engine hands
-// the same *kinehook.Endpoint (it replaces it on any change).
+// cachedConfig is an endpoint's parsed config and its client's key.
 type cachedConfig struct {
-	ep  *kinehook.Endpoint
 	cfg Config
 	key clientKey
-}
-
-// client is one go-redis client. Its fields are guarded by Transport.mu.
-type client struct {
-	key      clientKey
-	rc       *goredis.Client
-	users    map[string]bool // endpoint ids that used it
-	inFlight int
-	lastUsed time.Time
 }
 
 // quietLogger takes go-redis's own log lines (a failed dial, per attempt
@@ -129,9 +113,14 @@ func New(o Options) *Transport {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
-	t := &Transport{o: o, clients: map[clientKey]*client{}, configs: map[string]cachedConfig{}, stop: make(chan struct{})}
-	t.janitor.Add(1)
-	go t.sweep()
+	t := &Transport{o: o}
+	t.pool = delivery.NewPool(delivery.PoolOptions[clientKey, *goredis.Client]{
+		Open:        t.newClient,
+		Close:       func(rc *goredis.Client) { _ = rc.Close() },
+		Max:         o.MaxClients,
+		IdleTimeout: o.IdleTimeout,
+		FullError:   "redis: %d server clients in use, the most this server keeps",
+	})
 	return t
 }
 
@@ -142,7 +131,7 @@ func New(o Options) *Transport {
 // Err carries the server's words.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	start := time.Now()
-	cc, err := t.config(m.Endpoint)
+	cc, err := t.configs.Get(m.Endpoint, parseEndpoint)
 	if err != nil {
 		return delivery.Result{Outcome: delivery.OutcomeNetworkError, Err: err.Error(), Duration: time.Since(start)}
 	}
@@ -171,13 +160,16 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		args.MaxLen, args.Approx = *cc.cfg.MaxLen, true
 	}
 
-	c, err := t.acquire(cc.key, m.Endpoint.ID)
+	c, err := t.pool.Acquire(ctx, cc.key, m.Endpoint.ID)
 	if err != nil {
+		if errors.Is(err, delivery.ErrPoolClosed) {
+			err = fmt.Errorf("redis: %w", err)
+		}
 		out.Outcome, out.Err, out.Duration = delivery.OutcomeNetworkError, err.Error(), time.Since(start)
 		return out
 	}
-	id, err := c.rc.XAdd(ctx, args).Result()
-	t.release(c)
+	id, err := c.Value().XAdd(ctx, args).Result()
+	c.Release()
 	out.Duration = time.Since(start)
 	if err != nil {
 		out.Outcome, out.Err = classify(ctx, err, cc.cfg)
@@ -198,91 +190,14 @@ func reservedField(name string) bool {
 	return false
 }
 
-// config is the endpoint's parsed config, from the cache while the engine
-// hands the same endpoint.
-func (t *Transport) config(ep *kinehook.Endpoint) (cachedConfig, error) {
-	t.mu.Lock()
-	cc, ok := t.configs[ep.ID]
-	t.mu.Unlock()
-	if ok && cc.ep == ep {
-		return cc, nil
-	}
+// parseEndpoint parses an endpoint's config (for the EndpointCache).
+func parseEndpoint(ep *kinehook.Endpoint) (cachedConfig, error) {
 	cfg, err := ParseConfig(ep.Config)
 	if err != nil {
 		return cachedConfig{}, fmt.Errorf("redis: endpoint config: %w", err)
 	}
-	cc = cachedConfig{ep: ep, cfg: cfg, key: clientKey{url: cfg.URL,
-		username: ep.Credentials[CredentialUsername], password: ep.Credentials[CredentialPassword]}}
-	t.mu.Lock()
-	t.configs[ep.ID] = cc
-	t.mu.Unlock()
-	return cc, nil
-}
-
-// errClosed is the answer of a Transport after Close.
-var errClosed = errors.New("redis: transport closed")
-
-// acquire returns the client for key, making it when there is none, and
-// counts the attempt in flight on it. A go-redis client connects lazily,
-// on its first command, within that command's context.
-func (t *Transport) acquire(key clientKey, endpointID string) (*client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return nil, errClosed
-	}
-	c := t.clients[key]
-	if c == nil {
-		if err := t.makeRoomLocked(); err != nil {
-			return nil, err
-		}
-		rc, err := t.newClient(key)
-		if err != nil {
-			return nil, err
-		}
-		c = &client{key: key, rc: rc, users: map[string]bool{}}
-		t.clients[key] = c
-	}
-	c.users[endpointID] = true
-	c.inFlight++
-	c.lastUsed = time.Now()
-	return c, nil
-}
-
-// release ends an attempt on c; a client left without users goes.
-func (t *Transport) release(c *client) {
-	t.mu.Lock()
-	c.inFlight--
-	c.lastUsed = time.Now()
-	var drop *goredis.Client
-	if c.inFlight == 0 && len(c.users) == 0 && t.clients[c.key] == c {
-		delete(t.clients, c.key)
-		drop = c.rc
-	}
-	t.mu.Unlock()
-	if drop != nil {
-		_ = drop.Close()
-	}
-}
-
-// makeRoomLocked closes the least recently used idle client when the bound
-// is reached. t.mu must be held.
-func (t *Transport) makeRoomLocked() error {
-	if len(t.clients) < t.o.MaxClients {
-		return nil
-	}
-	var lru *client
-	for _, c := range t.clients {
-		if c.inFlight == 0 && (lru == nil || c.lastUsed.Before(lru.lastUsed)) {
-			lru = c
-		}
-	}
-	if lru == nil {
-		return fmt.Errorf("redis: %d server clients in use, the most this server keeps", t.o.MaxClients)
-	}
-	delete(t.clients, lru.key)
-	go lru.rc.Close()
-	return nil
+	return cachedConfig{cfg: cfg, key: clientKey{url: cfg.URL,
+		username: ep.Credentials[CredentialUsername], password: ep.Credentials[CredentialPassword]}}, nil
 }
 
 // newClient is a go-redis client for key: every connection through the
@@ -342,78 +257,17 @@ func (t *Transport) newClient(key clientKey) (*goredis.Client, error) {
 // Forget implements delivery.TransportForgetter: the endpoint changed or
 // is gone; a client no other endpoint uses is closed once idle.
 func (t *Transport) Forget(endpointID string) {
-	t.mu.Lock()
-	delete(t.configs, endpointID)
-	var drop []*goredis.Client
-	for k, c := range t.clients {
-		if !c.users[endpointID] {
-			continue
-		}
-		delete(c.users, endpointID)
-		if len(c.users) == 0 && c.inFlight == 0 {
-			delete(t.clients, k)
-			drop = append(drop, c.rc)
-		}
-	}
-	t.mu.Unlock()
-	for _, rc := range drop {
-		_ = rc.Close()
-	}
-}
-
-// sweep closes clients idle for IdleTimeout, until Close.
-func (t *Transport) sweep() {
-	defer t.janitor.Done()
-	tick := time.NewTicker(max(t.o.IdleTimeout/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.stop:
-			return
-		case now := <-tick.C:
-			t.mu.Lock()
-			var drop []*goredis.Client
-			for k, c := range t.clients {
-				if c.inFlight == 0 && now.Sub(c.lastUsed) >= t.o.IdleTimeout {
-					delete(t.clients, k)
-					drop = append(drop, c.rc)
-				}
-			}
-			t.mu.Unlock()
-			for _, rc := range drop {
-				_ = rc.Close()
-			}
-		}
-	}
+	t.configs.Forget(endpointID)
+	t.pool.Forget(endpointID)
 }
 
 // Clients is how many clients are open (tests, metrics).
-func (t *Transport) Clients() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.clients)
-}
+func (t *Transport) Clients() int { return t.pool.Len() }
 
 // Close implements delivery.TransportCloser: every client is closed and
 // later attempts fail.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
-	t.closed = true
-	drop := make([]*goredis.Client, 0, len(t.clients))
-	for k, c := range t.clients {
-		delete(t.clients, k)
-		drop = append(drop, c.rc)
-	}
-	t.mu.Unlock()
-	close(t.stop)
-	t.janitor.Wait()
-	for _, rc := range drop {
-		_ = rc.Close()
-	}
+	t.pool.Close()
 	return nil
 }
 
