@@ -17,10 +17,16 @@ const deliveryCols = `id, project_id, event_id, endpoint_id, event_type, resourc
 // tracedDeliveries reads deliveries (as d) with their event's trace context
 // (Delivery.Trace): what the engine queues. The event's row is found
 // by its primary key; one that retention removed leaves it empty.
-const tracedDeliveries = `SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.resource_key, d.seq, d.partition,
+const tracedDeliveries = `SELECT ` + tracedCols + ` FROM deliveries d ` + tracedJoin
+
+// tracedCols and tracedJoin read deliveries as d, joined to their event:
+// tracedDeliveries over the table, the delivery search over a page of it.
+const (
+	tracedCols = `d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.resource_key, d.seq, d.partition,
 	d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-	COALESCE(e.traceparent, ''), COALESCE(e.tracestate, '')
-	FROM deliveries d LEFT JOIN events e ON e.seq = d.seq `
+	COALESCE(e.traceparent, ''), COALESCE(e.tracestate, '')`
+	tracedJoin = `LEFT JOIN events e ON e.seq = d.seq `
+)
 
 func scanTracedDelivery(row pgx.Row) (*kinehook.Delivery, error) {
 	var tp, ts string

@@ -77,8 +77,7 @@ func searchQuery(projectID string, f *kinehook.DeliveryFilter, limit int, lo, hi
 		` ORDER BY seq ` + dir + `, id ` + dir + ` LIMIT ` + arg(limit+1)
 	// The page's deliveries with their events' trace context, as every
 	// read of deliveries has them.
-	q := strings.Replace(tracedDeliveries, "FROM deliveries d", "FROM ("+page+") d", 1) +
-		`ORDER BY d.seq ` + dir + `, d.id ` + dir
+	q := `SELECT ` + tracedCols + ` FROM (` + page + `) d ` + tracedJoin + `ORDER BY d.seq ` + dir + `, d.id ` + dir
 	return q, args, nil
 }
 
