@@ -2,179 +2,43 @@ package rabbitmq_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kinehook/kinehook/internal/transporttest"
+
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/app"
-	"github.com/kinehook/kinehook/delivery"
-	khttp "github.com/kinehook/kinehook/http"
 	rabbitdest "github.com/kinehook/kinehook/rabbitmq"
-	"github.com/kinehook/kinehook/sqlite"
-	"github.com/kinehook/kinehook/webhook"
 )
 
-const adminKey = "kh_admin_rabbitmq_test"
-
-// stack is kinehook's API, engine and SQLite store with the RabbitMQ
-// transport wired as cmd/kinehook wires it.
-type stack struct {
-	t        *testing.T
-	api      *httptest.Server
-	store    *sqlite.Store
-	pid, key string
-}
+// stack is transporttest's stack with the RabbitMQ transport.
+type stack struct{ *transporttest.Stack }
 
 func newStack(t *testing.T, retry []time.Duration, timeout time.Duration) *stack {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := rabbitdest.New(rabbitdest.Options{Dial: allowLoopback, ConnectTimeout: 2 * time.Second})
-	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: retry, RequestTimeout: timeout, BreakerThreshold: -1,
-		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointRabbitMQ: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(app.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true,
-		Destinations: []kinehook.DestinationType{rabbitdest.Type{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := khttp.NewServer(khttp.Config{Store: st, Dispatcher: eng, App: a, RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{t: t, api: httptest.NewServer(srv), store: st}
-	t.Cleanup(func() {
-		s.api.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = eng.Shutdown(ctx) // closes the transport's connections
-		_ = st.Close()
-	})
-	var p struct{ ID, APIKey string }
-	s.call("POST", "/v1/projects", adminKey, `{"name":"rabbitmq"}`, 201, &struct {
-		ID     *string `json:"id"`
-		APIKey *string `json:"api_key"`
-	}{&p.ID, &p.APIKey})
-	s.pid, s.key = p.ID, p.APIKey
-	return s
+	return &stack{transporttest.New(t, rabbitdest.Type{}, rabbitdest.New(rabbitdest.Options{Dial: allowLoopback, ConnectTimeout: 2 * time.Second}), retry, timeout)}
 }
 
-// call sends a request and decodes the answer into out (when not nil).
-func (s *stack) call(method, path, key, body string, status int, out any) []byte {
-	s.t.Helper()
-	req, err := http.NewRequest(method, s.api.URL+path, strings.NewReader(body))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != status {
-		s.t.Fatalf("%s %s = %d %s, want %d", method, path, res.StatusCode, b, status)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-	return b
-}
-
-// endpoint creates a RabbitMQ endpoint with guest's credentials and
 // returns its id and signing secret.
 func (s *stack) endpoint(url, exchange, key string) (string, string) {
 	var ep struct {
 		ID, Secret, Type string
 		Credentials      map[string]string
 	}
-	s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+	s.Call("POST", "/v1/projects/"+s.PID+"/endpoints", s.Key,
 		fmt.Sprintf(`{"type":"rabbitmq","config":{"url":%q,"exchange":%q,"routing_key":%q},"credentials":{"username":"guest","password":"guest"}}`,
 			url, exchange, key), 201, &ep)
 	if ep.Type != "rabbitmq" || ep.Credentials["password"] != "****" {
-		s.t.Fatalf("endpoint type %q, credentials %v", ep.Type, ep.Credentials)
+		s.T.Fatalf("endpoint type %q, credentials %v", ep.Type, ep.Credentials)
 	}
 	return ep.ID, ep.Secret
-}
-
-// post publishes an event through the API and returns its id.
-func (s *stack) post(body string) string {
-	var ev struct{ ID string }
-	s.call("POST", "/v1/projects/"+s.pid+"/events", s.key, body, 202, &ev)
-	return ev.ID
-}
-
-// waitDelivered waits until every delivery of the events succeeded.
-func (s *stack) waitDelivered(ids []string, within time.Duration) {
-	s.t.Helper()
-	deadline := time.Now().Add(within)
-	for _, id := range ids {
-		for {
-			ds, err := s.store.ListDeliveries(context.Background(), s.pid, id)
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			if len(ds) > 0 && ds[0].Status == kinehook.DeliverySucceeded {
-				break
-			}
-			if time.Now().After(deadline) {
-				st := "none"
-				if len(ds) > 0 {
-					st = fmt.Sprintf("%s after %d attempts: %s", ds[0].Status, ds[0].Attempts, ds[0].LastError)
-				}
-				s.t.Fatalf("event %s not delivered within %s: %s", id, within, st)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// attemptErrors are the outcomes and errors recorded on the failed
-// attempts of the events' deliveries.
-func (s *stack) attemptErrors(ids []string) []string {
-	s.t.Helper()
-	var out []string
-	for _, id := range ids {
-		ds, err := s.store.ListDeliveries(context.Background(), s.pid, id)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		for _, d := range ds {
-			as, err := s.store.ListAttempts(context.Background(), s.pid, d.ID)
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			for _, a := range as {
-				if a.Error != "" {
-					out = append(out, a.Error)
-				}
-			}
-		}
-	}
-	return out
 }
 
 // The seven event types of the catalog, posted to the API (each spelled
@@ -199,11 +63,11 @@ func TestCatalogThroughRabbitMQ(t *testing.T) {
 			t.Fatal(err)
 		}
 		body := buf.String()
-		id := s.post(body)
+		id := s.Post(body)
 		posted[id] = body
 		ids = append(ids, id)
 	}
-	s.waitDelivered(ids, 30*time.Second)
+	s.WaitDelivered(ids, 30*time.Second)
 	msgs := b.drain(q)
 	if len(msgs) != len(ids) {
 		t.Fatalf("%d messages in the queue, want %d", len(msgs), len(ids))
@@ -263,20 +127,20 @@ func TestOrderThroughRetries(t *testing.T) {
 	var ids []string
 	for i := range 60 {
 		res := fmt.Sprintf("vid-%d", i%4)
-		id := s.post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"%s"}}`, res, []string{"processing", "done", "error"}[i%3]))
+		id := s.Post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"%s"}}`, res, []string{"processing", "done", "error"}[i%3]))
 		want[res] = append(want[res], id)
 		ids = append(ids, id)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(s.attemptErrors(ids)) == 0 && time.Now().Before(deadline) {
+	for len(s.AttemptErrors(ids)) == 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	errs := s.attemptErrors(ids)
+	errs := s.AttemptErrors(ids)
 	if len(errs) == 0 || !strings.Contains(errs[0], "unroutable") || !strings.Contains(errs[0], "NO_ROUTE") {
 		t.Fatalf("attempt errors before the queue is bound: %q", errs)
 	}
 	b.bind(q, "kinehook.video", x)
-	s.waitDelivered(ids, 60*time.Second)
+	s.WaitDelivered(ids, 60*time.Second)
 	got, count := resourceOrder(t, b, q, secret)
 	for res, w := range want {
 		if !slices.Equal(got[res], w) {
@@ -406,19 +270,19 @@ func TestBrokerOutageMidLoad(t *testing.T) {
 		if i == 2*total/3 {
 			// Let attempts fail against the missing broker before it returns.
 			deadline := time.Now().Add(10 * time.Second)
-			for len(s.attemptErrors(ids[total/3:])) == 0 && time.Now().Before(deadline) {
+			for len(s.AttemptErrors(ids[total/3:])) == 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			p.restore()
 		}
 		res := fmt.Sprintf("vid-%d", i%resources)
-		id := s.post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, res))
+		id := s.Post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, res))
 		want[res] = append(want[res], id)
 		ids = append(ids, id)
 	}
-	s.waitDelivered(ids, 150*time.Second)
+	s.WaitDelivered(ids, 150*time.Second)
 
-	errs := s.attemptErrors(ids)
+	errs := s.AttemptErrors(ids)
 	if len(errs) == 0 {
 		t.Fatal("no attempt failed while the broker was away")
 	}
@@ -471,7 +335,7 @@ func dedupe(ids []string) []string {
 // points to credentials, and never answers the credentials' values.
 func TestAPIRefusesCredentialsInURL(t *testing.T) {
 	s := newStack(t, []time.Duration{time.Second}, time.Second)
-	b := s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+	b := s.Call("POST", "/v1/projects/"+s.PID+"/endpoints", s.Key,
 		`{"type":"rabbitmq","config":{"url":"amqp://guest:guest@127.0.0.1:5672/","routing_key":"q"}}`, 422, nil)
 	var e struct {
 		Error struct{ Code, Message, Field string }
@@ -480,7 +344,7 @@ func TestAPIRefusesCredentialsInURL(t *testing.T) {
 		!strings.Contains(e.Error.Message, "give them in credentials (username, password)") {
 		t.Errorf("answer %s", b)
 	}
-	b = s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+	b = s.Call("POST", "/v1/projects/"+s.PID+"/endpoints", s.Key,
 		`{"type":"rabbitmq","config":{"url":"amqp://127.0.0.1","routing_key":"q"},"credentials":{"username":"svc","password":"hunter2-secret"}}`, 201, nil)
 	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), `"password":"****"`) {
 		t.Errorf("answer %s", b)

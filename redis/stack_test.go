@@ -5,171 +5,36 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kinehook/kinehook/internal/transporttest"
+
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/app"
-	"github.com/kinehook/kinehook/delivery"
-	khttp "github.com/kinehook/kinehook/http"
 	redisdest "github.com/kinehook/kinehook/redis"
-	"github.com/kinehook/kinehook/sqlite"
-	"github.com/kinehook/kinehook/webhook"
 )
 
-const adminKey = "kh_admin_redis_test"
-
-// stack is kinehook's API, engine and SQLite store with the Redis transport
-// wired as cmd/kinehook wires it.
-type stack struct {
-	t        *testing.T
-	api      *httptest.Server
-	store    *sqlite.Store
-	pid, key string
-}
+// stack is transporttest's stack with the Redis transport.
+type stack struct{ *transporttest.Stack }
 
 func newStack(t *testing.T, retry []time.Duration, timeout time.Duration) *stack {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := redisdest.New(redisdest.Options{Dial: allowLoopback})
-	eng, err := delivery.New(delivery.Config{Store: st, RetrySchedule: retry, RequestTimeout: timeout, BreakerThreshold: -1,
-		Transports: map[string]delivery.Transport{delivery.TransportWebhook: webhook.New(webhook.Options{}), kinehook.EndpointRedis: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(app.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(adminKey), AllowPrivateNetworks: true,
-		Destinations: []kinehook.DestinationType{redisdest.Type{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := khttp.NewServer(khttp.Config{Store: st, Dispatcher: eng, App: a, RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{t: t, api: httptest.NewServer(srv), store: st}
-	t.Cleanup(func() {
-		s.api.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = eng.Shutdown(ctx) // closes the transport's connections
-		_ = st.Close()
-	})
-	var p struct{ ID, APIKey string }
-	s.call("POST", "/v1/projects", adminKey, `{"name":"redis"}`, 201, &struct {
-		ID     *string `json:"id"`
-		APIKey *string `json:"api_key"`
-	}{&p.ID, &p.APIKey})
-	s.pid, s.key = p.ID, p.APIKey
-	return s
-}
-
-// call sends a request and decodes the answer into out (when not nil).
-func (s *stack) call(method, path, key, body string, status int, out any) []byte {
-	s.t.Helper()
-	req, err := http.NewRequest(method, s.api.URL+path, strings.NewReader(body))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != status {
-		s.t.Fatalf("%s %s = %d %s, want %d", method, path, res.StatusCode, b, status)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-	return b
+	return &stack{transporttest.New(t, redisdest.Type{}, redisdest.New(redisdest.Options{Dial: allowLoopback}), retry, timeout)}
 }
 
 // endpoint creates a Redis endpoint and returns its id and signing secret.
 func (s *stack) endpoint(url, stream string) (string, string) {
 	var ep struct{ ID, Secret, Type string }
-	s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+	s.Call("POST", "/v1/projects/"+s.PID+"/endpoints", s.Key,
 		fmt.Sprintf(`{"type":"redis","config":{"url":%q,"stream":%q}}`, url, stream), 201, &ep)
 	if ep.Type != "redis" {
-		s.t.Fatalf("endpoint type %q", ep.Type)
+		s.T.Fatalf("endpoint type %q", ep.Type)
 	}
 	return ep.ID, ep.Secret
-}
-
-// post publishes an event through the API and returns its id.
-func (s *stack) post(body string) string {
-	var ev struct{ ID string }
-	s.call("POST", "/v1/projects/"+s.pid+"/events", s.key, body, 202, &ev)
-	return ev.ID
-}
-
-// waitDelivered waits until every delivery of the events succeeded.
-func (s *stack) waitDelivered(ids []string, within time.Duration) {
-	s.t.Helper()
-	deadline := time.Now().Add(within)
-	for _, id := range ids {
-		for {
-			ds, err := s.store.ListDeliveries(context.Background(), s.pid, id)
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			if len(ds) > 0 && ds[0].Status == kinehook.DeliverySucceeded {
-				break
-			}
-			if time.Now().After(deadline) {
-				st := "none"
-				if len(ds) > 0 {
-					st = fmt.Sprintf("%s after %d attempts: %s", ds[0].Status, ds[0].Attempts, ds[0].LastError)
-				}
-				s.t.Fatalf("event %s not delivered within %s: %s", id, within, st)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// attemptErrors are the errors recorded on the attempts of the events'
-// deliveries.
-func (s *stack) attemptErrors(ids []string) []string {
-	s.t.Helper()
-	var out []string
-	for _, id := range ids {
-		ds, err := s.store.ListDeliveries(context.Background(), s.pid, id)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		for _, d := range ds {
-			as, err := s.store.ListAttempts(context.Background(), s.pid, d.ID)
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			for _, a := range as {
-				if a.Error != "" {
-					out = append(out, a.Error)
-				}
-			}
-		}
-	}
-	return out
 }
 
 // The seven event types of the catalog, posted to the API (each spelled
@@ -192,11 +57,11 @@ func TestCatalogThroughRedis(t *testing.T) {
 		if err := json.Indent(&buf, kinehook.SampleEvent(typ), "", strings.Repeat(" ", i%3)); err != nil {
 			t.Fatal(err)
 		}
-		id := s.post(buf.String())
+		id := s.Post(buf.String())
 		want[id] = posted{buf.String(), string(typ)}
 		ids = append(ids, id)
 	}
-	s.waitDelivered(ids, 30*time.Second)
+	s.WaitDelivered(ids, 30*time.Second)
 	msgs := entries(t, rc, stream)
 	if len(msgs) != len(ids) {
 		t.Fatalf("%d entries in the stream, want %d", len(msgs), len(ids))
@@ -222,17 +87,17 @@ func TestCatalogThroughRedis(t *testing.T) {
 		t.Errorf("%d of %d events arrived", len(seen), len(ids))
 	}
 	// A password in the url is refused, pointing to credentials.
-	b := s.call("POST", "/v1/projects/"+s.pid+"/endpoints", s.key,
+	b := s.Call("POST", "/v1/projects/"+s.PID+"/endpoints", s.Key,
 		fmt.Sprintf(`{"type":"redis","config":{"url":"redis://:hunter2@127.0.0.1:6379/0","stream":%q}}`, stream), 422, nil)
 	if !strings.Contains(string(b), `"config.url"`) || !strings.Contains(string(b), "give it in credentials") || strings.Contains(string(b), "hunter2") {
 		t.Errorf("password in the url: %s", b)
 	}
 	// The attempt records the entry id as its response.
-	ds, err := s.store.ListDeliveries(context.Background(), s.pid, ids[0])
+	ds, err := s.Store.ListDeliveries(context.Background(), s.PID, ids[0])
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries %v, %v", ds, err)
 	}
-	as, err := s.store.ListAttempts(context.Background(), s.pid, ds[0].ID)
+	as, err := s.Store.ListAttempts(context.Background(), s.PID, ds[0].ID)
 	if err != nil || len(as) == 0 {
 		t.Fatalf("attempts %v, %v", as, err)
 	}
@@ -267,22 +132,22 @@ func TestOrderThroughRetries(t *testing.T) {
 	var ids []string
 	for i := range 60 {
 		res := fmt.Sprintf("vid-%d", i%4)
-		id := s.post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"%s"}}`, res, []string{"processing", "done", "error"}[i%3]))
+		id := s.Post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"%s"}}`, res, []string{"processing", "done", "error"}[i%3]))
 		want[res] = append(want[res], id)
 		ids = append(ids, id)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(s.attemptErrors(ids)) < 8 && time.Now().Before(deadline) {
+	for len(s.AttemptErrors(ids)) < 8 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	errs := s.attemptErrors(ids)
+	errs := s.AttemptErrors(ids)
 	if len(errs) == 0 || !strings.Contains(errs[0], "WRONGTYPE") || !strings.Contains(errs[0], stream) {
 		t.Fatalf("attempt errors while the key holds a string: %q", errs)
 	}
 	if err := rc.Del(t.Context(), stream).Err(); err != nil {
 		t.Fatal(err)
 	}
-	s.waitDelivered(ids, 60*time.Second)
+	s.WaitDelivered(ids, 60*time.Second)
 	got := map[string][]string{}
 	for _, m := range entries(t, rc, stream) {
 		verifyEntry(t, secret, m)
@@ -333,19 +198,19 @@ func TestBrokerKilledMidLoad(t *testing.T) {
 		if i == 2*total/3 {
 			// Let attempts fail against the dead server before it returns.
 			deadline := time.Now().Add(10 * time.Second)
-			for len(s.attemptErrors(ids[total/3:])) == 0 && time.Now().Before(deadline) {
+			for len(s.AttemptErrors(ids[total/3:])) == 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			srv.start()
 		}
 		res := fmt.Sprintf("vid-%d", i%resources)
-		id := s.post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, res))
+		id := s.Post(fmt.Sprintf(`{"event":"media.update.status","data":{"id":%q,"status":"done"}}`, res))
 		want[res] = append(want[res], id)
 		ids = append(ids, id)
 	}
-	s.waitDelivered(ids, 150*time.Second)
+	s.WaitDelivered(ids, 150*time.Second)
 
-	errs := s.attemptErrors(ids)
+	errs := s.AttemptErrors(ids)
 	if len(errs) == 0 {
 		t.Fatal("no attempt failed while the server was down")
 	}
