@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kinehook/kinehook"
@@ -69,30 +70,14 @@ type Published struct {
 // PublishEvent accepts one event: strict validation (ParseStrict, the JSON
 // depth limit), then a durable publish; it returns after the commit.
 func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error) {
-	if err := CheckIdempotencyKey(in.IdempotencyKey); err != nil {
-		return Published{}, err
-	}
-	if err := CheckJSONDepth(in.Body, a.limits.MaxJSONDepth); err != nil {
-		return Published{}, err
-	}
-	parsed, err := kinehook.ParseStrict(in.Body)
+	ev, data, err := a.newEvent(in, a.now().UTC())
 	if err != nil {
-		return Published{}, ValidationError(err)
+		return Published{}, err
 	}
 	if err := a.projectExists(ctx, in.ProjectID, in.ProjectKnown); err != nil {
 		return Published{}, err
 	}
-	ev := &kinehook.Event{
-		ID:             kinehook.NewID(kinehook.PrefixEvent),
-		ProjectID:      in.ProjectID,
-		Type:           parsed.Type,
-		Payload:        in.Body,
-		ResourceKey:    parsed.ResourceKey(),
-		IdempotencyKey: in.IdempotencyKey,
-		CreatedAt:      a.now().UTC(),
-		Trace:          CheckTrace(in.Trace),
-		State:          stateOf(parsed),
-	}
+	ev.ProjectID = in.ProjectID
 	res, err := a.disp.Publish(ctx, ev)
 	if err != nil {
 		return Published{}, fmt.Errorf("publish event: %w", err)
@@ -102,9 +87,36 @@ func (a *App) PublishEvent(ctx context.Context, in EventInput) (Published, error
 		out.Event = ev
 	}
 	if !res.Duplicate {
-		out.Data = parsed.Raw
+		out.Data = data
 	}
 	return out, nil
+}
+
+// newEvent checks one event's input (the idempotency key, the JSON depth
+// limit, ParseStrict) and makes the event, without its project: the rules
+// every entry point that takes a posted event applies (the API, the queue
+// ingest sources). data is the event's data as posted.
+func (a *App) newEvent(in EventInput, now time.Time) (*kinehook.Event, json.RawMessage, error) {
+	if err := CheckIdempotencyKey(in.IdempotencyKey); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckJSONDepth(in.Body, a.limits.MaxJSONDepth); err != nil {
+		return nil, nil, err
+	}
+	parsed, err := kinehook.ParseStrict(in.Body)
+	if err != nil {
+		return nil, nil, ValidationError(err)
+	}
+	return &kinehook.Event{
+		ID:             kinehook.NewID(kinehook.PrefixEvent),
+		Type:           parsed.Type,
+		Payload:        in.Body,
+		ResourceKey:    parsed.ResourceKey(),
+		IdempotencyKey: in.IdempotencyKey,
+		CreatedAt:      now,
+		Trace:          CheckTrace(in.Trace),
+		State:          stateOf(parsed),
+	}, parsed.Raw, nil
 }
 
 // PublishBatch accepts a batch of events, {"events": [{"event","data",

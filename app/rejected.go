@@ -71,26 +71,8 @@ func (a *App) checkEvent(in EventInput, now time.Time) (*kinehook.Event, error) 
 	if int64(len(in.Body)) > a.limits.MaxEventBytes {
 		return nil, &kinehook.Error{Code: kinehook.ETOOLARGE, Field: "body", Message: fmt.Sprintf("event body is %d bytes; the limit is %d", len(in.Body), a.limits.MaxEventBytes)}
 	}
-	if err := CheckIdempotencyKey(in.IdempotencyKey); err != nil {
-		return nil, err
-	}
-	if err := CheckJSONDepth(in.Body, a.limits.MaxJSONDepth); err != nil {
-		return nil, err
-	}
-	parsed, err := kinehook.ParseStrict(in.Body)
-	if err != nil {
-		return nil, ValidationError(err)
-	}
-	return &kinehook.Event{
-		ID:             kinehook.NewID(kinehook.PrefixEvent),
-		Type:           parsed.Type,
-		Payload:        in.Body,
-		ResourceKey:    parsed.ResourceKey(),
-		IdempotencyKey: in.IdempotencyKey,
-		CreatedAt:      now,
-		Trace:          CheckTrace(in.Trace),
-		State:          stateOf(parsed),
-	}, nil
+	ev, _, err := a.newEvent(in, now)
+	return ev, err
 }
 
 // RejectInput describes one input an ingest source refused.
