@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -174,4 +175,40 @@ func DecodeConfig(config json.RawMessage, v any) error {
 		return &Error{Code: EINVALID, Field: "config", Message: "config: " + msg}
 	}
 	return nil
+}
+
+// NormalizeDestination is a DestinationType's Normalize as every
+// destination package writes it: the config read, checked and normalised by
+// parse, the credentials checked against it by check, the config encoded as
+// it is stored and answered.
+func NormalizeDestination[T any](raw json.RawMessage, creds map[string]string, parse func(json.RawMessage) (T, error), check func(T, map[string]string) error) (json.RawMessage, error) {
+	c, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(c, creds); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return b, nil
+}
+
+// ConfigURLHost is a DestinationType's Hosts for a config with one broker
+// URL in its "url" member: that URL's host:port (none when it does not
+// parse: Normalize refuses such a config).
+func ConfigURLHost(raw json.RawMessage) []string {
+	var c struct {
+		URL string `json:"url"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return nil
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return nil
+	}
+	return []string{u.Host}
 }

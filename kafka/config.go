@@ -82,18 +82,7 @@ func (Type) Type() string { return kinehook.EndpointKafka }
 // config as stored, e.g.
 // {"brokers":["h:9092"],"topic":"t","tls":false,"sasl":""}.
 func (Type) Normalize(raw json.RawMessage, creds map[string]string) (json.RawMessage, error) {
-	c, err := ParseConfig(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkCredentials(c, creds); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: encode config: %w", err)
-	}
-	return b, nil
+	return kinehook.NormalizeDestination(raw, creds, ParseConfig, checkCredentials)
 }
 
 // Hosts implements kinehook.DestinationType: the bootstrap brokers.

@@ -58,32 +58,11 @@ func (Type) Type() string { return kinehook.EndpointNATS }
 // Normalize checks a NATS config and its credentials and returns the config
 // as stored: {"url":"nats://host:port","subject":"..."}.
 func (Type) Normalize(raw json.RawMessage, creds map[string]string) (json.RawMessage, error) {
-	c, err := ParseConfig(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkCredentials(creds); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("nats: encode config: %w", err)
-	}
-	return b, nil
+	return kinehook.NormalizeDestination(raw, creds, ParseConfig, func(_ Config, creds map[string]string) error { return checkCredentials(creds) })
 }
 
 // Hosts implements kinehook.DestinationType: the server's host:port.
-func (Type) Hosts(raw json.RawMessage) []string {
-	var c Config
-	if json.Unmarshal(raw, &c) != nil {
-		return nil
-	}
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return nil
-	}
-	return []string{u.Host}
-}
+func (Type) Hosts(raw json.RawMessage) []string { return kinehook.ConfigURLHost(raw) }
 
 // Summary implements kinehook.DestinationType: "nats://h:4222 → subject".
 func (Type) Summary(raw json.RawMessage) string {
