@@ -37,6 +37,7 @@ import (
 	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/retention"
+	"github.com/kinehook/kinehook/source"
 	"github.com/kinehook/kinehook/sqlite"
 	"github.com/kinehook/kinehook/webhook"
 )
@@ -384,6 +385,14 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		},
 	})
 	dests := newDestinations(destinationDial(o, flags))
+	// With other instances, sources that must be alone run where their
+	// partition is owned (source.Gate); the gate sees the coordinator's
+	// assignments.
+	var gate *source.Gate
+	if coord != nil {
+		gate = source.NewGate()
+		coord = gate.Wrap(coord)
+	}
 	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook(), dests)
 	if err != nil {
 		return err
@@ -416,7 +425,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 	// Ingest sources: started once the engine runs; stopped (their batch
 	// in hand committed and acknowledged) before it shuts down.
 	srcCtx, stopSources := context.WithCancel(ctx)
-	waitSources, err := startSources(srcCtx, flags.sources, st, uc, metrics, log)
+	waitSources, err := startSources(srcCtx, flags.sources, st, uc, metrics, gate, log)
 	if err != nil {
 		stopSources()
 		return err

@@ -63,14 +63,19 @@ func openSource(ctx context.Context, spec source.Spec, log *slog.Logger) (source
 
 // startSources checks each source's project, connects every source and
 // runs them until ctx ends. A source that cannot start stops serve: a
-// misspelt stream is better found at once than by a backlog. The returned
-// wait blocks until the sources stopped (their batch in hand committed and
-// acknowledged) and closes their connections.
-func startSources(ctx context.Context, specs []source.Spec, st kinehook.Store, uc *app.App, metrics *prometheus.Metrics, log *slog.Logger) (func(), error) {
-	var consumers []source.Consumer
+// misspelt stream is better found at once than by a backlog. With other
+// instances (gate not nil), a source that must be alone in the cluster
+// (NATS, Redis: source.Exclusive) is not opened here but handed to the gate,
+// which opens and runs it while this instance owns its partition. The
+// returned wait blocks until the sources stopped (their batch in hand
+// committed and acknowledged) and closes their connections.
+func startSources(ctx context.Context, specs []source.Spec, st kinehook.Store, uc *app.App, metrics *prometheus.Metrics, gate *source.Gate, log *slog.Logger) (func(), error) {
+	var consumers []source.Consumer // by spec; nil for a gated source
 	closeAll := func() {
 		for _, c := range consumers {
-			_ = c.Close()
+			if c != nil {
+				_ = c.Close()
+			}
 		}
 	}
 	for _, spec := range specs {
@@ -81,6 +86,10 @@ func startSources(ctx context.Context, specs []source.Spec, st kinehook.Store, u
 			}
 			return nil, fmt.Errorf("source %s: project %s: %w", spec.Name, spec.Project, err)
 		}
+		if gate != nil && source.Exclusive(spec.Broker) {
+			consumers = append(consumers, nil)
+			continue
+		}
 		c, err := openSource(ctx, spec, log)
 		if err != nil {
 			closeAll()
@@ -90,18 +99,52 @@ func startSources(ctx context.Context, specs []source.Spec, st kinehook.Store, u
 	}
 	var wg sync.WaitGroup
 	for i, spec := range specs {
-		r := &source.Runner{Name: spec.Name, ProjectID: spec.Project, Consumer: consumers[i], Publisher: uc, Rejects: uc,
+		r := source.Runner{Name: spec.Name, ProjectID: spec.Project, Consumer: consumers[i], Publisher: uc, Rejects: uc,
 			Observer: metrics, Logger: log, Batch: spec.Batch}
+		if consumers[i] == nil {
+			log.Info("ingest source (runs on the instance that owns its partition)", "source", spec.Name, "broker", spec.Broker,
+				"url", spec.Redacted(), "project", spec.Project, "partition", source.Partition(spec.Name))
+			gate.Add(ctx, spec.Name, func(ctx context.Context) { runGated(ctx, spec, r, log) })
+			continue
+		}
 		log.Info("ingest source", "source", spec.Name, "broker", spec.Broker, "url", spec.Redacted(), "project", spec.Project)
 		wg.Go(func() { _ = r.Run(ctx) })
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			if gate != nil {
+				gate.Close()
+			}
 			wg.Wait()
 			closeAll()
 		})
 	}, nil
+}
+
+// runGated opens a gated source and runs it until ctx ends (its partition
+// went elsewhere, or serve stops). It opens the consumer afresh each time,
+// so a source taken over from an instance that died with messages in hand
+// starts as after a restart (the broker package's order-keeping start). A
+// broker that cannot be reached is tried again with a growing pause.
+func runGated(ctx context.Context, spec source.Spec, r source.Runner, log *slog.Logger) {
+	pause := time.Second
+	for ctx.Err() == nil {
+		c, err := openSource(ctx, spec, log)
+		if err != nil {
+			log.Warn("ingest source: cannot open; trying again", "source", spec.Name, "err", err, "pause", pause)
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 30*time.Second)
+			continue
+		}
+		r.Consumer = c
+		_ = r.Run(ctx)
+		_ = c.Close()
+		return
+	}
 }
 
 // startRejectedPruner removes old rejected inputs a minute after start and
