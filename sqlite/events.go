@@ -279,7 +279,7 @@ func (s *Store) bulkStmt(b *bulkInsert, n int) (*sql.Stmt, error) {
 // writer's only connection, which that transaction holds.
 func (s *Store) prepareBulk(ctx context.Context) error {
 	s.bulkStmts = map[bulkKey]*sql.Stmt{}
-	for _, b := range []*bulkInsert{&eventInsert, &eventInsertTraced, &deliveryInsert, &attemptInsert, &deliveryUpdate, &statsUpsert} {
+	for _, b := range []*bulkInsert{&eventInsert, &eventInsertTraced, &deliveryInsert, &attemptInsert, &deliveryUpdate, &statsUpsert, &stateUpsert} {
 		for n := 1; n <= maxBulkRows; n *= 2 {
 			q := b.head + strings.Repeat(b.row+", ", n-1) + b.row + b.tail
 			st, err := s.w.PrepareContext(ctx, q)

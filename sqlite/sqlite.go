@@ -56,7 +56,7 @@ type Store struct {
 
 	// Statements prepared on the writer, reused by every transaction.
 	insIdem, selIdem, selEndpointsLite *sql.Stmt
-	selState, upState, upCount         *sql.Stmt
+	selState, upCount                  *sql.Stmt
 	// The background checkpointer (nil channels when disabled).
 	ckptStop, ckptDone chan struct{}
 	closeOnce          sync.Once
@@ -184,10 +184,6 @@ func (s *Store) prepare(ctx context.Context) error {
 			LEFT JOIN endpoints e ON e.project_id = p.id AND e.disabled = 0 WHERE p.id = ?`},
 		{&s.selState, `SELECT ` + stateColsS + ` FROM json_each(?) AS j CROSS JOIN resource_state AS s
 			ON s.project_id = j.value ->> 0 AND s.kind = j.value ->> 1 AND s.id = j.value ->> 2`},
-		{&s.upState, `INSERT INTO resource_state (` + stateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
-			video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,
-			last_seq = excluded.last_seq, history = excluded.history`},
 		{&s.upCount, `INSERT INTO state_counts (project_id, kind, status, count) VALUES (?, ?, ?, ?)
 			ON CONFLICT (project_id, kind, status) DO UPDATE SET count = count + excluded.count`},
 	}
@@ -297,7 +293,7 @@ func (s *Store) Close() error {
 			<-s.ckptDone
 		}
 	})
-	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.selState, s.upState, s.upCount} {
+	for _, st := range []*sql.Stmt{s.insIdem, s.selIdem, s.selEndpointsLite, s.selState, s.upCount} {
 		if st != nil {
 			st.Close()
 		}

@@ -115,18 +115,32 @@ func (s *Store) applyState(ctx context.Context, tx *sql.Tx, b *ingestBatch) erro
 			return fmt.Errorf("sqlite: ingest: state counts: %w", err)
 		}
 	}
+	args := make([]any, 0, len(order)*stateUpsert.cols)
 	for _, k := range order {
 		st := states[k]
 		h, err := json.Marshal(st.History)
 		if err != nil {
 			return fmt.Errorf("sqlite: ingest: state history: %w", err)
 		}
-		if _, err := tx.StmtContext(ctx, s.upState).ExecContext(ctx, st.ProjectID, string(st.Kind), st.ID, st.Status, st.Message,
-			st.VideoID, micros(st.UpdatedAt), micros(st.StartedAt), st.LastSeq, string(h)); err != nil {
-			return fmt.Errorf("sqlite: ingest: write state: %w", err)
-		}
+		args = append(args, st.ProjectID, string(st.Kind), st.ID, st.Status, st.Message,
+			st.VideoID, micros(st.UpdatedAt), micros(st.StartedAt), st.LastSeq, string(h))
+	}
+	if _, err := s.bulk(ctx, tx, &stateUpsert, args, nil); err != nil {
+		return fmt.Errorf("sqlite: ingest: write state: %w", err)
 	}
 	return nil
+}
+
+// stateUpsert writes the changed states of an ingest batch, up to
+// maxBulkRows per statement: one statement per row cost as much as the
+// rows' index writes.
+var stateUpsert = bulkInsert{
+	head: `INSERT INTO resource_state (` + stateCols + `) VALUES `,
+	row:  "(" + placeholders(10) + ")",
+	tail: ` ON CONFLICT (project_id, kind, id) DO UPDATE SET status = excluded.status, message = excluded.message,
+		video_id = excluded.video_id, updated_at = excluded.updated_at, started_at = excluded.started_at,
+		last_seq = excluded.last_seq, history = excluded.history`,
+	cols: 10,
 }
 
 // readStates reads the stored states of keys ([project, kind, id]) in one
