@@ -65,7 +65,7 @@ func testPortalSessions(t *testing.T, s kinehook.Store) {
 	t0 := now()
 	token := "kpt_" + randHex(16)
 	full := &kinehook.PortalSession{ID: kinehook.NewID(kinehook.PrefixPortalSession), ProjectID: p.ID, TokenHash: kinehook.HashKey(token),
-		Scope: kinehook.PortalManage, EventTypes: []string{"media.*", "live.started"},
+		Scope: kinehook.PortalManage, EventTypes: []string{"media.*", "live.finished"},
 		Branding:  &kinehook.PortalBranding{Name: "Acmé", LogoURL: "https://acme.example/logo.png", Color: "#12abef"},
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	requireNoErr(t, s.CreatePortalSession(ctx, full), "CreatePortalSession")
