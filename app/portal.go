@@ -145,6 +145,9 @@ func checkLogoURL(raw string) error {
 	if err != nil || u.Host == "" || u.Hostname() == "" || strings.ContainsAny(raw, " \"'<>\\`") {
 		return bad("must be an absolute https:// URL")
 	}
+	if _, err := normalizeOrigin(u.Scheme + "://" + u.Host); err != nil {
+		return bad("has a host that is neither a DNS name nor an IP address")
+	}
 	switch {
 	case u.User != nil:
 		return bad("must not carry credentials")
@@ -154,6 +157,17 @@ func checkLogoURL(raw string) error {
 		return nil
 	}
 	return bad("must be an https:// URL (http:// only on a loopback host)")
+}
+
+// LogoOrigin is the origin of a checked logo URL (what a content security
+// policy must allow for the portal to show it), "" when there is none.
+func LogoOrigin(raw string) string {
+	if raw == "" || checkLogoURL(raw) != nil {
+		return ""
+	}
+	u, _ := url.Parse(raw) // checkLogoURL parsed it
+	o, _ := normalizeOrigin(u.Scheme + "://" + u.Host)
+	return o
 }
 
 // isLoopbackHost reports whether host is localhost or a loopback address.

@@ -258,6 +258,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /projects/{pid}/delete", h.withProject(h.projectDelete))
 	m.HandleFunc("GET /projects/{pid}/videos", h.withProject(h.videos))
 	m.HandleFunc("GET /projects/{pid}/streams", h.withProject(h.streams))
+	h.portalRoutes()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// No page matched: the metrics label such requests "unmatched",
 		// not "/" as if the catch-all were a page.
