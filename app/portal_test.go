@@ -272,8 +272,14 @@ func TestPortalAccessRules(t *testing.T) {
 		t.Errorf("an unlimited session sees %d endpoints, want 3 (not the operations endpoint)", len(eps))
 	}
 	for name, err := range map[string]error{
-		"create": func() error { _, err := a.PortalCreateEndpoint(ctx, read, EndpointInput{URL: ptr("https://x.example")}); return err }(),
-		"patch":  func() error { _, err := a.PortalPatchEndpoint(ctx, read, media.ID, EndpointInput{Description: ptr("x")}); return err }(),
+		"create": func() error {
+			_, err := a.PortalCreateEndpoint(ctx, read, EndpointInput{URL: ptr("https://x.example")})
+			return err
+		}(),
+		"patch": func() error {
+			_, err := a.PortalPatchEndpoint(ctx, read, media.ID, EndpointInput{Description: ptr("x")})
+			return err
+		}(),
 		"delete": a.PortalDeleteEndpoint(ctx, read, media.ID),
 		"rotate": func() error { _, err := a.PortalRotateSecret(ctx, read, media.ID, media.UpdatedAt); return err }(),
 		"test":   func() error { _, err := a.PortalTestEndpoint(ctx, read, media.ID, "media.update.status"); return err }(),
