@@ -168,3 +168,14 @@ func TestProjectPortalOrigins(t *testing.T) {
 		t.Errorf("cleared portal_origins = %v", got)
 	}
 }
+
+// TestPortalSessionPublicURL: with Config.PublicURL the portal URL is built
+// on it, not on the request's host.
+func TestPortalSessionPublicURL(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PublicURL = "https://hooks.example.com/" })
+	pid, full := e.project("public")
+	ps := e.must(e.do("POST", "/v1/projects/"+pid+"/portal-sessions", full, map[string]any{"scope": "read"}), 201).json(t)
+	if u := ps["url"].(string); !strings.HasPrefix(u, "https://hooks.example.com/portal/kpt_") {
+		t.Errorf("url = %q, want it on the public URL", u)
+	}
+}
