@@ -650,9 +650,12 @@ func (a *App) PortalRetryDelivery(ctx context.Context, pa *PortalAccess, did str
 }
 
 // PortalRetryDeliveries re-sends the failed deliveries of an endpoint the
-// session sees that s matches (manage only). A session limited to some
-// event types re-sends them type by type, so that no delivery of another
-// type goes.
+// session sees that s matches (manage only). While the endpoint has failed
+// deliveries of types the session may not see (its filter was wider once),
+// they stay as they are: the retry then goes type by type, among the
+// session's types (each type in order; a resource's deliveries of two types
+// queue in acceptance order unless the first is already being sent).
+// Otherwise it is one retry, in acceptance order, as the API's.
 func (a *App) PortalRetryDeliveries(ctx context.Context, pa *PortalAccess, eid string, s DeliverySearch) (int, error) {
 	if err := pa.Permits(OpChange); err != nil {
 		return 0, err
@@ -667,7 +670,11 @@ func (a *App) PortalRetryDeliveries(ctx context.Context, pa *PortalAccess, eid s
 		}
 		return a.RetryDeliveries(ctx, pa.Project.ID, s, true)
 	}
-	if !pa.Limited() {
+	hidden, err := a.hiddenFailures(ctx, pa, eid)
+	if err != nil || !hidden {
+		if err != nil {
+			return 0, err
+		}
 		return a.RetryDeliveries(ctx, pa.Project.ID, s, true)
 	}
 	n := 0
@@ -680,4 +687,23 @@ func (a *App) PortalRetryDeliveries(ctx context.Context, pa *PortalAccess, eid s
 		}
 	}
 	return n, nil
+}
+
+// hiddenFailures reports whether endpoint eid has a failed delivery of a
+// type the session may not see (one index seek per such type).
+func (a *App) hiddenFailures(ctx context.Context, pa *PortalAccess, eid string) (bool, error) {
+	for _, t := range slices.Concat(kinehook.EventTypes, kinehook.OperationalEventTypes) {
+		if pa.AllowsType(t) {
+			continue
+		}
+		ds, _, err := a.store.SearchDeliveries(ctx, pa.Project.ID, kinehook.DeliveryFilter{EndpointID: eid,
+			Statuses: []kinehook.DeliveryStatus{kinehook.DeliveryFailed}, EventType: t, Limit: 1})
+		if err != nil {
+			return false, fmt.Errorf("search failed deliveries: %w", err)
+		}
+		if len(ds) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -282,35 +282,54 @@ func TestPortalEventTypes(t *testing.T) {
 		t.Errorf("filter after the refused edit: %v", got.EventTypes)
 	}
 	// A delivery of another type to the visible endpoint (its filter was
-	// wider once) does not show, nor may it be retried.
-	wide := *media
+	// wider once) does not show, nor may it be retried, one by one or in bulk.
 	got, _ := e.store.GetEndpoint(ctx, e.a.ID, media.ID)
-	wide = *got
+	wide := *got
 	wide.EventTypes = nil
 	if err := e.store.UpdateEndpoint(ctx, &wide); err != nil {
 		t.Fatal(err)
 	}
 	e.engine.EndpointChanged(ctx, e.a.ID, media.ID)
-	ev := e.publish(e.a, `{"event":"live.finished","data":{"event_id":"ev-1"}}`)
-	ds := e.waitDeliveries(e.a.ID, ev.ID, kinehook.DeliverySucceeded)
+	e.sink.fail.Store(true)
+	liveEv := e.publish(e.a, `{"event":"live.finished","data":{"event_id":"ev-1"}}`)
+	mediaEv := e.publish(e.a, `{"event":"media.update.status","data":{"id":"v-1","status":"done"}}`)
+	of := func(ev *kinehook.Event) string {
+		for _, d := range e.waitDeliveries(e.a.ID, ev.ID, kinehook.DeliveryFailed) {
+			if d.EndpointID == media.ID {
+				return d.ID
+			}
+		}
+		t.Fatalf("no delivery of %s to the media endpoint", ev.Type)
+		return ""
+	}
+	hidden, shown := of(liveEv), of(mediaEv)
 	if err := e.store.UpdateEndpoint(ctx, got); err != nil {
 		t.Fatal(err)
 	}
 	e.engine.EndpointChanged(ctx, e.a.ID, media.ID)
-	var hidden string
-	for _, d := range ds {
-		if d.EndpointID == media.ID {
-			hidden = d.ID
-		}
-	}
-	if hidden == "" {
-		t.Fatal("no live delivery to the media endpoint")
-	}
+	e.sink.fail.Store(false)
 	p = b.get(pt + "/endpoints/" + media.ID)
+	mustContain(t, p, shown)
 	if strings.Contains(p.body, hidden) || strings.Contains(p.body, "live.finished") {
 		t.Errorf("the log shows the live delivery %s", hidden)
 	}
 	if p = b.post(pt+"/deliveries/"+hidden+"/retry", nil); p.status != http.StatusNotFound {
 		t.Errorf("retrying a hidden delivery: %d", p.status)
+	}
+	if p = b.post(pt+"/endpoints/"+media.ID+"/deliveries/retry", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("bulk retry: %d %s", p.status, snippet(p.body))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d, err := e.store.GetDelivery(ctx, e.a.ID, shown)
+		if err == nil && d.Status == kinehook.DeliverySucceeded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the shown delivery after the bulk retry: %+v, %v", d, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if d, err := e.store.GetDelivery(ctx, e.a.ID, hidden); err != nil || d.Status != kinehook.DeliveryFailed || d.Attempts != 1 {
+		t.Errorf("the hidden delivery after the portal's bulk retry: %+v, %v", d, err)
 	}
 }
