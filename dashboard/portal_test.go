@@ -1,10 +1,14 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,5 +335,38 @@ func TestPortalEventTypes(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if d, err := e.store.GetDelivery(ctx, e.a.ID, hidden); err != nil || d.Status != kinehook.DeliveryFailed || d.Attempts != 1 {
 		t.Errorf("the hidden delivery after the portal's bulk retry: %+v, %v", d, err)
+	}
+}
+
+// listFailStore fails ListEndpoints once armed.
+type listFailStore struct {
+	kinehook.Store
+	armed atomic.Bool
+}
+
+func (s *listFailStore) ListEndpoints(ctx context.Context, pid string) ([]*kinehook.Endpoint, error) {
+	if s.armed.Load() {
+		return nil, errors.New("disk on fire")
+	}
+	return s.Store.ListEndpoints(ctx, pid)
+}
+
+// A portal page's internal error is logged without the session's token.
+func TestPortalLogsNoToken(t *testing.T) {
+	var fs *listFailStore
+	e := newEnv(t, envOpts{wrapStore: func(s kinehook.Store) kinehook.Store {
+		fs = &listFailStore{Store: s}
+		return fs
+	}})
+	var logged bytes.Buffer
+	e.h.log = slog.New(slog.NewTextHandler(&logged, nil))
+	pt := e.portal(e.a, app.PortalSessionInput{Scope: "read"})
+	fs.armed.Store(true)
+	p := e.browser().get(pt + "/endpoints")
+	if p.status != http.StatusInternalServerError {
+		t.Fatalf("status %d", p.status)
+	}
+	if !strings.Contains(logged.String(), "disk on fire") || strings.Contains(logged.String(), strings.TrimPrefix(pt, portalPrefix)) {
+		t.Errorf("log:\n%s", logged.String())
 	}
 }

@@ -147,7 +147,11 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err erro
 		h.renderError(w, r, http.StatusServiceUnavailable, storehealth.Error(code).Message+".")
 		return
 	}
-	h.log.Error("dashboard: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	path := r.URL.Path
+	if portalOf(r) != nil {
+		path = r.Pattern // never a portal token in the log
+	}
+	h.log.Error("dashboard: internal error", "method", r.Method, "path", path, "err", err)
 	h.renderError(w, r, http.StatusInternalServerError, "Something went wrong on the server. The details are in its log.")
 }
 
