@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kinehook/kinehook"
@@ -220,6 +221,33 @@ func TestBrowserPortalEmbedded(t *testing.T) {
 		chromedp.WaitVisible(`//div[contains(@class,"flash-ok") and contains(., "is being sent again")]`),
 	)
 	waitStatus("succeeded")
+
+	// The forms that ask first (data-confirm) work in the frame: the
+	// browser shows the frame's confirmation, accepted here.
+	secret := call("GET", base+"/endpoints/"+epID+"/secret", nil)["secret"]
+	var dialogs atomic.Int64
+	for _, c := range []context.Context{ctx, frame} {
+		evs := chromedp.Events(c, cdppage.JavascriptDialogOpening)
+		go func() {
+			for _, err := range evs {
+				if err != nil {
+					return
+				}
+				dialogs.Add(1)
+				_, _ = chromedp.Call(c, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: true})
+			}
+		}()
+	}
+	run(frame, "rotate the secret in the frame",
+		chromedp.Click(chromedp.ID("rotate-secret")),
+		chromedp.WaitVisible(`//div[contains(@class,"flash-ok") and contains(., "Secret rotated.")]`),
+	)
+	if dialogs.Load() != 1 {
+		t.Errorf("%d confirmation dialogs, want 1", dialogs.Load())
+	}
+	if now := call("GET", base+"/endpoints/"+epID+"/secret", nil)["secret"]; now == secret || now == nil {
+		t.Errorf("the secret after rotating in the frame: %v (was %v)", now, secret)
+	}
 	if atts := call("GET", base+"/deliveries/"+did+"/attempts", nil)["data"].([]any); len(atts) != 2 {
 		t.Errorf("the API shows %d attempts of %s, want 2 (the failure and the retry)", len(atts), did)
 	}
