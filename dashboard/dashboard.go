@@ -21,6 +21,8 @@
 //	POST /projects              the admin makes a project (its key shown once)
 //	     /projects/{pid}/...    endpoints, events, deliveries, live updates,
 //	                            API keys; POST /projects/{pid}/delete (admin)
+//	     /portal/{token}/...    the customer portal of a portal session
+//	                            (see portal.go): endpoints, their deliveries
 //
 // Live-update streams last as long as a page is open; they end by
 // themselves when the http.Server serving them begins Shutdown, so that

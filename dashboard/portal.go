@@ -99,7 +99,7 @@ func (h *Handler) withPortal(next func(http.ResponseWriter, *http.Request, *reqC
 			// No data, but an answer the embedding page may show in its frame.
 			hd.Del("X-Frame-Options")
 			hd.Set("Content-Security-Policy", portalCSP(h.app.PortalFrameOrigins(r.Context(), token), ""))
-			rc := &reqCtx{base: "", portalGone: true}
+			rc := &reqCtx{} // a portal page, but no session's: no data
 			r = r.WithContext(context.WithValue(r.Context(), portalKey{}, rc))
 			if kinehook.ErrorCode(err) == kinehook.EUNAUTHORIZED {
 				h.renderError(w, r, http.StatusUnauthorized, "This link has expired or was revoked ("+kinehook.ErrorMessage(err)+"). Open the portal again from where you came.")

@@ -193,9 +193,8 @@ type reqCtx struct {
 	project *kinehook.Project
 	base    string // "/projects/{pid}", or "/portal/{token}" in the portal
 	// portal is the portal session's access in the customer portal (nil in
-	// the dashboard); portalGone marks a refused portal token's error page.
-	portal     *app.PortalAccess
-	portalGone bool
+	// the dashboard, and on a refused portal token's error page).
+	portal *app.PortalAccess
 }
 
 // withSession requires a signed-in session, and a valid CSRF token on POST.
