@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -165,6 +167,7 @@ func TestBrowserPortalEmbedded(t *testing.T) {
 	}
 
 	// Signed in through the session URL inside the allowed page's frame.
+	run(ctx, "viewport", chromedp.EmulateViewport(1280, 1000))
 	frame, closeFrame := embed(allowed, portalURL)
 	if frame == nil {
 		t.Fatalf("the allowed page has no portal frame")
@@ -181,6 +184,17 @@ func TestBrowserPortalEmbedded(t *testing.T) {
 		chromedp.Click(chromedp.ID("create-endpoint")),
 		chromedp.WaitVisible(chromedp.ID("secret-value")),
 	)
+	shots := screenshotDir(t)
+	shot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	eps := call("GET", base+"/endpoints", nil)["data"].([]any)
 	if len(eps) != 1 || eps[0].(map[string]any)["url"] != e.sink.srv.URL+"/customer-hook" {
 		t.Fatalf("the API shows %v, want the endpoint made in the portal", eps)
@@ -221,6 +235,9 @@ func TestBrowserPortalEmbedded(t *testing.T) {
 		chromedp.WaitVisible(`//div[contains(@class,"flash-ok") and contains(., "is being sent again")]`),
 	)
 	waitStatus("succeeded")
+	run(frame, "the retried delivery in the frame", reloadFrame,
+		chromedp.WaitVisible(`//tr[@data-delivery="`+did+`"]//span[contains(@class,"badge") and normalize-space(text())="succeeded"]`))
+	shot("21-portal-embedded.png")
 
 	// The forms that ask first (data-confirm) work in the frame: the
 	// browser shows the frame's confirmation, accepted here.
@@ -251,7 +268,15 @@ func TestBrowserPortalEmbedded(t *testing.T) {
 	if atts := call("GET", base+"/deliveries/"+did+"/attempts", nil)["data"].([]any); len(atts) != 2 {
 		t.Errorf("the API shows %d attempts of %s, want 2 (the failure and the retry)", len(atts), did)
 	}
+	// The portal's page on its own (a screenshot of a cross-site frame
+	// shows only part of it).
+	at, err := chromedp.Run(frame, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	closeFrame()
+	run(ctx, "the portal's endpoint page", chromedp.Navigate(at), chromedp.WaitVisible(chromedp.ID("save-endpoint")))
+	shot("22-portal-endpoint.png")
 
 	// A page of an origin the project does not allow: the server answered,
 	// the browser did not show it (CSP frame-ancestors).
