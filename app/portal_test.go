@@ -336,3 +336,26 @@ func TestPortalAccessRules(t *testing.T) {
 		t.Errorf("a bulk retry of a type beyond the session's re-sent %d", n)
 	}
 }
+
+// FuzzLogoOrigin: a logo URL the checks accept has an origin a content
+// security policy can hold as it is.
+func FuzzLogoOrigin(f *testing.F) {
+	for _, s := range []string{"https://cdn.example/l.png", "http://127.0.0.1:8080/x", "https://a;b/x", "javascript:x", "https://[::1]/l"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkLogoURL(s) != nil {
+			if LogoOrigin(s) != "" {
+				t.Fatalf("refused %q has origin %q", s, LogoOrigin(s))
+			}
+			return
+		}
+		o := LogoOrigin(s)
+		if o == "" || strings.ContainsAny(o, " \t\r\n;,'\"*") {
+			t.Fatalf("%q: origin %q", s, o)
+		}
+		if got, err := CheckPortalOrigins([]string{o}); err != nil || got[0] != o {
+			t.Fatalf("%q: origin %q is not an origin (%v)", s, o, err)
+		}
+	})
+}
