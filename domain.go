@@ -39,6 +39,9 @@ type Project struct {
 	RetentionDays int `json:"retention_days,omitempty"`
 	// OperationsURL, when set, receives operational events (endpoint.disabled, ...).
 	OperationsURL string `json:"operations_url,omitempty"`
+	// PortalOrigins are the origins (scheme://host[:port]) whose pages may
+	// frame the project's customer portal.
+	PortalOrigins []string `json:"portal_origins,omitempty"`
 }
 
 // Signature schemes an endpoint can be signed with.
@@ -510,6 +513,7 @@ type Store interface {
 
 	InboxStore
 	StateStore
+	PortalStore
 }
 
 // deliveryCursorPrefix starts a delivery search cursor: n (newest first)

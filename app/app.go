@@ -84,6 +84,7 @@ type App struct {
 	adminMu   sync.Mutex
 	adminHash atomic.Pointer[[]byte]
 	keys      keyState
+	portals   portalCache
 	// projLocks serialise the changes of one project's settings with the
 	// endpoint its operations_url makes (string project id -> *sync.Mutex).
 	projLocks sync.Map

@@ -23,11 +23,12 @@ type ProjectInput struct {
 }
 
 // ProjectPatch changes the given (non-nil) settings of a project; an empty
-// OperationsURL removes it.
+// OperationsURL removes it, as an empty PortalOrigins removes them.
 type ProjectPatch struct {
 	Name          *string
 	RetentionDays *int
 	OperationsURL *string
+	PortalOrigins *[]string
 }
 
 // CheckProjectName trims a project name and checks it: 1 to MaxProjectName
@@ -114,6 +115,7 @@ func (a *App) DeleteProject(ctx context.Context, pid string) error {
 		return fmt.Errorf("delete project: %w", err)
 	}
 	a.forgetProjects()
+	a.portals.forget()
 	a.disp.ProjectDeleted(ctx, pid)
 	for _, ep := range eps {
 		a.disp.EndpointChanged(ctx, pid, ep.ID)
@@ -165,6 +167,7 @@ func (a *App) UpdateProject(ctx context.Context, pid string, in ProjectPatch) (*
 		}
 	}
 	a.forgetProjects()
+	a.portals.forget()
 	return p, nil
 }
 
@@ -190,6 +193,13 @@ func (a *App) applyProjectPatch(p *kinehook.Project, in ProjectPatch) error {
 			}
 		}
 		p.OperationsURL = *in.OperationsURL
+	}
+	if in.PortalOrigins != nil {
+		origins, err := CheckPortalOrigins(*in.PortalOrigins)
+		if err != nil {
+			return err
+		}
+		p.PortalOrigins = origins
 	}
 	return nil
 }

@@ -62,6 +62,9 @@ type ProjectUpdate struct {
 	RetentionDays *int `json:"retention_days,omitempty"`
 	// OperationsURL receives operational events; "" removes it.
 	OperationsURL *string `json:"operations_url,omitempty"`
+	// PortalOrigins are the origins whose pages may frame the customer
+	// portal; an empty list removes them.
+	PortalOrigins *[]string `json:"portal_origins,omitempty"`
 }
 
 // UpdateProject changes the set fields of u and returns the project as it now

@@ -21,6 +21,8 @@
 //	POST /projects              the admin makes a project (its key shown once)
 //	     /projects/{pid}/...    endpoints, events, deliveries, live updates,
 //	                            API keys; POST /projects/{pid}/delete (admin)
+//	     /portal/{token}/...    the customer portal of a portal session
+//	                            (see portal.go): endpoints, their deliveries
 //
 // Live-update streams last as long as a page is open; they end by
 // themselves when the http.Server serving them begins Shutdown, so that
@@ -258,6 +260,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /projects/{pid}/delete", h.withProject(h.projectDelete))
 	m.HandleFunc("GET /projects/{pid}/videos", h.withProject(h.videos))
 	m.HandleFunc("GET /projects/{pid}/streams", h.withProject(h.streams))
+	h.portalRoutes()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// No page matched: the metrics label such requests "unmatched",
 		// not "/" as if the catch-all were a page.

@@ -41,6 +41,9 @@ type deliveryLog struct {
 	RetryURL   string
 	Failed     int
 	FailedMore bool
+	// Portal: the customer portal's log (a retry button per row instead
+	// of the event page's details).
+	Portal bool
 }
 
 // deliveryRow is one delivery of the log, with its endpoint (nil when deleted).
@@ -89,8 +92,9 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 		Status: strings.TrimSpace(q.Get("status")), Event: strings.TrimSpace(q.Get("event")), Resource: strings.TrimSpace(q.Get("resource")),
 		Statuses: allStatuses}
 	eid := ""
+	l.Portal = rc.portal != nil
 	for _, t := range slices.Concat(kinehook.EventTypes, kinehook.OperationalEventTypes) {
-		if ep == nil || ep.Matches(t) { // an endpoint's log offers the types it receives
+		if (ep == nil || ep.Matches(t)) && (rc.portal == nil || rc.portal.AllowsType(t)) { // an endpoint's log offers the types it receives
 			l.Types = append(l.Types, t)
 		}
 	}
@@ -118,7 +122,7 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 		l.Error = "The filter is not valid: " + kinehook.ErrorMessage(err)
 		return l, nil
 	}
-	ds, next, err := h.app.SearchDeliveries(ctx, rc.project.ID, f, true)
+	ds, next, err := h.searchDeliveries(ctx, rc, eid, f)
 	switch code := kinehook.ErrorCode(err); {
 	case code == kinehook.EINVALID || code == kinehook.EMALFORMED:
 		l.Error = "This page link is no longer valid: " + kinehook.ErrorMessage(err)
@@ -150,7 +154,7 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 		fs.Statuses, fs.Limit = []string{string(kinehook.DeliveryFailed)}, strconv.Itoa(failedCountUpTo+1)
 		ff, err := fs.Filter()
 		if err == nil {
-			failed, _, err := h.app.SearchDeliveries(ctx, rc.project.ID, ff, true)
+			failed, _, err := h.searchDeliveries(ctx, rc, eid, ff)
 			if err != nil {
 				return nil, fmt.Errorf("count failed deliveries: %w", err)
 			}
@@ -158,6 +162,15 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 		}
 	}
 	return l, nil
+}
+
+// searchDeliveries runs the log's search through the app: in the customer
+// portal, an endpoint's deliveries of the types the session sees.
+func (h *Handler) searchDeliveries(ctx context.Context, rc *reqCtx, eid string, f kinehook.DeliveryFilter) ([]*kinehook.Delivery, string, error) {
+	if rc.portal != nil {
+		return h.app.PortalSearchDeliveries(ctx, rc.portal, eid, f)
+	}
+	return h.app.SearchDeliveries(ctx, rc.project.ID, f, true)
 }
 
 // deliveryList is the project's delivery log.
@@ -196,7 +209,13 @@ func (h *Handler) bulkRetry(w http.ResponseWriter, r *http.Request, rc *reqCtx, 
 		l.Endpoint = strings.TrimSpace(r.PostForm.Get("endpoint_id"))
 	}
 	to := back + l.query("") + "#delivery-log"
-	n, err := h.app.RetryDeliveries(r.Context(), rc.project.ID, l.search(), true)
+	var n int
+	var err error
+	if rc.portal != nil {
+		n, err = h.app.PortalRetryDeliveries(r.Context(), rc.portal, eid, l.search())
+	} else {
+		n, err = h.app.RetryDeliveries(r.Context(), rc.project.ID, l.search(), true)
+	}
 	if err != nil {
 		if code := kinehook.ErrorCode(err); code != kinehook.EINTERNAL {
 			h.redirectFlash(w, r, rc.s, to, "error", "Nothing was re-sent: "+kinehook.ErrorMessage(err))

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type endpointForm struct {
 	Managed bool
 	// Choices are the filter checkboxes: every catalog type and its prefixes.
 	Choices []filterChoice
+	// Portal: the customer portal's form (a webhook's URL, description,
+	// event types among Offered, and headers only).
+	Portal  bool
+	Offered []string
 }
 
 // filterChoice is one event-type checkbox.
@@ -62,7 +67,11 @@ func filterValues() []string {
 
 func (f *endpointForm) fillChoices() {
 	f.Choices = f.Choices[:0]
-	for _, v := range filterValues() {
+	values := filterValues()
+	if f.Portal {
+		values = f.Offered
+	}
+	for _, v := range values {
 		label := v
 		switch v {
 		case "live.*":
@@ -74,7 +83,7 @@ func (f *endpointForm) fillChoices() {
 	}
 	// Filters set through the API that the checkboxes do not offer stay visible.
 	for _, v := range f.EventTypes {
-		if !slices.Contains(filterValues(), v) {
+		if !slices.Contains(values, v) {
 			f.Choices = append(f.Choices, filterChoice{Value: v, Label: v, Checked: true})
 		}
 	}
@@ -83,9 +92,10 @@ func (f *endpointForm) fillChoices() {
 // formFromEndpoint fills the edit form with an endpoint's settings; custom
 // header values are masked (kinehook.MaskHeaderValue), and a value left as
 // shown keeps the stored one.
-func (h *Handler) formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
+func (h *Handler) formFromEndpoint(rc *reqCtx, e *kinehook.Endpoint) *endpointForm {
 	f := &endpointForm{URL: e.URL, Description: e.Description, EventTypes: slices.Clone(e.EventTypes), Managed: kinehook.IsOperationsEndpoint(e.ID),
 		Type: e.TypeOf(), Types: h.app.EndpointTypes(), Config: string(e.Config)}
+	portalForm(rc, f)
 	var cb strings.Builder
 	for _, k := range kinehook.CredentialNames(e.Credentials) {
 		fmt.Fprintf(&cb, "%s: %s\n", k, kinehook.MaskedCredential)
@@ -115,7 +125,7 @@ func (h *Handler) formFromEndpoint(e *kinehook.Endpoint) *endpointForm {
 // app's rules (app.CheckURL, app.CheckDescription, ...), so that a refused
 // form comes back with a message under every wrong field; it returns the
 // form (with Errors set when invalid) and the change it asks for.
-func (h *Handler) parseEndpointForm(r *http.Request, managed bool, stored *kinehook.Endpoint) (*endpointForm, app.EndpointInput, bool) {
+func (h *Handler) parseEndpointForm(r *http.Request, rc *reqCtx, managed bool, stored *kinehook.Endpoint) (*endpointForm, app.EndpointInput, bool) {
 	pf := r.PostForm
 	f := &endpointForm{
 		Type:        strings.TrimSpace(pf.Get("type")),
@@ -131,6 +141,7 @@ func (h *Handler) parseEndpointForm(r *http.Request, managed bool, stored *kineh
 		Errors:      map[string]string{},
 		Managed:     managed,
 	}
+	portalForm(rc, f)
 	f.fillChoices()
 	if f.Type == "" || managed {
 		f.Type = kinehook.EndpointWebhook
@@ -200,6 +211,16 @@ func parseCredentialLines(text string, stored *kinehook.Endpoint) (map[string]st
 		}
 	}
 	return out, nil
+}
+
+// portalForm makes f the customer portal's form when rc is a portal page:
+// a webhook only, offering the session's event types.
+func portalForm(rc *reqCtx, f *endpointForm) {
+	if rc.portal == nil {
+		return
+	}
+	f.Portal, f.Offered = true, rc.portal.FilterChoices()
+	f.Type, f.Types = kinehook.EndpointWebhook, []string{kinehook.EndpointWebhook}
 }
 
 // checkFormURL checks the form's URL: the app's rules, then Config.CheckURL.
@@ -312,7 +333,13 @@ type endpointListPage struct {
 
 func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	live := h.liveSrc(r.Context(), rc, "")
-	eps, err := h.app.ListEndpoints(r.Context(), rc.project.ID)
+	var eps []*kinehook.Endpoint
+	var err error
+	if rc.portal != nil {
+		eps, err = h.app.PortalEndpoints(r.Context(), rc.portal)
+	} else {
+		eps, err = h.app.ListEndpoints(r.Context(), rc.project.ID)
+	}
 	if err != nil {
 		h.internalError(w, r, fmt.Errorf("list endpoints: %w", err))
 		return
@@ -330,10 +357,12 @@ func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCt
 		}
 		rows = append(rows, endpointRow{E: e, Health: hl, Badges: healthBadges(e, h.now()), Target: h.app.DestinationSummary(e)})
 	}
-	st, err := h.loadStats(r.Context(), rc.project.ID, "", r.URL.Query().Get("window"), rc.base+"/endpoints", "stats")
-	if err != nil {
-		h.internalError(w, r, err)
-		return
+	var st *statsView
+	if rc.portal == nil { // the project's chart counts every endpoint's deliveries
+		if st, err = h.loadStats(r.Context(), rc.project.ID, "", r.URL.Query().Get("window"), rc.base+"/endpoints", "stats"); err != nil {
+			h.internalError(w, r, err)
+			return
+		}
 	}
 	h.render(w, r, http.StatusOK, "endpoints", &pageData{
 		Session: rc.s, Title: "Endpoints", Project: rc.project, Base: rc.base, Nav: "endpoints",
@@ -343,6 +372,7 @@ func (h *Handler) endpointList(w http.ResponseWriter, r *http.Request, rc *reqCt
 
 func (h *Handler) endpointNew(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	f := &endpointForm{Type: kinehook.EndpointWebhook, Types: h.app.EndpointTypes()}
+	portalForm(rc, f)
 	f.fillChoices()
 	h.render(w, r, http.StatusOK, "endpoint_new", &pageData{
 		Session: rc.s, Title: "New endpoint", Project: rc.project, Base: rc.base, Nav: "endpoints", Page: f,
@@ -350,11 +380,15 @@ func (h *Handler) endpointNew(w http.ResponseWriter, r *http.Request, rc *reqCtx
 }
 
 func (h *Handler) endpointCreate(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	f, in, ok := h.parseEndpointForm(r, false, nil)
+	f, in, ok := h.parseEndpointForm(r, rc, false, nil)
 	var e *kinehook.Endpoint
 	if ok {
 		var err error
-		e, err = h.app.CreateEndpoint(r.Context(), rc.project.ID, in)
+		if rc.portal != nil {
+			e, err = h.app.PortalCreateEndpoint(r.Context(), rc.portal, in)
+		} else {
+			e, err = h.app.CreateEndpoint(r.Context(), rc.project.ID, in)
+		}
 		if !formError(f, err) {
 			if err != nil {
 				h.internalError(w, r, fmt.Errorf("create endpoint: %w", err))
@@ -389,7 +423,13 @@ func formError(f *endpointForm, err error) bool {
 
 // loadEndpoint fetches the endpoint named in the path, rendering 404 itself.
 func (h *Handler) loadEndpoint(w http.ResponseWriter, r *http.Request, rc *reqCtx) *kinehook.Endpoint {
-	e, err := h.app.GetEndpoint(r.Context(), rc.project.ID, r.PathValue("eid"))
+	var e *kinehook.Endpoint
+	var err error
+	if rc.portal != nil {
+		e, err = h.app.PortalEndpoint(r.Context(), rc.portal, r.PathValue("eid"))
+	} else {
+		e, err = h.app.GetEndpoint(r.Context(), rc.project.ID, r.PathValue("eid"))
+	}
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such endpoint in this project.")
 		return nil
@@ -436,7 +476,7 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		hl = &health{}
 	}
 	if f == nil {
-		f = h.formFromEndpoint(e)
+		f = h.formFromEndpoint(rc, e)
 	}
 	now := h.now()
 	st, err := h.loadStats(r.Context(), rc.project.ID, e.ID, r.URL.Query().Get("window"), rc.base+"/endpoints/"+e.ID, "stats")
@@ -459,7 +499,7 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		}
 	}
 	for _, t := range kinehook.EventTypes {
-		if e.Matches(t) {
+		if e.Matches(t) && (rc.portal == nil || rc.portal.AllowsType(t)) {
 			p.TestTypes = append(p.TestTypes, t)
 		}
 	}
@@ -490,11 +530,11 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
-	f, in, ok := h.parseEndpointForm(r, kinehook.IsOperationsEndpoint(e.ID), e)
+	f, in, ok := h.parseEndpointForm(r, rc, kinehook.IsOperationsEndpoint(e.ID), e)
 	in.Seen = e.UpdatedAt
 	var err error
 	if ok {
-		_, err = h.app.PatchEndpoint(r.Context(), rc.project.ID, e.ID, in)
+		_, err = h.patchEndpoint(r.Context(), rc, e.ID, in)
 		ok = !formError(f, err)
 	}
 	if !ok {
@@ -511,6 +551,15 @@ func (h *Handler) endpointUpdate(w http.ResponseWriter, r *http.Request, rc *req
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints/"+e.ID, "ok", "Endpoint saved.")
+}
+
+// patchEndpoint changes an endpoint through the app: the portal's use case
+// in the customer portal.
+func (h *Handler) patchEndpoint(ctx context.Context, rc *reqCtx, eid string, in app.EndpointInput) (*kinehook.Endpoint, error) {
+	if rc.portal != nil {
+		return h.app.PortalPatchEndpoint(ctx, rc.portal, eid, in)
+	}
+	return h.app.PatchEndpoint(ctx, rc.project.ID, eid, in)
 }
 
 // changeFailed renders the page for an endpoint change the app refused and
@@ -546,7 +595,10 @@ func (h *Handler) endpointSetDisabled(disabled bool) func(http.ResponseWriter, *
 			return
 		}
 		in := app.EndpointInput{Disabled: &disabled, DisableReason: "disabled in the dashboard", Seen: e.UpdatedAt}
-		_, err := h.app.PatchEndpoint(r.Context(), rc.project.ID, e.ID, in)
+		if rc.portal != nil {
+			in.DisableReason = "disabled in the customer portal"
+		}
+		_, err := h.patchEndpoint(r.Context(), rc, e.ID, in)
 		if h.changeFailed(w, r, err) {
 			return
 		}
@@ -565,7 +617,12 @@ func (h *Handler) endpointRotate(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
-	e, err := h.app.RotateSecret(r.Context(), rc.project.ID, e.ID, "", e.UpdatedAt)
+	var err error
+	if rc.portal != nil {
+		e, err = h.app.PortalRotateSecret(r.Context(), rc.portal, e.ID, e.UpdatedAt)
+	} else {
+		e, err = h.app.RotateSecret(r.Context(), rc.project.ID, e.ID, "", e.UpdatedAt)
+	}
 	if h.changeFailed(w, r, err) {
 		return
 	}
@@ -586,6 +643,10 @@ func (h *Handler) endpointTest(w http.ResponseWriter, r *http.Request, rc *reqCt
 	}
 	back := rc.base + "/endpoints/" + e.ID
 	t := kinehook.EventType(r.PostForm.Get("type"))
+	if rc.portal != nil {
+		h.portalTest(w, r, rc, e, t)
+		return
+	}
 	res, err := h.app.SendTestEvent(r.Context(), rc.project.ID, e.ID, t)
 	if err != nil {
 		var ke *kinehook.Error
@@ -647,7 +708,11 @@ func (h *Handler) endpointDelete(w http.ResponseWriter, r *http.Request, rc *req
 	if e == nil {
 		return
 	}
-	if h.changeFailed(w, r, h.app.DeleteEndpoint(r.Context(), rc.project.ID, e.ID)) {
+	del := h.app.DeleteEndpoint
+	if rc.portal != nil {
+		del = func(ctx context.Context, _, eid string) error { return h.app.PortalDeleteEndpoint(ctx, rc.portal, eid) }
+	}
+	if h.changeFailed(w, r, del(r.Context(), rc.project.ID, e.ID)) {
 		return
 	}
 	h.redirectFlash(w, r, rc.s, rc.base+"/endpoints", "ok", "Endpoint "+e.URL+" deleted.")

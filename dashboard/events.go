@@ -242,6 +242,10 @@ func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 }
 
 func (h *Handler) deliveryRetry(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if rc.portal != nil {
+		h.portalRetry(w, r, rc)
+		return
+	}
 	d, err := h.app.GetDelivery(r.Context(), rc.project.ID, r.PathValue("did"))
 	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
 		h.renderError(w, r, http.StatusNotFound, "There is no such delivery in this project.")

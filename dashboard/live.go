@@ -135,6 +135,9 @@ func flusher(w http.ResponseWriter) func() error {
 // before reading what the page shows: then any later change moves the
 // fingerprint away from the one in the URL and the page refreshes.
 func (h *Handler) liveSrc(ctx context.Context, rc *reqCtx, eventID string) string {
+	if rc.portal != nil {
+		return "" // the portal's pages do not update live
+	}
 	v := url.Values{}
 	if eventID != "" {
 		v.Set("event", eventID)

@@ -79,6 +79,8 @@ type pageData struct {
 	Status   int
 	Message  string
 	Page     any
+	// Portal is set on the customer portal's pages: its header.
+	Portal *portalView
 }
 
 // liveHeader marks the page's own background refreshes, which must not
@@ -88,6 +90,9 @@ const liveHeader = "X-Kinehook-Live"
 // render executes a page into a buffer first, so a template error becomes a
 // clean 500 rather than half a page.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d *pageData) {
+	if prc := portalOf(r); prc != nil {
+		d.Portal = portalHeader(prc)
+	}
 	if d.Session != nil {
 		d.CSRF = d.Session.csrf
 		if r.Header.Get(liveHeader) == "" {
@@ -109,7 +114,15 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 // renderError shows an error page with the given status and message.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	d := &pageData{Title: http.StatusText(status), Status: status, Message: msg}
-	d.Session = h.sessions.get(r)
+	if prc := portalOf(r); prc != nil {
+		// The portal's own page state, never a dashboard sign-in's.
+		d.Session, d.Portal = prc.s, portalHeader(prc)
+		if prc.project != nil {
+			d.Project, d.Base = prc.project, prc.base
+		}
+	} else {
+		d.Session = h.sessions.get(r)
+	}
 	if d.Session != nil {
 		d.CSRF = d.Session.csrf
 	}
@@ -134,7 +147,11 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err erro
 		h.renderError(w, r, http.StatusServiceUnavailable, storehealth.Error(code).Message+".")
 		return
 	}
-	h.log.Error("dashboard: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	path := r.URL.Path
+	if portalOf(r) != nil {
+		path = r.Pattern // never a portal token in the log
+	}
+	h.log.Error("dashboard: internal error", "method", r.Method, "path", path, "err", err)
 	h.renderError(w, r, http.StatusInternalServerError, "Something went wrong on the server. The details are in its log.")
 }
 

@@ -33,6 +33,8 @@ type session struct {
 	flashes []flash
 	// newKey is an API key just made, shown once by the next keys page.
 	newKey *shownKey
+	// portal: a customer portal session's page state (see portal.go).
+	portal bool
 }
 
 // shownKey is a key just made, for the one page that shows it.
@@ -48,10 +50,12 @@ type flash struct {
 
 // sessionStore keeps sessions in memory, bounded in number.
 type sessionStore struct {
-	mu  sync.Mutex
-	m   map[string]*session
-	ttl time.Duration
-	now func() time.Time
+	mu sync.Mutex
+	m  map[string]*session
+	// portals holds the page state of portal sessions, by portal session id.
+	portals map[string]*session
+	ttl     time.Duration
+	now     func() time.Time
 }
 
 // maxSessions bounds the session map; the oldest-expiring sessions go first.
@@ -187,7 +191,10 @@ func tokensEqual(a, b string) bool {
 type reqCtx struct {
 	s       *session
 	project *kinehook.Project
-	base    string // "/projects/{pid}"
+	base    string // "/projects/{pid}", or "/portal/{token}" in the portal
+	// portal is the portal session's access in the customer portal (nil in
+	// the dashboard, and on a refused portal token's error page).
+	portal *app.PortalAccess
 }
 
 // withSession requires a signed-in session, and a valid CSRF token on POST.
@@ -356,4 +363,4 @@ func (s *session) ReadOnly() bool { return !s.admin && s.scope == kinehook.Scope
 
 // ManagesKeys tells templates whether the session may manage API keys:
 // the admin and full project keys.
-func (s *session) ManagesKeys() bool { return s.admin || s.scope == kinehook.ScopeFull }
+func (s *session) ManagesKeys() bool { return !s.portal && (s.admin || s.scope == kinehook.ScopeFull) }

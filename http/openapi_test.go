@@ -300,6 +300,13 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("DELETE", keyPat, base+"/keys/"+keys.Data[0]["id"].(string), key, nil) // the last full key: 409
 	k.call("DELETE", keyPat, base+"/keys/"+str(ro, "id"), key, nil)
 	k.call("DELETE", keyPat, base+"/keys/"+str(ro, "id"), key, nil)
+	portalPat, portalOne := "/v1/projects/{pid}/portal-sessions", "/v1/projects/{pid}/portal-sessions/{id}"
+	ps := k.call("POST", portalPat, base+"/portal-sessions", key, map[string]any{"scope": "manage", "event_types": []string{"media.*"},
+		"branding": map[string]any{"name": "Acme", "color": "#112233"}})
+	k.call("POST", portalPat, base+"/portal-sessions", key, map[string]any{"scope": "all"})
+	k.call("GET", portalPat, base+"/portal-sessions", key, nil)
+	k.call("DELETE", portalOne, base+"/portal-sessions/"+str(ps, "id"), key, nil)
+	k.call("DELETE", portalOne, base+"/portal-sessions/pts_nope", key, nil)
 	k.call("DELETE", "/v1/projects/{pid}", "/v1/projects/"+pid, key, nil)
 	k.call("DELETE", "/v1/projects/{pid}", "/v1/projects/"+pid, testAdminKey, nil)
 	k.call("DELETE", "/v1/projects/{pid}", "/v1/projects/"+pid, testAdminKey, nil)

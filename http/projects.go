@@ -22,10 +22,16 @@ type projectView struct {
 	OperationsURL string    `json:"operations_url,omitempty"`
 	// OperationsEndpointID is the endpoint the operations_url made.
 	OperationsEndpointID string `json:"operations_endpoint_id,omitempty"`
+	// PortalOrigins are the origins that may frame the customer portal.
+	PortalOrigins []string `json:"portal_origins"`
 }
 
 func viewProject(p *kinehook.Project) projectView {
-	v := projectView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), RetentionDays: p.RetentionDays, OperationsURL: p.OperationsURL}
+	v := projectView{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), RetentionDays: p.RetentionDays, OperationsURL: p.OperationsURL,
+		PortalOrigins: p.PortalOrigins}
+	if v.PortalOrigins == nil {
+		v.PortalOrigins = []string{}
+	}
 	if p.OperationsURL != "" {
 		v.OperationsEndpointID = kinehook.OperationsEndpointID(p.ID)
 	}
@@ -97,12 +103,13 @@ func (s *Server) internal(w nethttp.ResponseWriter, what string, err error) {
 }
 
 // patchProject changes the given fields of a project: name, retention_days,
-// operations_url (empty string removes it).
+// operations_url (empty string removes it), portal_origins ([] removes them).
 func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *app.Principal) {
 	var in struct {
-		Name          *string `json:"name"`
-		RetentionDays *int    `json:"retention_days"`
-		OperationsURL *string `json:"operations_url"`
+		Name          *string   `json:"name"`
+		RetentionDays *int      `json:"retention_days"`
+		OperationsURL *string   `json:"operations_url"`
+		PortalOrigins *[]string `json:"portal_origins"`
 
 		ID        json.RawMessage `json:"id"`
 		CreatedAt json.RawMessage `json:"created_at"`
@@ -111,7 +118,8 @@ func (s *Server) patchProject(w nethttp.ResponseWriter, r *nethttp.Request, _ *a
 		writeError(w, err)
 		return
 	}
-	p, err := s.app.UpdateProject(r.Context(), r.PathValue("pid"), app.ProjectPatch{Name: in.Name, RetentionDays: in.RetentionDays, OperationsURL: in.OperationsURL})
+	p, err := s.app.UpdateProject(r.Context(), r.PathValue("pid"), app.ProjectPatch{Name: in.Name, RetentionDays: in.RetentionDays, OperationsURL: in.OperationsURL,
+		PortalOrigins: in.PortalOrigins})
 	if err != nil {
 		s.internal(w, "update project", err)
 		return

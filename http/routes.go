@@ -79,6 +79,9 @@ func routeTable() []*route {
 		{Method: "POST", Pattern: "/v1/projects/{pid}/keys", Auth: authProject, handle: (*Server).createKey},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/keys", Auth: authProject, handle: (*Server).listKeys},
 		{Method: "DELETE", Pattern: "/v1/projects/{pid}/keys/{kid}", Auth: authProject, handle: (*Server).revokeKey},
+		{Method: "POST", Pattern: "/v1/projects/{pid}/portal-sessions", Auth: authProject, handle: (*Server).createPortalSession},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/portal-sessions", Auth: authProject, handle: (*Server).listPortalSessions},
+		{Method: "DELETE", Pattern: "/v1/projects/{pid}/portal-sessions/{id}", Auth: authProject, handle: (*Server).revokePortalSession},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, handle: (*Server).createEndpoint},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints", Auth: authProject, Query: pageParams, handle: (*Server).listEndpoints},

@@ -96,6 +96,11 @@ type Config struct {
 	// on a listen address you trust).
 	Pprof bool
 
+	// PublicURL, when set, is the server's address as browsers reach it
+	// (https://hooks.example.com): the base of portal session URLs. Unset,
+	// they are built on the request's scheme and Host.
+	PublicURL string
+
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }

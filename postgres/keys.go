@@ -66,13 +66,16 @@ func (s *Store) ListKeys(ctx context.Context, projectID string) ([]*kinehook.API
 // KeyByHash finds an API key by its hash, with its project.
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (*kinehook.APIKey, *kinehook.Project, error) {
 	var p kinehook.Project
-	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+`, p.name, p.retention_days, p.operations_url, p.created_at
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+`, p.name, p.retention_days, p.operations_url, p.created_at, p.portal_origins
 		FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_hash = $1`, hash),
-		&p.Name, &p.RetentionDays, &p.OperationsURL, &p.CreatedAt)
+		&p.Name, &p.RetentionDays, &p.OperationsURL, &p.CreatedAt, &p.PortalOrigins)
 	if err != nil {
 		return nil, nil, wrap("API key by hash", err)
 	}
 	p.ID, p.CreatedAt = k.ProjectID, p.CreatedAt.UTC()
+	if len(p.PortalOrigins) == 0 {
+		p.PortalOrigins = nil
+	}
 	return k, &p, nil
 }
 

@@ -19,8 +19,8 @@ func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHa
 		p.CreatedAt = now()
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO projects (id, name, retention_days, operations_url, created_at)
-			VALUES ($1, $2, $3, $4, $5)`, p.ID, p.Name, p.RetentionDays, p.OperationsURL, p.CreatedAt.UTC())
+		_, err := tx.Exec(ctx, `INSERT INTO projects (id, name, retention_days, operations_url, created_at, portal_origins)
+			VALUES ($1, $2, $3, $4, $5, $6)`, p.ID, p.Name, p.RetentionDays, p.OperationsURL, p.CreatedAt.UTC(), textArray(p.PortalOrigins))
 		if isUniqueViolation(err) {
 			return &kinehook.Error{Code: kinehook.ECONFLICT, Message: "a project with this id exists"}
 		}
@@ -33,15 +33,26 @@ func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHa
 	})
 }
 
-const projectCols = `id, name, retention_days, operations_url, created_at`
+const projectCols = `id, name, retention_days, operations_url, created_at, portal_origins`
 
 func scanProject(row pgx.Row) (*kinehook.Project, error) {
 	var p kinehook.Project
-	if err := row.Scan(&p.ID, &p.Name, &p.RetentionDays, &p.OperationsURL, &p.CreatedAt); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.RetentionDays, &p.OperationsURL, &p.CreatedAt, &p.PortalOrigins); err != nil {
 		return nil, err
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
+	if len(p.PortalOrigins) == 0 {
+		p.PortalOrigins = nil
+	}
 	return &p, nil
+}
+
+// textArray is v for a NOT NULL text[] column: empty, never NULL.
+func textArray(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }
 
 // GetProject returns the project with id, or ErrNotFound.
@@ -62,8 +73,8 @@ func (s *Store) ListProjects(ctx context.Context) ([]*kinehook.Project, error) {
 
 // UpdateProject saves a project's name and settings (not its key or id).
 func (s *Store) UpdateProject(ctx context.Context, p *kinehook.Project) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE projects SET name = $2, retention_days = $3, operations_url = $4 WHERE id = $1`,
-		p.ID, p.Name, p.RetentionDays, p.OperationsURL)
+	tag, err := s.pool.Exec(ctx, `UPDATE projects SET name = $2, retention_days = $3, operations_url = $4, portal_origins = $5 WHERE id = $1`,
+		p.ID, p.Name, p.RetentionDays, p.OperationsURL, textArray(p.PortalOrigins))
 	if err != nil {
 		return wrap("update project", err)
 	}

@@ -90,10 +90,11 @@ func (s *Store) ListKeys(ctx context.Context, projectID string) ([]*kinehook.API
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (*kinehook.APIKey, *kinehook.Project, error) {
 	var p kinehook.Project
 	var created int64
+	var origins string
 	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT k.id, k.project_id, k.name, k.scope, k.prefix, k.key_hash, k.created_at, k.last_used_at,
-			p.name, p.retention_days, p.operations_url, p.created_at
+			p.name, p.retention_days, p.operations_url, p.created_at, p.portal_origins
 		FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_hash = ?`, hash),
-		&p.Name, &p.RetentionDays, &p.OperationsURL, &created)
+		&p.Name, &p.RetentionDays, &p.OperationsURL, &created, &origins)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, notFound("API key with", "hash")
 	}
@@ -101,6 +102,9 @@ func (s *Store) KeyByHash(ctx context.Context, hash []byte) (*kinehook.APIKey, *
 		return nil, nil, fmt.Errorf("sqlite: API key by hash: %w", err)
 	}
 	p.ID, p.CreatedAt = k.ProjectID, fromMicros(created)
+	if p.PortalOrigins, err = decodeStrings(origins); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: API key by hash: project portal_origins: %w", err)
+	}
 	return k, &p, nil
 }
 

@@ -37,16 +37,42 @@ func (s *Store) SetAdminKeyHash(ctx context.Context, hash []byte) error {
 	return nil
 }
 
-const projectCols = `id, name, retention_days, operations_url, created_at`
+const projectCols = `id, name, retention_days, operations_url, created_at, portal_origins`
 
 func scanProject(row interface{ Scan(...any) error }) (*kinehook.Project, error) {
 	var p kinehook.Project
 	var created int64
-	if err := row.Scan(&p.ID, &p.Name, &p.RetentionDays, &p.OperationsURL, &created); err != nil {
+	var origins string
+	if err := row.Scan(&p.ID, &p.Name, &p.RetentionDays, &p.OperationsURL, &created, &origins); err != nil {
 		return nil, err
 	}
 	p.CreatedAt = fromMicros(created)
+	var err error
+	if p.PortalOrigins, err = decodeStrings(origins); err != nil {
+		return nil, fmt.Errorf("project %s portal_origins: %w", p.ID, err)
+	}
 	return &p, nil
+}
+
+// encodeStrings stores a list of strings as a JSON array, "" for none.
+func encodeStrings(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(v) // a []string always marshals
+	return string(b)
+}
+
+// decodeStrings reads what encodeStrings wrote (nil for "").
+func decodeStrings(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var v []string
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // CreateProject stores a project and its first API key (DefaultKeyName,
@@ -61,8 +87,8 @@ func (s *Store) CreateProject(ctx context.Context, p *kinehook.Project, apiKeyHa
 		return fmt.Errorf("sqlite: create project %s: %w", p.ID, err)
 	}
 	defer rollback(tx)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`, api_key_hash) VALUES (?, ?, ?, ?, ?, randomblob(32))`,
-		p.ID, p.Name, p.RetentionDays, p.OperationsURL, micros(p.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`, api_key_hash) VALUES (?, ?, ?, ?, ?, ?, randomblob(32))`,
+		p.ID, p.Name, p.RetentionDays, p.OperationsURL, micros(p.CreatedAt), encodeStrings(p.PortalOrigins)); err != nil {
 		return fmt.Errorf("sqlite: create project %s: %w", p.ID, err)
 	}
 	k := &kinehook.APIKey{ID: kinehook.NewID(kinehook.PrefixKey), ProjectID: p.ID, Name: kinehook.DefaultKeyName,
@@ -109,10 +135,11 @@ func (s *Store) ListProjects(ctx context.Context) ([]*kinehook.Project, error) {
 	return out, nil
 }
 
-// UpdateProject stores a project's name, retention and operations URL.
+// UpdateProject stores a project's name, retention, operations URL and
+// portal origins.
 func (s *Store) UpdateProject(ctx context.Context, p *kinehook.Project) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE projects SET name = ?, retention_days = ?, operations_url = ? WHERE id = ?`,
-		p.Name, p.RetentionDays, p.OperationsURL, p.ID)
+	res, err := s.w.ExecContext(ctx, `UPDATE projects SET name = ?, retention_days = ?, operations_url = ?, portal_origins = ? WHERE id = ?`,
+		p.Name, p.RetentionDays, p.OperationsURL, encodeStrings(p.PortalOrigins), p.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update project %s: %w", p.ID, err)
 	}

@@ -85,6 +85,8 @@ func Run(t *testing.T, open func(t *testing.T) kinehook.Store) {
 		{"State", testState},
 		{"StateHistoryBound", testStateHistoryBound},
 		{"Rejected", testRejected},
+		{"PortalOrigins", testPortalOrigins},
+		{"PortalSessions", testPortalSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

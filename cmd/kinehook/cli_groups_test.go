@@ -31,7 +31,7 @@ func TestCLIGroupsRejectUnknownSubcommands(t *testing.T) {
 	for _, g := range groups {
 		names = append(names, g.Name())
 	}
-	if want := []string{"deliveries", "endpoints", "events", "keys", "live", "media", "projects", "sources"}; !slices.Equal(names, want) {
+	if want := []string{"deliveries", "endpoints", "events", "keys", "live", "media", "portal", "projects", "sources"}; !slices.Equal(names, want) {
 		t.Fatalf("groups %v, want %v", names, want)
 	}
 	for _, g := range groups {

@@ -132,7 +132,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 func cliRoot() *cobra.Command {
 	root := &cobra.Command{Use: "kinehook", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(newProjectsCmd(), newEndpointsCmd(), newEventsCmd(), newDeliveriesCmd(), newSimulateCmd(), newKeysCmd(),
-		newSourcesCmd(), newMediaCmd(), newLiveCmd())
+		newSourcesCmd(), newMediaCmd(), newLiveCmd(), newPortalCmd())
 	return root
 }
 

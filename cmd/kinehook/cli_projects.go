@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -160,21 +162,24 @@ func newProjectDeleteCmd(o *apiOptions) *cobra.Command {
 type projectUpdateFlags struct {
 	name, operationsURL string
 	retentionDays       int
+	portalOrigins       []string
 }
 
 // newProjectUpdateCmd builds `projects update`.
 func newProjectUpdateCmd(o *apiOptions) *cobra.Command {
 	uo := &projectUpdateFlags{}
 	update := &cobra.Command{
-		Use:   "update [PROJECT_ID] [--name N] [--retention-days D] [--operations-url U]",
+		Use:   "update [PROJECT_ID] [--name N] [--retention-days D] [--operations-url U] [--portal-origins O,...]",
 		Short: "Change a project: only the flags given change",
 		Long: "Change a project (PATCH /v1/projects/{pid}): only the flags given are sent.\n\n" +
 			"--retention-days 0 goes back to the server's retention (serve --retention-days);\n" +
-			"--operations-url '' removes the operations URL. The project is the argument,\n" +
+			"--operations-url '' removes the operations URL; --portal-origins '' lets no\n" +
+			"page frame the customer portal. The project is the argument,\n" +
 			"else KINEHOOK_PROJECT, else the key's only project.",
 		Example: `  kinehook projects update prj_... --name "Acme Video (prod)" --retention-days 30
   kinehook projects update --operations-url https://ops.example.com/kinehook   # with a project key
-  kinehook projects update prj_... --operations-url ''                          # remove it`,
+  kinehook projects update prj_... --operations-url ''                          # remove it
+  kinehook projects update --portal-origins https://app.example.com             # who may frame the portal`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u, err := uo.changes(cmd.Flags())
@@ -197,6 +202,7 @@ func newProjectUpdateCmd(o *apiOptions) *cobra.Command {
 	uf.StringVar(&uo.name, "name", "", "the project's name (1 to 200 characters)")
 	uf.IntVar(&uo.retentionDays, "retention-days", 0, "days events are kept (0 = the server's default)")
 	uf.StringVar(&uo.operationsURL, "operations-url", "", "URL receiving operational events such as endpoint.disabled ('' removes it)")
+	uf.StringSliceVar(&uo.portalOrigins, "portal-origins", nil, "origins (https://app.example.com, comma-separated or repeated) whose pages may frame the customer portal ('' for none)")
 	return update
 }
 
@@ -210,8 +216,12 @@ func (uo *projectUpdateFlags) changes(fl *pflag.FlagSet) (client.ProjectUpdate, 
 	}
 	setIfChanged(fl, "retention-days", &u.RetentionDays, &uo.retentionDays)
 	setIfChanged(fl, "operations-url", &u.OperationsURL, &uo.operationsURL)
+	if fl.Changed("portal-origins") {
+		origins := slices.DeleteFunc(slices.Clone(uo.portalOrigins), func(o string) bool { return strings.TrimSpace(o) == "" })
+		u.PortalOrigins = &origins
+	}
 	if u == (client.ProjectUpdate{}) {
-		return u, errors.New("nothing to change: give at least one of --name, --retention-days, --operations-url")
+		return u, errors.New("nothing to change: give at least one of --name, --retention-days, --operations-url, --portal-origins")
 	}
 	return u, nil
 }
@@ -246,6 +256,9 @@ func projectPairs(p *kinehook.Project) [][2]string {
 	}
 	if p.OperationsURL != "" { // the endpoint it made (its secret signs the operational events)
 		pairs = append(pairs, [2]string{"operations_endpoint", kinehook.OperationsEndpointID(p.ID)})
+	}
+	if len(p.PortalOrigins) > 0 {
+		pairs = append(pairs, [2]string{"portal_origins", strings.Join(p.PortalOrigins, " ")})
 	}
 	return append(pairs, [2]string{"created_at", apiTime(p.CreatedAt)})
 }

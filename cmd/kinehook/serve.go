@@ -58,6 +58,7 @@ type serveOptions struct {
 	apiRateBurst    int
 	shutdownTimeout time.Duration
 	pprof           bool
+	publicURL       string
 	secureCookies   bool
 	// secureCookiesSet: --secure-cookies was given; otherwise it follows TLS.
 	secureCookiesSet bool
@@ -112,6 +113,9 @@ OTLP over HTTP (see docs/tracing.md).`,
 				return err
 			}
 			o.secureCookiesSet = cmd.Flags().Changed("secure-cookies")
+			if err := checkPublicURL(o.publicURL); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return runServe(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -146,6 +150,7 @@ OTLP over HTTP (see docs/tracing.md).`,
 	f.StringVar(&o.sourcesFile, "sources", "", `JSON file of ingest sources: {"sources": [{"url": "...", "name": "...", "project": "prj_..."}]} (beside any --source)`)
 	f.IntVar(&o.rejectedKeep, "rejected-keep", app.DefaultRejectedKeep, "rejected inputs of ingest sources kept per project, newest first (0: no count limit)")
 	f.IntVar(&o.rejectedDays, "rejected-days", app.DefaultRejectedDays, "remove rejected inputs older than this many days (0: keep by count only)")
+	f.StringVar(&o.publicURL, "public-url", "", "the server's address as browsers reach it (https://hooks.example.com): the base of customer portal URLs (default: the request's own)")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ (without a key: only on a trusted address)")
 	return cmd
 }
@@ -529,7 +534,7 @@ func newServeHandler(o *serveOptions, flags *serveFlags, st kinehook.Store, engi
 		Store: st, Dispatcher: engine, App: uc, Logger: flags.log,
 		Ready:     abilities.ready, // PostgreSQL: not ready while the leases cannot be renewed
 		RateLimit: rate, RateBurst: o.apiRateBurst,
-		Metrics: metrics.Handler(), Pprof: o.pprof,
+		Metrics: metrics.Handler(), Pprof: o.pprof, PublicURL: o.publicURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("API server: %w", err)
@@ -601,4 +606,17 @@ func serveUntilDone(ctx context.Context, srv *nethttp.Server, ln net.Listener) e
 func deliveryClient(o *serveOptions, cidrs []netip.Prefix, maxInFlight int) *nethttp.Client {
 	return netguard.NewClient(netguard.ClientOptions{AllowPrivate: o.allowPrivate, AllowCIDRs: cidrs,
 		Timeout: o.requestTimeout + 5*time.Second, MaxIdleConnsPerHost: maxInFlight, MaxIdleConns: maxInFlight})
+}
+
+// checkPublicURL checks --public-url: empty, or an absolute http(s) URL
+// without a query or fragment (portal URLs are built on it).
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q: want an absolute https:// (or http://) URL such as https://hooks.example.com", raw)
+	}
+	return nil
 }
