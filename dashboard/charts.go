@@ -104,6 +104,13 @@ func niceTop(v float64, whole bool) float64 {
 	return step * maxLabelledGridLines
 }
 
+// axisValue prints a grid line's value: a fraction of the scale's top,
+// rounded to what the scale's steps can be (0.6, not 0.6000000000000001,
+// which ran off the chart's left edge).
+func axisValue(v float64) string {
+	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
+}
+
 // axes writes the grid lines with their values and the first and last
 // buckets' times.
 func axes(b *strings.Builder, st *kinehook.Stats, top float64, unit string) {
@@ -111,7 +118,7 @@ func axes(b *strings.Builder, st *kinehook.Stats, top float64, unit string) {
 		v := top * float64(i) / maxLabelledGridLines
 		y := padT + plotH - plotH*float64(i)/maxLabelledGridLines
 		fmt.Fprintf(b, `<line class="grid" x1="%s" y1="%s" x2="%s" y2="%s"/>`, f(padL), f(y), f(chartW-padR), f(y))
-		fmt.Fprintf(b, `<text class="axis" x="%s" y="%s" text-anchor="end">%s%s</text>`, f(padL-4), f(y+4), strconv.FormatFloat(v, 'f', -1, 64), unit)
+		fmt.Fprintf(b, `<text class="axis" x="%s" y="%s" text-anchor="end">%s%s</text>`, f(padL-4), f(y+4), axisValue(v), unit)
 	}
 	if n := len(st.Buckets); n > 0 {
 		fmt.Fprintf(b, `<text class="axis" x="%s" y="%s">%s</text>`, f(padL), f(chartH-6), html.EscapeString(bucketLabel(st, st.Buckets[0].Start)))

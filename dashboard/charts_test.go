@@ -23,6 +23,25 @@ func TestNiceTop(t *testing.T) {
 
 // TestChartsCarryEveryBucket: the SVG has one bucket group per bucket with
 // its figures, and latency points only where attempts were made.
+// Grid labels are the scale's steps, never a float's rounding error.
+func TestAxisValue(t *testing.T) {
+	for _, c := range []struct {
+		top  float64
+		want []string
+	}{
+		{0.8, []string{"0", "0.2", "0.4", "0.6", "0.8"}},
+		{1.2, []string{"0", "0.3", "0.6", "0.9", "1.2"}},
+		{0.04, []string{"0", "0.01", "0.02", "0.03", "0.04"}},
+		{2000, []string{"0", "500", "1000", "1500", "2000"}},
+	} {
+		for i, w := range c.want {
+			if got := axisValue(c.top * float64(i) / maxLabelledGridLines); got != w {
+				t.Errorf("top %v line %d: %q, want %q", c.top, i, got, w)
+			}
+		}
+	}
+}
+
 func TestChartsCarryEveryBucket(t *testing.T) {
 	w, _ := kinehook.ParseStatsWindow("1h")
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
