@@ -189,6 +189,16 @@ func (a *App) ServeListener(ctx context.Context, lst *Listening, l kinehook.List
 	}
 }
 
+// AbandonListener marks the endpoint of a connection that never came up
+// (the upgrade failed) as disconnected, so its grace starts.
+func (a *App) AbandonListener(ctx context.Context, lst *Listening) error {
+	err := a.markListener(ctx, lst.Endpoint.ProjectID, lst.Endpoint.ID, lst.Session, false)
+	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND || errors.Is(err, ErrListenerReplaced) {
+		return nil
+	}
+	return err
+}
+
 // markListener records a heartbeat (connected) or the disconnect of
 // session; ErrListenerReplaced when another session holds the endpoint.
 func (a *App) markListener(ctx context.Context, pid, eid, session string, connected bool) error {

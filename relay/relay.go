@@ -12,6 +12,7 @@ package relay
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -169,7 +170,7 @@ func (h *Hub) Close() error {
 // answer, the attempt's deadline or the listener's going away.
 func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	ep := m.Endpoint
-	headers := Headers(ep.Headers, h.userAgent, m)
+	headers := Headers(h.userAgent, m)
 	out := delivery.Result{Headers: recorded(headers, ep.Headers)}
 	h.mu.Lock()
 	c := h.conns[ep.ID]
@@ -279,12 +280,16 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 
 // Headers are the headers a delivery frame asks the CLI to send: what the
 // webhook transport sends (the endpoint's custom headers, content type,
-// user agent, the Standard Webhooks id, timestamp and signature exactly as
-// signed, the trace context), in canonical form.
-func Headers(custom map[string]string, userAgent string, m delivery.Message) map[string]string {
-	h := make(http.Header, 8+len(custom))
-	for k, v := range custom {
+// user agent, Basic Auth, the Standard Webhooks id, timestamp and signature
+// exactly as signed, the trace context), in canonical form.
+func Headers(userAgent string, m delivery.Message) map[string]string {
+	ep := m.Endpoint
+	h := make(http.Header, 8+len(ep.Headers))
+	for k, v := range ep.Headers {
 		h.Set(k, v)
+	}
+	if ep.Login != "" || ep.Password != "" {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", userAgent)
@@ -306,10 +311,14 @@ func Headers(custom map[string]string, userAgent string, m delivery.Message) map
 }
 
 // recorded is what the attempt stores of the headers: all of them, the
-// endpoint's custom ones masked (as the webhook transport records).
+// endpoint's custom ones masked and Authorization redacted (as the webhook
+// transport records).
 func recorded(h map[string]string, custom map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
+		if k == "Authorization" {
+			v = "Basic [redacted]"
+		}
 		for c := range custom {
 			if http.CanonicalHeaderKey(c) == k {
 				v = kinehook.MaskHeaderValue(v)
