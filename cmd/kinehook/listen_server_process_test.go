@@ -132,7 +132,9 @@ func TestListenServerEndToEnd(t *testing.T) {
 	base := "/v1/projects/" + prj.ID
 
 	// A cli endpoint is not for POST .../endpoints.
-	var refusal struct{ Error struct{ Code, Message, Field string } }
+	var refusal struct {
+		Error struct{ Code, Message, Field string }
+	}
 	if st, _ := p.call("POST", base+"/endpoints", prj.APIKey, map[string]any{"type": "cli"}, &refusal); st != 422 || refusal.Error.Field != "type" || !strings.Contains(refusal.Error.Message, "kinehook listen --server") {
 		t.Errorf("POST endpoints type cli: %d %+v, want 422 on type", st, refusal)
 	}
