@@ -124,21 +124,21 @@ func (s *Server) serveListener(parent context.Context, c *websocket.Conn, lst *a
 			s.app.ListenerResult(eid, f)
 		}
 	}()
-	var err error
 	select {
-	case err = <-done: // deleted, replaced or stopped: tell the CLI
+	case err := <-done: // deleted or resumed elsewhere: tell the CLI, then stop reading
+		reason := "listener ended"
+		if err != nil {
+			reason = err.Error()
+		}
+		if len(reason) > 120 { // a close frame's reason is at most 123 bytes
+			reason = reason[:120]
+		}
+		c.Close(CloseListenerEnded, reason)
 		cancel()
-	case <-ctx.Done():
-		err = <-done
+	case <-ctx.Done(): // the CLI went away (or stopped answering pings)
+		<-done
+		c.CloseNow()
 	}
-	reason := "bye"
-	if err != nil {
-		reason = err.Error()
-	}
-	if len(reason) > 120 {
-		reason = reason[:120]
-	}
-	c.Close(CloseListenerEnded, reason)
 	<-reads
 }
 

@@ -41,7 +41,7 @@ func newListenEnv(t *testing.T) *env {
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(app.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(testAdminKey), Relay: hub, ListenGrace: time.Minute})
+	a, err := app.New(app.Config{Store: st, Dispatcher: eng, AdminKeyHash: kinehook.HashKey(testAdminKey), Relay: hub, ListenGrace: 3 * time.Second}) // heartbeat every second
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +225,14 @@ func TestListenRelaysDeliveries(t *testing.T) {
 	if f := readFrame(t, ctx, c2); f.WebhookID != ev2 {
 		t.Fatalf("after the reconnect got %+v, want %s", f, ev2)
 	}
-	c2.Close(websocket.StatusNormalClosure, "")
+	// Deleting the endpoint ends its connection (at the next heartbeat) with
+	// the code that makes the CLI reconnect for a new one.
+	e.must(e.do("DELETE", "/v1/projects/"+pid+"/endpoints/"+eid, key, nil), 204)
+	var err2 error
+	for err2 == nil {
+		_, _, err2 = c2.Read(ctx)
+	}
+	if websocket.CloseStatus(err2) != CloseListenerEnded || !strings.Contains(err2.Error(), "not found") {
+		t.Errorf("after the endpoint's deletion: %v, want close %d", err2, CloseListenerEnded)
+	}
 }
