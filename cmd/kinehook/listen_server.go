@@ -159,10 +159,10 @@ func (ls *listenServer) session(ctx context.Context) error {
 		return &listenServerFatal{fmt.Errorf("the server's first frame is not a hello: %v", err)}
 	}
 	ls.greet(hello)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after stop: forwards in flight are cut short, their answers cannot be reported
 	sessCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		_, data, err := conn.Read(sessCtx)
 		if err != nil {
