@@ -302,3 +302,57 @@ func TestListenServerEndToEnd(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// TestListenServerSurvivesServerCrash: `kinehook serve` killed (SIGKILL)
+// under a connected `kinehook listen --server` and started again on the same
+// data: listen reconnects and resumes its endpoint, deliveries flow again;
+// then listen is killed too (no close frame), and the endpoint it left is
+// removed after the grace. (An endpoint whose instance crashed, heartbeat
+// stopped while "connected", is app's TestSweepListeners.)
+func TestListenServerSurvivesServerCrash(t *testing.T) {
+	bin := buildKinehook(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := []string{"KINEHOOK_RETRY_SCHEDULE=200ms,200ms,200ms", "KINEHOOK_LISTEN_GRACE=3s"}
+	p := startServe(t, bin, data, env)
+	admin := adminKeyLine.FindStringSubmatch(p.stdout.String())[1]
+	var prj struct {
+		ID     string `json:"id"`
+		APIKey string `json:"api_key"`
+	}
+	p.mustCall("POST", "/v1/projects", admin, map[string]any{"name": "crash"}, 201, &prj)
+	base := "/v1/projects/" + prj.ID
+	sink := newListenSink(t)
+	listen := startCLI(t, bin, "listen", "--server", p.url, "--key", prj.APIKey, "--forward-to", sink.URL+"/hook")
+	var eid string
+	waitE2E(t, 15*time.Second, "listen's ready line", func() bool {
+		m := listenReadyLine.FindStringSubmatch(listen.stderr.String())
+		if m != nil {
+			eid = m[1]
+		}
+		return m != nil
+	})
+
+	if err := p.stop(syscall.SIGKILL); err == nil {
+		t.Fatal("serve exited 0 on SIGKILL")
+	}
+	p2 := startServeNoWait(t, bin, data, strings.TrimPrefix(p.url, "http://"), env)
+	waitE2E(t, 30*time.Second, "listen resuming "+eid+" on the restarted server", func() bool {
+		return strings.Contains(listen.stderr.String(), "endpoint "+eid+" resumed")
+	})
+	var ev struct{ ID string }
+	p2.mustCall("POST", base+"/events", prj.APIKey, `{"event":"media.update.status","data":{"id":"video-1","status":"done"}}`, 202, &ev)
+	waitE2E(t, 15*time.Second, "the event after the restart", func() bool { return len(sink.got(ev.ID)) == 1 })
+
+	if err := listen.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = listen.wait(t, 10*time.Second)
+	killed := time.Now()
+	waitE2E(t, 20*time.Second, "the endpoint removed after the grace", func() bool {
+		st, err := p2.call("GET", base+"/endpoints/"+eid, prj.APIKey, nil, nil)
+		return err == nil && st == 404
+	})
+	if gone := time.Since(killed); gone < 2*time.Second {
+		t.Errorf("endpoint removed %v after listen was killed, before the 3s grace", gone)
+	}
+}
