@@ -172,6 +172,12 @@ func TestListenServerEndToEnd(t *testing.T) {
 		t.Errorf("endpoint list = %+v", list.Data)
 	}
 
+	// The CLI lists it too, with its state in the URL column.
+	epList := startCLI(t, bin, "endpoints", "list", "--server", p.url, "--key", prj.APIKey)
+	if err := epList.wait(t, 20*time.Second); err != nil || !regexp.MustCompile(eid+`\s+kinehook listen \(connected\)\s+media\.\*.*\scli\n`).MatchString(epList.stdout.String()) {
+		t.Errorf("endpoints list: %v\n%s%s", err, epList.stdout, epList.stderr)
+	}
+
 	post := func(body string) string {
 		t.Helper()
 		var ev struct{ ID string }
