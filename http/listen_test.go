@@ -23,7 +23,13 @@ import (
 
 // newListenEnv is env with a relay hub wired as cmd/kinehook wires it: the
 // engine's cli transport and the app's relay.
-func newListenEnv(t *testing.T) *env {
+func newListenEnv(t testing.TB) *env {
+	e, _ := newListenEnvHub(t)
+	return e
+}
+
+// newListenEnvHub is newListenEnv, also returning the hub.
+func newListenEnvHub(t testing.TB) (*env, *relay.Hub) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kinehook.db"), sqlite.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -34,7 +40,7 @@ func newListenEnv(t *testing.T) *env {
 	tr := webhook.Transports(webhook.Options{})
 	tr[kinehook.EndpointCLI] = hub
 	eng, err := delivery.New(delivery.Config{Store: st, Transports: tr, RetrySchedule: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
-		RequestTimeout: 2 * time.Second, Logger: newTestLogger(t)})
+		RequestTimeout: 2 * time.Second, Logger: tbLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +51,14 @@ func newListenEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Config{Store: st, Dispatcher: eng, App: a, RateLimit: -1, Logger: newTestLogger(t)})
+	srv, err := NewServer(Config{Store: st, Dispatcher: eng, App: a, RateLimit: -1, Logger: tbLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: st, engine: eng, srv: srv, api: httptest.NewServer(srv)}
+	e := &env{store: st, engine: eng, srv: srv, api: httptest.NewServer(srv)}
+	if tt, ok := t.(*testing.T); ok {
+		e.t = tt
+	}
 	t.Cleanup(func() {
 		e.api.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -57,7 +66,15 @@ func newListenEnv(t *testing.T) *env {
 		_ = eng.Shutdown(sctx)
 		_ = st.Close()
 	})
-	return e
+	return e, hub
+}
+
+// tbLogger logs warnings into a test's output; a benchmark's are dropped.
+func tbLogger(t testing.TB) *slog.Logger {
+	if tt, ok := t.(*testing.T); ok {
+		return newTestLogger(tt)
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // dialListen opens the listen WebSocket as the CLI does.
@@ -235,4 +252,59 @@ func TestListenRelaysDeliveries(t *testing.T) {
 	if websocket.CloseStatus(err2) != CloseListenerEnded || !strings.Contains(err2.Error(), "not found") {
 		t.Errorf("after the endpoint's deletion: %v, want close %d", err2, CloseListenerEnded)
 	}
+}
+
+// BenchmarkRelayRoundTrip measures one attempt through the relay and a real
+// WebSocket: hub.Send, the delivery frame to a client that answers at once,
+// its result frame back (no local app), with attempts in flight in parallel.
+func BenchmarkRelayRoundTrip(b *testing.B) {
+	e, hub := newListenEnvHub(b)
+	ctx := context.Background()
+	p, key, err := e.srv.app.CreateProject(ctx, app.ProjectInput{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, _, err := e.dialListen(ctx, p.ID, key, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseNow()
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hello, err := kinehook.ParseListenFrame(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			f, err := kinehook.ParseListenFrame(data)
+			if err != nil {
+				return
+			}
+			out, _ := json.Marshal(&kinehook.ListenFrame{Type: kinehook.FrameResult, ID: f.ID, Status: 200})
+			if c.Write(ctx, websocket.MessageText, out) != nil {
+				return
+			}
+		}
+	}()
+	ep := &kinehook.Endpoint{ID: hello.EndpointID, ProjectID: p.ID, Type: kinehook.EndpointCLI}
+	body := []byte(mediaEvent("v1", "done"))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r := hub.Send(sctx, delivery.Message{Endpoint: ep, ID: "msg_bench", Timestamp: "1", Signature: "v1,x", Body: body, Now: time.Now()})
+			cancel()
+			if r.Outcome != delivery.OutcomeSuccess {
+				b.Errorf("outcome %v %s", r.Outcome, r.Err)
+				return
+			}
+		}
+	})
 }
