@@ -186,3 +186,18 @@ type Listener interface {
 	// Close ends the connection, telling the CLI why.
 	Close(reason string)
 }
+
+// Peers carries messages between the instances sharing a database (the
+// cluster coordinator on PostgreSQL): the instance owning a cli endpoint's
+// delivery hands it to the instance holding the listener's connection, and
+// gets the answer back. Delivery of a message is at most once.
+type Peers interface {
+	// ID is this instance's id, as the others address it.
+	ID() string
+	// SendPeer sends payload (at most MaxPeerPayload bytes) to instance to.
+	SendPeer(ctx context.Context, to, payload string) error
+	// OnPeer sets the handler of the messages sent to this instance.
+	OnPeer(handle func(from, payload string))
+	// MaxPeerPayload is the largest payload SendPeer takes.
+	MaxPeerPayload() int
+}

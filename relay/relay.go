@@ -7,7 +7,9 @@
 // delivery.Transport for "cli", and as the application layer's relay
 // (app.Relay), through which the HTTP adapter attaches connections and
 // passes back results. It knows no WebSocket: a connection is a
-// kinehook.Listener.
+// kinehook.Listener. With several instances, an attempt whose endpoint's
+// listener another instance holds goes there through kinehook.Peers
+// (peers.go) and its answer comes back the same way.
 package relay
 
 import (
@@ -50,6 +52,11 @@ type Options struct {
 	NotConnectedRetry time.Duration
 	// UserAgent is sent to the local app ("kinehook/<version>" when empty).
 	UserAgent string
+	// Peers, when set (several instances on PostgreSQL), carries an
+	// attempt to the instance holding the endpoint's listener and its
+	// answer back; Instance is then Peers.ID(). Without it such an attempt
+	// backs off with ErrOtherInstance.
+	Peers kinehook.Peers
 }
 
 // Hub holds the connected listeners of this instance, one per cli endpoint,
@@ -60,8 +67,11 @@ type Hub struct {
 	userAgent string
 	seq       atomic.Uint64
 
+	peers kinehook.Peers
+
 	mu     sync.Mutex
-	conns  map[string]*conn // endpoint id -> its listener
+	conns  map[string]*conn             // endpoint id -> its listener
+	remote map[string]chan *peerMessage // attempts sent to another instance, by correlation id
 	closed bool
 }
 
@@ -75,6 +85,9 @@ type conn struct {
 
 // New returns an empty Hub.
 func New(o Options) *Hub {
+	if o.Peers != nil {
+		o.Instance = o.Peers.ID()
+	}
 	if o.Instance == "" {
 		o.Instance = kinehook.NewID("inst")
 	}
@@ -84,7 +97,12 @@ func New(o Options) *Hub {
 	if o.UserAgent == "" {
 		o.UserAgent = "kinehook/" + delivery.Version
 	}
-	return &Hub{instance: o.Instance, retry: o.NotConnectedRetry, userAgent: o.UserAgent, conns: map[string]*conn{}}
+	h := &Hub{instance: o.Instance, retry: o.NotConnectedRetry, userAgent: o.UserAgent, peers: o.Peers,
+		conns: map[string]*conn{}, remote: map[string]chan *peerMessage{}}
+	if h.peers != nil {
+		h.peers.OnPeer(h.onPeer)
+	}
+	return h
 }
 
 // Instance is this instance's name in ListenerState.
@@ -175,14 +193,19 @@ func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	h.mu.Lock()
 	c := h.conns[ep.ID]
 	h.mu.Unlock()
+	id := m.ID + "." + strconv.FormatUint(h.seq.Add(1), 36)
 	if c == nil {
 		out.Outcome, out.RetryAfter, out.Err = delivery.OutcomeBackoff, h.retry, ErrNotConnected
 		if st := kinehook.ParseListenerState(ep.Config); st.Connected && st.Instance != "" && st.Instance != h.instance {
+			if h.peers != nil {
+				f := h.frame(ctx, id, m, headers)
+				f.EndpointID = ep.ID
+				return h.sendVia(ctx, st.Instance, out, f, m.Now)
+			}
 			out.Err = ErrOtherInstance + " (" + st.Instance + ")"
 		}
 		return out
 	}
-	id := m.ID + "." + strconv.FormatUint(h.seq.Add(1), 36)
 	ch := make(chan *kinehook.ListenFrame, 1)
 	c.mu.Lock()
 	c.pending[id] = ch
@@ -192,11 +215,7 @@ func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}()
-	f := &kinehook.ListenFrame{Type: kinehook.FrameDelivery, ID: id, WebhookID: m.ID, EventType: string(m.EventType),
-		Resource: m.ResourceKey, Headers: headers, Body: m.Body}
-	if dl, ok := ctx.Deadline(); ok {
-		f.TimeoutMS = max(time.Until(dl).Milliseconds(), 1)
-	}
+	f := h.frame(ctx, id, m, headers)
 	start := time.Now()
 	if err := c.l.Send(ctx, f); err != nil {
 		out.Duration = time.Since(start)
@@ -219,6 +238,16 @@ func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 		out.Outcome = delivery.OutcomeTimeout
 	}
 	return out
+}
+
+// frame is the delivery frame of one attempt.
+func (h *Hub) frame(ctx context.Context, id string, m delivery.Message, headers map[string]string) *kinehook.ListenFrame {
+	f := &kinehook.ListenFrame{Type: kinehook.FrameDelivery, ID: id, WebhookID: m.ID, EventType: string(m.EventType),
+		Resource: m.ResourceKey, Headers: headers, Body: m.Body}
+	if dl, ok := ctx.Deadline(); ok {
+		f.TimeoutMS = max(time.Until(dl).Milliseconds()-100, 1) // room for the way back
+	}
+	return f
 }
 
 // apply classifies the CLI's report as the webhook transport classifies an

@@ -388,6 +388,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		},
 	})
 	dests := newDestinations(destinationDial(o, flags))
+	// The cli endpoints' transport and the app's relay: one object. With
+	// other instances (PostgreSQL) it relays an attempt to the instance
+	// holding the listener through the coordinator.
+	peers, _ := coord.(kinehook.Peers)
+	hub := relay.New(relay.Options{Peers: peers})
 	// With other instances, sources that must be alone run where their
 	// partition is owned (source.Gate); the gate sees the coordinator's
 	// assignments.
@@ -396,7 +401,6 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		gate = source.NewGate()
 		coord = gate.Wrap(coord)
 	}
-	hub := relay.New(relay.Options{}) // the cli endpoints' transport and the app's relay: one object
 	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook(), dests, hub)
 	if err != nil {
 		return err
