@@ -65,7 +65,10 @@ type Hub struct {
 	instance  string
 	retry     time.Duration
 	userAgent string
-	seq       atomic.Uint64
+	// nonce and seq make each attempt's correlation id unique, across
+	// the instances too (an instance passes on another's ids).
+	nonce string
+	seq   atomic.Uint64
 
 	peers kinehook.Peers
 
@@ -97,7 +100,8 @@ func New(o Options) *Hub {
 	if o.UserAgent == "" {
 		o.UserAgent = "kinehook/" + delivery.Version
 	}
-	h := &Hub{instance: o.Instance, retry: o.NotConnectedRetry, userAgent: o.UserAgent, peers: o.Peers,
+	nonce := kinehook.NewID("n")
+	h := &Hub{instance: o.Instance, retry: o.NotConnectedRetry, userAgent: o.UserAgent, peers: o.Peers, nonce: nonce[len(nonce)-6:] + "-",
 		conns: map[string]*conn{}, remote: map[string]chan *peerMessage{}}
 	if h.peers != nil {
 		h.peers.OnPeer(h.onPeer)
@@ -193,7 +197,7 @@ func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	h.mu.Lock()
 	c := h.conns[ep.ID]
 	h.mu.Unlock()
-	id := m.ID + "." + strconv.FormatUint(h.seq.Add(1), 36)
+	id := m.ID + "." + h.nonce + strconv.FormatUint(h.seq.Add(1), 36)
 	if c == nil {
 		out.Outcome, out.RetryAfter, out.Err = delivery.OutcomeBackoff, h.retry, ErrNotConnected
 		if st := kinehook.ParseListenerState(ep.Config); st.Connected && st.Instance != "" && st.Instance != h.instance {
