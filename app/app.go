@@ -12,6 +12,7 @@ package app
 
 import (
 	"errors"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,16 @@ type Config struct {
 	// any other type is refused.
 	Destinations []kinehook.DestinationType
 
+	// Relay carries cli endpoints' deliveries to connected listeners
+	// (`kinehook listen --server`); nil: the server refuses listeners.
+	Relay Relay
+	// ListenGrace is how long a cli endpoint outlives its listener's
+	// disconnect (DefaultListenGrace when 0).
+	ListenGrace time.Duration
+	// Logger logs what a use case running in the background (a listener's
+	// heartbeat) cannot return; discarded when nil.
+	Logger *slog.Logger
+
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }
@@ -80,6 +91,10 @@ type App struct {
 	dests   map[string]kinehook.DestinationType
 	types   []string // webhook, then the wired destination types in EndpointTypes' order
 	rejects kinehook.RejectStore
+
+	relay       Relay
+	listenGrace time.Duration
+	log         *slog.Logger
 
 	adminMu   sync.Mutex
 	adminHash atomic.Pointer[[]byte]
@@ -117,6 +132,16 @@ func New(cfg Config) (*App, error) {
 		guard:   &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs},
 		limits:  cfg.Limits,
 		rejects: cfg.Rejects,
+
+		relay:       cfg.Relay,
+		listenGrace: cfg.ListenGrace,
+		log:         cfg.Logger,
+	}
+	if a.listenGrace <= 0 {
+		a.listenGrace = DefaultListenGrace
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.rejects == nil {
 		a.rejects, _ = cfg.Store.(kinehook.RejectStore)

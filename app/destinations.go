@@ -43,8 +43,11 @@ func (a *App) Destination(typ string) kinehook.DestinationType { return a.dests[
 // DestinationSummary is a one-line description of where e delivers: its URL
 // for a webhook, its destination type's summary otherwise.
 func (a *App) DestinationSummary(e *kinehook.Endpoint) string {
-	if e.TypeOf() == kinehook.EndpointWebhook {
+	switch e.TypeOf() {
+	case kinehook.EndpointWebhook:
 		return e.URL
+	case kinehook.EndpointCLI:
+		return listenerSummary(e)
 	}
 	if d := a.dests[e.TypeOf()]; d != nil {
 		return d.Summary(e.Config)
@@ -65,6 +68,9 @@ func (a *App) DestinationSummary(e *kinehook.Endpoint) string {
 // merged into the stored ones (kinehook.MergeCredentials: a value sets, ""
 // removes, "****" keeps); the merged set is checked with the config.
 func (a *App) applyType(e *kinehook.Endpoint, in *EndpointInput, creating bool) error {
+	if e.TypeOf() == kinehook.EndpointCLI || (in.Type != nil && *in.Type == kinehook.EndpointCLI) {
+		return applyListenerEndpoint(e, in, creating)
+	}
 	typ := e.TypeOf()
 	if in.Type != nil {
 		t := *in.Type

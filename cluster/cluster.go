@@ -152,6 +152,8 @@ type Coordinator struct {
 
 	syncMu  sync.Mutex
 	waiters map[string]chan struct{} // Sync tokens awaiting their echo
+	// peer handles the messages other instances send this one (OnPeer).
+	peer peerHandler
 	// loadMu keeps Wake out while Assign loads partitions: a delivery woken
 	// mid-load must not start before the older ones the load brings.
 	loadMu sync.Mutex

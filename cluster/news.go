@@ -29,7 +29,7 @@ func (c *Coordinator) listen(ctx context.Context, owner kinehook.PartitionOwner,
 			}
 			first = false
 		}
-		err := c.d.Listen(ctx, []string{ChannelDeliveries, ChannelEndpoints, ChannelSync}, ready,
+		err := c.d.Listen(ctx, []string{ChannelDeliveries, ChannelEndpoints, ChannelSync, ChannelPeers}, ready,
 			func(channel, payload string) { c.handle(ctx, owner, channel, payload) })
 		if connected {
 			backoff = 100 * time.Millisecond
@@ -100,6 +100,8 @@ func (c *Coordinator) handle(ctx context.Context, owner kinehook.PartitionOwner,
 		if ok {
 			owner.RefreshEndpoint(ctx, pid, eid)
 		}
+	case ChannelPeers:
+		c.handlePeer(from, rest)
 	}
 }
 

@@ -283,6 +283,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	k.call("DELETE", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
 	k.call("DELETE", "/v1/projects/{pid}/endpoints/{eid}", epPath, key, nil)
 	k.call("GET", "/v1/projects/{pid}/endpoints", base+"/endpoints?limit=1&colour=red", key, nil)
+	k.call("GET", "/v1/projects/{pid}/listen", base+"/listen", key, nil)                                                                // not a WebSocket: 400
+	k.call("GET", "/v1/projects/{pid}/listen", base+"/listen?events=nope.*", key, nil, "Connection", "Upgrade", "Upgrade", "websocket") // this server has no relay: 503
 
 	keysPat, keyPat := "/v1/projects/{pid}/keys", "/v1/projects/{pid}/keys/{kid}"
 	ro := k.call("POST", keysPat, base+"/keys", key, map[string]any{"name": "read only", "scope": "read"})

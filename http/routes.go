@@ -95,6 +95,7 @@ func routeTable() []*route {
 		{Method: "POST", Pattern: "/v1/projects/{pid}/endpoints/{eid}/test", Auth: authProject, handle: (*Server).testEndpoint},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/stats", Auth: authProject, Query: statsParams, handle: (*Server).projectStats},
 		{Method: "GET", Pattern: "/v1/projects/{pid}/endpoints/{eid}/deliveries", Auth: authProject, Query: searchParams, handle: (*Server).searchEndpointDeliveries},
+		{Method: "GET", Pattern: "/v1/projects/{pid}/listen", Auth: authProject, Query: []string{"events", "endpoint_id"}, handle: (*Server).listen},
 
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events", Auth: authProject, Ingest: true, handle: (*Server).createEvent},
 		{Method: "POST", Pattern: "/v1/projects/{pid}/events/batch", Auth: authProject, Ingest: true, handle: (*Server).createEvents},

@@ -254,7 +254,14 @@ func endpointRows(es []*client.Endpoint) [][]string {
 			types = strings.Join(e.EventTypes, ",")
 		}
 		target := e.URL
-		if e.TypeOf() != kinehook.EndpointWebhook {
+		switch e.TypeOf() {
+		case kinehook.EndpointWebhook:
+		case kinehook.EndpointCLI: // its config is the connection's state
+			target = "kinehook listen (disconnected)"
+			if kinehook.ParseListenerState(e.Config).Connected {
+				target = "kinehook listen (connected)"
+			}
+		default:
 			target = string(e.Config)
 		}
 		rows = append(rows, []string{e.ID, target, types, healthState(e), apiTime(e.CreatedAt), e.TypeOf()})

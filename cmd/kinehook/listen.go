@@ -33,6 +33,12 @@ type listenOptions struct {
 	basicAuth  string
 	forwardTo  string
 	json       bool
+
+	// Server mode (--server): the connection to kinehook serve.
+	server  string
+	key     string
+	project string
+	events  []string
 }
 
 func newListenCmd() *cobra.Command {
@@ -53,15 +59,41 @@ With --forward-to, each verified, new request is passed on to your app with
 its headers and body unchanged, and answered with your app's status and body.
 
 Without --secret, --public-key or --basic-auth it accepts unsigned requests
-(and says so once).`,
+(and says so once).
+
+With --server, listen instead connects to a running kinehook serve (a
+WebSocket on the API's port, with a full-scope project key): the server
+makes a temporary endpoint of type cli for the connection and sends its
+deliveries down it, and listen passes each on to --forward-to with its
+body and signed headers unchanged, and reports your app's answer back as
+the attempt's outcome (retries, the delivery log, the dashboard work as for
+any endpoint). No public URL, no --allow-private-networks. It prints the
+endpoint's signing secret at start (stderr) and one line per delivery
+(stdout). It reconnects by itself, resuming the same endpoint; the server
+removes the endpoint a while (serve --listen-grace) after the last
+disconnect.`,
 		Example: `  kinehook listen --addr 127.0.0.1:8787 --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-  kinehook listen --basic-auth kinescope:s3cret --forward-to http://127.0.0.1:3000/webhooks --json`,
+  kinehook listen --basic-auth kinescope:s3cret --forward-to http://127.0.0.1:3000/webhooks --json
+  kinehook listen --server http://127.0.0.1:8080 --key kh_... --forward-to http://127.0.0.1:3000/hook --events 'media.*'`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.server != "" {
+				for _, name := range []string{"addr", "secret", "public-key", "basic-auth"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--%s is for the local receiver; with --server the server signs and listen forwards", name)
+					}
+				}
+				return runListenServer(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			for _, name := range []string{"key", "project", "events"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("--%s needs --server", name)
+				}
+			}
 			return runListen(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -72,6 +104,10 @@ Without --secret, --public-key or --basic-auth it accepts unsigned requests
 	f.StringVar(&o.basicAuth, "basic-auth", "", "LOGIN:PASSWORD required as HTTP Basic Auth (what Kinescope sends)")
 	f.StringVar(&o.forwardTo, "forward-to", "", "URL of your app to pass each verified request on to")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per event instead of a text line")
+	f.StringVar(&o.server, "server", "", "URL of a kinehook server to receive deliveries from (server mode; needs --forward-to)")
+	f.StringVar(&o.key, "key", "", "with --server: full-scope project key, or the admin key (env KINEHOOK_API_KEY, then `kinehook config`)")
+	f.StringVar(&o.project, "project", "", "with --server: project id (default: the key's own; env KINEHOOK_PROJECT)")
+	f.StringSliceVar(&o.events, "events", nil, "with --server: event types to receive, exact or prefix.* (comma-separated or repeated; default: every catalog type)")
 	return cmd
 }
 

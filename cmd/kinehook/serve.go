@@ -36,6 +36,7 @@ import (
 	"github.com/kinehook/kinehook/internal/netguard"
 	"github.com/kinehook/kinehook/internal/secretbox"
 	"github.com/kinehook/kinehook/prometheus"
+	"github.com/kinehook/kinehook/relay"
 	"github.com/kinehook/kinehook/retention"
 	"github.com/kinehook/kinehook/source"
 	"github.com/kinehook/kinehook/sqlite"
@@ -70,6 +71,7 @@ type serveOptions struct {
 	memoryLimit      string
 	retentionDays    int
 	retentionEvery   time.Duration
+	listenGrace      time.Duration
 	breakerAfter     int
 	disableAfter     time.Duration
 	sources          []string
@@ -137,6 +139,7 @@ OTLP over HTTP (see docs/tracing.md).`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests and in-flight deliveries")
 	f.IntVar(&o.retentionDays, "retention-days", 30, "remove events (with deliveries and attempts) older than this; a project's retention_days overrides it (0: keep forever)")
 	f.DurationVar(&o.retentionEvery, "retention-interval", time.Hour, "how often retention runs")
+	f.DurationVar(&o.listenGrace, "listen-grace", app.DefaultListenGrace, "how long the temporary endpoint of `kinehook listen --server` outlives its disconnect (a reconnect within it resumes)")
 	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark the dashboard's session cookie Secure (__Host-); default: on when kinehook serves TLS itself, off otherwise (set it behind a TLS-terminating proxy)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate chain (PEM); reloaded with --tls-key on SIGHUP without dropping connections")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
@@ -390,6 +393,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		},
 	})
 	dests := newDestinations(destinationDial(o, flags))
+	// The cli endpoints' transport and the app's relay: one object. With
+	// other instances (PostgreSQL) it relays an attempt to the instance
+	// holding the listener through the coordinator.
+	peers, _ := coord.(kinehook.Peers)
+	hub := relay.New(relay.Options{Peers: peers})
 	// With other instances, sources that must be alone run where their
 	// partition is owned (source.Gate); the gate sees the coordinator's
 	// assignments.
@@ -398,7 +406,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		gate = source.NewGate()
 		coord = gate.Wrap(coord)
 	}
-	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook(), dests)
+	engine, err = startServeEngine(ctx, o, flags, st, coord, maxInFlight, metrics, tracer.engineHook(), dests, hub)
 	if err != nil {
 		return err
 	}
@@ -418,10 +426,11 @@ func runServe(ctx context.Context, o *serveOptions, stdout, stderr io.Writer) (e
 		o.secureCookies = tlsCfg != nil
 	}
 	uc, err := app.New(app.Config{Store: st, Dispatcher: engine, Rejects: abilities.rejects, AllowPrivateNetworks: o.allowPrivate, AllowCIDRs: flags.cidrs,
-		Destinations: destinationChecks(dests)})
+		Destinations: destinationChecks(dests), Relay: hub, ListenGrace: o.listenGrace, Logger: log})
 	if err != nil {
 		return fmt.Errorf("application: %w", err)
 	}
+	go uc.RunListenerSweeper(ctx, log) // removes the cli endpoints whose grace is over
 	handler, err := newServeHandler(o, flags, st, engine, uc, abilities, metrics)
 	if err != nil {
 		return err
@@ -497,13 +506,15 @@ func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
 // the destinations' and starts it on its own context: SIGTERM stops it
 // through Shutdown, which closes the destinations' connections.
 func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, st kinehook.Store, coord kinehook.Coordinator,
-	maxInFlight int, metrics *prometheus.Metrics, tracer delivery.Tracer, dests []destination) (*delivery.Engine, error) {
+	maxInFlight int, metrics *prometheus.Metrics, tracer delivery.Tracer, dests []destination, hub *relay.Hub) (*delivery.Engine, error) {
 	web := webhook.New(webhook.Options{Client: deliveryClient(o, flags.cidrs, maxInFlight)})
+	transports := destinationTransports(web, dests)
+	transports[kinehook.EndpointCLI] = hub
 	engine, err := delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,
 		Coordinator:      coord,
-		Transports:       destinationTransports(web, dests),
+		Transports:       transports,
 		RetrySchedule:    flags.schedule,
 		RequestTimeout:   o.requestTimeout,
 		BreakerThreshold: never(o.breakerAfter),

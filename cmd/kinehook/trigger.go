@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinehook/kinehook"
+	"github.com/kinehook/kinehook/client"
 )
 
 func init() { rootCmd.AddCommand(newTriggerCmd()) }
@@ -29,6 +30,11 @@ type triggerOptions struct {
 	id        string
 	json      bool
 	timeout   time.Duration
+
+	// Server mode (--server): post through the server's API.
+	server  string
+	key     string
+	project string
 }
 
 func newTriggerCmd() *cobra.Command {
@@ -38,7 +44,7 @@ func newTriggerCmd() *cobra.Command {
 		types[i] = string(t)
 	}
 	cmd := &cobra.Command{
-		Use:   "trigger TYPE --url URL",
+		Use:   "trigger TYPE (--url URL | --server URL)",
 		Short: "Send a correctly signed sample event to a URL and print the answer",
 		Long: `trigger POSTs a sample of the event type TYPE to --url, as kinehook's sender
 would: with webhook-id, webhook-timestamp and, for each --secret, a
@@ -47,15 +53,28 @@ The body is the Kinescope documentation's example for TYPE unless --data
 gives another. It prints one line per request with the answer's status and
 body, and fails when an answer is not 2xx.
 
+With --server (instead of --url), trigger posts the event through a
+kinehook server's API (POST /v1/projects/{pid}/events with --key): the whole
+pipeline, its delivery log and retries, to every endpoint of the project,
+kinehook listen --server included. It prints one line per event (time,
+type, resource, event id, status, latency).
+
 Event types: ` + strings.Join(types, ", "),
 		Example: `  kinehook trigger media.update.status --url http://127.0.0.1:8787/ --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
   kinehook trigger media.update.status --url http://127.0.0.1:8787/ --data '{"id":"v1","status":"error","message":"codec"}'
-  kinehook trigger live.finished --url http://127.0.0.1:8787/ --basic-auth kinescope:s3cret --count 3`,
+  kinehook trigger live.finished --url http://127.0.0.1:8787/ --basic-auth kinescope:s3cret --count 3
+  kinehook trigger media.update.status --server http://127.0.0.1:8080 --key kh_...`,
 		Args:          cobra.ExactArgs(1),
 		ValidArgs:     types,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.server != "" {
+				return runTriggerServer(cmd, o, kinehook.EventType(args[0]))
+			}
+			if o.url == "" {
+				return errors.New(`required flag(s) "url" not set (or post through a server with --server URL --key KEY)`)
+			}
 			return runTrigger(cmd, o, kinehook.EventType(args[0]))
 		},
 	}
@@ -69,7 +88,9 @@ Event types: ` + strings.Join(types, ", "),
 	f.StringVar(&o.id, "id", "", "webhook-id to use for every request (default: a new msg_ id each); repeating one tests de-duplication")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per request")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of each request")
-	_ = cmd.MarkFlagRequired("url")
+	f.StringVar(&o.server, "server", "", "URL of a kinehook server to post the event through (instead of --url)")
+	f.StringVar(&o.key, "key", "", "with --server: a project key allowed to post events, or the admin key (env KINEHOOK_API_KEY, then `kinehook config`)")
+	f.StringVar(&o.project, "project", "", "with --server: project id (default: the key's own; env KINEHOOK_PROJECT)")
 	return cmd
 }
 
@@ -265,4 +286,59 @@ func triggerSend(cmd *cobra.Command, client *http.Client, o *triggerOptions, bod
 		return resp.StatusCode, nil, fmt.Errorf("read answer: %w", err)
 	}
 	return resp.StatusCode, answer, nil
+}
+
+// runTriggerServer posts --count events of type t through the server's API
+// and prints one line each; it fails when any was refused.
+func runTriggerServer(cmd *cobra.Command, o *triggerOptions, t kinehook.EventType) error {
+	if o.url != "" {
+		return errors.New("give --url (straight to a receiver) or --server (through a kinehook server), not both")
+	}
+	for _, name := range []string{"secret", "basic-auth", "header", "id"} {
+		if cmd.Flags().Changed(name) {
+			return fmt.Errorf("--%s is for --url; with --server the server signs and sends", name)
+		}
+	}
+	if o.count < 1 {
+		return errors.New("--count must be at least 1")
+	}
+	body, err := triggerBody(t, o.data)
+	if err != nil {
+		return err
+	}
+	api := &apiOptions{server: o.server, key: o.key, project: o.project, withProject: true, timeout: o.timeout}
+	c, err := api.client()
+	if err != nil {
+		return err
+	}
+	pid, err := api.projectID(cmd.Context(), c)
+	if err != nil {
+		return err
+	}
+	out := newEventPrinter(cmd.OutOrStdout(), o.json)
+	failed := 0
+	for range o.count {
+		start := time.Now()
+		ev, err := c.SendEventBody(cmd.Context(), pid, body, "")
+		l := eventLine{Time: time.Now(), Event: string(t), Duration: time.Since(start)}
+		switch {
+		case err != nil:
+			failed++
+			l.Error = err.Error()
+			var ae *client.Error
+			if errors.As(err, &ae) {
+				l.Status = ae.StatusCode
+			}
+		default:
+			l.Status, l.Note, l.ID, l.Resource = http.StatusAccepted, "accepted", ev.ID, ev.ResourceKey
+			if ev.Replayed {
+				l.Note = "replayed"
+			}
+		}
+		out.line(l)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d events were refused", failed, o.count)
+	}
+	return nil
 }
