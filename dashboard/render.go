@@ -186,6 +186,14 @@ var templateFuncs = template.FuncMap{
 	"join":        strings.Join,
 	"scopes":      func() []string { return []string{"read", "ingest", "full"} },
 	"opsEndpoint": kinehook.IsOperationsEndpoint,
+	// listener is a cli endpoint's listener state (nil for other types).
+	"listener": func(e *kinehook.Endpoint) *kinehook.ListenerState {
+		if e.TypeOf() != kinehook.EndpointCLI {
+			return nil
+		}
+		st := kinehook.ParseListenerState(e.Config)
+		return &st
+	},
 	"statusClass": func(s kinehook.DeliveryStatus) string {
 		switch s {
 		case kinehook.DeliverySucceeded:
