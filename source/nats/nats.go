@@ -5,15 +5,16 @@
 // Order across a restart: JetStream redelivers a message left
 // unacknowledged (kinehook was killed before its commit) only once the
 // consumer's ack_wait has passed, and would meanwhile deliver newer
-// messages. So on start, when the consumer has messages pending, the
-// source lowers the consumer's max_ack_pending to their number: the server
-// then delivers nothing new until they come again. The source commits them
-// as they come but acknowledges none until all are back (an ack would free
-// a slot for a new message while an older one may still wait for its
-// ack_wait); then it acknowledges them and puts the consumer's own
-// max_ack_pending back (remembered in the
-// consumer's description, which every JetStream server version keeps, so a
-// second crash meanwhile does not lose it).
+// messages; and it redelivers pending messages in the order their ack_wait
+// runs out, which is not stream order when some were delivered again
+// meanwhile (a nak, an ack_wait that ran out while the predecessor lived).
+// So on start, when the consumer has messages pending, the source lowers
+// the consumer's max_ack_pending to their number (the server then delivers
+// nothing new until they come again), collects every one of them, puts
+// the consumer's own max_ack_pending back and hands them on sorted by
+// stream sequence, before anything newer. The lowered value's original is
+// remembered in the consumer's description, which every JetStream server
+// version keeps, so a second crash meanwhile does not lose it.
 package nats
 
 import (
@@ -21,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,13 +66,15 @@ type Consumer struct {
 	log       *slog.Logger
 	// restoring is set while max_ack_pending is lowered after a crash:
 	// the messages pending then (want of them, at stream sequences up to
-	// lastDelivered) are committed but held unacknowledged until all are
-	// back (seen).
+	// lastDelivered) are collected in pending, the latest delivery of
+	// each, and then handed on from queue in stream order.
 	restoring     bool
 	want          int
 	lastDelivered uint64
-	seen          map[uint64]bool
-	held          []jetstream.Msg
+	pending       map[uint64]jetstream.Msg
+	later         []jetstream.Msg // newer messages that came while collecting
+	queue         []jetstream.Msg
+	orig          int // the consumer's own max_ack_pending
 }
 
 // Open connects to the spec's server and binds to its consumer: the
@@ -140,8 +145,8 @@ func (c *Consumer) bind(ctx context.Context, spec source.Spec, ackWait time.Dura
 		if cons, err = js.UpdateConsumer(ctx, c.stream, cfg); err != nil {
 			return fmt.Errorf("consumer %s: hold new messages behind the %d unacknowledged ones: %w", name, info.NumAckPending, err)
 		}
-		c.restoring, c.want, c.lastDelivered, c.seen = true, info.NumAckPending, info.Delivered.Stream, map[uint64]bool{}
-		c.log.Info("nats source: waiting for the messages left unacknowledged to be delivered again (ack_wait) before new ones",
+		c.restoring, c.want, c.lastDelivered, c.pending, c.orig = true, info.NumAckPending, info.Delivered.Stream, map[uint64]jetstream.Msg{}, orig
+		c.log.Info("nats source: collecting the messages left unacknowledged (delivered again after ack_wait) before new ones",
 			"pending", info.NumAckPending, "ack_wait", info.Config.AckWait)
 	case held:
 		if cons, err = c.restore(ctx, info.Config, orig); err != nil {
@@ -174,8 +179,24 @@ func consumerSafe(s string) string {
 }
 
 // Fetch waits up to 5 s for a first message, then takes what else is
-// already buffered, up to max.
+// already buffered, up to max. After a crash it first hands on the
+// collected pending messages in stream order.
 func (c *Consumer) Fetch(ctx context.Context, max int) ([]source.Message, error) {
+	if c.restoring {
+		if err := c.collect(ctx); err != nil || c.restoring {
+			return nil, err
+		}
+	}
+	if len(c.queue) > 0 {
+		n := min(max, len(c.queue))
+		out := make([]source.Message, n)
+		for i, m := range c.queue[:n] {
+			out[i] = c.message(m)
+		}
+		clear(c.queue[:n])
+		c.queue = c.queue[n:]
+		return out, nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	m, err := c.iter.Next(jetstream.NextContext(wctx))
 	cancel()
@@ -184,10 +205,6 @@ func (c *Consumer) Fetch(ctx context.Context, max int) ([]source.Message, error)
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			if c.restoring && len(c.held) > 0 {
-				// Idle while restoring: what was pending may be gone.
-				return nil, c.endRestore(ctx)
-			}
 			return nil, nil
 		}
 		return nil, fmt.Errorf("nats: next message: %w", err)
@@ -203,6 +220,70 @@ func (c *Consumer) Fetch(ctx context.Context, max int) ([]source.Message, error)
 	return out, nil
 }
 
+// collect takes the pending messages as the server delivers them again
+// until all want of them are in hand, or until a pause of 5 s finds that
+// nothing else is pending (a message removed from the stream meanwhile);
+// then finish. It returns after such a pause with restoring still set, so
+// that the caller can stop.
+func (c *Consumer) collect(ctx context.Context) error {
+	for c.restoring {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := c.iter.Next(jetstream.NextContext(wctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("nats: next message: %w", err)
+			}
+			info, err := c.cons.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("nats: consumer info: %w", err)
+			}
+			if info.NumAckPending > len(c.pending)+len(c.later) {
+				return nil // more to come after their ack_wait
+			}
+			return c.finish(ctx)
+		}
+		md, err := m.Metadata()
+		switch {
+		case err != nil:
+			return fmt.Errorf("nats: message metadata: %w", err)
+		case md.Sequence.Stream <= c.lastDelivered:
+			c.pending[md.Sequence.Stream] = m // the latest delivery: its ack counts
+		default:
+			c.later = append(c.later, m)
+		}
+		if len(c.pending) >= c.want {
+			return c.finish(ctx)
+		}
+	}
+	return nil
+}
+
+// finish queues the collected messages in stream order, then the newer
+// ones, and puts the consumer's own max_ack_pending back. A crash from here
+// on leaves every unacknowledged message pending again, so the next start
+// sorts them the same way.
+func (c *Consumer) finish(ctx context.Context) error {
+	seqs := slices.Sorted(maps.Keys(c.pending))
+	for _, q := range seqs {
+		c.queue = append(c.queue, c.pending[q])
+	}
+	c.queue = append(c.queue, c.later...)
+	info, err := c.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("nats: consumer info: %w", err)
+	}
+	if c.cons, err = c.restore(ctx, info.Config, c.orig); err != nil {
+		return err
+	}
+	c.restoring, c.pending, c.later = false, nil, nil
+	c.log.Info("nats source: the messages left unacknowledged are back; committing them in stream order, then new ones", "messages", len(c.queue))
+	return nil
+}
+
 func (c *Consumer) message(m jetstream.Msg) source.Message {
 	id := ""
 	if md, err := m.Metadata(); err == nil {
@@ -212,22 +293,8 @@ func (c *Consumer) message(m jetstream.Msg) source.Message {
 }
 
 // Ack acknowledges each message, the last one waiting for the server's
-// confirmation (the earlier acks precede it on the connection). While
-// restoring order after a crash it holds them instead (see the package doc).
+// confirmation (the earlier acks precede it on the connection).
 func (c *Consumer) Ack(ctx context.Context, msgs []source.Message) error {
-	if c.restoring {
-		for _, m := range msgs {
-			jm := m.Handle.(jetstream.Msg)
-			if md, err := jm.Metadata(); err == nil && md.Sequence.Stream <= c.lastDelivered {
-				c.seen[md.Sequence.Stream] = true
-			}
-			c.held = append(c.held, jm)
-		}
-		if len(c.seen) < c.want {
-			return nil
-		}
-		return c.endRestore(ctx)
-	}
 	jms := make([]jetstream.Msg, len(msgs))
 	for i, m := range msgs {
 		jms[i] = m.Handle.(jetstream.Msg)
@@ -247,41 +314,6 @@ func ackAll(ctx context.Context, msgs []jetstream.Msg) error {
 			return fmt.Errorf("nats: ack: %w", err)
 		}
 	}
-	return nil
-}
-
-// endRestore acknowledges the held messages and, when nothing is pending
-// any more, puts the consumer's max_ack_pending back; else it holds new
-// messages behind what is still pending.
-func (c *Consumer) endRestore(ctx context.Context) error {
-	if err := ackAll(ctx, c.held); err != nil {
-		return err
-	}
-	c.held, c.seen = nil, map[uint64]bool{}
-	info, err := c.cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("nats: consumer info: %w", err)
-	}
-	orig, held := heldOriginal(info.Config)
-	if !held {
-		orig = info.Config.MaxAckPending
-	}
-	if info.NumAckPending > 0 {
-		// Some left (a message removed from the stream meanwhile, or
-		// one not yet seen at an idle pause): wait for those.
-		cfg := info.Config
-		cfg.MaxAckPending = info.NumAckPending
-		if c.cons, err = c.js.UpdateConsumer(ctx, c.stream, cfg); err != nil {
-			return fmt.Errorf("nats: hold new messages: %w", err)
-		}
-		c.want, c.lastDelivered = info.NumAckPending, info.Delivered.Stream
-		return nil
-	}
-	if c.cons, err = c.restore(ctx, info.Config, orig); err != nil {
-		return err
-	}
-	c.restoring = false
-	c.log.Info("nats source: the messages left unacknowledged are committed; taking new ones")
 	return nil
 }
 

@@ -222,3 +222,72 @@ func TestOpenRefusesAckNone(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestRestartSortsRedeliveries: JetStream redelivers pending messages in
+// the order their ack_wait runs out, not in stream order. A predecessor
+// that had some messages delivered again (a nak, or an ack_wait that ran
+// out while it lived) leaves them due later than newer ones; the next
+// source must still commit them in stream order.
+func TestRestartSortsRedeliveries(t *testing.T) {
+	js, stream, subject := testStream(t)
+	const total = 2 * sourcetest.Resources // each video twice
+	publish(t, js, subject, 0, total)
+	sp := spec(t, stream, subject, url.Values{"ack_wait": {"1s"}, "batch": {"20"}})
+	c0, err := Open(t.Context(), sp, nil) // makes the durable consumer
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := c0.cons.CachedInfo().Name
+	_ = c0.Close()
+
+	// The predecessor: takes every message, has the first half delivered
+	// again (nak), and dies holding all of them.
+	nc, err := natsgo.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pjs, _ := jetstream.New(nc)
+	pc, err := pjs.Consumer(t.Context(), stream, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for got < total {
+		batch, err := pc.Fetch(total-got, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			if got < total/2 {
+				_ = m.Nak()
+			}
+			got++
+		}
+	}
+	again := 0
+	for again < total/2 {
+		batch, err := pc.Fetch(total/2-again, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			md, _ := m.Metadata()
+			if md.NumDelivered != 2 {
+				t.Fatalf("stream message %d delivered %d times, want 2", md.Sequence.Stream, md.NumDelivered)
+			}
+			again++
+		}
+	}
+	nc.Close()
+
+	st := sourcetest.NewStack(t)
+	c, err := Open(t.Context(), sp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	stop := st.Run(t, sp.Name, c, sp.Batch)
+	st.Sink.WaitDelivered(t, total-badCount(total), 30*time.Second)
+	stop()
+	st.Sink.Check(t, total, bad)
+}
