@@ -15,10 +15,8 @@ package relay
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,41 +272,7 @@ func apply(out *delivery.Result, r *kinehook.ListenFrame, now time.Time) {
 		return
 	}
 	out.StatusCode = r.Status
-	switch s := r.Status; {
-	case s >= 200 && s <= 299:
-		out.Outcome = delivery.OutcomeSuccess
-	case s == http.StatusGone:
-		out.Outcome, out.Err = delivery.OutcomeGone, "HTTP 410 Gone: endpoint disabled"
-	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		out.Outcome, out.Err = delivery.OutcomeHTTPError, "HTTP "+strconv.Itoa(s)
-		if d, ok := parseRetryAfter(r.RetryAfter, now); ok {
-			out.Outcome, out.RetryAfter = delivery.OutcomeBackoff, d
-		}
-	case s >= 300 && s <= 399:
-		out.Outcome, out.Err = delivery.OutcomeHTTPError, fmt.Sprintf("HTTP %d: redirects are not followed", s)
-	default:
-		out.Outcome, out.Err = delivery.OutcomeHTTPError, "HTTP "+strconv.Itoa(s)
-	}
-}
-
-// parseRetryAfter reads a Retry-After value: seconds, or an HTTP date
-// counted from now.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		return time.Duration(min(n, int64(delivery.MaxRetryAfter/time.Second))) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
+	delivery.ClassifyHTTPStatus(out, r.RetryAfter, now)
 }
 
 // Headers are the headers a delivery frame asks the CLI to send: what the

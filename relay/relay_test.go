@@ -119,7 +119,7 @@ func TestSendAnswerMapping(t *testing.T) {
 		{"404", kinehook.ListenFrame{Status: 404}, delivery.OutcomeHTTPError, 404, "HTTP 404", 0},
 		{"410", kinehook.ListenFrame{Status: 410}, delivery.OutcomeGone, 410, "HTTP 410 Gone: endpoint disabled", 0},
 		{"302", kinehook.ListenFrame{Status: 302}, delivery.OutcomeHTTPError, 302, "HTTP 302: redirects are not followed", 0},
-		{"429 with Retry-After", kinehook.ListenFrame{Status: 429, RetryAfter: "7"}, delivery.OutcomeBackoff, 429, "HTTP 429", 7 * time.Second},
+		{"429 with Retry-After", kinehook.ListenFrame{Status: 429, RetryAfter: "7"}, delivery.OutcomeBackoff, 429, "HTTP 429 with Retry-After: backing off 7s", 7 * time.Second},
 		{"503 without Retry-After", kinehook.ListenFrame{Status: 503}, delivery.OutcomeHTTPError, 503, "HTTP 503", 0},
 		{"connection refused", kinehook.ListenFrame{Error: "dial tcp 127.0.0.1:3000: connection refused"}, delivery.OutcomeNetworkError, 0, "local: dial tcp 127.0.0.1:3000: connection refused", 0},
 		{"local timeout", kinehook.ListenFrame{Error: "context deadline exceeded", Timeout: true}, delivery.OutcomeTimeout, 0, "local: context deadline exceeded", 0},

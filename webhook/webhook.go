@@ -10,11 +10,9 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -111,7 +109,7 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 	if err != nil {
 		classifyError(&out, err)
 	} else {
-		classifyStatus(&out, retryAfter, m.Now)
+		delivery.ClassifyHTTPStatus(&out, retryAfter, m.Now)
 	}
 	return out
 }
@@ -143,29 +141,6 @@ func classifyError(out *delivery.Result, err error) {
 		out.Outcome = delivery.OutcomeNetworkError
 	}
 	out.Err = unwrapURLError(err).Error()
-}
-
-// classifyStatus sorts an answer by its status; now is when the attempt
-// began, from which a Retry-After date counts.
-func classifyStatus(out *delivery.Result, retryAfter string, now time.Time) {
-	status := out.StatusCode
-	switch {
-	case status >= 200 && status < 300:
-		out.Outcome = delivery.OutcomeSuccess
-	case status == http.StatusGone:
-		out.Outcome, out.Err = delivery.OutcomeGone, "HTTP 410 Gone: endpoint disabled"
-	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		out.Outcome, out.Err = delivery.OutcomeHTTPError, "HTTP "+strconv.Itoa(status)
-		if d, ok := parseRetryAfter(retryAfter, now); ok {
-			out.Outcome = delivery.OutcomeBackoff
-			out.RetryAfter = delivery.BoundRetryAfter(d)
-			out.Err += fmt.Sprintf(" with Retry-After: backing off %s", out.RetryAfter)
-		}
-	case status >= 300 && status < 400:
-		out.Outcome, out.Err = delivery.OutcomeHTTPError, fmt.Sprintf("HTTP %d: redirects are not followed", status)
-	default:
-		out.Outcome, out.Err = delivery.OutcomeHTTPError, "HTTP "+strconv.Itoa(status)
-	}
 }
 
 // unwrapURLError drops the "Post <url>: " that net/http puts before the
@@ -214,27 +189,6 @@ func isCustomHeader(k string, custom map[string]string) bool {
 		}
 	}
 	return false
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(delivery.MaxRetryAfter/time.Second) {
-			return delivery.MaxRetryAfter, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 // Transports is delivery.Config.Transports holding only the HTTP transport

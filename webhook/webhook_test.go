@@ -145,45 +145,6 @@ func TestSendFailures(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 120 * time.Second, true},
-		{" 5 ", 5 * time.Second, true},
-		{"0", 0, true},
-		{"-1", 0, false},
-		{"", 0, false},
-		{"soon", 0, false},
-		{"99999999999999", delivery.MaxRetryAfter, true},
-		{now.Add(time.Minute).Format(http.TimeFormat), time.Minute, true},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
-	}
-	for _, tc := range tests {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"120", "Fri, 27 Nov 2026 03:00:00 GMT", "", "-5", "1e9"} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parseRetryAfter(s, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
-		}
-	})
-}
-
 // The attempt's trace context goes out as the W3C headers, over an
 // endpoint's custom headers of the same names, and is recorded; none is
 // sent when the message has none.

@@ -1,0 +1,75 @@
+package delivery
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 120 * time.Second, true},
+		{" 5 ", 5 * time.Second, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"", 0, false},
+		{"soon", 0, false},
+		{"99999999999999", MaxRetryAfter, true},
+		{now.Add(time.Minute).Format(http.TimeFormat), time.Minute, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+	}
+	for _, tc := range tests {
+		got, ok := ParseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "Fri, 27 Nov 2026 03:00:00 GMT", "", "-5", "1e9"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := ParseRetryAfter(s, now)
+		if d < 0 || (!ok && d != 0) {
+			t.Fatalf("ParseRetryAfter(%q) = %v, %v", s, d, ok)
+		}
+	})
+}
+
+// Every status maps to one outcome, the same for every transport.
+func TestClassifyHTTPStatus(t *testing.T) {
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		outcome    Outcome
+		err        string
+		after      time.Duration
+	}{
+		{200, "", OutcomeSuccess, "", 0},
+		{204, "", OutcomeSuccess, "", 0},
+		{410, "", OutcomeGone, "HTTP 410 Gone: endpoint disabled", 0},
+		{429, "", OutcomeHTTPError, "HTTP 429", 0},
+		{429, "7", OutcomeBackoff, "HTTP 429 with Retry-After: backing off 7s", 7 * time.Second},
+		{503, "0", OutcomeBackoff, "HTTP 503 with Retry-After: backing off 1s", time.Second},
+		{503, now.Add(2 * time.Minute).Format(http.TimeFormat), OutcomeBackoff, "HTTP 503 with Retry-After: backing off 2m0s", 2 * time.Minute},
+		{500, "30", OutcomeHTTPError, "HTTP 500", 0},
+		{301, "", OutcomeHTTPError, "HTTP 301: redirects are not followed", 0},
+		{404, "", OutcomeHTTPError, "HTTP 404", 0},
+	} {
+		out := Result{StatusCode: tc.status}
+		ClassifyHTTPStatus(&out, tc.retryAfter, now)
+		if out.Outcome != tc.outcome || out.Err != tc.err || out.RetryAfter != tc.after {
+			t.Errorf("%d %q: %v %q %v; want %v %q %v", tc.status, tc.retryAfter, out.Outcome, out.Err, out.RetryAfter, tc.outcome, tc.err, tc.after)
+		}
+	}
+}
