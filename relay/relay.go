@@ -14,8 +14,6 @@ package relay
 
 import (
 	"context"
-	"encoding/base64"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -190,8 +188,8 @@ func (h *Hub) Close() error {
 // answer, the attempt's deadline or the listener's going away.
 func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	ep := m.Endpoint
-	headers := Headers(h.userAgent, m)
-	out := delivery.Result{Headers: recorded(headers, ep.Headers)}
+	headers := delivery.RequestHeaders(h.userAgent, m)
+	out := delivery.Result{Headers: delivery.RecordedHeaders(headers, ep.Headers)}
 	h.mu.Lock()
 	c := h.conns[ep.ID]
 	h.mu.Unlock()
@@ -273,55 +271,4 @@ func apply(out *delivery.Result, r *kinehook.ListenFrame, now time.Time) {
 	}
 	out.StatusCode = r.Status
 	delivery.ClassifyHTTPStatus(out, r.RetryAfter, now)
-}
-
-// Headers are the headers a delivery frame asks the CLI to send: what the
-// webhook transport sends (the endpoint's custom headers, content type,
-// user agent, Basic Auth, the Standard Webhooks id, timestamp and signature
-// exactly as signed, the trace context), in canonical form.
-func Headers(userAgent string, m delivery.Message) map[string]string {
-	ep := m.Endpoint
-	h := make(http.Header, 8+len(ep.Headers))
-	for k, v := range ep.Headers {
-		h.Set(k, v)
-	}
-	if ep.Login != "" || ep.Password != "" {
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", userAgent)
-	h.Set(kinehook.HeaderID, m.ID)
-	h.Set(kinehook.HeaderTimestamp, m.Timestamp)
-	h.Set(kinehook.HeaderSignature, m.Signature)
-	if m.TraceParent != "" {
-		h.Set(kinehook.HeaderTraceParent, m.TraceParent)
-		h.Del(kinehook.HeaderTraceState)
-		if m.TraceState != "" {
-			h.Set(kinehook.HeaderTraceState, m.TraceState)
-		}
-	}
-	out := make(map[string]string, len(h))
-	for k, vs := range h {
-		out[k] = vs[0]
-	}
-	return out
-}
-
-// recorded is what the attempt stores of the headers: all of them, the
-// endpoint's custom ones masked and Authorization redacted (as the webhook
-// transport records).
-func recorded(h map[string]string, custom map[string]string) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, v := range h {
-		if k == "Authorization" {
-			v = "Basic [redacted]"
-		}
-		for c := range custom {
-			if http.CanonicalHeaderKey(c) == k {
-				v = kinehook.MaskHeaderValue(v)
-			}
-		}
-		out[k] = v
-	}
-	return out
 }

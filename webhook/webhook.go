@@ -8,7 +8,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
 )
 
@@ -68,28 +66,12 @@ func New(o Options) *Transport {
 // back off, 3xx (not followed) and every other status failure.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	ep := m.Endpoint
-	h := make(http.Header, 8+len(ep.Headers))
-	for k, v := range ep.Headers {
-		h.Set(k, v)
+	hm := delivery.RequestHeaders(t.userAgent, m)
+	h := make(http.Header, len(hm))
+	for k, v := range hm {
+		h[k] = []string{v}
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", t.userAgent)
-	h.Set(kinehook.HeaderID, m.ID)
-	h.Set(kinehook.HeaderTimestamp, m.Timestamp)
-	if ep.Login != "" || ep.Password != "" {
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password)))
-	}
-	h.Set(kinehook.HeaderSignature, m.Signature)
-	if m.TraceParent != "" {
-		// Over an endpoint's custom headers of the same names: a tracestate
-		// belongs to its traceparent.
-		h.Set(kinehook.HeaderTraceParent, m.TraceParent)
-		h.Del(kinehook.HeaderTraceState)
-		if m.TraceState != "" {
-			h.Set(kinehook.HeaderTraceState, m.TraceState)
-		}
-	}
-	out := delivery.Result{Headers: recordedHeaders(h, ep.Headers)}
+	out := delivery.Result{Headers: delivery.RecordedHeaders(hm, ep.Headers)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(m.Body))
 	if err != nil {
 		out.Outcome, out.Err = delivery.OutcomeNetworkError, "bad request: "+err.Error()
@@ -153,42 +135,6 @@ func unwrapURLError(err error) error {
 		}
 	}
 	return err
-}
-
-// recordedHeaders is what an attempt stores of its request: everything but
-// credentials. Authorization keeps only its scheme; the endpoint's other
-// custom headers (custom) are masked as the API shows them, since they
-// often carry API keys and the attempts table is not sealed.
-func recordedHeaders(h http.Header, custom map[string]string) map[string]string {
-	m := make(map[string]string, len(h))
-	for k, v := range h {
-		val := strings.Join(v, ", ")
-		switch strings.ToLower(k) {
-		case "authorization", "proxy-authorization":
-			if i := strings.IndexByte(val, ' '); i > 0 {
-				val = val[:i] + " [redacted]"
-			} else {
-				val = "[redacted]"
-			}
-		default:
-			if isCustomHeader(k, custom) {
-				val = kinehook.MaskHeaderValue(val)
-			}
-		}
-		m[k] = val
-	}
-	return m
-}
-
-// isCustomHeader reports whether the canonical header name k is one of the
-// endpoint's custom headers.
-func isCustomHeader(k string, custom map[string]string) bool {
-	for c := range custom {
-		if http.CanonicalHeaderKey(c) == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Transports is delivery.Config.Transports holding only the HTTP transport

@@ -1,9 +1,12 @@
 package delivery
 
 import (
+	"maps"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/kinehook/kinehook"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -71,5 +74,32 @@ func TestClassifyHTTPStatus(t *testing.T) {
 		if out.Outcome != tc.outcome || out.Err != tc.err || out.RetryAfter != tc.after {
 			t.Errorf("%d %q: %v %q %v; want %v %q %v", tc.status, tc.retryAfter, out.Outcome, out.Err, out.RetryAfter, tc.outcome, tc.err, tc.after)
 		}
+	}
+}
+
+// A webhook request's headers: the fixed ones over custom headers of the
+// same name (any case), the trace context's pair kept together, and what an
+// attempt records: credentials redacted, custom values masked.
+func TestRequestHeaders(t *testing.T) {
+	ep := &kinehook.Endpoint{Headers: map[string]string{"x-token": "secret-value", "webhook-id": "forged", "tracestate": "stale=1"},
+		Login: "user", Password: "pw"}
+	m := Message{Endpoint: ep, ID: "msg_1", Timestamp: "1700000000", Signature: "v1,c2ln", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	h := RequestHeaders("kinehook/test", m)
+	want := map[string]string{
+		"X-Token": "secret-value", "Content-Type": "application/json", "User-Agent": "kinehook/test",
+		"Authorization": "Basic dXNlcjpwdw==", "Webhook-Id": "msg_1", "Webhook-Timestamp": "1700000000",
+		"Webhook-Signature": "v1,c2ln", "Traceparent": m.TraceParent,
+	}
+	if !maps.Equal(h, want) {
+		t.Errorf("headers %v\nwant %v", h, want)
+	}
+	rec := RecordedHeaders(h, ep.Headers)
+	if rec["Authorization"] != "Basic [redacted]" || rec["X-Token"] == "secret-value" || rec["Webhook-Timestamp"] != "1700000000" {
+		t.Errorf("recorded %v: want credentials redacted, custom values masked, the rest kept", rec)
+	}
+	m.TraceParent, ep.Login, ep.Password = "", "", ""
+	h = RequestHeaders("kinehook/test", m)
+	if h["Tracestate"] != "stale=1" || h["Authorization"] != "" {
+		t.Errorf("without a trace context or credentials: %v", h)
 	}
 }
