@@ -20,7 +20,8 @@
 //	GET  /projects              the admin's project picker
 //	POST /projects              the admin makes a project (its key shown once)
 //	     /projects/{pid}/...    endpoints, events, deliveries, live updates,
-//	                            API keys; POST /projects/{pid}/delete (admin)
+//	                            API keys and portal sessions (list, revoke);
+//	                            POST /projects/{pid}/delete (admin)
 //	     /portal/{token}/...    the customer portal of a portal session
 //	                            (see portal.go): endpoints, their deliveries
 //
@@ -257,6 +258,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /projects/{pid}/keys", h.withProject(h.keyList))
 	m.HandleFunc("POST /projects/{pid}/keys", h.withProject(h.keyCreate))
 	m.HandleFunc("POST /projects/{pid}/keys/{kid}/revoke", h.withProject(h.keyRevoke))
+	m.HandleFunc("POST /projects/{pid}/portal-sessions/{sid}/revoke", h.withProject(h.portalRevoke))
 	m.HandleFunc("POST /projects/{pid}/delete", h.withProject(h.projectDelete))
 	m.HandleFunc("GET /projects/{pid}/videos", h.withProject(h.videos))
 	m.HandleFunc("GET /projects/{pid}/streams", h.withProject(h.streams))

@@ -13,6 +13,8 @@ import (
 // keysPage is the data of the keys page.
 type keysPage struct {
 	Keys []*kinehook.APIKey
+	// Portal is the project's customer-portal sessions (newest first).
+	Portal []*kinehook.PortalSession
 	// New is the key just made, shown this once.
 	New   *shownKey
 	Name  string
@@ -59,6 +61,10 @@ func (h *Handler) showKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx, s
 		return
 	}
 	f.Keys = keys
+	if f.Portal, err = h.app.ListPortalSessions(r.Context(), rc.principal(), rc.project.ID); err != nil {
+		h.internalError(w, r, fmt.Errorf("list portal sessions: %w", err))
+		return
+	}
 	h.render(w, r, status, "keys", &pageData{Session: rc.s, Title: "API keys", Project: rc.project, Base: rc.base, Nav: "keys", Page: f})
 }
 
@@ -103,6 +109,24 @@ func (h *Handler) keyRevoke(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		h.redirectFlash(w, r, rc.s, rc.base+"/keys", "error", "That is the project's last key with scope full: make another full key first.")
 	default:
 		h.internalError(w, r, fmt.Errorf("revoke key: %w", err))
+	}
+}
+
+// portalRevoke revokes a customer-portal session at once: its URL shows
+// nothing any more (within 250 ms on other instances).
+func (h *Handler) portalRevoke(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if !h.keysAllowed(w, r, rc) {
+		return
+	}
+	id := r.PathValue("sid")
+	err := h.app.RevokePortalSession(r.Context(), rc.principal(), rc.project.ID, id)
+	switch kinehook.ErrorCode(err) {
+	case "":
+		h.redirectFlash(w, r, rc.s, rc.base+"/keys", "ok", "Portal session "+id+" revoked: its URL shows nothing any more.")
+	case kinehook.ENOTFOUND:
+		h.renderError(w, r, http.StatusNotFound, "There is no such portal session in this project.")
+	default:
+		h.internalError(w, r, fmt.Errorf("revoke portal session: %w", err))
 	}
 }
 

@@ -186,6 +186,20 @@ var templateFuncs = template.FuncMap{
 	"join":        strings.Join,
 	"scopes":      func() []string { return []string{"read", "ingest", "full"} },
 	"opsEndpoint": kinehook.IsOperationsEndpoint,
+	// portalLive and portalState tell a portal session's state: live
+	// (until when), expired or revoked.
+	"portalLive": func(ps *kinehook.PortalSession) bool {
+		return ps.RevokedAt.IsZero() && time.Now().Before(ps.ExpiresAt)
+	},
+	"portalState": func(ps *kinehook.PortalSession) string {
+		switch {
+		case !ps.RevokedAt.IsZero():
+			return "revoked " + ps.RevokedAt.UTC().Format("2006-01-02 15:04 UTC")
+		case !time.Now().Before(ps.ExpiresAt):
+			return "expired " + ps.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return "live until " + ps.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+	},
 	// listener is a cli endpoint's listener state (nil for other types).
 	"listener": func(e *kinehook.Endpoint) *kinehook.ListenerState {
 		if e.TypeOf() != kinehook.EndpointCLI {
