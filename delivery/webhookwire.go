@@ -16,43 +16,53 @@ import (
 // a request carries and how an attempt records them, and how the answer's
 // status is classified.
 
-// RequestHeaders are the headers of m's webhook request, by canonical name:
-// the endpoint's custom headers, then Content-Type, User-Agent, Basic Auth
-// and the Standard Webhooks headers over any custom header of the same
-// name, and the attempt's W3C trace context (a tracestate only with its
-// traceparent).
-func RequestHeaders(userAgent string, m Message) map[string]string {
+// RequestHeaders are the headers of m's webhook request, by canonical name,
+// in the shape of net/http's Header (the webhook transport sends it as is,
+// without a copy): the endpoint's custom headers, then Content-Type,
+// User-Agent, Basic Auth and the Standard Webhooks headers over any custom
+// header of the same name, and the attempt's W3C trace context (a
+// tracestate only with its traceparent).
+func RequestHeaders(userAgent string, m Message) map[string][]string {
 	ep := m.Endpoint
-	h := make(map[string]string, 8+len(ep.Headers))
+	h := make(map[string][]string, 8+len(ep.Headers))
 	for k, v := range ep.Headers {
-		h[textproto.CanonicalMIMEHeaderKey(k)] = v
+		h[textproto.CanonicalMIMEHeaderKey(k)] = []string{v}
 	}
-	h["Content-Type"] = "application/json"
-	h["User-Agent"] = userAgent
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{userAgent}
 	if ep.Login != "" || ep.Password != "" {
-		h["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password))
+		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(ep.Login+":"+ep.Password))}
 	}
-	h[textproto.CanonicalMIMEHeaderKey(kinehook.HeaderID)] = m.ID
-	h[textproto.CanonicalMIMEHeaderKey(kinehook.HeaderTimestamp)] = m.Timestamp
-	h[textproto.CanonicalMIMEHeaderKey(kinehook.HeaderSignature)] = m.Signature
+	h[headerID] = []string{m.ID}
+	h[headerTimestamp] = []string{m.Timestamp}
+	h[headerSignature] = []string{m.Signature}
 	if m.TraceParent != "" {
-		tp, ts := textproto.CanonicalMIMEHeaderKey(kinehook.HeaderTraceParent), textproto.CanonicalMIMEHeaderKey(kinehook.HeaderTraceState)
-		h[tp] = m.TraceParent
-		delete(h, ts)
+		h[headerTraceParent] = []string{m.TraceParent}
+		delete(h, headerTraceState)
 		if m.TraceState != "" {
-			h[ts] = m.TraceState
+			h[headerTraceState] = []string{m.TraceState}
 		}
 	}
 	return h
 }
 
+// The canonical names of the headers RequestHeaders sets, computed once.
+var (
+	headerID          = textproto.CanonicalMIMEHeaderKey(kinehook.HeaderID)
+	headerTimestamp   = textproto.CanonicalMIMEHeaderKey(kinehook.HeaderTimestamp)
+	headerSignature   = textproto.CanonicalMIMEHeaderKey(kinehook.HeaderSignature)
+	headerTraceParent = textproto.CanonicalMIMEHeaderKey(kinehook.HeaderTraceParent)
+	headerTraceState  = textproto.CanonicalMIMEHeaderKey(kinehook.HeaderTraceState)
+)
+
 // RecordedHeaders is h as an attempt records it: credentials redacted
 // (their scheme kept), the endpoint's custom header values masked as the
 // API shows them, since they often carry API keys and the attempts table is
 // not sealed.
-func RecordedHeaders(h map[string]string, custom map[string]string) map[string]string {
+func RecordedHeaders(h map[string][]string, custom map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
-	for k, v := range h {
+	for k, vs := range h {
+		v := strings.Join(vs, ", ")
 		switch strings.ToLower(k) {
 		case "authorization", "proxy-authorization":
 			if i := strings.IndexByte(v, ' '); i > 0 {

@@ -188,8 +188,12 @@ func (h *Hub) Close() error {
 // answer, the attempt's deadline or the listener's going away.
 func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	ep := m.Endpoint
-	headers := delivery.RequestHeaders(h.userAgent, m)
-	out := delivery.Result{Headers: delivery.RecordedHeaders(headers, ep.Headers)}
+	req := delivery.RequestHeaders(h.userAgent, m)
+	out := delivery.Result{Headers: delivery.RecordedHeaders(req, ep.Headers)}
+	headers := make(map[string]string, len(req)) // the frame's: one value each
+	for k, vs := range req {
+		headers[k] = vs[0]
+	}
 	h.mu.Lock()
 	c := h.conns[ep.ID]
 	h.mu.Unlock()

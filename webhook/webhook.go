@@ -66,12 +66,8 @@ func New(o Options) *Transport {
 // back off, 3xx (not followed) and every other status failure.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
 	ep := m.Endpoint
-	hm := delivery.RequestHeaders(t.userAgent, m)
-	h := make(http.Header, len(hm))
-	for k, v := range hm {
-		h[k] = []string{v}
-	}
-	out := delivery.Result{Headers: delivery.RecordedHeaders(hm, ep.Headers)}
+	h := http.Header(delivery.RequestHeaders(t.userAgent, m))
+	out := delivery.Result{Headers: delivery.RecordedHeaders(h, ep.Headers)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(m.Body))
 	if err != nil {
 		out.Outcome, out.Err = delivery.OutcomeNetworkError, "bad request: "+err.Error()
