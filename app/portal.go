@@ -312,9 +312,10 @@ type portalCache struct {
 }
 
 type cachedPortal struct {
-	s  *kinehook.PortalSession
-	p  *kinehook.Project
-	at time.Time // monotonic
+	s    *kinehook.PortalSession
+	p    *kinehook.Project
+	logo string    // LogoOrigin of the session's branding
+	at   time.Time // monotonic
 }
 
 func (c *portalCache) get(hash []byte) (cachedPortal, bool) {
@@ -347,6 +348,9 @@ func (c *portalCache) forget() {
 type PortalAccess struct {
 	Session *kinehook.PortalSession
 	Project *kinehook.Project
+	// LogoOrigin is the origin of the branding's logo (what the portal's
+	// content security policy must allow), "" without one.
+	LogoOrigin string
 	// allowed are the concrete event types the session may see.
 	allowed []kinehook.EventType
 }
@@ -361,28 +365,9 @@ func errPortalGone(msg string) error {
 // unknown, expired or revoked one, or one whose project is gone, is
 // EUNAUTHORIZED.
 func (a *App) AuthenticatePortal(ctx context.Context, token string) (*PortalAccess, error) {
-	if !strings.HasPrefix(token, "kpt_") || len(token) > 100 {
-		return nil, errPortalGone("this portal link is not valid")
-	}
-	hash := kinehook.HashKey(token)
-	e, ok := a.portals.get(hash)
-	if !ok {
-		s, err := a.store.PortalSessionByHash(ctx, hash)
-		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
-			return nil, errPortalGone("this portal link is not valid")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("look up portal session: %w", err)
-		}
-		p, err := a.store.GetProject(ctx, s.ProjectID)
-		if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
-			return nil, errPortalGone("this portal link is not valid")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("look up portal project: %w", err)
-		}
-		e = cachedPortal{s: s, p: p, at: time.Now()}
-		a.portals.put(hash, e)
+	e, err := a.portalEntry(ctx, token)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case !e.s.RevokedAt.IsZero():
@@ -390,25 +375,52 @@ func (a *App) AuthenticatePortal(ctx context.Context, token string) (*PortalAcce
 	case !a.now().Before(e.s.ExpiresAt):
 		return nil, errPortalGone("this portal session has expired")
 	}
-	return &PortalAccess{Session: e.s, Project: e.p, allowed: kinehook.ExpandEventTypeFilter(e.s.EventTypes)}, nil
+	return &PortalAccess{Session: e.s, Project: e.p, LogoOrigin: e.logo, allowed: kinehook.ExpandEventTypeFilter(e.s.EventTypes)}, nil
+}
+
+// portalEntry finds the session a token names and its project, live or
+// not, through the cache: an unknown token or a gone project is
+// EUNAUTHORIZED.
+func (a *App) portalEntry(ctx context.Context, token string) (cachedPortal, error) {
+	if !strings.HasPrefix(token, "kpt_") || len(token) > 100 {
+		return cachedPortal{}, errPortalGone("this portal link is not valid")
+	}
+	hash := kinehook.HashKey(token)
+	if e, ok := a.portals.get(hash); ok {
+		return e, nil
+	}
+	s, err := a.store.PortalSessionByHash(ctx, hash)
+	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+		return cachedPortal{}, errPortalGone("this portal link is not valid")
+	}
+	if err != nil {
+		return cachedPortal{}, fmt.Errorf("look up portal session: %w", err)
+	}
+	p, err := a.store.GetProject(ctx, s.ProjectID)
+	if kinehook.ErrorCode(err) == kinehook.ENOTFOUND {
+		return cachedPortal{}, errPortalGone("this portal link is not valid")
+	}
+	if err != nil {
+		return cachedPortal{}, fmt.Errorf("look up portal project: %w", err)
+	}
+	e := cachedPortal{s: s, p: p, at: time.Now()}
+	if s.Branding != nil {
+		e.logo = LogoOrigin(s.Branding.LogoURL)
+	}
+	a.portals.put(hash, e)
+	return e, nil
 }
 
 // PortalFrameOrigins returns the portal origins of the project of the
 // session token names, live or not (nil when none): a refused portal page
-// may still be shown in the frame that asked for it.
+// may still be shown in the frame that asked for it. It shares
+// AuthenticatePortal's cache, so a refused link costs no store query either.
 func (a *App) PortalFrameOrigins(ctx context.Context, token string) []string {
-	if !strings.HasPrefix(token, "kpt_") || len(token) > 100 {
-		return nil
-	}
-	s, err := a.store.PortalSessionByHash(ctx, kinehook.HashKey(token))
+	e, err := a.portalEntry(ctx, token)
 	if err != nil {
 		return nil
 	}
-	p, err := a.store.GetProject(ctx, s.ProjectID)
-	if err != nil {
-		return nil
-	}
-	return p.PortalOrigins
+	return e.p.PortalOrigins
 }
 
 // PortalCSRF is the portal's form token for a session token: derived from

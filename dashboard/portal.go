@@ -108,12 +108,8 @@ func (h *Handler) withPortal(next func(http.ResponseWriter, *http.Request, *reqC
 			h.internalError(w, r, fmt.Errorf("portal session: %w", err))
 			return
 		}
-		var logo string
-		if b := acc.Session.Branding; b != nil {
-			logo = app.LogoOrigin(b.LogoURL)
-		}
 		hd.Del("X-Frame-Options")
-		hd.Set("Content-Security-Policy", portalCSP(acc.Project.PortalOrigins, logo))
+		hd.Set("Content-Security-Policy", portalCSP(acc.Project.PortalOrigins, acc.LogoOrigin))
 		rc := &reqCtx{s: h.sessions.portalSession(acc, token), project: acc.Project, base: portalPrefix + token, portal: acc}
 		r = r.WithContext(context.WithValue(r.Context(), portalKey{}, rc))
 		if strings.ContainsFunc(r.URL.Path, unicode.IsControl) {
