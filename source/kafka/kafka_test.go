@@ -130,37 +130,6 @@ func TestTenThousand(t *testing.T) {
 	}
 }
 
-// dieAfter loses its commits (killed between kinehook's commit and
-// Kafka's) and, after stopAfter batches, stops holding what it polled.
-type dieAfter struct {
-	source.Consumer
-	mu        sync.Mutex
-	batches   int
-	stopAfter int
-	dead      chan struct{}
-}
-
-func (d *dieAfter) Fetch(ctx context.Context, max int) ([]source.Message, error) {
-	msgs, err := d.Consumer.Fetch(ctx, max)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(msgs) > 0 {
-		d.batches++
-	}
-	if d.batches > d.stopAfter {
-		select {
-		case <-d.dead:
-		default:
-			close(d.dead)
-		}
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	return msgs, err
-}
-
-func (d *dieAfter) Ack(context.Context, []source.Message) error { return nil }
-
 // TestRestartKeepsOrder: a member that committed to the store but not to
 // Kafka and died; the next resumes from the group's offsets: all records
 // once, in partition order.
@@ -175,9 +144,9 @@ func TestRestartKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dieAfter{Consumer: c1, stopAfter: 3, dead: make(chan struct{})}
+	d := sourcetest.NewDying(c1, 3)
 	stop1 := st.Run(t, sp.Name, d, sp.Batch)
-	<-d.dead
+	<-d.Dead
 	stop1()
 	_ = c1.Close()
 	if n := st.Sink.Delivered(); n == 0 {

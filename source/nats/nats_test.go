@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -127,36 +126,6 @@ func TestTenThousand(t *testing.T) {
 	}
 }
 
-// dropAcks is a consumer that loses its acknowledgements (as a process
-// killed between its commit and its ack would) and, after stopAfter
-// batches, stops fetching (killed before committing what it holds).
-type dropAcks struct {
-	source.Consumer
-	mu        sync.Mutex
-	batches   int
-	stopAfter int
-	dead      chan struct{}
-}
-
-func (d *dropAcks) Fetch(ctx context.Context, max int) ([]source.Message, error) {
-	msgs, err := d.Consumer.Fetch(ctx, max)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.batches++
-	if d.batches > d.stopAfter {
-		select {
-		case <-d.dead:
-		default:
-			close(d.dead)
-		}
-		<-ctx.Done() // holds the fetched messages unacknowledged, like a dead process
-		return nil, ctx.Err()
-	}
-	return msgs, err
-}
-
-func (d *dropAcks) Ack(context.Context, []source.Message) error { return nil }
-
 // TestRestartKeepsOrder: a source that committed batches without
 // acknowledging them and then died holding fetched messages; the next one
 // gets the unacknowledged messages again before any newer one (the held
@@ -172,9 +141,9 @@ func TestRestartKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dropAcks{Consumer: c1, stopAfter: 3, dead: make(chan struct{})}
+	d := sourcetest.NewDying(c1, 3)
 	stop1 := st.Run(t, sp.Name, d, sp.Batch)
-	<-d.dead
+	<-d.Dead
 	stop1()
 	info, err := c1.cons.Info(context.Background())
 	if err != nil {

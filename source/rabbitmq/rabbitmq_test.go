@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -132,37 +131,6 @@ func TestTenThousand(t *testing.T) {
 	}
 }
 
-// dieAfter loses its acknowledgements (killed between commit and ack) and,
-// after stopAfter batches, stops holding what it fetched.
-type dieAfter struct {
-	source.Consumer
-	mu        sync.Mutex
-	batches   int
-	stopAfter int
-	dead      chan struct{}
-}
-
-func (d *dieAfter) Fetch(ctx context.Context, max int) ([]source.Message, error) {
-	msgs, err := d.Consumer.Fetch(ctx, max)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(msgs) > 0 {
-		d.batches++
-	}
-	if d.batches > d.stopAfter {
-		select {
-		case <-d.dead:
-		default:
-			close(d.dead)
-		}
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	return msgs, err
-}
-
-func (d *dieAfter) Ack(context.Context, []source.Message) error { return nil }
-
 // TestRestartKeepsOrder: a consumer that committed without acknowledging
 // and died; the next (waiting meanwhile: the queue is exclusive) gets the
 // messages back in queue order, the committed ones as duplicates.
@@ -176,9 +144,9 @@ func TestRestartKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dieAfter{Consumer: c1, stopAfter: 3, dead: make(chan struct{})}
+	d := sourcetest.NewDying(c1, 3)
 	stop1 := st.Run(t, sp.Name, d, sp.Batch)
-	<-d.dead
+	<-d.Dead
 	stop1()
 	// A second consumer of the same source waits while the first lives.
 	c2, err := Open(t.Context(), sp, nil)

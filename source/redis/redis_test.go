@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -142,36 +141,6 @@ func TestTenThousand(t *testing.T) {
 	}
 }
 
-// dieAfter is a consumer that loses its acknowledgements (a process killed
-// between its commit and its ack) and, after stopAfter batches, stops
-// (killed holding fetched entries).
-type dieAfter struct {
-	source.Consumer
-	mu        sync.Mutex
-	batches   int
-	stopAfter int
-	dead      chan struct{}
-}
-
-func (d *dieAfter) Fetch(ctx context.Context, max int) ([]source.Message, error) {
-	msgs, err := d.Consumer.Fetch(ctx, max)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.batches++
-	if d.batches > d.stopAfter {
-		select {
-		case <-d.dead:
-		default:
-			close(d.dead)
-		}
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	return msgs, err
-}
-
-func (d *dieAfter) Ack(context.Context, []source.Message) error { return nil }
-
 // TestRestartKeepsOrder: after a source died with entries read and not
 // acknowledged (some committed), the next reads its pending list first:
 // everything arrives once, in order.
@@ -185,9 +154,9 @@ func TestRestartKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dieAfter{Consumer: c1, stopAfter: 3, dead: make(chan struct{})}
+	d := sourcetest.NewDying(c1, 3)
 	stop1 := st.Run(t, sp.Name, d, sp.Batch)
-	<-d.dead
+	<-d.Dead
 	stop1()
 	_ = c1.Close()
 	p, err := rdb.XPending(context.Background(), stream, DefaultGroup).Result()
