@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -232,14 +233,8 @@ func normalizeOrigin(o string) (string, error) {
 		return "", fmt.Errorf("the host must be a DNS name (punycode for international names) or an IP address")
 	}
 	if p := u.Port(); p != "" {
-		n := 0
-		for _, c := range p {
-			n = n*10 + int(c-'0')
-			if n > 65535 {
-				break
-			}
-		}
-		if n < 1 || n > 65535 || p[0] == '0' {
+		// (url.Parse let only digits through.)
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
 			return "", fmt.Errorf("the port must be 1 to 65535")
 		}
 		if !(u.Scheme == "https" && p == "443") && !(u.Scheme == "http" && p == "80") {
