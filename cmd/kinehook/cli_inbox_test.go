@@ -8,6 +8,11 @@ import (
 	"testing"
 )
 
+// srcPassword is the test source's password: long enough that no random
+// id in a listing contains it by chance (a listed "inb_...nepw3..." once
+// matched "pw").
+const srcPassword = "s3cret-not-listed"
+
 func TestCLISourcesMediaLive(t *testing.T) {
 	e := newCLIEnv(t)
 	p, err := e.admin.CreateProject(context.Background(), "inbox")
@@ -15,7 +20,7 @@ func TestCLISourcesMediaLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	flags := []string{"--url", e.url, "--key", p.APIKey}
-	out := e.must(t, append([]string{"sources", "create", "kinescope", "--login", "kin", "--password", "pw"}, flags...)...)
+	out := e.must(t, append([]string{"sources", "create", "kinescope", "--login", "kin", "--password", srcPassword}, flags...)...)
 	if !strings.Contains(out, e.url+"/in/inb_") || !strings.Contains(out, "kinescope") {
 		t.Fatalf("sources create:\n%s", out)
 	}
@@ -28,10 +33,17 @@ func TestCLISourcesMediaLive(t *testing.T) {
 		t.Fatalf("sources create --json: %v %s", err, js)
 	}
 	list := e.must(t, append([]string{"sources", "list"}, flags...)...)
-	if strings.Count(list, "/in/inb_") != 2 || strings.Contains(list, "pw") {
+	if strings.Count(list, "/in/inb_") != 2 || strings.Contains(list, srcPassword) {
 		t.Fatalf("sources list:\n%s", list)
 	}
-	kin := strings.Fields(strings.Split(list, "\n")[1])[0]
+	// The kinescope source's row (both were made in the same millisecond,
+	// so the listing's order between them is not fixed).
+	kin := ""
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "kinescope" {
+			kin = f[0]
+		}
+	}
 	for _, b := range []string{
 		`{"event":"media.update.status","data":{"id":"v1","status":"processing"}}`,
 		`{"event":"media.update.status","data":{"id":"v1","status":"error","message":"codec not supported"}}`,
@@ -39,7 +51,7 @@ func TestCLISourcesMediaLive(t *testing.T) {
 		`{"event":"live.disconnected","data":{"event_id":"s1"}}`,
 	} {
 		req, _ := http.NewRequest("POST", e.url+"/in/"+kin, strings.NewReader(b))
-		req.SetBasicAuth("kin", "pw")
+		req.SetBasicAuth("kin", srcPassword)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil || res.StatusCode != 200 {
 			t.Fatalf("POST /in: %v %v", err, res)
