@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -510,4 +511,58 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// recordHook is the real store with a pause after each RecordAttempts
+// commit, before the engine acts on it.
+type recordHook struct {
+	kinehook.Store
+	after func()
+}
+
+func (r *recordHook) RecordAttempts(ctx context.Context, rs []kinehook.AttemptResult) error {
+	err := r.Store.RecordAttempts(ctx, rs)
+	r.after()
+	return err
+}
+
+// A partition counts as busy until its queue has moved on after a result:
+// idle means the retry's timer is armed, so a revocation or a clock moved
+// right after sees it. (The count used to drop before the endpoint's lock
+// was taken, and a test moving the clock then could lose the retry.)
+func TestBusyUntilQueueMovesOn(t *testing.T) {
+	recorded, locked := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := newHarness(t, func(c *Config) {
+		c.Store = &recordHook{Store: c.Store, after: func() {
+			once.Do(func() { recorded <- struct{}{}; <-locked })
+		}}
+	})
+	s := newSink(t)
+	s.status(http.StatusInternalServerError)
+	ep := h.endpoint(s.srv.URL, nil)
+	res := h.publish("v1")
+	s.next(t)
+	select {
+	case <-recorded:
+	case <-time.After(waitLimit):
+		t.Fatal("the attempt was not recorded")
+	}
+	es := h.eng.endpointState(h.proj.ID, ep.ID)
+	es.mu.Lock() // the result is durable; its queue cannot move on yet
+	close(locked)
+	time.Sleep(50 * time.Millisecond)
+	busy := false
+	for p := range h.eng.partBusy {
+		busy = busy || h.eng.partBusy[p].Load() != 0
+	}
+	es.mu.Unlock()
+	if !busy {
+		t.Fatal("the partition was idle before its queue moved on")
+	}
+	h.idle()
+	s.status(200)
+	h.clock.Advance(70 * time.Second)
+	s.next(t)
+	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)
 }

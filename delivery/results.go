@@ -77,8 +77,7 @@ func (e *Engine) record(results []kinehook.AttemptResult) {
 // afterRecord advances a resource queue once its head's result is durable.
 func (e *Engine) afterRecord(es *epState, it *item, final bool) {
 	q := it.q
-	e.partBusy[q.partition].Add(-1)
-	e.withEndpoint(es, func() {
+	jobs := e.pumpWith(es, func() {
 		q.busy = false
 		if final {
 			// Under es.mu, so a load queueing this endpoint's deliveries sees
@@ -89,6 +88,11 @@ func (e *Engine) afterRecord(es *epState, it *item, final bool) {
 			e.advanceLocked(es, it, final)
 		}
 	})
+	// Not busy until the queue has moved on and the endpoint's timer is
+	// armed for its next turn: whoever waits for the partition to be idle
+	// (a revocation, a test about to move the clock) sees the retry's timer.
+	e.partBusy[q.partition].Add(-1)
+	e.dispatch(es, jobs)
 }
 
 // advanceLocked moves a resource queue on after its head's result: a final

@@ -37,7 +37,6 @@ func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
 			es.probeInFlight = false
 		}
 		q.busy = false
-		e.partBusy[q.partition].Add(-1)
 		now := e.clock.Now().UnixNano()
 		if delay > 0 {
 			it.nextAt = now + int64(delay)
@@ -46,6 +45,7 @@ func (e *Engine) requeue(es *epState, j job, delay time.Duration) {
 			es.place(q, now)
 		}
 	})
+	e.partBusy[q.partition].Add(-1) // after the timer is armed, as in afterRecord
 	e.releaseGlobal()
 	e.dispatch(es, jobs)
 }

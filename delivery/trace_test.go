@@ -108,6 +108,7 @@ func TestTracerSpans(t *testing.T) {
 	}
 	h.waitStatus(res.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
 	s.status(200)
+	h.idle() // the retry's timer is armed
 	h.clock.Advance(time.Minute + 10*time.Second)
 	if r := s.next(t); r.header.Get("tracestate") != "span=2" {
 		t.Errorf("second attempt sent tracestate %q, want span=2", r.header.Get("tracestate"))

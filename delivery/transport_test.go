@@ -140,6 +140,7 @@ func TestTransportRetriesInOrder(t *testing.T) {
 		t.Errorf("attempts = %+v, want the transport's error without NUL", a)
 	}
 	tr.none(t, 30*time.Millisecond) // the second event waits for the first
+	h.idle()                        // the retry's timer is armed
 	h.clock.Advance(2 * time.Minute)
 	for _, want := range []string{first.Event.ID, second.Event.ID} {
 		if m := tr.next(t); m.ID != want {
@@ -265,6 +266,7 @@ func TestTransportByEndpointType(t *testing.T) {
 	if d.LastError != `this server has no transport for endpoint type "kafka"` {
 		t.Errorf("attempt without a transport recorded %q", d.LastError)
 	}
+	h.idle() // the retries' timers are armed
 	h.clock.Advance(2 * time.Minute)
 	if m := nats.next(t); m.ID != res.Event.ID {
 		t.Errorf("retry carried %s", m.ID)
