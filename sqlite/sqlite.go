@@ -223,6 +223,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlite: %s has schema version %d, newer than this kinehook knows (%d): use a newer kinehook or restore a backup",
 			s.path, newest.Int64, known)
 	}
+	var applied []int
+	defer func() {
+		// One line, as PostgreSQL's store logs (a new store's first start
+		// printed a line per migration above the admin key); also when a
+		// later migration fails.
+		if len(applied) > 0 {
+			s.log.Info("sqlite: migrations applied", "versions", applied)
+		}
+	}()
 	for _, f := range files {
 		name := filepath.Base(f)
 		num, _, ok := strings.Cut(name, "_")
@@ -234,38 +243,43 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: read migration %s: %w", name, err)
 		}
-		if err := s.applyMigration(ctx, version, name, string(body)); err != nil {
+		done, err := s.applyMigration(ctx, version, name, string(body))
+		if err != nil {
 			return err
+		}
+		if done {
+			applied = append(applied, version)
 		}
 	}
 	return nil
 }
 
-func (s *Store) applyMigration(ctx context.Context, version int, name, body string) error {
+// applyMigration runs one migration unless it is recorded already, and
+// reports whether it ran.
+func (s *Store) applyMigration(ctx context.Context, version int, name, body string) (bool, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: migration %s: begin: %w", name, err)
+		return false, fmt.Errorf("sqlite: migration %s: begin: %w", name, err)
 	}
 	defer tx.Rollback()
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: migration %s: check: %w", name, err)
+		return false, fmt.Errorf("sqlite: migration %s: check: %w", name, err)
 	}
 	if n > 0 {
-		return nil
+		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return fmt.Errorf("sqlite: migration %s: %w", name, err)
+		return false, fmt.Errorf("sqlite: migration %s: %w", name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		version, name, time.Now().UnixMicro()); err != nil {
-		return fmt.Errorf("sqlite: migration %s: record: %w", name, err)
+		return false, fmt.Errorf("sqlite: migration %s: record: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: migration %s: commit: %w", name, err)
+		return false, fmt.Errorf("sqlite: migration %s: commit: %w", name, err)
 	}
-	s.log.Info("sqlite: applied migration", "version", version, "name", name)
-	return nil
+	return true, nil
 }
 
 // Path returns the absolute path of the database file.

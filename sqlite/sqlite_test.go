@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -154,13 +155,22 @@ func TestPlainSecretsReadWithBox(t *testing.T) {
 
 func TestMigrationsIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kinehook.db")
+	files, _ := filepath.Glob("migrations/*.sql")
 	for i := range 3 {
-		s, err := sqlite.Open(t.Context(), path, sqlite.Options{Logger: quiet})
+		var logs bytes.Buffer
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatalf("open #%d: %v", i, err)
 		}
+		// A new store logs its migrations in one line; a reopen, none.
+		lines := strings.Count(logs.String(), "migration")
 		if i == 0 {
 			fill(t, s, 3, time.Now())
+			if lines != 1 || !strings.Contains(logs.String(), fmt.Sprintf(" %d]", len(files))) {
+				t.Errorf("a new store logged:\n%s\nwant one line listing versions up to %d", logs.String(), len(files))
+			}
+		} else if lines != 0 {
+			t.Errorf("reopen #%d logged migrations:\n%s", i, logs.String())
 		}
 		if c := storetest.CheckConsistency(t, s); c.Events != 3 {
 			t.Errorf("open #%d: %d events", i, c.Events)
@@ -176,7 +186,6 @@ func TestMigrationsIdempotent(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("migrations/*.sql")
 	if n != len(files) || n == 0 {
 		t.Errorf("schema_migrations has %d rows, want one per file (%d)", n, len(files))
 	}
