@@ -97,6 +97,8 @@ type ListenFrame struct {
 	Body      []byte            `json:"body,omitempty"`
 	// TimeoutMS is what is left of the attempt's time when it was sent.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Attempt is the attempt's number for its delivery, from 1.
+	Attempt int `json:"attempt,omitempty"`
 
 	// Result (CLI to server): the local answer. Status is the HTTP status
 	// (0 when there was none, with Error saying why; Timeout when the

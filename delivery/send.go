@@ -354,7 +354,7 @@ func (e *Engine) send(j job, now time.Time) (out attemptOutcome, ok bool) {
 	}
 	m := Message{Endpoint: ep, ID: j.it.eventID, Timestamp: strconv.FormatInt(now.Unix(), 10),
 		Signature: sig, Body: j.body, Now: now,
-		EventType: eventTypes[j.it.etype], ResourceKey: j.it.q.key, ProjectID: ep.ProjectID}
+		EventType: eventTypes[j.it.etype], ResourceKey: j.it.q.key, ProjectID: ep.ProjectID, Attempt: int(j.it.attempts) + 1}
 	endSpan := e.traceAttempt(j, &m)
 	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.RequestTimeout)
 	out.Result = tr.Send(ctx, m)

@@ -65,6 +65,9 @@ type Message struct {
 	// else the event's as posted. A transport sends them with its protocol's
 	// means (HTTP: the traceparent and tracestate headers).
 	TraceParent, TraceState string
+	// Attempt is this attempt's number for its delivery, from 1 (a
+	// listening developer's CLI shows retries as such).
+	Attempt int
 }
 
 // Result is what one attempt led to, in terms any transport can state.

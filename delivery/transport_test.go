@@ -129,8 +129,8 @@ func TestTransportRetriesInOrder(t *testing.T) {
 	h := memHarness(t, tr, nil)
 	h.endpoint("https://queue.invalid/orders", nil)
 	first, second := h.publish("A"), h.publish("A")
-	if m := tr.next(t); m.ID != first.Event.ID {
-		t.Fatalf("first message %s, want %s", m.ID, first.Event.ID)
+	if m := tr.next(t); m.ID != first.Event.ID || m.Attempt != 1 {
+		t.Fatalf("first message %s attempt %d, want %s attempt 1", m.ID, m.Attempt, first.Event.ID)
 	}
 	d := h.waitStatus(first.Deliveries[0].ID, kinehook.DeliveryRetrying, 1)
 	if d.LastStatusCode != 7 {
@@ -142,9 +142,9 @@ func TestTransportRetriesInOrder(t *testing.T) {
 	tr.none(t, 30*time.Millisecond) // the second event waits for the first
 	h.idle()                        // the retry's timer is armed
 	h.clock.Advance(2 * time.Minute)
-	for _, want := range []string{first.Event.ID, second.Event.ID} {
-		if m := tr.next(t); m.ID != want {
-			t.Fatalf("message %s, want %s", m.ID, want)
+	for i, want := range []string{first.Event.ID, second.Event.ID} {
+		if m := tr.next(t); m.ID != want || m.Attempt != 2-i {
+			t.Fatalf("message %s attempt %d, want %s attempt %d", m.ID, m.Attempt, want, 2-i)
 		}
 	}
 	h.waitStatus(first.Deliveries[0].ID, kinehook.DeliverySucceeded, 2)

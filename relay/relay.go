@@ -247,7 +247,7 @@ func (h *Hub) Send(ctx context.Context, m delivery.Message) delivery.Result {
 // frame is the delivery frame of one attempt.
 func (h *Hub) frame(ctx context.Context, id string, m delivery.Message, headers map[string]string) *kinehook.ListenFrame {
 	f := &kinehook.ListenFrame{Type: kinehook.FrameDelivery, ID: id, WebhookID: m.ID, EventType: string(m.EventType),
-		Resource: m.ResourceKey, Headers: headers, Body: m.Body}
+		Resource: m.ResourceKey, Headers: headers, Body: m.Body, Attempt: m.Attempt}
 	if dl, ok := ctx.Deadline(); ok {
 		f.TimeoutMS = max(time.Until(dl).Milliseconds()-100, 1) // room for the way back
 	}

@@ -64,7 +64,7 @@ func (l *fakeListener) closedWith() string {
 
 func message(ep *kinehook.Endpoint, id string) delivery.Message {
 	return delivery.Message{Endpoint: ep, ID: id, Timestamp: "1700000000", Signature: "v1,c2ln", Body: []byte(`{"event":"media.update.status"}`),
-		EventType: "media.update.status", ResourceKey: "video-1", ProjectID: ep.ProjectID, Now: time.Now(), TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+		EventType: "media.update.status", ResourceKey: "video-1", ProjectID: ep.ProjectID, Now: time.Now(), Attempt: 2, TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 }
 
 func cliEndpoint() *kinehook.Endpoint {
@@ -151,7 +151,7 @@ func TestSendAnswerMapping(t *testing.T) {
 					t.Errorf("frame header %s = %q, want %q", k, f.Headers[k], v)
 				}
 			}
-			if string(f.Body) != `{"event":"media.update.status"}` || f.WebhookID != "msg_1" || f.EventType != "media.update.status" || f.Resource != "video-1" || f.TimeoutMS <= 0 {
+			if string(f.Body) != `{"event":"media.update.status"}` || f.WebhookID != "msg_1" || f.EventType != "media.update.status" || f.Resource != "video-1" || f.TimeoutMS <= 0 || f.Attempt != 2 {
 				t.Errorf("frame = %+v", f)
 			}
 			if r.Headers["X-Token"] == "secret-value" || r.Headers["Webhook-Id"] != "msg_1" {

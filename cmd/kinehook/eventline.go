@@ -19,6 +19,7 @@ type eventLine struct {
 	Resource string        `json:"resource,omitempty"`
 	ID       string        `json:"id"`
 	Status   int           `json:"status"`
+	Attempt  int           `json:"attempt,omitempty"`
 	Note     string        `json:"note,omitempty"`
 	Duration time.Duration `json:"-"`
 	Error    string        `json:"error,omitempty"`
@@ -100,6 +101,9 @@ func (l eventLine) text(color bool) string {
 		b.WriteString(paint(ansiRed, fmt.Sprint(l.Status)))
 	default:
 		b.WriteString(paint(ansiYellow, fmt.Sprint(l.Status)))
+	}
+	if l.Attempt > 1 {
+		fmt.Fprintf(&b, " (attempt %d)", l.Attempt)
 	}
 	if l.Note != "" {
 		b.WriteString(" " + l.Note)

@@ -263,7 +263,7 @@ func (ls *listenServer) deliver(ctx context.Context, f *kinehook.ListenFrame) *k
 		r.Error = cut(strings.ToValidUTF8(err.Error(), "?"), kinehook.MaxListenError)
 	}
 	ls.out.line(eventLine{Time: time.Now(), Event: f.EventType, Resource: f.Resource, ID: f.WebhookID,
-		Status: r.Status, Duration: time.Duration(r.DurationMS * float64(time.Millisecond)), Error: r.Error})
+		Status: r.Status, Attempt: f.Attempt, Duration: time.Duration(r.DurationMS * float64(time.Millisecond)), Error: r.Error})
 	return r
 }
 

@@ -246,8 +246,8 @@ func TestListenServerEndToEnd(t *testing.T) {
 	if len(atts.Data) != 2 || atts.Data[0].StatusCode != 500 || atts.Data[1].StatusCode != 200 || !strings.Contains(atts.Data[0].Response, "local app failed") {
 		t.Errorf("attempts of %s = %+v, want 500 (with the local body) then 200", id3, atts.Data)
 	}
-	if !strings.Contains(listen.stdout.String(), id3+" -> 500") {
-		t.Errorf("listen printed no 500 line for %s:\n%s", id3, listen.stdout)
+	if !strings.Contains(listen.stdout.String(), id3+" -> 500") || !strings.Contains(listen.stdout.String(), id3+" -> 200 (attempt 2)") {
+		t.Errorf("listen printed no 500 line, or no 200 line marked as attempt 2, for %s:\n%s", id3, listen.stdout)
 	}
 
 	// 4. Cut the connection: attempts wait ("listener not connected"); on

@@ -22,7 +22,9 @@ func TestEventLineText(t *testing.T) {
 		not   []string
 	}{
 		{"ok plain", eventLine{Time: at, Event: "media.update.status", Resource: "v1", ID: "msg_1", Status: 200, Duration: 1200 * time.Microsecond},
-			false, []string{"10:31:02 media.update.status v1 msg_1 -> 200 1.2ms"}, []string{"\x1b["}},
+			false, []string{"10:31:02 media.update.status v1 msg_1 -> 200 1.2ms"}, []string{"\x1b[", "attempt"}},
+		{"a retry says so", eventLine{Time: at, Event: "media.update.status", Resource: "v1", ID: "msg_1", Status: 200, Attempt: 3, Duration: time.Millisecond},
+			false, []string{"msg_1 -> 200 (attempt 3) 1ms"}, nil},
 		{"ok coloured", eventLine{Time: at, Event: "media.update.status", Resource: "v1", ID: "msg_1", Status: 200, Duration: time.Millisecond},
 			true, []string{ansiGreen + "200" + ansiReset, ansiBold + "media.update.status"}, nil},
 		{"server error red", eventLine{Time: at, Event: "live.enabled", ID: "msg_2", Status: 500}, true, []string{ansiRed + "500"}, nil},
