@@ -327,6 +327,7 @@ func benchServeOptions(o *benchOptions, dir, key string) *serveOptions {
 		logFormat: "text", logLevel: "error", apiRateLimit: 0, apiRateBurst: 1,
 		shutdownTimeout: 10 * time.Second, adminKey: key,
 		breakerAfter: delivery.DefaultBreakerThreshold, disableAfter: delivery.DefaultDisableAfter,
+		gcPercent: defaultGCPercent,
 	}
 }
 

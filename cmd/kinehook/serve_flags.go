@@ -55,6 +55,9 @@ func parseServeFlags(o *serveOptions, stderr io.Writer) (*serveFlags, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--memory-limit: %w", err)
 	}
+	if o.gcPercent < 0 {
+		return nil, fmt.Errorf("--gc-percent %d: must be 0 (Go's default) or more (GOGC=off turns the collector off)", o.gcPercent)
+	}
 	sources, err := parseSourceFlags(o.sources, o.sourcesFile)
 	if err != nil {
 		return nil, err

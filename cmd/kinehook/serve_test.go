@@ -10,6 +10,7 @@ import (
 	nethttp "net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"breaker threshold", func(o *serveOptions) { o.breakerAfter = -1 }, "--breaker-threshold"},
 		{"disable after", func(o *serveOptions) { o.disableAfter = -time.Hour }, "--disable-after"},
 		{"memory limit", func(o *serveOptions) { o.memoryLimit = "huge" }, "--memory-limit"},
+		{"gc percent", func(o *serveOptions) { o.gcPercent = -1 }, "--gc-percent"},
 		{"addr", func(o *serveOptions) { o.addr = "127.0.0.1:99999" }, "listen"},
 		{"empty addr", func(o *serveOptions) { o.addr = " " }, "--addr is empty"},
 		{"empty retry schedule", func(o *serveOptions) { o.retrySchedule = "" }, "--retry-schedule is empty"},
@@ -317,5 +319,31 @@ func TestRedactURL(t *testing.T) {
 				t.Errorf("redactURL(%q) = %q keeps %q", tc.in, got, secret)
 			}
 		}
+	}
+}
+
+// TestSetGCPercent: serve sets the collector's target from --gc-percent,
+// unless GOGC is set or the flag is 0.
+func TestSetGCPercent(t *testing.T) {
+	tests := []struct {
+		name string
+		gogc string
+		p    int
+		want int // the target afterwards; the test starts it at 100
+	}{
+		{"flag", "", 200, 200},
+		{"GOGC wins", "150", 200, 100},
+		{"0 leaves Go's", "", 0, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.gogc)
+			prev := debug.SetGCPercent(100)
+			defer debug.SetGCPercent(prev)
+			setGCPercent(tc.p)
+			if got := debug.SetGCPercent(100); got != tc.want {
+				t.Errorf("GC target %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
