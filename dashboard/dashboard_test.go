@@ -384,7 +384,7 @@ func TestEndpointCreate(t *testing.T) {
 			if p := b.get(base + "/endpoints/" + id); strings.Contains(p.body, ep.Secrets[0].Value) {
 				t.Fatal("the secret shows without reveal")
 			}
-			mustContain(t, b.get(base+"/endpoints"), "https://example.com/hooks", "Main receiver", "No deliveries yet.")
+			mustContain(t, b.get(base+"/endpoints"), "https://example.com/<wbr>hooks", "Main receiver", "No deliveries yet.")
 		})
 	}
 }

@@ -1,0 +1,151 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// urlLayout is how a URL title lies on the page, measured by urlLayoutJS.
+type urlLayout struct {
+	Text      string  // what a copy gives
+	HostLines int     // lines the host:port spans
+	Lines     int     // lines the whole URL spans
+	Overflow  bool    // the title or its card is wider than its box, or the page scrolls sideways
+	BreaksAt  string  // the character before each line break
+	Width     float64 // the title's width, for the failure message
+}
+
+// urlLayoutJS measures every element matched by %q whose text holds
+// 127.0.0.1:9000, the host the test's endpoints use.
+const urlLayoutJS = `(() => {
+  const tops = r => new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top))).size;
+  return [...document.querySelectorAll(%q)].map(el => {
+    let hostLines = 0, breaksAt = "", prev = null, top = null;
+    const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n; (n = walk.nextNode());) {
+      const r = document.createRange();
+      for (let i = 0; i < n.data.length; i++) {
+        r.setStart(n, i);
+        r.setEnd(n, i + 1);
+        const t = Math.round(r.getBoundingClientRect().top);
+        if (top !== null && t > top) breaksAt += prev;
+        top = t;
+        prev = n.data[i];
+      }
+      const i = n.data.indexOf("127.0.0.1:9000");
+      if (i < 0) continue;
+      r.setStart(n, i);
+      r.setEnd(n, i + "127.0.0.1:9000".length);
+      hostLines = tops(r);
+    }
+    const all = document.createRange();
+    all.selectNodeContents(el);
+    const box = el.closest(".card, .page-head");
+    const er = el.getBoundingClientRect(), br = box.getBoundingClientRect();
+    return {Text: el.textContent, HostLines: hostLines, Lines: tops(all), Width: er.width, BreaksAt: breaksAt,
+      Overflow: er.right > br.right + 1 || el.scrollWidth > el.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1 ||
+        document.documentElement.scrollWidth > window.innerWidth};
+  });
+})()`
+
+// TestBrowserLayout measures in chromium what new users tripped over: an
+// endpoint's URL broke inside its host (http://127.0.0.1 / :9000/hook).
+func TestBrowserLayout(t *testing.T) {
+	chromium := chromiumPath(t)
+	e := newEnv(t, envOpts{})
+	shots := screenshotDir(t)
+	// One URL with a long path and query, one with a segment wider than a
+	// phone. Chromium itself breaks after a '/' before a letter, not before
+	// a digit.
+	long := e.createEndpoint(e.a, "http://127.0.0.1:9000/hooks/2026/12/03/0123456789/live-events?team=video&env=staging&x=1")
+	seg := e.createEndpoint(e.a, "http://127.0.0.1:9000/"+strings.Repeat("x", 150))
+	ev := e.publish(e.a, `{"event":"live.created","data":{"event_id":"layout-1"}}`)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	defer cancel()
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+			buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), buf, 0o644)
+		}
+	}
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\npage text:\n%s", step, err, body)
+		}
+	}
+	run("sign in with the project key",
+		chromedp.EmulateViewport(1280, 860),
+		chromedp.Navigate(e.srv.URL+"/login"),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), e.keyA),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("new-endpoint")),
+	)
+
+	base := e.srv.URL + "/projects/" + e.a.ID
+	for _, vp := range []struct{ w, h int64 }{{360, 780}, {390, 844}, {1280, 860}} {
+		for _, pg := range []struct {
+			name, path, sel string
+			want            int // titles on the page
+		}{
+			{"endpoint cards", "/endpoints", "li.endpoint-card h2.url", 2},
+			{"endpoint page", "/endpoints/" + long.ID, "h1.url", 1},
+			{"endpoint page", "/endpoints/" + seg.ID, "h1.url", 1},
+			{"event page", "/events/" + ev.ID, "article.delivery h3.url", 2},
+		} {
+			what := fmt.Sprintf("%s at %dpx", pg.name, vp.w)
+			run(what, chromedp.EmulateViewport(vp.w, vp.h), chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.CSS(pg.sel)))
+			if pg.path == "/endpoints" && vp.w != 390 {
+				run("screenshot", shot(fmt.Sprintf("40-endpoint-urls-%d.png", vp.w)))
+			}
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]urlLayout](fmt.Sprintf(urlLayoutJS, pg.sel)))
+			if err != nil {
+				t.Fatalf("%s: measure: %v", what, err)
+			}
+			if len(got) != pg.want {
+				t.Fatalf("%s: %d URL titles, want %d", what, len(got), pg.want)
+			}
+			for _, l := range got {
+				if l.Text != long.URL && l.Text != seg.URL {
+					t.Errorf("%s: the title copies as %q, not the URL", what, l.Text)
+				}
+				if l.HostLines != 1 {
+					t.Errorf("%s: the host of %s spans %d lines in a title %.0fpx wide", what, l.Text, l.HostLines, l.Width)
+				}
+				if l.Overflow {
+					t.Errorf("%s: %s overflows its box (title %.0fpx wide)", what, l.Text, l.Width)
+				}
+				// Where there is a choice, after a '/', '?' or '&' (or the
+				// hyphen of live-events, where chromium breaks any text).
+				if l.Text == long.URL && strings.Trim(l.BreaksAt, "/?&-") != "" {
+					t.Errorf("%s: %s breaks after %q, not only after '/', '?', '&' and '-'", what, l.Text, l.BreaksAt)
+				}
+				// The measure is of a wrapped URL: on a phone both wrap.
+				if vp.w < 400 && l.Lines < 2 {
+					t.Errorf("%s: %s fits on one line; the test measures nothing", what, l.Text)
+				}
+			}
+		}
+	}
+}
