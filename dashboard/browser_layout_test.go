@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,8 +56,36 @@ const urlLayoutJS = `(() => {
   });
 })()`
 
+// fieldRowsJS lays the endpoint form out at card widths from 320 to 820 px
+// (the two columns side by side) and gives, for each, the rate-limit and
+// max-in-flight inputs' top offsets and the lines of their labels' text.
+const fieldRowsJS = `(() => {
+  const card = document.querySelector(".form-card"), out = [];
+  const top = id => document.getElementById(id).getBoundingClientRect().top;
+  const label = id => {
+    const r = document.createRange();
+    r.selectNodeContents(document.querySelector("label[for=" + id + "]"));
+    return new Set([...r.getClientRects()].map(x => Math.round(x.bottom))).size;
+  };
+  for (let w = 320; w <= 820; w += 10) {
+    card.style.width = w + "px";
+    out.push({Width: w, RateTop: top("rate_limit"), FlightTop: top("max_in_flight"), RateLabel: label("rate_limit"), FlightLabel: label("max_in_flight")});
+  }
+  card.style.width = "";
+  return out;
+})()`
+
+// fieldRow is one measure of fieldRowsJS.
+type fieldRow struct {
+	Width                  int
+	RateTop, FlightTop     float64
+	RateLabel, FlightLabel int
+}
+
 // TestBrowserLayout measures in chromium what new users tripped over: an
-// endpoint's URL broke inside its host (http://127.0.0.1 / :9000/hook).
+// endpoint's URL broke inside its host (http://127.0.0.1 / :9000/hook); the
+// rate-limit and max-in-flight inputs were out of line when only one label
+// wrapped.
 func TestBrowserLayout(t *testing.T) {
 	chromium := chromiumPath(t)
 	e := newEnv(t, envOpts{})
@@ -147,5 +176,43 @@ func TestBrowserLayout(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// The endpoint form's row of two number inputs, as it is and with an
+	// error under one of them.
+	checkRow := func(what string) {
+		t.Helper()
+		rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]fieldRow](fieldRowsJS))
+		if err != nil {
+			t.Fatalf("%s: measure: %v", what, err)
+		}
+		uneven := 0
+		for _, r := range rows {
+			if r.RateLabel != r.FlightLabel {
+				uneven++
+			}
+			if math.Abs(r.RateTop-r.FlightTop) > 1 {
+				t.Errorf("%s, card %dpx wide: rate limit input at %.0fpx, max in flight at %.0fpx (labels of %d and %d lines)",
+					what, r.Width, r.RateTop, r.FlightTop, r.RateLabel, r.FlightLabel)
+			}
+		}
+		if uneven == 0 {
+			t.Errorf("%s: at no width does one label wrap more than the other; the test measures nothing", what)
+		}
+	}
+	run("the endpoint form", chromedp.EmulateViewport(1280, 860), chromedp.Navigate(base+"/endpoints/new"), chromedp.WaitVisible(chromedp.ID("max_in_flight")))
+	checkRow("new endpoint")
+	run("an error under the rate limit",
+		chromedp.SendKeys(chromedp.ID("url"), "https://example.com/hook"),
+		chromedp.SendKeys(chromedp.ID("rate_limit"), "-1"),
+		chromedp.Click(chromedp.ID("create-endpoint")),
+		chromedp.WaitVisible(chromedp.ID("rate-error")),
+		shot("41-endpoint-form-error.png"),
+	)
+	checkRow("new endpoint, rate limit refused")
+	run("the form on a phone", chromedp.EmulateViewport(390, 844), chromedp.WaitVisible(chromedp.ID("max_in_flight")))
+	stacked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("max_in_flight").getBoundingClientRect().top > document.getElementById("rate-error").getBoundingClientRect().bottom && document.documentElement.scrollWidth <= window.innerWidth`))
+	if err != nil || !stacked {
+		t.Errorf("on a phone, the fields do not stack (max in flight below the rate limit's error) or the page scrolls sideways: %v %v", stacked, err)
 	}
 }
