@@ -89,7 +89,6 @@ type fieldRow struct {
 func TestBrowserLayout(t *testing.T) {
 	chromium := chromiumPath(t)
 	e := newEnv(t, envOpts{})
-	shots := screenshotDir(t)
 	// One URL with a long path and query, one with a segment wider than a
 	// phone. Chromium itself breaks after a '/' before a letter, not before
 	// a digit.
@@ -97,40 +96,7 @@ func TestBrowserLayout(t *testing.T) {
 	seg := e.createEndpoint(e.a, "http://127.0.0.1:9000/"+strings.Repeat("x", 150))
 	ev := e.publish(e.a, `{"event":"live.created","data":{"event_id":"layout-1"}}`)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
-			buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), buf, 0o644)
-		}
-	}
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("main")))
-			t.Fatalf("%s: %v\npage text:\n%s", step, err, body)
-		}
-	}
-	run("sign in with the project key",
-		chromedp.EmulateViewport(1280, 860),
-		chromedp.Navigate(e.srv.URL+"/login"),
-		chromedp.WaitVisible(chromedp.ID("key")),
-		chromedp.SendKeys(chromedp.ID("key"), e.keyA),
-		chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.ID("new-endpoint")),
-	)
+	ctx, run := signedInChromium(t, chromium, e)
 
 	base := e.srv.URL + "/projects/" + e.a.ID
 	for _, vp := range []struct{ w, h int64 }{{360, 780}, {390, 844}, {1280, 860}} {
@@ -146,7 +112,7 @@ func TestBrowserLayout(t *testing.T) {
 			what := fmt.Sprintf("%s at %dpx", pg.name, vp.w)
 			run(what, chromedp.EmulateViewport(vp.w, vp.h), chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.CSS(pg.sel)))
 			if pg.path == "/endpoints" && vp.w != 390 {
-				run("screenshot", shot(fmt.Sprintf("40-endpoint-urls-%d.png", vp.w)))
+				run("screenshot", saveShot(t, fmt.Sprintf("40-endpoint-urls-%d.png", vp.w)))
 			}
 			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]urlLayout](fmt.Sprintf(urlLayoutJS, pg.sel)))
 			if err != nil {
@@ -207,12 +173,113 @@ func TestBrowserLayout(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("rate_limit"), "-1"),
 		chromedp.Click(chromedp.ID("create-endpoint")),
 		chromedp.WaitVisible(chromedp.ID("rate-error")),
-		shot("41-endpoint-form-error.png"),
+		saveShot(t, "41-endpoint-form-error.png"),
 	)
 	checkRow("new endpoint, rate limit refused")
 	run("the form on a phone", chromedp.EmulateViewport(390, 844), chromedp.WaitVisible(chromedp.ID("max_in_flight")))
 	stacked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("max_in_flight").getBoundingClientRect().top > document.getElementById("rate-error").getBoundingClientRect().bottom && document.documentElement.scrollWidth <= window.innerWidth`))
 	if err != nil || !stacked {
 		t.Errorf("on a phone, the fields do not stack (max in flight below the rate limit's error) or the page scrolls sideways: %v %v", stacked, err)
+	}
+}
+
+// TestBrowserTimeInput types times in the events filter as a user would: the
+// field shows what was typed and the server reads it as UTC (a datetime-local
+// input showed the browser's locale, mm/dd/yyyy, under a "(UTC)" label).
+func TestBrowserTimeInput(t *testing.T) {
+	chromium := chromiumPath(t)
+	e := newEnv(t, envOpts{})
+	ev := e.publish(e.a, `{"event":"live.created","data":{"event_id":"time-1"}}`)
+	ctx, run := signedInChromium(t, chromium, e)
+	value := func(id string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID(id)))
+		if err != nil {
+			t.Fatalf("value of %s: %v", id, err)
+		}
+		return v
+	}
+	row := `//a[@class="event-link" and contains(@href,"` + ev.ID + `")]`
+	run("filter from a time typed as the placeholder shows",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(e.srv.URL+"/projects/"+e.a.ID+"/events"),
+		chromedp.WaitVisible(chromedp.ID("f-since")),
+		chromedp.SendKeys(chromedp.ID("f-since"), "2000-01-02 03:04"),
+	)
+	if got := value("f-since"); got != "2000-01-02 03:04" {
+		t.Fatalf("typed 2000-01-02 03:04, the field holds %q", got)
+	}
+	run("apply", chromedp.Click(chromedp.ID("apply-filters")), chromedp.WaitVisible(row), chromedp.WaitVisible(chromedp.ID("f-since")))
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || !strings.Contains(loc, "since=2000-01-02+03%3A04") {
+		t.Errorf("filtered to %s (%v), want since=2000-01-02+03%%3A04", loc, err)
+	}
+	if got := value("f-since"); got != "2000-01-02 03:04" {
+		t.Errorf("after filtering, the field holds %q", got)
+	}
+	run("a time in the future leaves no event",
+		chromedp.Clear(chromedp.ID("f-since")),
+		chromedp.SendKeys(chromedp.ID("f-since"), time.Now().UTC().Add(2*time.Hour).Format("2006-01-02 15:04")),
+		chromedp.Click(chromedp.ID("apply-filters")),
+		chromedp.WaitVisible(`//*[contains(., "No events match")]`),
+	)
+	run("a date as a US locale shows it is refused, saying what to type",
+		chromedp.Clear(chromedp.ID("f-since")),
+		chromedp.SendKeys(chromedp.ID("f-until"), "12/03/2026"),
+		chromedp.Click(chromedp.ID("apply-filters")),
+		chromedp.WaitVisible(`//div[contains(@class,"flash-error") and contains(., "Until:") and contains(., "write YYYY-MM-DD HH:MM in UTC")]`),
+	)
+	if got := value("f-until"); got != "12/03/2026" {
+		t.Errorf("the refused value comes back as %q", got)
+	}
+}
+
+// signedInChromium starts a headless chromium (closed with the test),
+// signed in to the dashboard with project a's key. run does the actions
+// of a step and stops the test, with the page's text, if one fails.
+func signedInChromium(t *testing.T, chromium string, e *testEnv) (context.Context, func(step string, actions ...chromedp.Action[chromedp.Void])) {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, which lives as long as ctx
+		t.Fatalf("start chromium: %v", err)
+	}
+	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, time.Minute) // a step waiting for what never comes fails before the test's deadline
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\npage text:\n%s", step, err, body)
+		}
+	}
+	run("sign in with the project key",
+		chromedp.EmulateViewport(1280, 860),
+		chromedp.Navigate(e.srv.URL+"/login"),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), e.keyA),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("new-endpoint")),
+	)
+	return ctx, run
+}
+
+// saveShot saves a full-page screenshot in test-output/screenshots.
+func saveShot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
+	dir := screenshotDir(t)
+	return func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name), buf, 0o644)
 	}
 }
