@@ -384,7 +384,7 @@ func TestEndpointCreate(t *testing.T) {
 			if p := b.get(base + "/endpoints/" + id); strings.Contains(p.body, ep.Secrets[0].Value) {
 				t.Fatal("the secret shows without reveal")
 			}
-			mustContain(t, b.get(base+"/endpoints"), "https://example.com/hooks", "Main receiver", "No deliveries yet.")
+			mustContain(t, b.get(base+"/endpoints"), "https://example.com/<wbr>hooks", "Main receiver", "No deliveries yet.")
 		})
 	}
 }
@@ -587,8 +587,14 @@ func TestTestEventRetryAndRecover(t *testing.T) {
 	e.waitDeliveries(e.a.ID, f1.ID, kinehook.DeliveryFailed)
 	e.waitDeliveries(e.a.ID, f2.ID, kinehook.DeliveryFailed)
 	e.sink.fail.Store(false)
-	mustContain(t, b.follow(b.post(path+"/recover", url.Values{"since": {"yesterday"}})), "Nothing was recovered", "not a date and time")
-	mustContain(t, b.follow(b.post(path+"/recover", url.Values{"since": {time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04")}})), "the time is in the future")
+	// A text input, prefilled as its placeholder shows: what the user sees
+	// is what the server reads (a datetime-local input showed the browser's
+	// locale under a "(UTC)" label).
+	if got := regexp1(t, b.get(path).body, `<input id="since" name="since" type="text"[^>]* placeholder="2026-12-03 13:00" value="([^"]*)"`); !regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$`).MatchString(got) {
+		t.Errorf("recover form prefilled with %q, want YYYY-MM-DD HH:MM", got)
+	}
+	mustContain(t, b.follow(b.post(path+"/recover", url.Values{"since": {"yesterday"}})), "Nothing was recovered", "not a date and time", "write YYYY-MM-DD HH:MM in UTC")
+	mustContain(t, b.follow(b.post(path+"/recover", url.Values{"since": {time.Now().Add(time.Hour).UTC().Format("2006-01-02 15:04")}})), "the time is in the future")
 	since := time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04")
 	mustContain(t, b.follow(b.post(path+"/recover", url.Values{"since": {since}})), "2 failed deliveries since")
 	e.waitDeliveries(e.a.ID, f1.ID, kinehook.DeliverySucceeded)
@@ -634,7 +640,8 @@ func TestEventListFiltersAndPaging(t *testing.T) {
 	if n := count(first); n != eventsPerPage {
 		t.Fatalf("first page: %d events, want %d", n, eventsPerPage)
 	}
-	mustContain(t, first, "live.finished", "Older", `class="badge info">processing<`, "recording rec-42", `<label for="f-type">`, `<label for="f-status">`, `<label for="f-resource">`, `<label for="f-since">`, `<label for="f-until">`)
+	mustContain(t, first, "live.finished", "Older", `class="badge info">processing<`, "recording rec-42", `<label for="f-type">`, `<label for="f-status">`, `<label for="f-resource">`, `<label for="f-since">`, `<label for="f-until">`,
+		`<input id="f-since" name="since" type="text" autocomplete="off" spellcheck="false" placeholder="2026-12-03 13:00"`, `<input id="f-until" name="until" type="text"`)
 	if strings.Contains(first.body, "other-project") {
 		t.Fatal("another project's event is listed")
 	}
@@ -660,7 +667,10 @@ func TestEventListFiltersAndPaging(t *testing.T) {
 		{"?since=" + url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04")) + "&type=live.finished", 200, 1, "live-42"},
 		{"?type=video.done", 400, 0, "Unknown event type"},
 		{"?status=lost", 400, 0, "Unknown delivery status"},
+		{"?since=" + url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format("2006-01-02 15:04")) + "&type=live.finished", 200, 1, "live-42"},
+		{"?since=" + url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format("2006-01-02")) + "&type=live.finished", 200, 1, "live-42"},
 		{"?since=soon", 400, 0, "From:"},
+		{"?until=03%2F12%2F2026", 400, 0, "Until: &#34;03/12/2026&#34; is not a date and time: write YYYY-MM-DD HH:MM in UTC"},
 		{"?since=2026-02-01T00:00&until=2026-01-01T00:00", 400, 0, "before its start"},
 		{"?cursor=garbage", 400, 0, "This page link is no longer valid"},
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -484,7 +485,7 @@ func (h *Handler) endpointPageData(r *http.Request, rc *reqCtx, e *kinehook.Endp
 		return nil, err
 	}
 	p := &endpointPage{E: e, Target: h.app.DestinationSummary(e), Health: hl, Form: f, Reveal: r.URL.Query().Get("reveal") == "1",
-		RecoverSince: now.UTC().Add(-24 * time.Hour).Format("2006-01-02T15:04"), Badges: healthBadges(e, now), Stats: st}
+		RecoverSince: now.UTC().Add(-24 * time.Hour).Format("2006-01-02 15:04"), Badges: healthBadges(e, now), Stats: st}
 	if len(e.Secrets) > 0 {
 		p.Secret = e.Secrets[0].Value
 		if e.Scheme == kinehook.SchemeV1a && p.Reveal {
@@ -669,15 +670,39 @@ func (h *Handler) endpointTest(w http.ResponseWriter, r *http.Request, rc *reqCt
 		fmt.Sprintf("Test event %s sent to %d endpoint(s). Its deliveries appear below as they happen.", t, len(res.Deliveries)))
 }
 
-// parseSince reads a time typed in a datetime-local input (taken as UTC) or RFC 3339.
+// Times typed in the dashboard are UTC, written as the inputs' placeholder
+// shows (2026-12-03 13:00). The T form is what the datetime-local inputs
+// used to send, and stays: such links were shared. The shapes are checked
+// before time.Parse, which alone would take a one-digit hour.
+var (
+	utcInput     = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?$`)
+	rfc3339Input = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:[0-5]\d)$`)
+)
+
+// timeHint ends every parseSince error: what to type instead.
+const timeHint = "write YYYY-MM-DD HH:MM in UTC, such as 2026-12-03 13:00 (a date alone is 00:00)"
+
+// parseSince reads a time typed in a filter or the recover form: YYYY-MM-DD,
+// YYYY-MM-DD HH:MM[:SS], YYYY-MM-DDTHH:MM[:SS] (all UTC), or RFC 3339.
 func parseSince(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
-		}
+	var t time.Time
+	var err error
+	switch {
+	case rfc3339Input.MatchString(s):
+		t, err = time.Parse(time.RFC3339Nano, s)
+	case utcInput.MatchString(s):
+		layout := "2006-01-02T15:04:05"[:min(len(s), 19)] // parsing takes a fraction after the seconds
+		t, err = time.ParseInLocation(layout, strings.Replace(s, " ", "T", 1), time.UTC)
+	case s == "":
+		return time.Time{}, errors.New("no date and time given: " + timeHint)
+	default:
+		return time.Time{}, fmt.Errorf("%q is not a date and time: %s", s, timeHint)
 	}
-	return time.Time{}, fmt.Errorf("%q is not a date and time such as 2026-01-31T14:05", s)
+	if _, off := t.Zone(); err != nil || off <= -24*3600 || off >= 24*3600 { // time.Parse takes +24:00
+		return time.Time{}, fmt.Errorf("%q is not a date and time that exists (months 01-12, days of the month, hours 00-23, minutes and seconds 00-59)", s)
+	}
+	return t, nil
 }
 
 func (h *Handler) endpointRecover(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

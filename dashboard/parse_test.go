@@ -79,16 +79,49 @@ func FuzzParseHeaders(f *testing.F) {
 }
 
 func TestParseSince(t *testing.T) {
-	want := time.Date(2026, 1, 31, 14, 5, 0, 0, time.UTC)
-	for _, in := range []string{"2026-01-31T14:05", "2026-01-31T14:05:00", " 2026-01-31 14:05 ", "2026-01-31T15:05:00+01:00", "2026-01-31T14:05:00Z"} {
-		got, err := parseSince(in)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
-		}
+	at := time.Date(2026, 1, 31, 14, 5, 0, 0, time.UTC)
+	tests := []struct {
+		in      string
+		want    time.Time
+		wantErr string // in the error when the input is refused
+	}{
+		{"2026-01-31 14:05", at, ""}, // as the placeholder shows
+		{" 2026-01-31 14:05 ", at, ""},
+		{"2026-01-31 14:05:00", at, ""},
+		{"2026-01-31T14:05", at, ""}, // what datetime-local inputs sent: old links
+		{"2026-01-31T14:05:00", at, ""},
+		{"2026-01-31T14:05:00.250", at.Add(250 * time.Millisecond), ""},
+		{"2026-01-31T14:05:00Z", at, ""},
+		{"2026-01-31T15:05:00+01:00", at, ""},
+		{"2026-01-31T14:05:00.5Z", at.Add(500 * time.Millisecond), ""},
+		{"2026-01-31", time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC), ""},
+		{"", time.Time{}, "no date and time given: write YYYY-MM-DD HH:MM in UTC"},
+		{"yesterday", time.Time{}, `"yesterday" is not a date and time: write YYYY-MM-DD HH:MM in UTC, such as 2026-12-03 13:00`},
+		{"31/01/2026", time.Time{}, "write YYYY-MM-DD HH:MM"},
+		{"01/31/2026 02:05 PM", time.Time{}, "write YYYY-MM-DD HH:MM"}, // a US-locale display, typed back
+		{"2026-01-31T1:05", time.Time{}, "write YYYY-MM-DD HH:MM"},     // time.Parse alone takes it
+		{"2026-01-31 14", time.Time{}, "write YYYY-MM-DD HH:MM"},
+		{"2026-1-31", time.Time{}, "write YYYY-MM-DD HH:MM"},
+		{"2026-01-31 14:05Z", time.Time{}, "write YYYY-MM-DD HH:MM"}, // a zone needs seconds and the T
+		{"2026-01-31 14:05:00Z", time.Time{}, "write YYYY-MM-DD HH:MM"},
+		{"2026-01-31T14:05:00+0100", time.Time{}, "write YYYY-MM-DD HH:MM"},
+		{"２０２６-01-31", time.Time{}, "write YYYY-MM-DD HH:MM"}, // full-width digits
+		{"2026-13-01 00:00", time.Time{}, `"2026-13-01 00:00" is not a date and time that exists`},
+		{"2026-02-30", time.Time{}, "that exists"},
+		{"2026-01-31 24:00", time.Time{}, "that exists"},
+		{"2026-01-31T14:05:60Z", time.Time{}, "that exists"},
+		{"2026-01-31T14:05:00+24:00", time.Time{}, "that exists"},
 	}
-	for _, in := range []string{"", "yesterday", "31/01/2026", "2026-13-01T00:00"} {
-		if _, err := parseSince(in); err == nil {
-			t.Errorf("parseSince(%q) succeeded", in)
+	for _, tc := range tests {
+		got, err := parseSince(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseSince(%q) = %v, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
 }
@@ -121,18 +154,41 @@ func TestHealthGrades(t *testing.T) {
 }
 
 func FuzzParseSince(f *testing.F) {
-	for _, s := range []string{"2026-01-31T14:05", "2026-01-31T14:05:00Z", "2026-01-31", "", "yesterday", "2026-01-31T25:00"} {
+	for _, s := range []string{"2026-01-31T14:05", "2026-01-31 14:05", "2026-01-31T14:05:00Z", "2026-01-31T14:05:00.123+05:30", "2026-01-31",
+		"", "yesterday", "2026-01-31T25:00", "2026-01-31T1:05", "2026-01-31 14:05:00.5", "2026-02-29"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := parseSince(s)
 		if err != nil {
+			if !strings.Contains(err.Error(), "YYYY-MM-DD HH:MM") && !strings.Contains(err.Error(), "that exists") {
+				t.Fatalf("parseSince(%q): %v, which does not say what to type", s, err)
+			}
 			return
 		}
 		// Whatever parsed must parse again to the same instant in its RFC 3339 form.
 		again, err := parseSince(got.Format(time.RFC3339Nano))
 		if err != nil || !again.Equal(got) {
 			t.Fatalf("parseSince(%q) = %v, which does not round-trip: %v %v", s, got, again, err)
+		}
+		// What was typed is what was read: the date, the hour and the
+		// minute, as written (no day 32 rolled over, no one-digit hour).
+		s = strings.TrimSpace(s)
+		if len(s) < 10 || got.Format("2006-01-02") != s[:10] {
+			t.Fatalf("parseSince(%q) = %v: not the date typed", s, got)
+		}
+		if len(s) > 10 && (len(s) < 16 || got.Format("15:04") != s[11:16] || (s[10] != 'T' && s[10] != ' ')) {
+			t.Fatalf("parseSince(%q) = %v: not the time typed", s, got)
+		}
+		// Without a zone, it is UTC whichever separator was used.
+		if !strings.ContainsAny(s[min(len(s), 19):], "Z+-") {
+			if _, off := got.Zone(); off != 0 {
+				t.Fatalf("parseSince(%q) = %v, not UTC", s, got)
+			}
+			other := strings.NewReplacer("T", " ", " ", "T").Replace(s)
+			if o, err := parseSince(other); err != nil || !o.Equal(got) {
+				t.Fatalf("parseSince(%q) = %v but parseSince(%q) = %v, %v", s, got, other, o, err)
+			}
 		}
 	})
 }

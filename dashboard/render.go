@@ -184,6 +184,7 @@ var templateFuncs = template.FuncMap{
 		return fmt.Sprintf("%.0f ms", f)
 	},
 	"join":        strings.Join,
+	"breakURL":    breakURL,
 	"scopes":      func() []string { return []string{"read", "ingest", "full"} },
 	"opsEndpoint": kinehook.IsOperationsEndpoint,
 	// portalLive and portalState tell a portal session's state: live
@@ -303,4 +304,33 @@ func ago(t time.Time) string {
 		return "in " + s
 	}
 	return s + " ago"
+}
+
+// breakURL is s, HTML-escaped, with <wbr> where a long URL may wrap: after
+// each '/', '?' and '&' of its path and query, and after a ',' (between the
+// hosts of a broker list). It puts none inside scheme://host:port, which
+// then wraps only when it is wider than a line: without them, a URL is one
+// word that wraps at any letter (http://127.0.0.1 / :9000/hook). <wbr> adds
+// no character, so the URL copies as it is.
+func breakURL(s string) template.HTML {
+	host := 0 // no break before host's end
+	if i := strings.Index(s, "://"); i >= 0 {
+		host = i + 3
+		if j := strings.IndexAny(s[host:], "/?# \t\n"); j >= 0 {
+			host += j
+		} else {
+			host = len(s)
+		}
+	}
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s)-1; i++ {
+		if c := s[i]; c == ',' || (i >= host && (c == '/' || c == '?' || c == '&')) {
+			b.WriteString(template.HTMLEscapeString(s[last : i+1]))
+			b.WriteString("<wbr>")
+			last = i + 1
+		}
+	}
+	b.WriteString(template.HTMLEscapeString(s[last:]))
+	return template.HTML(b.String())
 }
