@@ -50,6 +50,7 @@ type deliveryLog struct {
 type deliveryRow struct {
 	D        *kinehook.Delivery
 	Endpoint *kinehook.Endpoint
+	Target   string // the endpoint's URL, or its destination's summary
 }
 
 // Active reports whether a filter is set.
@@ -143,7 +144,7 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 			}
 			endpoints[d.EndpointID] = e
 		}
-		l.Rows = append(l.Rows, deliveryRow{D: d, Endpoint: e})
+		l.Rows = append(l.Rows, deliveryRow{D: d, Endpoint: e, Target: h.target(e)})
 	}
 	if next != "" {
 		l.NextURL = action + l.query(next)

@@ -61,3 +61,20 @@ func TestDestinationEdit(t *testing.T) {
 	}
 	mustContain(t, p, `id="credentials-error"`, "name: value")
 }
+
+// A destination's deliveries name it by its summary on the event page and
+// in the delivery log (both showed its empty URL).
+func TestDestinationNamedInLogs(t *testing.T) {
+	e := newEnv(t, envOpts{nats: true})
+	b := e.browser()
+	b.login(e.keyA)
+	p := b.post("/projects/"+e.a.ID+"/endpoints", url.Values{"type": {"nats"}, "config": {`{"url":"nats://127.0.0.1:4222","subject":"dash.named"}`}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", p.status, snippet(p.body))
+	}
+	ev := e.publish(e.a, `{"event":"media.update.status","data":{"id":"v-named","status":"done"}}`) // its delivery is stored
+	const summary = "nats://127.0.0.1:4222 → dash.named"
+	for _, path := range []string{"/projects/" + e.a.ID + "/events/" + ev.ID, "/projects/" + e.a.ID + "/deliveries"} {
+		mustContain(t, b.get(path), summary)
+	}
+}

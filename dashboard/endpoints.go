@@ -745,3 +745,13 @@ func (h *Handler) endpointDelete(w http.ResponseWriter, r *http.Request, rc *req
 
 // urlQueryEscape escapes s for a query value.
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// target is where an endpoint delivers, for people: its URL, or its
+// destination's summary (a NATS subject, a listening CLI); "" when the
+// endpoint is gone.
+func (h *Handler) target(e *kinehook.Endpoint) string {
+	if e == nil {
+		return ""
+	}
+	return h.app.DestinationSummary(e)
+}
