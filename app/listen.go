@@ -150,12 +150,16 @@ func (a *App) OpenListener(ctx context.Context, pid string, in ListenInput) (*Li
 // the endpoint.
 var ErrListenerReplaced = &kinehook.Error{Code: kinehook.ECONFLICT, Message: "another connection resumed this endpoint"}
 
-// ServeListener attaches l as lst's listener until ctx ends, marking the
-// endpoint seen every heartbeat (a third of the grace, at most 20 s). It
-// ends early, with an error, when the endpoint is deleted (ENOTFOUND) or
-// another connection resumed it (ErrListenerReplaced). When it ends with
-// the connection still current, the endpoint is marked disconnected: the
-// grace starts.
+// ServeListener attaches l as lst's listener, then sends it the hello, and
+// serves it until ctx ends, marking the endpoint seen every heartbeat (a
+// third of the grace, at most 20 s). Attached first: a CLI that acts on the
+// hello (say, a trigger right after "ready") must find its deliveries
+// coming, not backing off as "listener not connected". The listener must
+// write the hello before any delivery sent meanwhile. ServeListener ends
+// early, with an error, when the hello cannot be sent, the endpoint is
+// deleted (ENOTFOUND) or another connection resumed it
+// (ErrListenerReplaced). When it ends with the connection still current,
+// the endpoint is marked disconnected: the grace starts.
 func (a *App) ServeListener(ctx context.Context, lst *Listening, l kinehook.Listener) error {
 	r, err := a.relayOrErr()
 	if err != nil {
@@ -163,20 +167,19 @@ func (a *App) ServeListener(ctx context.Context, lst *Listening, l kinehook.List
 	}
 	pid, eid := lst.Endpoint.ProjectID, lst.Endpoint.ID
 	release := r.Attach(eid, l)
+	if err := l.Send(ctx, lst.Hello()); err != nil {
+		if derr := a.detachListener(ctx, lst, release); derr != nil {
+			return fmt.Errorf("send hello: %w (and %w)", err, derr)
+		}
+		return fmt.Errorf("send hello: %w", err)
+	}
 	beat := min(a.listenGrace/3, maxHeartbeat)
 	t := time.NewTicker(beat)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if release() {
-				mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				defer cancel()
-				if err := a.markListener(mctx, pid, eid, lst.Session, false); err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND && !errors.Is(err, ErrListenerReplaced) {
-					return fmt.Errorf("mark listener disconnected: %w", err)
-				}
-			}
-			return nil
+			return a.detachListener(ctx, lst, release)
 		case <-t.C:
 			if err := a.markListener(ctx, pid, eid, lst.Session, true); err != nil {
 				if kinehook.ErrorCode(err) == kinehook.ENOTFOUND || errors.Is(err, ErrListenerReplaced) {
@@ -187,6 +190,21 @@ func (a *App) ServeListener(ctx context.Context, lst *Listening, l kinehook.List
 			}
 		}
 	}
+}
+
+// detachListener releases a connection's attachment and, when it was still
+// the endpoint's current one, marks the endpoint disconnected.
+func (a *App) detachListener(ctx context.Context, lst *Listening, release func() bool) error {
+	if !release() {
+		return nil
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := a.markListener(mctx, lst.Endpoint.ProjectID, lst.Endpoint.ID, lst.Session, false)
+	if err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND && !errors.Is(err, ErrListenerReplaced) {
+		return fmt.Errorf("mark listener disconnected: %w", err)
+	}
+	return nil
 }
 
 // AbandonListener marks the endpoint of a connection that never came up

@@ -323,3 +323,78 @@ func waitErr(t *testing.T, done chan error) error {
 		return nil
 	}
 }
+
+// helloWatch records, when the hello is sent, whether the relay had the
+// listener attached by then.
+type helloWatch struct {
+	rel      *fakeRelay
+	eid      string
+	attached chan bool
+}
+
+func (h helloWatch) Send(_ context.Context, f *kinehook.ListenFrame) error {
+	if f.Type == kinehook.FrameHello {
+		h.attached <- h.rel.has(h.eid)
+	}
+	return nil
+}
+func (helloWatch) Close(string) {}
+
+// TestServeListenerHelloAfterAttach: the hello goes out only once the
+// connection is attached, so a CLI acting on it (a trigger right after
+// "ready") finds its deliveries coming, not "listener not connected".
+func TestServeListenerHelloAfterAttach(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	a, rel, _, pid := newListenApp(t, time.Minute)
+	l, err := a.OpenListener(ctx, pid, ListenInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := helloWatch{rel: rel, eid: l.Endpoint.ID, attached: make(chan bool, 1)}
+	done := make(chan error, 1)
+	go func() { done <- a.ServeListener(ctx, l, w) }()
+	select {
+	case ok := <-w.attached:
+		if !ok {
+			t.Fatal("the hello was sent before the listener was attached")
+		}
+	case err := <-done:
+		t.Fatalf("ServeListener ended without a hello: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no hello within 10 s")
+	}
+	stop()
+	if err := waitErr(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type deadListener struct{}
+
+func (deadListener) Send(context.Context, *kinehook.ListenFrame) error {
+	return errors.New("connection reset")
+}
+func (deadListener) Close(string) {}
+
+// TestServeListenerHelloFails: a connection that cannot take its hello is
+// let go at once, its endpoint marked disconnected (the grace starts).
+func TestServeListenerHelloFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // bounds a ServeListener that ignores the failure
+	defer cancel()
+	a, rel, _, pid := newListenApp(t, time.Minute)
+	l, err := a.OpenListener(ctx, pid, ListenInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ServeListener(ctx, l, deadListener{}); err == nil || !strings.Contains(err.Error(), "send hello: connection reset") {
+		t.Fatalf("ServeListener = %v, want the hello's error", err)
+	}
+	e, err := a.GetEndpoint(ctx, pid, l.Endpoint.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := kinehook.ParseListenerState(e.Config); st.Connected || rel.has(l.Endpoint.ID) {
+		t.Errorf("after a failed hello: %+v, attached %v", st, rel.has(l.Endpoint.ID))
+	}
+}

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	nethttp "net/http"
 	"strings"
 	"sync"
@@ -78,12 +79,7 @@ func (s *Server) listen(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Pri
 func (s *Server) serveListener(parent context.Context, c *websocket.Conn, lst *app.Listening) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	l := &wsListener{c: c}
-	if err := l.Send(ctx, lst.Hello()); err != nil {
-		c.CloseNow()
-		s.abandon(lst)
-		return
-	}
+	l := &wsListener{c: c, greeted: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() { done <- s.app.ServeListener(ctx, lst, l) }()
 	go func() {
@@ -146,15 +142,33 @@ func (s *Server) serveListener(parent context.Context, c *websocket.Conn, lst *a
 type wsListener struct {
 	c    *websocket.Conn
 	once sync.Once
+	// greeted is closed once the hello is written. The app attaches the
+	// listener before it sends the hello, so a delivery can come first: it
+	// waits here, since the CLI expects the hello before anything else.
+	greeted chan struct{}
 }
 
 // Send writes one frame as a JSON text message.
 func (l *wsListener) Send(ctx context.Context, f *kinehook.ListenFrame) error {
+	hello := f.Type == kinehook.FrameHello
+	if !hello {
+		select {
+		case <-l.greeted:
+		case <-ctx.Done():
+			return fmt.Errorf("listen: no hello sent yet: %w", ctx.Err())
+		}
+	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
-	return l.c.Write(ctx, websocket.MessageText, b)
+	if err := l.c.Write(ctx, websocket.MessageText, b); err != nil {
+		return err
+	}
+	if hello {
+		close(l.greeted)
+	}
+	return nil
 }
 
 // Close ends the connection with reason.
