@@ -51,6 +51,7 @@ func TestPostgresEndpointHealthAcrossInstances(t *testing.T) {
 	var mu sync.Mutex
 	var opened []int
 	apis := make([]string, 2)
+	coords := make([]*cluster.Coordinator, 2)
 	for i := range apis {
 		ctx := context.Background()
 		st, err := postgres.Open(ctx, dsn, postgres.Options{})
@@ -61,10 +62,11 @@ func TestPostgresEndpointHealthAcrossInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		coord, err := cluster.New(drv, cluster.Options{Heartbeat: 200 * time.Millisecond, LeaseTTL: 2 * time.Second, StopTimeout: 2 * time.Second})
+		coord, err := cluster.New(drv, cluster.Options{Heartbeat: 200 * time.Millisecond, LeaseTTL: 5 * time.Second, StopTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
+		coords[i] = coord
 		eng, err := delivery.New(delivery.Config{Store: st, Coordinator: coord, Transports: webhook.Transports(webhook.Options{}),
 			RetrySchedule:  []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
 			RequestTimeout: 2 * time.Second, BreakerThreshold: 3, BreakerBackoff: time.Minute, BreakerMaxBackoff: time.Minute,
@@ -112,7 +114,10 @@ func TestPostgresEndpointHealthAcrossInstances(t *testing.T) {
 	pid := call(apis[0], "POST", "/v1/projects", `{"name":"p"}`)["id"].(string)
 	eid := call(apis[0], "POST", "/v1/projects/"+pid+"/endpoints", `{"url":"`+sink.URL+`/hook"}`)["id"].(string)
 	epPath := "/v1/projects/" + pid + "/endpoints/" + eid
-	// One resource: one partition, delivered by one instance alone.
+	// One resource: one partition, delivered by one instance alone, once
+	// the instances have shared the partitions (a partition handed over
+	// while its delivery retried had both instances attempt it: 4 retried).
+	waitShared(t, coords)
 	call(apis[1], "POST", "/v1/projects/"+pid+"/events", `{"event":"media.update.status","data":{"id":"v1","status":"error"}}`)
 
 	deadline := time.Now().Add(20 * time.Second)
@@ -162,5 +167,27 @@ func TestPostgresEndpointHealthAcrossInstances(t *testing.T) {
 		if tot["retried"] != 3.0 || tot["succeeded"] != 0.0 {
 			t.Errorf("instance %d's project stats totals = %v, want 3 retried", i, tot)
 		}
+	}
+}
+
+// waitShared waits until the coordinators own every partition between them,
+// each its share, so no partition moves while the test runs.
+func waitShared(t *testing.T, coords []*cluster.Coordinator) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		total, least := 0, kinehook.NumPartitions
+		for _, c := range coords {
+			n := len(c.Owned())
+			total += n
+			least = min(least, n)
+		}
+		if total == kinehook.NumPartitions && least >= kinehook.NumPartitions/len(coords) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions not shared after 30 s: %d owned in all, %d by the instance with fewest", total, least)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
