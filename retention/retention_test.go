@@ -56,7 +56,9 @@ func openSQLite(t *testing.T) store {
 // dropped at the end; see internal/pgtest.
 func openPostgres(t *testing.T) store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	// Generous: under CI's load (every package's tests at once) creating
+	// and migrating a database took over 10 s.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	s, err := postgres.Open(ctx, pgtest.New(t), postgres.Options{})
 	if err != nil {
