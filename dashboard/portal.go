@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"unicode"
 
@@ -117,24 +116,12 @@ func (h *Handler) withPortal(next func(http.ResponseWriter, *http.Request, *reqC
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-			if err := r.ParseForm(); err != nil {
-				h.renderError(w, r, http.StatusBadRequest, "The form could not be read.")
-				return
+			refusal := ""
+			if acc.Permits(app.OpChange) != nil {
+				refusal = "This portal session may only look, not change anything."
 			}
-			if !tokensEqual(r.PostForm.Get(csrfField), rc.s.csrf) {
-				h.renderError(w, r, http.StatusForbidden, "The form's security token is missing or stale. Reload the page and try again.")
+			if !h.checkPost(w, r, rc.s.csrf, refusal) {
 				return
-			}
-			if err := acc.Permits(app.OpChange); err != nil {
-				h.renderError(w, r, http.StatusForbidden, "This portal session may only look, not change anything.")
-				return
-			}
-			for _, vs := range r.PostForm {
-				if slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }) {
-					h.renderError(w, r, http.StatusUnprocessableEntity, "The form holds a NUL character (U+0000), which kinehook does not store. Remove it and try again.")
-					return
-				}
 			}
 		}
 		next(w, r, rc)

@@ -223,25 +223,12 @@ func (h *Handler) withSession(next func(http.ResponseWriter, *http.Request, *ses
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-			if err := r.ParseForm(); err != nil {
-				h.renderError(w, r, http.StatusBadRequest, "The form could not be read.")
-				return
-			}
-			if !tokensEqual(r.PostForm.Get(csrfField), s.csrf) {
-				h.renderError(w, r, http.StatusForbidden, "The form's security token is missing or stale. Reload the page and try again.")
-				return
-			}
+			refusal := ""
 			if s.ReadOnly() && r.URL.Path != "/logout" {
-				h.renderError(w, r, http.StatusForbidden, "This key has scope read: it may look, not change anything.")
-				return
+				refusal = "This key has scope read: it may look, not change anything."
 			}
-			for _, vs := range r.PostForm {
-				if slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }) {
-					// PostgreSQL's text cannot hold it; refused on every backend.
-					h.renderError(w, r, http.StatusUnprocessableEntity, "The form holds a NUL character (U+0000), which kinehook does not store. Remove it and try again.")
-					return
-				}
+			if !h.checkPost(w, r, s.csrf, refusal) {
+				return
 			}
 		}
 		if strings.ContainsFunc(r.URL.Path, unicode.IsControl) {
@@ -364,3 +351,32 @@ func (s *session) ReadOnly() bool { return !s.admin && s.scope == kinehook.Scope
 // ManagesKeys tells templates whether the session may manage API keys:
 // the admin and full project keys.
 func (s *session) ManagesKeys() bool { return !s.portal && (s.admin || s.scope == kinehook.ScopeFull) }
+
+// checkPost reads a POST's form and applies what every form of the
+// dashboard and the portal obeys, in order: at most 64 KiB, the session's
+// CSRF token, the caller's right to change anything (refusal, when not "",
+// is the 403's message), and no NUL (PostgreSQL's text cannot hold it, so
+// it is refused on every backend). It answers and returns false when one
+// fails.
+func (h *Handler) checkPost(w http.ResponseWriter, r *http.Request, csrf, refusal string) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		h.renderError(w, r, http.StatusBadRequest, "The form could not be read.")
+		return false
+	}
+	if !tokensEqual(r.PostForm.Get(csrfField), csrf) {
+		h.renderError(w, r, http.StatusForbidden, "The form's security token is missing or stale. Reload the page and try again.")
+		return false
+	}
+	if refusal != "" {
+		h.renderError(w, r, http.StatusForbidden, refusal)
+		return false
+	}
+	for _, vs := range r.PostForm {
+		if slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsRune(v, 0) }) {
+			h.renderError(w, r, http.StatusUnprocessableEntity, "The form holds a NUL character (U+0000), which kinehook does not store. Remove it and try again.")
+			return false
+		}
+	}
+	return true
+}
