@@ -372,3 +372,30 @@ func parseHeaders(kvs []string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// newRemoveCmd builds a command that removes one thing of the project by
+// its id (delete, revoke): call does it; the line says "<verb> <noun> ID",
+// and --json prints asJSON(id), since the API answers 204 with no body of
+// its own.
+func newRemoveCmd(o *apiOptions, use, short, verb, noun string,
+	call func(c *client.Client, ctx context.Context, pid, id string) error, asJSON func(id string) any) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pid, err := o.setup(cmd)
+			if err != nil {
+				return err
+			}
+			if err := call(c, cmd.Context(), pid, args[0]); err != nil {
+				return fmt.Errorf("%s %s %s: %w", strings.TrimSuffix(verb, "d"), noun, args[0], err)
+			}
+			if o.json {
+				return apiPrintJSON(cmd.OutOrStdout(), asJSON(args[0]))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", verb, noun, args[0])
+			return nil
+		},
+	}
+}

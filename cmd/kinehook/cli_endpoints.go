@@ -416,26 +416,8 @@ func (f *endpointFlags) headerChange(fl *pflag.FlagSet, u *client.EndpointUpdate
 
 // newEndpointDeleteCmd builds `endpoints delete`.
 func newEndpointDeleteCmd(o *apiOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete ENDPOINT_ID",
-		Short: "Delete an endpoint (its open deliveries become failed)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteEndpoint(cmd.Context(), pid, args[0]); err != nil {
-				return fmt.Errorf("delete endpoint %s: %w", args[0], err)
-			}
-			if o.json {
-				// The API answers 204 No Content: there is no JSON of its own to print.
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"id": args[0], "deleted": true})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted endpoint %s\n", args[0])
-			return nil
-		},
-	}
+	return newRemoveCmd(o, "delete ENDPOINT_ID", "Delete an endpoint (its open deliveries become failed)", "deleted", "endpoint",
+		(*client.Client).DeleteEndpoint, func(id string) any { return map[string]any{"id": id, "deleted": true} })
 }
 
 // newEndpointSecretCmd builds `endpoints secret`.

@@ -117,25 +117,8 @@ func newSourceListCmd(o *apiOptions) *cobra.Command {
 }
 
 func newSourceDeleteCmd(o *apiOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete SOURCE_ID",
-		Short: "Delete an inbox source (its events stay)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteSource(cmd.Context(), pid, args[0]); err != nil {
-				return fmt.Errorf("delete source %s: %w", args[0], err)
-			}
-			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"deleted": args[0]})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted source %s\n", args[0])
-			return nil
-		},
-	}
+	return newRemoveCmd(o, "delete SOURCE_ID", "Delete an inbox source (its events stay)", "deleted", "source",
+		(*client.Client).DeleteSource, func(id string) any { return map[string]any{"deleted": id} })
 }
 
 // stateListFlags are the flags of `media list` and `live list`.

@@ -105,26 +105,8 @@ func newKeyListCmd(o *apiOptions) *cobra.Command {
 
 // newKeyRevokeCmd builds `keys revoke`.
 func newKeyRevokeCmd(o *apiOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke KEY_ID",
-		Short: "Revoke an API key at once (on every instance)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.RevokeKey(cmd.Context(), pid, args[0]); err != nil {
-				return fmt.Errorf("revoke key %s: %w", args[0], err)
-			}
-			if o.json {
-				// The API answers 204 No Content: there is no JSON of its own to print.
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"id": args[0], "revoked": true})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked key %s\n", args[0])
-			return nil
-		},
-	}
+	return newRemoveCmd(o, "revoke KEY_ID", "Revoke an API key at once (on every instance)", "revoked", "key",
+		(*client.Client).RevokeKey, func(id string) any { return map[string]any{"id": id, "revoked": true} })
 }
 
 // stdinIsTerminal reports whether r is an interactive terminal (a variable

@@ -145,23 +145,6 @@ func newPortalListCmd(o *apiOptions) *cobra.Command {
 
 // newPortalRevokeCmd builds `portal revoke`.
 func newPortalRevokeCmd(o *apiOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke SESSION_ID",
-		Short: "End a portal session at once (on every instance within a second)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pid, err := o.setup(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.RevokePortalSession(cmd.Context(), pid, args[0]); err != nil {
-				return fmt.Errorf("revoke portal session %s: %w", args[0], err)
-			}
-			if o.json {
-				return apiPrintJSON(cmd.OutOrStdout(), map[string]any{"id": args[0], "revoked": true})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked portal session %s\n", args[0])
-			return nil
-		},
-	}
+	return newRemoveCmd(o, "revoke SESSION_ID", "End a portal session at once (on every instance within a second)", "revoked", "portal session",
+		(*client.Client).RevokePortalSession, func(id string) any { return map[string]any{"id": id, "revoked": true} })
 }
