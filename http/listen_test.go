@@ -308,3 +308,47 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		}
 	})
 }
+
+// TestListenerHelloFirst: a delivery sent to a connection before its hello
+// (the app attaches the listener, then greets) waits, and the CLI reads the
+// hello first.
+func TestListenerHelloFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conns := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		conns <- c
+		<-ctx.Done()
+	}))
+	defer srv.Close()
+	client, _, err := websocket.Dial(ctx, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseNow()
+	l := &wsListener{c: <-conns, greeted: make(chan struct{})}
+	sent := make(chan error, 1)
+	go func() {
+		sent <- l.Send(ctx, &kinehook.ListenFrame{Type: kinehook.FrameDelivery, ID: "d1", Body: []byte(`{}`)})
+	}()
+	select {
+	case err := <-sent:
+		t.Fatalf("a delivery went out before the hello (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := l.Send(ctx, &kinehook.ListenFrame{Type: kinehook.FrameHello, EndpointID: "ep_1", Secret: "whsec_test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{kinehook.FrameHello, kinehook.FrameDelivery} {
+		if f := readFrame(t, ctx, client); f.Type != want {
+			t.Fatalf("read a %s frame, want %s", f.Type, want)
+		}
+	}
+}
