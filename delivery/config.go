@@ -120,10 +120,11 @@ type Config struct {
 	// takes up to IngestBatch events. With IngestWindow 0 a commit starts as
 	// soon as the writer is free, with the events arriving meanwhile; while
 	// the previous batch held more than one event (concurrent callers), the
-	// committer first lingers adaptiveLinger for more, so that batches, and
-	// the rows per page written, grow with load (a lone request at low load
-	// never waits). With a window, the committer waits up to that long for a
-	// batch to fill.
+	// committer first lingers for more (gather.go: lingerShort after a small
+	// batch, ingestLinger after a busy one), so that batches, and the rows
+	// per page written, grow with load (a lone request at low load never
+	// waits). With a window, the committer waits up to that long for a batch
+	// to fill.
 	IngestBatch  int
 	IngestWindow time.Duration
 	// ResultBatch and ResultWindow shape the batched writes of attempt

@@ -9,29 +9,57 @@ import "time"
 // touches, whatever the number of rows, so on SQLite a batch twice as large
 // writes almost half the WAL bytes per row; the linger is what makes batches
 // grow with load. With a fixed window (Config.IngestWindow, ResultWindow)
-// it always waits that long for a batch to fill. Without one it lingers only
-// while the previous batch held more than one item (callers are then
-// arriving concurrently), so a lone request at low load is committed at once.
+// it always waits that long for a batch to fill. Without one the linger
+// follows the previous batch: none after a batch of one (a lone request at
+// low load is committed at once), lingerShort after a small batch (a burst
+// at low load adds little to its latency), and the gatherer's whole linger
+// after a busy one (callers then arrive fast enough to fill it).
 type gatherer[T any] struct {
 	ch     <-chan T
 	size   func(T) int   // the items a request adds to the batch
 	max    int           // the batch size that ends gathering at once
 	window time.Duration // fixed window; 0: adaptive linger
-	linger time.Duration // the adaptive linger
+	linger time.Duration // the longest adaptive linger
 	prev   int           // the previous batch's size
 	timer  *time.Timer
 }
 
-// adaptiveLinger is how long a busy committer waits for more work. It is
-// short against a commit (about 0.5-1 ms on SQLite under load) and against
-// the 1 ms median latency of a delivery; measured at 32 clients, it cut the
-// WAL bytes written per delivery by a third (docs/performance.md).
-const adaptiveLinger = 250 * time.Microsecond
+// The longest adaptive lingers, of the group commit of new events and of the
+// result writer. On SQLite an event's ingest and result commits wrote 5.0
+// WAL frames (two pwrite calls each) per delivery in batches of 9, and 2.2
+// in batches of 32; at 32 clients the old 250 µs linger left batches of 9
+// (docs/performance.md has the end-to-end figures). The result writer may
+// wait longer: no client waits for it, only a resource's next delivery in
+// order, and only while results arrive in numbers.
+const (
+	ingestLinger = time.Millisecond
+	resultLinger = 2 * time.Millisecond
+)
 
-func newGatherer[T any](ch <-chan T, size func(T) int, max int, window time.Duration) *gatherer[T] {
+// lingerFull is the previous batch's size from which a busy gatherer waits
+// its whole linger; after a smaller one it waits lingerShort.
+const (
+	lingerFull  = 4
+	lingerShort = 250 * time.Microsecond
+)
+
+func newGatherer[T any](ch <-chan T, size func(T) int, max int, window, linger time.Duration) *gatherer[T] {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &gatherer[T]{ch: ch, size: size, max: max, window: window, linger: adaptiveLinger, timer: t}
+	return &gatherer[T]{ch: ch, size: size, max: max, window: window, linger: linger, timer: t}
+}
+
+// wait is how long fill lingers for more once it has taken what is waiting.
+func (g *gatherer[T]) wait() time.Duration {
+	switch {
+	case g.window > 0:
+		return g.window
+	case g.prev <= 1:
+		return 0
+	case g.prev < lingerFull:
+		return min(lingerShort, g.linger)
+	}
+	return g.linger
 }
 
 // fill appends to batch (which holds n items) what is waiting, and what
@@ -39,10 +67,7 @@ func newGatherer[T any](ch <-chan T, size func(T) int, max int, window time.Dura
 // split: the last one may take the batch past max). It returns the batch and
 // false once the channel is closed and drained.
 func (g *gatherer[T]) fill(batch []T, n int) ([]T, bool) {
-	wait := g.window
-	if wait <= 0 && g.prev > 1 {
-		wait = g.linger
-	}
+	wait := g.wait()
 	open := true
 	batch, n, open = g.drain(batch, n)
 	if open && n < g.max && wait > 0 {

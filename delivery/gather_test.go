@@ -24,8 +24,7 @@ func TestGathererLinger(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ch := make(chan int, 10)
-			g := newGatherer(ch, func(int) int { return 1 }, 100, tc.window)
-			g.linger = time.Second // long enough for the late item on a loaded machine
+			g := newGatherer(ch, func(int) int { return 1 }, 100, tc.window, time.Second)
 			g.prev = tc.prev
 			if tc.late {
 				go func() { time.Sleep(20 * time.Millisecond); ch <- 2 }()
@@ -55,7 +54,7 @@ func TestGathererStops(t *testing.T) {
 	for i := range 5 {
 		ch <- i
 	}
-	g := newGatherer(ch, func(v int) int { return 2 }, 5, time.Second)
+	g := newGatherer(ch, func(v int) int { return 2 }, 5, time.Second, 0)
 	start := time.Now()
 	batch, open := g.fill(nil, 0)
 	if !open || len(batch) != 3 {
@@ -68,5 +67,35 @@ func TestGathererStops(t *testing.T) {
 	batch, open = g.fill(nil, 0)
 	if open || len(batch) != 2 {
 		t.Fatalf("batch %v open %v, want the 2 left and closed", batch, open)
+	}
+}
+
+// TestGathererWait checks how long a gatherer lingers after each kind of
+// batch: not at all after a lone item, lingerShort after a small batch, its
+// whole linger after a busy one, and always the fixed window when set.
+func TestGathererWait(t *testing.T) {
+	tests := []struct {
+		name   string
+		window time.Duration
+		linger time.Duration
+		prev   int
+		want   time.Duration
+	}{
+		{name: "first batch", linger: ingestLinger, prev: 0, want: 0},
+		{name: "after a lone item", linger: ingestLinger, prev: 1, want: 0},
+		{name: "after a small batch", linger: ingestLinger, prev: lingerFull - 1, want: lingerShort},
+		{name: "after a busy batch", linger: ingestLinger, prev: lingerFull, want: ingestLinger},
+		{name: "result writer, busy", linger: resultLinger, prev: 50, want: resultLinger},
+		{name: "linger shorter than lingerShort", linger: 100 * time.Microsecond, prev: 2, want: 100 * time.Microsecond},
+		{name: "fixed window wins", window: 5 * time.Millisecond, linger: ingestLinger, prev: 1, want: 5 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGatherer(make(chan int), func(int) int { return 1 }, 100, tc.window, tc.linger)
+			g.prev = tc.prev
+			if got := g.wait(); got != tc.want {
+				t.Fatalf("wait() = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
