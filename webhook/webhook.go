@@ -73,6 +73,10 @@ func New(o Options) *Transport {
 // classifies the answer: 2xx success, 410 gone, 429/503 with Retry-After
 // back off, 3xx (not followed) and every other status failure.
 func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Result {
+	// The attempt's clock starts with Send, as its deadline did: a timed-out
+	// attempt then records about the endpoint's timeout, even when building
+	// the request waited for the CPU.
+	start := time.Now()
 	ep := m.Endpoint
 	h := http.Header(delivery.RequestHeaders(t.userAgent, m))
 	out := delivery.Result{Headers: delivery.RecordedHeaders(h, ep.Headers)}
@@ -82,7 +86,6 @@ func (t *Transport) Send(ctx context.Context, m delivery.Message) delivery.Resul
 		return out
 	}
 	req.Header = h
-	start := time.Now()
 	resp, err := t.rt.RoundTrip(req)
 	var retryAfter string
 	if err == nil {
