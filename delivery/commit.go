@@ -27,7 +27,7 @@ var ingestReqPool = sync.Pool{New: func() any { return &ingestReq{done: make(cha
 func (e *Engine) committer() {
 	defer e.bg.Done()
 	defer close(e.ingestEnd)
-	g := newGatherer(e.ingestCh, func(r *ingestReq) int { return len(r.evs) }, e.cfg.IngestBatch, e.cfg.IngestWindow, ingestLinger)
+	g := newGatherer(e.ingestCh, func(r *ingestReq) int { return len(r.evs) }, e.cfg.IngestBatch, e.cfg.IngestWindow, e.cfg.IngestLinger)
 	batch := make([]*ingestReq, 0, e.cfg.IngestBatch)
 	events := make([]*kinehook.Event, 0, e.cfg.IngestBatch)
 	for {

@@ -11,7 +11,7 @@ import "time"
 // grow with load. With a fixed window (Config.IngestWindow, ResultWindow)
 // it always waits that long for a batch to fill. Without one the linger
 // follows the previous batch: none after a batch of one (a lone request at
-// low load is committed at once), lingerShort after a small batch (a burst
+// low load is committed at once), ShortLinger after a small batch (a burst
 // at low load adds little to its latency), and the gatherer's whole linger
 // after a busy one (callers then arrive fast enough to fill it).
 type gatherer[T any] struct {
@@ -24,24 +24,12 @@ type gatherer[T any] struct {
 	timer  *time.Timer
 }
 
-// The longest adaptive lingers, of the group commit of new events and of the
-// result writer. On SQLite an event's ingest and result commits wrote 5.0
-// WAL frames (two pwrite calls each) per delivery in batches of 9, and 2.2
-// in batches of 32; at 32 clients the old 250 µs linger left batches of 9
-// (docs/performance.md has the end-to-end figures). The result writer may
-// wait longer: no client waits for it, only a resource's next delivery in
-// order, and only while results arrive in numbers.
-const (
-	ingestLinger = time.Millisecond
-	resultLinger = 2 * time.Millisecond
-)
-
 // lingerFull is the previous batch's size from which a busy gatherer waits
-// its whole linger; after a smaller one it waits lingerShort.
-const (
-	lingerFull  = 4
-	lingerShort = 250 * time.Microsecond
-)
+// its whole linger (Config.IngestLinger, ResultLinger); after a smaller one
+// it waits ShortLinger. On SQLite an event's ingest and result commits wrote
+// 5.0 WAL frames (two pwrite calls each) per delivery in batches of 9, and
+// 2.2 in batches of 32; at 32 clients a 250 µs linger left batches of 9.
+const lingerFull = 4
 
 func newGatherer[T any](ch <-chan T, size func(T) int, max int, window, linger time.Duration) *gatherer[T] {
 	t := time.NewTimer(time.Hour)
@@ -57,7 +45,7 @@ func (g *gatherer[T]) wait() time.Duration {
 	case g.prev <= 1:
 		return 0
 	case g.prev < lingerFull:
-		return min(lingerShort, g.linger)
+		return min(ShortLinger, g.linger)
 	}
 	return g.linger
 }

@@ -71,7 +71,7 @@ func TestGathererStops(t *testing.T) {
 }
 
 // TestGathererWait checks how long a gatherer lingers after each kind of
-// batch: not at all after a lone item, lingerShort after a small batch, its
+// batch: not at all after a lone item, ShortLinger after a small batch, its
 // whole linger after a busy one, and always the fixed window when set.
 func TestGathererWait(t *testing.T) {
 	tests := []struct {
@@ -81,13 +81,13 @@ func TestGathererWait(t *testing.T) {
 		prev   int
 		want   time.Duration
 	}{
-		{name: "first batch", linger: ingestLinger, prev: 0, want: 0},
-		{name: "after a lone item", linger: ingestLinger, prev: 1, want: 0},
-		{name: "after a small batch", linger: ingestLinger, prev: lingerFull - 1, want: lingerShort},
-		{name: "after a busy batch", linger: ingestLinger, prev: lingerFull, want: ingestLinger},
-		{name: "result writer, busy", linger: resultLinger, prev: 50, want: resultLinger},
-		{name: "linger shorter than lingerShort", linger: 100 * time.Microsecond, prev: 2, want: 100 * time.Microsecond},
-		{name: "fixed window wins", window: 5 * time.Millisecond, linger: ingestLinger, prev: 1, want: 5 * time.Millisecond},
+		{name: "first batch", linger: DefaultIngestLinger, prev: 0, want: 0},
+		{name: "after a lone item", linger: DefaultIngestLinger, prev: 1, want: 0},
+		{name: "after a small batch", linger: DefaultIngestLinger, prev: lingerFull - 1, want: ShortLinger},
+		{name: "after a busy batch", linger: DefaultIngestLinger, prev: lingerFull, want: DefaultIngestLinger},
+		{name: "result writer, busy", linger: DefaultResultLinger, prev: 50, want: DefaultResultLinger},
+		{name: "linger shorter than ShortLinger", linger: 100 * time.Microsecond, prev: 2, want: 100 * time.Microsecond},
+		{name: "fixed window wins", window: 5 * time.Millisecond, linger: DefaultIngestLinger, prev: 1, want: 5 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,5 +97,18 @@ func TestGathererWait(t *testing.T) {
 				t.Fatalf("wait() = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLingerDefaults: a zero Config gets the long lingers made for SQLite;
+// a set one (PostgreSQL's ShortLinger) is kept.
+func TestLingerDefaults(t *testing.T) {
+	c := (&Config{}).withDefaults()
+	if c.IngestLinger != DefaultIngestLinger || c.ResultLinger != DefaultResultLinger {
+		t.Errorf("defaults %v, %v; want %v, %v", c.IngestLinger, c.ResultLinger, DefaultIngestLinger, DefaultResultLinger)
+	}
+	c = (&Config{IngestLinger: ShortLinger, ResultLinger: ShortLinger}).withDefaults()
+	if c.IngestLinger != ShortLinger || c.ResultLinger != ShortLinger {
+		t.Errorf("set lingers became %v, %v", c.IngestLinger, c.ResultLinger)
 	}
 }

@@ -18,7 +18,7 @@ type pendingResult struct {
 func (e *Engine) writer() {
 	defer e.bg.Done()
 	defer close(e.writerEnd)
-	g := newGatherer(e.resultCh, func(pendingResult) int { return 1 }, e.cfg.ResultBatch, e.cfg.ResultWindow, resultLinger)
+	g := newGatherer(e.resultCh, func(pendingResult) int { return 1 }, e.cfg.ResultBatch, e.cfg.ResultWindow, e.cfg.ResultLinger)
 	batch := make([]pendingResult, 0, e.cfg.ResultBatch)
 	results := make([]kinehook.AttemptResult, 0, e.cfg.ResultBatch)
 	for {

@@ -520,6 +520,18 @@ func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
 	return memLimit
 }
 
+// commitLingers are the engine's longest waits for fuller batches under
+// load (0: the engine's defaults, which suit the embedded store, whose
+// commits cost CPU per page written). PostgreSQL's commits wait on the
+// network and the disk instead, and there a longer wait only stretches each
+// commit cycle: it gets delivery.ShortLinger.
+func commitLingers(o *serveOptions) (ingest, result time.Duration) {
+	if o.database != "" {
+		return delivery.ShortLinger, delivery.ShortLinger
+	}
+	return 0, 0
+}
+
 // startServeEngine builds the delivery engine with the HTTP transport and
 // the destinations' and starts it on its own context: SIGTERM stops it
 // through Shutdown, which closes the destinations' connections.
@@ -528,6 +540,7 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 	web := webhook.New(webhook.Options{Client: deliveryClient(o, flags.cidrs, maxInFlight)})
 	transports := destinationTransports(web, dests)
 	transports[kinehook.EndpointCLI] = hub
+	ingestLinger, resultLinger := commitLingers(o)
 	engine, err := delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,
@@ -540,6 +553,8 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 		Logger:           flags.log,
 		Observer:         metrics,
 		Tracer:           tracer,
+		IngestLinger:     ingestLinger,
+		ResultLinger:     resultLinger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)

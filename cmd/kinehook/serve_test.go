@@ -347,3 +347,24 @@ func TestSetGCPercent(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitLingers: the embedded store keeps the engine's long lingers
+// (0: its defaults); PostgreSQL gets the short one for both writers.
+func TestCommitLingers(t *testing.T) {
+	tests := []struct {
+		name           string
+		database       string
+		ingest, result time.Duration
+	}{
+		{"embedded store", "", 0, 0},
+		{"postgres", "postgres://postgres@127.0.0.1:5432/kinehook", delivery.ShortLinger, delivery.ShortLinger},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ingest, result := commitLingers(&serveOptions{database: tc.database})
+			if ingest != tc.ingest || result != tc.result {
+				t.Errorf("lingers %v, %v; want %v, %v", ingest, result, tc.ingest, tc.result)
+			}
+		})
+	}
+}
