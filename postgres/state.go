@@ -97,6 +97,10 @@ func (s *Store) prepareState(ctx context.Context, tx pgx.Tx, in *ingest) error {
 	slices.Sort(locks)
 	locks = slices.Compact(locks)
 	var b pgx.Batch
+	// The reads below take lists of keys: planned for them each time (see
+	// customPlan), not by a generic plan cached while the tables were small,
+	// which then scanned resource_state on every commit as it grew.
+	b.Queue(customPlans)
 	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, locks)
 	if len(iKeys) > 0 {
 		srcs, res := make([]string, len(iKeys)), make([][]byte, len(iKeys))
@@ -126,8 +130,10 @@ func (s *Store) prepareState(ctx context.Context, tx pgx.Tx, in *ingest) error {
 }
 
 func readPrepared(br pgx.BatchResults, st *ingestState, inbox, state bool) error {
-	if _, err := br.Exec(); err != nil {
-		return err
+	for range 2 { // customPlans, then the locks
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 	}
 	st.stored = map[inboxKey]inboxLatest{}
 	if inbox {
