@@ -71,6 +71,7 @@ func (s *Store) IngestEvents(ctx context.Context, events []*kinehook.Event) ([]k
 	if err := tx.Commit(ctx); err != nil {
 		return nil, wrap("ingest: commit", err)
 	}
+	s.analyzeWhenGrown(len(in.evs))
 	return in.results, nil
 }
 

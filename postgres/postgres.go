@@ -62,6 +62,14 @@ type Store struct {
 	// news, set while a cluster coordinator runs on a Driver of this
 	// store, makes each ingest announce its deliveries in its commit.
 	news atomic.Pointer[ingestNews]
+
+	// The first analyze of a fresh database's ingest tables (analyze.go).
+	ingested       atomic.Int64
+	analyzeStarted atomic.Bool
+	// bg runs work of the store's own, bgCtx ends it at Close.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 var _ kinehook.Store = (*Store)(nil)
@@ -112,9 +120,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
 	s := &Store{pool: pool, box: opts.SecretBox, log: log, cfg: cfg}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.health = storehealth.New(storehealth.Config{Name: "postgres", Classify: classify, Probe: s.probe, Logger: log})
 	n, err := s.sealLegacy(ctx)
 	if err != nil {
+		s.bgCancel()
 		pool.Close()
 		return nil, err
 	}
@@ -158,6 +168,8 @@ func (s *Store) Close() error {
 	for _, d := range drivers {
 		_ = d.Close()
 	}
+	s.bgCancel()
+	s.bg.Wait()
 	s.health.Close()
 	s.pool.Close()
 	return nil
