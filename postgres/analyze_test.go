@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/storetest"
 )
 
@@ -19,19 +16,13 @@ import (
 // then goes through the primary key, not resource_state_status (which scans
 // every video of the project for each key).
 func TestFirstAnalyze(t *testing.T) {
-	requirePG(t)
 	ctx := t.Context()
-	dsn := pgtest.New(t)
+	dsn, conn := freshDB(t)
 	s, err := Open(ctx, dsn, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, `ALTER TABLE resource_state SET (autovacuum_enabled = false)`); err != nil {
 		t.Fatal(err)
 	}

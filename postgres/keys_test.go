@@ -1,12 +1,9 @@
 package postgres
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/internal/pgtest"
@@ -17,14 +14,8 @@ import (
 // projects.api_key_hash): each project's key becomes its first API key,
 // "default" with scope full, and the old column is gone.
 func TestKeysMigrated(t *testing.T) {
-	requirePG(t)
 	ctx := t.Context()
-	dsn := pgtest.New(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	dsn, conn := freshDB(t)
 	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)

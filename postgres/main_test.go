@@ -67,3 +67,18 @@ func openTestStore(t testing.TB, opts Options) *Store {
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
+
+// freshDB returns the URL of a fresh, empty database of its own (dropped
+// when t ends) and a connection to it, for tests that set a database up by
+// hand: an older schema, or settings of their own.
+func freshDB(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	requirePG(t)
+	dsn := pgtest.New(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return dsn, conn
+}

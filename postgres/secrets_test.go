@@ -2,16 +2,12 @@ package postgres
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/kinehook/kinehook"
-	"github.com/kinehook/kinehook/internal/pgtest"
 	"github.com/kinehook/kinehook/storetest"
 )
 
@@ -20,20 +16,14 @@ import (
 // recording a custom header's value. After Open, the raw rows hold neither,
 // the endpoint reads back whole, and attempts hold the masked value.
 func TestSealsRowsOfSchema2(t *testing.T) {
-	requirePG(t)
 	ctx := t.Context()
-	dsn := pgtest.New(t)
+	dsn, conn := freshDB(t)
 	box := storetest.NewTestSecretBox(t)
 	const (
 		login  = "legacy-login-7f3a9c"
 		token  = "Bearer legacy-token-5e8d21b4"
 		apiKey = "legacy-key-0123456789abcdef"
 	)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
