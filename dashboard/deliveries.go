@@ -31,7 +31,7 @@ type deliveryLog struct {
 	Status, Event, Resource, Endpoint string
 	Types                             []kinehook.EventType
 	Statuses                          []kinehook.DeliveryStatus
-	Endpoints                         []*kinehook.Endpoint
+	Endpoints                         []endpointChoice
 	Rows                              []deliveryRow
 	NextURL, FirstURL                 string
 	Paged                             bool
@@ -44,6 +44,13 @@ type deliveryLog struct {
 	// Portal: the customer portal's log (a retry button per row instead
 	// of the event page's details).
 	Portal bool
+}
+
+// endpointChoice is an endpoint (nil when deleted) with its Target, the
+// name people read for it: its URL, or its destination's summary.
+type endpointChoice struct {
+	E      *kinehook.Endpoint
+	Target string
 }
 
 // deliveryRow is one delivery of the log, with its endpoint (nil when deleted).
@@ -108,7 +115,9 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 		if err != nil {
 			return nil, fmt.Errorf("list endpoints: %w", err)
 		}
-		l.Endpoints = eps
+		for _, e := range eps {
+			l.Endpoints = append(l.Endpoints, h.choice(e))
+		}
 		l.RetryURL = rc.base + "/deliveries/retry"
 	} else {
 		l.RetryURL = rc.base + "/endpoints/" + eid + "/deliveries/retry"
@@ -131,20 +140,22 @@ func (h *Handler) loadDeliveryLog(ctx context.Context, rc *reqCtx, q url.Values,
 	case err != nil:
 		return nil, err
 	}
-	endpoints := map[string]*kinehook.Endpoint{}
-	for _, e := range l.Endpoints {
-		endpoints[e.ID] = e
+	// Each endpoint is looked up and named once, however many rows it has.
+	known := map[string]endpointChoice{}
+	for _, c := range l.Endpoints {
+		known[c.E.ID] = c
 	}
 	for _, d := range ds {
-		e, seen := endpoints[d.EndpointID]
+		c, seen := known[d.EndpointID]
 		if !seen {
-			e, err = h.app.GetEndpoint(ctx, rc.project.ID, d.EndpointID)
+			e, err := h.app.GetEndpoint(ctx, rc.project.ID, d.EndpointID)
 			if err != nil && kinehook.ErrorCode(err) != kinehook.ENOTFOUND {
 				return nil, fmt.Errorf("get endpoint: %w", err)
 			}
-			endpoints[d.EndpointID] = e
+			c = h.choice(e)
+			known[d.EndpointID] = c
 		}
-		l.Rows = append(l.Rows, deliveryRow{D: d, Endpoint: e, Target: h.target(e)})
+		l.Rows = append(l.Rows, deliveryRow{D: d, Endpoint: c.E, Target: c.Target})
 	}
 	if next != "" {
 		l.NextURL = action + l.query(next)

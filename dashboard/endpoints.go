@@ -746,12 +746,12 @@ func (h *Handler) endpointDelete(w http.ResponseWriter, r *http.Request, rc *req
 // urlQueryEscape escapes s for a query value.
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
-// target is where an endpoint delivers, for people: its URL, or its
-// destination's summary (a NATS subject, a listening CLI); "" when the
-// endpoint is gone.
-func (h *Handler) target(e *kinehook.Endpoint) string {
+// choice pairs an endpoint with where it delivers, for people: its URL, or
+// its destination's summary (a NATS subject, a listening CLI); no target
+// when the endpoint is gone (nil).
+func (h *Handler) choice(e *kinehook.Endpoint) endpointChoice {
 	if e == nil {
-		return ""
+		return endpointChoice{}
 	}
-	return h.app.DestinationSummary(e)
+	return endpointChoice{E: e, Target: h.app.DestinationSummary(e)}
 }

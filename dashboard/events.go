@@ -236,7 +236,7 @@ func (h *Handler) eventShow(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 			h.internalError(w, r, fmt.Errorf("list attempts: %w", err))
 			return
 		}
-		page.Deliveries = append(page.Deliveries, deliveryView{D: d, Endpoint: e, Target: h.target(e), Attempts: attemptViews(as)})
+		page.Deliveries = append(page.Deliveries, deliveryView{D: d, Endpoint: e, Target: h.choice(e).Target, Attempts: attemptViews(as)})
 	}
 	h.render(w, r, http.StatusOK, "event", &pageData{Session: rc.s, Title: "Event " + ev.ID, Project: rc.project, Base: rc.base,
 		Nav: "events", LiveSrc: live, Page: page})
