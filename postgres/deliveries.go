@@ -97,6 +97,10 @@ const customPlan = pgx.QueryExecModeExec
 // customPlans does the same for every statement after it in a transaction.
 const customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
 
+// cachedPlans ends customPlans: the statements after it in the transaction
+// use the server's setting again (cached plans once they prove as good).
+const cachedPlans = `SET LOCAL plan_cache_mode = DEFAULT`
+
 // GetDelivery returns a delivery of the project, or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*kinehook.Delivery, error) {
 	d, err := scanTracedDelivery(s.pool.QueryRow(ctx, tracedDeliveries+`WHERE d.id = $1 AND d.project_id = $2`, id, projectID))

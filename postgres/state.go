@@ -97,11 +97,12 @@ func (s *Store) prepareState(ctx context.Context, tx pgx.Tx, in *ingest) error {
 	slices.Sort(locks)
 	locks = slices.Compact(locks)
 	var b pgx.Batch
+	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, locks)
 	// The reads below take lists of keys: planned for them each time (see
 	// customPlan), not by a generic plan cached while the tables were small,
-	// which then scanned resource_state on every commit as it grew.
+	// which then scanned resource_state on every commit as it grew. Only
+	// they: the inserts after them keep their cached plans (cachedPlans).
 	b.Queue(customPlans)
-	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, locks)
 	if len(iKeys) > 0 {
 		srcs, res := make([]string, len(iKeys)), make([][]byte, len(iKeys))
 		for j, k := range iKeys {
@@ -118,6 +119,7 @@ func (s *Store) prepareState(ctx context.Context, tx pgx.Tx, in *ingest) error {
 		b.Queue(`SELECT `+stateCols+` FROM resource_state
 			WHERE (project_id, kind, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`, pids, kinds, ids)
 	}
+	b.Queue(cachedPlans)
 	br := tx.SendBatch(ctx, &b)
 	err := readPrepared(br, st, len(iKeys) > 0, len(sKeys) > 0)
 	if cerr := br.Close(); err == nil {
@@ -130,7 +132,7 @@ func (s *Store) prepareState(ctx context.Context, tx pgx.Tx, in *ingest) error {
 }
 
 func readPrepared(br pgx.BatchResults, st *ingestState, inbox, state bool) error {
-	for range 2 { // customPlans, then the locks
+	for range 2 { // the locks, then customPlans
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
@@ -180,7 +182,8 @@ func readPrepared(br pgx.BatchResults, st *ingestState, inbox, state bool) error
 			return err
 		}
 	}
-	return nil
+	_, err := br.Exec() // cachedPlans
+	return err
 }
 
 // inboxRetries answers an event whose body equals the latest one accepted

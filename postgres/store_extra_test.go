@@ -278,4 +278,12 @@ func TestStateReadCustomPlans(t *testing.T) {
 	if generic != 0 || custom < n {
 		t.Errorf("the state read ran %d generic and %d custom plans, want 0 and %d", generic, custom, n)
 	}
+	// Only the reads: the inserts after them may use their cached plans.
+	if err := s.pool.QueryRow(t.Context(), `SELECT COALESCE(sum(generic_plans), 0), COALESCE(sum(custom_plans), 0)
+		FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO deliveries%'`).Scan(&generic, &custom); err != nil {
+		t.Fatal(err)
+	}
+	if generic == 0 {
+		t.Errorf("the deliveries insert ran %d custom plans and no generic one: custom plans outlived the reads", custom)
+	}
 }
