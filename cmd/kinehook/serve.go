@@ -35,6 +35,7 @@ import (
 	"github.com/kinehook/kinehook/internal/memlimit"
 	"github.com/kinehook/kinehook/internal/netguard"
 	"github.com/kinehook/kinehook/internal/secretbox"
+	"github.com/kinehook/kinehook/postgres"
 	"github.com/kinehook/kinehook/prometheus"
 	"github.com/kinehook/kinehook/relay"
 	"github.com/kinehook/kinehook/retention"
@@ -521,12 +522,12 @@ func softMemoryLimit(ctx context.Context, memLimit int64) int64 {
 }
 
 // commitLingers are the engine's longest waits for fuller batches under
-// load (0: the engine's defaults, which suit the embedded store, whose
-// commits cost CPU per page written). PostgreSQL's commits wait on the
-// network and the disk instead, and there a longer wait only stretches each
-// commit cycle: it gets delivery.ShortLinger.
-func commitLingers(o *serveOptions) (ingest, result time.Duration) {
-	if o.database != "" {
+// load, by the store opened (0: the engine's defaults, which suit the
+// embedded store, whose commits cost CPU per page written). PostgreSQL's
+// commits wait on the network and the disk instead, and there a longer wait
+// only stretches each commit cycle: it gets delivery.ShortLinger.
+func commitLingers(st kinehook.Store) (ingest, result time.Duration) {
+	if _, ok := st.(*postgres.Store); ok {
 		return delivery.ShortLinger, delivery.ShortLinger
 	}
 	return 0, 0
@@ -540,7 +541,7 @@ func startServeEngine(ctx context.Context, o *serveOptions, flags *serveFlags, s
 	web := webhook.New(webhook.Options{Client: deliveryClient(o, flags.cidrs, maxInFlight)})
 	transports := destinationTransports(web, dests)
 	transports[kinehook.EndpointCLI] = hub
-	ingestLinger, resultLinger := commitLingers(o)
+	ingestLinger, resultLinger := commitLingers(st)
 	engine, err := delivery.New(delivery.Config{
 		Store:            st,
 		MaxInFlight:      maxInFlight,

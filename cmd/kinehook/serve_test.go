@@ -17,6 +17,8 @@ import (
 
 	"github.com/kinehook/kinehook"
 	"github.com/kinehook/kinehook/delivery"
+	"github.com/kinehook/kinehook/internal/pgtest"
+	"github.com/kinehook/kinehook/postgres"
 	"github.com/kinehook/kinehook/sqlite"
 )
 
@@ -348,20 +350,31 @@ func TestSetGCPercent(t *testing.T) {
 	}
 }
 
-// TestCommitLingers: the embedded store keeps the engine's long lingers
-// (0: its defaults); PostgreSQL gets the short one for both writers.
+// TestCommitLingers: the lingers follow the store opened, real ones of
+// each kind: the embedded store keeps the engine's long lingers (0: its
+// defaults); PostgreSQL gets the short one for both writers.
 func TestCommitLingers(t *testing.T) {
+	lite, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "k.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lite.Close() })
+	pg, err := postgres.Open(t.Context(), pgtest.New(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
 	tests := []struct {
 		name           string
-		database       string
+		st             kinehook.Store
 		ingest, result time.Duration
 	}{
-		{"embedded store", "", 0, 0},
-		{"postgres", "postgres://postgres@127.0.0.1:5432/kinehook", delivery.ShortLinger, delivery.ShortLinger},
+		{"embedded store", lite, 0, 0},
+		{"postgres", pg, delivery.ShortLinger, delivery.ShortLinger},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ingest, result := commitLingers(&serveOptions{database: tc.database})
+			ingest, result := commitLingers(tc.st)
 			if ingest != tc.ingest || result != tc.result {
 				t.Errorf("lingers %v, %v; want %v, %v", ingest, result, tc.ingest, tc.result)
 			}
