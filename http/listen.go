@@ -79,7 +79,7 @@ func (s *Server) listen(w nethttp.ResponseWriter, r *nethttp.Request, p *app.Pri
 func (s *Server) serveListener(parent context.Context, c *websocket.Conn, lst *app.Listening) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	l := &wsListener{c: c, greeted: make(chan struct{})}
+	l := newWSListener(c)
 	done := make(chan error, 1)
 	go func() { done <- s.app.ServeListener(ctx, lst, l) }()
 	go func() {
@@ -142,10 +142,16 @@ func (s *Server) serveListener(parent context.Context, c *websocket.Conn, lst *a
 type wsListener struct {
 	c    *websocket.Conn
 	once sync.Once
-	// greeted is closed once the hello is written. The app attaches the
-	// listener before it sends the hello, so a delivery can come first: it
-	// waits here, since the CLI expects the hello before anything else.
+	// greeted is closed once the hello is written (greet: a second hello
+	// must not close it twice). The app attaches the listener before it
+	// sends the hello, so a delivery can come first: it waits here, since
+	// the CLI expects the hello before anything else.
 	greeted chan struct{}
+	greet   sync.Once
+}
+
+func newWSListener(c *websocket.Conn) *wsListener {
+	return &wsListener{c: c, greeted: make(chan struct{})}
 }
 
 // Send writes one frame as a JSON text message.
@@ -166,7 +172,7 @@ func (l *wsListener) Send(ctx context.Context, f *kinehook.ListenFrame) error {
 		return err
 	}
 	if hello {
-		close(l.greeted)
+		l.greet.Do(func() { close(l.greeted) })
 	}
 	return nil
 }

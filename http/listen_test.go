@@ -330,7 +330,7 @@ func TestListenerHelloFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.CloseNow()
-	l := &wsListener{c: <-conns, greeted: make(chan struct{})}
+	l := newWSListener(<-conns)
 	sent := make(chan error, 1)
 	go func() {
 		sent <- l.Send(ctx, &kinehook.ListenFrame{Type: kinehook.FrameDelivery, ID: "d1", Body: []byte(`{}`)})
@@ -346,7 +346,12 @@ func TestListenerHelloFirst(t *testing.T) {
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{kinehook.FrameHello, kinehook.FrameDelivery} {
+	// A second hello (the app sends one; this is the listener's own guard)
+	// is written, not a panic on the closed gate.
+	if err := l.Send(ctx, &kinehook.ListenFrame{Type: kinehook.FrameHello, EndpointID: "ep_1", Secret: "whsec_test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{kinehook.FrameHello, kinehook.FrameDelivery, kinehook.FrameHello} {
 		if f := readFrame(t, ctx, client); f.Type != want {
 			t.Fatalf("read a %s frame, want %s", f.Type, want)
 		}
